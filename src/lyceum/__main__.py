@@ -1,0 +1,3 @@
+from lyceum.cli import main
+
+main()

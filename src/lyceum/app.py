@@ -1,0 +1,132 @@
+"""create_app(): the ASGI application with its lifespan, middleware and routers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from lyceum import __version__
+from lyceum.config import Settings, get_settings
+from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
+from lyceum.kit.jobs import run_worker
+from lyceum.kit.logging import configure_logging
+from lyceum.kit.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from lyceum.kit.runtime import Runtime
+from lyceum.system.endpoints import router as system_router
+
+logger = structlog.get_logger("lyceum.app")
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Lyceum is an AI tutor and learning platform backend.
+
+* Every API route lives under `/api/v1`; ids are UUIDs and times are UTC ISO-8601.
+* Every error is an RFC 9457 `application/problem+json` document with a stable `type`;
+  validation errors list each offending field under `errors`.
+* Every list answers with the same envelope: the list under `items`, with `total`.
+"""
+
+TAGS = [
+    {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _init_sentry(settings: Settings) -> None:
+    if settings.sentry_dsn is None:
+        return
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.environment.value,
+        release=f"lyceum@{__version__}",
+        traces_sample_rate=0.0,
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With `runtime` given (tests, benchmarks) the caller owns it;
+    otherwise the lifespan starts one, and in embedded mode an in-process worker."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    _init_sentry(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        owned = await Runtime.start(settings)
+        app.state.runtime = owned
+        if owned.embedded is not None and settings.embedded_worker:
+            owned.tasks.append(
+                asyncio.create_task(
+                    run_worker(
+                        name="embedded",
+                        concurrency=settings.worker_concurrency,
+                        install_signal_handlers=False,
+                    ),
+                    name="embedded-worker",
+                )
+            )
+        logger.info(
+            "lyceum_started",
+            version=__version__,
+            environment=settings.environment.value,
+            database="embedded" if owned.embedded else "external",
+            cache=owned.cache.backend,
+            in_process_worker=bool(owned.tasks),
+        )
+        try:
+            yield
+        finally:
+            await owned.stop()
+
+    app = FastAPI(
+        title="Lyceum API",
+        version=__version__,
+        summary="AI tutor and learning platform backend",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        debug=settings.debug,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    if runtime is not None:
+        app.state.runtime = runtime
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    app.include_router(system_router, responses=PROBLEM_RESPONSES)
+    app.include_router(api)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(RequestContextMiddleware)
+    return app

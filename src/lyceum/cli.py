@@ -1,0 +1,169 @@
+"""The `lyceum` command: serve, worker, migrate, send-test-mail."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Annotated
+
+import typer
+from alembic import command
+from alembic.script import ScriptDirectory
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from lyceum.config import Settings, SettingsError, load_settings
+from lyceum.kit.db import MIGRATIONS_DIR, Database, alembic_config, migration_state
+
+cli = typer.Typer(help="Lyceum: AI tutor and learning platform backend.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+
+
+def _pending_revisions(database_url: str) -> list[str]:
+    async def current() -> set[str]:
+        database = Database(database_url, pool_size=1, max_overflow=0)
+        try:
+            return (await migration_state(database.engine)).current
+        finally:
+            await database.dispose()
+
+    applied = asyncio.run(current())
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    pending = []
+    for revision in script.walk_revisions():  # newest first
+        if revision.revision in applied:
+            break
+        pending.append(revision.revision)
+    return list(reversed(pending))
+
+
+def migrate_with_progress(database_url: str) -> int:
+    pending = _pending_revisions(database_url)
+    config = alembic_config(database_url)
+    with Progress(
+        TextColumn("[bold]migrating[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("", total=len(pending) or 1)
+        for revision in pending:
+            progress.update(task, description=revision)
+            command.upgrade(config, revision)
+            progress.advance(task)
+        if not pending:
+            progress.update(task, description="already at head", completed=1)
+    return len(pending)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every pending database migration (alembic upgrade head)."""
+    from lyceum.kit.runtime import resolve_database_url
+
+    settings = _settings()
+    with console.status("starting the database"):
+        database_url, embedded = resolve_database_url(settings)
+    try:
+        applied = migrate_with_progress(database_url)
+        console.print(f"[green]database is current[/green] ({applied} migration(s) applied)")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-* from the load balancer.")
+    ] = False,
+) -> None:
+    """Run the HTTP API. Without DATABASE_URL: embedded PostgreSQL (migrated on start)
+    and an in-process job worker."""
+    import uvicorn
+
+    from lyceum.app import create_app
+    from lyceum.kit.runtime import resolve_database_url
+
+    settings = _settings()
+    if settings.embedded_database:
+        # Start and migrate before uvicorn, with progress, so the first request is fast.
+        with console.status("starting embedded PostgreSQL"):
+            database_url, _ = resolve_database_url(settings)
+        migrate_with_progress(database_url)
+    settings.secret_key_value()
+    console.print(f"Lyceum on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=proxy_headers,
+        server_header=False,
+    )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 4,
+    name: Annotated[str | None, typer.Option(help="Worker name in logs.")] = None,
+) -> None:
+    """Run a standalone job worker (several may run on several machines)."""
+    from lyceum.kit.jobs import close_jobs, open_jobs, run_worker
+    from lyceum.kit.logging import configure_logging
+    from lyceum.kit.runtime import resolve_database_url
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    database_url, embedded = resolve_database_url(settings)
+    worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
+
+    async def run() -> None:
+        database = Database(database_url, pool_size=1, max_overflow=0)
+        try:
+            state = await migration_state(database.engine)
+        finally:
+            await database.dispose()
+        if not state.up_to_date:
+            console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
+            raise typer.Exit(code=1)
+        pool = await open_jobs(database_url, max_size=concurrency + 2)
+        try:
+            await run_worker(name=worker_name, concurrency=concurrency)
+        finally:
+            await close_jobs(pool)
+
+    try:
+        asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command("send-test-mail")
+def send_test_mail(
+    to: Annotated[str, typer.Option(help="Recipient address.")],
+    note: Annotated[str, typer.Option(help="A line added to the message.")] = "",
+) -> None:
+    """Render and send the `test_message` mail now, to check SMTP (or the outbox)."""
+    from lyceum.kit.mail import send_templated
+
+    _settings()
+    destination = asyncio.run(send_templated("test_message", to, {"note": note}))
+    console.print(f"[green]sent[/green] to {to} via {destination}")
+
+
+def main() -> None:
+    cli()

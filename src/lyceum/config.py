@@ -1,0 +1,213 @@
+"""Settings: one validated instance, read from the environment and `.env`.
+
+Every variable is documented in `.env.example`. Invalid values stop the process at
+start with a message naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET_FILE = "secret_key"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class AIProvider(StrEnum):
+    claude = "claude"
+    openai = "openai"
+    openai_compatible = "openai-compatible"
+    offline = "offline"
+
+
+class StorageBackend(StrEnum):
+    local = "local"
+    s3 = "s3"
+
+
+class SettingsError(Exception):
+    """Raised when the environment does not describe a valid configuration."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Environment = Environment.development
+    debug: bool = False
+    secret_key: SecretStr | None = None
+    public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_request_body_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
+
+    lyceum_data_dir: Path = Path("./.lyceum")
+    database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    redis_url: str | None = None
+
+    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
+
+    ai_provider: AIProvider = AIProvider.claude
+    ai_api_key: SecretStr | None = None
+    ai_model: str | None = None
+    ai_base_url: AnyHttpUrl | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    mail_from: str = "Lyceum <no-reply@lyceum.local>"
+
+    storage_backend: StorageBackend = StorageBackend.local
+    storage_local_path: Path | None = None
+    storage_s3_bucket: str | None = None
+    storage_s3_endpoint_url: AnyHttpUrl | None = None
+    storage_s3_region: str = "us-east-1"
+    storage_s3_access_key_id: str | None = None
+    storage_s3_secret_access_key: SecretStr | None = None
+
+    cache_ttl_seconds: int = Field(default=60, ge=1)
+
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=100)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+    sentry_dsn: SecretStr | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.environment is Environment.production:
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if len(key) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"SECRET_KEY: must be set to at least {MIN_SECRET_KEY_LENGTH} random "
+                    "characters when ENVIRONMENT=production"
+                )
+        if self.storage_backend is StorageBackend.s3 and not self.storage_s3_bucket:
+            raise ValueError("STORAGE_S3_BUCKET: required when STORAGE_BACKEND=s3")
+        return self
+
+    # Derived values -----------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        return self.lyceum_data_dir.expanduser().resolve()
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format:
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def ai_offline(self) -> bool:
+        return self.ai_provider is AIProvider.offline or self.ai_api_key is None
+
+    def secret_key_value(self) -> str:
+        """The signing key. In development one is generated once and kept in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / DEV_SECRET_FILE
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key, encoding="utf-8")
+        path.chmod(0o600)
+        self.secret_key = SecretStr(key)
+        return key
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable, named the way the user sets it."""
+    lines = []
+    for item in error.errors():
+        location = "_".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"]
+        if not location and ":" in message:
+            location, _, message = message.removeprefix("Value error, ").partition(":")
+        lines.append(f"{location or 'settings'}: {message.removeprefix('Value error, ').strip()}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

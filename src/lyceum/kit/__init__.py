@@ -1,0 +1,1 @@
+"""Infrastructure with no domain knowledge: database, jobs, cache, mail, errors, logging."""

@@ -1,0 +1,136 @@
+"""Database engine, the one-transaction-per-request session, and migration checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi import Depends, Request
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def libpq_url(url: str) -> str:
+    """`postgresql://...` for psycopg / procrastinate, whatever the user wrote."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url.removeprefix(prefix)
+    return url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql+psycopg://...` so SQLAlchemy uses psycopg 3 (rule 3 of ARCHITECTURE.md)."""
+    return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return frozenset(script.get_heads())
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    current: set[str]
+    heads: frozenset[str]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.heads
+
+
+def _current_revisions(sync_conn: Connection) -> set[str]:
+    return set(MigrationContext.configure(sync_conn).get_current_heads())
+
+
+async def migration_state(engine: AsyncEngine) -> MigrationState:
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_current_revisions)
+    return MigrationState(current=current, heads=head_revisions())
+
+
+async def database_reachable(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+class Database:
+    """The engine and session factory of one process."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def pool_stats(self) -> dict[str, int]:
+        pool: Any = self.engine.pool
+        return {
+            "size": int(pool.size()),
+            "checked_out": int(pool.checkedout()),
+            "overflow": int(pool.overflow()),
+        }
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request, one transaction: commit on success, roll back on any error.
+
+    Services only `flush()`. Jobs deferred through `kit.jobs.defer` ride on this
+    session's connection, so they commit or roll back with the data.
+    """
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": commit before the response is sent, so a client that sees 2xx can
+# read what it wrote, and a failed commit still becomes an error response.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under the session's current transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    return driver

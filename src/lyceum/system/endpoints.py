@@ -1,0 +1,112 @@
+"""Liveness, readiness and Prometheus metrics (outside /api/v1: infrastructure probes)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from lyceum.kit.db import database_reachable, migration_state
+from lyceum.kit.errors import PROBLEM_CONTENT_TYPE, PROBLEM_BASE
+from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
+from lyceum.kit.runtime import Runtime
+from lyceum.system.schemas import CheckResult, Liveness, Readiness
+
+router = APIRouter(tags=["system"])
+
+READY_CHECK_TIMEOUT = 3.0
+JOB_COUNT_MAX_AGE = 5.0
+
+
+@router.get("/health/live", operation_id="health_live", summary="The process is up")
+async def live() -> Liveness:
+    return Liveness()
+
+
+async def _check(name: str, probe: Any) -> tuple[str, CheckResult]:
+    try:
+        result = await asyncio.wait_for(probe, READY_CHECK_TIMEOUT)
+    except Exception as error:
+        return name, CheckResult(ok=False, detail=f"{type(error).__name__}: {error}"[:300])
+    if isinstance(result, CheckResult):
+        return name, result
+    return name, CheckResult(ok=bool(result))
+
+
+async def _migrations(runtime: Runtime) -> CheckResult:
+    state = await migration_state(runtime.database.engine)
+    if state.up_to_date:
+        return CheckResult(ok=True, detail=",".join(sorted(state.current)))
+    return CheckResult(
+        ok=False,
+        detail=f"at {sorted(state.current)}, expected {sorted(state.heads)}: run `lyceum migrate`",
+    )
+
+
+@router.get(
+    "/health/ready",
+    operation_id="health_ready",
+    summary="Dependencies are reachable and the schema is current",
+    responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
+)
+async def ready(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    probes = [
+        _check("database", database_reachable(runtime.database.engine)),
+        _check("migrations", _migrations(runtime)),
+    ]
+    if runtime.settings.redis_url:
+        probes.append(_check("redis", runtime.cache.ping()))
+    checks = dict(await asyncio.gather(*probes))
+    healthy = all(check.ok for check in checks.values())
+    body = Readiness(status="ok" if healthy else "unavailable", checks=checks)
+    if healthy:
+        return JSONResponse(body.model_dump())
+    return JSONResponse(
+        {
+            "type": PROBLEM_BASE + "not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": "A dependency is not ready: "
+            + ", ".join(name for name, check in checks.items() if not check.ok),
+            **body.model_dump(),
+        },
+        status_code=503,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def _refresh_job_counts(request: Request) -> None:
+    state = request.app.state
+    now = time.monotonic()
+    if now - getattr(state, "job_counts_at", 0.0) < JOB_COUNT_MAX_AGE:
+        return
+    state.job_counts_at = now
+    runtime: Runtime = state.runtime
+    async with runtime.database.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status")
+        )
+        counts = {status: count for status, count in rows}
+    for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
+        JOBS.labels(status).set(counts.get(status, 0))
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    for name, value in runtime.database.pool_stats().items():
+        DB_POOL.labels(name).set(value)
+    await _refresh_job_counts(request)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
