@@ -158,7 +158,7 @@ class Settings(BaseSettings):
 
     @property
     def is_production(self) -> bool:
-        return self.environment is Environment.production
+        return self.environment == Environment.production
 
     @property
     def effective_log_format(self) -> str:

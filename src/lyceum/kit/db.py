@@ -112,7 +112,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Services only `flush()`. Jobs deferred through `kit.jobs.defer` ride on this
     session's connection, so they commit or roll back with the data.
     """
-    database: Database = request.app.state.database
+    database: Database = request.app.state.runtime.database
     async with database.sessionmaker() as session:
         try:
             yield session

@@ -27,7 +27,7 @@ TASK_MODULES = ["lyceum.kit.mail", "lyceum.kit.jobs"]
 HEARTBEAT_SECONDS = 5.0
 STALLED_AFTER_SECONDS = 30.0
 
-# The default for Lyceum tasks: exponential backoff 4 s, 8 s, 16 s, ... 6 attempts.
+# The default for Lyceum tasks: exponential backoff 2 s, 4 s, 8 s, 16 s, 32 s; 6 attempts.
 DEFAULT_RETRY = RetryStrategy(max_attempts=6, exponential_wait=2)
 
 job_app = App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
@@ -68,8 +68,10 @@ async def run_worker(
     wait: bool = True,
     install_signal_handlers: bool = True,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    queues: list[str] | None = None,
 ) -> None:
     await job_app.run_worker_async(
+        queues=queues,
         name=name,
         concurrency=concurrency,
         wait=wait,

@@ -108,9 +108,14 @@ def _write_eml(outbox: Path, path: Path, message: EmailMessage) -> None:
 
 
 async def send_templated(
-    template: str, to: str, context: dict[str, Any], *, message_id: str | None = None
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    *,
+    message_id: str | None = None,
+    settings: Settings | None = None,
 ) -> str:
-    settings = get_settings()
+    settings = settings or get_settings()
     subject, text, html = render(template, context, settings)
     message = build_message(
         to=to,

@@ -1,0 +1,143 @@
+"""Test fixtures: real PostgreSQL (embedded, one database per xdist worker, migrated with
+`alembic upgrade head`), each test inside a transaction rolled back at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from lyceum.app import create_app
+from lyceum.config import Environment, Settings, get_settings
+from lyceum.kit.db import alembic_config, get_session
+from lyceum.kit.embedded_pg import EmbeddedPostgres
+from lyceum.kit.runtime import Runtime
+from tests.support.servers import REPO_ROOT, redis_server
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PGDATA = Path(os.environ.get("LYCEUM_TEST_PGDATA", REPO_ROOT / ".pytest-lyceum" / "pg"))
+
+
+def _worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def embedded_pg() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(PGDATA)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_pg: EmbeddedPostgres) -> str:
+    """A fresh database for this xdist worker, built by the real migrations."""
+    url = embedded_pg.ensure_database(f"lyceum_test_{_worker_id()}", fresh=True)
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lyceum-data")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, data_dir: Path) -> Iterator[Settings]:
+    env = {
+        "ENVIRONMENT": Environment.test.value,
+        "DATABASE_URL": database_url,
+        "LYCEUM_DATA_DIR": str(data_dir),
+        "SECRET_KEY": TEST_SECRET,
+        "PUBLIC_BASE_URL": "http://lyceum.test",
+        "LOG_LEVEL": "WARNING",
+    }
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    for key in ("REDIS_URL", "SMTP_HOST"):
+        os.environ.pop(key, None)
+    get_settings.cache_clear()
+    yield get_settings()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+    started = await Runtime.start(settings, database_url=database_url, migrate=False)
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def connection(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
+    """The test's outer transaction; everything a test writes is rolled back."""
+    async with runtime.database.engine.connect() as conn:
+        transaction = await conn.begin()
+        yield conn
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as db_session:
+        yield db_session
+
+
+def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection | None) -> FastAPI:
+    """The real app; with `connection`, request sessions join the test transaction
+    (commit releases a savepoint, errors roll back to it), so nothing persists."""
+    app = create_app(settings, runtime=runtime)
+    if connection is not None:
+
+        async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+            async with AsyncSession(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ) as db_session:
+                try:
+                    yield db_session
+                except BaseException:
+                    await db_session.rollback()
+                    raise
+                else:
+                    await db_session.commit()
+
+        app.dependency_overrides[get_session] = session_in_test_transaction
+    return app
+
+
+@pytest.fixture
+def app(settings: Settings, runtime: Runtime, connection: AsyncConnection) -> FastAPI:
+    return make_app(settings, runtime, connection)
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://lyceum.test")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server, started for the tests that exercise Redis behaviour."""
+    with redis_server() as url:
+        yield url

@@ -1,0 +1,135 @@
+"""Every error is application/problem+json: unknown routes, wrong methods, invalid and
+malformed bodies, oversized bodies, domain errors and unhandled exceptions."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, Field
+
+from lyceum.kit.errors import Conflict, NotFound
+
+PROBLEM = "application/problem+json"
+
+
+class Echo(BaseModel):
+    name: str = Field(min_length=1)
+    count: int = Field(ge=0)
+
+
+probe = APIRouter(prefix="/api/v1/probe")
+
+
+@probe.post("/echo")
+async def echo(body: Echo) -> Echo:
+    return body
+
+
+@probe.get("/missing")
+async def missing() -> None:
+    raise NotFound("Course 123 does not exist.")
+
+
+@probe.post("/conflict")
+async def conflict() -> None:
+    raise Conflict("That email is already registered.")
+
+
+@probe.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internal detail: password=hunter2")
+
+
+@pytest.fixture
+def app(app: FastAPI) -> FastAPI:
+    app.include_router(probe)
+    return app
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert str(body["type"]).startswith("https://")
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/api/v1/does-not-exist"), 404)
+    assert "/api/v1/does-not-exist" in str(body["detail"])
+
+
+async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/health/live")
+    assert_problem(response, 405)
+    assert "GET" in response.headers["allow"]
+
+
+async def test_validation_error_names_every_field(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.post("/api/v1/probe/echo", json={"count": -1}), 422)
+    fields = {error["field"] for error in body["errors"]}  # type: ignore[attr-defined]
+    assert fields == {"body.name", "body.count"}
+
+
+async def test_malformed_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/probe/echo",
+        content=b'{"name": "x", "count": ',
+        headers={"content-type": "application/json"},
+    )
+    body = assert_problem(response, 400)
+    assert body["type"] == "https://lyceum.dev/problems/malformed-json"
+
+
+async def test_domain_errors_map_to_their_status(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/api/v1/probe/missing"), 404)
+    assert body["detail"] == "Course 123 does not exist."
+    assert_problem(await client.post("/api/v1/probe/conflict"), 409)
+
+
+async def test_unhandled_exception_is_logged_and_hides_internals(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = await client.get("/api/v1/probe/boom", headers={"x-request-id": "req-boom-1"})
+    body = assert_problem(response, 500)
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+    assert body["type"] == "https://lyceum.dev/problems/internal-error"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "unhandled_exception" in logged
+    assert "req-boom-1" in logged
+
+
+async def test_oversized_body_is_refused_with_413(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    limit = app.state.settings.max_request_body_bytes
+    response = await client.post(
+        "/api/v1/probe/echo",
+        content=b"x" * (limit + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 413)
+
+
+async def test_oversized_streamed_body_without_length_is_refused(client: httpx.AsyncClient, app: FastAPI) -> None:
+    limit = app.state.settings.max_request_body_bytes
+    chunk = b" " * 65536
+
+    async def body():  # type: ignore[no-untyped-def]
+        sent = 0
+        while sent <= limit:
+            sent += len(chunk)
+            yield chunk
+
+    response = await client.post(
+        "/api/v1/probe/echo", content=body(), headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413)

@@ -1,0 +1,60 @@
+"""Tasks used only by the tests, registered on the real job app.
+
+They record what happened in `test_job_runs`, a table the tests create, so that a
+worker in another process can report back through the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+from procrastinate import RetryStrategy
+
+from lyceum.kit.jobs import JobContext, job_app
+
+QUEUE = "tests"
+SLOW_QUEUE = "tests-slow"
+
+executed: list[str] = []
+
+CREATE_RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS test_job_runs (
+    token text NOT NULL,
+    attempt int NOT NULL,
+    state text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@job_app.task(name="tests.record", queue=QUEUE)
+async def record(token: str) -> None:
+    executed.append(token)
+
+
+@job_app.task(
+    name="tests.always_fails",
+    queue=QUEUE,
+    retry=RetryStrategy(max_attempts=3, exponential_wait=2),
+)
+async def always_fails(token: str) -> None:
+    raise RuntimeError(f"failure for {token}")
+
+
+@job_app.task(name="tests.slow", queue=SLOW_QUEUE, pass_context=True)
+async def slow(context: JobContext, token: str, conninfo: str) -> None:
+    """Sleeps for a long time on its first attempt (to be killed mid-job)."""
+    assert context.job is not None
+    attempt = context.job.attempts
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'started')",
+            (token, attempt),
+        )
+        if attempt == 0:
+            await asyncio.sleep(120)
+        await conn.execute(
+            "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'finished')",
+            (token, attempt),
+        )
