@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEV_SECRET_FILE = "secret_key"
+DEV_SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 MIN_SECRET_KEY_LENGTH = 32
 
 
@@ -54,6 +54,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # `AI_API_KEY=` in a .env or compose file means "not set", not "empty string".
+        env_ignore_empty=True,
     )
 
     environment: Environment = Environment.development

@@ -107,9 +107,7 @@ async def test_unhandled_exception_is_logged_and_hides_internals(
     assert "req-boom-1" in logged
 
 
-async def test_oversized_body_is_refused_with_413(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
+async def test_oversized_body_is_refused_with_413(client: httpx.AsyncClient, app: FastAPI) -> None:
     limit = app.state.settings.max_request_body_bytes
     response = await client.post(
         "/api/v1/probe/echo",
@@ -119,7 +117,9 @@ async def test_oversized_body_is_refused_with_413(
     assert_problem(response, 413)
 
 
-async def test_oversized_streamed_body_without_length_is_refused(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_oversized_streamed_body_without_length_is_refused(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     limit = app.state.settings.max_request_body_bytes
     chunk = b" " * 65536
 

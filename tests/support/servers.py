@@ -55,7 +55,9 @@ def redis_server() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def wait_until_healthy(base_url: str, path: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+def wait_until_healthy(
+    base_url: str, path: str, timeout: float, process: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

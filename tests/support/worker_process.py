@@ -1,4 +1,7 @@
-"""A standalone worker process for the kill-mid-job test: `python -m tests.support.worker_process URL QUEUE`."""
+"""A standalone worker for the kill-mid-job test.
+
+Usage: `python -m tests.support.worker_process DATABASE_URL QUEUE`.
+"""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ class RedisCache:
         self._client: aioredis.Redis = aioredis.Redis.from_url(url)
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._client.get(KEY_PREFIX + key)
+        value: bytes | None = await self._client.get(KEY_PREFIX + key)  # type: ignore[assignment]
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:

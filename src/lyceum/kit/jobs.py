@@ -12,6 +12,7 @@ from typing import Any
 import psycopg_pool
 import structlog
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate.app import WorkerOptions
 from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,16 +71,18 @@ async def run_worker(
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     queues: list[str] | None = None,
 ) -> None:
-    await job_app.run_worker_async(
-        queues=queues,
-        name=name,
-        concurrency=concurrency,
-        wait=wait,
-        install_signal_handlers=install_signal_handlers,
-        update_heartbeat_interval=heartbeat_seconds,
-        stalled_worker_timeout=STALLED_AFTER_SECONDS,
-        listen_notify=True,
-    )
+    options: WorkerOptions = {
+        "name": name,
+        "concurrency": concurrency,
+        "wait": wait,
+        "install_signal_handlers": install_signal_handlers,
+        "update_heartbeat_interval": heartbeat_seconds,
+        "stalled_worker_timeout": STALLED_AFTER_SECONDS,
+        "listen_notify": True,
+    }
+    if queues:  # without `queues` the worker serves every queue
+        options["queues"] = queues
+    await job_app.run_worker_async(**options)
 
 
 async def requeue_stalled_jobs(seconds_since_heartbeat: float = STALLED_AFTER_SECONDS) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from lyceum.kit.errors import RateLimited
 
@@ -36,7 +36,9 @@ class RateLimiter:
     def __init__(self, redis_url: str | None) -> None:
         uri = storage_uri(redis_url)
         options = {"implementation": "redispy"} if redis_url else {}
-        self.storage: Storage = storage_from_string(uri, key_prefix="lyceum-rl", **options)
+        storage = storage_from_string(uri, key_prefix="lyceum-rl", **options)
+        assert isinstance(storage, Storage)  # the async+ scheme gives an asyncio storage
+        self.storage = storage
         self._limiter = MovingWindowRateLimiter(self.storage)
         self._rules: dict[str, RateLimitItem] = {}
 

@@ -53,14 +53,16 @@ class Runtime:
     ) -> Runtime:
         embedded = None
         if database_url is None:
-            database_url, embedded = await asyncio.to_thread(resolve_database_url, settings)
+            url, embedded = await asyncio.to_thread(resolve_database_url, settings)
+        else:
+            url = database_url
         # Embedded mode migrates on start; a configured server must be migrated by an
         # operator (`lyceum migrate`) so replicas never race to change the schema.
         should_migrate = embedded is not None if migrate is None else migrate
         if should_migrate:
-            await asyncio.to_thread(upgrade_to_head, database_url)
+            await asyncio.to_thread(upgrade_to_head, url)
         database = Database(
-            database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         try:
             state = await migration_state(database.engine)
@@ -69,13 +71,13 @@ class Runtime:
                     f"the database is at revision {sorted(state.current) or 'none'} but this "
                     f"version of Lyceum needs {sorted(state.heads)}: run `lyceum migrate` first"
                 )
-            job_pool = await open_jobs(database_url)
+            job_pool = await open_jobs(url)
         except BaseException:
             await database.dispose()
             raise
         return cls(
             settings=settings,
-            database_url=database_url,
+            database_url=url,
             database=database,
             cache=create_cache(settings.redis_url),
             rate_limiter=RateLimiter(settings.redis_url),

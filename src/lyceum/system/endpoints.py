@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from lyceum.kit.db import database_reachable, migration_state
-from lyceum.kit.errors import PROBLEM_CONTENT_TYPE, PROBLEM_BASE
+from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
 from lyceum.kit.runtime import Runtime
 from lyceum.system.schemas import CheckResult, Liveness, Readiness
@@ -92,7 +92,7 @@ async def _refresh_job_counts(request: Request) -> None:
         rows = await conn.execute(
             text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status")
         )
-        counts = {status: count for status, count in rows}
+        counts: dict[str, int] = {status: count for status, count in rows}  # noqa: C416
     for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
         JOBS.labels(status).set(counts.get(status, 0))
 

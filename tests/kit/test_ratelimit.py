@@ -1,0 +1,95 @@
+"""Rate limits: exact in memory, and atomic across processes with a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import uuid
+
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+
+from lyceum.config import Settings
+from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.runtime import Runtime
+from tests.conftest import client_for, make_app
+
+
+async def test_memory_limit_allows_exactly_n_then_says_when_to_retry() -> None:
+    limiter = RateLimiter(None)
+    decisions = [await limiter.hit("3/minute", "login", "a@example.com") for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert decisions[2].remaining == 0
+    assert 1 <= decisions[3].retry_after <= 60
+    # Other keys have their own budget.
+    assert (await limiter.hit("3/minute", "login", "b@example.com")).allowed
+
+
+async def test_concurrent_hits_against_redis_let_exactly_n_through(redis_url: str) -> None:
+    limiter = RateLimiter(redis_url)
+    key = uuid.uuid4().hex
+    decisions = await asyncio.gather(*(limiter.hit("7/minute", key) for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 7
+    await limiter.reset()
+
+
+def _hammer(redis_url: str, key: str, hits: int, results: multiprocessing.Queue[int]) -> None:
+    async def run() -> int:
+        limiter = RateLimiter(redis_url)
+        decisions = await asyncio.gather(*(limiter.hit("10/minute", key) for _ in range(hits)))
+        return sum(d.allowed for d in decisions)
+
+    results.put(asyncio.run(run()))
+
+
+@pytest.mark.slow
+def test_limit_is_atomic_across_processes(redis_url: str) -> None:
+    """Two processes, 25 concurrent hits each, one shared limit of 10."""
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[int] = context.Queue()
+    key = uuid.uuid4().hex
+    processes = [
+        context.Process(target=_hammer, args=(redis_url, key, 25, results)) for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    allowed = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    assert sum(allowed) == 10
+
+
+probe = APIRouter(prefix="/api/v1/probe")
+
+
+@probe.post("/limited/{key}")
+async def limited(key: str, request: Request) -> dict[str, bool]:
+    runtime: Runtime = request.app.state.runtime
+    await runtime.rate_limiter.check("5/15 minutes", "probe", key)
+    return {"ok": True}
+
+
+async def test_http_limit_under_50_concurrent_requests_against_redis(
+    settings: Settings, runtime: Runtime, redis_url: str
+) -> None:
+    with_redis = Runtime(
+        settings=settings,
+        database_url=runtime.database_url,
+        database=runtime.database,
+        cache=runtime.cache,
+        rate_limiter=RateLimiter(redis_url),
+    )
+    app: FastAPI = make_app(settings, with_redis, None)
+    app.include_router(probe)
+    key = uuid.uuid4().hex
+    async with client_for(app) as http:
+        responses = await asyncio.gather(
+            *(http.post(f"/api/v1/probe/limited/{key}") for _ in range(50))
+        )
+    statuses = [response.status_code for response in responses]
+    assert statuses.count(200) == 5
+    assert statuses.count(429) == 45
+    refused = next(response for response in responses if response.status_code == 429)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["retry-after"]) <= 15 * 60

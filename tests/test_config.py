@@ -1,0 +1,80 @@
+"""Settings fail at start with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lyceum.config import Settings, SettingsError, load_settings
+from tests.support.servers import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "soon"),
+        ("REFRESH_TOKEN_EXPIRE_DAYS", "0"),
+        ("DATABASE_URL", "mysql://localhost/lyceum"),
+        ("REDIS_URL", "memcached://localhost"),
+        ("AI_PROVIDER", "skynet"),
+        ("LOG_LEVEL", "LOUD"),
+        ("SMTP_PORT", "70000"),
+        ("PUBLIC_BASE_URL", "not a url"),
+    ],
+)
+def test_invalid_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert variable in str(error.value)
+
+
+def test_production_requires_a_strong_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("SECRET_KEY", "short")
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    assert load_settings().is_production
+
+
+def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = Settings(lyceum_data_dir=tmp_path, secret_key=None).secret_key_value()
+    second = Settings(lyceum_data_dir=tmp_path, secret_key=None).secret_key_value()
+    assert first == second
+    assert len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_cors_origins_is_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_unset_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert load_settings().embedded_database
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/lyceum")
+    assert not load_settings().embedded_database
+
+
+def test_cli_refuses_to_start_with_invalid_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lyceum", "serve"],
+        env={**os.environ, "ACCESS_TOKEN_EXPIRE_MINUTES": "soon"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ACCESS_TOKEN_EXPIRE_MINUTES" in result.stderr

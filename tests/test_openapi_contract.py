@@ -1,0 +1,69 @@
+"""Schemathesis over the whole OpenAPI schema of a live `lyceum serve`: no 5xx, and every
+response matches its documented schema. It grows by itself as endpoints are added."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from lyceum.app import create_app
+from lyceum.config import Settings
+from lyceum.kit.embedded_pg import EmbeddedPostgres
+from tests.support.servers import free_port, start_lyceum, stop, wait_until_healthy
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    embedded_pg: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real server process on its own migrated database (its writes are not rolled back)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = embedded_pg.ensure_database(f"lyceum_contract_{worker}", fresh=True)
+    data_dir: Path = tmp_path_factory.mktemp("contract")
+    from alembic import command
+
+    from lyceum.kit.db import alembic_config
+
+    command.upgrade(alembic_config(url), "head")
+    port = free_port()
+    process = start_lyceum(
+        {"DATABASE_URL": url, "LYCEUM_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"},
+        port,
+        data_dir / "serve.log",
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, "/health/ready", 60, process)
+        yield base_url
+    finally:
+        stop(process)
+
+
+def _published_schema() -> dict[str, Any]:
+    """The schema the server publishes, built in-process at collection time so that
+    pytest can parametrize one test per operation."""
+    return create_app(Settings(database_url=None, log_level="WARNING")).openapi()
+
+
+schema = schemathesis.openapi.from_dict(_published_schema())
+
+
+def test_live_server_publishes_the_schema_under_test(live_server: str) -> None:
+    assert httpx.get(f"{live_server}/openapi.json").json() == _published_schema()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_api_honours_its_schema(case: schemathesis.Case, request: pytest.FixtureRequest) -> None:
+    case.call_and_validate(base_url=request.getfixturevalue("live_server"))
