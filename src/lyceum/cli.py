@@ -117,7 +117,9 @@ def serve(
 
 @cli.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 4,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (default: WORKER_CONCURRENCY).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name in logs.")] = None,
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
@@ -129,6 +131,7 @@ def worker(
     configure_logging(settings.log_level, settings.effective_log_format)
     database_url, embedded = resolve_database_url(settings)
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
+    slots = concurrency or settings.worker_concurrency
 
     async def run() -> None:
         database = Database(database_url, pool_size=1, max_overflow=0)
@@ -139,9 +142,9 @@ def worker(
         if not state.up_to_date:
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
             raise typer.Exit(code=1)
-        pool = await open_jobs(database_url, max_size=concurrency + 2)
+        pool = await open_jobs(database_url, max_size=slots + 2)
         try:
-            await run_worker(name=worker_name, concurrency=concurrency)
+            await run_worker(name=worker_name, concurrency=slots)
         finally:
             await close_jobs(pool)
 

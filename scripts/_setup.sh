@@ -1,0 +1,36 @@
+# Shared by scripts/run, scripts/test and .ci/run: make a fresh machine ready.
+# Needs only Python >= 3.11; installs the rest (and redis-server for the tests).
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "==> creating virtualenv $VENV"
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    fi
+    # Reinstall only when the dependency list changed.
+    local stamp="$VENV/.lyceum-installed"
+    local wanted
+    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+        echo "==> installing Lyceum and its dependencies into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+        echo "$wanted" > "$stamp"
+    fi
+}
+
+ensure_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing redis-server (tests exercise real Redis)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "redis-server is required by the tests: install it (e.g. sudo apt-get install redis-server)" >&2
+        exit 1
+    fi
+}
