@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from lyceum import __version__
 from lyceum.config import Settings, get_settings
+from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.jobs import run_worker
 from lyceum.kit.logging import configure_logging
@@ -22,6 +23,7 @@ from lyceum.kit.middleware import (
     SecurityHeadersMiddleware,
 )
 from lyceum.kit.runtime import Runtime
+from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 
 logger = structlog.get_logger("lyceum.app")
@@ -38,6 +40,11 @@ Lyceum is an AI tutor and learning platform backend.
 """
 
 TAGS = [
+    {
+        "name": "auth",
+        "description": "Accounts, tokens, sessions, email verification, passwords, MFA.",
+    },
+    {"name": "users", "description": "Profiles, avatars, and account administration."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -114,8 +121,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    api.include_router(identity_endpoints.auth)
+    api.include_router(identity_endpoints.users)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
+    app.include_router(pages.router)
 
     if settings.cors_origins:
         app.add_middleware(

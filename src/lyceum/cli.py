@@ -123,7 +123,7 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker name in logs.")] = None,
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
-    from lyceum.kit.jobs import close_jobs, open_jobs, run_worker
+    from lyceum.kit.jobs import bind_database, close_jobs, open_jobs, run_worker
     from lyceum.kit.logging import configure_logging
     from lyceum.kit.runtime import resolve_database_url
 
@@ -143,9 +143,13 @@ def worker(
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
             raise typer.Exit(code=1)
         pool = await open_jobs(database_url, max_size=slots + 2)
+        jobs_database = Database(database_url, pool_size=slots, max_overflow=slots)
+        bind_database(jobs_database)
         try:
             await run_worker(name=worker_name, concurrency=slots)
         finally:
+            bind_database(None)
+            await jobs_database.dispose()
             await close_jobs(pool)
 
     try:
@@ -153,6 +157,74 @@ def worker(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+@cli.command("create-admin")
+def create_admin(
+    email: Annotated[str | None, typer.Option(help="The admin's email.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="The admin's password (prompted when missing).")
+    ] = None,
+    full_name: Annotated[str, typer.Option(help="The admin's name.")] = "Administrator",
+) -> None:
+    """Create the first admin account, or promote an existing one (idempotent)."""
+    from lyceum.identity.service import IdentityService
+    from lyceum.kit.cache import MemoryCache
+    from lyceum.kit.clock import SystemClock
+    from lyceum.kit.errors import DomainError
+    from lyceum.kit.ratelimit import RateLimiter
+    from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.security import SecretBox, TokenCodec
+    from lyceum.kit.storage import create_storage
+
+    settings = _settings()
+    address = email or typer.prompt("Admin email")
+    database_url, embedded = resolve_database_url(settings)
+
+    async def run() -> tuple[bool, str]:
+        database = Database(database_url, pool_size=1, max_overflow=0)
+        try:
+            if not (await migration_state(database.engine)).up_to_date:
+                raise typer.Exit(code=1)
+            async with database.sessionmaker() as session:
+                secret = settings.secret_key_value()
+                service = IdentityService(
+                    session,
+                    settings=settings,
+                    tokens=TokenCodec(
+                        secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+                    ),
+                    secret_box=SecretBox(secret),
+                    cache=MemoryCache(),
+                    limiter=RateLimiter(None),
+                    storage=create_storage(settings),
+                    now=SystemClock().now(),
+                )
+                existing = await service.repo.user_by_email(address)
+                secret_word = password
+                if existing is None and secret_word is None:
+                    secret_word = typer.prompt(
+                        "Password", hide_input=True, confirmation_prompt=True
+                    )
+                user, created = await service.ensure_admin(address, secret_word or "", full_name)
+                await session.commit()
+                return created, str(user.id)
+        finally:
+            await database.dispose()
+
+    try:
+        created, user_id = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        raise typer.Exit(code=2) from None
+    except typer.Exit:
+        console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
+        raise
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    verb = "created" if created else "already existed; now an active admin (password unchanged)"
+    console.print(f"[green]admin {address} {verb}[/green] (id {user_id})")
 
 
 @cli.command("send-test-mail")

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
 
     access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
+    jwt_issuer: str = "lyceum"
+    jwt_audience: str = "lyceum-api"
+    login_rate_limit: str = "5/15 minutes"
+    login_account_rate_limit: str = "20/hour"
+    avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     ai_provider: AIProvider = AIProvider.claude
     ai_api_key: SecretStr | None = None
@@ -110,6 +115,17 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("login_rate_limit", "login_account_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like '5/15 minutes' or '20/hour'") from None
         return value
 
     @field_validator("log_level", mode="before")

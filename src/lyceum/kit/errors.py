@@ -44,11 +44,24 @@ class DomainError(Exception):
     status = 400
     slug = "bad-request"
     title = "Bad request"
+    # Most errors undo the request's writes; a few must keep them (a reused refresh
+    # token revokes its family *and* answers 401).
+    persist_changes = False
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        field: str | None = None,
+        slug: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        self.field = field
+        if slug is not None:
+            self.slug = slug
 
 
 class NotFound(DomainError):
@@ -57,6 +70,15 @@ class NotFound(DomainError):
 
 class Unauthorized(DomainError):
     status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str, *, slug: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, slug=slug)
+
+
+class TokenReuse(Unauthorized):
+    """A used refresh token came back: its family is revoked, and that must stick."""
+
+    persist_changes = True
 
 
 class Forbidden(DomainError):
@@ -140,12 +162,16 @@ def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    errors = None
+    if exc.field is not None:
+        errors = [FieldProblem(field=exc.field, message=exc.detail, type=exc.slug)]
     return problem_response(
         exc.status,
         exc.detail,
         slug=exc.slug,
         title=exc.title,
         instance=request.url.path,
+        errors=errors,
         headers=exc.headers,
     )
 

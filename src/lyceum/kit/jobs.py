@@ -7,6 +7,8 @@ psycopg connection, so the job commits or rolls back with the data it concerns.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg_pool
@@ -16,12 +18,12 @@ from procrastinate.app import WorkerOptions
 from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.db import libpq_url, raw_connection
+from lyceum.kit.db import Database, libpq_url, raw_connection
 
 logger = structlog.get_logger("lyceum.jobs")
 
 # Modules whose import registers tasks; a worker imports them all.
-TASK_MODULES = ["lyceum.kit.mail", "lyceum.kit.jobs"]
+TASK_MODULES = ["lyceum.kit.mail", "lyceum.kit.jobs", "lyceum.identity.tasks"]
 
 # How often a worker writes its heartbeat, and after how long without one its
 # running jobs count as stalled (the worker died: kill -9, OOM, lost machine).
@@ -112,3 +114,30 @@ __all__ = [
     "requeue_stalled_jobs",
     "run_worker",
 ]
+
+
+class _TaskDatabase:
+    """The database jobs use in this process, bound when the runtime starts."""
+
+    database: Database | None = None
+
+
+def bind_database(database: Database | None) -> None:
+    _TaskDatabase.database = database
+
+
+@asynccontextmanager
+async def task_session() -> AsyncIterator[AsyncSession]:
+    """A session for one job run: commits if the task returns, rolls back if it raises
+    (and procrastinate then retries the job)."""
+    database = _TaskDatabase.database
+    if database is None:
+        raise RuntimeError("no database bound for jobs in this process")
+    async with database.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import psycopg_pool
 import structlog
@@ -14,8 +15,10 @@ from lyceum.config import Settings
 from lyceum.kit.cache import Cache, create_cache
 from lyceum.kit.db import Database, alembic_config, migration_state
 from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
-from lyceum.kit.jobs import close_jobs, open_jobs
+from lyceum.kit.jobs import bind_database, close_jobs, open_jobs
 from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.security import SecretBox, TokenCodec
+from lyceum.kit.storage import Storage, create_storage
 
 logger = structlog.get_logger("lyceum.runtime")
 
@@ -75,6 +78,7 @@ class Runtime:
         except BaseException:
             await database.dispose()
             raise
+        bind_database(database)
         return cls(
             settings=settings,
             database_url=url,
@@ -84,6 +88,22 @@ class Runtime:
             job_pool=job_pool,
             embedded=embedded,
         )
+
+    @cached_property
+    def tokens(self) -> TokenCodec:
+        return TokenCodec(
+            self.settings.secret_key_value(),
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+        )
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.settings.secret_key_value())
+
+    @cached_property
+    def storage(self) -> Storage:
+        return create_storage(self.settings)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -14,6 +14,15 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Autogenerate ignores procrastinate's tables: its own SQL owns them."""
+    table = getattr(obj, "table", obj) if type_ == "index" else obj
+    table_name = getattr(table, "name", name) or ""
+    return not str(table_name).startswith("procrastinate_")
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=config.get_main_option("sqlalchemy.url"),
@@ -31,6 +40,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         transaction_per_migration=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

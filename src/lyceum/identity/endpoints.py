@@ -1,0 +1,288 @@
+"""Identity routes: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from lyceum.identity import schemas
+from lyceum.identity.permissions import (
+    AdminUser,
+    AuthenticatedCaller,
+    CurrentUser,
+    Identity,
+    RuntimeDep,
+)
+from lyceum.identity.service import ClientInfo, user_out, user_summary
+from lyceum.kit.errors import Invalid
+from lyceum.kit.pagination import Page, Paging
+from lyceum.models.identity import Role
+
+auth = APIRouter(prefix="/auth", tags=["auth"])
+users = APIRouter(prefix="/users", tags=["users"])
+
+LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": schemas.LoginRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string", "description": "The email address."},
+                        "password": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+}
+
+
+def _client(request: Request) -> ClientInfo:
+    return ClientInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def _login_request(request: Request) -> schemas.LoginRequest:
+    """JSON `{email, password}`, or the OAuth2 password form (Swagger's Authorize)."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = await request.form()
+            return schemas.LoginRequest.model_validate(
+                {"email": form.get("username"), "password": form.get("password")}
+            )
+        return schemas.LoginRequest.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)]
+        ) from None
+
+
+@auth.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account (a welcome and a verification mail follow)",
+)
+async def register(
+    body: schemas.RegisterRequest, service: Identity, runtime: RuntimeDep, response: Response
+) -> schemas.UserOut:
+    user = await service.register(body)
+    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    return user_out(user, runtime.settings)
+
+
+@auth.post(
+    "/login",
+    summary="Sign in with email and password (JSON or OAuth2 password form)",
+    openapi_extra=LOGIN_BODY,
+    description="Answers a token pair, or `{mfa_required: true, mfa_token}` when the account "
+    "has MFA. Limited per IP and email (LOGIN_RATE_LIMIT, default 5 per 15 minutes) and per "
+    "account (LOGIN_ACCOUNT_RATE_LIMIT, default 20 per hour); over it: 429 with Retry-After.",
+)
+async def login(request: Request, service: Identity) -> schemas.TokenPair | schemas.MfaChallenge:
+    credentials = await _login_request(request)
+    return await service.login(credentials.email, credentials.password, _client(request))
+
+
+@auth.post("/mfa/verify", summary="Complete an MFA login with a TOTP or recovery code")
+async def mfa_verify(
+    body: schemas.MfaVerifyRequest, request: Request, service: Identity
+) -> schemas.TokenPair:
+    return await service.verify_mfa_login(body.mfa_token, body.code, _client(request))
+
+
+@auth.post("/refresh", summary="Trade a refresh token for a new pair (rotation)")
+async def refresh(body: schemas.RefreshRequest, service: Identity) -> schemas.TokenPair:
+    return await service.refresh(body.refresh_token)
+
+
+@auth.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke this login's refresh tokens and the current access token",
+)
+async def logout(caller: AuthenticatedCaller, service: Identity) -> None:
+    await service.logout(caller.claims.session_id, caller.claims.jti, caller.claims.expires_at)
+
+
+@auth.get("/sessions", summary="The caller's active logins")
+async def list_sessions(
+    caller: AuthenticatedCaller, service: Identity
+) -> Page[schemas.LoginSessionOut]:
+    items = await service.sessions(caller.user, caller.claims.session_id)
+    return Page.of_all(items)
+
+
+@auth.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of the caller's logins",
+)
+async def revoke_session(session_id: uuid.UUID, user: CurrentUser, service: Identity) -> None:
+    await service.revoke_session(user, session_id)
+
+
+@auth.post("/verify-email", summary="Confirm an email address with the mailed token")
+async def verify_email(
+    body: schemas.TokenRequest, service: Identity, runtime: RuntimeDep
+) -> schemas.UserOut:
+    return user_out(await service.verify_email(body.token), runtime.settings)
+
+
+@auth.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a new verification link (at most 3 per hour)",
+)
+async def resend_verification(user: CurrentUser, service: Identity) -> schemas.Accepted:
+    await service.request_verification_mail(user)
+    return schemas.Accepted(detail="A new verification link is on its way.")
+
+
+@auth.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a password reset link (always 202: accounts are not enumerable)",
+)
+async def forgot_password(
+    body: schemas.ForgotPasswordRequest, service: Identity
+) -> schemas.Accepted:
+    await service.forgot_password(body.email)
+    return schemas.Accepted(detail="If an account uses this address, a reset link is on its way.")
+
+
+@auth.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with the mailed token (signs out everywhere)",
+)
+async def reset_password(body: schemas.ResetPasswordRequest, service: Identity) -> None:
+    await service.reset_password(body.token, body.new_password)
+
+
+@auth.post(
+    "/password/change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change the password (other sessions are signed out)",
+)
+async def change_password(
+    body: schemas.ChangePasswordRequest, caller: AuthenticatedCaller, service: Identity
+) -> None:
+    await service.change_password(
+        caller.user, body.current_password, body.new_password, caller.claims.session_id
+    )
+
+
+@auth.post("/mfa/setup", summary="Start TOTP setup: secret, otpauth URI and QR code")
+async def mfa_setup(user: CurrentUser, service: Identity) -> schemas.MfaSetup:
+    return await service.mfa_setup(user)
+
+
+@auth.post("/mfa/enable", summary="Turn MFA on with a first code; returns 10 recovery codes")
+async def mfa_enable(
+    body: schemas.MfaCodeRequest, user: CurrentUser, service: Identity
+) -> schemas.RecoveryCodes:
+    return schemas.RecoveryCodes(recovery_codes=await service.mfa_enable(user, body.code))
+
+
+@auth.post("/mfa/disable", status_code=status.HTTP_204_NO_CONTENT, summary="Turn MFA off")
+async def mfa_disable(
+    body: schemas.MfaDisableRequest, user: CurrentUser, service: Identity
+) -> None:
+    await service.mfa_disable(user, body.password, body.code)
+
+
+# Users ------------------------------------------------------------------------------
+
+
+@users.get("/me", summary="The caller's profile")
+async def get_me(user: CurrentUser, runtime: RuntimeDep) -> schemas.UserOut:
+    return user_out(user, runtime.settings)
+
+
+@users.patch("/me", summary="Update the caller's profile")
+async def update_me(
+    body: schemas.ProfileUpdate, user: CurrentUser, service: Identity, runtime: RuntimeDep
+) -> schemas.UserOut:
+    return user_out(await service.update_profile(user, body), runtime.settings)
+
+
+@users.put(
+    "/me/avatar",
+    summary="Upload an avatar (PNG, JPEG or WebP; stored as a 256x256 PNG)",
+)
+async def put_avatar(
+    file: Annotated[UploadFile, File(description="The image.")],
+    user: CurrentUser,
+    service: Identity,
+    runtime: RuntimeDep,
+) -> schemas.UserOut:
+    limit = runtime.settings.avatar_max_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise Invalid(f"The image exceeds {limit} bytes.", field="body.file")
+    return user_out(await service.set_avatar(user, data), runtime.settings)
+
+
+@users.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete the caller's account (deactivated and anonymised; signed out)",
+)
+async def delete_me(caller: AuthenticatedCaller, service: Identity) -> None:
+    await service.delete_account(caller.user)
+    await service.deny_access_token(caller.claims.jti, caller.claims.expires_at)
+
+
+@users.get(
+    "/{user_id}/avatar",
+    summary="A user's avatar image",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The avatar, 256x256 PNG"}},
+)
+async def get_avatar(user_id: uuid.UUID, user: CurrentUser, service: Identity) -> Response:
+    data = await service.avatar(user_id)
+    return Response(
+        data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@users.get("", summary="Search accounts (admins)")
+async def list_users(
+    admin: AdminUser,
+    service: Identity,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=200, description="Part of email or name.")] = None,
+    role: Role | None = None,
+    active: Annotated[bool | None, Query(description="Filter by active status.")] = None,
+) -> Page[schemas.UserSummary]:
+    found, total = await service.search_users(q, role, active, paging)
+    return Page.of([user_summary(user) for user in found], total, paging)
+
+
+@users.get("/{user_id}", summary="One account (admins)")
+async def get_user(
+    user_id: uuid.UUID, admin: AdminUser, service: Identity, runtime: RuntimeDep
+) -> schemas.UserOut:
+    return user_out(await service.get_user(user_id), runtime.settings)
+
+
+@users.patch("/{user_id}", summary="Change an account's role or active status (admins)")
+async def admin_update_user(
+    user_id: uuid.UUID,
+    body: schemas.AdminUserUpdate,
+    admin: AdminUser,
+    service: Identity,
+    runtime: RuntimeDep,
+) -> schemas.UserOut:
+    return user_out(await service.admin_update(admin, user_id, body), runtime.settings)

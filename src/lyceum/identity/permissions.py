@@ -1,0 +1,132 @@
+"""Who may call what: `Annotated` dependencies that endpoints put in their signature.
+
+`CurrentUser` authenticates the bearer token (signature, `typ`, `iss`, `aud`, expiry,
+deny-list, and that its login session is still live); the others add a rule on top.
+Object-level checks use `require_owner_or_admin`, and list queries filter by caller
+in the repository, so no object is reachable by guessing its id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from lyceum.identity.repository import IdentityRepository
+from lyceum.identity.service import DENIED_JTI_PREFIX, IdentityService
+from lyceum.kit.clock import ClockDep
+from lyceum.kit.db import Session
+from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
+from lyceum.kit.runtime import Runtime
+from lyceum.kit.security import AccessClaims, InvalidTokenError
+from lyceum.models.identity import Role, User
+
+bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login",
+    auto_error=False,
+    description="An access token from POST /api/v1/auth/login.",
+)
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    claims: AccessClaims
+
+
+async def authenticate(
+    runtime: RuntimeDep,
+    session: Session,
+    clock: ClockDep,
+    token: Annotated[str | None, Depends(bearer)],
+) -> Caller:
+    if not token:
+        raise Unauthorized("Sign in: this endpoint needs a bearer access token.")
+    try:
+        claims = runtime.tokens.decode_access(token, now=clock.now())
+    except InvalidTokenError:
+        raise Unauthorized(
+            "The access token is invalid or expired.", slug="invalid-token"
+        ) from None
+    if await runtime.cache.get(DENIED_JTI_PREFIX + claims.jti) is not None:
+        raise Unauthorized("The access token was revoked.", slug="invalid-token")
+    repo = IdentityRepository(session)
+    user = await repo.user_by_id(claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The access token is invalid or expired.", slug="invalid-token")
+    if claims.session_id is not None:
+        login = await repo.login_session(claims.session_id)
+        if login is None or login.revoked_at is not None:
+            raise Unauthorized("This session was signed out.", slug="invalid-token")
+    return Caller(user=user, claims=claims)
+
+
+AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
+
+
+async def current_user(caller: AuthenticatedCaller) -> User:
+    return caller.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def verified_user(user: CurrentUser) -> User:
+    if user.email_verified_at is None:
+        raise Forbidden("Verify your email address first.", slug="email-not-verified")
+    return user
+
+
+VerifiedUser = Annotated[User, Depends(verified_user)]
+
+
+async def instructor_user(user: CurrentUser) -> User:
+    if user.role not in {Role.instructor, Role.admin}:
+        raise Forbidden("Only instructors and admins may do this.")
+    return user
+
+
+InstructorUser = Annotated[User, Depends(instructor_user)]
+
+
+async def admin_user(user: CurrentUser) -> User:
+    if user.role is not Role.admin:
+        raise Forbidden("Only admins may do this.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def require_owner_or_admin(caller: User, owner_id: uuid.UUID) -> None:
+    """Object-level rule: the owner, or an admin. Others get 404, not 403, so the
+    existence of someone else's object is not revealed."""
+    if caller.id != owner_id and caller.role is not Role.admin:
+        raise NotFound("No such resource.")
+
+
+def identity_service(runtime: RuntimeDep, session: Session, clock: ClockDep) -> IdentityService:
+    return IdentityService(
+        session,
+        settings=runtime.settings,
+        tokens=runtime.tokens,
+        secret_box=runtime.secret_box,
+        cache=runtime.cache,
+        limiter=runtime.rate_limiter,
+        storage=runtime.storage,
+        now=clock.now(),
+    )
+
+
+Identity = Annotated[IdentityService, Depends(identity_service)]

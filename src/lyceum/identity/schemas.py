@@ -1,0 +1,180 @@
+"""Request and response bodies of the identity endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from lyceum.models.identity import Role
+
+PREFERENCES_MAX_BYTES = 16 * 1024
+
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=6, max_length=32),
+    Field(description="A 6-digit TOTP code, or a recovery code like `abcd-efgh-jk`."),
+]
+OpaqueToken = Annotated[str, Field(min_length=16, max_length=512)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(Strict):
+    email: EmailStr
+    password: Password = Field(
+        description="At least 8 characters; passphrases welcome; common passwords refused."
+    )
+    full_name: FullName
+
+
+class LoginRequest(Strict):
+    email: EmailStr
+    password: Password
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 token type)
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")
+
+
+class MfaChallenge(BaseModel):
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(description="Single use; send it with a code to /auth/mfa/verify.")
+    expires_in: int
+
+
+class RefreshRequest(Strict):
+    refresh_token: OpaqueToken
+
+
+class MfaVerifyRequest(Strict):
+    mfa_token: OpaqueToken
+    code: Code
+
+
+class LoginSessionOut(BaseModel):
+    id: uuid.UUID
+    device: str | None = Field(description="The User-Agent that logged in.")
+    ip_address: str | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime
+    current: bool = Field(description="True for the session of the token making this call.")
+
+
+class TokenRequest(Strict):
+    token: OpaqueToken
+
+
+class ForgotPasswordRequest(Strict):
+    email: EmailStr
+
+
+class ResetPasswordRequest(Strict):
+    token: OpaqueToken
+    new_password: Password
+
+
+class ChangePasswordRequest(Strict):
+    current_password: Password
+    new_password: Password
+
+
+class MfaSetup(BaseModel):
+    secret: str = Field(description="Base32 TOTP secret, for manual entry.")
+    otpauth_uri: str
+    qr_png_base64: str = Field(description="The otpauth URI as a QR code PNG, base64.")
+
+
+class MfaCodeRequest(Strict):
+    code: Code
+
+
+class MfaDisableRequest(Strict):
+    password: Password
+    code: Code
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once; each works once.")
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    detail: str
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    email_verified: bool
+    bio: str | None
+    locale: str
+    timezone: str
+    preferences: dict[str, Any]
+    avatar_url: str | None
+    mfa_enabled: bool
+    created_at: dt.datetime
+
+
+class UserSummary(BaseModel):
+    """What an admin sees in the user list."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    email_verified: bool
+    mfa_enabled: bool
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+class ProfileUpdate(Strict):
+    full_name: FullName | None = None
+    bio: Annotated[str, Field(max_length=2000)] | None = None
+    locale: (
+        Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)] | None
+    ) = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    preferences: dict[str, Any] | None = Field(
+        default=None, description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown IANA time zone, e.g. 'Asia/Ho_Chi_Minh'") from None
+        return value
+
+    @field_validator("preferences")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(orjson.dumps(value)) > PREFERENCES_MAX_BYTES:
+            raise ValueError(f"must serialise to at most {PREFERENCES_MAX_BYTES} bytes")
+        return value
+
+
+class AdminUserUpdate(Strict):
+    role: Role | None = None
+    is_active: bool | None = None

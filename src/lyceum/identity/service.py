@@ -1,0 +1,592 @@
+"""Identity business rules: registration, login with rotating refresh tokens, MFA,
+verification and reset tokens, profiles, and the admin's view of accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import io
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import pyotp
+import segno
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.config import Settings
+from lyceum.identity import schemas
+from lyceum.identity.passwords import password_problem
+from lyceum.identity.repository import IdentityRepository
+from lyceum.kit.cache import Cache
+from lyceum.kit.errors import Conflict, Invalid, NotFound, TokenReuse, Unauthorized
+from lyceum.kit.events import emit
+from lyceum.kit.pagination import PageParams
+from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.security import (
+    SecretBox,
+    TokenCodec,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
+from lyceum.kit.storage import Storage
+from lyceum.models.identity import (
+    LoginSession,
+    OneTimeToken,
+    RefreshToken,
+    Role,
+    TokenPurpose,
+    User,
+)
+
+VERIFY_EMAIL_TTL = dt.timedelta(hours=24)
+RESET_PASSWORD_TTL = dt.timedelta(minutes=30)
+MFA_LOGIN_TTL = dt.timedelta(minutes=5)
+MFA_ATTEMPTS = "5/5 minutes"
+RECOVERY_CODE_COUNT = 10
+TOTP_ISSUER = "Lyceum"
+AVATAR_SIZE = 256
+AVATAR_FORMATS = {"PNG", "JPEG", "WEBP"}
+BAD_CREDENTIALS = "Incorrect email or password."
+DENIED_JTI_PREFIX = "denied-jti:"
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: dt.datetime
+
+
+def user_out(user: User, settings: Settings) -> schemas.UserOut:
+    return schemas.UserOut(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
+        bio=user.bio,
+        locale=user.locale,
+        timezone=user.timezone,
+        preferences=user.preferences or {},
+        avatar_url=avatar_url(user, settings),
+        mfa_enabled=user.mfa_enabled_at is not None,
+        created_at=user.created_at,
+    )
+
+
+def avatar_url(user: User, settings: Settings) -> str | None:
+    if not user.avatar_key:
+        return None
+    version = user.avatar_key.rsplit("/", 1)[-1].split(".", 1)[0][:12]
+    base = str(settings.public_base_url).rstrip("/")
+    return f"{base}/api/v1/users/{user.id}/avatar?v={version}"
+
+
+def user_summary(user: User) -> schemas.UserSummary:
+    return schemas.UserSummary(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
+        mfa_enabled=user.mfa_enabled_at is not None,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def _check_password(password: str, field: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise Invalid(f"The password {problem}.", field=field, slug="weak-password")
+
+
+def _new_recovery_code() -> str:
+    raw = base64.b32encode(secrets.token_bytes(8)).decode().lower().rstrip("=")
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:12]}"
+
+
+def _normalise_recovery_code(code: str) -> str:
+    return code.strip().lower().replace(" ", "")
+
+
+class IdentityService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        settings: Settings,
+        tokens: TokenCodec,
+        secret_box: SecretBox,
+        cache: Cache,
+        limiter: RateLimiter,
+        storage: Storage,
+        now: dt.datetime,
+    ) -> None:
+        self.session = session
+        self.repo = IdentityRepository(session)
+        self.settings = settings
+        self.tokens = tokens
+        self.secret_box = secret_box
+        self.cache = cache
+        self.limiter = limiter
+        self.storage = storage
+        self.now = now
+
+    # Registration -------------------------------------------------------------------
+
+    async def register(self, request: schemas.RegisterRequest) -> User:
+        _check_password(request.password, "body.password")
+        email = request.email.strip()
+        if await self.repo.user_by_email(email) is not None:
+            raise Conflict("An account with this email already exists.", field="body.email")
+        user = User(
+            email=email,
+            full_name=request.full_name,
+            password_hash=await hash_password(request.password),
+            role=Role.student,
+            preferences={},
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.repo.add(user)
+        except IntegrityError:  # a concurrent registration won the race
+            raise Conflict(
+                "An account with this email already exists.", field="body.email"
+            ) from None
+        await emit(self.session, "user.registered", user_id=str(user.id))
+        return user
+
+    # Login, refresh, logout ---------------------------------------------------------
+
+    async def login(
+        self, email: str, password: str, client: ClientInfo
+    ) -> schemas.TokenPair | schemas.MfaChallenge:
+        normalised = email.strip().lower()
+        await self.limiter.check(
+            self.settings.login_rate_limit, "login", client.ip or "-", normalised
+        )
+        await self.limiter.check(
+            self.settings.login_account_rate_limit, "login-account", normalised
+        )
+        user = await self.repo.user_by_email(normalised)
+        valid, upgraded_hash = await verify_password(password, user.password_hash if user else None)
+        if user is None or not valid or not user.is_active:
+            raise Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials")
+        if upgraded_hash:
+            user.password_hash = upgraded_hash  # e.g. an imported bcrypt hash becomes argon2id
+        if user.mfa_enabled_at is not None:
+            token = await self._one_time_token(user, TokenPurpose.mfa_login, MFA_LOGIN_TTL)
+            return schemas.MfaChallenge(
+                mfa_token=token.token, expires_in=int(MFA_LOGIN_TTL.total_seconds())
+            )
+        return await self._start_session(user, client)
+
+    async def verify_mfa_login(
+        self, mfa_token: str, code: str, client: ClientInfo
+    ) -> schemas.TokenPair:
+        await self.limiter.check(MFA_ATTEMPTS, "mfa-login", token_digest(mfa_token))
+        record = await self.repo.one_time_token(token_digest(mfa_token), TokenPurpose.mfa_login)
+        if record is None or record.used_at is not None or record.expires_at <= self.now:
+            raise Unauthorized(
+                "The MFA token is invalid, expired or already used.", slug="invalid-token"
+            )
+        user = await self.repo.user_by_id(record.user_id, for_update=True)
+        if user is None or not user.is_active or user.mfa_enabled_at is None:
+            raise Unauthorized(
+                "The MFA token is invalid, expired or already used.", slug="invalid-token"
+            )
+        if not await self._check_second_factor(user, code):
+            raise Unauthorized("The code is not valid.", slug="invalid-mfa-code")
+        record.used_at = self.now
+        return await self._start_session(user, client)
+
+    async def _start_session(self, user: User, client: ClientInfo) -> schemas.TokenPair:
+        lifetime = dt.timedelta(days=self.settings.refresh_token_expire_days)
+        login = LoginSession(
+            user_id=user.id,
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip_address=client.ip,
+            created_at=self.now,
+            last_used_at=self.now,
+            expires_at=self.now + lifetime,
+        )
+        await self.repo.add(login)
+        user.last_login_at = self.now
+        return await self._issue_pair(user, login, parent=None)
+
+    async def _issue_pair(
+        self, user: User, login: LoginSession, parent: RefreshToken | None
+    ) -> schemas.TokenPair:
+        refresh = new_token()
+        # A rotated token never outlives its login session.
+        await self.repo.add(
+            RefreshToken(
+                session_id=login.id,
+                parent_id=parent.id if parent else None,
+                token_hash=token_digest(refresh),
+                created_at=self.now,
+                expires_at=login.expires_at,
+            )
+        )
+        access_lifetime = dt.timedelta(minutes=self.settings.access_token_expire_minutes)
+        access, _, _ = self.tokens.encode(
+            subject=user.id,
+            role=user.role.value,
+            token_type="access",  # noqa: S106 (a JWT type, not a secret)
+            now=self.now,
+            lifetime=access_lifetime,
+            extra={"sid": str(login.id)},
+        )
+        return schemas.TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=int(access_lifetime.total_seconds()),
+            refresh_expires_in=max(0, int((login.expires_at - self.now).total_seconds())),
+        )
+
+    async def refresh(self, refresh_token: str) -> schemas.TokenPair:
+        invalid = "The refresh token is invalid, expired or revoked."
+        record = await self.repo.refresh_token_by_hash(token_digest(refresh_token))
+        if record is None:
+            raise Unauthorized(invalid, slug="invalid-token")
+        login = await self.repo.login_session(record.session_id)
+        if login is None:
+            raise Unauthorized(invalid, slug="invalid-token")
+        if record.used_at is not None:
+            # Someone replayed a rotated token: the family may be stolen. Revoke it all.
+            await self.repo.revoke_session(login.id, self.now, "refresh-token-reuse")
+            raise TokenReuse(
+                "This refresh token was already used; every session token descended from "
+                "the same login has been revoked.",
+                slug="refresh-token-reused",
+            )
+        if login.revoked_at is not None or record.expires_at <= self.now:
+            raise Unauthorized(invalid, slug="invalid-token")
+        user = await self.repo.user_by_id(login.user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized(invalid, slug="invalid-token")
+        record.used_at = self.now
+        login.last_used_at = self.now
+        return await self._issue_pair(user, login, parent=record)
+
+    async def logout(self, session_id: uuid.UUID | None, jti: str, expires_at: dt.datetime) -> None:
+        if session_id is not None:
+            await self.repo.revoke_session(session_id, self.now, "logout")
+        await self.deny_access_token(jti, expires_at)
+
+    async def deny_access_token(self, jti: str, expires_at: dt.datetime) -> None:
+        remaining = (expires_at - self.now).total_seconds()
+        if remaining > 0:
+            await self.cache.set(DENIED_JTI_PREFIX + jti, b"1", ttl=remaining + 1)
+
+    async def sessions(
+        self, user: User, current: uuid.UUID | None
+    ) -> list[schemas.LoginSessionOut]:
+        return [
+            schemas.LoginSessionOut(
+                id=login.id,
+                device=login.user_agent,
+                ip_address=login.ip_address,
+                created_at=login.created_at,
+                last_used_at=login.last_used_at,
+                current=login.id == current,
+            )
+            for login in await self.repo.active_sessions(user.id, self.now)
+        ]
+
+    async def revoke_session(self, user: User, session_id: uuid.UUID) -> None:
+        login = await self.repo.login_session(session_id)
+        if login is None or login.user_id != user.id:
+            raise NotFound("No such session.")
+        await self.repo.revoke_session(login.id, self.now, "revoked-by-user")
+
+    # One-time tokens: email verification and password reset -------------------------
+
+    async def _one_time_token(
+        self, user: User, purpose: TokenPurpose, ttl: dt.timedelta
+    ) -> IssuedToken:
+        await self.repo.expire_tokens(user.id, purpose, self.now)
+        token = new_token()
+        await self.repo.add(
+            OneTimeToken(
+                user_id=user.id,
+                purpose=purpose,
+                token_hash=token_digest(token),
+                created_at=self.now,
+                expires_at=self.now + ttl,
+            )
+        )
+        return IssuedToken(token, self.now + ttl)
+
+    async def issue_verification_token(self, user: User) -> IssuedToken:
+        return await self._one_time_token(user, TokenPurpose.verify_email, VERIFY_EMAIL_TTL)
+
+    async def issue_reset_token(self, user: User) -> IssuedToken:
+        return await self._one_time_token(user, TokenPurpose.reset_password, RESET_PASSWORD_TTL)
+
+    async def _consume(self, token: str, purpose: TokenPurpose) -> User:
+        record = await self.repo.one_time_token(token_digest(token), purpose)
+        if record is None or record.used_at is not None or record.expires_at <= self.now:
+            raise Unauthorized(
+                "The token is invalid, expired or already used.", slug="invalid-token"
+            )
+        user = await self.repo.user_by_id(record.user_id, for_update=True)
+        if user is None or not user.is_active:
+            raise Unauthorized(
+                "The token is invalid, expired or already used.", slug="invalid-token"
+            )
+        record.used_at = self.now
+        return user
+
+    async def verify_email(self, token: str) -> User:
+        user = await self._consume(token, TokenPurpose.verify_email)
+        if user.email_verified_at is None:
+            user.email_verified_at = self.now
+        return user
+
+    async def request_verification_mail(self, user: User) -> None:
+        if user.email_verified_at is not None:
+            raise Conflict("The email address is already verified.")
+        await self.limiter.check("3/hour", "verify-resend", str(user.id))
+        await emit(self.session, "user.verification_requested", user_id=str(user.id))
+
+    async def forgot_password(self, email: str) -> None:
+        # The same work whether or not the account exists: one job row. The job looks
+        # the account up, so neither the answer nor its timing tells them apart.
+        await emit(self.session, "user.password_reset_requested", email=email.strip().lower())
+
+    async def reset_password(self, token: str, new_password: str) -> None:
+        _check_password(new_password, "body.new_password")
+        user = await self._consume(token, TokenPurpose.reset_password)
+        user.password_hash = await hash_password(new_password)
+        await self.repo.expire_tokens(user.id, TokenPurpose.reset_password, self.now)
+        await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+
+    async def change_password(
+        self, user: User, current: str, new: str, keep_session: uuid.UUID | None
+    ) -> None:
+        valid, _ = await verify_password(current, user.password_hash)
+        if not valid:
+            raise Invalid("The current password is incorrect.", field="body.current_password")
+        _check_password(new, "body.new_password")
+        user.password_hash = await hash_password(new)
+        await self.repo.revoke_user_sessions(
+            user.id, self.now, "password-changed", keep=keep_session
+        )
+
+    # MFA ----------------------------------------------------------------------------
+
+    async def mfa_setup(self, user: User) -> schemas.MfaSetup:
+        if user.mfa_enabled_at is not None:
+            raise Conflict("MFA is already enabled; disable it first to set up a new device.")
+        secret = pyotp.random_base32()
+        user.mfa_secret_sealed = self.secret_box.seal(secret)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+        buffer = io.BytesIO()
+        segno.make(uri, error="m").save(buffer, kind="png", scale=6)
+        return schemas.MfaSetup(
+            secret=secret,
+            otpauth_uri=uri,
+            qr_png_base64=base64.b64encode(buffer.getvalue()).decode(),
+        )
+
+    async def mfa_enable(self, user: User, code: str) -> list[str]:
+        if user.mfa_enabled_at is not None:
+            raise Conflict("MFA is already enabled.")
+        if user.mfa_secret_sealed is None:
+            raise Conflict("Call /auth/mfa/setup first.")
+        if not self._check_totp(user, code):
+            raise Invalid("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+        user.mfa_enabled_at = self.now
+        codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+        await self.repo.replace_recovery_codes(
+            user.id, [token_digest(_normalise_recovery_code(code)) for code in codes]
+        )
+        return codes
+
+    async def mfa_disable(self, user: User, password: str, code: str) -> None:
+        if user.mfa_enabled_at is None:
+            raise Conflict("MFA is not enabled.")
+        valid, _ = await verify_password(password, user.password_hash)
+        if not valid:
+            raise Invalid("The password is incorrect.", field="body.password")
+        if not await self._check_second_factor(user, code):
+            raise Invalid("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+        user.mfa_enabled_at = None
+        user.mfa_secret_sealed = None
+        user.mfa_last_step = None
+        await self.repo.delete_recovery_codes(user.id)
+
+    def _check_totp(self, user: User, code: str) -> bool:
+        """A TOTP code of the current step or its neighbours, each step usable once."""
+        if user.mfa_secret_sealed is None or not code.isdigit():
+            return False
+        totp = pyotp.TOTP(self.secret_box.open(user.mfa_secret_sealed))
+        current_step = int(self.now.timestamp()) // totp.interval
+        for step in (current_step - 1, current_step, current_step + 1):
+            if user.mfa_last_step is not None and step <= user.mfa_last_step:
+                continue
+            if secrets.compare_digest(totp.at(step * totp.interval), code):
+                user.mfa_last_step = step
+                return True
+        return False
+
+    async def _check_second_factor(self, user: User, code: str) -> bool:
+        if self._check_totp(user, code):
+            return True
+        recovery = await self.repo.unused_recovery_code(
+            user.id, token_digest(_normalise_recovery_code(code))
+        )
+        if recovery is None:
+            return False
+        recovery.used_at = self.now
+        return True
+
+    # Profile ------------------------------------------------------------------------
+
+    async def update_profile(self, user: User, changes: schemas.ProfileUpdate) -> User:
+        for field in changes.model_fields_set:
+            value = getattr(changes, field)
+            if field in {"full_name", "locale", "timezone", "preferences"} and value is None:
+                raise Invalid(f"{field} cannot be null.", field=f"body.{field}")
+            setattr(user, field, value)
+        await self.session.flush()
+        return user
+
+    async def set_avatar(self, user: User, data: bytes) -> User:
+        if len(data) > self.settings.avatar_max_bytes:
+            raise Invalid(
+                f"The image exceeds {self.settings.avatar_max_bytes} bytes.", field="body.file"
+            )
+        encoded = await asyncio.to_thread(_normalise_avatar, data)
+        key = f"avatars/{user.id}/{uuid.uuid4().hex}.png"
+        await self.storage.put(key, encoded, "image/png")
+        previous = user.avatar_key
+        user.avatar_key = key
+        await self.session.flush()
+        if previous:
+            await self.storage.delete(previous)
+        return user
+
+    async def avatar(self, user_id: uuid.UUID) -> bytes:
+        user = await self.repo.user_by_id(user_id)
+        if user is None or user.avatar_key is None or user.deleted_at is not None:
+            raise NotFound("This user has no avatar.")
+        data = await self.storage.get(user.avatar_key)
+        if data is None:
+            raise NotFound("This user has no avatar.")
+        return data
+
+    async def delete_account(self, user: User) -> None:
+        """Deactivate and anonymise: the row stays (so references elsewhere hold) but
+        nothing identifies the person any more."""
+        if user.avatar_key:
+            await self.storage.delete(user.avatar_key)
+        user.email = f"deleted-{user.id.hex}@deleted.invalid"
+        user.full_name = "Deleted user"
+        user.bio = None
+        user.preferences = {}
+        user.avatar_key = None
+        user.password_hash = None
+        user.mfa_secret_sealed = None
+        user.mfa_enabled_at = None
+        user.is_active = False
+        user.deleted_at = self.now
+        await self.repo.delete_recovery_codes(user.id)
+        await self.repo.revoke_user_sessions(user.id, self.now, "account-deleted")
+
+    # Administration -----------------------------------------------------------------
+
+    async def admin_update(
+        self, admin: User, user_id: uuid.UUID, changes: schemas.AdminUserUpdate
+    ) -> User:
+        user = await self.repo.user_by_id(user_id, for_update=True)
+        if user is None or user.deleted_at is not None:
+            raise NotFound("No such user.")
+        if user.id == admin.id and (
+            (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
+        ):
+            raise Conflict("Admins cannot demote or deactivate themselves.")
+        if "role" in changes.model_fields_set:
+            if changes.role is None:
+                raise Invalid("role cannot be null.", field="body.role")
+            user.role = changes.role
+        if "is_active" in changes.model_fields_set:
+            if changes.is_active is None:
+                raise Invalid("is_active cannot be null.", field="body.is_active")
+            user.is_active = changes.is_active
+            if not changes.is_active:
+                await self.repo.revoke_user_sessions(user.id, self.now, "deactivated")
+        await self.session.flush()
+        return user
+
+    async def search_users(
+        self, text: str | None, role: Role | None, active: bool | None, paging: PageParams
+    ) -> tuple[list[User], int]:
+        return await self.repo.search_users(
+            text=text, role=role, active=active, offset=paging.offset, limit=paging.size
+        )
+
+    async def get_user(self, user_id: uuid.UUID) -> User:
+        user = await self.repo.user_by_id(user_id)
+        if user is None or user.deleted_at is not None:
+            raise NotFound("No such user.")
+        return user
+
+    async def ensure_admin(self, email: str, password: str, full_name: str) -> tuple[User, bool]:
+        """For `lyceum create-admin`: create, or promote an existing account."""
+        existing = await self.repo.user_by_email(email)
+        if existing is not None:
+            existing.role = Role.admin
+            existing.is_active = True
+            return existing, False
+        _check_password(password, "password")
+        user = User(
+            email=email,
+            full_name=full_name,
+            password_hash=await hash_password(password),
+            role=Role.admin,
+            email_verified_at=self.now,
+            preferences={},
+        )
+        await self.repo.add(user)
+        return user, True
+
+
+def _normalise_avatar(data: bytes) -> bytes:
+    """Decode (PNG, JPEG or WebP only), drop metadata by re-encoding the pixels alone,
+    crop to a centred square and resize to 256x256 PNG."""
+    import filetype
+
+    kind = filetype.guess(data)
+    if kind is None or kind.mime not in {"image/png", "image/jpeg", "image/webp"}:
+        raise Invalid("The avatar must be a PNG, JPEG or WebP image.", field="body.file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in AVATAR_FORMATS:
+                raise Invalid("The avatar must be a PNG, JPEG or WebP image.", field="body.file")
+            if image.width * image.height > 40_000_000:
+                raise Invalid("The image is too large in pixels.", field="body.file")
+            upright = ImageOps.exif_transpose(image).convert("RGBA")
+            square = ImageOps.fit(upright, (AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
+        raise Invalid("The file is not a readable image.", field="body.file") from None
+    clean = Image.new("RGBA", square.size)
+    clean.paste(square)
+    output = io.BytesIO()
+    clean.save(output, format="PNG", optimize=True)
+    return output.getvalue()

@@ -1,0 +1,184 @@
+"""Passwords (argon2id, bcrypt verify), JWTs, opaque tokens and secret encryption.
+
+Hashing runs in a thread: argon2id at OWASP's parameters costs tens of milliseconds of
+CPU, which would otherwise stall every other request on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+# OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+ARGON2_MEMORY_KIB = 19 * 1024
+ARGON2_TIME_COST = 2
+ARGON2_PARALLELISM = 1
+
+_password_hash = PasswordHash(
+    (
+        Argon2Hasher(
+            memory_cost=ARGON2_MEMORY_KIB,
+            time_cost=ARGON2_TIME_COST,
+            parallelism=ARGON2_PARALLELISM,
+        ),
+        BcryptHasher(),
+    )
+)
+# Verified against when an email is unknown, so a miss costs as much as a hit.
+_DUMMY_HASH = _password_hash.hash(secrets.token_urlsafe(16))
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_password_hash.hash, password)
+
+
+async def verify_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
+    """(valid, new hash if the stored one should be upgraded, e.g. imported bcrypt)."""
+    if stored_hash is None:
+        await asyncio.to_thread(_password_hash.verify, password, _DUMMY_HASH)
+        return False, None
+    try:
+        return await asyncio.to_thread(_password_hash.verify_and_update, password, stored_hash)
+    except Exception:  # an unrecognised or corrupt hash never authenticates
+        return False, None
+
+
+def verify_password_sync(password: str, stored_hash: str) -> bool:
+    return bool(_password_hash.verify(password, stored_hash))
+
+
+def new_token(nbytes: int = 32) -> str:
+    """An opaque, URL-safe random token (refresh, verification, reset, MFA)."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_digest(token: str) -> str:
+    """Tokens are stored only as their SHA-256: a database leak yields nothing usable."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equal(left: str, right: str) -> bool:
+    return hmac.compare_digest(left.encode(), right.encode())
+
+
+TokenType = Literal["access", "refresh"]
+
+
+class InvalidTokenError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    role: str
+    jti: str
+    session_id: uuid.UUID | None
+    expires_at: dt.datetime
+
+
+class TokenCodec:
+    """HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `typ`, `iss` and `aud`;
+    only the configured algorithm is accepted (so `alg: none` never is)."""
+
+    algorithm = "HS256"
+
+    def __init__(self, secret: str, *, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+
+    def encode(
+        self,
+        *,
+        subject: uuid.UUID,
+        role: str,
+        token_type: TokenType,
+        now: dt.datetime,
+        lifetime: dt.timedelta,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, str, dt.datetime]:
+        jti = uuid.uuid4().hex
+        expires = now + lifetime
+        payload = {
+            "sub": str(subject),
+            "role": role,
+            "typ": token_type,
+            "jti": jti,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "iss": self.issuer,
+            "aud": self.audience,
+            **(extra or {}),
+        }
+        return jwt.encode(payload, self._secret, algorithm=self.algorithm), jti, expires
+
+    def decode(self, token: str, *, expected_type: TokenType, now: dt.datetime) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={
+                    "require": ["sub", "exp", "iat", "jti", "typ", "iss", "aud"],
+                    "verify_exp": False,  # checked below against the injected clock
+                },
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidTokenError(str(error)) from None
+        if claims.get("typ") != expected_type:
+            raise InvalidTokenError(f"expected a {expected_type} token")
+        if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
+            raise InvalidTokenError("token expired")
+        return claims
+
+    def decode_access(self, token: str, *, now: dt.datetime) -> AccessClaims:
+        claims = self.decode(token, expected_type="access", now=now)
+        try:
+            session = claims.get("sid")
+            return AccessClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                role=str(claims["role"]),
+                jti=str(claims["jti"]),
+                session_id=uuid.UUID(session) if session else None,
+                expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise InvalidTokenError("malformed claims") from error
+
+
+class SecretBox:
+    """Symmetric encryption for secrets we must read back (TOTP seeds), keyed from
+    SECRET_KEY through HKDF so the JWT key is never used directly for encryption."""
+
+    def __init__(self, secret_key: str) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"lyceum-secret-box", info=b"v1"
+        ).derive(secret_key.encode())
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as error:
+            raise ValueError("cannot decrypt: wrong SECRET_KEY or corrupt value") from error
