@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.app import create_app
 from lyceum.config import Environment, Settings, get_settings
+from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import alembic_config, get_session
 from lyceum.kit.embedded_pg import EmbeddedPostgres
+from lyceum.kit.errors import DomainError
 from lyceum.kit.runtime import Runtime
 from tests.support.servers import REPO_ROOT, redis_server
 
@@ -110,6 +112,12 @@ def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection |
             ) as db_session:
                 try:
                     yield db_session
+                except DomainError as error:
+                    if error.persist_changes:
+                        await db_session.commit()
+                    else:
+                        await db_session.rollback()
+                    raise
                 except BaseException:
                     await db_session.rollback()
                     raise
@@ -121,8 +129,17 @@ def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection |
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime, connection: AsyncConnection) -> FastAPI:
-    return make_app(settings, runtime, connection)
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app(
+    settings: Settings, runtime: Runtime, connection: AsyncConnection, clock: FrozenClock
+) -> FastAPI:
+    application = make_app(settings, runtime, connection)
+    application.state.clock = clock
+    return application
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:

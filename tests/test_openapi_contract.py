@@ -12,6 +12,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from lyceum.app import create_app
 from lyceum.config import Settings
@@ -59,6 +60,15 @@ def test_live_server_publishes_the_schema_under_test(live_server: str) -> None:
     assert httpx.get(f"{live_server}/openapi.json").json() == _published_schema()
 
 
+def _beyond_the_schema(problem: dict[str, Any]) -> bool:
+    """Rules no JSON schema states: a password among the 10,000 most common (a generated
+    "00000000" is one), and NUL characters inside free-form JSON (preferences), which
+    PostgreSQL cannot store."""
+    if problem.get("type", "").endswith("/weak-password"):
+        return True
+    return any("NUL" in error.get("message", "") for error in problem.get("errors") or [])
+
+
 @schema.parametrize()
 @settings(
     max_examples=30,
@@ -66,4 +76,8 @@ def test_live_server_publishes_the_schema_under_test(live_server: str) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_honours_its_schema(case: schemathesis.Case, request: pytest.FixtureRequest) -> None:
-    case.call_and_validate(base_url=request.getfixturevalue("live_server"))
+    response = case.call(base_url=request.getfixturevalue("live_server"))
+    excluded = []
+    if response.status_code == 422 and _beyond_the_schema(response.json()):
+        excluded.append(positive_data_acceptance)
+    case.validate_response(response, excluded_checks=excluded)

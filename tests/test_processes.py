@@ -65,10 +65,14 @@ def test_data_survives_kill_9_of_server_and_database(tmp_path: Path) -> None:
     token = uuid.uuid4().hex
 
     server = serve(data_dir, port)
-    database = postmaster(data_dir)
-    with psycopg.connect(database.get_uri(database="lyceum"), autocommit=True) as conn:
-        conn.execute("CREATE TABLE persist_probe (token text)")
-        conn.execute("INSERT INTO persist_probe VALUES (%s)", (token,))
+    try:
+        database = postmaster(data_dir)
+        with psycopg.connect(database.get_uri(database="lyceum"), autocommit=True) as conn:
+            conn.execute("CREATE TABLE persist_probe (token text)")
+            conn.execute("INSERT INTO persist_probe VALUES (%s)", (token,))
+    except BaseException:
+        stop(server)
+        raise
 
     # The hardest stop there is: the API process and PostgreSQL itself, no cleanup.
     os.kill(server.pid, signal.SIGKILL)

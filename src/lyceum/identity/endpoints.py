@@ -20,6 +20,7 @@ from lyceum.identity.permissions import (
 from lyceum.identity.service import ClientInfo, user_out, user_summary
 from lyceum.kit.errors import Invalid
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.validation import SafeStr
 from lyceum.models.identity import Role
 
 auth = APIRouter(prefix="/auth", tags=["auth"])
@@ -124,7 +125,7 @@ async def list_sessions(
 
 
 @auth.delete(
-    "/sessions/{session_id}",
+    "/sessions/{session_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke one of the caller's logins",
 )
@@ -245,7 +246,7 @@ async def delete_me(caller: AuthenticatedCaller, service: Identity) -> None:
 
 
 @users.get(
-    "/{user_id}/avatar",
+    "/{user_id:uuid}/avatar",
     summary="A user's avatar image",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "The avatar, 256x256 PNG"}},
@@ -262,7 +263,9 @@ async def list_users(
     admin: AdminUser,
     service: Identity,
     paging: Paging,
-    q: Annotated[str | None, Query(max_length=200, description="Part of email or name.")] = None,
+    q: Annotated[
+        SafeStr | None, Query(max_length=200, description="Part of email or name.")
+    ] = None,
     role: Role | None = None,
     active: Annotated[bool | None, Query(description="Filter by active status.")] = None,
 ) -> Page[schemas.UserSummary]:
@@ -270,14 +273,14 @@ async def list_users(
     return Page.of([user_summary(user) for user in found], total, paging)
 
 
-@users.get("/{user_id}", summary="One account (admins)")
+@users.get("/{user_id:uuid}", summary="One account (admins)")
 async def get_user(
     user_id: uuid.UUID, admin: AdminUser, service: Identity, runtime: RuntimeDep
 ) -> schemas.UserOut:
     return user_out(await service.get_user(user_id), runtime.settings)
 
 
-@users.patch("/{user_id}", summary="Change an account's role or active status (admins)")
+@users.patch("/{user_id:uuid}", summary="Change an account's role or active status (admins)")
 async def admin_update_user(
     user_id: uuid.UUID,
     body: schemas.AdminUserUpdate,

