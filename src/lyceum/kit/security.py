@@ -138,7 +138,10 @@ class TokenCodec:
                 issuer=self.issuer,
                 options={
                     "require": ["sub", "exp", "iat", "jti", "typ", "iss", "aud"],
-                    "verify_exp": False,  # checked below against the injected clock
+                    # Time claims are checked below against the injected clock.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
                 },
             )
         except jwt.PyJWTError as error:
@@ -147,6 +150,8 @@ class TokenCodec:
             raise InvalidTokenError(f"expected a {expected_type} token")
         if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
             raise InvalidTokenError("token expired")
+        if not isinstance(claims["iat"], int) or claims["iat"] > now.timestamp() + 60:
+            raise InvalidTokenError("token issued in the future")
         return claims
 
     def decode_access(self, token: str, *, now: dt.datetime) -> AccessClaims:
