@@ -4,6 +4,8 @@ response matches its documented schema. It grows by itself as endpoints are adde
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,33 @@ def live_server(
     from lyceum.kit.db import alembic_config
 
     command.upgrade(alembic_config(url), "head")
-    port = free_port()
-    process = start_lyceum(
-        {"DATABASE_URL": url, "LYCEUM_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"},
-        port,
-        data_dir / "serve.log",
+    env = {
+        "DATABASE_URL": url,
+        "LYCEUM_DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+        # The fuzzer signs in again whenever a generated call signed it out.
+        "LOGIN_RATE_LIMIT": "100000/minute",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "100000/minute",
+    }
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lyceum",
+            "create-admin",
+            "--email",
+            FUZZ_ADMIN,
+            "--password",
+            FUZZ_PASSWORD,
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert created.returncode == 0, created.stderr
+    port = free_port()
+    process = start_lyceum(env, port, data_dir / "serve.log")
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, "/health/ready", 60, process)
@@ -54,6 +77,30 @@ def _published_schema() -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(_published_schema())
+
+FUZZ_ADMIN = "fuzz-admin@example.com"
+FUZZ_PASSWORD = "fuzzing passphrase 42"
+_token: dict[str, str] = {}
+
+
+def admin_headers(base_url: str) -> dict[str, str]:
+    """An admin's bearer token, so generated calls reach past authentication; renewed
+    when a generated call (logout, password change, account deletion) ended it."""
+    token = _token.get(base_url)
+    if token is not None:
+        check = httpx.get(
+            f"{base_url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        if check.status_code != 200:
+            token = None
+    if token is None:
+        response = httpx.post(
+            f"{base_url}/api/v1/auth/login", json={"email": FUZZ_ADMIN, "password": FUZZ_PASSWORD}
+        )
+        if response.status_code != 200:  # the fuzzer deleted or changed the account
+            return {}
+        token = _token[base_url] = response.json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_live_server_publishes_the_schema_under_test(live_server: str) -> None:
@@ -76,8 +123,14 @@ def _beyond_the_schema(problem: dict[str, Any]) -> bool:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_honours_its_schema(case: schemathesis.Case, request: pytest.FixtureRequest) -> None:
-    response = case.call(base_url=request.getfixturevalue("live_server"))
+    base_url = request.getfixturevalue("live_server")
+    headers = (
+        {}
+        if "authorization" in {k.lower() for k in (case.headers or {})}
+        else admin_headers(base_url)
+    )
+    response = case.call(base_url=base_url, headers=headers)
     excluded = []
     if response.status_code == 422 and _beyond_the_schema(response.json()):
         excluded.append(positive_data_acceptance)
-    case.validate_response(response, excluded_checks=excluded)
+    case.validate_response(response, excluded_checks=excluded, headers=headers)

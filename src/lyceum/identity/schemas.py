@@ -33,13 +33,16 @@ Password = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
 # A password being chosen: the length rules live in the schema; "not one of the 10,000
 # most common passwords" is checked by the service (422, type weak-password).
 NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, pattern=NO_NUL)]
+# At least one visible character; surrounding whitespace is trimmed.
 FullName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\s*[^\s\x00][^\x00]*$"
+    ),
 ]
 Code = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=6, max_length=32, pattern=NO_NUL),
+    StringConstraints(min_length=6, max_length=32, pattern=NO_NUL),
     Field(description="A 6-digit TOTP code, or a recovery code like `abcd-efgh-jk`."),
 ]
 OpaqueToken = Annotated[str, Field(min_length=16, max_length=512, pattern=NO_NUL)]
@@ -49,7 +52,8 @@ class Strict(BaseModel):
     """Request bodies: unknown fields and NUL characters are refused (PostgreSQL text
     cannot hold NUL, and no legitimate input contains one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Python's regex engine, so `\s` means what str.strip() strips.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     @model_validator(mode="before")
     @classmethod

@@ -22,7 +22,14 @@ from lyceum.identity import schemas
 from lyceum.identity.passwords import password_problem
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.cache import Cache
-from lyceum.kit.errors import Conflict, Invalid, NotFound, TokenReuse, Unauthorized
+from lyceum.kit.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TokenReuse,
+    Unauthorized,
+)
 from lyceum.kit.events import emit
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
@@ -217,6 +224,7 @@ class IdentityService:
     async def _start_session(self, user: User, client: ClientInfo) -> schemas.TokenPair:
         lifetime = dt.timedelta(days=self.settings.refresh_token_expire_days)
         login = LoginSession(
+            id=uuid.uuid4(),
             user_id=user.id,
             user_agent=(client.user_agent or "")[:512] or None,
             ip_address=client.ip,
@@ -224,7 +232,7 @@ class IdentityService:
             last_used_at=self.now,
             expires_at=self.now + lifetime,
         )
-        await self.repo.add(login)
+        self.session.add(login)  # flushed together with its first refresh token
         user.last_login_at = self.now
         return await self._issue_pair(user, login, parent=None)
 
@@ -381,7 +389,11 @@ class IdentityService:
     ) -> None:
         valid, _ = await verify_password(current, user.password_hash)
         if not valid:
-            raise Invalid("The current password is incorrect.", field="body.current_password")
+            raise Forbidden(
+                "The current password is incorrect.",
+                field="body.current_password",
+                slug="invalid-credentials",
+            )
         _check_password(new, "body.new_password")
         user.password_hash = await hash_password(new)
         await self.repo.revoke_user_sessions(
@@ -409,8 +421,9 @@ class IdentityService:
             raise Conflict("MFA is already enabled.")
         if user.mfa_secret_sealed is None:
             raise Conflict("Call /auth/mfa/setup first.")
+        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         if not self._check_totp(user, code):
-            raise Invalid("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+            raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         user.mfa_enabled_at = self.now
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
         await self.repo.replace_recovery_codes(
@@ -421,11 +434,14 @@ class IdentityService:
     async def mfa_disable(self, user: User, password: str, code: str) -> None:
         if user.mfa_enabled_at is None:
             raise Conflict("MFA is not enabled.")
+        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         valid, _ = await verify_password(password, user.password_hash)
         if not valid:
-            raise Invalid("The password is incorrect.", field="body.password")
+            raise Forbidden(
+                "The password is incorrect.", field="body.password", slug="invalid-credentials"
+            )
         if not await self._check_second_factor(user, code):
-            raise Invalid("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+            raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         user.mfa_enabled_at = None
         user.mfa_secret_sealed = None
         user.mfa_last_step = None
@@ -433,6 +449,7 @@ class IdentityService:
 
     def _check_totp(self, user: User, code: str) -> bool:
         """A TOTP code of the current step or its neighbours, each step usable once."""
+        code = code.strip()
         if user.mfa_secret_sealed is None or not code.isdigit():
             return False
         totp = pyotp.TOTP(self.secret_box.open(user.mfa_secret_sealed))
