@@ -93,6 +93,32 @@ def test_data_survives_kill_9_of_server_and_database(tmp_path: Path) -> None:
     _wait_stopped(restarted.pid)
 
 
+def test_worker_beside_serve_shares_the_embedded_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "lyceum"
+    data_dir.mkdir()
+    server = serve(data_dir, free_port())
+    try:
+        database = postmaster(data_dir)
+        with (data_dir / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "lyceum", "worker", "--concurrency", "1"],
+                env={**os.environ, **embedded_env(data_dir)},
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        time.sleep(4)
+        assert worker.poll() is None, (data_dir / "worker.log").read_text()
+        assert postmaster(data_dir).pid == database.pid  # the same server, not a second one
+        stop(worker)
+        assert worker.returncode == 0, (data_dir / "worker.log").read_text()
+        # The worker leaving does not stop the server that serve still uses.
+        assert postmaster(data_dir).pid == database.pid
+    finally:
+        stop(server)
+    _wait_stopped(database.pid)
+
+
 def test_external_database_must_be_migrated_first(
     embedded_pg: EmbeddedPostgres, tmp_path: Path
 ) -> None:

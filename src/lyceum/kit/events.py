@@ -25,8 +25,7 @@ def subscribers(event: str) -> list[Task[Any, Any, Any]]:
 
 
 async def emit(session: AsyncSession, event: str, **payload: Any) -> None:
-    """Enqueue every task subscribed to `event`, inside the session's transaction."""
-    import lyceum.identity.tasks  # noqa: F401  (registers its subscriptions)
-
+    """Enqueue every task subscribed to `event`, inside the session's transaction.
+    Subscriptions are made when the task modules load (`kit.jobs.load_task_modules`)."""
     for task in subscribers(event):
         await defer(session, task, **payload)

@@ -7,6 +7,7 @@ psycopg connection, so the job commits or rolls back with the data it concerns.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +37,12 @@ DEFAULT_RETRY = RetryStrategy(max_attempts=6, exponential_wait=2)
 job_app = App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
 
 
+def load_task_modules() -> None:
+    """Import every module that registers tasks and event subscriptions."""
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+
+
 async def open_jobs(database_url: str, *, max_size: int = 4) -> psycopg_pool.AsyncConnectionPool:
     """Open the job app on its own small pool (workers hold a LISTEN connection)."""
     pool = psycopg_pool.AsyncConnectionPool(
@@ -47,6 +54,7 @@ async def open_jobs(database_url: str, *, max_size: int = 4) -> psycopg_pool.Asy
         name="procrastinate",
     )
     await pool.open(wait=True)
+    load_task_modules()
     await job_app.open_async(pool)
     return pool
 
