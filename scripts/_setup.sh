@@ -34,3 +34,18 @@ ensure_redis() {
         exit 1
     fi
 }
+
+ensure_poppler() {
+    # pdftotext and pdftoppm: the certificate tests read rendered PDFs back.
+    if command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing poppler-utils (certificate rendering tests)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+    else
+        echo "poppler-utils is required by the tests: install it (e.g. sudo apt-get install poppler-utils)" >&2
+        exit 1
+    fi
+}

@@ -24,7 +24,12 @@ pytestmark = pytest.mark.slow
 
 def embedded_env(data_dir: Path) -> dict[str, str]:
     # An empty DATABASE_URL counts as unset: embedded mode.
-    return {"DATABASE_URL": "", "LYCEUM_DATA_DIR": str(data_dir), "ENVIRONMENT": "development"}
+    return {
+        "DATABASE_URL": "",
+        "LYCEUM_DATA_DIR": str(data_dir),
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "INFO",
+    }
 
 
 def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -107,8 +112,11 @@ def test_worker_beside_serve_shares_the_embedded_server(tmp_path: Path) -> None:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        time.sleep(4)
-        assert worker.poll() is None, (data_dir / "worker.log").read_text()
+        deadline = time.monotonic() + 90
+        while "worker_started" not in (data_dir / "worker.log").read_text():
+            assert worker.poll() is None, (data_dir / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.2)
         assert postmaster(data_dir).pid == database.pid  # the same server, not a second one
         stop(worker)
         assert worker.returncode == 0, (data_dir / "worker.log").read_text()

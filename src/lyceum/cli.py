@@ -7,6 +7,7 @@ import os
 import socket
 from typing import Annotated
 
+import structlog
 import typer
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -145,6 +146,9 @@ def worker(
         pool = await open_jobs(database_url, max_size=slots + 2)
         jobs_database = Database(database_url, pool_size=slots, max_overflow=slots)
         bind_database(jobs_database)
+        structlog.get_logger("lyceum.worker").info(
+            "worker_started", name=worker_name, concurrency=slots
+        )
         try:
             await run_worker(name=worker_name, concurrency=slots)
         finally:

@@ -186,7 +186,17 @@ class ProfileUpdate(Strict):
     locale: (
         Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)] | None
     ) = None
-    timezone: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
+    timezone: (
+        Annotated[
+            str,
+            Field(
+                max_length=64,
+                pattern=NO_NUL,
+                json_schema_extra={"enum": sorted(zoneinfo.available_timezones())},
+            ),
+        ]
+        | None
+    ) = None
     preferences: dict[str, Any] | None = Field(
         default=None, description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes."
     )

@@ -591,17 +591,27 @@ def _normalise_avatar(data: bytes) -> bytes:
 
     kind = filetype.guess(data)
     if kind is None or kind.mime not in {"image/png", "image/jpeg", "image/webp"}:
-        raise Invalid("The avatar must be a PNG, JPEG or WebP image.", field="body.file")
+        raise Invalid(
+            "The avatar must be a PNG, JPEG or WebP image.",
+            field="body.file",
+            slug="unsupported-image",
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in AVATAR_FORMATS:
-                raise Invalid("The avatar must be a PNG, JPEG or WebP image.", field="body.file")
+                raise Invalid(
+                    "The avatar must be a PNG, JPEG or WebP image.",
+                    field="body.file",
+                    slug="unsupported-image",
+                )
             if image.width * image.height > 40_000_000:
                 raise Invalid("The image is too large in pixels.", field="body.file")
             upright = ImageOps.exif_transpose(image).convert("RGBA")
             square = ImageOps.fit(upright, (AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
-        raise Invalid("The file is not a readable image.", field="body.file") from None
+        raise Invalid(
+            "The file is not a readable image.", field="body.file", slug="unsupported-image"
+        ) from None
     clean = Image.new("RGBA", square.size)
     clean.paste(square)
     output = io.BytesIO()

@@ -1,0 +1,1 @@
+"""Learning: courses, progress and completion certificates."""
