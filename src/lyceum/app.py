@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from lyceum import __version__
 from lyceum.config import Settings, get_settings
+from lyceum.courses import endpoints as course_endpoints
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -46,6 +47,7 @@ TAGS = [
         "description": "Accounts, tokens, sessions, email verification, passwords, MFA.",
     },
     {"name": "users", "description": "Profiles, avatars, and account administration."},
+    {"name": "courses", "description": "Catalog, course authoring, modules and lessons."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -129,6 +131,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     api.include_router(identity_endpoints.auth)
     api.include_router(identity_endpoints.users)
+    api.include_router(course_endpoints.courses)
+    api.include_router(course_endpoints.lessons)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)

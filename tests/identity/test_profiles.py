@@ -64,7 +64,6 @@ async def test_get_and_patch_profile(
         ({"locale": "not a locale!"}, "body.locale"),
         ({"preferences": {"blob": "x" * 20_000}}, "body.preferences"),
         ({"preferences": ["not", "an", "object"]}, "body.preferences"),
-        ({"full_name": None}, "body.full_name"),
         ({"email": "new@example.com"}, "body.email"),
         ({"bio": "nul\u0000byte"}, "body"),
     ],
@@ -368,3 +367,16 @@ def test_create_admin_is_idempotent(database_url: str, tmp_path: object) -> None
     )
     assert weak.returncode == 2
     assert "common" in weak.stderr
+
+
+async def test_null_leaves_required_fields_alone_and_clears_the_bio(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    me = await account(client, connection)
+    await client.patch("/api/v1/users/me", json={"bio": "hello"}, headers=me.headers)
+    response = await client.patch(
+        "/api/v1/users/me", json={"full_name": None, "bio": None}, headers=me.headers
+    )
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Ada Lovelace"
+    assert response.json()["bio"] is None

@@ -75,6 +75,23 @@ async def authenticate(
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
 
 
+async def optional_user(
+    runtime: RuntimeDep,
+    session: Session,
+    clock: ClockDep,
+    token: Annotated[str | None, Depends(bearer)],
+) -> User | None:
+    """For public endpoints that show more to signed-in callers: no token means
+    anonymous, but a bad token is still a 401 (a client should know it is signed out)."""
+    if not token:
+        return None
+    caller = await authenticate(runtime, session, clock, token)
+    return caller.user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
 async def current_user(caller: AuthenticatedCaller) -> User:
     return caller.user
 

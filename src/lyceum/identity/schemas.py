@@ -14,13 +14,14 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
 from lyceum.identity.passwords import MAX_LENGTH, MIN_LENGTH
-from lyceum.kit.validation import NO_NUL, contains_nul
+from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, contains_nul
 from lyceum.models.identity import Role
 
 # The OpenAPI `email` format admits reserved names such as `.test`; accept what the
@@ -36,9 +37,7 @@ NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH,
 # At least one visible character; surrounding whitespace is trimmed.
 FullName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\s*[^\s\x00][^\x00]*$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
 ]
 Code = Annotated[
     str,
@@ -52,7 +51,6 @@ class Strict(BaseModel):
     """Request bodies: unknown fields and NUL characters are refused (PostgreSQL text
     cannot hold NUL, and no legitimate input contains one)."""
 
-    # Python's regex engine, so `\s` means what str.strip() strips.
     model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     @model_validator(mode="before")
@@ -181,6 +179,8 @@ class UserSummary(BaseModel):
 
 
 class ProfileUpdate(Strict):
+    """Only the fields sent change; `null` leaves a field as it is (it clears `bio`)."""
+
     full_name: FullName | None = None
     bio: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
     locale: (
@@ -222,4 +222,4 @@ class ProfileUpdate(Strict):
 
 class AdminUserUpdate(Strict):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None

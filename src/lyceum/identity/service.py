@@ -478,8 +478,8 @@ class IdentityService:
     async def update_profile(self, user: User, changes: schemas.ProfileUpdate) -> User:
         for field in changes.model_fields_set:
             value = getattr(changes, field)
-            if field in {"full_name", "locale", "timezone", "preferences"} and value is None:
-                raise Invalid(f"{field} cannot be null.", field=f"body.{field}")
+            if value is None and field != "bio":
+                continue  # null leaves a required field as it is; it clears only the bio
             setattr(user, field, value)
         await self.session.flush()
         return user
@@ -538,13 +538,9 @@ class IdentityService:
             (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
         ):
             raise Conflict("Admins cannot demote or deactivate themselves.")
-        if "role" in changes.model_fields_set:
-            if changes.role is None:
-                raise Invalid("role cannot be null.", field="body.role")
+        if changes.role is not None:
             user.role = changes.role
-        if "is_active" in changes.model_fields_set:
-            if changes.is_active is None:
-                raise Invalid("is_active cannot be null.", field="body.is_active")
+        if changes.is_active is not None:
             user.is_active = changes.is_active
             if not changes.is_active:
                 await self.repo.revoke_user_sessions(user.id, self.now, "deactivated")

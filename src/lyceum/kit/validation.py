@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 # For schemas: a string without NUL characters, so clients (and schemathesis) know.
 NO_NUL = r"^[^\x00]*$"
+# At least one visible character. Whitespace is spelled out rather than written `\s`,
+# whose meaning differs between Python, Rust and ECMAScript regex engines.
+_SPACE = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+VISIBLE_TEXT = f"^[^\\x00]*[^{_SPACE}][^\\x00]*$"
 
 
 def contains_nul(value: Any, depth: int = 0) -> bool:
@@ -33,3 +37,15 @@ def _reject_nul(value: str) -> str:
 
 
 SafeStr = Annotated[str, AfterValidator(_reject_nul)]
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's `integer`: 3 and 3.0 are integers; true and "3" are not."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]

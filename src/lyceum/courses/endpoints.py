@@ -1,0 +1,275 @@
+"""Course, module and lesson routes: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from lyceum.courses import schemas
+from lyceum.courses.repository import CatalogFilters
+from lyceum.courses.service import CourseService, catalog_item, lesson_out
+from lyceum.identity.permissions import (
+    CurrentUser,
+    InstructorUser,
+    OptionalUser,
+    RuntimeDep,
+)
+from lyceum.identity.repository import IdentityRepository
+from lyceum.kit.clock import ClockDep
+from lyceum.kit.db import Session
+from lyceum.kit.pagination import Paging
+from lyceum.kit.validation import SafeStr
+from lyceum.models.courses import CourseLevel
+
+courses = APIRouter(prefix="/courses", tags=["courses"])
+lessons = APIRouter(prefix="/lessons", tags=["courses"])
+
+
+def course_service(runtime: RuntimeDep, session: Session, clock: ClockDep) -> CourseService:
+    return CourseService(
+        session,
+        cache=runtime.cache,
+        cache_ttl=runtime.settings.cache_ttl_seconds,
+        now=clock.now(),
+    )
+
+
+Courses = Annotated[CourseService, Depends(course_service)]
+
+
+@courses.get("", summary="The catalog: published courses, searched, filtered and sorted")
+async def list_courses(
+    service: Courses,
+    paging: Paging,
+    q: Annotated[
+        SafeStr | None,
+        Query(max_length=200, description="Full-text search; accents optional."),
+    ] = None,
+    category: Annotated[str | None, Query(max_length=80)] = None,
+    level: CourseLevel | None = None,
+    language: Annotated[
+        str | None, Query(max_length=12, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    ] = None,
+    tag: Annotated[SafeStr | None, Query(max_length=50)] = None,
+    instructor: uuid.UUID | None = None,
+    price: Literal["free", "paid"] | None = None,
+    sort: Literal["relevance", "newest", "popular", "rating"] = "relevance",
+) -> schemas.CatalogPage:
+    filters = CatalogFilters(
+        q=q.strip() if q and q.strip() else None,
+        category=category,
+        level=level,
+        language=language,
+        tag=tag,
+        instructor=instructor,
+        price=price,
+        sort=sort,
+    )
+    return await service.catalog(filters, paging)
+
+
+@courses.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a course (a draft; instructors and admins)",
+)
+async def create_course(
+    body: schemas.CourseCreate, caller: InstructorUser, service: Courses, response: Response
+) -> schemas.CourseDetail:
+    course = await service.create(caller, body)
+    response.headers["Location"] = f"/api/v1/courses/{course.id}"
+    return await service.detail(course)
+
+
+@courses.get("/{course_id:uuid}", summary="A course with its syllabus")
+async def get_course(
+    course_id: uuid.UUID, caller: OptionalUser, service: Courses
+) -> schemas.CourseDetail:
+    return await service.detail(await service.visible_course(course_id, caller))
+
+
+@courses.patch("/{course_id:uuid}", summary="Edit a course (its instructors and admins)")
+async def update_course(
+    course_id: uuid.UUID, body: schemas.CourseUpdate, caller: CurrentUser, service: Courses
+) -> schemas.CourseDetail:
+    course = await service.editable_course(course_id, caller, for_update=True)
+    return await service.detail(await service.update(course, body))
+
+
+@courses.post("/{course_id:uuid}/publish", summary="Publish a course (needs a lesson)")
+async def publish_course(
+    course_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> schemas.CourseDetail:
+    course = await service.editable_course(course_id, caller, for_update=True)
+    return await service.detail(await service.publish(course))
+
+
+@courses.post("/{course_id:uuid}/archive", summary="Archive a course (out of the catalog)")
+async def archive_course(
+    course_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> schemas.CourseDetail:
+    course = await service.editable_course(course_id, caller, for_update=True)
+    return await service.detail(await service.archive(course))
+
+
+@courses.post(
+    "/{course_id:uuid}/instructors",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Add a co-instructor (the owner and admins)",
+)
+async def add_instructor(
+    course_id: uuid.UUID,
+    body: schemas.CoInstructor,
+    caller: CurrentUser,
+    service: Courses,
+    session: Session,
+) -> None:
+    course = await service.editable_course(course_id, caller)
+    user = await IdentityRepository(session).user_by_id(body.user_id)
+    await service.add_co_instructor(course, caller, user)
+
+
+@courses.delete(
+    "/{course_id:uuid}/instructors/{user_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a co-instructor (the owner and admins)",
+)
+async def remove_instructor(
+    course_id: uuid.UUID, user_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> None:
+    course = await service.editable_course(course_id, caller)
+    await service.remove_co_instructor(course, caller, user_id)
+
+
+# Modules ------------------------------------------------------------------------------
+
+
+@courses.get("/{course_id:uuid}/modules", summary="The syllabus: modules and lesson titles")
+async def list_modules(
+    course_id: uuid.UUID, caller: OptionalUser, service: Courses
+) -> list[schemas.ModuleOut]:
+    detail = await service.detail(await service.visible_course(course_id, caller))
+    return detail.modules
+
+
+@courses.post(
+    "/{course_id:uuid}/modules",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a module at the end",
+)
+async def add_module(
+    course_id: uuid.UUID, body: schemas.ModuleCreate, caller: CurrentUser, service: Courses
+) -> schemas.ModuleOut:
+    course = await service.editable_course(course_id, caller)
+    module = await service.add_module(course, body.title)
+    return schemas.ModuleOut(id=module.id, title=module.title, position=module.position, lessons=[])
+
+
+@courses.put(
+    "/{course_id:uuid}/modules/order",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Reorder the modules",
+)
+async def reorder_modules(
+    course_id: uuid.UUID, body: schemas.Reorder, caller: CurrentUser, service: Courses
+) -> None:
+    course = await service.editable_course(course_id, caller)
+    await service.reorder_modules(course, body.ids)
+
+
+@courses.patch("/{course_id:uuid}/modules/{module_id:uuid}", summary="Rename a module")
+async def rename_module(
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    body: schemas.ModuleUpdate,
+    caller: CurrentUser,
+    service: Courses,
+) -> schemas.ModuleOut:
+    course = await service.editable_course(course_id, caller)
+    module = await service.rename_module(
+        await service.editable_module(module_id, course), body.title
+    )
+    detail = await service.detail(course)
+    return next(m for m in detail.modules if m.id == module.id)
+
+
+@courses.delete(
+    "/{course_id:uuid}/modules/{module_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a module and its lessons",
+)
+async def delete_module(
+    course_id: uuid.UUID, module_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> None:
+    course = await service.editable_course(course_id, caller)
+    await service.delete_module(course, await service.editable_module(module_id, course))
+
+
+@courses.post(
+    "/{course_id:uuid}/modules/{module_id:uuid}/lessons",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a lesson at the end of a module",
+)
+async def add_lesson(
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    body: schemas.LessonCreate,
+    caller: CurrentUser,
+    service: Courses,
+    response: Response,
+) -> schemas.LessonOut:
+    course = await service.editable_course(course_id, caller)
+    module = await service.editable_module(module_id, course)
+    lesson = await service.add_lesson(course, module, body)
+    response.headers["Location"] = f"/api/v1/lessons/{lesson.id}"
+    return lesson_out(lesson)
+
+
+@courses.put(
+    "/{course_id:uuid}/modules/{module_id:uuid}/lessons/order",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Reorder a module's lessons",
+)
+async def reorder_lessons(
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    body: schemas.Reorder,
+    caller: CurrentUser,
+    service: Courses,
+) -> None:
+    course = await service.editable_course(course_id, caller)
+    await service.reorder_lessons(await service.editable_module(module_id, course), body.ids)
+
+
+# Lessons ------------------------------------------------------------------------------
+
+
+@lessons.get(
+    "/{lesson_id:uuid}",
+    summary="A lesson with its body (enrolled learners, instructors, admins; previews: all)",
+)
+async def get_lesson(
+    lesson_id: uuid.UUID, caller: OptionalUser, service: Courses
+) -> schemas.LessonOut:
+    return lesson_out(await service.readable_lesson(lesson_id, caller))
+
+
+@lessons.patch("/{lesson_id:uuid}", summary="Edit a lesson")
+async def update_lesson(
+    lesson_id: uuid.UUID, body: schemas.LessonUpdate, caller: CurrentUser, service: Courses
+) -> schemas.LessonOut:
+    course, lesson = await service.lesson_for_editing(lesson_id, caller)
+    return lesson_out(await service.update_lesson(course, lesson, body))
+
+
+@lessons.delete(
+    "/{lesson_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a lesson"
+)
+async def delete_lesson(lesson_id: uuid.UUID, caller: CurrentUser, service: Courses) -> None:
+    course, lesson = await service.lesson_for_editing(lesson_id, caller)
+    await service.delete_lesson(course, lesson)
+
+
+__all__ = ["catalog_item", "courses", "lessons"]

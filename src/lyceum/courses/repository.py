@@ -1,0 +1,260 @@
+"""Every query of courses, modules and lessons."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.courses import (
+    Course,
+    CourseInstructor,
+    CourseLevel,
+    CourseStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    Module,
+)
+from lyceum.models.identity import User
+
+SEARCH_CONFIG = cast(literal("lyceum"), REGCONFIG)
+SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
+
+
+@dataclass(frozen=True)
+class CatalogFilters:
+    q: str | None = None
+    category: str | None = None
+    level: CourseLevel | None = None
+    language: str | None = None
+    tag: str | None = None
+    instructor: uuid.UUID | None = None
+    price: str | None = None  # "free" | "paid"
+    sort: str = "relevance"
+
+
+class CourseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entity: object) -> None:
+        self.session.add(entity)
+        await self.session.flush()
+
+    async def course(self, course_id: uuid.UUID, *, for_update: bool = False) -> Course | None:
+        query = select(Course).where(Course.id == course_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def course_by_slug(self, slug: str) -> Course | None:
+        return (
+            await self.session.execute(select(Course).where(Course.slug == slug))
+        ).scalar_one_or_none()
+
+    async def slug_taken(self, slug: str, *, other_than: uuid.UUID | None = None) -> bool:
+        query = select(Course.id).where(Course.slug == slug)
+        if other_than is not None:
+            query = query.where(Course.id != other_than)
+        return (await self.session.execute(query)).first() is not None
+
+    async def is_instructor(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        query = select(CourseInstructor.user_id).where(
+            CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def is_learner(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        query = select(Enrollment.id).where(
+            Enrollment.course_id == course_id,
+            Enrollment.user_id == user_id,
+            Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def instructors(self, course_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[User]]:
+        if not course_ids:
+            return {}
+        rows = await self.session.execute(
+            select(CourseInstructor.course_id, User)
+            .join(User, User.id == CourseInstructor.user_id)
+            .where(CourseInstructor.course_id.in_(course_ids))
+            .order_by(User.full_name)
+        )
+        found: dict[uuid.UUID, list[User]] = defaultdict(list)
+        for course_id, user in rows:
+            found[course_id].append(user)
+        return found
+
+    async def add_instructor(self, course_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        if not await self.is_instructor(course_id, user_id):
+            await self.add(CourseInstructor(course_id=course_id, user_id=user_id))
+
+    async def remove_instructor(self, course_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(CourseInstructor).where(
+                CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
+            )
+        )
+
+    # Syllabus -------------------------------------------------------------------------
+
+    async def modules(self, course_id: uuid.UUID) -> list[Module]:
+        rows = await self.session.execute(
+            select(Module).where(Module.course_id == course_id).order_by(Module.position)
+        )
+        return list(rows.scalars())
+
+    async def lessons(self, course_id: uuid.UUID) -> list[Lesson]:
+        rows = await self.session.execute(
+            select(Lesson)
+            .join(Module, Module.id == Lesson.module_id)
+            .where(Lesson.course_id == course_id)
+            .order_by(Module.position, Lesson.position)
+        )
+        return list(rows.scalars())
+
+    async def module(self, module_id: uuid.UUID) -> Module | None:
+        return await self.session.get(Module, module_id)
+
+    async def lesson(self, lesson_id: uuid.UUID) -> Lesson | None:
+        return await self.session.get(Lesson, lesson_id)
+
+    async def lessons_of_module(self, module_id: uuid.UUID) -> list[Lesson]:
+        rows = await self.session.execute(
+            select(Lesson).where(Lesson.module_id == module_id).order_by(Lesson.position)
+        )
+        return list(rows.scalars())
+
+    async def next_module_position(self, course_id: uuid.UUID) -> int:
+        value = await self.session.execute(
+            select(func.coalesce(func.max(Module.position), -1) + 1).where(
+                Module.course_id == course_id
+            )
+        )
+        return int(value.scalar_one())
+
+    async def next_lesson_position(self, module_id: uuid.UUID) -> int:
+        value = await self.session.execute(
+            select(func.coalesce(func.max(Lesson.position), -1) + 1).where(
+                Lesson.module_id == module_id
+            )
+        )
+        return int(value.scalar_one())
+
+    async def lesson_count(self, course_id: uuid.UUID) -> int:
+        value = await self.session.execute(
+            select(func.count()).select_from(Lesson).where(Lesson.course_id == course_id)
+        )
+        return int(value.scalar_one())
+
+    async def refresh_lesson_titles(self, course_id: uuid.UUID) -> None:
+        """Keep the search document's lesson-title part in step with the syllabus."""
+        titles = (
+            select(func.coalesce(func.string_agg(Lesson.title, " "), ""))
+            .where(Lesson.course_id == course_id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            update(Course).where(Course.id == course_id).values(lesson_titles=titles)
+        )
+
+    # Catalog --------------------------------------------------------------------------
+
+    def _catalog_conditions(self, filters: CatalogFilters) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = [Course.status == CourseStatus.published]
+        if filters.category:
+            conditions.append(Course.category == filters.category)
+        if filters.level:
+            conditions.append(Course.level == filters.level)
+        if filters.language:
+            conditions.append(Course.language == filters.language)
+        if filters.tag:
+            conditions.append(Course.tags.contains(cast([filters.tag], ARRAY(String(50)))))
+        if filters.instructor:
+            conditions.append(
+                exists().where(
+                    and_(
+                        CourseInstructor.course_id == Course.id,
+                        CourseInstructor.user_id == filters.instructor,
+                    )
+                )
+            )
+        if filters.price == "free":
+            conditions.append(Course.price_cents == 0)
+        elif filters.price == "paid":
+            conditions.append(Course.price_cents > 0)
+        return conditions
+
+    async def catalog(
+        self, filters: CatalogFilters, *, offset: int, limit: int
+    ) -> tuple[list[tuple[Course, str | None]], int]:
+        conditions = self._catalog_conditions(filters)
+        query_vector: Any = None
+        if filters.q:
+            query_vector = func.websearch_to_tsquery(SEARCH_CONFIG, filters.q)
+            conditions.append(Course.search.op("@@")(query_vector))
+        total = (
+            await self.session.execute(select(func.count()).select_from(Course).where(*conditions))
+        ).scalar_one()
+        page: Select[Any] = select(Course).where(*conditions)
+        order: list[Any] = []
+        if query_vector is not None and filters.sort == "relevance":
+            order.append(func.ts_rank_cd(Course.search, query_vector).desc())
+        elif filters.sort == "popular":
+            order.append(Course.enrollment_count.desc())
+        elif filters.sort == "rating":
+            order += [Course.rating_average.desc().nulls_last(), Course.rating_count.desc()]
+        order += [Course.published_at.desc().nulls_last(), Course.id]
+        rows = list(
+            (
+                await self.session.execute(page.order_by(*order).offset(offset).limit(limit))
+            ).scalars()
+        )
+        snippets: dict[uuid.UUID, str] = {}
+        if query_vector is not None and rows:
+            # Headlines only for this page's rows: ts_headline re-parses the text.
+            highlighted = await self.session.execute(
+                select(
+                    Course.id,
+                    func.ts_headline(
+                        SEARCH_CONFIG,
+                        Course.title + ". " + Course.subtitle + ". " + Course.description,
+                        query_vector,
+                        SNIPPET_OPTIONS,
+                    ),
+                ).where(Course.id.in_([row.id for row in rows]))
+            )
+            snippets = {course_id: snippet for course_id, snippet in highlighted}  # noqa: C416
+        return [(row, snippets.get(row.id)) for row in rows], int(total)
+
+    async def suggestions(self, q: str, limit: int = 3) -> list[str]:
+        """Published titles that look like `q`, accents and case ignored (pg_trgm)."""
+        wanted = func.lyceum_unaccent(func.lower(q))
+        title = func.lyceum_unaccent(func.lower(Course.title))
+        score = func.word_similarity(wanted, title)
+        rows = await self.session.execute(
+            select(Course.title)
+            .where(Course.status == CourseStatus.published, score > 0.3)
+            .order_by(score.desc(), Course.title)
+            .limit(limit)
+        )
+        return list(rows.scalars())

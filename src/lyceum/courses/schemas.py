@@ -1,0 +1,182 @@
+"""Request and response bodies of courses, modules and lessons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
+
+from lyceum.kit.pagination import Page
+from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, JsonInt, contains_nul
+from lyceum.models.courses import CourseLevel, CourseStatus, LessonKind
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
+]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=120)]
+Markdown = Annotated[str, Field(max_length=200_000, pattern=NO_NUL)]
+Tag = Annotated[str, StringConstraints(pattern=r"^[^\x00,]{1,50}$")]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        if contains_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
+
+
+class Price(Strict):
+    amount_cents: JsonInt = Field(ge=0, le=100_000_000, description="0 means free.")
+    currency: Currency = "USD"
+
+
+class CourseCreate(Strict):
+    title: Title
+    slug: Slug | None = Field(default=None, description="Derived from the title when omitted.")
+    subtitle: Annotated[str, Field(max_length=300, pattern=NO_NUL)] = ""
+    description: Markdown = ""
+    language: Language = "en"
+    level: CourseLevel = CourseLevel.beginner
+    category: Category = "general"
+    tags: Annotated[list[Tag], Field(max_length=20)] = []
+    price: Price = Price(amount_cents=0)
+
+
+class CourseUpdate(Strict):
+    """Only the fields sent change; `null` leaves a field as it is."""
+
+    title: Title | None = None
+    slug: Slug | None = None
+    subtitle: Annotated[str, Field(max_length=300, pattern=NO_NUL)] | None = None
+    description: Markdown | None = None
+    language: Language | None = None
+    level: CourseLevel | None = None
+    category: Category | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    price: Price | None = None
+
+
+class InstructorOut(BaseModel):
+    id: uuid.UUID
+    full_name: str
+
+
+class CatalogItem(BaseModel):
+    id: uuid.UUID
+    slug: str
+    title: str
+    subtitle: str
+    language: str
+    level: CourseLevel
+    category: str
+    tags: list[str]
+    price: Price
+    status: CourseStatus
+    instructors: list[InstructorOut]
+    enrollment_count: int
+    rating_average: float | None
+    rating_count: int
+    published_at: dt.datetime | None
+    snippet: str | None = Field(
+        default=None, description="With `q`: matching text with hits wrapped in <mark>."
+    )
+
+
+class CatalogPage(Page[CatalogItem]):
+    suggestions: list[str] = Field(
+        default_factory=list, description="With `q` and no results: titles that come close."
+    )
+
+
+class LessonSummary(BaseModel):
+    id: uuid.UUID
+    title: str
+    kind: LessonKind
+    estimated_minutes: int
+    is_preview: bool
+    position: int
+
+
+class ModuleOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    position: int
+    lessons: list[LessonSummary]
+
+
+class CourseDetail(CatalogItem):
+    description: str
+    modules: list[ModuleOut]
+    lesson_count: int
+    total_minutes: int
+
+
+class ModuleCreate(Strict):
+    title: Title
+
+
+class ModuleUpdate(Strict):
+    title: Title
+
+
+class Reorder(Strict):
+    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=500)] = Field(
+        description="Every id of the collection, in the new order."
+    )
+
+
+class LessonCreate(Strict):
+    title: Title
+    kind: Literal["text", "video"] = Field(
+        default="text",
+        description="A video lesson may be drafted before its URL is known; publishing "
+        "the course needs every video lesson's URL.",
+    )
+    content: Markdown = ""
+    video_url: HttpUrl | None = None
+    duration_seconds: Annotated[JsonInt, Field(ge=1, le=86_400)] | None = None
+    estimated_minutes: Annotated[JsonInt, Field(ge=1, le=1_000)] = 10
+    is_preview: StrictBool = False
+
+
+class LessonUpdate(Strict):
+    """Only the fields sent change; `null` leaves a field as it is, except `video_url`
+    and `duration_seconds`, which it clears."""
+
+    title: Title | None = None
+    content: Markdown | None = None
+    video_url: HttpUrl | None = None
+    duration_seconds: Annotated[JsonInt, Field(ge=1, le=86_400)] | None = None
+    estimated_minutes: Annotated[JsonInt, Field(ge=1, le=1_000)] | None = None
+    is_preview: StrictBool | None = None
+
+
+class LessonOut(LessonSummary):
+    course_id: uuid.UUID
+    module_id: uuid.UUID
+    content: str = Field(description="The lesson body (Markdown).")
+    video_url: str | None
+    duration_seconds: int | None
+    updated_at: dt.datetime
+
+
+class CoInstructor(Strict):
+    user_id: uuid.UUID
