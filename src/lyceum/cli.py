@@ -231,6 +231,55 @@ def create_admin(
     console.print(f"[green]admin {address} {verb}[/green] (id {user_id})")
 
 
+@cli.command()
+def demo() -> None:
+    """Load the demo catalog: 6 courses (English, Vietnamese), a teacher, a student."""
+    from rich.table import Table
+
+    from lyceum.demo import loader
+    from lyceum.kit.cache import create_cache
+    from lyceum.kit.clock import SystemClock
+    from lyceum.kit.runtime import resolve_database_url
+
+    settings = _settings()
+    with console.status("starting the database"):
+        database_url, embedded = resolve_database_url(settings)
+    try:
+        if embedded is not None:
+            migrate_with_progress(database_url)
+
+        async def run() -> loader.DemoResult:
+            database = Database(database_url, pool_size=1, max_overflow=0)
+            cache = create_cache(settings.redis_url)
+            try:
+                if not (await migration_state(database.engine)).up_to_date:
+                    console.print("[red]the database is not migrated: run `lyceum migrate`[/red]")
+                    raise typer.Exit(code=1)
+                async with database.sessionmaker() as session:
+                    with console.status("loading demo courses"):
+                        result = await loader.load_demo(
+                            session, cache=cache, now=SystemClock().now()
+                        )
+                    await session.commit()
+                    return result
+            finally:
+                await cache.close()
+                await database.dispose()
+
+        result = asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    console.print(
+        f"[green]demo catalog ready[/green]: {len(result.created)} course(s) added, "
+        f"{len(result.existing)} already there"
+    )
+    table = Table("role", "email", "password")
+    table.add_row("instructor", loader.INSTRUCTOR_EMAIL, loader.INSTRUCTOR_PASSWORD)
+    table.add_row("student", loader.STUDENT_EMAIL, loader.STUDENT_PASSWORD)
+    console.print(table)
+
+
 @cli.command("send-test-mail")
 def send_test_mail(
     to: Annotated[str, typer.Option(help="Recipient address.")],

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -17,7 +18,7 @@ from pydantic import (
 )
 
 from lyceum.kit.pagination import Page
-from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, JsonInt, contains_nul
+from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, JsonInt, contains_nul, integral_float
 from lyceum.models.courses import CourseLevel, CourseStatus, LessonKind
 
 Title = Annotated[
@@ -30,6 +31,8 @@ Tag = Annotated[str, StringConstraints(pattern=r"^[^\x00,]{1,50}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Minutes = Annotated[int, Field(ge=1, le=1_000, strict=True), BeforeValidator(integral_float)]
+Seconds = Annotated[int, Field(ge=1, le=86_400, strict=True), BeforeValidator(integral_float)]
 
 
 class Strict(BaseModel):
@@ -152,8 +155,8 @@ class LessonCreate(Strict):
     )
     content: Markdown = ""
     video_url: HttpUrl | None = None
-    duration_seconds: Annotated[JsonInt, Field(ge=1, le=86_400)] | None = None
-    estimated_minutes: Annotated[JsonInt, Field(ge=1, le=1_000)] = 10
+    duration_seconds: Seconds | None = None
+    estimated_minutes: Minutes = 10
     is_preview: StrictBool = False
 
 
@@ -164,8 +167,8 @@ class LessonUpdate(Strict):
     title: Title | None = None
     content: Markdown | None = None
     video_url: HttpUrl | None = None
-    duration_seconds: Annotated[JsonInt, Field(ge=1, le=86_400)] | None = None
-    estimated_minutes: Annotated[JsonInt, Field(ge=1, le=1_000)] | None = None
+    duration_seconds: Seconds | None = None
+    estimated_minutes: Minutes | None = None
     is_preview: StrictBool | None = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Strict
 
 # For schemas: a string without NUL characters, so clients (and schemathesis) know.
 NO_NUL = r"^[^\x00]*$"
@@ -39,13 +39,12 @@ def _reject_nul(value: str) -> str:
 SafeStr = Annotated[str, AfterValidator(_reject_nul)]
 
 
-def _json_integer(value: Any) -> Any:
-    """JSON Schema's `integer`: 3 and 3.0 are integers; true and "3" are not."""
-    if isinstance(value, bool | str):
-        raise ValueError("must be a JSON integer")
+def integral_float(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# JSON Schema's `integer`: 3 and 3.0 are integers; true and "3" are not. Put range
+# constraints on the field (`Field(ge=...)`), so they reach the OpenAPI schema.
+JsonInt = Annotated[int, Strict(), BeforeValidator(integral_float)]

@@ -1,0 +1,1 @@
+"""Demo data: a small real catalog for trying Lyceum out (`lyceum demo`)."""

@@ -1,0 +1,107 @@
+"""`lyceum demo`: six published courses (English and Vietnamese) with real lesson text,
+an instructor who teaches them and a student. Running it again changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.courses import schemas
+from lyceum.courses.repository import CourseRepository
+from lyceum.courses.service import CourseService
+from lyceum.identity.repository import IdentityRepository
+from lyceum.kit.cache import Cache
+from lyceum.kit.security import hash_password
+from lyceum.models.identity import Role, User
+
+INSTRUCTOR_EMAIL = "teacher@demo.lyceum.dev"
+INSTRUCTOR_PASSWORD = "demo teacher passphrase"  # noqa: S105 (published demo login)
+STUDENT_EMAIL = "student@demo.lyceum.dev"
+STUDENT_PASSWORD = "demo student passphrase"  # noqa: S105 (published demo login)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    created: list[str]
+    existing: list[str]
+
+
+def demo_courses() -> list[dict[str, Any]]:
+    folder = resources.files("lyceum.demo") / "courses"
+    courses = []
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        if entry.name.endswith(".toml"):
+            courses.append(tomllib.loads(entry.read_text(encoding="utf-8")))
+    return courses
+
+
+async def _account(
+    session: AsyncSession, email: str, password: str, name: str, role: Role, now: dt.datetime
+) -> User:
+    repo = IdentityRepository(session)
+    user = await repo.user_by_email(email)
+    if user is None:
+        user = User(
+            email=email,
+            full_name=name,
+            password_hash=await hash_password(password),
+            role=role,
+            email_verified_at=now,
+            preferences={},
+        )
+        await repo.add(user)
+    return user
+
+
+async def load_demo(session: AsyncSession, *, cache: Cache, now: dt.datetime) -> DemoResult:
+    teacher = await _account(
+        session, INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, "Minh Trần", Role.instructor, now
+    )
+    await _account(session, STUDENT_EMAIL, STUDENT_PASSWORD, "Lan Nguyễn", Role.student, now)
+    service = CourseService(session, cache=cache, cache_ttl=60, now=now)
+    existing_repo = CourseRepository(session)
+    created, existing = [], []
+    for data in demo_courses():
+        if await existing_repo.course_by_slug(data["slug"]) is not None:
+            existing.append(data["slug"])
+            continue
+        course = await service.create(
+            teacher,
+            schemas.CourseCreate(
+                title=data["title"],
+                slug=data["slug"],
+                subtitle=data.get("subtitle", ""),
+                description=data.get("description", ""),
+                language=data["language"],
+                level=data["level"],
+                category=data["category"],
+                tags=data.get("tags", []),
+                price=schemas.Price(
+                    amount_cents=data.get("price_cents", 0), currency=data.get("currency", "USD")
+                ),
+            ),
+        )
+        for module_data in data["modules"]:
+            module = await service.add_module(course, module_data["title"])
+            for lesson in module_data["lessons"]:
+                await service.add_lesson(
+                    course,
+                    module,
+                    schemas.LessonCreate(
+                        title=lesson["title"],
+                        kind=lesson.get("kind", "text"),
+                        content=lesson.get("content", ""),
+                        video_url=lesson.get("video_url"),
+                        duration_seconds=lesson.get("duration_seconds"),
+                        estimated_minutes=lesson.get("minutes", 10),
+                        is_preview=lesson.get("preview", False),
+                    ),
+                )
+        await service.publish(course)
+        created.append(data["slug"])
+    return DemoResult(created=created, existing=existing)

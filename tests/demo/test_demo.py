@@ -1,0 +1,60 @@
+"""The demo catalog: real courses, idempotent, searchable, logins that work."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.demo import loader
+from lyceum.kit.clock import FrozenClock
+from lyceum.kit.runtime import Runtime
+
+
+def test_six_courses_two_languages_enough_text() -> None:
+    courses = loader.demo_courses()
+    assert len(courses) >= 6
+    assert {course["language"] for course in courses} >= {"en", "vi"}
+    for course in courses:
+        lessons = [lesson for module in course["modules"] for lesson in module["lessons"]]
+        words = sum(len(lesson["content"].split()) for lesson in lessons)
+        assert words >= 1500, (course["slug"], words)
+        assert lessons[0]["preview"] is True
+
+
+async def test_load_is_idempotent_and_published(
+    session: AsyncSession, runtime: Runtime, client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    first = await loader.load_demo(session, cache=runtime.cache, now=clock.now())
+    second = await loader.load_demo(session, cache=runtime.cache, now=clock.now())
+    await session.flush()
+    slugs = {course["slug"] for course in loader.demo_courses()}
+    assert set(first.created) | set(first.existing) == slugs
+    assert second.created == [] and set(second.existing) == slugs
+
+    found = (await client.get("/api/v1/courses", params={"q": "lap trinh python"})).json()
+    assert any(item["slug"] == "lap-trinh-python-co-ban" for item in found["items"])
+    login = await client.post(
+        "/api/v1/auth/login",
+        json={"email": loader.STUDENT_EMAIL, "password": loader.STUDENT_PASSWORD},
+    )
+    assert login.status_code == 200
+
+
+@pytest.mark.parametrize("slug", ["python-foundations", "dia-ly-viet-nam"])
+async def test_demo_course_has_a_readable_syllabus(
+    session: AsyncSession,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    clock: FrozenClock,
+    slug: str,
+) -> None:
+    await loader.load_demo(session, cache=runtime.cache, now=clock.now())
+    await session.flush()
+    items = (await client.get("/api/v1/courses", params={"size": 100})).json()["items"]
+    course_id = next(item["id"] for item in items if item["slug"] == slug)
+    detail = (await client.get(f"/api/v1/courses/{course_id}")).json()
+    assert len(detail["modules"]) >= 3
+    preview = detail["modules"][0]["lessons"][0]
+    lesson = (await client.get(f"/api/v1/lessons/{preview['id']}")).json()
+    assert len(lesson["content"].split()) > 150
