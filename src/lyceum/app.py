@@ -25,6 +25,7 @@ from lyceum.kit.middleware import (
     RequestContextMiddleware,
 )
 from lyceum.kit.runtime import Runtime
+from lyceum.learning import endpoints as learning_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 
@@ -48,6 +49,7 @@ TAGS = [
     },
     {"name": "users", "description": "Profiles, avatars, and account administration."},
     {"name": "courses", "description": "Catalog, course authoring, modules and lessons."},
+    {"name": "learning", "description": "Enrollment, progress and rosters."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.include_router(identity_endpoints.users)
     api.include_router(course_endpoints.courses)
     api.include_router(course_endpoints.lessons)
+    api.include_router(learning_endpoints.learning)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import re
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
 import pyotp
@@ -20,6 +15,7 @@ from lyceum.kit.clock import FrozenClock
 from lyceum.kit.jobs import run_worker
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
+from tests.identity.flows_helpers import body_of, mails_to, token_in
 from tests.identity.helpers import PASSWORD, account, login, register, unique_email
 
 NEW_PASSWORD = "a completely new passphrase"
@@ -38,30 +34,6 @@ async def live(
 
 async def run_jobs() -> None:
     await run_worker(wait=False, install_signal_handlers=False, concurrency=1)
-
-
-def mails_to(settings: Settings, address: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(Path(settings.outbox_dir).glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        if message["To"] == address:
-            found.append(message)
-    return found
-
-
-def body_of(message: EmailMessage, kind: str) -> str:
-    part = message.get_body(preferencelist=(kind,))
-    assert part is not None
-    return str(part.get_content())
-
-
-def token_in(message: EmailMessage, path: str) -> str:
-    text_body = body_of(message, "plain")
-    match = re.search(rf"http://lyceum\.test{path}\?token=([\w-]+)", text_body)
-    assert match, text_body
-    assert f'href="http://lyceum.test{path}?token={match.group(1)}"' in body_of(message, "html")
-    return match.group(1)
 
 
 async def test_registration_mails_welcome_and_a_working_verification_link(

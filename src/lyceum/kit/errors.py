@@ -98,6 +98,10 @@ class PayloadTooLarge(DomainError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
 
+class PaymentRequired(DomainError):
+    status, slug, title = 402, "payment-required", "Payment required"
+
+
 class RateLimited(DomainError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
@@ -109,6 +113,7 @@ class RateLimited(DomainError):
 _HTTP_TITLES = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
+    402: ("payment-required", "Payment required"),
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),

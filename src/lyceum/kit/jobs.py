@@ -24,7 +24,12 @@ from lyceum.kit.db import Database, libpq_url, raw_connection
 logger = structlog.get_logger("lyceum.jobs")
 
 # Modules whose import registers tasks; a worker imports them all.
-TASK_MODULES = ["lyceum.kit.mail", "lyceum.kit.jobs", "lyceum.identity.tasks"]
+TASK_MODULES = [
+    "lyceum.kit.mail",
+    "lyceum.kit.jobs",
+    "lyceum.identity.tasks",
+    "lyceum.learning.tasks",
+]
 
 # How often a worker writes its heartbeat, and after how long without one its
 # running jobs count as stalled (the worker died: kill -9, OOM, lost machine).

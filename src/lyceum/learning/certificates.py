@@ -1,0 +1,111 @@
+"""Course-completion certificates: issued by a job, verifiable by code, downloadable
+by their learner."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import secrets
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.config import Settings
+from lyceum.identity.repository import IdentityRepository
+from lyceum.kit.errors import NotFound
+from lyceum.kit.storage import Storage
+from lyceum.learning import schemas
+from lyceum.learning.certificate_pdf import render_certificate
+from lyceum.learning.repository import LearningRepository
+from lyceum.models.courses import Certificate, Course, Enrollment, EnrollmentStatus
+
+
+def new_code() -> str:
+    raw = base64.b32encode(secrets.token_bytes(10)).decode().rstrip("=")
+    return f"LYC-{raw[:4]}-{raw[4:8]}-{raw[8:12]}"
+
+
+def verify_url(settings: Settings, code: str) -> str:
+    return f"{str(settings.public_base_url).rstrip('/')}/api/v1/certificates/{code}"
+
+
+def certificate_out(certificate: Certificate, settings: Settings) -> schemas.CertificateOut:
+    base = str(settings.public_base_url).rstrip("/")
+    return schemas.CertificateOut(
+        code=certificate.code,
+        learner_name=certificate.learner_name,
+        course_title=certificate.course_title,
+        issued_on=certificate.issued_at.date(),
+        course_id=certificate.course_id,
+        instructor_name=certificate.instructor_name,
+        download_url=f"{base}/api/v1/me/certificates/{certificate.code}/pdf",
+        verify_url=verify_url(settings, certificate.code),
+    )
+
+
+async def issue_for(
+    session: AsyncSession, enrollment_id: uuid.UUID, *, settings: Settings, storage: Storage
+) -> Certificate | None:
+    """Create (once) and store the certificate of a completed enrollment. Safe to run
+    twice: an existing certificate is reused, and its PDF rewritten under the same key."""
+    enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.status is not EnrollmentStatus.completed:
+        return None
+    existing = await LearningRepository(session).certificate_for(
+        enrollment.user_id, enrollment.course_id
+    )
+    learner = await IdentityRepository(session).user_by_id(enrollment.user_id)
+    course = await session.get(Course, enrollment.course_id)
+    if learner is None or course is None:
+        return None
+    certificate = existing
+    if certificate is None:
+        owner = await IdentityRepository(session).user_by_id(course.owner_id)
+        certificate = Certificate(
+            code=new_code(),
+            user_id=learner.id,
+            course_id=course.id,
+            learner_name=learner.full_name,
+            course_title=course.title,
+            instructor_name=owner.full_name if owner else "",
+            issued_at=enrollment.completed_at or dt.datetime.now(dt.UTC),
+        )
+        session.add(certificate)
+        await session.flush()
+    pdf = await asyncio.to_thread(
+        render_certificate,
+        learner_name=certificate.learner_name,
+        course_title=certificate.course_title,
+        instructor_name=certificate.instructor_name,
+        issued_on=certificate.issued_at.date(),
+        code=certificate.code,
+        verify_url=verify_url(settings, certificate.code),
+    )
+    key = f"certificates/{certificate.code}.pdf"
+    await storage.put(key, pdf, "application/pdf")
+    certificate.storage_key = key
+    await session.flush()
+    return certificate
+
+
+async def public_certificate(session: AsyncSession, code: str) -> schemas.CertificatePublic:
+    certificate = await LearningRepository(session).certificate_by_code(code)
+    if certificate is None:
+        raise NotFound("No certificate has this code.")
+    return schemas.CertificatePublic(
+        code=certificate.code,
+        learner_name=certificate.learner_name,
+        course_title=certificate.course_title,
+        issued_on=certificate.issued_at.date(),
+    )
+
+
+async def own_pdf(session: AsyncSession, storage: Storage, user_id: uuid.UUID, code: str) -> bytes:
+    certificate = await LearningRepository(session).certificate_by_code(code, user_id=user_id)
+    if certificate is None or certificate.storage_key is None:
+        raise NotFound("No such certificate of yours.")
+    data = await storage.get(certificate.storage_key)
+    if data is None:
+        raise NotFound("The certificate file is not ready yet.")
+    return data

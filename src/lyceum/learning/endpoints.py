@@ -1,0 +1,129 @@
+"""Enrollment and progress routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from lyceum.courses.endpoints import Courses
+from lyceum.identity.permissions import CurrentUser, RuntimeDep
+from lyceum.kit.clock import ClockDep
+from lyceum.kit.db import Session
+from lyceum.kit.pagination import Page, Paging
+from lyceum.learning import schemas
+from lyceum.learning.certificates import certificate_out, own_pdf, public_certificate
+from lyceum.learning.repository import LearningRepository
+from lyceum.learning.schemas import CertificateOut, CertificatePublic
+from lyceum.learning.service import LearningService
+
+learning = APIRouter(tags=["learning"])
+
+
+def learning_service(session: Session, courses: Courses, clock: ClockDep) -> LearningService:
+    return LearningService(session, courses, clock.now())
+
+
+Learning = Annotated[LearningService, Depends(learning_service)]
+
+
+@learning.post(
+    "/courses/{course_id:uuid}/enrollments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Enroll in a free published course (paid ones answer 402 until checkout)",
+)
+async def enroll(
+    course_id: uuid.UUID, caller: CurrentUser, service: Learning, response: Response
+) -> schemas.CourseProgress:
+    await service.enroll(caller, course_id)
+    response.headers["Location"] = f"/api/v1/courses/{course_id}/progress"
+    return await service.progress(caller, course_id)
+
+
+@learning.delete(
+    "/courses/{course_id:uuid}/enrollments/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Leave a course",
+)
+async def unenroll(course_id: uuid.UUID, caller: CurrentUser, service: Learning) -> None:
+    await service.unenroll(caller, course_id)
+
+
+@learning.get(
+    "/courses/{course_id:uuid}/enrollments",
+    summary="The roster of a course (its instructors and admins)",
+)
+async def roster(
+    course_id: uuid.UUID, caller: CurrentUser, service: Learning, paging: Paging
+) -> Page[schemas.RosterEntry]:
+    items, total = await service.roster(caller, course_id, paging.offset, paging.size)
+    return Page.of(items, total, paging)
+
+
+@learning.get("/me/enrollments", summary="The caller's courses with their progress")
+async def my_enrollments(
+    caller: CurrentUser, service: Learning, paging: Paging
+) -> Page[schemas.EnrollmentOut]:
+    items, total = await service.my_enrollments(caller, paging.offset, paging.size)
+    return Page.of(items, total, paging)
+
+
+@learning.post(
+    "/lessons/{lesson_id:uuid}/complete",
+    summary="Mark a lesson done (idempotent); answers the course progress",
+)
+async def complete_lesson(
+    lesson_id: uuid.UUID, caller: CurrentUser, service: Learning
+) -> schemas.CourseProgress:
+    return await service.complete_lesson(caller, lesson_id)
+
+
+@learning.get(
+    "/courses/{course_id:uuid}/progress",
+    summary="The caller's progress in a course: per lesson, percent, resume point",
+)
+async def progress(
+    course_id: uuid.UUID, caller: CurrentUser, service: Learning
+) -> schemas.CourseProgress:
+    return await service.progress(caller, course_id)
+
+
+@learning.get(
+    "/certificates/{code}",
+    summary="Verify a certificate (public: name, course and date only)",
+)
+async def verify_certificate(
+    code: Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")], session: Session
+) -> CertificatePublic:
+    return await public_certificate(session, code)
+
+
+@learning.get("/me/certificates", summary="The caller's certificates with download links")
+async def my_certificates(
+    caller: CurrentUser, session: Session, runtime: RuntimeDep, paging: Paging
+) -> Page[CertificateOut]:
+    rows, total = await LearningRepository(session).certificates_of(
+        caller.id, paging.offset, paging.size
+    )
+    return Page.of([certificate_out(c, runtime.settings) for c in rows], total, paging)
+
+
+@learning.get(
+    "/me/certificates/{code}/pdf",
+    summary="Download one of the caller's certificates",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The certificate"}},
+)
+async def certificate_pdf(
+    code: Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")],
+    caller: CurrentUser,
+    session: Session,
+    runtime: RuntimeDep,
+) -> Response:
+    data = await own_pdf(session, runtime.storage, caller.id, code)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{code}.pdf"'},
+    )

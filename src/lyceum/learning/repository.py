@@ -1,0 +1,165 @@
+"""Every query of enrollment and progress."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.courses import (
+    Certificate,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonCompletion,
+)
+from lyceum.models.identity import User
+
+
+class LearningRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enrollment(
+        self, course_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> Enrollment | None:
+        query = select(Enrollment).where(
+            Enrollment.course_id == course_id, Enrollment.user_id == user_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add(self, entity: object) -> None:
+        self.session.add(entity)
+        await self.session.flush()
+
+    async def count_enrollments(self, course_id: uuid.UUID) -> None:
+        active = (
+            select(func.count())
+            .select_from(Enrollment)
+            .where(
+                Enrollment.course_id == course_id, Enrollment.status != EnrollmentStatus.cancelled
+            )
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            update(Course).where(Course.id == course_id).values(enrollment_count=active)
+        )
+
+    async def completions(
+        self, course_id: uuid.UUID, user_id: uuid.UUID
+    ) -> dict[uuid.UUID, LessonCompletion]:
+        rows = await self.session.execute(
+            select(LessonCompletion).where(
+                LessonCompletion.course_id == course_id, LessonCompletion.user_id == user_id
+            )
+        )
+        return {row.lesson_id: row for row in rows.scalars()}
+
+    async def completion(self, lesson_id: uuid.UUID, user_id: uuid.UUID) -> LessonCompletion | None:
+        return await self.session.get(LessonCompletion, (user_id, lesson_id))
+
+    async def percent_by_enrollment(self, enrollments: list[Enrollment]) -> dict[uuid.UUID, float]:
+        """Percent complete for each enrollment, in two grouped queries."""
+        if not enrollments:
+            return {}
+        course_ids = {e.course_id for e in enrollments}
+        counted = await self.session.execute(
+            select(Lesson.course_id, func.count())
+            .where(Lesson.course_id.in_(course_ids))
+            .group_by(Lesson.course_id)
+        )
+        totals: dict[uuid.UUID, int] = {course: count for course, count in counted}  # noqa: C416
+        rows = await self.session.execute(
+            select(LessonCompletion.user_id, LessonCompletion.course_id, func.count())
+            .where(LessonCompletion.course_id.in_(course_ids))
+            .group_by(LessonCompletion.user_id, LessonCompletion.course_id)
+        )
+        done = {(user, course): count for user, course, count in rows}
+        return {
+            e.id: round(100 * done.get((e.user_id, e.course_id), 0) / totals[e.course_id], 1)
+            if totals.get(e.course_id)
+            else 0.0
+            for e in enrollments
+        }
+
+    async def enrollments_of(
+        self, user_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[tuple[Enrollment, Course]], int]:
+        conditions = [
+            Enrollment.user_id == user_id,
+            Enrollment.status != EnrollmentStatus.cancelled,
+        ]
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Enrollment).where(*conditions)
+            )
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Enrollment, Course)
+            .join(Course, Course.id == Enrollment.course_id)
+            .where(*conditions)
+            .order_by(Enrollment.enrolled_at.desc(), Enrollment.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(e, c) for e, c in rows], int(total)
+
+    async def roster(
+        self, course_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[tuple[Enrollment, User]], int]:
+        conditions = [
+            Enrollment.course_id == course_id,
+            Enrollment.status != EnrollmentStatus.cancelled,
+        ]
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Enrollment).where(*conditions)
+            )
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Enrollment, User)
+            .join(User, User.id == Enrollment.user_id)
+            .where(*conditions)
+            .order_by(Enrollment.enrolled_at, Enrollment.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(e, u) for e, u in rows], int(total)
+
+    # Certificates ---------------------------------------------------------------------
+
+    async def certificate_for(self, user_id: uuid.UUID, course_id: uuid.UUID) -> Certificate | None:
+        query = select(Certificate).where(
+            Certificate.user_id == user_id, Certificate.course_id == course_id
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def certificate_by_code(
+        self, code: str, *, user_id: uuid.UUID | None = None
+    ) -> Certificate | None:
+        query = select(Certificate).where(Certificate.code == code)
+        if user_id is not None:
+            query = query.where(Certificate.user_id == user_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def certificates_of(
+        self, user_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[Certificate], int]:
+        condition = Certificate.user_id == user_id
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Certificate).where(condition)
+            )
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Certificate)
+            .where(condition)
+            .order_by(Certificate.issued_at.desc(), Certificate.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows.scalars()), int(total)

@@ -1,0 +1,67 @@
+"""Enrollment and progress bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import BaseModel, Field
+
+from lyceum.models.courses import EnrollmentStatus
+
+
+class EnrollmentOut(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    course_title: str
+    course_slug: str
+    status: EnrollmentStatus
+    enrolled_at: dt.datetime
+    completed_at: dt.datetime | None
+    percent: float = Field(ge=0, le=100)
+
+
+class RosterEntry(BaseModel):
+    user_id: uuid.UUID
+    full_name: str
+    email: str
+    status: EnrollmentStatus
+    enrolled_at: dt.datetime
+    percent: float = Field(ge=0, le=100)
+
+
+class LessonProgress(BaseModel):
+    id: uuid.UUID
+    title: str
+    module_id: uuid.UUID
+    completed: bool
+    completed_at: dt.datetime | None
+
+
+class CourseProgress(BaseModel):
+    course_id: uuid.UUID
+    status: EnrollmentStatus
+    percent: float = Field(ge=0, le=100, description="Completed lessons / all lessons x 100.")
+    completed_lessons: int
+    total_lessons: int
+    last_lesson_id: uuid.UUID | None = Field(description="The lesson completed most recently.")
+    resume_lesson_id: uuid.UUID | None = Field(
+        description="Where to continue: the first lesson not completed yet, in syllabus order."
+    )
+    lessons: list[LessonProgress]
+
+
+class CertificatePublic(BaseModel):
+    """What anyone holding a certificate's code may verify: nothing more."""
+
+    code: str
+    learner_name: str
+    course_title: str
+    issued_on: dt.date
+
+
+class CertificateOut(CertificatePublic):
+    course_id: uuid.UUID
+    instructor_name: str
+    download_url: str = Field(description="The PDF; needs the learner's token.")
+    verify_url: str

@@ -1,0 +1,166 @@
+"""Enrollment and progress rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.courses.repository import CourseRepository
+from lyceum.courses.service import CourseService
+from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
+from lyceum.kit.events import emit
+from lyceum.learning import schemas
+from lyceum.learning.repository import LearningRepository
+from lyceum.models.courses import (
+    Course,
+    CourseStatus,
+    Enrollment,
+    EnrollmentStatus,
+    LessonCompletion,
+)
+from lyceum.models.identity import User
+
+
+class LearningService:
+    def __init__(self, session: AsyncSession, courses: CourseService, now: dt.datetime) -> None:
+        self.session = session
+        self.repo = LearningRepository(session)
+        self.course_repo = CourseRepository(session)
+        self.courses = courses
+        self.now = now
+
+    async def enroll(self, caller: User, course_id: uuid.UUID) -> Enrollment:
+        course = await self.courses.visible_course(course_id, caller)
+        if course.status is not CourseStatus.published:
+            raise Conflict("Only published courses take enrollments.")
+        if course.price_cents > 0:
+            raise PaymentRequired(
+                f"This course costs {course.price_cents / 100:.2f} {course.currency}; "
+                "paid checkout is not available yet."
+            )
+        enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
+        if enrollment is not None and enrollment.status is not EnrollmentStatus.cancelled:
+            raise Conflict("You are already enrolled in this course.")
+        if enrollment is None:
+            enrollment = Enrollment(course_id=course.id, user_id=caller.id, enrolled_at=self.now)
+            await self.repo.add(enrollment)
+        else:
+            enrollment.status = EnrollmentStatus.active
+            enrollment.enrolled_at = self.now
+        await self.session.flush()
+        await self.repo.count_enrollments(course.id)
+        await self.courses.invalidate()
+        await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
+        return enrollment
+
+    async def unenroll(self, caller: User, course_id: uuid.UUID) -> None:
+        enrollment = await self.repo.enrollment(course_id, caller.id, for_update=True)
+        if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
+            raise NotFound("You are not enrolled in this course.")
+        enrollment.status = EnrollmentStatus.cancelled
+        await self.session.flush()
+        await self.repo.count_enrollments(course_id)
+        await self.courses.invalidate()
+
+    async def _active_enrollment(self, caller: User, course: Course) -> Enrollment:
+        enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
+        if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
+            raise Forbidden("Enroll in the course first.", slug="not-enrolled")
+        return enrollment
+
+    async def complete_lesson(self, caller: User, lesson_id: uuid.UUID) -> schemas.CourseProgress:
+        lesson = await self.course_repo.lesson(lesson_id)
+        if lesson is None:
+            raise NotFound("No such lesson.")
+        course = await self.courses.visible_course(lesson.course_id, caller)
+        enrollment = await self._active_enrollment(caller, course)
+        if await self.repo.completion(lesson.id, caller.id) is None:
+            await self.repo.add(
+                LessonCompletion(
+                    user_id=caller.id,
+                    lesson_id=lesson.id,
+                    course_id=course.id,
+                    completed_at=self.now,
+                )
+            )
+        enrollment.last_lesson_id = lesson.id
+        enrollment.last_activity_at = self.now
+        progress = await self._progress(course, enrollment)
+        if progress.completed_lessons == progress.total_lessons and enrollment.completed_at is None:
+            enrollment.status = EnrollmentStatus.completed
+            enrollment.completed_at = self.now
+            progress.status = EnrollmentStatus.completed
+            await self.session.flush()
+            await emit(self.session, "course.completed", enrollment_id=str(enrollment.id))
+        await self.session.flush()
+        return progress
+
+    async def progress(self, caller: User, course_id: uuid.UUID) -> schemas.CourseProgress:
+        course = await self.courses.visible_course(course_id, caller)
+        enrollment = await self._active_enrollment(caller, course)
+        return await self._progress(course, enrollment)
+
+    async def _progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
+        lessons = await self.course_repo.lessons(course.id)
+        done = await self.repo.completions(course.id, enrollment.user_id)
+        items = [
+            schemas.LessonProgress(
+                id=lesson.id,
+                title=lesson.title,
+                module_id=lesson.module_id,
+                completed=lesson.id in done,
+                completed_at=done[lesson.id].completed_at if lesson.id in done else None,
+            )
+            for lesson in lessons
+        ]
+        completed = sum(item.completed for item in items)
+        resume = next((item.id for item in items if not item.completed), None)
+        return schemas.CourseProgress(
+            course_id=course.id,
+            status=enrollment.status,
+            percent=round(100 * completed / len(items), 1) if items else 0.0,
+            completed_lessons=completed,
+            total_lessons=len(items),
+            last_lesson_id=enrollment.last_lesson_id,
+            resume_lesson_id=resume or (items[-1].id if items else None),
+            lessons=items,
+        )
+
+    async def my_enrollments(
+        self, caller: User, offset: int, limit: int
+    ) -> tuple[list[schemas.EnrollmentOut], int]:
+        rows, total = await self.repo.enrollments_of(caller.id, offset, limit)
+        percents = await self.repo.percent_by_enrollment([e for e, _ in rows])
+        return [
+            schemas.EnrollmentOut(
+                id=e.id,
+                course_id=c.id,
+                course_title=c.title,
+                course_slug=c.slug,
+                status=e.status,
+                enrolled_at=e.enrolled_at,
+                completed_at=e.completed_at,
+                percent=percents.get(e.id, 0.0),
+            )
+            for e, c in rows
+        ], total
+
+    async def roster(
+        self, caller: User, course_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[schemas.RosterEntry], int]:
+        course = await self.courses.editable_course(course_id, caller)
+        rows, total = await self.repo.roster(course.id, offset, limit)
+        percents = await self.repo.percent_by_enrollment([e for e, _ in rows])
+        return [
+            schemas.RosterEntry(
+                user_id=u.id,
+                full_name=u.full_name,
+                email=u.email,
+                status=e.status,
+                enrolled_at=e.enrolled_at,
+                percent=percents.get(e.id, 0.0),
+            )
+            for e, u in rows
+        ], total
