@@ -19,7 +19,7 @@ from lyceum.identity.permissions import (
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
-from lyceum.kit.pagination import Paging
+from lyceum.kit.pagination import PageParams, Paging
 from lyceum.kit.validation import SafeStr
 from lyceum.models.courses import CourseLevel
 
@@ -68,6 +68,14 @@ async def list_courses(
         sort=sort,
     )
     return await service.catalog(filters, paging)
+
+
+@courses.get("/popular", summary="The most enrolled published courses (cached)")
+async def popular_courses(
+    service: Courses,
+    size: Annotated[int, Query(ge=1, le=20, description="How many.")] = 10,
+) -> schemas.CatalogPage:
+    return await service.catalog(CatalogFilters(sort="popular"), PageParams(page=1, size=size))
 
 
 @courses.post(

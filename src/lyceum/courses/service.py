@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.courses import schemas
 from lyceum.courses.repository import CatalogFilters, CourseRepository
 from lyceum.kit.cache import Cache, get_json, set_json
-from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from lyceum.kit.pagination import PageParams
 from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
@@ -312,6 +312,7 @@ class CourseService:
                 continue
             setattr(lesson, name, str(value) if name == "video_url" and value else value)
         await self.session.flush()
+        await self.session.refresh(lesson)  # updated_at is set by the database
         if "title" in data.model_fields_set:
             await self.repo.refresh_lesson_titles(course.id)
         await self.invalidate()
@@ -334,7 +335,9 @@ class CourseService:
             return lesson
         if await self.can_edit(course, caller):
             return lesson
-        if caller is not None and await self.repo.is_learner(course.id, caller.id):
+        if caller is None:
+            raise Unauthorized("Sign in and enroll in the course to read this lesson.")
+        if await self.repo.is_learner(course.id, caller.id):
             return lesson
         raise Forbidden("Enroll in the course to read this lesson.", slug="not-enrolled")
 

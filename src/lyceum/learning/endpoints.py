@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from lyceum.courses.endpoints import Courses
-from lyceum.identity.permissions import CurrentUser, RuntimeDep
+from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
 from lyceum.learning import schemas
 from lyceum.learning.certificates import certificate_out, own_pdf, public_certificate
 from lyceum.learning.repository import LearningRepository
-from lyceum.learning.schemas import CertificateOut, CertificatePublic
+from lyceum.learning.schemas import CertificateOut, CertificatePublic, ReviewIn, ReviewOut
 from lyceum.learning.service import LearningService
 
 learning = APIRouter(tags=["learning"])
@@ -127,3 +127,39 @@ async def certificate_pdf(
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{code}.pdf"'},
     )
+
+
+@learning.put(
+    "/courses/{course_id:uuid}/reviews/me",
+    summary="Rate and review a course (enrolled learners; once, editable)",
+    responses={201: {"model": ReviewOut, "description": "Created"}},
+)
+async def put_review(
+    course_id: uuid.UUID,
+    body: ReviewIn,
+    caller: CurrentUser,
+    service: Learning,
+    response: Response,
+) -> ReviewOut:
+    review, created = await service.upsert_review(caller, course_id, body)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+        response.headers["Location"] = f"/api/v1/courses/{course_id}/reviews/me"
+    return review
+
+
+@learning.delete(
+    "/courses/{course_id:uuid}/reviews/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Withdraw the caller's review",
+)
+async def delete_review(course_id: uuid.UUID, caller: CurrentUser, service: Learning) -> None:
+    await service.delete_review(caller, course_id)
+
+
+@learning.get("/courses/{course_id:uuid}/reviews", summary="A course's reviews, newest first")
+async def list_reviews(
+    course_id: uuid.UUID, caller: OptionalUser, service: Learning, paging: Paging
+) -> Page[ReviewOut]:
+    items, total = await service.reviews(caller, course_id, paging.offset, paging.size)
+    return Page.of(items, total, paging)

@@ -14,6 +14,7 @@ from lyceum.models.courses import (
     EnrollmentStatus,
     Lesson,
     LessonCompletion,
+    Review,
 )
 from lyceum.models.identity import User
 
@@ -163,3 +164,44 @@ class LearningRepository:
             .limit(limit)
         )
         return list(rows.scalars()), int(total)
+
+    # Reviews --------------------------------------------------------------------------
+
+    async def review(self, course_id: uuid.UUID, user_id: uuid.UUID) -> Review | None:
+        query = select(Review).where(Review.course_id == course_id, Review.user_id == user_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def delete_review(self, review: Review) -> None:
+        await self.session.delete(review)
+        await self.session.flush()
+
+    async def refresh_rating(self, course_id: uuid.UUID) -> None:
+        stats = select(func.count(Review.id), func.avg(Review.rating)).where(
+            Review.course_id == course_id
+        )
+        count, average = (await self.session.execute(stats)).one()
+        await self.session.execute(
+            update(Course)
+            .where(Course.id == course_id)
+            .values(
+                rating_count=count,
+                rating_average=round(float(average), 2) if average is not None else None,
+            )
+        )
+
+    async def reviews(
+        self, course_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[tuple[Review, str]], int]:
+        condition = Review.course_id == course_id
+        total = (
+            await self.session.execute(select(func.count()).select_from(Review).where(condition))
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Review, User.full_name)
+            .join(User, User.id == Review.user_id)
+            .where(condition)
+            .order_by(Review.updated_at.desc(), Review.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(review, name) for review, name in rows], int(total)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from lyceum.kit.validation import NO_NUL, JsonInt
 from lyceum.models.courses import EnrollmentStatus
 
 
@@ -65,3 +67,21 @@ class CertificateOut(CertificatePublic):
     instructor_name: str
     download_url: str = Field(description="The PDF; needs the learner's token.")
     verify_url: str
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: JsonInt = Field(ge=1, le=5)
+    text: Annotated[str, Field(max_length=5_000, pattern=NO_NUL)] = ""
+
+
+class ReviewOut(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    user_id: uuid.UUID
+    author_name: str
+    rating: int
+    text: str
+    created_at: dt.datetime
+    updated_at: dt.datetime

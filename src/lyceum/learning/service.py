@@ -19,6 +19,7 @@ from lyceum.models.courses import (
     Enrollment,
     EnrollmentStatus,
     LessonCompletion,
+    Review,
 )
 from lyceum.models.identity import User
 
@@ -164,3 +165,57 @@ class LearningService:
             )
             for e, u in rows
         ], total
+
+    # Reviews --------------------------------------------------------------------------
+
+    async def upsert_review(
+        self, caller: User, course_id: uuid.UUID, data: schemas.ReviewIn
+    ) -> tuple[schemas.ReviewOut, bool]:
+        course = await self.courses.visible_course(course_id, caller)
+        if not await self.course_repo.is_learner(course.id, caller.id):
+            raise Forbidden(
+                "Only learners enrolled in the course may review it.", slug="not-enrolled"
+            )
+        review = await self.repo.review(course.id, caller.id)
+        created = review is None
+        if review is None:
+            review = Review(
+                course_id=course.id, user_id=caller.id, rating=data.rating, text=data.text
+            )
+            await self.repo.add(review)
+        else:
+            review.rating = data.rating
+            review.text = data.text
+        await self.session.flush()
+        await self.session.refresh(review)
+        await self.repo.refresh_rating(course.id)
+        await self.courses.invalidate()
+        return _review_out(review, caller.full_name), created
+
+    async def delete_review(self, caller: User, course_id: uuid.UUID) -> None:
+        review = await self.repo.review(course_id, caller.id)
+        if review is None:
+            raise NotFound("You have not reviewed this course.")
+        await self.repo.delete_review(review)
+        await self.repo.refresh_rating(course_id)
+        await self.courses.invalidate()
+
+    async def reviews(
+        self, caller: User | None, course_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[schemas.ReviewOut], int]:
+        course = await self.courses.visible_course(course_id, caller)
+        rows, total = await self.repo.reviews(course.id, offset, limit)
+        return [_review_out(review, name) for review, name in rows], total
+
+
+def _review_out(review: Review, author: str) -> schemas.ReviewOut:
+    return schemas.ReviewOut(
+        id=review.id,
+        course_id=review.course_id,
+        user_id=review.user_id,
+        author_name=author,
+        rating=review.rating,
+        text=review.text,
+        created_at=review.created_at,
+        updated_at=review.updated_at,
+    )
