@@ -334,3 +334,34 @@ async def test_catalog_cache_never_shows_stale_data(
     await client.post(f"/api/v1/courses/{course['id']}/archive", headers=teacher.headers)
     assert (await client.get("/api/v1/courses", params={"category": category})).json()["total"] == 0
     assert (await client.get(f"/api/v1/courses/{course['id']}")).status_code == 404
+
+
+async def test_cover_image_is_reencoded_and_served(
+    client: httpx.AsyncClient, connection: AsyncConnection, teacher: Account
+) -> None:
+    import io
+
+    from PIL import Image
+
+    course, _ = await published(client, teacher)
+    source = io.BytesIO()
+    Image.new("RGB", (2000, 900), (10, 120, 200)).save(source, format="JPEG")
+    path = f"/api/v1/courses/{course['id']}/cover"
+    uploaded = await client.put(
+        path, files={"file": ("c.jpg", source.getvalue(), "image/jpeg")}, headers=teacher.headers
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["cover_url"].startswith(path)
+    served = await client.get(path)
+    assert served.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(served.content)) as cover:
+        assert cover.size == (1280, 720)
+    student = await account(client, connection)
+    refused = await client.put(
+        path, files={"file": ("c.jpg", source.getvalue(), "image/jpeg")}, headers=student.headers
+    )
+    assert refused.status_code == 403
+    not_image = await client.put(
+        path, files={"file": ("c.jpg", b"plain text", "image/jpeg")}, headers=teacher.headers
+    )
+    assert not_image.status_code == 422

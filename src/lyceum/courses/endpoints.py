@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from lyceum.courses import schemas
 from lyceum.courses.repository import CatalogFilters
@@ -19,6 +19,7 @@ from lyceum.identity.permissions import (
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
+from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
 from lyceum.kit.validation import SafeStr
 from lyceum.models.courses import CourseLevel
@@ -149,6 +150,40 @@ async def remove_instructor(
 ) -> None:
     course = await service.editable_course(course_id, caller)
     await service.remove_co_instructor(course, caller, user_id)
+
+
+@courses.put("/{course_id:uuid}/cover", summary="Upload a cover image (stored as 1280x720 WebP)")
+async def put_cover(
+    course_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="PNG, JPEG or WebP.")],
+    caller: CurrentUser,
+    service: Courses,
+    runtime: RuntimeDep,
+) -> schemas.CourseDetail:
+    course = await service.editable_course(course_id, caller, for_update=True)
+    limit = runtime.settings.avatar_max_bytes * 2
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise Invalid(f"The image exceeds {limit} bytes.", field="body.file")
+    return await service.detail(await service.set_cover(course, data, runtime.storage))
+
+
+@courses.get(
+    "/{course_id:uuid}/cover",
+    summary="A course's cover image",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}, "description": "The cover"}},
+)
+async def get_cover(
+    course_id: uuid.UUID, caller: OptionalUser, service: Courses, runtime: RuntimeDep
+) -> Response:
+    course = await service.visible_course(course_id, caller)
+    data = await runtime.storage.get(course.cover_key) if course.cover_key else None
+    if data is None:
+        raise NotFound("This course has no cover image.")
+    return Response(
+        data, media_type="image/webp", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 # Modules ------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class CatalogItem(BaseModel):
     rating_average: float | None
     rating_count: int
     published_at: dt.datetime | None
+    cover_url: str | None = Field(default=None, description="1280x720 WebP, when set.")
     snippet: str | None = Field(
         default=None, description="With `q`: matching text with hits wrapped in <mark>."
     )

@@ -3,6 +3,7 @@ catalog."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -17,11 +18,14 @@ from lyceum.courses import schemas
 from lyceum.courses.repository import CatalogFilters, CourseRepository
 from lyceum.kit.cache import Cache, get_json, set_json
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
+from lyceum.kit.storage import Storage
 from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
 
 CATALOG_VERSION_KEY = "catalog:version"
+COVER_SIZE = (1280, 720)
 
 
 def slugify(title: str) -> str:
@@ -55,6 +59,9 @@ def catalog_item(
         rating_average=course.rating_average,
         rating_count=course.rating_count,
         published_at=course.published_at,
+        cover_url=f"/api/v1/courses/{course.id}/cover?v={course.cover_key.rsplit('/', 1)[-1][:8]}"
+        if course.cover_key
+        else None,
         snippet=snippet,
     )
 
@@ -227,6 +234,17 @@ class CourseService:
             raise Conflict("The owner cannot be removed from their course.")
         await self.repo.remove_instructor(course.id, user_id)
         await self.invalidate()
+
+    async def set_cover(self, course: Course, data: bytes, storage: Storage) -> Course:
+        encoded = await asyncio.to_thread(normalise_image, data, COVER_SIZE, "WEBP")
+        key = f"covers/{course.id}/{uuid.uuid4().hex}.webp"
+        await storage.put(key, encoded, "image/webp")
+        previous, course.cover_key = course.cover_key, key
+        await self.session.flush()
+        if previous:
+            await storage.delete(previous)
+        await self.invalidate()
+        return course
 
     # Syllabus -------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +30,7 @@ from lyceum.kit.errors import (
     Unauthorized,
 )
 from lyceum.kit.events import emit
+from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.security import (
@@ -58,7 +58,6 @@ MFA_ATTEMPTS = "5/5 minutes"
 RECOVERY_CODE_COUNT = 10
 TOTP_ISSUER = "Lyceum"
 AVATAR_SIZE = 256
-AVATAR_FORMATS = {"PNG", "JPEG", "WEBP"}
 BAD_CREDENTIALS = "Incorrect email or password."
 DENIED_JTI_PREFIX = "denied-jti:"
 
@@ -489,7 +488,7 @@ class IdentityService:
             raise Invalid(
                 f"The image exceeds {self.settings.avatar_max_bytes} bytes.", field="body.file"
             )
-        encoded = await asyncio.to_thread(_normalise_avatar, data)
+        encoded = await asyncio.to_thread(normalise_image, data, (AVATAR_SIZE, AVATAR_SIZE), "PNG")
         key = f"avatars/{user.id}/{uuid.uuid4().hex}.png"
         await self.storage.put(key, encoded, "image/png")
         previous = user.avatar_key
@@ -578,38 +577,3 @@ class IdentityService:
         )
         await self.repo.add(user)
         return user, True
-
-
-def _normalise_avatar(data: bytes) -> bytes:
-    """Decode (PNG, JPEG or WebP only), drop metadata by re-encoding the pixels alone,
-    crop to a centred square and resize to 256x256 PNG."""
-    import filetype
-
-    kind = filetype.guess(data)
-    if kind is None or kind.mime not in {"image/png", "image/jpeg", "image/webp"}:
-        raise Invalid(
-            "The avatar must be a PNG, JPEG or WebP image.",
-            field="body.file",
-            slug="unsupported-image",
-        )
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in AVATAR_FORMATS:
-                raise Invalid(
-                    "The avatar must be a PNG, JPEG or WebP image.",
-                    field="body.file",
-                    slug="unsupported-image",
-                )
-            if image.width * image.height > 40_000_000:
-                raise Invalid("The image is too large in pixels.", field="body.file")
-            upright = ImageOps.exif_transpose(image).convert("RGBA")
-            square = ImageOps.fit(upright, (AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
-        raise Invalid(
-            "The file is not a readable image.", field="body.file", slug="unsupported-image"
-        ) from None
-    clean = Image.new("RGBA", square.size)
-    clean.paste(square)
-    output = io.BytesIO()
-    clean.save(output, format="PNG", optimize=True)
-    return output.getvalue()
