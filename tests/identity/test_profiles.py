@@ -380,3 +380,15 @@ async def test_null_leaves_required_fields_alone_and_clears_the_bio(
     assert response.status_code == 200
     assert response.json()["full_name"] == "Ada Lovelace"
     assert response.json()["bio"] is None
+
+
+async def test_preferences_take_any_json_numbers(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    me = await account(client, connection)
+    prefs = {"big": -10755008812876001280, "tiny": -1.66e-180, "nested": [[True, None], {}]}
+    response = await client.patch(
+        "/api/v1/users/me", json={"preferences": prefs}, headers=me.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["preferences"]["big"] == -10755008812876001280

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 import zoneinfo
 from typing import Annotated, Any, Literal
 
 import email_validator
-import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -215,7 +215,14 @@ class ProfileUpdate(Strict):
     @field_validator("preferences")
     @classmethod
     def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(orjson.dumps(value)) > PREFERENCES_MAX_BYTES:
+        if value is None:
+            return value
+        try:
+            # The stdlib encoder, as the JSONB column uses: integers of any size are fine.
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError("must be a JSON object") from None
+        if size > PREFERENCES_MAX_BYTES:
             raise ValueError(f"must serialise to at most {PREFERENCES_MAX_BYTES} bytes")
         return value
 
