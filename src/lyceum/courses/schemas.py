@@ -9,22 +9,18 @@ from typing import Annotated, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     HttpUrl,
     StrictBool,
     StringConstraints,
-    model_validator,
 )
 
 from lyceum.kit.pagination import Page
-from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, JsonInt, contains_nul, integral_float
+from lyceum.kit.validation import NO_NUL, JsonInt, VisibleTitle, integral_float
+from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.courses import CourseLevel, CourseStatus, LessonKind
 
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
-]
+Title = VisibleTitle
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=120)]
 Markdown = Annotated[str, Field(max_length=200_000, pattern=NO_NUL)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[^\x00,]{1,50}$")]
@@ -33,17 +29,6 @@ Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$"
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Minutes = Annotated[int, Field(ge=1, le=1_000, strict=True), BeforeValidator(integral_float)]
 Seconds = Annotated[int, Field(ge=1, le=86_400, strict=True), BeforeValidator(integral_float)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: object) -> object:
-        if contains_nul(data):
-            raise ValueError("text must not contain NUL (\\u0000) characters")
-        return data
 
 
 class Price(Strict):

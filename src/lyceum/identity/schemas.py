@@ -11,17 +11,16 @@ from typing import Annotated, Any, Literal
 import email_validator
 from pydantic import (
     BaseModel,
-    ConfigDict,
     EmailStr,
     Field,
     StrictBool,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from lyceum.identity.passwords import MAX_LENGTH, MIN_LENGTH
-from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, contains_nul
+from lyceum.kit.validation import NO_NUL, VisibleTitle
+from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.identity import Role
 
 # The OpenAPI `email` format admits reserved names such as `.test`; accept what the
@@ -34,31 +33,13 @@ Password = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
 # A password being chosen: the length rules live in the schema; "not one of the 10,000
 # most common passwords" is checked by the service (422, type weak-password).
 NewPassword = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, pattern=NO_NUL)]
-# At least one visible character; surrounding whitespace is trimmed.
-FullName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
-]
+FullName = VisibleTitle
 Code = Annotated[
     str,
     StringConstraints(min_length=6, max_length=32, pattern=NO_NUL),
     Field(description="A 6-digit TOTP code, or a recovery code like `abcd-efgh-jk`."),
 ]
 OpaqueToken = Annotated[str, Field(min_length=16, max_length=512, pattern=NO_NUL)]
-
-
-class Strict(BaseModel):
-    """Request bodies: unknown fields and NUL characters are refused (PostgreSQL text
-    cannot hold NUL, and no legitimate input contains one)."""
-
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if contains_nul(data):
-            raise ValueError("text must not contain NUL (\\u0000) characters")
-        return data
 
 
 class RegisterRequest(Strict):

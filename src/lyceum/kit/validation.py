@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
 
 # For schemas: a string without NUL characters, so clients (and schemathesis) know.
 NO_NUL = r"^[^\x00]*$"
@@ -48,3 +56,24 @@ def integral_float(value: Any) -> Any:
 # JSON Schema's `integer`: 3 and 3.0 are integers; true and "3" are not. Put range
 # constraints on the field (`Field(ge=...)`), so they reach the OpenAPI schema.
 JsonInt = Annotated[int, Strict(), BeforeValidator(integral_float)]
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: unknown fields and NUL characters are refused (PostgreSQL
+    text cannot hold NUL, and no legitimate input contains one)."""
+
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if contains_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
+
+
+# A one-line name or title: at least one visible character, trimmed, at most 200.
+VisibleTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
+]

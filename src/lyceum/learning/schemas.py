@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from lyceum.kit.validation import NO_NUL, JsonInt
+from lyceum.kit.validation import NO_NUL, JsonInt, RequestModel
 from lyceum.models.courses import EnrollmentStatus
 
 
@@ -69,9 +69,7 @@ class CertificateOut(CertificatePublic):
     verify_url: str
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewIn(RequestModel):
     rating: JsonInt = Field(ge=1, le=5)
     text: Annotated[str, Field(max_length=5_000, pattern=NO_NUL)] = ""
 
