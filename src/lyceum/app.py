@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from lyceum import __version__
 from lyceum.config import Settings, get_settings
 from lyceum.courses import endpoints as course_endpoints
+from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -24,6 +25,7 @@ from lyceum.kit.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
 )
+from lyceum.kit.responsecache import ResponseCacheMiddleware
 from lyceum.kit.runtime import Runtime
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.system import pages
@@ -149,6 +151,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+    catalog_paths = (f"{API_PREFIX}/courses", f"{API_PREFIX}/courses/popular")
+    app.add_middleware(
+        ResponseCacheMiddleware,
+        versioned_paths=dict.fromkeys(catalog_paths, CATALOG_VERSION_KEY),
+        ttl=settings.cache_ttl_seconds,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
     return app

@@ -314,7 +314,10 @@ async def test_filters_sorting_and_pagination(
     ],
 )
 async def test_invalid_filters_are_422(client: httpx.AsyncClient, params: dict[str, str]) -> None:
-    assert (await client.get("/api/v1/courses", params=params)).status_code == 422
+    for _ in range(2):  # a refusal is never cached: the second answer is validated again
+        response = await client.get("/api/v1/courses", params=params)
+        assert response.status_code == 422
+        assert response.headers["x-cache"] == "miss"
 
 
 async def test_catalog_cache_never_shows_stale_data(
@@ -322,13 +325,21 @@ async def test_catalog_cache_never_shows_stale_data(
 ) -> None:
     category = f"cache-{uuid.uuid4().hex[:6]}"
     course, _ = await published(client, teacher, category=category, title="Before")
-    first = (await client.get("/api/v1/courses", params={"category": category})).json()
+    first_response = await client.get("/api/v1/courses", params={"category": category})
+    again = await client.get("/api/v1/courses", params={"category": category})
+    assert first_response.headers["x-cache"] == "miss" and again.headers["x-cache"] == "hit"
+    assert again.content == first_response.content
+    assert again.headers["content-type"] == "application/json"
+    assert again.headers["x-request-id"]  # the hit still goes through the request context
+    first = again.json()
     detail = (await client.get(f"/api/v1/courses/{course['id']}")).json()
     assert first["items"][0]["title"] == "Before" and detail["title"] == "Before"
     await client.patch(
         f"/api/v1/courses/{course['id']}", json={"title": "After"}, headers=teacher.headers
     )
-    second = (await client.get("/api/v1/courses", params={"category": category})).json()
+    second_response = await client.get("/api/v1/courses", params={"category": category})
+    assert second_response.headers["x-cache"] == "miss"
+    second = second_response.json()
     assert second["items"][0]["title"] == "After"
     assert (await client.get(f"/api/v1/courses/{course['id']}")).json()["title"] == "After"
     await client.post(f"/api/v1/courses/{course['id']}/archive", headers=teacher.headers)

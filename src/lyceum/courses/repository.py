@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     String,
     and_,
     cast,
@@ -22,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from lyceum.models.courses import (
     Course,
@@ -212,10 +212,18 @@ class CourseRepository:
         if filters.q:
             query_vector = func.websearch_to_tsquery(SEARCH_CONFIG, filters.q)
             conditions.append(Course.search.op("@@")(query_vector))
-        total = (
-            await self.session.execute(select(func.count()).select_from(Course).where(*conditions))
-        ).scalar_one()
-        page: Select[Any] = select(Course).where(*conditions)
+        # The total rides along on every row (a window count), saving a second scan of
+        # the matches; the long text columns stay in the database.
+        page = (
+            select(Course, func.count().over().label("total"))
+            .where(*conditions)
+            .options(
+                defer(Course.description),
+                defer(Course.lesson_titles),
+                defer(Course.tags_text),
+                defer(Course.search),
+            )
+        )
         order: list[Any] = []
         if query_vector is not None and filters.sort == "relevance":
             order.append(func.ts_rank_cd(Course.search, query_vector).desc())
@@ -224,11 +232,18 @@ class CourseRepository:
         elif filters.sort == "rating":
             order += [Course.rating_average.desc().nulls_last(), Course.rating_count.desc()]
         order += [Course.published_at.desc().nulls_last(), Course.id]
-        rows = list(
-            (
-                await self.session.execute(page.order_by(*order).offset(offset).limit(limit))
-            ).scalars()
-        )
+        result = (
+            await self.session.execute(page.order_by(*order).offset(offset).limit(limit))
+        ).all()
+        rows = [course for course, _ in result]
+        if result:
+            total = int(result[0].total)
+        elif offset:
+            # Past the last page: no row carried the count.
+            count = select(func.count()).select_from(Course).where(*conditions)
+            total = int((await self.session.execute(count)).scalar_one())
+        else:
+            total = 0
         snippets: dict[uuid.UUID, str] = {}
         if query_vector is not None and rows:
             # Headlines only for this page's rows: ts_headline re-parses the text.
@@ -244,16 +259,22 @@ class CourseRepository:
                 ).where(Course.id.in_([row.id for row in rows]))
             )
             snippets = {course_id: snippet for course_id, snippet in highlighted}  # noqa: C416
-        return [(row, snippets.get(row.id)) for row in rows], int(total)
+        return [(row, snippets.get(row.id)) for row in rows], total
 
     async def suggestions(self, q: str, limit: int = 3) -> list[str]:
-        """Published titles that look like `q`, accents and case ignored (pg_trgm)."""
+        """Published titles that look like `q`, accents and case ignored (pg_trgm).
+        `<%` (word similarity above the threshold) is what lets the trigram index on
+        the unaccented title answer; calling word_similarity() alone scans the table."""
+        await self.session.execute(
+            select(func.set_config("pg_trgm.word_similarity_threshold", "0.3", True))
+        )
         wanted = func.lyceum_unaccent(func.lower(q))
         title = func.lyceum_unaccent(func.lower(Course.title))
-        score = func.word_similarity(wanted, title)
+        score = func.max(func.word_similarity(wanted, title))
         rows = await self.session.execute(
             select(Course.title)
-            .where(Course.status == CourseStatus.published, score > 0.3)
+            .where(Course.status == CourseStatus.published, wanted.op("<%")(title))
+            .group_by(Course.title)
             .order_by(score.desc(), Course.title)
             .limit(limit)
         )

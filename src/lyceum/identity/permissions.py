@@ -31,7 +31,7 @@ bearer = OAuth2PasswordBearer(
 )
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -133,7 +133,9 @@ def require_owner_or_admin(caller: User, owner_id: uuid.UUID) -> None:
         raise NotFound("No such resource.")
 
 
-def identity_service(runtime: RuntimeDep, session: Session, clock: ClockDep) -> IdentityService:
+async def identity_service(
+    runtime: RuntimeDep, session: Session, clock: ClockDep
+) -> IdentityService:
     return IdentityService(
         session,
         settings=runtime.settings,

@@ -31,7 +31,7 @@ class FrozenClock:
         self.current += dt.timedelta(**delta)
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = getattr(request.app.state, "clock", None) or SystemClock()
     return clock
 

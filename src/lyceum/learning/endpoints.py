@@ -21,7 +21,7 @@ from lyceum.learning.service import LearningService
 learning = APIRouter(tags=["learning"])
 
 
-def learning_service(session: Session, courses: Courses, clock: ClockDep) -> LearningService:
+async def learning_service(session: Session, courses: Courses, clock: ClockDep) -> LearningService:
     return LearningService(session, courses, clock.now())
 
 
