@@ -72,8 +72,11 @@ class RequestModel(BaseModel):
         return data
 
 
-# A one-line name or title: at least one visible character, trimmed, at most 200.
+# A one-line name or title: at least one visible character, at most 200 as sent (the
+# schema's maxLength), then trimmed. Trimming first would accept 201 characters with a
+# leading space, which the published schema says is invalid.
 VisibleTitle = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=VISIBLE_TEXT),
+    StringConstraints(min_length=1, max_length=200, pattern=VISIBLE_TEXT),
+    AfterValidator(str.strip),
 ]
