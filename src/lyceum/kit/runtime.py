@@ -116,6 +116,8 @@ class Runtime:
         if self.job_pool is not None:
             await close_jobs(self.job_pool)
         await self.cache.close()
+        if "storage" in self.__dict__:  # only if it was ever used
+            await self.storage.close()
         await self.database.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
