@@ -1,0 +1,1 @@
+"""Course content: checking uploads, extracting their text, chunking and embedding it."""
