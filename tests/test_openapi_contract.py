@@ -109,9 +109,19 @@ def test_live_server_publishes_the_schema_under_test(live_server: str) -> None:
 
 def _beyond_the_schema(problem: dict[str, Any]) -> bool:
     """Rules no JSON schema states: a password among the 10,000 most common (a generated
-    "00000000" is one), an uploaded file's content being a real image, and NUL
-    characters inside free-form JSON (preferences), which PostgreSQL cannot store."""
-    if problem.get("type", "").endswith(("/weak-password", "/unsupported-image")):
+    "00000000" is one), an uploaded file's content being a real image or document of
+    the kind its name claims (and a safe name), and NUL characters inside free-form JSON
+    (preferences), which PostgreSQL cannot store."""
+    content_rules = (
+        "/weak-password",
+        "/unsupported-image",
+        "/unsupported-file",
+        "/unsafe-archive",
+        "/invalid-filename",
+        "/empty-file",
+        "/image-too-large",
+    )
+    if problem.get("type", "").endswith(content_rules):
         return True
     return any("NUL" in error.get("message", "") for error in problem.get("errors") or [])
 

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from lyceum import __version__
 from lyceum.config import Settings, get_settings
+from lyceum.content import endpoints as content_endpoints
 from lyceum.courses import endpoints as course_endpoints
 from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
@@ -34,6 +35,8 @@ from lyceum.system.endpoints import router as system_router
 logger = structlog.get_logger("lyceum.app")
 
 API_PREFIX = "/api/v1"
+# Room for the multipart headers and boundaries around an uploaded file.
+UPLOAD_ENVELOPE = 64 * 1024
 
 DESCRIPTION = """
 Lyceum is an AI tutor and learning platform backend.
@@ -52,6 +55,11 @@ TAGS = [
     {"name": "users", "description": "Profiles, avatars, and account administration."},
     {"name": "courses", "description": "Catalog, course authoring, modules and lessons."},
     {"name": "learning", "description": "Enrollment, progress and rosters."},
+    {
+        "name": "content",
+        "description": "Course files (uploads, signed downloads) and search over the "
+        "course's material.",
+    },
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -138,6 +146,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.include_router(course_endpoints.courses)
     api.include_router(course_endpoints.lessons)
     api.include_router(learning_endpoints.learning)
+    api.include_router(content_endpoints.content)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)
@@ -157,6 +166,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         versioned_paths=dict.fromkeys(catalog_paths, CATALOG_VERSION_KEY),
         ttl=settings.cache_ttl_seconds,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        # A course file upload: the file and its multipart envelope.
+        path_limits=[
+            (f"{API_PREFIX}/courses/[^/]+/files", settings.max_upload_bytes + UPLOAD_ENVELOPE)
+        ],
+    )
     app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
     return app

@@ -280,6 +280,92 @@ def demo() -> None:
     console.print(table)
 
 
+@cli.command()
+def reindex(
+    course: Annotated[
+        str | None, typer.Option(help="Only this course (its id); default: every course.")
+    ] = None,
+) -> None:
+    """Rebuild the course-material index (lesson text and files) now, in this process."""
+    import uuid
+
+    from rich.progress import Progress
+
+    from lyceum.content.embedding import get_embedder
+    from lyceum.content.extraction import ExtractionError
+    from lyceum.content.indexing import (
+        chunk_total,
+        files_to_index,
+        index_file_bytes,
+        index_lesson,
+        lessons_to_index,
+    )
+    from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.storage import create_storage
+    from lyceum.models.content import CourseFile, FileStatus
+
+    settings = _settings()
+    try:
+        course_id = uuid.UUID(course) if course else None
+    except ValueError:
+        console.print(f"[red]--course must be a course id (a UUID), not {course!r}[/red]")
+        raise typer.Exit(code=2) from None
+    database_url, embedded = resolve_database_url(settings)
+
+    async def run() -> tuple[int, int, int, int]:
+        database = Database(database_url, pool_size=1, max_overflow=0)
+        storage = create_storage(settings)
+        failed = 0
+        try:
+            if not (await migration_state(database.engine)).up_to_date:
+                console.print("[red]the database is not migrated: run `lyceum migrate`[/red]")
+                raise typer.Exit(code=1)
+            with console.status("loading the embedding model"):
+                embedder = await asyncio.to_thread(get_embedder)
+            async with database.sessionmaker() as session:
+                lessons = await lessons_to_index(session, course_id)
+                files = await files_to_index(session, course_id)
+            with Progress(console=console) as progress:
+                task = progress.add_task("indexing", total=len(lessons) + len(files))
+                for lesson_id in lessons:
+                    async with database.sessionmaker() as session, session.begin():
+                        await index_lesson(session, lesson_id, embedder)
+                    progress.advance(task)
+                for file_id in files:
+                    async with database.sessionmaker() as session, session.begin():
+                        file = await session.get(CourseFile, file_id, with_for_update=True)
+                        data = await storage.get(file.storage_key) if file else None
+                        if file is not None and data is None:
+                            file.status = FileStatus.failed
+                            file.failure_reason = "The stored file is missing."
+                            failed += 1
+                        elif file is not None and data is not None:
+                            try:
+                                async with session.begin_nested():
+                                    await index_file_bytes(session, file, data, embedder)
+                            except ExtractionError as error:
+                                file.status = FileStatus.failed
+                                file.failure_reason = error.message
+                                failed += 1
+                    progress.advance(task)
+            async with database.sessionmaker() as session:
+                chunks = await chunk_total(session, course_id)
+            return len(lessons), len(files), failed, chunks
+        finally:
+            await storage.close()
+            await database.dispose()
+
+    try:
+        lessons, files, failed, chunks = asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    console.print(
+        f"[green]indexed[/green] {lessons} lesson(s) and {files} file(s) "
+        f"({failed} failed): {chunks} chunk(s)"
+    )
+
+
 @cli.command("send-test-mail")
 def send_test_mail(
     to: Annotated[str, typer.Option(help="Recipient address.")],

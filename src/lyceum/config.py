@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     storage_s3_access_key_id: str | None = None
     storage_s3_secret_access_key: SecretStr | None = None
 
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    download_url_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+    clamd_url: str | None = Field(default=None, pattern=r"^(tcp://[^/:]+:\d{1,5}|unix:///.+)$")
+
     cache_ttl_seconds: int = Field(default=60, ge=1)
 
     embedded_worker: bool = True
@@ -162,6 +166,11 @@ class Settings(BaseSettings):
                 )
         if self.storage_backend is StorageBackend.s3 and not self.storage_s3_bucket:
             raise ValueError("STORAGE_S3_BUCKET: required when STORAGE_BACKEND=s3")
+        if self.max_request_body_bytes <= self.max_upload_bytes:
+            raise ValueError(
+                "MAX_REQUEST_BODY_BYTES: must be above MAX_UPLOAD_BYTES (an upload also "
+                "carries its multipart envelope)"
+            )
         return self
 
     # Derived values -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from lyceum.models.content import CourseFile
 from lyceum.models.courses import (
     Course,
     CourseInstructor,
@@ -79,6 +80,12 @@ class CourseRepository:
     async def is_instructor(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         query = select(CourseInstructor.user_id).where(
             CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def has_file(self, course_id: uuid.UUID, file_id: uuid.UUID) -> bool:
+        query = select(CourseFile.id).where(
+            CourseFile.id == file_id, CourseFile.course_id == course_id
         )
         return (await self.session.execute(query)).first() is not None
 

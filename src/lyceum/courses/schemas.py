@@ -134,26 +134,30 @@ class Reorder(Strict):
 
 class LessonCreate(Strict):
     title: Title
-    kind: Literal["text", "video"] = Field(
+    kind: Literal["text", "video", "file"] = Field(
         default="text",
-        description="A video lesson may be drafted before its URL is known; publishing "
-        "the course needs every video lesson's URL.",
+        description="A video lesson may be drafted before its URL is known, a file lesson "
+        "before its file is chosen; publishing the course needs both.",
     )
     content: Markdown = ""
     video_url: HttpUrl | None = None
     duration_seconds: Seconds | None = None
+    file_id: uuid.UUID | None = Field(
+        default=None, description="A file of this course (POST /courses/{id}/files)."
+    )
     estimated_minutes: Minutes = 10
     is_preview: StrictBool = False
 
 
 class LessonUpdate(Strict):
-    """Only the fields sent change; `null` leaves a field as it is, except `video_url`
-    and `duration_seconds`, which it clears."""
+    """Only the fields sent change; `null` leaves a field as it is, except `video_url`,
+    `duration_seconds` and `file_id`, which it clears."""
 
     title: Title | None = None
     content: Markdown | None = None
     video_url: HttpUrl | None = None
     duration_seconds: Seconds | None = None
+    file_id: uuid.UUID | None = None
     estimated_minutes: Minutes | None = None
     is_preview: StrictBool | None = None
 
@@ -164,6 +168,7 @@ class LessonOut(LessonSummary):
     content: str = Field(description="The lesson body (Markdown).")
     video_url: str | None
     duration_seconds: int | None
+    file_id: uuid.UUID | None = Field(description="The course file a `file` lesson shows.")
     updated_at: dt.datetime
 
 

@@ -18,6 +18,7 @@ from lyceum.courses import schemas
 from lyceum.courses.repository import CatalogFilters, CourseRepository
 from lyceum.kit.cache import Cache, get_json, set_json
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.storage import Storage
@@ -79,6 +80,7 @@ def lesson_out(lesson: Lesson) -> schemas.LessonOut:
         content=lesson.content,
         video_url=lesson.video_url,
         duration_seconds=lesson.duration_seconds,
+        file_id=lesson.file_id,
         updated_at=lesson.updated_at,
     )
 
@@ -205,6 +207,13 @@ class CourseService:
         ]
         if missing:
             raise Conflict(f"These video lessons have no video URL yet: {', '.join(missing)}.")
+        fileless = [
+            lesson.title
+            for lesson in lessons
+            if lesson.kind is LessonKind.file and not lesson.file_id
+        ]
+        if fileless:
+            raise Conflict(f"These file lessons have no file yet: {', '.join(fileless)}.")
         course.status = CourseStatus.published
         course.published_at = course.published_at or self.now
         await self.session.flush()
@@ -288,6 +297,8 @@ class CourseService:
     async def add_lesson(
         self, course: Course, module: Module, data: schemas.LessonCreate
     ) -> Lesson:
+        if data.file_id is not None:
+            await self._check_course_file(course, data.file_id)
         lesson = Lesson(
             module_id=module.id,
             course_id=course.id,
@@ -296,6 +307,7 @@ class CourseService:
             content=data.content,
             video_url=str(data.video_url) if data.video_url else None,
             duration_seconds=data.duration_seconds,
+            file_id=data.file_id,
             estimated_minutes=data.estimated_minutes,
             is_preview=data.is_preview,
             position=await self.repo.next_lesson_position(module.id),
@@ -303,7 +315,12 @@ class CourseService:
         await self.repo.add(lesson)
         await self.repo.refresh_lesson_titles(course.id)
         await self.invalidate()
+        await emit(self.session, "lesson.changed", lesson_id=str(lesson.id))
         return lesson
+
+    async def _check_course_file(self, course: Course, file_id: uuid.UUID) -> None:
+        if not await self.repo.has_file(course.id, file_id):
+            raise Invalid("No such file in this course.", field="body.file_id")
 
     async def reorder_lessons(self, module: Module, ids: list[uuid.UUID]) -> None:
         lessons = await self.repo.lessons_of_module(module.id)
@@ -324,9 +341,11 @@ class CourseService:
     async def update_lesson(
         self, course: Course, lesson: Lesson, data: schemas.LessonUpdate
     ) -> Lesson:
+        if data.file_id is not None:
+            await self._check_course_file(course, data.file_id)
         for name in data.model_fields_set:
             value = getattr(data, name)
-            if value is None and name not in {"video_url", "duration_seconds"}:
+            if value is None and name not in {"video_url", "duration_seconds", "file_id"}:
                 continue
             setattr(lesson, name, str(value) if name == "video_url" and value else value)
         await self.session.flush()
@@ -334,6 +353,9 @@ class CourseService:
         if "title" in data.model_fields_set:
             await self.repo.refresh_lesson_titles(course.id)
         await self.invalidate()
+        if data.model_fields_set & {"title", "content"}:
+            # The course material index follows the lesson's text (content.tasks).
+            await emit(self.session, "lesson.changed", lesson_id=str(lesson.id))
         return lesson
 
     async def delete_lesson(self, course: Course, lesson: Lesson) -> None:

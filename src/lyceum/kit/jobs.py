@@ -29,6 +29,7 @@ TASK_MODULES = [
     "lyceum.kit.jobs",
     "lyceum.identity.tasks",
     "lyceum.learning.tasks",
+    "lyceum.content.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

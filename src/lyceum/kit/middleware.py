@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -122,21 +123,35 @@ class BodySizeLimitMiddleware:
     """Refuses bodies over `max_bytes` with 413, by Content-Length up front and by
     counting streamed chunks otherwise, so an oversized upload is never read whole."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        path_limits: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """`path_limits`: (regular expression, bytes) pairs for paths that take less (or
+        more) than `max_bytes`, such as an upload route with its own size limit."""
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = [(re.compile(pattern), limit) for pattern, limit in path_limits]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.max_bytes
+        for pattern, limit in self.path_limits:
+            if pattern.fullmatch(scope["path"]):
+                max_bytes = limit
+                break
         declared = _header(scope, b"content-length")
         if declared is None and _header(scope, b"transfer-encoding") is None:
             # No body can follow (GET, HEAD, ...): nothing to count.
             await self.app(scope, receive, send)
             return
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
 
         received = 0
@@ -147,8 +162,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -161,12 +176,12 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem_response(
             413,
-            f"The request body exceeds the limit of {self.max_bytes} bytes.",
+            f"The request body exceeds the limit of {max_bytes} bytes.",
             instance=scope["path"],
         )
         await response(scope, receive, send)

@@ -1,6 +1,7 @@
 """Every ORM table, one module per aggregate, on one `Base` with a naming convention."""
 
 from lyceum.models.base import Base
+from lyceum.models.content import ContentChunk, CourseFile
 from lyceum.models.courses import (
     Certificate,
     Course,
@@ -16,7 +17,9 @@ from lyceum.models.identity import LoginSession, OneTimeToken, RecoveryCode, Ref
 __all__ = [
     "Base",
     "Certificate",
+    "ContentChunk",
     "Course",
+    "CourseFile",
     "CourseInstructor",
     "Enrollment",
     "Lesson",

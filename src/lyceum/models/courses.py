@@ -143,6 +143,10 @@ class Lesson(UUIDPrimaryKey, Timestamps, Base):
     estimated_minutes: Mapped[int] = mapped_column(Integer, default=10)
     is_preview: Mapped[bool] = mapped_column(default=False)
     position: Mapped[int] = mapped_column(Integer)
+    # A `file` lesson shows one of the course's files (models.content.CourseFile).
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("course_files.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Enrollment(UUIDPrimaryKey, Base):

@@ -1,0 +1,213 @@
+"""Course file and course-material search routes: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+
+from lyceum.content import schemas
+from lyceum.content.embedding import Embedder, get_embedder
+from lyceum.content.retrieval import MAX_K, search_course_material
+from lyceum.content.service import ContentService, DownloadSigner, file_out
+from lyceum.courses.endpoints import Courses
+from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
+from lyceum.kit.clock import ClockDep
+from lyceum.kit.db import Session
+from lyceum.kit.errors import PayloadTooLarge
+from lyceum.kit.pagination import Page
+from lyceum.kit.storage import attachment_disposition
+from lyceum.kit.validation import SafeStr
+
+content = APIRouter(tags=["content"])
+
+
+async def content_service(
+    session: Session, courses: Courses, runtime: RuntimeDep, clock: ClockDep
+) -> ContentService:
+    settings = runtime.settings
+    return ContentService(
+        session,
+        courses,
+        storage=runtime.storage,
+        signer=DownloadSigner(settings.secret_key_value()),
+        public_base_url=str(settings.public_base_url),
+        link_ttl_seconds=settings.download_url_ttl_seconds,
+        now=clock.now(),
+    )
+
+
+Content = Annotated[ContentService, Depends(content_service)]
+
+
+async def embedder() -> Embedder:
+    # The first call loads the model (seconds): off the event loop.
+    return await asyncio.to_thread(get_embedder)
+
+
+FILES = "/courses/{course_id:uuid}/files"
+
+
+@content.post(
+    FILES,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a course file (instructors and admins)",
+    description="PDF, DOCX, PNG, JPEG, WebP, plain text or Markdown, up to MAX_UPLOAD_BYTES "
+    "(10 MB by default; larger uploads are refused with 413 while they stream in). The "
+    "extension and the file's content must agree. Images are re-encoded without metadata "
+    "and get a thumbnail. The file starts `pending`; its text is extracted and indexed by "
+    "a job, after which it is `ready` (or `failed`, with a reason). Uploading bytes the "
+    "course already has returns the existing file with 200 and `duplicate: true`.",
+    responses={200: {"model": schemas.UploadResult, "description": "Already uploaded."}},
+)
+async def upload_file(
+    course_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="The file.")],
+    caller: CurrentUser,
+    service: Content,
+    courses: Courses,
+    runtime: RuntimeDep,
+    response: Response,
+) -> schemas.UploadResult:
+    course = await courses.editable_course(course_id, caller)
+    limit = runtime.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", field="body.file")
+    stored, duplicate = await service.upload(course, caller, data, file.filename or "")
+    response.status_code = status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED
+    response.headers["Location"] = f"/api/v1/courses/{course.id}/files/{stored.id}"
+    return schemas.UploadResult(**file_out(stored).model_dump(), duplicate=duplicate)
+
+
+@content.get(
+    FILES,
+    summary="The course's files: all of them for instructors and admins, ready ones for "
+    "enrolled learners",
+)
+async def list_files(
+    course_id: uuid.UUID, caller: OptionalUser, service: Content
+) -> Page[schemas.CourseFileOut]:
+    access = await service.material_access(course_id, caller)
+    return Page.of_all([file_out(file) for file in await service.files(access)])
+
+
+@content.get(FILES + "/{file_id:uuid}", summary="One file's metadata and indexing status")
+async def get_file(
+    course_id: uuid.UUID, file_id: uuid.UUID, caller: OptionalUser, service: Content
+) -> schemas.CourseFileOut:
+    access = await service.material_access(course_id, caller)
+    return file_out(await service.file(access, file_id))
+
+
+@content.delete(
+    FILES + "/{file_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a file, its stored object and its index entries",
+)
+async def delete_file(
+    course_id: uuid.UUID,
+    file_id: uuid.UUID,
+    caller: CurrentUser,
+    service: Content,
+    courses: Courses,
+) -> None:
+    course = await courses.editable_course(course_id, caller)
+    access = await service.material_access(course.id, caller)
+    await service.delete(await service.file(access, file_id))
+
+
+@content.post(
+    FILES + "/{file_id:uuid}/reindex",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Extract and index the file again (instructors and admins)",
+)
+async def reindex_file(
+    course_id: uuid.UUID,
+    file_id: uuid.UUID,
+    caller: CurrentUser,
+    service: Content,
+    courses: Courses,
+) -> schemas.CourseFileOut:
+    course = await courses.editable_course(course_id, caller)
+    access = await service.material_access(course.id, caller)
+    return file_out(await service.reindex(await service.file(access, file_id)))
+
+
+@content.get(
+    FILES + "/{file_id:uuid}/download",
+    summary="A short-lived signed download link (enrolled learners, instructors, admins)",
+)
+async def download_link(
+    course_id: uuid.UUID,
+    file_id: uuid.UUID,
+    caller: CurrentUser,
+    service: Content,
+    variant: Literal["original", "thumbnail"] = "original",
+) -> schemas.DownloadLink:
+    access = await service.material_access(course_id, caller)
+    return await service.download_link(await service.file(access, file_id), variant)
+
+
+@content.get(
+    "/files/{file_id:uuid}/content",
+    summary="A file's bytes, through a signed link from the download endpoint",
+    description="Local storage only (S3 links point at the bucket). The link is the "
+    "credential: no Authorization header is needed, and it expires.",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def file_content(
+    file_id: uuid.UUID,
+    service: Content,
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")],
+    variant: Literal["original", "thumbnail"] = "original",
+) -> Response:
+    data, media_type, name = await service.signed_content(file_id, variant, expires, signature)
+    return Response(
+        data,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": attachment_disposition(name),
+            "Cache-Control": "private, max-age=60",
+        },
+    )
+
+
+@content.get(
+    "/courses/{course_id:uuid}/search",
+    summary="Search the course's material (lessons and files), with sources for citation",
+    description="Hybrid retrieval: vector similarity (all-MiniLM-L6-v2, HNSW) and full-text "
+    "search fused by reciprocal rank. For enrolled learners, instructors and admins.",
+)
+async def search_material(
+    course_id: uuid.UUID,
+    caller: CurrentUser,
+    service: Content,
+    session: Session,
+    encoder: Annotated[Embedder, Depends(embedder)],
+    q: Annotated[SafeStr, Query(min_length=1, max_length=500, description="The question.")],
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 5,
+) -> schemas.SearchResults:
+    access = await service.material_access(course_id, caller)
+    hits = await search_course_material(session, encoder, access.course.id, q, k)
+    return schemas.SearchResults(
+        query=q,
+        items=[
+            schemas.SearchHit(
+                text=hit.text,
+                score=hit.score,
+                source=schemas.SourceOut(
+                    kind=hit.source.kind,
+                    id=hit.source.id,
+                    title=hit.source.title,
+                    page=hit.source.page,
+                    heading=hit.source.heading,
+                ),
+            )
+            for hit in hits
+        ],
+    )

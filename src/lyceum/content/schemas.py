@@ -1,0 +1,64 @@
+"""Response bodies of course files and course-material search."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from lyceum.models.content import FileStatus
+
+
+class CourseFileOut(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    name: str = Field(description="The uploaded file's name, sanitised; for display only.")
+    kind: Literal["pdf", "docx", "png", "jpeg", "webp", "text", "markdown"]
+    content_type: str
+    size_bytes: int
+    sha256: str = Field(description="SHA-256 of the stored bytes, hex.")
+    status: FileStatus = Field(
+        description="pending -> processing -> ready, or failed (see failure_reason). "
+        "Learners see ready files only."
+    )
+    failure_reason: str | None = None
+    page_count: int | None = Field(default=None, description="PDFs only.")
+    chunk_count: int = Field(description="Indexed passages of text taken from the file.")
+    has_thumbnail: bool
+    created_at: dt.datetime
+    indexed_at: dt.datetime | None = None
+
+
+class UploadResult(CourseFileOut):
+    duplicate: bool = Field(
+        description="True when these exact bytes were already in the course: the existing "
+        "file is returned and nothing new is stored."
+    )
+
+
+class DownloadLink(BaseModel):
+    url: str = Field(description="A short-lived signed URL; no Authorization header needed.")
+    expires_at: dt.datetime
+
+
+class SourceOut(BaseModel):
+    kind: Literal["file", "lesson"]
+    id: uuid.UUID = Field(description="The file's or the lesson's id.")
+    title: str = Field(description="The file name, or the lesson title.")
+    page: int | None = Field(default=None, description="Files with pages (PDF) only.")
+    heading: str | None = Field(
+        default=None, description="The heading path inside the lesson or document."
+    )
+
+
+class SearchHit(BaseModel):
+    text: str
+    score: float = Field(description="Reciprocal-rank-fusion score; higher is better.")
+    source: SourceOut
+
+
+class SearchResults(BaseModel):
+    query: str
+    items: list[SearchHit]

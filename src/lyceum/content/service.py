@@ -1,0 +1,249 @@
+"""Course files: who may upload, see and download them; storing them safely; signed
+download links. Indexing happens in jobs (content.tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.content import schemas
+from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
+from lyceum.courses.service import CourseService
+from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
+from lyceum.kit.events import emit
+from lyceum.kit.storage import Storage
+from lyceum.models.content import CourseFile, FileStatus
+from lyceum.models.courses import Course, CourseStatus
+from lyceum.models.identity import User
+
+Variant = Literal["original", "thumbnail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    course: Course
+    can_edit: bool
+
+
+def file_out(file: CourseFile) -> schemas.CourseFileOut:
+    return schemas.CourseFileOut(
+        id=file.id,
+        course_id=file.course_id,
+        name=file.display_name,
+        kind=FileKind(file.kind).value,
+        content_type=file.content_type,
+        size_bytes=file.size_bytes,
+        sha256=file.sha256,
+        status=file.status,
+        failure_reason=file.failure_reason,
+        page_count=file.page_count,
+        chunk_count=file.chunk_count,
+        has_thumbnail=file.thumbnail_key is not None,
+        created_at=file.created_at,
+        indexed_at=file.indexed_at,
+    )
+
+
+class DownloadSigner:
+    """HMAC-signed links for files the app serves itself (local storage)."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"lyceum-download:" + secret.encode()).digest()
+
+    def signature(self, file_id: uuid.UUID, variant: Variant, expires: int) -> str:
+        message = f"{file_id}:{variant}:{expires}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def verify(
+        self, file_id: uuid.UUID, variant: Variant, expires: int, signature: str, now: dt.datetime
+    ) -> None:
+        expected = self.signature(file_id, variant, expires)
+        if not hmac.compare_digest(expected, signature):
+            raise Forbidden("The download link is not valid.", slug="invalid-link")
+        if expires < now.timestamp():
+            raise Forbidden(
+                "The download link has expired; ask for a new one.", slug="link-expired"
+            )
+
+
+class ContentService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        courses: CourseService,
+        *,
+        storage: Storage,
+        signer: DownloadSigner,
+        public_base_url: str,
+        link_ttl_seconds: int,
+        now: dt.datetime,
+    ) -> None:
+        self.session = session
+        self.courses = courses
+        self.storage = storage
+        self.signer = signer
+        self.public_base_url = public_base_url.rstrip("/")
+        self.link_ttl_seconds = link_ttl_seconds
+        self.now = now
+
+    # Access ---------------------------------------------------------------------------
+
+    async def material_access(self, course_id: uuid.UUID, caller: User | None) -> Access:
+        """Course material is for the course's enrolled learners, its instructors and
+        admins. Drafts stay invisible (404) to everyone else."""
+        course = await self.courses.visible_course(course_id, caller)
+        if await self.courses.can_edit(course, caller):
+            return Access(course, can_edit=True)
+        if caller is None:
+            raise Unauthorized("Sign in and enroll in the course to use its material.")
+        if course.status is CourseStatus.published and await self.courses.repo.is_learner(
+            course.id, caller.id
+        ):
+            return Access(course, can_edit=False)
+        raise Forbidden("Enroll in the course to use its material.", slug="not-enrolled")
+
+    async def file(self, access: Access, file_id: uuid.UUID) -> CourseFile:
+        file = await self.session.get(CourseFile, file_id)
+        if file is None or file.course_id != access.course.id:
+            raise NotFound("No such file in this course.")
+        if not access.can_edit and file.status is not FileStatus.ready:
+            raise NotFound("No such file in this course.")
+        return file
+
+    async def files(self, access: Access) -> list[CourseFile]:
+        query = select(CourseFile).where(CourseFile.course_id == access.course.id)
+        if not access.can_edit:
+            query = query.where(CourseFile.status == FileStatus.ready)
+        query = query.order_by(CourseFile.created_at, CourseFile.id)
+        return list((await self.session.execute(query)).scalars())
+
+    # Uploads --------------------------------------------------------------------------
+
+    async def upload(
+        self, course: Course, caller: User, data: bytes, filename: str
+    ) -> tuple[CourseFile, bool]:
+        """Store an upload and queue its indexing. Returns (file, duplicate): the same
+        bytes already in the course give back the existing file and store nothing."""
+        inspected: Inspected = await asyncio.to_thread(inspect_upload, data, filename)
+        digest = hashlib.sha256(data).hexdigest()
+        existing = await self._by_digest(course.id, digest)
+        if existing is not None:
+            return existing, True
+
+        stored, thumbnail, content_type = data, None, inspected.content_type
+        if inspected.kind.is_image:
+            stored, thumbnail, content_type = await asyncio.to_thread(
+                prepare_image, data, inspected.kind
+            )
+        base = f"courses/{course.id}/files/{uuid.uuid4().hex}"
+        key = f"{base}{inspected.extension}"
+        thumbnail_key = f"{base}-thumb.webp" if thumbnail is not None else None
+        file = CourseFile(
+            course_id=course.id,
+            uploaded_by=caller.id,
+            display_name=inspected.display_name,
+            kind=inspected.kind.value,
+            content_type=content_type,
+            size_bytes=len(stored),
+            sha256=digest,
+            storage_key=key,
+            thumbnail_key=thumbnail_key,
+            status=FileStatus.pending,
+            chunk_count=0,
+        )
+        await self.storage.put(key, stored, content_type)
+        if thumbnail is not None and thumbnail_key is not None:
+            await self.storage.put(thumbnail_key, thumbnail, "image/webp")
+        try:
+            async with self.session.begin_nested():
+                self.session.add(file)
+                await self.session.flush()
+        except IntegrityError:
+            # The same bytes arrived concurrently and won the race: keep theirs.
+            await self._delete_objects(key, thumbnail_key)
+            existing = await self._by_digest(course.id, digest)
+            if existing is None:
+                raise
+            return existing, True
+        await self.session.refresh(file)
+        await emit(self.session, "content.file_uploaded", file_id=str(file.id))
+        return file, False
+
+    async def _by_digest(self, course_id: uuid.UUID, digest: str) -> CourseFile | None:
+        query = select(CourseFile).where(
+            CourseFile.course_id == course_id, CourseFile.sha256 == digest
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def delete(self, file: CourseFile) -> None:
+        """The row (and with it every indexed chunk) first, then the stored objects."""
+        keys = (file.storage_key, file.thumbnail_key)
+        await self.session.delete(file)
+        await self.session.flush()
+        await self._delete_objects(*keys)
+
+    async def _delete_objects(self, *keys: str | None) -> None:
+        for key in keys:
+            if key is not None:
+                await self.storage.delete(key)
+
+    async def reindex(self, file: CourseFile) -> CourseFile:
+        file.status = FileStatus.pending
+        file.failure_reason = None
+        await self.session.flush()
+        await emit(self.session, "content.file_uploaded", file_id=str(file.id))
+        return file
+
+    # Downloads ------------------------------------------------------------------------
+
+    async def download_link(self, file: CourseFile, variant: Variant) -> schemas.DownloadLink:
+        key = file.storage_key if variant == "original" else file.thumbnail_key
+        if key is None:
+            raise NotFound("This file has no thumbnail.")
+        expires_at = self.now + dt.timedelta(seconds=self.link_ttl_seconds)
+        content_type = file.content_type if variant == "original" else "image/webp"
+        filename = file.display_name
+        if variant == "thumbnail":
+            filename = f"{filename.rsplit('.', 1)[0]}-thumbnail.webp"
+        url = await self.storage.presigned_url(
+            key, expires_in=self.link_ttl_seconds, filename=filename, content_type=content_type
+        )
+        if url is None:
+            expires = int(expires_at.timestamp())
+            query = urlencode(
+                {
+                    "variant": variant,
+                    "expires": expires,
+                    "signature": self.signer.signature(file.id, variant, expires),
+                }
+            )
+            url = f"{self.public_base_url}/api/v1/files/{file.id}/content?{query}"
+        return schemas.DownloadLink(url=url, expires_at=expires_at)
+
+    async def signed_content(
+        self, file_id: uuid.UUID, variant: Variant, expires: int, signature: str
+    ) -> tuple[bytes, str, str]:
+        """The bytes behind a signed link: (data, media type, download name)."""
+        self.signer.verify(file_id, variant, expires, signature, self.now)
+        file = await self.session.get(CourseFile, file_id)
+        key = None
+        if file is not None:
+            key = file.storage_key if variant == "original" else file.thumbnail_key
+        data = await self.storage.get(key) if key else None
+        if file is None or data is None:
+            raise NotFound("The file no longer exists.")
+        if variant == "original":
+            return data, file.content_type, file.display_name
+        return data, "image/webp", f"{file.display_name.rsplit('.', 1)[0]}-thumbnail.webp"
