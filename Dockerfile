@@ -37,10 +37,12 @@ WORKDIR /src
 
 # Dependencies first, in their own layer: they change far less often than
 # the code. The list is read from pyproject.toml, so it is never duplicated.
+# torch comes from PyTorch's CPU index: PyPI's Linux wheel pulls gigabytes of CUDA
+# libraries that the embedding model (all-MiniLM-L6-v2, on the CPU) never uses.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+ && pip install --extra-index-url https://download.pytorch.org/whl/cpu -r /tmp/requirements.txt
 
 # Then the project itself. pyproject.toml names README.md as the readme but
 # the build only warns without it; listing pyproject.toml beside the glob

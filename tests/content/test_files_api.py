@@ -378,3 +378,68 @@ async def test_a_file_lesson_points_at_a_file_of_its_own_course(
         headers=teacher.headers,
     )
     assert right.status_code == 201 and right.json()["file_id"] == ours["id"]
+
+
+async def test_who_may_do_what_with_course_files(
+    live: httpx.AsyncClient, runtime: Runtime, teacher: Person, learner: Person
+) -> None:
+    course, _ = await course_with_lesson(live, teacher)
+    await enroll(live, course["id"], learner)
+    callers = {
+        "anonymous": None,
+        "enrolled": learner,
+        "other learner": await person(live, runtime),
+        "instructor": teacher,
+        "other instructor": await person(live, runtime, Role.instructor),
+        "admin": await person(live, runtime, Role.admin),
+    }
+    files = f"/api/v1/courses/{course['id']}/files"
+    target = (await upload(live, course["id"], teacher, "target.txt", b"The target file.")).json()
+    await drain_jobs()
+    one = f"{files}/{target['id']}"
+    reading = {"anonymous": 401, "other learner": 403, "other instructor": 403}
+    writing = {"anonymous": 401, "enrolled": 403, "other learner": 403, "other instructor": 403}
+    for name, who in callers.items():
+        headers = who.headers if who else {}
+        got = {
+            "list": (await live.get(files, headers=headers)).status_code,
+            "get": (await live.get(one, headers=headers)).status_code,
+            "download": (await live.get(f"{one}/download", headers=headers)).status_code,
+            "search": (
+                await live.get(
+                    f"/api/v1/courses/{course['id']}/search",
+                    params={"q": "target"},
+                    headers=headers,
+                )
+            ).status_code,
+            "reindex": (await live.post(f"{one}/reindex", headers=headers)).status_code,
+            "upload": (
+                await live.post(
+                    files,
+                    files={"file": ("n.txt", f"Notes by {name}.".encode(), "text/plain")},
+                    headers=headers,
+                )
+            ).status_code,
+        }
+        read = reading.get(name, 200)
+        write = writing.get(name)
+        expected = {
+            "list": read,
+            "get": read,
+            "download": read,
+            "search": read,
+            "reindex": write or 202,
+            "upload": write or 201,
+        }
+        assert got == expected, name
+        if write is not None:
+            assert (await live.delete(one, headers=headers)).status_code == write, name
+    doomed = (await upload(live, course["id"], teacher, "doomed.txt", b"Doomed file.")).json()
+    admin = callers["admin"]
+    assert admin is not None
+    assert (await live.delete(f"{files}/{doomed['id']}", headers=admin.headers)).status_code == 204
+    assert (await live.delete(one, headers=teacher.headers)).status_code == 204
+    # A file id from another course is not reachable through this course's path.
+    other, _ = await course_with_lesson(live, teacher)
+    foreign = (await upload(live, other["id"], teacher, "foreign.txt", b"Elsewhere.")).json()
+    assert (await live.get(f"{files}/{foreign['id']}", headers=teacher.headers)).status_code == 404

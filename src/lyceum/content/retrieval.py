@@ -27,6 +27,7 @@ CANDIDATES = 30
 # pass the filter, instead of returning fewer than asked.
 EF_SEARCH = 100
 MAX_K = 20
+NON_ENGLISH_VECTOR_WEIGHT = 0.5
 
 
 class QueryEncoder(Protocol):
@@ -53,6 +54,13 @@ class Hit:
 def search_config(language: str) -> str:
     """The text search configuration of a course's material (see migration 0005)."""
     return "lyceum_english" if language.lower().startswith("en") else "lyceum"
+
+
+def vector_weight(language: str) -> float:
+    """all-MiniLM-L6-v2 was trained on English: in other languages its neighbours are
+    less reliable than matching words, so its ranking counts for less in the fusion
+    (measured on the demo set by bench/retrieval_eval.py)."""
+    return 1.0 if language.lower().startswith("en") else NON_ENGLISH_VECTOR_WEIGHT
 
 
 def vector_literal(vector: NDArray[np.float32]) -> str:
@@ -134,12 +142,15 @@ async def text_ranking(
     return [row[0] for row in rows]
 
 
-def fuse(rankings: Sequence[Sequence[int]], k: int) -> list[tuple[int, float]]:
+def fuse(
+    rankings: Sequence[Sequence[int]], k: int, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
     """Reciprocal rank fusion of several rankings of chunk ids; the top `k`."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
+        weight = weights[index] if weights else 1.0
         for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
 
 
@@ -160,13 +171,16 @@ async def search_course_material(
         return []
     candidates = max(CANDIDATES, 2 * k)
     rankings: list[list[int]] = []
+    weights: list[float] = []
     if mode in ("hybrid", "vector"):
         vector = (await encoder.encode([query]))[0]
         rankings.append(await vector_ranking(session, course_id, vector, candidates))
+        weights.append(vector_weight(language))
     if mode in ("hybrid", "text"):
         config = search_config(language)
         rankings.append(await text_ranking(session, course_id, query, config, candidates))
-    fused = fuse(rankings, k)
+        weights.append(1.0)
+    fused = fuse(rankings, k, weights)
     if not fused:
         return []
     rows = await session.execute(_DETAILS_QUERY, {"ids": [chunk_id for chunk_id, _ in fused]})
