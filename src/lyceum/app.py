@@ -31,6 +31,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
+from lyceum.tutor import endpoints as tutor_endpoints
 
 logger = structlog.get_logger("lyceum.app")
 
@@ -59,6 +60,11 @@ TAGS = [
         "name": "content",
         "description": "Course files (uploads, signed downloads) and search over the "
         "course's material.",
+    },
+    {
+        "name": "tutor",
+        "description": "The AI tutor: conversations grounded in the course's material, "
+        "streamed answers with citations, per-course settings, usage.",
     },
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -147,6 +153,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.include_router(course_endpoints.lessons)
     api.include_router(learning_endpoints.learning)
     api.include_router(content_endpoints.content)
+    api.include_router(tutor_endpoints.tutor)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)

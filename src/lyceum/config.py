@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     ai_api_key: SecretStr | None = None
     ai_model: str | None = None
     ai_base_url: AnyHttpUrl | None = None
+    ai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    ai_max_retries: int = Field(default=3, ge=0, le=10)
+    ai_input_cost_per_million: float = Field(default=3.0, ge=0)
+    ai_output_cost_per_million: float = Field(default=15.0, ge=0)
+    tutor_rate_limit: str = "20/hour"
+    tutor_max_message_chars: int = Field(default=4000, ge=10, le=100_000)
+    tutor_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    tutor_history_tokens: int = Field(default=2000, ge=100, le=100_000)
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -121,7 +129,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("login_rate_limit", "login_account_rate_limit")
+    @field_validator("login_rate_limit", "login_account_rate_limit", "tutor_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from limits import parse
@@ -199,7 +207,13 @@ class Settings(BaseSettings):
 
     @property
     def ai_offline(self) -> bool:
-        return self.ai_provider is AIProvider.offline or self.ai_api_key is None
+        """No provider to call: the tutor answers from the course material alone. An
+        OpenAI-compatible server (Ollama, vLLM) may need no key, only AI_BASE_URL."""
+        if self.ai_provider is AIProvider.offline:
+            return True
+        if self.ai_provider is AIProvider.openai_compatible:
+            return self.ai_base_url is None
+        return self.ai_api_key is None
 
     def secret_key_value(self) -> str:
         """The signing key. In development one is generated once and kept in the data dir."""

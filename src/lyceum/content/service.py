@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
 from lyceum.courses.service import CourseService
-from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
+from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.storage import Storage
 from lyceum.models.content import CourseFile, FileStatus
-from lyceum.models.courses import Course, CourseStatus
+from lyceum.models.courses import Course
 from lyceum.models.identity import User
 
 Variant = Literal["original", "thumbnail"]
@@ -101,18 +101,8 @@ class ContentService:
     # Access ---------------------------------------------------------------------------
 
     async def material_access(self, course_id: uuid.UUID, caller: User | None) -> Access:
-        """Course material is for the course's enrolled learners, its instructors and
-        admins. Drafts stay invisible (404) to everyone else."""
-        course = await self.courses.visible_course(course_id, caller)
-        if await self.courses.can_edit(course, caller):
-            return Access(course, can_edit=True)
-        if caller is None:
-            raise Unauthorized("Sign in and enroll in the course to use its material.")
-        if course.status is CourseStatus.published and await self.courses.repo.is_learner(
-            course.id, caller.id
-        ):
-            return Access(course, can_edit=False)
-        raise Forbidden("Enroll in the course to use its material.", slug="not-enrolled")
+        course, can_edit = await self.courses.member_access(course_id, caller)
+        return Access(course, can_edit=can_edit)
 
     async def file(self, access: Access, file_id: uuid.UUID) -> CourseFile:
         file = await self.session.get(CourseFile, file_id)

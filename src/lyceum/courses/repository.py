@@ -111,6 +111,10 @@ class CourseRepository:
             found[course_id].append(user)
         return found
 
+    async def course_ids_taught_by(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        query = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
+        return list((await self.session.execute(query)).scalars())
+
     async def add_instructor(self, course_id: uuid.UUID, user_id: uuid.UUID) -> None:
         if not await self.is_instructor(course_id, user_id):
             await self.add(CourseInstructor(course_id=course_id, user_id=user_id))

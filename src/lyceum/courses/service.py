@@ -119,6 +119,21 @@ class CourseService:
             raise NotFound("No such course.")
         return course
 
+    async def member_access(self, course_id: uuid.UUID, caller: User | None) -> tuple[Course, bool]:
+        """(course, can_edit) for the course's members: its enrolled learners (published
+        courses), its instructors and admins. Course material and the tutor are theirs;
+        drafts stay invisible (404) to everyone else."""
+        course = await self.visible_course(course_id, caller)
+        if await self.can_edit(course, caller):
+            return course, True
+        if caller is None:
+            raise Unauthorized("Sign in and enroll in the course to use its material.")
+        if course.status is CourseStatus.published and await self.repo.is_learner(
+            course.id, caller.id
+        ):
+            return course, False
+        raise Forbidden("Enroll in the course to use its material.", slug="not-enrolled")
+
     async def editable_course(
         self, course_id: uuid.UUID, caller: User, *, for_update: bool = False
     ) -> Course:

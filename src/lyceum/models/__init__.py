@@ -13,11 +13,13 @@ from lyceum.models.courses import (
     Review,
 )
 from lyceum.models.identity import LoginSession, OneTimeToken, RecoveryCode, RefreshToken, User
+from lyceum.models.tutor import Conversation, Message, TutorSettings
 
 __all__ = [
     "Base",
     "Certificate",
     "ContentChunk",
+    "Conversation",
     "Course",
     "CourseFile",
     "CourseInstructor",
@@ -25,10 +27,12 @@ __all__ = [
     "Lesson",
     "LessonCompletion",
     "LoginSession",
+    "Message",
     "Module",
     "OneTimeToken",
     "RecoveryCode",
     "RefreshToken",
     "Review",
+    "TutorSettings",
     "User",
 ]

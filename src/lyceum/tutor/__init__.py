@@ -1,0 +1,1 @@
+"""The AI tutor: course-grounded answers with citations, streaming, memory and tools."""

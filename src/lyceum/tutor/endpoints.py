@@ -1,0 +1,230 @@
+"""Tutor routes: conversations, asking (JSON or Server-Sent Events), course tutor
+settings, and usage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from lyceum.content.embedding import get_embedder
+from lyceum.courses.endpoints import Courses
+from lyceum.identity.permissions import CurrentUser, RuntimeDep
+from lyceum.kit.clock import ClockDep
+from lyceum.kit.db import Session
+from lyceum.kit.errors import Forbidden
+from lyceum.kit.pagination import Page, Paging
+from lyceum.models.identity import Role
+from lyceum.tutor import schemas
+from lyceum.tutor.service import (
+    CitationEvent,
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    ToolEvent,
+    TurnEvent,
+    TutorService,
+    conversation_out,
+    message_out,
+)
+
+tutor = APIRouter(prefix="/tutor", tags=["tutor"])
+
+
+async def tutor_service(
+    session: Session, courses: Courses, runtime: RuntimeDep, clock: ClockDep
+) -> TutorService:
+    return TutorService(
+        session,
+        courses,
+        settings=runtime.settings,
+        cache=runtime.cache,
+        limiter=runtime.rate_limiter,
+        database=runtime.database,
+        embedder=get_embedder,
+        now=clock.now(),
+    )
+
+
+Tutor = Annotated[TutorService, Depends(tutor_service)]
+
+
+@tutor.post(
+    "/conversations",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a conversation with the tutor about a course",
+    description="For the course's enrolled learners, its instructors and admins. 409 when "
+    "the course's tutor is switched off.",
+)
+async def start_conversation(
+    body: schemas.ConversationCreate, caller: CurrentUser, service: Tutor, response: Response
+) -> schemas.ConversationOut:
+    conversation = await service.start(caller, body)
+    response.headers["Location"] = f"/api/v1/tutor/conversations/{conversation.id}"
+    return conversation_out(conversation)
+
+
+@tutor.get("/conversations", summary="Your conversations, most recent first")
+async def list_conversations(
+    caller: CurrentUser,
+    service: Tutor,
+    paging: Paging,
+    course_id: uuid.UUID | None = None,
+) -> Page[schemas.ConversationOut]:
+    rows, total = await service.conversations(caller, paging, course_id)
+    return Page.of([conversation_out(row) for row in rows], total, paging)
+
+
+@tutor.get("/conversations/{conversation_id}", summary="A conversation with its messages")
+async def get_conversation(
+    conversation_id: uuid.UUID, caller: CurrentUser, service: Tutor
+) -> schemas.ConversationDetail:
+    conversation = await service.own(caller, conversation_id)
+    messages = await service.messages(conversation)
+    return schemas.ConversationDetail(
+        **conversation_out(conversation).model_dump(),
+        messages=[message_out(message) for message in messages],
+    )
+
+
+@tutor.patch("/conversations/{conversation_id}", summary="Rename a conversation")
+async def rename_conversation(
+    conversation_id: uuid.UUID,
+    body: schemas.ConversationRename,
+    caller: CurrentUser,
+    service: Tutor,
+) -> schemas.ConversationOut:
+    conversation = await service.own(caller, conversation_id)
+    return conversation_out(await service.rename(conversation, body.title))
+
+
+@tutor.delete(
+    "/conversations/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a conversation and its messages",
+)
+async def delete_conversation(
+    conversation_id: uuid.UUID, caller: CurrentUser, service: Tutor
+) -> None:
+    await service.delete(await service.own(caller, conversation_id))
+
+
+def _sse(event: TurnEvent) -> bytes:
+    data: dict[str, Any]
+    if isinstance(event, DeltaEvent):
+        name, data = "delta", {"text": event.text}
+    elif isinstance(event, CitationEvent):
+        name, data = "citation", event.citation.model_dump(mode="json")
+    elif isinstance(event, ToolEvent):
+        name, data = "tool", event.call.model_dump(mode="json")
+    elif isinstance(event, ErrorEvent):
+        name, data = "error", {"message_id": str(event.message_id), "detail": event.detail}
+    else:
+        name = "done"
+        data = {
+            "message_id": str(event.message.id),
+            "status": event.message.status.value,
+            "usage": event.message.usage.model_dump(mode="json"),
+        }
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+@tutor.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask the tutor (JSON, or streamed as Server-Sent Events)",
+    description="With `Accept: text/event-stream` the answer streams: `delta` events "
+    "(`{text}`), `citation` events (the source a `[n]` refers to), `tool` events, an "
+    "`error` event if the provider fails, and a final `done` event with the stored "
+    "message id, status and usage. Otherwise the whole stored message is returned. "
+    "Rate limited per user (TUTOR_RATE_LIMIT, or the course's own limit): every answer "
+    "carries X-RateLimit-Limit, -Remaining and -Reset; over the limit, 429 with "
+    "Retry-After.",
+    responses={
+        201: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "The answer (JSON or an event stream).",
+        }
+    },
+)
+async def ask(
+    conversation_id: uuid.UUID,
+    body: schemas.AskIn,
+    request: Request,
+    caller: CurrentUser,
+    service: Tutor,
+    session: Session,
+) -> Response:
+    conversation = await service.own(caller, conversation_id)
+    turn, headers = await service.prepare(caller, conversation, body.content)
+    # The question is stored whatever happens to the answer.
+    await session.commit()
+    if "text/event-stream" in request.headers.get("accept", ""):
+
+        async def stream() -> AsyncIterator[bytes]:
+            async for event in service.answer(turn):
+                yield _sse(event)
+
+        return StreamingResponse(
+            stream(),
+            status_code=status.HTTP_201_CREATED,
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    final: schemas.MessageOut | None = None
+    async for event in service.answer(turn):
+        if isinstance(event, DoneEvent):
+            final = event.message
+    assert final is not None
+    return Response(
+        final.model_dump_json(),
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+@tutor.get(
+    "/courses/{course_id}/settings",
+    summary="The course's tutor settings (its instructors and admins)",
+)
+async def get_settings(
+    course_id: uuid.UUID, caller: CurrentUser, service: Tutor, courses: Courses
+) -> schemas.TutorSettingsOut:
+    course = await courses.editable_course(course_id, caller)
+    return await service.settings_out(course.id)
+
+
+@tutor.patch(
+    "/courses/{course_id}/settings",
+    summary="Change the course's tutor settings (its instructors and admins)",
+)
+async def update_settings(
+    course_id: uuid.UUID,
+    body: schemas.TutorSettingsIn,
+    caller: CurrentUser,
+    service: Tutor,
+    courses: Courses,
+) -> schemas.TutorSettingsOut:
+    course = await courses.editable_course(course_id, caller)
+    return await service.update_settings(course, body)
+
+
+@tutor.get(
+    "/usage",
+    summary="Tutor usage by course, user and day (instructors: their courses; admins: all)",
+)
+async def usage(
+    caller: CurrentUser,
+    service: Tutor,
+    course_id: uuid.UUID | None = None,
+    since: Annotated[dt.date | None, Query(description="First day, UTC.")] = None,
+) -> schemas.UsageReport:
+    if caller.role is Role.student:
+        raise Forbidden("Tutor usage is for instructors and admins.")
+    return await service.usage(caller, course_id, since)

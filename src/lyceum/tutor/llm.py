@@ -1,0 +1,234 @@
+"""The tutor on a model provider, through pydantic-ai: Anthropic (Claude), OpenAI, or
+any OpenAI-compatible server (vLLM, Ollama, llama.cpp). Only the base URL differs
+between production and the tests' fake provider.
+
+The tutor agent has four tools (course material, a lesson, the learner's progress, the
+catalog) and hands questions about which course to take to a catalog agent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.run import AgentRunResultEvent
+
+from lyceum.config import AIProvider, Settings
+from lyceum.tutor.grounding import Turn
+
+DEFAULT_MODELS = {
+    AIProvider.claude: "claude-sonnet-4-5",
+    AIProvider.openai: "gpt-4o-mini",
+    AIProvider.openai_compatible: "default",
+}
+
+
+class TutorTools(Protocol):
+    """What the tools can reach; bound to one learner and one course."""
+
+    async def search_course_material(self, query: str) -> str: ...
+    async def get_lesson(self, lesson_id: str) -> str: ...
+    async def get_my_progress(self) -> str: ...
+    async def search_catalog(self, query: str) -> str: ...
+
+
+@dataclass
+class TutorDeps:
+    tools: TutorTools
+    model: Model | None = None
+    used_personal_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    name: str
+    args: dict[str, Any]
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    tokens_in: int
+    tokens_out: int
+
+
+ProviderEvent = TextDelta | ToolUse | Finished
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    provider: str
+    name: str
+    model: Model = field(compare=False)
+
+
+def model_name(settings: Settings) -> str:
+    return settings.ai_model or DEFAULT_MODELS.get(settings.ai_provider, "default")
+
+
+@lru_cache(maxsize=4)
+def _build(
+    provider: AIProvider,
+    name: str,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    retries: int,
+) -> Model:
+    """One model (and one HTTP client with its connection pool) per configuration and
+    process. The SDK clients retry 429 and 5xx with exponential backoff, honouring
+    Retry-After."""
+    if provider is AIProvider.claude:
+        from anthropic import AsyncAnthropic
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        client = AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries
+        )
+        return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=client))
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    openai_client = AsyncOpenAI(
+        api_key=api_key or "not-needed",
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=retries,
+    )
+    return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=openai_client))
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    name = model_name(settings)
+    key = settings.ai_api_key.get_secret_value() if settings.ai_api_key else None
+    base = str(settings.ai_base_url).rstrip("/") if settings.ai_base_url else None
+    model = _build(
+        settings.ai_provider, name, key, base, settings.ai_timeout_seconds, settings.ai_max_retries
+    )
+    return ModelChoice(provider=settings.ai_provider.value, name=name, model=model)
+
+
+catalog_agent: Agent[TutorDeps, str] = Agent(
+    deps_type=TutorDeps,
+    output_type=str,
+    instructions=(
+        "You are Lyceum's course advisor. Recommend courses from the catalog that fit what "
+        "the learner wants, using search_catalog; name each course and say in one line why "
+        "it fits. Never invent courses."
+    ),
+    name="catalog_advisor",
+)
+
+
+@catalog_agent.tool
+async def search_catalog(ctx: RunContext[TutorDeps], query: str) -> str:
+    """Search the published course catalog; returns titles, subtitles and links."""
+    return await ctx.deps.tools.search_catalog(query)
+
+
+tutor_agent: Agent[TutorDeps, str] = Agent(deps_type=TutorDeps, output_type=str, name="tutor")
+
+
+@tutor_agent.tool(name="search_course_material")
+async def _material(ctx: RunContext[TutorDeps], query: str) -> str:
+    """Find more passages of this course's material; returns numbered passages with
+    their lesson or file."""
+    return await ctx.deps.tools.search_course_material(query)
+
+
+@tutor_agent.tool(name="get_lesson")
+async def _lesson(ctx: RunContext[TutorDeps], lesson_id: str) -> str:
+    """Read one lesson of this course by its id (ids are in the syllabus tool output)."""
+    return await ctx.deps.tools.get_lesson(lesson_id)
+
+
+@tutor_agent.tool(name="get_my_progress")
+async def _progress(ctx: RunContext[TutorDeps]) -> str:
+    """The learner's progress in this course: lessons done and where to continue."""
+    ctx.deps.used_personal_data = True
+    return await ctx.deps.tools.get_my_progress()
+
+
+@tutor_agent.tool(name="ask_catalog_advisor")
+async def _advisor(ctx: RunContext[TutorDeps], question: str) -> str:
+    """Hand a question about which course to take to the catalog advisor."""
+    result = await catalog_agent.run(question, deps=ctx.deps, usage=ctx.usage, model=ctx.deps.model)
+    output: str = result.output
+    return output
+
+
+def history_messages(turns: list[Turn]) -> list[ModelMessage]:
+    messages: list[ModelMessage] = []
+    for turn in turns:
+        if turn.role == "user":
+            messages.append(ModelRequest(parts=[UserPromptPart(content=turn.content)]))
+        else:
+            messages.append(ModelResponse(parts=[TextPart(content=turn.content)]))
+    return messages
+
+
+async def stream_answer(
+    choice: ModelChoice,
+    *,
+    instructions: str,
+    history: list[Turn],
+    prompt: str,
+    deps: TutorDeps,
+) -> AsyncIterator[ProviderEvent]:
+    """The answer as it arrives: text deltas, tool uses, then the token usage."""
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    async with tutor_agent.run_stream_events(
+        prompt,
+        model=choice.model,
+        instructions=instructions,
+        message_history=history_messages(history),
+        deps=deps,
+    ) as events:
+        async for event in events:
+            if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                if event.part.content:
+                    yield TextDelta(event.part.content)
+            elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                if event.delta.content_delta:
+                    yield TextDelta(event.delta.content_delta)
+            elif isinstance(event, FunctionToolCallEvent):
+                args = event.part.args_as_dict()
+                calls[event.part.tool_call_id] = (event.part.tool_name, args)
+            elif isinstance(event, FunctionToolResultEvent):
+                name, args = calls.get(event.tool_call_id, (event.part.tool_name, {}))
+                yield ToolUse(name=name, args=args, result=str(event.part.content)[:2000])
+            elif isinstance(event, AgentRunResultEvent):
+                usage = event.result.usage()
+                yield Finished(usage.input_tokens or 0, usage.output_tokens or 0)
+
+
+def elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,101 @@
+"""The tutor without a model provider: a short study answer built from the course's own
+passages. It quotes the sentences of the retrieved sources that are closest to the
+question (by embedding similarity), cites them, and says where to read more. Questions
+about which course to take are answered from the catalog."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from lyceum.content.embedding import Embedder
+from lyceum.tutor.grounding import Grounding
+
+OFFLINE_NOTE = (
+    "_Offline tutor: this answer quotes the course material only. Full explanations "
+    "need an AI provider (set AI_API_KEY)._"
+)
+MAX_QUOTES = 4
+MIN_SIMILARITY = 0.2
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ỹ0-9\"'(])")
+_CATALOG_QUESTION = re.compile(
+    r"\b(which|what) (course|class)|\brecommend|\bshould i (take|learn|study|do) next"
+    r"|\bnext course\b|\bkhóa học nào\b|\bnên học (gì|khóa)\b|\bgợi ý\b",
+    re.IGNORECASE,
+)
+
+
+def is_catalog_question(text: str) -> bool:
+    return bool(_CATALOG_QUESTION.search(text))
+
+
+@dataclass(frozen=True, slots=True)
+class CourseSuggestion:
+    title: str
+    subtitle: str
+    url: str
+
+
+def _sentences(text: str) -> list[str]:
+    flat = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return [part.strip() for part in _SENTENCE.split(flat) if len(part.strip()) > 20]
+
+
+async def study_answer(grounding: Grounding, question: str, embedder: Embedder) -> str:
+    if not grounding.sources:
+        return (
+            "I could not find this in the course material. Try asking with the words the "
+            "lessons use, or look through the syllabus:\n\n"
+            + "\n".join(f"- {module}" for module, _ in grounding.syllabus[:8])
+            + f"\n\n{OFFLINE_NOTE}"
+        )
+    candidates: list[tuple[int, int, str]] = []  # (source number, order, sentence)
+    for number, hit in enumerate(grounding.sources[:3], start=1):
+        for order, sentence in enumerate(_sentences(hit.text)):
+            candidates.append((number, order, sentence))
+    if not candidates:
+        candidates = [(1, 0, grounding.sources[0].text[:400])]
+    vectors = await embedder.encode([question] + [sentence for _, _, sentence in candidates])
+    scores = vectors[1:] @ vectors[0]
+    ranked = np.argsort(-scores)
+    chosen = [int(index) for index in ranked[:MAX_QUOTES] if scores[index] >= MIN_SIMILARITY] or [
+        int(ranked[0])
+    ]
+    chosen.sort(key=lambda index: (candidates[index][0], candidates[index][1]))
+
+    if grounding.graded:
+        opening = (
+            "This looks like part of graded work, so rather than the answer, here is where "
+            "the course explains it. Read these passages and try the next step yourself:"
+        )
+    else:
+        opening = "Here is what the course material says about this:"
+    lines = [opening, ""]
+    for index in chosen:
+        number, _, sentence = candidates[index]
+        lines.append(f"> {sentence} [{number}]")
+        lines.append("")
+    lines.append("Read more:")
+    for number, hit in enumerate(grounding.sources[:3], start=1):
+        where = f", page {hit.source.page}" if hit.source.page else ""
+        section = f" (section {hit.source.heading})" if hit.source.heading else ""
+        kind = "lesson" if hit.source.kind == "lesson" else "file"
+        lines.append(f"- [{number}] {kind} “{hit.source.title}”{section}{where}")
+    if grounding.graded or grounding.mode.value == "socratic":
+        lines += ["", "Which of these passages answers your question, and why?"]
+    lines += ["", OFFLINE_NOTE]
+    return "\n".join(lines)
+
+
+def catalog_answer(suggestions: list[CourseSuggestion]) -> str:
+    if not suggestions:
+        return (
+            "I could not find a course in the catalog matching that. Browse "
+            "/api/v1/courses to see everything on offer.\n\n" + OFFLINE_NOTE
+        )
+    lines = ["These courses in the catalog fit what you asked:", ""]
+    lines += [f"- **{item.title}**: {item.subtitle} ({item.url})" for item in suggestions]
+    lines += ["", OFFLINE_NOTE]
+    return "\n".join(lines)

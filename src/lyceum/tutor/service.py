@@ -1,0 +1,799 @@
+"""The tutor's rules: who may talk to it about which course, limits and budgets, the
+answer cache, and one turn of a conversation from question to stored answer.
+
+A turn has two halves. `prepare` runs inside the request's transaction: it checks,
+stores the question, retrieves sources and builds the grounding, then commits with the
+request. `answer` runs after that, while the response streams: it calls the model (or
+the offline tutor), and stores the answer in a transaction of its own, also when the
+client goes away mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import Date, cast, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.config import Settings
+from lyceum.content.embedding import Embedder
+from lyceum.content.retrieval import Hit, search_course_material
+from lyceum.courses.repository import CourseRepository
+from lyceum.courses.service import CourseService
+from lyceum.kit.cache import Cache
+from lyceum.kit.db import Database
+from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from lyceum.kit.pagination import PageParams
+from lyceum.kit.ratelimit import RateLimiter
+from lyceum.models.courses import Course, Enrollment, Lesson
+from lyceum.models.identity import User
+from lyceum.models.tutor import (
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+    TutorMode,
+    TutorSettings,
+)
+from lyceum.tutor import llm, offline, schemas
+from lyceum.tutor.grounding import (
+    Grounding,
+    Turn,
+    cited_numbers,
+    context_block,
+    estimate_tokens,
+    fit_history,
+    instructions,
+    summarise,
+)
+
+logger = structlog.get_logger("lyceum.tutor")
+
+SOURCES_PER_TURN = 5
+CACHE_PREFIX = "tutor:answer:"
+
+
+class GradedQuestionGuard(Protocol):
+    """Decides whether a question is (part of) graded work, so the tutor hints instead
+    of answering. The assessments domain provides the real one."""
+
+    async def is_graded_question(self, learner: User, course: Course, text: str) -> bool: ...
+
+
+class NoGradedWork:
+    """Until a course has assessments, no question is graded work."""
+
+    async def is_graded_question(self, learner: User, course: Course, text: str) -> bool:
+        return False
+
+
+# Events of a turn, in the order a client receives them ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaEvent:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CitationEvent:
+    citation: schemas.Citation
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEvent:
+    call: schemas.ToolCallOut
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    message: schemas.MessageOut
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    message_id: uuid.UUID
+    detail: str
+
+
+TurnEvent = DeltaEvent | CitationEvent | ToolEvent | DoneEvent | ErrorEvent
+
+
+@dataclass
+class PreparedTurn:
+    conversation_id: uuid.UUID
+    course_id: uuid.UUID
+    user_id: uuid.UUID
+    question: str
+    grounding: Grounding
+    cache_key: str | None
+    cached: dict[str, Any] | None
+    catalog_question: bool
+    started: float = field(default_factory=time.perf_counter)
+
+
+def message_out(message: Message) -> schemas.MessageOut:
+    return schemas.MessageOut(
+        id=message.id,
+        role=message.role,
+        content=message.content,
+        citations=[schemas.Citation.model_validate(item) for item in message.citations or []],
+        tool_calls=[schemas.ToolCallOut.model_validate(item) for item in message.tool_calls or []],
+        status=message.status,
+        provider=message.provider,
+        model=message.model,
+        usage=schemas.Usage(
+            tokens_in=message.tokens_in,
+            tokens_out=message.tokens_out,
+            latency_ms=message.latency_ms,
+        ),
+        created_at=message.created_at,
+    )
+
+
+def conversation_out(conversation: Conversation) -> schemas.ConversationOut:
+    return schemas.ConversationOut(
+        id=conversation.id,
+        course_id=conversation.course_id,
+        lesson_id=conversation.lesson_id,
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+    )
+
+
+def citation_for(number: int, hit: Hit) -> schemas.Citation:
+    return schemas.Citation(
+        number=number,
+        kind=hit.source.kind,
+        id=hit.source.id,
+        title=hit.source.title,
+        page=hit.source.page,
+        heading=hit.source.heading,
+        quote=hit.text[:200],
+    )
+
+
+def normalise_question(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" ?!.")
+
+
+def month_start(now: dt.datetime) -> dt.datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class TutorService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        courses: CourseService,
+        *,
+        settings: Settings,
+        cache: Cache,
+        limiter: RateLimiter,
+        database: Database,
+        embedder: Callable[[], Embedder],
+        now: dt.datetime,
+        guard: GradedQuestionGuard | None = None,
+    ) -> None:
+        self.session = session
+        self.courses = courses
+        self.settings = settings
+        self.cache = cache
+        self.limiter = limiter
+        self.database = database
+        self.embedder = embedder
+        self.now = now
+        self.guard: GradedQuestionGuard = guard or NoGradedWork()
+
+    # Conversations --------------------------------------------------------------------
+
+    async def start(self, caller: User, data: schemas.ConversationCreate) -> Conversation:
+        course, _ = await self.courses.member_access(data.course_id, caller)
+        if data.lesson_id is not None:
+            lesson = await self.session.get(Lesson, data.lesson_id)
+            if lesson is None or lesson.course_id != course.id:
+                raise Invalid("No such lesson in this course.", field="body.lesson_id")
+        await self._enabled_settings(course)
+        conversation = Conversation(
+            user_id=caller.id,
+            course_id=course.id,
+            lesson_id=data.lesson_id,
+            title=data.title or "New conversation",
+            summary="",
+            summarised_messages=0,
+        )
+        self.session.add(conversation)
+        await self.session.flush()
+        await self.session.refresh(conversation)
+        return conversation
+
+    async def own(self, caller: User, conversation_id: uuid.UUID) -> Conversation:
+        """Only its owner sees a conversation; to anyone else it does not exist."""
+        conversation = await self.session.get(Conversation, conversation_id)
+        if conversation is None or conversation.user_id != caller.id:
+            raise NotFound("No such conversation.")
+        return conversation
+
+    async def conversations(
+        self, caller: User, paging: PageParams, course_id: uuid.UUID | None
+    ) -> tuple[list[Conversation], int]:
+        conditions = [Conversation.user_id == caller.id]
+        if course_id is not None:
+            conditions.append(Conversation.course_id == course_id)
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Conversation).where(*conditions)
+            )
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Conversation)
+            .where(*conditions)
+            .order_by(Conversation.updated_at.desc(), Conversation.id)
+            .offset(paging.offset)
+            .limit(paging.size)
+        )
+        return list(rows.scalars()), int(total)
+
+    async def messages(self, conversation: Conversation) -> list[Message]:
+        rows = await self.session.execute(
+            select(Message).where(Message.conversation_id == conversation.id).order_by(Message.seq)
+        )
+        return list(rows.scalars())
+
+    async def rename(self, conversation: Conversation, title: str) -> Conversation:
+        conversation.title = title
+        await self.session.flush()
+        await self.session.refresh(conversation)
+        return conversation
+
+    async def delete(self, conversation: Conversation) -> None:
+        await self.session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+
+    # Settings and limits --------------------------------------------------------------
+
+    async def settings_of(self, course_id: uuid.UUID) -> TutorSettings:
+        row = await self.session.get(TutorSettings, course_id)
+        return row or TutorSettings(
+            course_id=course_id,
+            enabled=True,
+            mode=TutorMode.socratic,
+            instructions="",
+            monthly_token_budget=None,
+            hourly_message_limit=None,
+        )
+
+    async def _enabled_settings(self, course: Course) -> TutorSettings:
+        settings = await self.settings_of(course.id)
+        if not settings.enabled:
+            raise Conflict(
+                "The course's instructors have switched the tutor off for this course.",
+                slug="tutor-disabled",
+            )
+        return settings
+
+    async def tokens_this_month(self, course_id: uuid.UUID) -> int:
+        total = (
+            await self.session.execute(
+                select(func.coalesce(func.sum(Message.tokens_in + Message.tokens_out), 0)).where(
+                    Message.course_id == course_id,
+                    Message.created_at >= month_start(self.now),
+                )
+            )
+        ).scalar_one()
+        return int(total)
+
+    async def update_settings(
+        self, course: Course, data: schemas.TutorSettingsIn
+    ) -> schemas.TutorSettingsOut:
+        row = await self.session.get(TutorSettings, course.id, with_for_update=True)
+        if row is None:
+            row = await self.settings_of(course.id)
+            self.session.add(row)
+        for name in data.model_fields_set:
+            value = getattr(data, name)
+            if value is None and name not in {"monthly_token_budget", "hourly_message_limit"}:
+                continue
+            setattr(row, name, value)
+        await self.session.flush()
+        return await self.settings_out(course.id)
+
+    async def settings_out(self, course_id: uuid.UUID) -> schemas.TutorSettingsOut:
+        row = await self.settings_of(course_id)
+        return schemas.TutorSettingsOut(
+            course_id=course_id,
+            enabled=row.enabled,
+            mode=row.mode,
+            instructions=row.instructions,
+            monthly_token_budget=row.monthly_token_budget,
+            hourly_message_limit=row.hourly_message_limit,
+            tokens_used_this_month=await self.tokens_this_month(course_id),
+        )
+
+    async def _check_limits(
+        self, caller: User, course: Course, tutor: TutorSettings
+    ) -> dict[str, str]:
+        """The rate limit (per user, atomic across replicas) and the course's monthly
+        token budget. Returns the X-RateLimit-* headers for the response."""
+        rule = (
+            f"{tutor.hourly_message_limit}/hour"
+            if tutor.hourly_message_limit
+            else self.settings.tutor_rate_limit
+        )
+        decision = await self.limiter.hit(rule, "tutor", str(caller.id))
+        reset = int(time.time()) + (decision.retry_after or 0)
+        headers = {
+            "X-RateLimit-Limit": str(decision.limit),
+            "X-RateLimit-Remaining": str(max(decision.remaining, 0)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not decision.allowed:
+            error = RateLimited(
+                f"You have asked the tutor {decision.limit} questions in the last hour; "
+                f"try again in {decision.retry_after} s.",
+                retry_after=decision.retry_after,
+            )
+            error.headers = {**(error.headers or {}), **headers}
+            raise error
+        budget = tutor.monthly_token_budget
+        if budget is not None and await self.tokens_this_month(course.id) >= budget:
+            error = RateLimited(
+                "The tutor has used this course's token budget for the month.",
+                retry_after=int(
+                    (month_start(self.now) + dt.timedelta(days=32)).replace(day=1).timestamp()
+                    - self.now.timestamp()
+                ),
+            )
+            error.slug = "token-budget-exhausted"
+            raise error
+        return headers
+
+    # One turn -------------------------------------------------------------------------
+
+    async def prepare(
+        self, caller: User, conversation: Conversation, question: str
+    ) -> tuple[PreparedTurn, dict[str, str]]:
+        question = question.strip()
+        if len(question) > self.settings.tutor_max_message_chars:
+            raise Invalid(
+                f"The question is longer than {self.settings.tutor_max_message_chars} characters.",
+                field="body.content",
+            )
+        course, _ = await self.courses.member_access(conversation.course_id, caller)
+        tutor = await self._enabled_settings(course)
+        headers = await self._check_limits(caller, course, tutor)
+
+        previous = await self.messages(conversation)
+        turns = [
+            Turn(role=message.role.value, content=message.content)
+            for message in previous
+            if message.content and message.status is not MessageStatus.failed
+        ]
+        older, recent = fit_history(turns, self.settings.tutor_history_tokens)
+        if len(older) > conversation.summarised_messages:
+            conversation.summary = summarise(
+                older[conversation.summarised_messages :], conversation.summary
+            )
+            conversation.summarised_messages = len(older)
+
+        embedder = await asyncio.to_thread(self.embedder)
+        # Retrieval sees the normalised question, so the same question asked again
+        # finds the same passages (and the cache can answer it).
+        sources = await search_course_material(
+            self.session, embedder, course.id, normalise_question(question), SOURCES_PER_TURN
+        )
+        grounding = await self._grounding(caller, course, conversation, sources, tutor)
+        grounding.history = recent
+        grounding.graded = await self.guard.is_graded_question(caller, course, question)
+
+        self.session.add(
+            Message(
+                conversation_id=conversation.id,
+                course_id=course.id,
+                user_id=caller.id,
+                role=MessageRole.user,
+                content=question,
+                citations=[],
+                tool_calls=[],
+                tokens_in=0,
+                tokens_out=0,
+                status=MessageStatus.complete,
+            )
+        )
+        if not previous and conversation.title == "New conversation":
+            conversation.title = question[:80]
+        conversation.updated_at = self.now
+        await self.session.flush()
+
+        cache_key = None
+        cached = None
+        # Only a first question is answered from the cache: a later one depends on the
+        # conversation so far.
+        if self.settings.tutor_cache_ttl_seconds and not recent and not grounding.summary:
+            cache_key = self._cache_key(course.id, question, sources, grounding)
+            raw = await self.cache.get(cache_key)
+            cached = json.loads(raw) if raw else None
+        prepared = PreparedTurn(
+            conversation_id=conversation.id,
+            course_id=course.id,
+            user_id=caller.id,
+            question=question,
+            grounding=grounding,
+            cache_key=cache_key,
+            cached=cached,
+            catalog_question=offline.is_catalog_question(question),
+        )
+        return prepared, headers
+
+    def _cache_key(
+        self, course_id: uuid.UUID, question: str, sources: list[Hit], grounding: Grounding
+    ) -> str:
+        """The same normalised question, the same retrieved passages (chunk ids change
+        whenever the material is re-indexed, so an edit invalidates), the same tutor
+        settings and provider."""
+        material = ",".join(str(hit.chunk_id) for hit in sources)
+        provider = "offline" if self.settings.ai_offline else llm.model_name(self.settings)
+        raw = "|".join(
+            [
+                str(course_id),
+                normalise_question(question),
+                material,
+                grounding.mode.value,
+                str(grounding.graded),
+                hashlib.sha256(grounding.extra_instructions.encode()).hexdigest(),
+                provider,
+            ]
+        )
+        return CACHE_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+    async def _grounding(
+        self,
+        caller: User,
+        course: Course,
+        conversation: Conversation,
+        sources: list[Hit],
+        tutor: TutorSettings,
+    ) -> Grounding:
+        repo = CourseRepository(self.session)
+        modules = await repo.modules(course.id)
+        lessons = await repo.lessons(course.id)
+        syllabus = [
+            (module.title, [lesson.title for lesson in lessons if lesson.module_id == module.id])
+            for module in modules
+        ]
+        lesson_title = None
+        if conversation.lesson_id is not None:
+            lesson_title = next(
+                (lesson.title for lesson in lessons if lesson.id == conversation.lesson_id), None
+            )
+        progress = None
+        enrollment = (
+            await self.session.execute(
+                select(Enrollment).where(
+                    Enrollment.course_id == course.id, Enrollment.user_id == caller.id
+                )
+            )
+        ).scalar_one_or_none()
+        if enrollment is not None and lessons:
+            done = await self.session.execute(
+                text(
+                    "SELECT count(*) FROM lesson_completions "
+                    "WHERE course_id = :course AND user_id = :user"
+                ),
+                {"course": course.id, "user": caller.id},
+            )
+            progress = 100 * int(done.scalar_one()) / len(lessons)
+        return Grounding(
+            course_id=course.id,
+            course_title=course.title,
+            course_description=course.description,
+            language=course.language,
+            syllabus=syllabus,
+            lesson_title=lesson_title,
+            lesson_id=conversation.lesson_id,
+            progress_percent=progress,
+            sources=sources,
+            summary=conversation.summary,
+            mode=tutor.mode,
+            extra_instructions=tutor.instructions,
+        )
+
+    async def answer(self, turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
+        """Produce and store the answer. If the consumer stops early (the client went
+        away), what was produced is stored, marked `interrupted`."""
+        state = _AnswerState(turn)
+        stored = False
+        try:
+            async for event in self._produce(turn, state):
+                yield event
+            message = await self._store(turn, state)
+            stored = True
+            if state.status is MessageStatus.failed:
+                yield ErrorEvent(message.id, state.error or "The tutor failed.")
+            yield DoneEvent(message)
+        finally:
+            if not stored:
+                state.status = MessageStatus.interrupted
+                # Shielded: the task may be cancelled, the answer must still be kept.
+                await asyncio.shield(self._store(turn, state))
+
+    async def _produce(self, turn: PreparedTurn, state: _AnswerState) -> AsyncIterator[TurnEvent]:
+        sources = turn.grounding.sources
+        if turn.cached is not None:
+            state.status = MessageStatus.cached
+            state.provider, state.model = turn.cached.get("provider"), turn.cached.get("model")
+            yield DeltaEvent(turn.cached["content"])
+            state.text = turn.cached["content"]
+            for number in cited_numbers(state.text, len(sources)):
+                citation = citation_for(number, sources[number - 1])
+                state.citations.append(citation)
+                yield CitationEvent(citation)
+            return
+
+        if self.settings.ai_offline:
+            state.provider, state.model = "offline", "course-material"
+            text_out = await self._offline_text(turn)
+            for piece in _pieces(text_out):
+                state.text += piece
+                yield DeltaEvent(piece)
+                for citation_event in state.new_citations(sources):
+                    yield citation_event
+            state.tokens_out = estimate_tokens(text_out)
+            return
+
+        choice = llm.choose_model(self.settings)
+        state.provider, state.model = choice.provider, choice.name
+        deps = llm.TutorDeps(tools=TutorToolbox(self, turn), model=choice.model)
+        try:
+            async for event in llm.stream_answer(
+                choice,
+                instructions=instructions(turn.grounding),
+                history=turn.grounding.history,
+                prompt=f"{context_block(turn.grounding)}\n\n<question>\n{turn.question}\n</question>",
+                deps=deps,
+            ):
+                if isinstance(event, llm.TextDelta):
+                    state.text += event.text
+                    yield DeltaEvent(event.text)
+                    for citation_event in state.new_citations(sources):
+                        yield citation_event
+                elif isinstance(event, llm.ToolUse):
+                    call = schemas.ToolCallOut(
+                        name=event.name, args=event.args, result=event.result
+                    )
+                    state.tool_calls.append(call)
+                    yield ToolEvent(call)
+                else:
+                    state.tokens_in, state.tokens_out = event.tokens_in, event.tokens_out
+        except Exception as error:
+            logger.warning("tutor_provider_failed", error=repr(error)[:500])
+            state.status = MessageStatus.failed
+            state.error = "The AI provider failed while answering; please try again."
+        state.personal = deps.used_personal_data
+
+    async def _offline_text(self, turn: PreparedTurn) -> str:
+        if turn.catalog_question:
+            async with self.database.sessionmaker() as session:
+                suggestions = await catalog_matches(session, turn.question)
+            return offline.catalog_answer(suggestions)
+        embedder = await asyncio.to_thread(self.embedder)
+        return await offline.study_answer(turn.grounding, turn.question, embedder)
+
+    async def _store(self, turn: PreparedTurn, state: _AnswerState) -> schemas.MessageOut:
+        latency = int((time.perf_counter() - turn.started) * 1000)
+        async with self.database.sessionmaker() as session, session.begin():
+            message = Message(
+                conversation_id=turn.conversation_id,
+                course_id=turn.course_id,
+                user_id=turn.user_id,
+                role=MessageRole.assistant,
+                content=state.text,
+                citations=[citation.model_dump(mode="json") for citation in state.citations],
+                tool_calls=[call.model_dump(mode="json") for call in state.tool_calls],
+                provider=state.provider,
+                model=state.model,
+                tokens_in=state.tokens_in,
+                tokens_out=state.tokens_out,
+                latency_ms=latency,
+                status=state.status,
+                error=state.error,
+            )
+            session.add(message)
+            await session.flush()
+            await session.refresh(message)
+            out = message_out(message)
+        if (
+            turn.cache_key
+            and state.status is MessageStatus.complete
+            and not state.personal
+            and state.text
+        ):
+            payload = {"content": state.text, "provider": state.provider, "model": state.model}
+            await self.cache.set(
+                turn.cache_key,
+                json.dumps(payload).encode(),
+                self.settings.tutor_cache_ttl_seconds,
+            )
+        return out
+
+    # Usage ----------------------------------------------------------------------------
+
+    async def usage(
+        self, caller: User, course_id: uuid.UUID | None, since: dt.date | None
+    ) -> schemas.UsageReport:
+        day = cast(func.timezone("UTC", Message.created_at), Date)
+        query = (
+            select(
+                Message.course_id,
+                Message.user_id,
+                day.label("day"),
+                func.count().label("messages"),
+                func.sum(Message.tokens_in).label("tokens_in"),
+                func.sum(Message.tokens_out).label("tokens_out"),
+            )
+            .where(Message.role == MessageRole.assistant)
+            .group_by(Message.course_id, Message.user_id, day)
+            .order_by(day.desc(), Message.course_id, Message.user_id)
+        )
+        if course_id is not None:
+            course, can_edit = await self.courses.member_access(course_id, caller)
+            if not can_edit:
+                raise Forbidden("Only the course's instructors and admins see tutor usage.")
+            query = query.where(Message.course_id == course.id)
+        elif caller.role.value != "admin":
+            mine = await CourseRepository(self.session).course_ids_taught_by(caller.id)
+            query = query.where(Message.course_id.in_(mine))
+        if since is not None:
+            query = query.where(day >= since)
+        rows = (await self.session.execute(query.limit(10_000))).all()
+        items = [
+            schemas.UsageRow(
+                course_id=row.course_id,
+                user_id=row.user_id,
+                day=row.day,
+                messages=row.messages,
+                tokens_in=int(row.tokens_in or 0),
+                tokens_out=int(row.tokens_out or 0),
+                estimated_cost_usd=round(self._cost(row.tokens_in, row.tokens_out), 6),
+            )
+            for row in rows
+        ]
+        return schemas.UsageReport(
+            items=items,
+            total_messages=sum(item.messages for item in items),
+            total_tokens_in=sum(item.tokens_in for item in items),
+            total_tokens_out=sum(item.tokens_out for item in items),
+            total_estimated_cost_usd=round(sum(item.estimated_cost_usd for item in items), 6),
+        )
+
+    def _cost(self, tokens_in: int | None, tokens_out: int | None) -> float:
+        return (
+            (tokens_in or 0) * self.settings.ai_input_cost_per_million
+            + (tokens_out or 0) * self.settings.ai_output_cost_per_million
+        ) / 1_000_000
+
+
+@dataclass
+class _AnswerState:
+    turn: PreparedTurn
+    text: str = ""
+    citations: list[schemas.Citation] = field(default_factory=list)
+    tool_calls: list[schemas.ToolCallOut] = field(default_factory=list)
+    provider: str | None = None
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    status: MessageStatus = MessageStatus.complete
+    error: str | None = None
+    personal: bool = False
+
+    def new_citations(self, sources: list[Hit]) -> list[CitationEvent]:
+        events = []
+        known = {citation.number for citation in self.citations}
+        for number in cited_numbers(self.text, len(sources)):
+            if number not in known:
+                citation = citation_for(number, sources[number - 1])
+                self.citations.append(citation)
+                events.append(CitationEvent(citation))
+        return events
+
+
+def _pieces(text_out: str, size: int = 80) -> list[str]:
+    """The offline answer streamed in word-aligned pieces, like a model's deltas."""
+    pieces, current = [], ""
+    for word in text_out.split(" "):
+        current = f"{current} {word}" if current else word
+        if len(current) >= size:
+            pieces.append(current + " ")
+            current = ""
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+async def catalog_matches(session: AsyncSession, question: str) -> list[offline.CourseSuggestion]:
+    """Published courses whose search document shares words with the question, best
+    first; the most popular ones when nothing matches."""
+    rows = await session.execute(
+        text(
+            """
+            WITH q AS (
+                SELECT CAST(replace(CAST(plainto_tsquery('lyceum', :q) AS text), ' & ', ' | ')
+                       AS tsquery) AS query
+            )
+            SELECT id, title, subtitle FROM courses, q
+            WHERE status = 'published' AND q.query <> CAST('' AS tsquery) AND search @@ q.query
+            ORDER BY ts_rank_cd(search, q.query) DESC, enrollment_count DESC
+            LIMIT 3
+            """
+        ),
+        {"q": question},
+    )
+    found = rows.all()
+    if not found:
+        found = (
+            await session.execute(
+                text(
+                    "SELECT id, title, subtitle FROM courses WHERE status = 'published' "
+                    "ORDER BY enrollment_count DESC, published_at DESC LIMIT 3"
+                )
+            )
+        ).all()
+    return [
+        offline.CourseSuggestion(row.title, row.subtitle, f"/api/v1/courses/{row.id}")
+        for row in found
+    ]
+
+
+class TutorToolbox:
+    """The tools' reach: this learner, this course, read-only, each call in its own
+    short session (the request's session is closed while the answer streams)."""
+
+    def __init__(self, service: TutorService, turn: PreparedTurn) -> None:
+        self.service = service
+        self.turn = turn
+
+    async def search_course_material(self, query: str) -> str:
+        embedder = await asyncio.to_thread(self.service.embedder)
+        async with self.service.database.sessionmaker() as session, session.begin():
+            hits = await search_course_material(
+                session, embedder, self.turn.course_id, query, SOURCES_PER_TURN
+            )
+        offset = len(self.turn.grounding.sources)
+        self.turn.grounding.sources.extend(hits)
+        return (
+            "\n\n".join(
+                f"[{offset + n}] {hit.source.title}: {hit.text}" for n, hit in enumerate(hits, 1)
+            )
+            or "No passages found."
+        )
+
+    async def get_lesson(self, lesson_id: str) -> str:
+        try:
+            identifier = uuid.UUID(lesson_id)
+        except ValueError:
+            return "That is not a lesson id."
+        async with self.service.database.sessionmaker() as session:
+            lesson = await session.get(Lesson, identifier)
+        if lesson is None or lesson.course_id != self.turn.course_id:
+            return "No such lesson in this course."
+        return f"# {lesson.title}\n\n{lesson.content[:6000]}"
+
+    async def get_my_progress(self) -> str:
+        percent = self.turn.grounding.progress_percent
+        if percent is None:
+            return "The learner is not enrolled in this course (an instructor or admin)."
+        return f"The learner has completed {percent:.0f}% of this course's lessons."
+
+    async def search_catalog(self, query: str) -> str:
+        async with self.service.database.sessionmaker() as session:
+            found = await catalog_matches(session, query)
+        return "\n".join(f"- {item.title}: {item.subtitle} ({item.url})" for item in found)

@@ -1,0 +1,312 @@
+"""The tutor with no provider configured (offline): answers from a demo course's own
+material with citations, streamed or whole; conversations, limits, cache, settings,
+usage and who may do what."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from lyceum.config import Settings
+from lyceum.demo.loader import demo_courses
+from lyceum.kit.clock import FrozenClock
+from lyceum.kit.runtime import Runtime
+from lyceum.models.identity import Role
+from lyceum.models.tutor import Message
+from tests.conftest import client_for, make_app
+from tests.content.helpers import Person, drain_jobs, enroll, person
+
+
+@pytest.fixture
+async def live(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    assert settings.ai_offline
+    await runtime.rate_limiter.reset()
+    app = make_app(settings, runtime, None)
+    app.state.clock = FrozenClock()
+    async with client_for(app) as http:
+        yield http
+
+
+async def demo_course(http: httpx.AsyncClient, teacher: Person, slug: str) -> dict[str, Any]:
+    """One demo course, authored through the API and indexed by the job worker."""
+    data = next(course for course in demo_courses() if course["slug"] == slug)
+    created = await http.post(
+        "/api/v1/courses",
+        json={
+            "title": data["title"],
+            "language": data["language"],
+            "description": data["description"],
+        },
+        headers=teacher.headers,
+    )
+    assert created.status_code == 201, created.text
+    course = created.json()
+    for module_data in data["modules"]:
+        module = await http.post(
+            f"/api/v1/courses/{course['id']}/modules",
+            json={"title": module_data["title"]},
+            headers=teacher.headers,
+        )
+        for lesson in module_data["lessons"]:
+            response = await http.post(
+                f"/api/v1/courses/{course['id']}/modules/{module.json()['id']}/lessons",
+                json={"title": lesson["title"], "content": lesson["content"]},
+                headers=teacher.headers,
+            )
+            assert response.status_code == 201, response.text
+    published = await http.post(f"/api/v1/courses/{course['id']}/publish", headers=teacher.headers)
+    assert published.status_code == 200
+    await drain_jobs()
+    return course
+
+
+@pytest.fixture(scope="module")
+async def cell_course(settings: Settings, runtime: Runtime) -> tuple[dict[str, Any], Person]:
+    """Built once per module: authoring and indexing a whole demo course takes a while."""
+    app = make_app(settings, runtime, None)
+    async with client_for(app) as http:
+        teacher = await person(http, runtime, Role.instructor)
+        return await demo_course(http, teacher, "cell-biology"), teacher
+
+
+async def conversation(http: httpx.AsyncClient, course_id: str, who: Person) -> str:
+    response = await http.post(
+        "/api/v1/tutor/conversations", json={"course_id": course_id}, headers=who.headers
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def parse_sse(body: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def test_offline_answers_quote_the_course_with_citations(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, _ = cell_course
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    chat = await conversation(live, course["id"], learner)
+    response = await live.post(
+        f"/api/v1/tutor/conversations/{chat}/messages",
+        json={"content": "What does the mitochondrion do for the cell?"},
+        headers=learner.headers,
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["status"] == "complete" and answer["provider"] == "offline"
+    assert "[1]" in answer["content"] and "Offline tutor" in answer["content"]
+    assert "ATP" in answer["content"] or "energy" in answer["content"]
+    cited = answer["citations"]
+    assert cited and cited[0]["number"] == 1 and cited[0]["kind"] == "lesson"
+    assert any("itochondri" in item["title"] + item["quote"] for item in cited)
+    assert int(response.headers["x-ratelimit-limit"]) == 20
+    assert int(response.headers["x-ratelimit-remaining"]) == 19
+
+    stored = (await live.get(f"/api/v1/tutor/conversations/{chat}", headers=learner.headers)).json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
+    assert stored["messages"][1]["id"] == answer["id"]
+    assert stored["title"].startswith("What does the mitochondrion")
+
+
+async def test_streaming_sends_deltas_citations_and_done_in_order(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    chat = await conversation(live, course["id"], teacher)
+    response = await live.post(
+        f"/api/v1/tutor/conversations/{chat}/messages",
+        json={"content": "How does osmosis move water?"},
+        headers={**teacher.headers, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 201
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "delta" and kinds[-1] == "done"
+    assert "citation" in kinds
+    text = "".join(data["text"] for kind, data in events if kind == "delta")
+    done = events[-1][1]
+    stored = (await live.get(f"/api/v1/tutor/conversations/{chat}", headers=teacher.headers)).json()
+    assert stored["messages"][-1]["id"] == done["message_id"]
+    assert stored["messages"][-1]["content"] == text
+    assert done["status"] == "complete"
+
+
+async def test_the_same_question_is_answered_from_the_cache_until_the_material_changes(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    question = {"content": "What is the function of ribosomes?"}
+    first = await live.post(
+        f"/api/v1/tutor/conversations/{await conversation(live, course['id'], teacher)}/messages",
+        json=question,
+        headers=teacher.headers,
+    )
+    second = await live.post(
+        f"/api/v1/tutor/conversations/{await conversation(live, course['id'], teacher)}/messages",
+        json={"content": "  what is the FUNCTION of ribosomes "},
+        headers=teacher.headers,
+    )
+    assert first.json()["status"] == "complete" and second.json()["status"] == "cached"
+    assert second.json()["content"] == first.json()["content"]
+    assert second.json()["citations"] == first.json()["citations"]
+
+    # Re-indexing the cited lesson gives its chunks new ids: the cache key changes.
+    lesson_id = first.json()["citations"][0]["id"]
+    edited = await live.patch(
+        f"/api/v1/lessons/{lesson_id}",
+        json={"content": "Ribosomes build proteins by reading messenger RNA."},
+        headers=teacher.headers,
+    )
+    assert edited.status_code == 200
+    await drain_jobs()
+    third = await live.post(
+        f"/api/v1/tutor/conversations/{await conversation(live, course['id'], teacher)}/messages",
+        json=question,
+        headers=teacher.headers,
+    )
+    assert third.json()["status"] == "complete"
+
+
+async def test_catalog_questions_get_catalog_answers(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    chat = await conversation(live, course["id"], teacher)
+    response = await live.post(
+        f"/api/v1/tutor/conversations/{chat}/messages",
+        json={"content": "Which course should I take next to learn about cells?"},
+        headers=teacher.headers,
+    )
+    body = response.json()
+    assert "catalog" in body["content"] and "/api/v1/courses/" in body["content"]
+
+
+async def test_limits_bad_input_and_switched_off_tutor(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    chat = await conversation(live, course["id"], learner)
+    url = f"/api/v1/tutor/conversations/{chat}/messages"
+    for content in ("", "   ", "x" * 4001):
+        refused = await live.post(url, json={"content": content}, headers=learner.headers)
+        assert refused.status_code == 422, content[:10]
+    stranger = await person(live, runtime)
+    assert (
+        await live.post(url, json={"content": "hi"}, headers=stranger.headers)
+    ).status_code == 404
+    assert (
+        await live.get(f"/api/v1/tutor/conversations/{chat}", headers=stranger.headers)
+    ).status_code == 404
+    not_enrolled = await live.post(
+        "/api/v1/tutor/conversations", json={"course_id": course["id"]}, headers=stranger.headers
+    )
+    assert not_enrolled.status_code == 403
+
+    settings_url = f"/api/v1/tutor/courses/{course['id']}/settings"
+    assert (await live.get(settings_url, headers=learner.headers)).status_code == 403
+    changed = await live.patch(
+        settings_url, json={"hourly_message_limit": 2}, headers=teacher.headers
+    )
+    assert changed.status_code == 200 and changed.json()["hourly_message_limit"] == 2
+    assert (
+        await live.post(url, json={"content": "What is a cell?"}, headers=learner.headers)
+    ).status_code == 201
+    assert (
+        await live.post(url, json={"content": "What is DNA?"}, headers=learner.headers)
+    ).status_code == 201
+    limited = await live.post(url, json={"content": "What is RNA?"}, headers=learner.headers)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+
+    off = await live.patch(settings_url, json={"enabled": False}, headers=teacher.headers)
+    assert off.json()["enabled"] is False
+    refused = await live.post(url, json={"content": "Still there?"}, headers=learner.headers)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("tutor-disabled")
+    restored = await live.patch(
+        settings_url,
+        json={"enabled": True, "hourly_message_limit": None},
+        headers=teacher.headers,
+    )
+    assert restored.json()["enabled"] and restored.json()["hourly_message_limit"] is None
+
+
+async def test_exactly_the_limit_passes_under_concurrency(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, _ = cell_course
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    chats = [await conversation(live, course["id"], learner) for _ in range(3)]
+
+    async def ask(index: int) -> int:
+        response = await live.post(
+            f"/api/v1/tutor/conversations/{chats[index % 3]}/messages",
+            json={"content": f"What is a membrane? ({index})"},
+            headers=learner.headers,
+        )
+        return response.status_code
+
+    statuses = await asyncio.gather(*(ask(index) for index in range(30)))
+    assert statuses.count(201) == 20 and statuses.count(429) == 10
+
+
+async def test_conversations_rename_list_delete_and_usage(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    chat = await conversation(live, course["id"], learner)
+    await live.post(
+        f"/api/v1/tutor/conversations/{chat}/messages",
+        json={"content": "Why are cells small?"},
+        headers=learner.headers,
+    )
+    renamed = await live.patch(
+        f"/api/v1/tutor/conversations/{chat}", json={"title": "Cell size"}, headers=learner.headers
+    )
+    assert renamed.json()["title"] == "Cell size"
+    listed = (await live.get("/api/v1/tutor/conversations", headers=learner.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [chat]
+
+    usage = await live.get(
+        "/api/v1/tutor/usage", params={"course_id": course["id"]}, headers=teacher.headers
+    )
+    assert usage.status_code == 200
+    rows = [row for row in usage.json()["items"] if row["user_id"] == str(learner.id)]
+    assert rows and rows[0]["messages"] == 1
+    assert (await live.get("/api/v1/tutor/usage", headers=learner.headers)).status_code == 403
+    other = await person(live, runtime, Role.instructor)
+    assert (
+        await live.get(
+            "/api/v1/tutor/usage", params={"course_id": course["id"]}, headers=other.headers
+        )
+    ).status_code == 403
+    mine = (await live.get("/api/v1/tutor/usage", headers=other.headers)).json()
+    assert mine["items"] == []
+
+    assert (
+        await live.delete(f"/api/v1/tutor/conversations/{chat}", headers=learner.headers)
+    ).status_code == 204
+    async with runtime.database.sessionmaker() as session:
+        left = await session.execute(
+            select(Message).where(Message.conversation_id == uuid.UUID(chat))
+        )
+        assert left.first() is None
