@@ -34,8 +34,8 @@ from lyceum.config import AIProvider, Settings
 from lyceum.tutor.grounding import Turn
 
 DEFAULT_MODELS = {
-    AIProvider.claude: "claude-sonnet-4-5",
-    AIProvider.openai: "gpt-4o-mini",
+    AIProvider.claude: "claude-sonnet-5-5",
+    AIProvider.openai: "gpt-6-luna",
     AIProvider.openai_compatible: "default",
 }
 
@@ -222,7 +222,7 @@ async def stream_answer(
                 name, args = calls.get(event.tool_call_id, (event.part.tool_name, {}))
                 yield ToolUse(name=name, args=args, result=str(event.part.content)[:2000])
             elif isinstance(event, AgentRunResultEvent):
-                usage = event.result.usage()
+                usage = event.result.usage
                 yield Finished(usage.input_tokens or 0, usage.output_tokens or 0)
 
 

@@ -549,10 +549,11 @@ class TutorService:
             state.tokens_out = estimate_tokens(text_out)
             return
 
-        choice = llm.choose_model(self.settings)
-        state.provider, state.model = choice.provider, choice.name
-        deps = llm.TutorDeps(tools=TutorToolbox(self, turn), model=choice.model)
+        state.provider, state.model = self.settings.ai_provider.value, llm.model_name(self.settings)
+        deps = llm.TutorDeps(tools=TutorToolbox(self, turn))
         try:
+            choice = llm.choose_model(self.settings)
+            deps.model = choice.model
             async for event in llm.stream_answer(
                 choice,
                 instructions=instructions(turn.grounding),
