@@ -21,7 +21,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from lyceum.models.tutor import Message
 from tests.conftest import client_for, make_app
-from tests.content.helpers import Person, drain_jobs, enroll, person
+from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
 
 
 @pytest.fixture
@@ -310,3 +310,106 @@ async def test_conversations_rename_list_delete_and_usage(
             select(Message).where(Message.conversation_id == uuid.UUID(chat))
         )
         assert left.first() is None
+
+
+async def test_who_may_do_what_with_the_tutor(live: httpx.AsyncClient, runtime: Runtime) -> None:
+    teacher = await person(live, runtime, Role.instructor)
+    course, _ = await course_with_lesson(
+        live, teacher, content="# Cells\n\nEvery living thing is made of cells."
+    )
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    callers: dict[str, Person | None] = {
+        "anonymous": None,
+        "enrolled": learner,
+        "other learner": await person(live, runtime),
+        "instructor": teacher,
+        "other instructor": await person(live, runtime, Role.instructor),
+        "admin": await person(live, runtime, Role.admin),
+    }
+    chat = await conversation(live, course["id"], learner)
+    one = f"/api/v1/tutor/conversations/{chat}"
+    settings_url = f"/api/v1/tutor/courses/{course['id']}/settings"
+    members = {"enrolled", "instructor", "admin"}
+    editors = {"instructor", "admin"}
+    for name, who in callers.items():
+        headers = who.headers if who else {}
+
+        def expect(allowed: set[str], ok: int, denied: int, name: str = name) -> int:
+            return 401 if name == "anonymous" else ok if name in allowed else denied
+
+        started = await live.post(
+            "/api/v1/tutor/conversations", json={"course_id": course["id"]}, headers=headers
+        )
+        got = {
+            "start": started.status_code,
+            "list": (await live.get("/api/v1/tutor/conversations", headers=headers)).status_code,
+            "get": (await live.get(one, headers=headers)).status_code,
+            "rename": (await live.patch(one, json={"title": "Mine"}, headers=headers)).status_code,
+            "ask": (
+                await live.post(f"{one}/messages", json={"content": "Cells?"}, headers=headers)
+            ).status_code,
+            "settings": (await live.get(settings_url, headers=headers)).status_code,
+            "change settings": (
+                await live.patch(settings_url, json={"mode": "direct"}, headers=headers)
+            ).status_code,
+            "usage": (
+                await live.get(
+                    "/api/v1/tutor/usage", params={"course_id": course["id"]}, headers=headers
+                )
+            ).status_code,
+        }
+        assert got == {
+            "start": expect(members, 201, 403),
+            "list": expect(set(callers), 200, 200),
+            "get": expect({"enrolled"}, 200, 404),
+            "rename": expect({"enrolled"}, 200, 404),
+            "ask": expect({"enrolled"}, 201, 404),
+            "settings": expect(editors, 200, 403),
+            "change settings": expect(editors, 200, 403),
+            "usage": expect(editors, 200, 403),
+        }, name
+        if name != "enrolled":
+            assert (await live.delete(one, headers=headers)).status_code == expect(set(), 204, 404)
+    assert (await live.delete(one, headers=learner.headers)).status_code == 204
+
+
+async def test_a_client_leaving_mid_stream_still_gets_a_stored_partial_answer(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    """What Starlette does when the client disconnects: it stops iterating the stream
+    and closes it. The answer so far is stored, marked interrupted."""
+    from lyceum.content.embedding import get_embedder
+    from lyceum.courses.service import CourseService
+    from lyceum.models.identity import User
+    from lyceum.tutor.service import DeltaEvent, TutorService
+
+    course, teacher = cell_course
+    chat = await conversation(live, course["id"], teacher)
+    async with runtime.database.sessionmaker() as session:
+        user = await session.get(User, teacher.id)
+        assert user is not None
+        clock = FrozenClock()
+        service = TutorService(
+            session,
+            CourseService(session, cache=runtime.cache, cache_ttl=60, now=clock.now()),
+            settings=runtime.settings,
+            cache=runtime.cache,
+            limiter=runtime.rate_limiter,
+            database=runtime.database,
+            embedder=get_embedder,
+            now=clock.now(),
+        )
+        turn, _ = await service.prepare(
+            user, await service.own(user, uuid.UUID(chat)), "Explain the cell membrane."
+        )
+        await session.commit()
+        stream = service.answer(turn)
+        first = await anext(stream)
+        assert isinstance(first, DeltaEvent)
+        await stream.aclose()
+
+    stored = (await live.get(f"/api/v1/tutor/conversations/{chat}", headers=teacher.headers)).json()
+    answer = stored["messages"][-1]
+    assert answer["role"] == "assistant" and answer["status"] == "interrupted"
+    assert answer["content"] == first.text
