@@ -189,3 +189,50 @@ async def test_an_instruction_inside_course_material_changes_neither_prompt_nor_
     start = prompt.index("IGNORE ALL PREVIOUS")
     assert prompt.rfind("<source ", 0, start) > prompt.rfind("</source>", 0, start)
     assert json.dumps(attacked.json).count("delete_everything") == 1
+
+
+async def test_course_choice_questions_go_to_the_catalog_advisor(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    fake.call_tool("ask_catalog_advisor", {"question": "What should I study after this?"})
+    fake.call_tool("search_catalog", {"query": "cells"})  # the advisor's own turn
+    fake.reply(lambda request: f"Try: {request.tool_results[-1].content[:60]}")
+    fake.reply(lambda request: f"The advisor suggests: {request.tool_results[-1].content}")
+    events = await ask(live, learner, course["id"], "Which course should I take next?")
+    tools = [data["name"] for kind, data in events if kind == "tool"]
+    assert tools == ["ask_catalog_advisor"]
+    advisor_request = fake.requests[1]
+    assert "course advisor" in advisor_request.system
+    assert advisor_request.tool_names == ["search_catalog"]
+    text = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert text.startswith("The advisor suggests: Try: - ")
+
+
+async def test_the_monthly_token_budget_is_enforced(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    teacher_settings = await live.get(
+        f"/api/v1/tutor/courses/{course['id']}/settings", headers=learner.headers
+    )
+    assert teacher_settings.status_code == 403
+    async with runtime.database.sessionmaker() as session, session.begin():
+        from lyceum.models.tutor import TutorSettings
+
+        session.add(TutorSettings(course_id=course["id"], monthly_token_budget=1000))
+    # One long answer spends it: the budget counts every message of the course this month.
+    fake.reply("x" * 2000)
+    first = await ask(live, learner, course["id"], "What do mitochondria do?")
+    usage = first[-1][1]["usage"]
+    assert usage["tokens_in"] + usage["tokens_out"] > 1000
+    chat = await live.post(
+        "/api/v1/tutor/conversations", json={"course_id": course["id"]}, headers=learner.headers
+    )
+    refused = await live.post(
+        f"/api/v1/tutor/conversations/{chat.json()['id']}/messages",
+        json={"content": "And ATP?"},
+        headers=learner.headers,
+    )
+    assert refused.status_code == 429
+    assert refused.json()["type"].endswith("token-budget-exhausted")
