@@ -9,7 +9,7 @@ from typing import Any
 from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.jobs import defer
+from lyceum.kit.jobs import defer, load_task_modules
 
 _subscribers: dict[str, list[Task[Any, Any, Any]]] = {}
 
@@ -26,6 +26,8 @@ def subscribers(event: str) -> list[Task[Any, Any, Any]]:
 
 async def emit(session: AsyncSession, event: str, **payload: Any) -> None:
     """Enqueue every task subscribed to `event`, inside the session's transaction.
-    Subscriptions are made when the task modules load (`kit.jobs.load_task_modules`)."""
+    Subscriptions are made when the task modules load; they are loaded here too, so a
+    process that never started a worker (`lyceum demo`, a script) still emits to them."""
+    load_task_modules()
     for task in subscribers(event):
         await defer(session, task, **payload)
