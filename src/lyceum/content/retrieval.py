@@ -23,9 +23,10 @@ Mode = Literal["hybrid", "vector", "text"]
 RRF_K = 60
 # Candidates taken from each list before fusing.
 CANDIDATES = 30
-# HNSW search breadth; iterative scans keep going until enough rows of *this* course
-# pass the filter, instead of returning fewer than asked.
-EF_SEARCH = 100
+# HNSW search breadth: bench/retrieval.py measured recall@10 0.89 at 100 and 0.98 at 400
+# (100,000 chunks, a 50,000-chunk course) for about 4 ms more. Iterative scans keep
+# going until enough rows of *this* course pass the filter.
+EF_SEARCH = 400
 MAX_K = 20
 NON_ENGLISH_VECTOR_WEIGHT = 0.5
 

@@ -83,7 +83,9 @@ class ContentChunk(Base):
     __tablename__ = "content_chunks"
     __table_args__ = (
         CheckConstraint("(file_id IS NULL) <> (lesson_id IS NULL)", name="one_source"),
-        Index("ix_content_chunks_search", "search", postgresql_using="gin"),
+        # course_id inside the GIN index (btree_gin): a course's text search reads only
+        # that course's postings instead of every course's matches.
+        Index("ix_content_chunks_course_search", "course_id", "search", postgresql_using="gin"),
         Index(
             "ix_content_chunks_embedding",
             "embedding",
