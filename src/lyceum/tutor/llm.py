@@ -7,8 +7,6 @@ catalog) and hands questions about which course to take to a catalog agent."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -224,11 +222,3 @@ async def stream_answer(
             elif isinstance(event, AgentRunResultEvent):
                 usage = event.result.usage
                 yield Finished(usage.input_tokens or 0, usage.output_tokens or 0)
-
-
-def elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
-def new_id() -> uuid.UUID:
-    return uuid.uuid4()

@@ -462,9 +462,15 @@ class TutorService:
         sources: list[Hit],
         tutor: TutorSettings,
     ) -> Grounding:
-        repo = CourseRepository(self.session)
-        modules = await repo.modules(course.id)
-        lessons = await repo.lessons(course.id)
+        modules = await CourseRepository(self.session).modules(course.id)
+        # Titles only: the syllabus needs no lesson bodies.
+        lessons = (
+            await self.session.execute(
+                select(Lesson.id, Lesson.title, Lesson.module_id)
+                .where(Lesson.course_id == course.id)
+                .order_by(Lesson.position)
+            )
+        ).all()
         syllabus = [
             (module.title, [lesson.title for lesson in lessons if lesson.module_id == module.id])
             for module in modules
