@@ -664,12 +664,15 @@ class TimedEncoder:
         self.seconds = math.nan
         self.last: Vectors | None = None
 
-    async def encode(self, texts: Sequence[str], batch_size: int = 64) -> Vectors:
+    async def encode_query(self, text: str) -> Vectors:
+        """The production path (per-process query cache and batching); the measured
+        questions are distinct from each other and from the warm-up ones, so each is
+        encoded by the model."""
         started = time.perf_counter()
-        vectors = await self.embedder.encode(texts, batch_size)
+        vector = await self.embedder.encode_query(text)
         self.seconds = time.perf_counter() - started
-        self.last = vectors
-        return vectors
+        self.last = vector[np.newaxis, :]
+        return vector
 
 
 def timed_ranking(
@@ -730,8 +733,9 @@ async def ranking_with(
     """The repository's vector_ranking, after `settings`, in this transaction."""
     from sqlalchemy import text
 
-    from lyceum.content.retrieval import CANDIDATES, vector_ranking
+    from lyceum.content.retrieval import CANDIDATES, course_language, vector_ranking
 
+    await course_language(session, course_id, max(CANDIDATES, 2 * K))  # its search settings
     for setting in settings:
         await session.execute(text(setting))
     started = time.perf_counter()

@@ -3,6 +3,7 @@ unit vectors of the right shape whose distances follow meaning."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,49 @@ async def test_encode_runs_off_the_event_loop(embedder: Embedder) -> None:
     assert vectors.shape == (2, 384)
     np.testing.assert_allclose(vectors, embedder.encode_sync([PHOTOSYNTHESIS, LOOPS]), atol=1e-5)
     assert (await embedder.encode([])).shape == (0, 384)
+
+
+async def test_concurrent_queries_share_forward_passes(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries that arrive while the model is busy wait for the next batch: 40 distinct
+    questions at once take a handful of model calls, and each gets its own vector."""
+    questions = [f"What does step {n} of photosynthesis produce?" for n in range(40)]
+    calls: list[int] = []
+    encode_sync = embedder.encode_sync
+
+    def counting(texts: list[str], batch_size: int = 64) -> np.ndarray:
+        calls.append(len(texts))
+        return encode_sync(texts, batch_size)
+
+    monkeypatch.setattr(embedder, "encode_sync", counting)
+    vectors = await asyncio.gather(*(embedder.encode_query(q) for q in questions))
+    assert sum(calls) == 40 and len(calls) <= 3, calls
+    expected = encode_sync(questions)
+    for vector, want in zip(vectors, expected, strict=True):
+        assert np.allclose(vector, want, atol=1e-5)
+
+    # Asked again: served from the query cache, no model call, read-only.
+    calls.clear()
+    again = await embedder.encode_query(questions[7])
+    assert calls == [] and np.array_equal(again, vectors[7])
+    assert not again.flags.writeable
+
+
+async def test_a_failed_batch_fails_its_callers_and_the_next_one_runs(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encode_sync = embedder.encode_sync
+
+    def broken(texts: list[str], batch_size: int = 64) -> np.ndarray:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(embedder, "encode_sync", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        await embedder.encode_query("a question nobody asked before 1")
+    monkeypatch.setattr(embedder, "encode_sync", encode_sync)
+    vector = await embedder.encode_query("a question nobody asked before 1")
+    assert vector.shape == (EMBEDDING_DIMENSIONS,)
 
 
 def test_concurrent_encoding_and_counting_from_threads(embedder: Embedder) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from lyceum.content import schemas
-from lyceum.content.embedding import Embedder, get_embedder
+from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.content.retrieval import MAX_K, search_course_material
 from lyceum.content.service import ContentService, DownloadSigner, file_out
 from lyceum.courses.endpoints import Courses
@@ -44,7 +43,7 @@ Content = Annotated[ContentService, Depends(content_service)]
 
 async def embedder() -> Embedder:
     # The first call loads the model (seconds): off the event loop.
-    return await asyncio.to_thread(get_embedder)
+    return await load_embedder()
 
 
 FILES = "/courses/{course_id:uuid}/files"

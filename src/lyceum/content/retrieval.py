@@ -6,6 +6,7 @@ answer can cite it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ NON_ENGLISH_VECTOR_WEIGHT = 0.5
 
 
 class QueryEncoder(Protocol):
-    async def encode(self, texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]: ...
+    async def encode_query(self, text: str) -> NDArray[np.float32]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +114,33 @@ _DETAILS_QUERY = text(
 )
 
 
-async def _course_language(session: AsyncSession, course_id: uuid.UUID) -> str | None:
+# The course's language, and (for the rest of the transaction) the HNSW search settings
+# of the vector query, in one round trip.
+_LANGUAGE_QUERY = text(
+    """
+    SELECT language,
+           set_config('hnsw.ef_search', :ef_search, true),
+           set_config('hnsw.iterative_scan', 'relaxed_order', true)
+    FROM courses WHERE id = :id
+    """
+)
+
+
+async def course_language(
+    session: AsyncSession, course_id: uuid.UUID, candidates: int = CANDIDATES
+) -> str | None:
+    """The course's language; also sets up the vector search of this transaction."""
     result = await session.execute(
-        text("SELECT language FROM courses WHERE id = :id"), {"id": course_id}
+        _LANGUAGE_QUERY, {"id": course_id, "ef_search": str(max(EF_SEARCH, candidates))}
     )
-    language: str | None = result.scalar_one_or_none()
+    language: str | None = result.scalar()
     return language
 
 
 async def vector_ranking(
     session: AsyncSession, course_id: uuid.UUID, vector: NDArray[np.float32], limit: int
 ) -> list[int]:
-    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, limit)}"))
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    """Needs `course_language` called first in the same transaction (search settings)."""
     rows = await session.execute(
         _VECTOR_QUERY,
         {"vector": vector_literal(vector), "course_id": course_id, "limit": limit},
@@ -167,20 +182,35 @@ async def search_course_material(
     """The `k` passages of the course's material that best answer `query`, best first."""
     k = max(1, min(k, MAX_K))
     query = query.strip()
-    language = await _course_language(session, course_id)
-    if not query or language is None:
+    if not query:
         return []
     candidates = max(CANDIDATES, 2 * k)
-    rankings: list[list[int]] = []
-    weights: list[float] = []
-    if mode in ("hybrid", "vector"):
-        vector = (await encoder.encode([query]))[0]
-        rankings.append(await vector_ranking(session, course_id, vector, candidates))
-        weights.append(vector_weight(language))
-    if mode in ("hybrid", "text"):
-        config = search_config(language)
-        rankings.append(await text_ranking(session, course_id, query, config, candidates))
-        weights.append(1.0)
+    # The model encodes the query in its thread while the database answers the text
+    # search: the two waits overlap.
+    encoding = (
+        asyncio.ensure_future(encoder.encode_query(query)) if mode in ("hybrid", "vector") else None
+    )
+    try:
+        language = await course_language(session, course_id, candidates)
+        if language is None:
+            return []
+        text_hits = (
+            await text_ranking(session, course_id, query, search_config(language), candidates)
+            if mode in ("hybrid", "text")
+            else None
+        )
+        rankings: list[list[int]] = []
+        weights: list[float] = []
+        if encoding is not None:
+            vector = await encoding
+            rankings.append(await vector_ranking(session, course_id, vector, candidates))
+            weights.append(vector_weight(language))
+        if text_hits is not None:
+            rankings.append(text_hits)
+            weights.append(1.0)
+    finally:
+        if encoding is not None and not encoding.done():
+            encoding.cancel()
     fused = fuse(rankings, k, weights)
     if not fused:
         return []

@@ -24,7 +24,7 @@ from sqlalchemy import Date, cast, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
-from lyceum.content.embedding import Embedder
+from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.content.retrieval import Hit, search_course_material
 from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
@@ -368,6 +368,12 @@ class TutorService:
                 field="body.content",
             )
         course, _ = await self.courses.member_access(conversation.course_id, caller)
+        # Retrieval sees the normalised question, so the same question asked again
+        # finds the same passages (and the cache can answer it). The model encodes it
+        # while the checks and the grounding's queries below run.
+        query = normalise_question(question)
+        embedder = await load_embedder(self.embedder)
+        embedder.prefetch_query(query)
         tutor = await self._enabled_settings(course)
         headers = await self._check_limits(caller, course, tutor)
 
@@ -384,13 +390,11 @@ class TutorService:
             )
             conversation.summarised_messages = len(older)
 
-        embedder = await asyncio.to_thread(self.embedder)
-        # Retrieval sees the normalised question, so the same question asked again
-        # finds the same passages (and the cache can answer it).
-        sources = await search_course_material(
-            self.session, embedder, course.id, normalise_question(question), SOURCES_PER_TURN
+        grounding = await self._grounding(caller, course, conversation, tutor)
+        grounding.sources = await search_course_material(
+            self.session, embedder, course.id, query, SOURCES_PER_TURN
         )
-        grounding = await self._grounding(caller, course, conversation, sources, tutor)
+        sources = grounding.sources
         grounding.history = recent
         grounding.graded = await self.guard.is_graded_question(caller, course, question)
 
@@ -459,9 +463,9 @@ class TutorService:
         caller: User,
         course: Course,
         conversation: Conversation,
-        sources: list[Hit],
         tutor: TutorSettings,
     ) -> Grounding:
+        """Everything the prompt carries but the retrieved sources and the history."""
         modules = await CourseRepository(self.session).modules(course.id)
         # Titles only: the syllabus needs no lesson bodies.
         lessons = (
@@ -506,7 +510,7 @@ class TutorService:
             lesson_title=lesson_title,
             lesson_id=conversation.lesson_id,
             progress_percent=progress,
-            sources=sources,
+            sources=[],
             summary=conversation.summary,
             mode=tutor.mode,
             extra_instructions=tutor.instructions,
@@ -591,7 +595,7 @@ class TutorService:
             async with self.database.sessionmaker() as session:
                 suggestions = await catalog_matches(session, turn.question)
             return offline.catalog_answer(suggestions)
-        embedder = await asyncio.to_thread(self.embedder)
+        embedder = await load_embedder(self.embedder)
         return await offline.study_answer(turn.grounding, turn.question, embedder)
 
     async def _store(self, turn: PreparedTurn, state: _AnswerState) -> schemas.MessageOut:
@@ -769,7 +773,7 @@ class TutorToolbox:
         self.turn = turn
 
     async def search_course_material(self, query: str) -> str:
-        embedder = await asyncio.to_thread(self.service.embedder)
+        embedder = await load_embedder(self.service.embedder)
         async with self.service.database.sessionmaker() as session, session.begin():
             hits = await search_course_material(
                 session, embedder, self.turn.course_id, query, SOURCES_PER_TURN
