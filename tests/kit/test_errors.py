@@ -7,7 +7,7 @@ import logging
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from lyceum.kit.errors import Conflict, NotFound
@@ -41,6 +41,20 @@ async def conflict() -> None:
 @probe.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail: password=hunter2")
+
+
+@probe.get("/pool-exhausted")
+async def pool_exhausted(request: Request) -> None:
+    """Takes the only connection of a one-connection pool, then asks for another."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = request.app.state.runtime.database_url.replace("postgresql://", "postgresql+psycopg://")
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        async with engine.connect(), engine.connect():
+            pass
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
@@ -91,6 +105,16 @@ async def test_domain_errors_map_to_their_status(client: httpx.AsyncClient) -> N
     body = assert_problem(await client.get("/api/v1/probe/missing"), 404)
     assert body["detail"] == "Course 123 does not exist."
     assert_problem(await client.post("/api/v1/probe/conflict"), 409)
+
+
+async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(
+    client: httpx.AsyncClient,
+) -> None:
+    """Overload is not a server bug: clients are told to come back, not shown a 500."""
+    response = await client.get("/api/v1/probe/pool-exhausted")
+    body = assert_problem(response, 503)
+    assert body["type"] == "https://lyceum.dev/problems/overloaded"
+    assert int(response.headers["retry-after"]) >= 1
 
 
 async def test_unhandled_exception_is_logged_and_hides_internals(

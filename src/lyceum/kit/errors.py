@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -251,8 +252,27 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# How long a client is asked to wait when every database connection is busy.
+OVERLOADED_RETRY_AFTER = 2
+
+
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    """No database connection came free within the pool timeout: the server is
+    overloaded, not broken. 503 with Retry-After lets clients and load balancers back
+    off instead of reporting an error."""
+    logger.warning("database_pool_exhausted", path=request.url.path, method=request.method)
+    return problem_response(
+        503,
+        "The server is busy; try again in a moment.",
+        slug="overloaded",
+        instance=request.url.path,
+        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _pool_exhausted)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled_error)
