@@ -32,9 +32,7 @@ import multiprocessing
 import os
 import platform
 import random
-import shutil
 import sys
-import tempfile
 import time
 import unicodedata
 import uuid
@@ -59,10 +57,12 @@ from bench.harness import (
     LoadResult,
     LoadSpec,
     Server,
+    load_average,
     measure,
     median,
     percentile,
     probe,
+    scenario_main,
     start_server,
     stop_server,
     uvicorn_argv,
@@ -979,13 +979,6 @@ def fmt(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # NaN -> "-"
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def print_search(samples: Sequence[SearchSample]) -> None:
     header = f"{'query kind':<15} {'queries':>7} {'p50 ms':>7} {'p99 ms':>7} {'mean results':>12}"
     print(header)
@@ -1291,44 +1284,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no sample) becomes null, so the file is strict JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    temp = Path(tempfile.mkdtemp(prefix="lyceum-bench-catalog-"))
-    print(f"temp dir (logs, PostgreSQL data): {temp}")
-    ok = False
-    try:
-        report = run(args, temp)
-        ok = report["errors"] == 0
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if ok and not args.keep_temp:
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            print(f"kept {temp}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if not ok:
-        print(f"error: {report['errors']} request errors", file=sys.stderr)
-        return 1
-    return 0
+    return scenario_main("catalog", args, run)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 * `run_load`: drive one target with N keep-alive HTTP/1.1 connections from a separate
   OS process (multiprocessing, spawn) and return a `LoadResult`.
 * `percentile`, `median`: the statistics used in the reports.
+* `scenario_main`: the shared `main()` of a scenario: a temp dir, the run, the JSON
+  report, the exit code; `load_average` for the report's context.
 
 The load generator is a small asyncio client on raw `asyncio.open_connection` streams:
 each connection sends its requests back to back and reads status line, headers and a
@@ -14,15 +16,20 @@ Content-Length (or chunked) body. Every loop is bounded by time and by count, an
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import http.client
+import json
 import math
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -515,3 +522,62 @@ def uvicorn_argv(app: str, port: int, *extra: str) -> list[str]:
         "warning",
         "--no-access-log",
     ]
+
+
+# Running a scenario -------------------------------------------------------------------
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def finite(value: Any) -> Any:
+    """NaN (no sample) becomes null, so the file is strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
+def scenario_main(
+    name: str,
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    *,
+    errors_are: str = "request errors",
+    keep_temp: bool = False,
+) -> int:
+    """Run `run(args, temp)` in a fresh temp dir (removed afterwards unless the run
+    failed or `--keep-temp`/`keep_temp` asks to keep it), write `--json` if given, and
+    return the exit code: 0, or 1 if the report counts errors or the scenario failed."""
+    temp = Path(tempfile.mkdtemp(prefix=f"lyceum-bench-{name}-"))
+    print(f"temp dir (logs, PostgreSQL data): {temp}")
+    ok = False
+    try:
+        report = run(args, temp)
+        ok = report["errors"] == 0
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if ok and not args.keep_temp and not keep_temp:
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            print(f"kept {temp}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(finite(report), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    if not ok:
+        print(f"error: {report['errors']} {errors_are}", file=sys.stderr)
+        return 1
+    return 0

@@ -13,12 +13,9 @@ Exit code 0 whatever the ratio; 1 if a server fails to start or any request erro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +23,14 @@ from typing import Any
 
 from harness import (
     REPO_ROOT,
-    BenchError,
     LoadResult,
     LoadSpec,
     Server,
+    load_average,
     measure,
     median,
     probe,
+    scenario_main,
     start_server,
     stop_server,
     uvicorn_argv,
@@ -136,13 +134,6 @@ def print_summary(summary: dict[str, dict[str, float]], rounds: int) -> None:
             f"{name:<12} {fmt(s['rps'], 0):>9} {fmt(s['p50_ms']):>7} {fmt(s['p99_ms']):>7} "
             f"{fmt(s['server_cpu_us_per_request'], 0):>14} {int(s['errors']):>6}"
         )
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def count_lines(path: Path) -> int:
@@ -265,44 +256,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no sample) becomes null, so the file is strict JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    temp = Path(tempfile.mkdtemp(prefix="lyceum-bench-"))
-    print(f"temp dir (logs, embedded PostgreSQL data): {temp}")
-    ok = False
-    try:
-        report = run(args, temp)
-        ok = report["errors"] == 0
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if ok and not args.keep_temp:
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            print(f"kept {temp}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if not ok:
-        print(f"error: {report['errors']} request errors", file=sys.stderr)
-        return 1
-    return 0
+    return scenario_main("health", args, run)
 
 
 if __name__ == "__main__":

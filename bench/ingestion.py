@@ -31,16 +31,13 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
-import json
 import math
 import os
 import platform
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -56,7 +53,7 @@ from psycopg import sql
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import BenchError, median
+from bench.harness import BenchError, load_average, median, scenario_main
 
 if TYPE_CHECKING:
     from lyceum.content.embedding import Embedder
@@ -518,13 +515,6 @@ def fmt(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # NaN -> "-"
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def print_rounds(results: Sequence[RoundResult]) -> None:
     per_job = any(r.per_job_seconds == r.per_job_seconds for r in results)
     header = (
@@ -822,41 +812,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no sample) becomes null, so the file is strict JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    temp = Path(tempfile.mkdtemp(prefix="lyceum-bench-ingestion-"))
-    print(f"temp dir (PostgreSQL data): {temp}")
-    ok = False
-    try:
-        report = run(args, temp)
-        ok = report["errors"] == 0
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if ok and not args.keep_temp:
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            print(f"kept {temp}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return 0 if ok else 1
+    return scenario_main("ingestion", args, run)
 
 
 if __name__ == "__main__":

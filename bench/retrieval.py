@@ -42,15 +42,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import json
 import math
 import os
 import platform
 import random
 import re
-import shutil
 import sys
-import tempfile
 import time
 import tomllib
 import uuid
@@ -68,7 +65,7 @@ from psycopg import sql
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import BenchError, percentile
+from bench.harness import BenchError, load_average, percentile, scenario_main
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -993,13 +990,6 @@ def fmt(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # NaN -> "-"
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def ms_stats(values: Sequence[float]) -> dict[str, float]:
     ms = sorted(v * 1000 for v in values if v == v)
     return {
@@ -1433,47 +1423,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no sample) becomes null, so the file is strict JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    temp = Path(tempfile.mkdtemp(prefix="lyceum-bench-retrieval-"))
-    print(f"temp dir (PostgreSQL data): {temp}")
-    ok = False
-    try:
-        report = run(args, temp)
-        ok = report["errors"] == 0
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if ok and not args.keep_temp:
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            print(f"kept {temp}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if not ok:
-        print(
-            f"error: {report['errors']} questions without a query vector or exact result",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return scenario_main(
+        "retrieval", args, run, errors_are="questions without a query vector or exact result"
+    )
 
 
 if __name__ == "__main__":

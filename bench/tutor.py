@@ -43,7 +43,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -64,8 +63,10 @@ from bench.harness import (
     REPO_ROOT,
     BenchError,
     Server,
+    load_average,
     median,
     percentile,
+    scenario_main,
     start_server,
     stop_server,
     tail,
@@ -875,13 +876,6 @@ def fmt(value: float, digits: int = 1) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 # Scenario 1: time to first streamed byte ------------------------------------------------
 
 
@@ -1374,46 +1368,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no sample) becomes null, so the file is strict JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    temp = Path(tempfile.mkdtemp(prefix="lyceum-bench-tutor-"))
-    print(f"temp dir (logs, PostgreSQL data): {temp}")
-    ok = False
-    try:
-        report = run(args, temp)
-        ok = report["errors"] == 0
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if ok and not args.keep_temp and not args.py_spy:
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            print(f"kept {temp}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if not ok:
-        print(f"error: {report['errors']} request errors", file=sys.stderr)
-        return 1
-    return 0
+    return scenario_main("tutor", args, run, keep_temp=args.py_spy)
 
 
 if __name__ == "__main__":
