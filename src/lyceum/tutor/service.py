@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Date, cast, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
@@ -33,7 +32,7 @@ from lyceum.kit.db import Database
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
-from lyceum.models.courses import Course, Enrollment, Lesson
+from lyceum.models.courses import Course
 from lyceum.models.identity import User
 from lyceum.models.tutor import (
     Conversation,
@@ -54,6 +53,7 @@ from lyceum.tutor.grounding import (
     instructions,
     summarise,
 )
+from lyceum.tutor.repository import TutorRepository
 
 logger = structlog.get_logger("lyceum.tutor")
 
@@ -193,13 +193,14 @@ class TutorService:
         self.embedder = embedder
         self.now = now
         self.guard: GradedQuestionGuard = guard or NoGradedWork()
+        self.repo = TutorRepository(session)
 
     # Conversations --------------------------------------------------------------------
 
     async def start(self, caller: User, data: schemas.ConversationCreate) -> Conversation:
         course, _ = await self.courses.member_access(data.course_id, caller)
         if data.lesson_id is not None:
-            lesson = await self.session.get(Lesson, data.lesson_id)
+            lesson = await self.repo.lesson(data.lesson_id)
             if lesson is None or lesson.course_id != course.id:
                 raise Invalid("No such lesson in this course.", field="body.lesson_id")
         await self._enabled_settings(course)
@@ -211,14 +212,14 @@ class TutorService:
             summary="",
             summarised_messages=0,
         )
-        self.session.add(conversation)
+        self.repo.add(conversation)
         await self.session.flush()
         await self.session.refresh(conversation)
         return conversation
 
     async def own(self, caller: User, conversation_id: uuid.UUID) -> Conversation:
         """Only its owner sees a conversation; to anyone else it does not exist."""
-        conversation = await self.session.get(Conversation, conversation_id)
+        conversation = await self.repo.conversation(conversation_id)
         if conversation is None or conversation.user_id != caller.id:
             raise NotFound("No such conversation.")
         return conversation
@@ -226,28 +227,10 @@ class TutorService:
     async def conversations(
         self, caller: User, paging: PageParams, course_id: uuid.UUID | None
     ) -> tuple[list[Conversation], int]:
-        conditions = [Conversation.user_id == caller.id]
-        if course_id is not None:
-            conditions.append(Conversation.course_id == course_id)
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(Conversation).where(*conditions)
-            )
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(Conversation)
-            .where(*conditions)
-            .order_by(Conversation.updated_at.desc(), Conversation.id)
-            .offset(paging.offset)
-            .limit(paging.size)
-        )
-        return list(rows.scalars()), int(total)
+        return await self.repo.conversations_of(caller.id, course_id, paging.offset, paging.size)
 
     async def messages(self, conversation: Conversation) -> list[Message]:
-        rows = await self.session.execute(
-            select(Message).where(Message.conversation_id == conversation.id).order_by(Message.seq)
-        )
-        return list(rows.scalars())
+        return await self.repo.messages(conversation.id)
 
     async def rename(self, conversation: Conversation, title: str) -> Conversation:
         conversation.title = title
@@ -256,12 +239,12 @@ class TutorService:
         return conversation
 
     async def delete(self, conversation: Conversation) -> None:
-        await self.session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+        await self.repo.delete_conversation(conversation.id)
 
     # Settings and limits --------------------------------------------------------------
 
     async def settings_of(self, course_id: uuid.UUID) -> TutorSettings:
-        row = await self.session.get(TutorSettings, course_id)
+        row = await self.repo.settings(course_id)
         return row or TutorSettings(
             course_id=course_id,
             enabled=True,
@@ -281,23 +264,15 @@ class TutorService:
         return settings
 
     async def tokens_this_month(self, course_id: uuid.UUID) -> int:
-        total = (
-            await self.session.execute(
-                select(func.coalesce(func.sum(Message.tokens_in + Message.tokens_out), 0)).where(
-                    Message.course_id == course_id,
-                    Message.created_at >= month_start(self.now),
-                )
-            )
-        ).scalar_one()
-        return int(total)
+        return await self.repo.tokens_since(course_id, month_start(self.now))
 
     async def update_settings(
         self, course: Course, data: schemas.TutorSettingsIn
     ) -> schemas.TutorSettingsOut:
-        row = await self.session.get(TutorSettings, course.id, with_for_update=True)
+        row = await self.repo.settings(course.id, for_update=True)
         if row is None:
             row = await self.settings_of(course.id)
-            self.session.add(row)
+            self.repo.add(row)
         for name in data.model_fields_set:
             value = getattr(data, name)
             if value is None and name not in {"monthly_token_budget", "hourly_message_limit"}:
@@ -398,7 +373,7 @@ class TutorService:
         grounding.history = recent
         grounding.graded = await self.guard.is_graded_question(caller, course, question)
 
-        self.session.add(
+        self.repo.add(
             Message(
                 conversation_id=conversation.id,
                 course_id=course.id,
@@ -466,47 +441,27 @@ class TutorService:
         tutor: TutorSettings,
     ) -> Grounding:
         """Everything the prompt carries but the retrieved sources and the history."""
-        modules = await CourseRepository(self.session).modules(course.id)
-        # Titles only: the syllabus needs no lesson bodies.
-        lessons = (
-            await self.session.execute(
-                select(Lesson.id, Lesson.title, Lesson.module_id)
-                .where(Lesson.course_id == course.id)
-                .order_by(Lesson.position)
-            )
-        ).all()
-        syllabus = [
-            (module.title, [lesson.title for lesson in lessons if lesson.module_id == module.id])
-            for module in modules
-        ]
+        entries = await self.repo.syllabus(course.id)
+        syllabus: dict[uuid.UUID, tuple[str, list[str]]] = {}
         lesson_title = None
-        if conversation.lesson_id is not None:
-            lesson_title = next(
-                (lesson.title for lesson in lessons if lesson.id == conversation.lesson_id), None
-            )
+        lessons = 0
+        for entry in entries:
+            _, titles = syllabus.setdefault(entry.module_id, (entry.module_title, []))
+            if entry.lesson_title is not None:
+                titles.append(entry.lesson_title)
+                lessons += 1
+                if entry.lesson_id == conversation.lesson_id:
+                    lesson_title = entry.lesson_title
         progress = None
-        enrollment = (
-            await self.session.execute(
-                select(Enrollment).where(
-                    Enrollment.course_id == course.id, Enrollment.user_id == caller.id
-                )
-            )
-        ).scalar_one_or_none()
-        if enrollment is not None and lessons:
-            done = await self.session.execute(
-                text(
-                    "SELECT count(*) FROM lesson_completions "
-                    "WHERE course_id = :course AND user_id = :user"
-                ),
-                {"course": course.id, "user": caller.id},
-            )
-            progress = 100 * int(done.scalar_one()) / len(lessons)
+        done = await self.repo.completed_lessons(course.id, caller.id)
+        if done is not None and lessons:
+            progress = 100 * done / lessons
         return Grounding(
             course_id=course.id,
             course_title=course.title,
             course_description=course.description,
             language=course.language,
-            syllabus=syllabus,
+            syllabus=list(syllabus.values()),
             lesson_title=lesson_title,
             lesson_id=conversation.lesson_id,
             progress_percent=progress,
@@ -640,31 +595,15 @@ class TutorService:
     async def usage(
         self, caller: User, course_id: uuid.UUID | None, since: dt.date | None
     ) -> schemas.UsageReport:
-        day = cast(func.timezone("UTC", Message.created_at), Date)
-        query = (
-            select(
-                Message.course_id,
-                Message.user_id,
-                day.label("day"),
-                func.count().label("messages"),
-                func.sum(Message.tokens_in).label("tokens_in"),
-                func.sum(Message.tokens_out).label("tokens_out"),
-            )
-            .where(Message.role == MessageRole.assistant)
-            .group_by(Message.course_id, Message.user_id, day)
-            .order_by(day.desc(), Message.course_id, Message.user_id)
-        )
+        course_ids: list[uuid.UUID] | None = None
         if course_id is not None:
             course, can_edit = await self.courses.member_access(course_id, caller)
             if not can_edit:
                 raise Forbidden("Only the course's instructors and admins see tutor usage.")
-            query = query.where(Message.course_id == course.id)
+            course_ids = [course.id]
         elif caller.role.value != "admin":
-            mine = await CourseRepository(self.session).course_ids_taught_by(caller.id)
-            query = query.where(Message.course_id.in_(mine))
-        if since is not None:
-            query = query.where(day >= since)
-        rows = (await self.session.execute(query.limit(10_000))).all()
+            course_ids = list(await CourseRepository(self.session).course_ids_taught_by(caller.id))
+        rows = await self.repo.usage(course_ids=course_ids, since=since)
         items = [
             schemas.UsageRow(
                 course_id=row.course_id,
@@ -733,34 +672,9 @@ def _pieces(text_out: str, size: int = 80) -> list[str]:
 async def catalog_matches(session: AsyncSession, question: str) -> list[offline.CourseSuggestion]:
     """Published courses whose search document shares words with the question, best
     first; the most popular ones when nothing matches."""
-    rows = await session.execute(
-        text(
-            """
-            WITH q AS (
-                SELECT CAST(replace(CAST(plainto_tsquery('lyceum', :q) AS text), ' & ', ' | ')
-                       AS tsquery) AS query
-            )
-            SELECT id, title, subtitle FROM courses, q
-            WHERE status = 'published' AND q.query <> CAST('' AS tsquery) AND search @@ q.query
-            ORDER BY ts_rank_cd(search, q.query) DESC, enrollment_count DESC
-            LIMIT 3
-            """
-        ),
-        {"q": question},
-    )
-    found = rows.all()
-    if not found:
-        found = (
-            await session.execute(
-                text(
-                    "SELECT id, title, subtitle FROM courses WHERE status = 'published' "
-                    "ORDER BY enrollment_count DESC, published_at DESC LIMIT 3"
-                )
-            )
-        ).all()
     return [
         offline.CourseSuggestion(row.title, row.subtitle, f"/api/v1/courses/{row.id}")
-        for row in found
+        for row in await TutorRepository(session).catalog_matches(question)
     ]
 
 
@@ -793,7 +707,7 @@ class TutorToolbox:
         except ValueError:
             return "That is not a lesson id."
         async with self.service.database.sessionmaker() as session:
-            lesson = await session.get(Lesson, identifier)
+            lesson = await TutorRepository(session).lesson(identifier)
         if lesson is None or lesson.course_id != self.turn.course_id:
             return "No such lesson in this course."
         return f"# {lesson.title}\n\n{lesson.content[:6000]}"

@@ -1,0 +1,178 @@
+"""Every query of the tutor domain: conversations, messages, per-course settings, the
+grounding's syllabus and progress, usage, and the catalog matches of the offline
+hand-off."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Date, Row, cast, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.courses import Lesson, Module
+from lyceum.models.tutor import Conversation, Message, MessageRole, TutorSettings
+
+
+@dataclass(frozen=True, slots=True)
+class SyllabusEntry:
+    module_id: uuid.UUID
+    module_title: str
+    lesson_id: uuid.UUID | None
+    lesson_title: str | None
+
+
+_PROGRESS = text(
+    """
+    SELECT (SELECT count(*) FROM lesson_completions
+            WHERE course_id = :course AND user_id = :user) AS done
+    FROM enrollments WHERE course_id = :course AND user_id = :user
+    """
+)
+
+_CATALOG_MATCHES = text(
+    """
+    WITH q AS (
+        SELECT CAST(replace(CAST(plainto_tsquery('lyceum', :q) AS text), ' & ', ' | ')
+               AS tsquery) AS query
+    )
+    SELECT id, title, subtitle FROM courses, q
+    WHERE status = 'published' AND q.query <> CAST('' AS tsquery) AND search @@ q.query
+    ORDER BY ts_rank_cd(search, q.query) DESC, enrollment_count DESC
+    LIMIT :limit
+    """
+)
+
+_POPULAR_COURSES = text(
+    "SELECT id, title, subtitle FROM courses WHERE status = 'published' "
+    "ORDER BY enrollment_count DESC, published_at DESC LIMIT :limit"
+)
+
+
+class TutorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: Conversation | Message | TutorSettings) -> None:
+        self.session.add(row)
+
+    # Conversations and messages -------------------------------------------------------
+
+    async def conversation(self, conversation_id: uuid.UUID) -> Conversation | None:
+        return await self.session.get(Conversation, conversation_id)
+
+    async def conversations_of(
+        self, user_id: uuid.UUID, course_id: uuid.UUID | None, offset: int, limit: int
+    ) -> tuple[list[Conversation], int]:
+        conditions = [Conversation.user_id == user_id]
+        if course_id is not None:
+            conditions.append(Conversation.course_id == course_id)
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Conversation).where(*conditions)
+            )
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(Conversation)
+            .where(*conditions)
+            .order_by(Conversation.updated_at.desc(), Conversation.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows.scalars()), int(total)
+
+    async def delete_conversation(self, conversation_id: uuid.UUID) -> None:
+        await self.session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+    async def messages(self, conversation_id: uuid.UUID) -> list[Message]:
+        rows = await self.session.execute(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq)
+        )
+        return list(rows.scalars())
+
+    # Settings and budget --------------------------------------------------------------
+
+    async def settings(
+        self, course_id: uuid.UUID, *, for_update: bool = False
+    ) -> TutorSettings | None:
+        return await self.session.get(TutorSettings, course_id, with_for_update=for_update)
+
+    async def tokens_since(self, course_id: uuid.UUID, since: dt.datetime) -> int:
+        total = (
+            await self.session.execute(
+                select(func.coalesce(func.sum(Message.tokens_in + Message.tokens_out), 0)).where(
+                    Message.course_id == course_id, Message.created_at >= since
+                )
+            )
+        ).scalar_one()
+        return int(total)
+
+    # Grounding ------------------------------------------------------------------------
+
+    async def syllabus(self, course_id: uuid.UUID) -> list[SyllabusEntry]:
+        """Module and lesson titles in course order, in one query (no lesson bodies);
+        a module without lessons appears once with no lesson."""
+        rows = await self.session.execute(
+            select(Module.id, Module.title, Lesson.id, Lesson.title)
+            .outerjoin(Lesson, Lesson.module_id == Module.id)
+            .where(Module.course_id == course_id)
+            .order_by(Module.position, Lesson.position)
+        )
+        return [SyllabusEntry(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def completed_lessons(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int | None:
+        """Lessons the user has completed in the course; None if not enrolled."""
+        done = (
+            await self.session.execute(_PROGRESS, {"course": course_id, "user": user_id})
+        ).scalar()
+        return None if done is None else int(done)
+
+    async def lesson(self, lesson_id: uuid.UUID) -> Lesson | None:
+        return await self.session.get(Lesson, lesson_id)
+
+    # Usage ----------------------------------------------------------------------------
+
+    async def usage(
+        self,
+        *,
+        course_ids: Sequence[uuid.UUID] | None,
+        since: dt.date | None,
+        limit: int = 10_000,
+    ) -> Sequence[Row[uuid.UUID, uuid.UUID, dt.date, int, int, int]]:
+        """Answers, tokens in and out by course, user and UTC day; `course_ids` None
+        means every course."""
+        day = cast(func.timezone("UTC", Message.created_at), Date)
+        query = (
+            select(
+                Message.course_id,
+                Message.user_id,
+                day.label("day"),
+                func.count().label("messages"),
+                func.sum(Message.tokens_in).label("tokens_in"),
+                func.sum(Message.tokens_out).label("tokens_out"),
+            )
+            .where(Message.role == MessageRole.assistant)
+            .group_by(Message.course_id, Message.user_id, day)
+            .order_by(day.desc(), Message.course_id, Message.user_id)
+        )
+        if course_ids is not None:
+            query = query.where(Message.course_id.in_(course_ids))
+        if since is not None:
+            query = query.where(day >= since)
+        return (await self.session.execute(query.limit(limit))).all()
+
+    # Catalog --------------------------------------------------------------------------
+
+    async def catalog_matches(
+        self, question: str, limit: int = 3
+    ) -> Sequence[Row[tuple[uuid.UUID, str, str]]]:
+        """Published courses whose search document shares words with the question, best
+        first; the most popular ones when nothing matches."""
+        found = (
+            await self.session.execute(_CATALOG_MATCHES, {"q": question, "limit": limit})
+        ).all()
+        if not found:
+            found = (await self.session.execute(_POPULAR_COURSES, {"limit": limit})).all()
+        return found
