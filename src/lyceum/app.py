@@ -13,6 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from lyceum import __version__
+from lyceum.chat import endpoints as chat_endpoints
+from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
 from lyceum.content import endpoints as content_endpoints
 from lyceum.courses import endpoints as course_endpoints
@@ -65,6 +67,11 @@ TAGS = [
         "name": "tutor",
         "description": "The AI tutor: conversations grounded in the course's material, "
         "streamed answers with citations, per-course settings, usage.",
+    },
+    {
+        "name": "chat",
+        "description": "Course and direct chat rooms, history, presence and moderation; "
+        "the live side is Socket.IO at `/socket.io` (see the README).",
     },
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -131,13 +138,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await owned.stop()
             access_log.flush()
 
+    chat = ChatGateway(settings)
     app = FastAPI(
         title="Lyceum API",
         version=__version__,
         summary="AI tutor and learning platform backend",
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=chat.lifespan(lifespan),
         debug=settings.debug,
         generate_unique_id_function=_operation_id,
     )
@@ -154,9 +162,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.include_router(learning_endpoints.learning)
     api.include_router(content_endpoints.content)
     api.include_router(tutor_endpoints.tutor)
+    api.include_router(chat_endpoints.chat)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)
+    chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
 
     if settings.cors_origins:
         app.add_middleware(

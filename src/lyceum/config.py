@@ -92,6 +92,31 @@ class Settings(BaseSettings):
     tutor_cache_ttl_seconds: int = Field(default=3600, ge=0)
     tutor_history_tokens: int = Field(default=2000, ge=100, le=100_000)
 
+    # Chat ---------------------------------------------------------------------------
+    # Longest chat message, in characters (after trimming surrounding whitespace).
+    chat_message_max_chars: int = Field(default=2000, ge=1, le=100_000)
+    # Sends per user, counted across every replica (moving window in Redis if set).
+    chat_rate_limit: str = "10/10 seconds"
+    # Comma-separated words a message may not contain (whole words, any case).
+    chat_blocked_words: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A connection's presence entry lives this long unless its process refreshes it,
+    # so a crashed replica's users drop out of "online" on their own.
+    chat_presence_ttl_seconds: int = Field(default=60, ge=10, le=3600)
+
+    @field_validator("chat_blocked_words", mode="before")
+    @classmethod
+    def _split_blocked_words(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(word).strip().casefold() for word in value if str(word).strip()]
+        return value
+
+    @field_validator("chat_rate_limit")
+    @classmethod
+    def _check_chat_rate(cls, value: str) -> str:
+        return cls._check_rate(value)
+
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

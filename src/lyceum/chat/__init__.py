@@ -1,0 +1,1 @@
+"""Real-time course chat: rooms, messages, presence and moderation over Socket.IO."""

@@ -1,0 +1,431 @@
+"""Every chat query: rooms and who may see them, messages, read state, mutes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    String,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    column,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+
+from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
+from lyceum.models.courses import (
+    Course,
+    CourseInstructor,
+    CourseStatus,
+    Enrollment,
+    EnrollmentStatus,
+)
+from lyceum.models.identity import User
+
+
+@dataclass(frozen=True)
+class RoomRow:
+    room: ChatRoom
+    course_title: str | None
+    unread_count: int
+    last_message_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: uuid.UUID
+    seq: int
+    created_at: dt.datetime
+
+
+def member_course_ids(user_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+    """The courses a user belongs to: enrolled (published courses) or teaching."""
+    learning = (
+        select(Enrollment.course_id)
+        .join(Course, Course.id == Enrollment.course_id)
+        .where(
+            Enrollment.user_id == user_id,
+            Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+            Course.status == CourseStatus.published,
+        )
+    )
+    teaching = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
+    return select(union(learning, teaching).subquery().c.course_id)
+
+
+def direct_key(first: uuid.UUID, second: uuid.UUID) -> str:
+    low, high = sorted((str(first), str(second)))
+    return f"{low}:{high}"
+
+
+def _insert_messages() -> ReturningInsert[tuple[uuid.UUID, int, dt.datetime]]:
+    """The send path's one statement, built once, for a whole batch (arrays unnested, so
+    the SQL is the same whatever the batch size): each row unless its sender is muted in
+    its course (no course, a direct room: never muted), and nothing for a client_id
+    already sent. Core, not ORM: the hottest statement skips the ORM's insert machinery."""
+    messages, mutes = ChatMessage.__table__, ChatMute.__table__
+    assert isinstance(messages, Table) and isinstance(mutes, Table)
+    rows = (
+        func.unnest(
+            bindparam("ids", type_=ARRAY(Uuid())),
+            bindparam("room_ids", type_=ARRAY(Uuid())),
+            bindparam("sender_ids", type_=ARRAY(Uuid())),
+            bindparam("client_ids", type_=ARRAY(String())),
+            bindparam("texts", type_=ARRAY(Text())),
+            bindparam("mute_course_ids", type_=ARRAY(Uuid())),
+        )
+        .table_valued(
+            column("id", Uuid()),
+            column("room_id", Uuid()),
+            column("sender_id", Uuid()),
+            column("client_id", String()),
+            column("text", Text()),
+            column("mute_course_id", Uuid()),
+        )
+        .render_derived(name="batch")
+    )
+    muted = exists().where(
+        mutes.c.course_id == rows.c.mute_course_id,
+        mutes.c.user_id == rows.c.sender_id,
+        mutes.c.muted_until > bindparam("now", type_=DateTime(timezone=True)),
+    )
+    return (
+        insert(messages)
+        .from_select(
+            ["id", "room_id", "sender_id", "client_id", "text"],
+            select(
+                rows.c.id, rows.c.room_id, rows.c.sender_id, rows.c.client_id, rows.c.text
+            ).where(~muted),
+        )
+        .on_conflict_do_nothing(index_elements=["sender_id", "client_id"])
+        .returning(messages.c.id, messages.c.seq, messages.c.created_at)
+    )
+
+
+INSERT_MESSAGES = _insert_messages()
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    id: uuid.UUID
+    room_id: uuid.UUID
+    sender_id: uuid.UUID
+    client_id: str
+    text: str
+    mute_course_id: uuid.UUID | None
+
+
+async def insert_messages(
+    connection: AsyncConnection, batch: list[NewMessage], now: dt.datetime
+) -> dict[uuid.UUID, StoredMessage]:
+    """Store a batch in one statement; the result holds the rows stored (a muted
+    sender's, or a client_id sent before, are not). One statement is atomic on its own:
+    the message writer runs it on an autocommit connection, one round trip per batch."""
+    result = await connection.execute(
+        INSERT_MESSAGES,
+        {
+            "ids": [row.id for row in batch],
+            "room_ids": [row.room_id for row in batch],
+            "sender_ids": [row.sender_id for row in batch],
+            "client_ids": [row.client_id for row in batch],
+            "texts": [row.text for row in batch],
+            "mute_course_ids": [row.mute_course_id for row in batch],
+            "now": now,
+        },
+    )
+    return {row.id: StoredMessage(row.id, row.seq, row.created_at) for row in result}
+
+
+class ChatRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Rooms ------------------------------------------------------------------------------
+
+    async def room(self, room_id: uuid.UUID) -> ChatRoom | None:
+        return await self.session.get(ChatRoom, room_id)
+
+    async def course_room(self, course_id: uuid.UUID) -> ChatRoom:
+        """The course's room, created on first use (concurrent first uses agree)."""
+        await self.session.execute(
+            insert(ChatRoom)
+            .values(id=uuid.uuid4(), kind=RoomKind.course, course_id=course_id)
+            .on_conflict_do_nothing(index_elements=[ChatRoom.course_id])
+        )
+        query = select(ChatRoom).where(ChatRoom.course_id == course_id)
+        return (await self.session.execute(query)).scalar_one()
+
+    async def ensure_course_rooms(self, user_id: uuid.UUID) -> None:
+        """A room for every course the user belongs to, so listing shows them all."""
+        courses = member_course_ids(user_id).subquery()
+        await self.session.execute(
+            insert(ChatRoom)
+            .from_select(
+                ["id", "kind", "course_id"],
+                select(
+                    func.gen_random_uuid(),
+                    cast(literal(RoomKind.course.value), ChatRoom.kind.type),
+                    courses.c.course_id,
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=[ChatRoom.course_id])
+        )
+
+    async def open_direct_room(self, first: uuid.UUID, second: uuid.UUID) -> tuple[ChatRoom, bool]:
+        """The pair's direct room and whether this call created it."""
+        key = direct_key(first, second)
+        created_id = (
+            await self.session.execute(
+                insert(ChatRoom)
+                .values(id=uuid.uuid4(), kind=RoomKind.direct, direct_key=key)
+                .on_conflict_do_nothing(index_elements=[ChatRoom.direct_key])
+                .returning(ChatRoom.id)
+            )
+        ).scalar_one_or_none()
+        room = (
+            await self.session.execute(select(ChatRoom).where(ChatRoom.direct_key == key))
+        ).scalar_one()
+        for user_id in (first, second):
+            await self.add_member(room.id, user_id)
+        return room, created_id is not None
+
+    async def share_a_course(self, first: uuid.UUID, second: uuid.UUID) -> bool:
+        mine = member_course_ids(first)
+        theirs = member_course_ids(second)
+        query = select(exists(mine.intersect(theirs).subquery().select()))
+        return bool((await self.session.execute(query)).scalar_one())
+
+    def _visible(self, user_id: uuid.UUID, is_admin: bool) -> ColumnElement[bool]:
+        """Course rooms of the user's courses; direct rooms they are in; for admins,
+        also the course rooms they have joined."""
+        mine = select(ChatMember.room_id).where(ChatMember.user_id == user_id)
+        return or_(
+            and_(
+                ChatRoom.kind == RoomKind.course, ChatRoom.course_id.in_(member_course_ids(user_id))
+            ),
+            and_(
+                ChatRoom.id.in_(mine),
+                or_(ChatRoom.kind == RoomKind.direct, true() if is_admin else false()),
+            ),
+        )
+
+    async def rooms_for(
+        self, user_id: uuid.UUID, *, is_admin: bool, offset: int, limit: int
+    ) -> tuple[list[RoomRow], int]:
+        visible = self._visible(user_id, is_admin)
+        last_read = (
+            select(ChatMember.last_read_seq)
+            .where(ChatMember.room_id == ChatRoom.id, ChatMember.user_id == user_id)
+            # Two levels down, inside the count: correlate with the listed room itself.
+            .correlate(ChatRoom)
+            .scalar_subquery()
+        )
+        unread = (
+            select(func.count())
+            .where(
+                ChatMessage.room_id == ChatRoom.id,
+                ChatMessage.seq > func.coalesce(last_read, 0),
+                ChatMessage.sender_id != user_id,
+                ChatMessage.deleted_at.is_(None),
+            )
+            .scalar_subquery()
+        )
+        last_at = (
+            select(ChatMessage.created_at)
+            .where(ChatMessage.room_id == ChatRoom.id, ChatMessage.deleted_at.is_(None))
+            .order_by(ChatMessage.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        total = (
+            await self.session.execute(select(func.count()).select_from(ChatRoom).where(visible))
+        ).scalar_one()
+        rows = await self.session.execute(
+            select(ChatRoom, Course.title, unread, last_at)
+            .outerjoin(Course, Course.id == ChatRoom.course_id)
+            .where(visible)
+            .order_by(last_at.desc().nulls_last(), ChatRoom.created_at.desc(), ChatRoom.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [RoomRow(room, title, count, at) for room, title, count, at in rows.all()], total
+
+    async def course_title(self, course_id: uuid.UUID) -> str:
+        title = await self.session.scalar(select(Course.title).where(Course.id == course_id))
+        return title or ""
+
+    async def peers(self, room_ids: list[uuid.UUID], user_id: uuid.UUID) -> dict[uuid.UUID, User]:
+        """The other person of each direct room."""
+        if not room_ids:
+            return {}
+        rows = await self.session.execute(
+            select(ChatMember.room_id, User)
+            .join(User, User.id == ChatMember.user_id)
+            .where(ChatMember.room_id.in_(room_ids), ChatMember.user_id != user_id)
+        )
+        return dict(rows.all())
+
+    async def unread_count(self, room_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        last_read = (
+            select(ChatMember.last_read_seq)
+            .where(ChatMember.room_id == room_id, ChatMember.user_id == user_id)
+            .scalar_subquery()
+        )
+        query = select(func.count()).where(
+            ChatMessage.room_id == room_id,
+            ChatMessage.seq > func.coalesce(last_read, 0),
+            ChatMessage.sender_id != user_id,
+            ChatMessage.deleted_at.is_(None),
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def last_message_at(self, room_id: uuid.UUID) -> dt.datetime | None:
+        return await self.session.scalar(
+            select(ChatMessage.created_at)
+            .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
+            .order_by(ChatMessage.seq.desc())
+            .limit(1)
+        )
+
+    # Members ----------------------------------------------------------------------------
+
+    async def is_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        query = select(ChatMember.user_id).where(
+            ChatMember.room_id == room_id, ChatMember.user_id == user_id
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            insert(ChatMember)
+            .values(room_id=room_id, user_id=user_id, last_read_seq=0)
+            .on_conflict_do_nothing(index_elements=[ChatMember.room_id, ChatMember.user_id])
+        )
+
+    async def mark_read(self, room_id: uuid.UUID, user_id: uuid.UUID, message: ChatMessage) -> None:
+        """Move the read marker forward to `message` (never back)."""
+        await self.add_member(room_id, user_id)
+        await self.session.execute(
+            update(ChatMember)
+            .where(
+                ChatMember.room_id == room_id,
+                ChatMember.user_id == user_id,
+                ChatMember.last_read_seq < message.seq,
+            )
+            .values(last_read_seq=message.seq, last_read_message_id=message.id)
+        )
+
+    # Messages ---------------------------------------------------------------------------
+
+    async def message_by_client_id(
+        self, sender_id: uuid.UUID, client_id: str
+    ) -> ChatMessage | None:
+        query = select(ChatMessage).where(
+            ChatMessage.sender_id == sender_id, ChatMessage.client_id == client_id
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def message(self, message_id: uuid.UUID) -> ChatMessage | None:
+        return await self.session.get(ChatMessage, message_id)
+
+    async def history(
+        self, room_id: uuid.UUID, *, before_seq: int | None, limit: int
+    ) -> list[tuple[ChatMessage, str]]:
+        """Live messages of the room with their senders' names, newest first."""
+        query = (
+            select(ChatMessage, User.full_name)
+            .join(User, User.id == ChatMessage.sender_id)
+            .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
+            .order_by(ChatMessage.seq.desc())
+            .limit(limit)
+        )
+        if before_seq is not None:
+            query = query.where(ChatMessage.seq < before_seq)
+        rows = await self.session.execute(query)
+        return [(message, name) for message, name in rows.all()]
+
+    async def soft_delete(
+        self, message: ChatMessage, *, deleted_by: uuid.UUID, now: dt.datetime
+    ) -> None:
+        message.deleted_at = now
+        message.deleted_by_id = deleted_by
+        await self.session.flush()
+
+    async def user_names(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(
+            select(User.id, User.full_name).where(User.id.in_(user_ids))
+        )
+        return dict(rows.all())
+
+    # Mutes ------------------------------------------------------------------------------
+
+    async def active_mute(
+        self, course_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+    ) -> ChatMute | None:
+        query = select(ChatMute).where(
+            ChatMute.course_id == course_id, ChatMute.user_id == user_id, ChatMute.muted_until > now
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def active_mutes(self, course_id: uuid.UUID, now: dt.datetime) -> list[ChatMute]:
+        query = (
+            select(ChatMute)
+            .where(ChatMute.course_id == course_id, ChatMute.muted_until > now)
+            .order_by(ChatMute.muted_until.desc(), ChatMute.user_id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def upsert_mute(
+        self,
+        *,
+        course_id: uuid.UUID,
+        user_id: uuid.UUID,
+        until: dt.datetime,
+        muted_by: uuid.UUID,
+        reason: str,
+    ) -> ChatMute:
+        values = {"muted_until": until, "muted_by_id": muted_by, "reason": reason}
+        await self.session.execute(
+            insert(ChatMute)
+            .values(course_id=course_id, user_id=user_id, **values)
+            .on_conflict_do_update(
+                index_elements=[ChatMute.course_id, ChatMute.user_id],
+                set_={**values, "updated_at": func.now()},
+            )
+        )
+        query = (
+            select(ChatMute)
+            .where(ChatMute.course_id == course_id, ChatMute.user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalar_one()
+
+    async def delete_mute(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        mute = await self.session.get(ChatMute, (course_id, user_id))
+        if mute is None:
+            return False
+        await self.session.delete(mute)
+        await self.session.flush()
+        return True

@@ -1,0 +1,104 @@
+"""A typed face on python-socketio, which ships no type information: the rest of the
+chat package talks to `SocketServer`, never to the untyped library.
+
+With REDIS_URL set, an AsyncRedisManager relays every emit, room change and
+disconnect through Redis pub/sub, so a room spans every replica; without it the
+in-process manager serves a single process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import socketio  # type: ignore[import-untyped]
+
+from lyceum.config import Settings
+
+ConnectHandler = Callable[[str, dict[str, Any], Any], Awaitable[None]]
+DisconnectHandler = Callable[[str, str], Awaitable[None]]
+EventHandler = Callable[..., Awaitable[Any]]
+CatchAllHandler = Callable[..., Awaitable[Any]]
+
+# Frames above this close the connection; below it, an oversized message gets an
+# error ack naming the limit and the connection stays usable.
+MIN_FRAME_BYTES = 64 * 1024
+
+
+class ConnectionRefused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
+    """Raised by the connect handler: the client gets `{"message": ..., "data": ...}`."""
+
+    def __init__(self, message: str, data: dict[str, Any]) -> None:
+        super().__init__(message, data)
+
+
+class SocketServer:
+    def __init__(self, settings: Settings) -> None:
+        manager = (
+            socketio.AsyncRedisManager(settings.redis_url, channel="lyceum-chat")
+            if settings.redis_url
+            else None
+        )
+        self._server: Any = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=manager,
+            # CORS for polling requests is the app's own middleware; websockets
+            # authenticate with a token in the auth payload, not with cookies, so an
+            # origin check would grant nothing.
+            cors_allowed_origins=[],
+            max_http_buffer_size=max(MIN_FRAME_BYTES, settings.chat_message_max_chars * 8),
+            logger=False,
+            engineio_logger=False,
+        )
+        self.scaled_out = manager is not None
+
+    def asgi_app(self) -> Any:
+        """The ASGI app to mount: every request under its mount point is Engine.IO's."""
+        return socketio.ASGIApp(self._server, socketio_path=None)
+
+    def on_connect(self, handler: ConnectHandler) -> None:
+        self._server.on("connect", handler=handler)
+
+    def on_disconnect(self, handler: DisconnectHandler) -> None:
+        self._server.on("disconnect", handler=handler)
+
+    def on(self, event: str, handler: EventHandler) -> None:
+        self._server.on(event, handler=handler)
+
+    def on_any(self, handler: CatchAllHandler) -> None:
+        """Every event without a handler of its own: `handler(event, sid, *args)`."""
+        self._server.on("*", handler=handler)
+
+    async def emit(
+        self, event: str, data: dict[str, Any], *, to: str, skip_sid: str | None = None
+    ) -> None:
+        await self._server.emit(event, data, to=to, skip_sid=skip_sid)
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        await self._server.enter_room(sid, room)
+
+    async def leave_room(self, sid: str, room: str) -> None:
+        await self._server.leave_room(sid, room)
+
+    async def disconnect(self, sid: str) -> None:
+        await self._server.disconnect(sid)
+
+    def start_background_task(self, target: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        return cast(asyncio.Task[None], self._server.start_background_task(target))
+
+    async def shutdown(self) -> None:
+        """Stop Engine.IO's ping monitor and, when scaled out, the Redis listener."""
+        await self._server.shutdown()
+        manager = self._server.manager
+        listener = getattr(manager, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        for name in ("pubsub", "redis"):
+            client = getattr(manager, name, None)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
