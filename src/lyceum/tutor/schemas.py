@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
+from pydantic import Strict as StrictInt
 
-from lyceum.kit.validation import NO_NUL, JsonInt, VisibleTitle
+from lyceum.kit.validation import NO_NUL, VisibleTitle, integral_float
 from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.tutor import MessageRole, MessageStatus, TutorMode
 
@@ -91,14 +92,21 @@ class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
 
 
+# Constraints before the lenient validator, so that the schema publishes minimum/maximum.
+TokenBudget = Annotated[
+    int, StrictInt(), Field(ge=1000, le=10_000_000_000), BeforeValidator(integral_float)
+]
+HourlyLimit = Annotated[int, StrictInt(), Field(ge=1, le=10_000), BeforeValidator(integral_float)]
+
+
 class TutorSettingsIn(Strict):
     """Only the fields sent change; `null` clears the budget and the limit."""
 
     enabled: StrictBool | None = None
     mode: TutorMode | None = None
     instructions: Annotated[str, Field(max_length=4000, pattern=NO_NUL)] | None = None
-    monthly_token_budget: Annotated[JsonInt, Field(ge=1000, le=10_000_000_000)] | None = None
-    hourly_message_limit: Annotated[JsonInt, Field(ge=1, le=10_000)] | None = None
+    monthly_token_budget: TokenBudget | None = None
+    hourly_message_limit: HourlyLimit | None = None
 
 
 class TutorSettingsOut(BaseModel):
