@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from lyceum import __version__
+from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
@@ -72,6 +73,12 @@ TAGS = [
         "name": "chat",
         "description": "Course and direct chat rooms, history, presence and moderation; "
         "the live side is Socket.IO at `/socket.io` (see the README).",
+    },
+    {
+        "name": "assessments",
+        "description": "Question banks, quizzes with server-timed attempts and auto-grading, "
+        "essay assignments scored against a rubric (AI or offline estimate) and reviewed by "
+        "instructors, grade audit, and the gradebook.",
     },
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -162,6 +169,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.include_router(learning_endpoints.learning)
     api.include_router(content_endpoints.content)
     api.include_router(tutor_endpoints.tutor)
+    api.include_router(assessment_endpoints.assessments)
     api.include_router(chat_endpoints.chat)
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)

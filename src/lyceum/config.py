@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     tutor_cache_ttl_seconds: int = Field(default=3600, ge=0)
     tutor_history_tokens: int = Field(default=2000, ge=100, le=100_000)
 
+    # Assessments
+    # Essays of one assignment whose embeddings are at least this similar (cosine) to
+    # another learner's are flagged to the instructors as near-duplicates.
+    assessment_similarity_threshold: float = Field(default=0.95, gt=0, le=1)
+    # A tutor question at least this similar (cosine) to a question of the learner's
+    # open quiz attempt or to an unsubmitted assignment's prompt counts as graded work:
+    # the tutor gives hints, not the answer.
+    assessment_guard_similarity: float = Field(default=0.75, gt=0, le=1)
+    # Slack after a quiz attempt's deadline for answers already on their way; past it,
+    # answers are refused and the attempt is graded with what was saved.
+    assessment_deadline_grace_seconds: int = Field(default=2, ge=0, le=300)
+    # The largest DOCX or PDF a learner may upload as an essay.
+    essay_upload_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
     # Chat ---------------------------------------------------------------------------
     # Longest chat message, in characters (after trimming surrounding whitespace).
     chat_message_max_chars: int = Field(default=2000, ge=1, le=100_000)

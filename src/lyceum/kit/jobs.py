@@ -30,6 +30,7 @@ TASK_MODULES = [
     "lyceum.identity.tasks",
     "lyceum.learning.tasks",
     "lyceum.content.tasks",
+    "lyceum.assessments.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -40,6 +40,18 @@ class LessonProgress(BaseModel):
     completed_at: dt.datetime | None
 
 
+class AssessmentProgress(BaseModel):
+    id: uuid.UUID
+    kind: Literal["quiz", "assignment"]
+    title: str
+    required: bool
+    passed: bool
+    percent: float | None = Field(
+        description="Best graded quiz attempt or released grade; None when not graded yet "
+        "(or when the quiz shows no scores)."
+    )
+
+
 class CourseProgress(BaseModel):
     course_id: uuid.UUID
     status: EnrollmentStatus
@@ -51,6 +63,11 @@ class CourseProgress(BaseModel):
         description="Where to continue: the first lesson not completed yet, in syllabus order."
     )
     lessons: list[LessonProgress]
+    assessments: list[AssessmentProgress] = Field(
+        default_factory=list,
+        description="The course's published quizzes and assignments. The course completes "
+        "when every lesson is done and every `required` one is passed.",
+    )
 
 
 class CertificatePublic(BaseModel):

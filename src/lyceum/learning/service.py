@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.assessments.repository import AssessmentRepository
 from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
@@ -22,6 +23,34 @@ from lyceum.models.courses import (
     Review,
 )
 from lyceum.models.identity import User
+
+
+async def complete_if_done(
+    session: AsyncSession, course_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+) -> bool:
+    """Complete the learner's enrollment when every lesson is done and every required
+    assessment is passed, emitting `course.completed` (and so the certificate) once.
+    Called when a lesson is completed and when an assessment is passed, so whichever
+    comes last completes the course."""
+    enrollment = await LearningRepository(session).enrollment(course_id, user_id, for_update=True)
+    if (
+        enrollment is None
+        or enrollment.status is not EnrollmentStatus.active
+        or enrollment.completed_at is not None  # completed before: one completion per enrollment
+    ):
+        return False
+    # The enrollment's row lock comes first: a lesson completed and a quiz passed at the
+    # same moment are serialised, and the second to lock sees the first's commit.
+    requirements = AssessmentRepository(session)
+    if await requirements.lessons_left(course_id, user_id):
+        return False
+    if await requirements.unpassed_required(course_id, user_id):
+        return False
+    enrollment.status = EnrollmentStatus.completed
+    enrollment.completed_at = now
+    await session.flush()
+    await emit(session, "course.completed", enrollment_id=str(enrollment.id))
+    return True
 
 
 class LearningService:
@@ -88,15 +117,9 @@ class LearningService:
             )
         enrollment.last_lesson_id = lesson.id
         enrollment.last_activity_at = self.now
-        progress = await self._progress(course, enrollment)
-        if progress.completed_lessons == progress.total_lessons and enrollment.completed_at is None:
-            enrollment.status = EnrollmentStatus.completed
-            enrollment.completed_at = self.now
-            progress.status = EnrollmentStatus.completed
-            await self.session.flush()
-            await emit(self.session, "course.completed", enrollment_id=str(enrollment.id))
+        await complete_if_done(self.session, course.id, caller.id, self.now)
         await self.session.flush()
-        return progress
+        return await self._progress(course, enrollment)
 
     async def progress(self, caller: User, course_id: uuid.UUID) -> schemas.CourseProgress:
         course = await self.courses.visible_course(course_id, caller)
@@ -118,6 +141,9 @@ class LearningService:
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
+        standings = await AssessmentRepository(self.session).standings(
+            course.id, enrollment.user_id
+        )
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,
@@ -127,6 +153,17 @@ class LearningService:
             last_lesson_id=enrollment.last_lesson_id,
             resume_lesson_id=resume or (items[-1].id if items else None),
             lessons=items,
+            assessments=[
+                schemas.AssessmentProgress(
+                    id=standing.id,
+                    kind=standing.kind,
+                    title=standing.title,
+                    required=standing.required,
+                    passed=standing.passed,
+                    percent=standing.percent,
+                )
+                for standing in standings
+            ],
         )
 
     async def my_enrollments(

@@ -1,5 +1,6 @@
 """Every ORM table, one module per aggregate, on one `Base` with a naming convention."""
 
+from lyceum.models import assessments as assessments  # registers the assessment tables
 from lyceum.models import chat as chat  # registers the chat tables on Base.metadata
 from lyceum.models.base import Base
 from lyceum.models.content import ContentChunk, CourseFile

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from lyceum.assessments.guard import AssessmentGuard
 from lyceum.content.embedding import get_embedder
 from lyceum.courses.endpoints import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
@@ -48,6 +49,12 @@ async def tutor_service(
         database=runtime.database,
         embedder=get_embedder,
         now=clock.now(),
+        guard=AssessmentGuard(
+            session,
+            embedder=get_embedder,
+            threshold=runtime.settings.assessment_guard_similarity,
+            now=clock.now(),
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lyceum.content.embedding import Embedder
+from lyceum.content.retrieval import Hit
 from lyceum.tutor.grounding import Grounding
 
 OFFLINE_NOTE = (
@@ -43,7 +44,37 @@ def _sentences(text: str) -> list[str]:
     return [part.strip() for part in _SENTENCE.split(flat) if len(part.strip()) > 20]
 
 
+def _where(hit: Hit) -> str:
+    where = f", page {hit.source.page}" if hit.source.page else ""
+    section = f" (section {hit.source.heading})" if hit.source.heading else ""
+    kind = "lesson" if hit.source.kind == "lesson" else "file"
+    return f"{kind} “{hit.source.title}”{section}{where}"
+
+
+def graded_hint(grounding: Grounding) -> str:
+    """For graded work: where to read, and how to go on, but no passage of the
+    material: the sentences closest to a graded question are usually its answer. No
+    `[n]` markers either, since a citation carries a quote of its passage."""
+    lines = [
+        "This looks like part of graded work, so I will not give the answer or quote "
+        "the passage that contains it. The course explains what you need here:",
+        "",
+    ]
+    lines += [f"- {_where(hit)}" for hit in grounding.sources[:3]]
+    lines += [
+        "",
+        "Reread those sections, then try it: say in your own words what the question "
+        "asks and which idea from the course it depends on. Tell me your reasoning and "
+        "I can point you to the next step.",
+        "",
+        OFFLINE_NOTE,
+    ]
+    return "\n".join(lines)
+
+
 async def study_answer(grounding: Grounding, question: str, embedder: Embedder) -> str:
+    if grounding.graded and grounding.sources:
+        return graded_hint(grounding)
     if not grounding.sources:
         return (
             "I could not find this in the course material. Try asking with the words the "
@@ -65,25 +96,15 @@ async def study_answer(grounding: Grounding, question: str, embedder: Embedder) 
     ]
     chosen.sort(key=lambda index: (candidates[index][0], candidates[index][1]))
 
-    if grounding.graded:
-        opening = (
-            "This looks like part of graded work, so rather than the answer, here is where "
-            "the course explains it. Read these passages and try the next step yourself:"
-        )
-    else:
-        opening = "Here is what the course material says about this:"
-    lines = [opening, ""]
+    lines = ["Here is what the course material says about this:", ""]
     for index in chosen:
         number, _, sentence = candidates[index]
         lines.append(f"> {sentence} [{number}]")
         lines.append("")
     lines.append("Read more:")
     for number, hit in enumerate(grounding.sources[:3], start=1):
-        where = f", page {hit.source.page}" if hit.source.page else ""
-        section = f" (section {hit.source.heading})" if hit.source.heading else ""
-        kind = "lesson" if hit.source.kind == "lesson" else "file"
-        lines.append(f"- [{number}] {kind} “{hit.source.title}”{section}{where}")
-    if grounding.graded or grounding.mode.value == "socratic":
+        lines.append(f"- [{number}] {_where(hit)}")
+    if grounding.mode.value == "socratic":
         lines += ["", "Which of these passages answers your question, and why?"]
     lines += ["", OFFLINE_NOTE]
     return "\n".join(lines)

@@ -1,0 +1,342 @@
+"""Rows into response bodies. Each learner view is built field by field from a schema
+class that has no key fields, so what a learner receives is decided here, in one
+place, and by the quiz's review policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from lyceum.assessments import schemas
+from lyceum.models.assessments import (
+    Assignment,
+    AttemptItem,
+    AttemptStatus,
+    EssaySubmission,
+    Question,
+    QuestionKind,
+    Quiz,
+    QuizAttempt,
+    QuizSection,
+    ReviewPolicy,
+    SubmissionStatus,
+)
+
+
+def question_out(question: Question) -> schemas.QuestionOut:
+    return schemas.QuestionOut(
+        id=question.id,
+        course_id=question.course_id,
+        kind=question.kind,
+        prompt=question.prompt,
+        points=question.points,
+        tags=list(question.tags or []),
+        difficulty=question.difficulty,
+        explanation=question.explanation,
+        options=[schemas.Option.model_validate(option) for option in question.options or []],
+        key=schemas.QuestionKey.model_validate(question.answer_key or {}),
+        created_at=question.created_at,
+        updated_at=question.updated_at,
+    )
+
+
+def question_count(sections: list[QuizSection]) -> int:
+    return sum(1 if section.question_id is not None else section.draw_count for section in sections)
+
+
+def quiz_info(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizInfo:
+    return schemas.QuizInfo(
+        id=quiz.id,
+        course_id=quiz.course_id,
+        module_id=quiz.module_id,
+        lesson_id=quiz.lesson_id,
+        title=quiz.title,
+        description=quiz.description,
+        time_limit_seconds=quiz.time_limit_seconds,
+        max_attempts=quiz.max_attempts,
+        pass_percent=quiz.pass_percent,
+        review_policy=quiz.review_policy,
+        available_from=quiz.available_from,
+        available_until=quiz.available_until,
+        due_at=quiz.due_at,
+        required=quiz.required,
+        weight=quiz.weight,
+        published=quiz.published,
+        question_count=question_count(sections),
+    )
+
+
+def quiz_out(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizOut:
+    return schemas.QuizOut(
+        **quiz_info(quiz, sections).model_dump(),
+        shuffle_questions=quiz.shuffle_questions,
+        shuffle_options=quiz.shuffle_options,
+        sections=[
+            schemas.SectionOut(
+                position=section.position,
+                question_id=section.question_id,
+                tag=section.tag,
+                draw=section.draw_count,
+            )
+            for section in sections
+        ],
+        created_at=quiz.created_at,
+        updated_at=quiz.updated_at,
+    )
+
+
+def _answer(item: AttemptItem) -> schemas.Answer | None:
+    return schemas.Answer.model_validate(item.response) if item.response else None
+
+
+def _options(item: AttemptItem) -> list[schemas.Option]:
+    return [schemas.Option.model_validate(option) for option in item.snapshot.get("options", [])]
+
+
+def attempt_sheet(
+    attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime
+) -> schemas.AttemptSheet:
+    """The learner's working view: no key, no explanation, no per-item grade."""
+    seconds_left = None
+    if attempt.deadline_at is not None and attempt.status is AttemptStatus.in_progress:
+        seconds_left = max(0, int((attempt.deadline_at - now).total_seconds()))
+    return schemas.AttemptSheet(
+        id=attempt.id,
+        quiz_id=attempt.quiz_id,
+        number=attempt.number,
+        status=attempt.status,
+        started_at=attempt.started_at,
+        deadline_at=attempt.deadline_at,
+        seconds_left=seconds_left,
+        submitted_at=attempt.submitted_at,
+        questions=[
+            schemas.SheetQuestion(
+                question_id=item.question_id,
+                position=item.position,
+                kind=item.kind,
+                prompt=item.snapshot["prompt"],
+                points=item.points,
+                options=_options(item),
+                min_words=item.snapshot.get("min_words"),
+                max_words=item.snapshot.get("max_words"),
+                answer=_answer(item),
+            )
+            for item in items
+        ],
+    )
+
+
+def correct_answer(item: AttemptItem) -> schemas.CorrectAnswer | None:
+    key: dict[str, Any] = item.snapshot.get("key", {})
+    match item.kind:
+        case QuestionKind.single_choice:
+            return schemas.CorrectAnswer(option_ids=[key["correct"]])
+        case QuestionKind.multiple_choice:
+            return schemas.CorrectAnswer(option_ids=list(key["correct"]))
+        case QuestionKind.true_false:
+            return schemas.CorrectAnswer(value=bool(key["correct"]))
+        case QuestionKind.short_answer:
+            if key.get("match") == "numeric":
+                return schemas.CorrectAnswer(
+                    number=key.get("number"), tolerance=key.get("tolerance")
+                )
+            return schemas.CorrectAnswer(accepted=list(key.get("accepted") or []))
+        case QuestionKind.essay:
+            return None
+
+
+_Item = TypeVar("_Item", bound=schemas.ItemResult)
+
+
+def _item_result(item: AttemptItem, cls: type[_Item]) -> _Item:
+    return cls(
+        question_id=item.question_id,
+        position=item.position,
+        kind=item.kind,
+        prompt=item.snapshot["prompt"],
+        points=item.points,
+        options=_options(item),
+        answer=_answer(item),
+        awarded=item.awarded,
+        is_correct=item.is_correct,
+        comment=item.comment,
+        correct_answer=correct_answer(item),
+        explanation=item.snapshot.get("explanation") or None,
+    )
+
+
+def answers_available_at(quiz: Quiz, attempt: QuizAttempt) -> dt.datetime | None:
+    """When the quiz's review policy lets the learner see items and answers; None:
+    never."""
+    match quiz.review_policy:
+        case ReviewPolicy.answers_after_submit:
+            return attempt.submitted_at
+        case ReviewPolicy.answers_after_due:
+            return quiz.due_at or quiz.available_until or attempt.submitted_at
+        case _:
+            return None
+
+
+def attempt_result(
+    quiz: Quiz, attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime
+) -> schemas.AttemptResult:
+    """A submitted attempt, shown as the review policy allows and only once graded."""
+    graded = attempt.status is AttemptStatus.graded
+    show_score = graded and quiz.review_policy is not ReviewPolicy.none
+    available = answers_available_at(quiz, attempt)
+    show_items = graded and available is not None and now >= available
+    return schemas.AttemptResult(
+        id=attempt.id,
+        quiz_id=attempt.quiz_id,
+        number=attempt.number,
+        status=attempt.status,
+        review_policy=quiz.review_policy,
+        started_at=attempt.started_at,
+        submitted_at=attempt.submitted_at,
+        auto_submitted=attempt.auto_submitted,
+        late=attempt.late,
+        score=attempt.score if show_score else None,
+        max_score=attempt.max_score if show_score else None,
+        percent=attempt.percent if show_score else None,
+        passed=attempt.passed if show_score else None,
+        items=[_item_result(item, schemas.ItemResult) for item in (items if show_items else [])],
+        answers_available_at=available if available is not None and now < available else None,
+    )
+
+
+def attempt_summary(attempt: QuizAttempt, *, hide_score: bool = False) -> schemas.AttemptSummary:
+    return schemas.AttemptSummary(
+        id=attempt.id,
+        quiz_id=attempt.quiz_id,
+        user_id=attempt.user_id,
+        number=attempt.number,
+        status=attempt.status,
+        started_at=attempt.started_at,
+        deadline_at=attempt.deadline_at,
+        submitted_at=attempt.submitted_at,
+        auto_submitted=attempt.auto_submitted,
+        late=attempt.late,
+        score=None if hide_score else attempt.score,
+        max_score=attempt.max_score,
+        percent=None if hide_score else attempt.percent,
+        passed=None if hide_score else attempt.passed,
+    )
+
+
+def attempt_review(attempt: QuizAttempt, items: list[AttemptItem]) -> schemas.AttemptReview:
+    return schemas.AttemptReview(
+        **attempt_summary(attempt).model_dump(),
+        items=[_item_result(item, schemas.ItemReview) for item in items],
+    )
+
+
+# Assignments ----------------------------------------------------------------------------
+
+
+def _assignment_fields(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "id": assignment.id,
+        "course_id": assignment.course_id,
+        "module_id": assignment.module_id,
+        "lesson_id": assignment.lesson_id,
+        "title": assignment.title,
+        "prompt": assignment.prompt,
+        "points": assignment.points,
+        "min_words": assignment.min_words,
+        "max_words": assignment.max_words,
+        "due_at": assignment.due_at,
+        "late_policy": assignment.late_policy,
+        "late_penalty_percent_per_day": assignment.late_penalty_percent_per_day,
+        "required": assignment.required,
+        "weight": assignment.weight,
+        "pass_percent": assignment.pass_percent,
+        "published": assignment.published,
+    }
+
+
+def assignment_info(assignment: Assignment) -> schemas.AssignmentInfo:
+    return schemas.AssignmentInfo(
+        **_assignment_fields(assignment),
+        rubric=[
+            schemas.RubricCriterion(
+                id=criterion["id"],
+                title=criterion["title"],
+                description=criterion.get("description", ""),
+                levels=[schemas.RubricLevel.model_validate(level) for level in criterion["levels"]],
+            )
+            for criterion in assignment.rubric["criteria"]
+        ],
+    )
+
+
+def assignment_out(assignment: Assignment) -> schemas.AssignmentOut:
+    return schemas.AssignmentOut(
+        **_assignment_fields(assignment),
+        rubric=[
+            schemas.RubricCriterionOut.model_validate(criterion)
+            for criterion in assignment.rubric["criteria"]
+        ],
+        reference_answer=assignment.reference_answer,
+        auto_release=assignment.auto_release,
+        created_at=assignment.created_at,
+        updated_at=assignment.updated_at,
+    )
+
+
+def graded_criteria(
+    assignment: Assignment, submission: EssaySubmission
+) -> list[schemas.CriterionGrade]:
+    """The final points per criterion, with the scorer's level, justification and quote
+    where the final grade kept them."""
+    proposed = {
+        item["criterion_id"]: item for item in (submission.proposal or {}).get("criteria", [])
+    }
+    final = {item["criterion_id"]: item for item in (submission.final or {}).get("criteria", [])}
+    grades = []
+    for criterion in assignment.rubric["criteria"]:
+        scored = proposed.get(criterion["id"], {})
+        settled = final.get(criterion["id"], {})
+        grades.append(
+            schemas.CriterionGrade(
+                criterion_id=criterion["id"],
+                title=criterion["title"],
+                points=float(settled.get("points", 0.0)),
+                max_points=float(criterion["levels"][-1]["points"]),
+                level=scored.get("level"),
+                justification=scored.get("justification", ""),
+                quote=scored.get("quote", ""),
+                comment=settled.get("comment", ""),
+            )
+        )
+    return grades
+
+
+def my_submission(assignment: Assignment, submission: EssaySubmission) -> schemas.MySubmission:
+    grade = None
+    if submission.status is SubmissionStatus.released and submission.released_at is not None:
+        proposal = submission.proposal or {}
+        grade = schemas.ReleasedGrade(
+            points=submission.points or 0.0,
+            max_points=assignment.points,
+            percent=submission.percent or 0.0,
+            passed=bool(submission.passed),
+            penalty_percent=submission.penalty_percent,
+            criteria=graded_criteria(assignment, submission),
+            overall_feedback=proposal.get("overall_feedback", ""),
+            suggestions=list(proposal.get("suggestions", [])),
+            comment=(submission.final or {}).get("comment", ""),
+            released_at=submission.released_at,
+        )
+    return schemas.MySubmission(
+        id=submission.id,
+        assignment_id=submission.assignment_id,
+        status=submission.status,
+        text=submission.text,
+        word_count=submission.word_count,
+        source=submission.source,
+        file_name=submission.file_name,
+        submitted_at=submission.submitted_at,
+        late_days=submission.late_days,
+        penalty_percent=submission.penalty_percent,
+        grade=grade,
+    )
