@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 
 from lyceum.config import Settings
-from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.ratelimit import MemoryWindows, RateLimiter
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 
@@ -23,6 +23,26 @@ async def test_memory_limit_allows_exactly_n_then_says_when_to_retry() -> None:
     assert 1 <= decisions[3].retry_after <= 60
     # Other keys have their own budget.
     assert (await limiter.hit("3/minute", "login", "b@example.com")).allowed
+
+
+def test_memory_window_moves_and_idle_keys_are_swept() -> None:
+    now = [1000.0]
+    windows = MemoryWindows(clock=lambda: now[0])
+    key = ("2/10 seconds", "chat", "u1")
+    assert windows.hit(key, 2, 10.0) == (True, 1, 10.0)
+    now[0] += 4
+    assert windows.hit(key, 2, 10.0) == (True, 0, 6.0)
+    now[0] += 1
+    # Full: the oldest hit leaves the window 5 s from now.
+    assert windows.hit(key, 2, 10.0) == (False, 0, 5.0)
+    now[0] += 5  # the first hit has left; the second stays 4 s more
+    assert windows.hit(key, 2, 10.0) == (True, 0, 4.0)
+    windows.hit(("2/10 seconds", "chat", "u2"), 2, 10.0)
+    assert len(windows) == 2
+    # A minute on, both keys are idle: the next hit sweeps them before counting itself.
+    now[0] += MemoryWindows.SWEEP_EVERY
+    assert windows.hit(("2/10 seconds", "chat", "u3"), 2, 10.0)[0]
+    assert len(windows) == 1
 
 
 async def test_concurrent_hits_against_redis_let_exactly_n_through(redis_url: str) -> None:
