@@ -23,6 +23,7 @@ from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
+from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import run_worker
 from lyceum.kit.logging import configure_logging
 from lyceum.kit.middleware import (
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # collector's reach so full collections only scan what requests allocate.
         gc.collect()
         gc.freeze()
+        owned.tasks.append(asyncio.create_task(GcPolicy().run(), name="gc-policy"))
         logger.info(
             "lyceum_started",
             version=__version__,
