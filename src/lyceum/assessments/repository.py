@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -27,8 +27,11 @@ from lyceum.models.assessments import (
     SimilarityFlag,
     SubmissionStatus,
 )
+from lyceum.models.base import Base
 from lyceum.models.courses import Enrollment, EnrollmentStatus, Lesson, LessonCompletion
 from lyceum.models.identity import User
+
+M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,25 @@ class Standing:
 class AssessmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _count(self, model: type[Base], conditions: Sequence[Any]) -> int:
+        query = select(func.count()).select_from(model).where(*conditions)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def _page(
+        self,
+        model: type[M],
+        conditions: Sequence[Any],
+        order_by: tuple[Any, ...],
+        offset: int,
+        limit: int,
+    ) -> tuple[list[M], int]:
+        """One page of `model` rows matching `conditions`, and how many match in all."""
+        total = await self._count(model, conditions)
+        rows = await self.session.scalars(
+            select(model).where(*conditions).order_by(*order_by).offset(offset).limit(limit)
+        )
+        return list(rows), total
 
     async def add(self, entity: object) -> None:
         self.session.add(entity)
@@ -91,19 +113,16 @@ class AssessmentRepository:
             conditions.append(Question.kind == filters.kind)
         if filters.difficulty is not None:
             conditions.append(Question.difficulty == filters.difficulty)
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(Question).where(*conditions)
-            )
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(Question)
-            .where(*conditions)
-            .order_by(Question.created_at, Question.id)
-            .offset(offset)
-            .limit(limit)
+        return await self._page(
+            Question,
+            conditions,
+            (
+                Question.created_at,
+                Question.id,
+            ),
+            offset,
+            limit,
         )
-        return list(rows.scalars()), int(total)
 
     async def questions_by_id(
         self, course_id: uuid.UUID, ids: Sequence[uuid.UUID]
@@ -146,17 +165,16 @@ class AssessmentRepository:
         conditions: list[Any] = [Quiz.course_id == course_id]
         if published_only:
             conditions.append(Quiz.published.is_(True))
-        total = (
-            await self.session.execute(select(func.count()).select_from(Quiz).where(*conditions))
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(Quiz)
-            .where(*conditions)
-            .order_by(Quiz.created_at, Quiz.id)
-            .offset(offset)
-            .limit(limit)
+        return await self._page(
+            Quiz,
+            conditions,
+            (
+                Quiz.created_at,
+                Quiz.id,
+            ),
+            offset,
+            limit,
         )
-        return list(rows.scalars()), int(total)
 
     async def sections(self, quiz_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[QuizSection]]:
         found: dict[uuid.UUID, list[QuizSection]] = {quiz_id: [] for quiz_id in quiz_ids}
@@ -237,19 +255,16 @@ class AssessmentRepository:
         conditions: list[Any] = [QuizAttempt.quiz_id == quiz_id]
         if user_id is not None:
             conditions.append(QuizAttempt.user_id == user_id)
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(QuizAttempt).where(*conditions)
-            )
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(QuizAttempt)
-            .where(*conditions)
-            .order_by(QuizAttempt.started_at.desc(), QuizAttempt.id)
-            .offset(offset)
-            .limit(limit)
+        return await self._page(
+            QuizAttempt,
+            conditions,
+            (
+                QuizAttempt.started_at.desc(),
+                QuizAttempt.id,
+            ),
+            offset,
+            limit,
         )
-        return list(rows.scalars()), int(total)
 
     async def expired_attempt_ids(self, before: dt.datetime, limit: int) -> list[uuid.UUID]:
         """Attempts in progress whose deadline (with its grace) has passed."""
@@ -294,19 +309,16 @@ class AssessmentRepository:
         conditions: list[Any] = [Assignment.course_id == course_id]
         if published_only:
             conditions.append(Assignment.published.is_(True))
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(Assignment).where(*conditions)
-            )
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(Assignment)
-            .where(*conditions)
-            .order_by(Assignment.created_at, Assignment.id)
-            .offset(offset)
-            .limit(limit)
+        return await self._page(
+            Assignment,
+            conditions,
+            (
+                Assignment.created_at,
+                Assignment.id,
+            ),
+            offset,
+            limit,
         )
-        return list(rows.scalars()), int(total)
 
     async def assignment_has_submissions(self, assignment_id: uuid.UUID) -> bool:
         query = select(exists().where(EssaySubmission.assignment_id == assignment_id))
@@ -367,11 +379,7 @@ class AssessmentRepository:
             conditions.append(EssaySubmission.assignment_id == assignment_id)
         if statuses:
             conditions.append(EssaySubmission.status.in_(list(statuses)))
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(EssaySubmission).where(*conditions)
-            )
-        ).scalar_one()
+        total = await self._count(EssaySubmission, conditions)
         flagged = exists().where(SimilarityFlag.submission_id == EssaySubmission.id)
         rows = await self.session.execute(
             select(EssaySubmission, Assignment, User.full_name, flagged)
@@ -382,9 +390,7 @@ class AssessmentRepository:
             .offset(offset)
             .limit(limit)
         )
-        return [(sub, assignment, name, bool(flag)) for sub, assignment, name, flag in rows], int(
-            total
-        )
+        return [(sub, assignment, name, bool(flag)) for sub, assignment, name, flag in rows], total
 
     async def near_duplicates(
         self, submission: EssaySubmission, vector: Sequence[float], threshold: float
@@ -444,11 +450,7 @@ class AssessmentRepository:
         conditions: list[Any] = [AuditEntry.course_id == course_id]
         if subject_id is not None:
             conditions.append(AuditEntry.subject_id == subject_id)
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(AuditEntry).where(*conditions)
-            )
-        ).scalar_one()
+        total = await self._count(AuditEntry, conditions)
         rows = await self.session.execute(
             select(AuditEntry, User.full_name)
             .outerjoin(User, User.id == AuditEntry.actor_id)
@@ -457,7 +459,7 @@ class AssessmentRepository:
             .offset(offset)
             .limit(limit)
         )
-        return [(entry, name) for entry, name in rows], int(total)
+        return [(entry, name) for entry, name in rows], total
 
     # Gradebook and completion ---------------------------------------------------------
 
@@ -483,11 +485,7 @@ class AssessmentRepository:
             Enrollment.course_id == course_id,
             Enrollment.status != EnrollmentStatus.cancelled,
         ]
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(Enrollment).where(*conditions)
-            )
-        ).scalar_one()
+        total = await self._count(Enrollment, conditions)
         query = (
             select(User)
             .join(Enrollment, Enrollment.user_id == User.id)
@@ -497,7 +495,7 @@ class AssessmentRepository:
         )
         if limit is not None:
             query = query.limit(limit)
-        return list((await self.session.execute(query)).scalars()), int(total)
+        return list((await self.session.execute(query)).scalars()), total
 
     async def best_quiz_results(
         self, course_id: uuid.UUID, user_ids: Sequence[uuid.UUID]

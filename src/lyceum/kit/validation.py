@@ -54,7 +54,11 @@ def integral_float(value: Any) -> Any:
 
 
 # JSON Schema's `integer`: 3 and 3.0 are integers; true and "3" are not. Put range
-# constraints on the field (`Field(ge=...)`), so they reach the OpenAPI schema.
+# constraints on the field (`x: JsonInt = Field(ge=...)`), so they reach the OpenAPI
+# schema. Inside `Annotated[...] | None` they must come before the lenient validator
+# instead (`Annotated[int, Field(ge=..., strict=True), BeforeValidator(integral_float)]`):
+# `Annotated[JsonInt, Field(ge=...)]` publishes pydantic's own `ge`/`le` keys, which
+# JSON Schema ignores. tests/test_openapi_schema.py checks the schema for them.
 JsonInt = Annotated[int, Strict(), BeforeValidator(integral_float)]
 
 

@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
-from pydantic import Strict as StrictInt
 
 from lyceum.kit.validation import NO_NUL, VisibleTitle, integral_float
 from lyceum.kit.validation import RequestModel as Strict
@@ -94,9 +93,9 @@ class ConversationDetail(ConversationOut):
 
 # Constraints before the lenient validator, so that the schema publishes minimum/maximum.
 TokenBudget = Annotated[
-    int, StrictInt(), Field(ge=1000, le=10_000_000_000), BeforeValidator(integral_float)
+    int, Field(ge=1000, le=10_000_000_000, strict=True), BeforeValidator(integral_float)
 ]
-HourlyLimit = Annotated[int, StrictInt(), Field(ge=1, le=10_000), BeforeValidator(integral_float)]
+HourlyLimit = Annotated[int, Field(ge=1, le=10_000, strict=True), BeforeValidator(integral_float)]
 
 
 class TutorSettingsIn(Strict):
