@@ -91,16 +91,16 @@ async def test_concurrent_queries_share_forward_passes(
     questions at once take a handful of model calls, and each gets its own vector."""
     questions = [f"What does step {n} of photosynthesis produce?" for n in range(40)]
     calls: list[int] = []
-    encode_sync = embedder.encode_sync
+    encode_queries_sync = embedder.encode_queries_sync
 
-    def counting(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def counting(texts: list[str]) -> np.ndarray:
         calls.append(len(texts))
-        return encode_sync(texts, batch_size)
+        return encode_queries_sync(texts)
 
-    monkeypatch.setattr(embedder, "encode_sync", counting)
+    monkeypatch.setattr(embedder, "encode_queries_sync", counting)
     vectors = await asyncio.gather(*(embedder.encode_query(q) for q in questions))
     assert sum(calls) == 40 and len(calls) <= 3, calls
-    expected = encode_sync(questions)
+    expected = embedder.encode_sync(questions)
     for vector, want in zip(vectors, expected, strict=True):
         assert np.allclose(vector, want, atol=1e-5)
 
@@ -114,17 +114,52 @@ async def test_concurrent_queries_share_forward_passes(
 async def test_a_failed_batch_fails_its_callers_and_the_next_one_runs(
     embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    encode_sync = embedder.encode_sync
+    encode_queries_sync = embedder.encode_queries_sync
 
-    def broken(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def broken(texts: list[str]) -> np.ndarray:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(embedder, "encode_sync", broken)
+    monkeypatch.setattr(embedder, "encode_queries_sync", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         await embedder.encode_query("a question nobody asked before 1")
-    monkeypatch.setattr(embedder, "encode_sync", encode_sync)
+    monkeypatch.setattr(embedder, "encode_queries_sync", encode_queries_sync)
     vector = await embedder.encode_query("a question nobody asked before 1")
     assert vector.shape == (EMBEDDING_DIMENSIONS,)
+
+
+def test_traced_queries_give_the_same_vectors_as_sentence_transformers(
+    embedder: Embedder,
+) -> None:
+    """Questions go through a traced graph of the model; the vectors must be the ones
+    the chunks were indexed with, alone or padded in a batch, short or truncated."""
+    assert embedder.traced
+    words = (PHOTOSYNTHESIS + " " + LOOPS + " lãi kép của khoản tiết kiệm").split()
+    texts = [" ".join(words[: 1 + n * 7 % len(words)]) for n in range(20)]
+    texts.append(" ".join(words * 40))  # past the model's 256 word pieces: truncated
+    expected = embedder.encode_sync(texts)
+    together = embedder.encode_queries_sync(texts)
+    alone = np.concatenate([embedder.encode_queries_sync([text]) for text in texts])
+    assert together.shape == alone.shape == (len(texts), EMBEDDING_DIMENSIONS)
+    np.testing.assert_allclose(together, expected, atol=1e-5)
+    np.testing.assert_allclose(alone, expected, atol=1e-5)
+    assert embedder.encode_queries_sync([]).shape == (0, EMBEDDING_DIMENSIONS)
+
+
+def test_queries_fall_back_to_sentence_transformers_if_tracing_fails(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cannot trace this model")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    assert embedder._trace_query_model() is None
+    monkeypatch.setattr(embedder, "_query_model", None)
+    assert not embedder.traced
+    np.testing.assert_allclose(
+        embedder.encode_queries_sync([LOOPS]), embedder.encode_sync([LOOPS]), atol=1e-6
+    )
 
 
 def test_concurrent_encoding_and_counting_from_threads(embedder: Embedder) -> None:

@@ -90,7 +90,7 @@ class ContentChunk(Base):
             "ix_content_chunks_embedding",
             "embedding",
             postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_with={"m": 16, "ef_construction": 128},
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
     )
