@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository import AssessmentRepository
-from lyceum.content.embedding import Embedder
+from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
 
@@ -58,11 +58,7 @@ class AssessmentGuard:
         self.now = now
 
     async def graded_texts(self, learner: User, course: Course) -> list[str]:
-        prompts = await self.repo.open_attempt_prompts(learner.id, course.id, self.now)
-        prompts += [
-            prompt[:PROMPT_CHARS]
-            for prompt in await self.repo.unsubmitted_prompts(learner.id, course.id, self.now)
-        ]
+        prompts = await self.repo.graded_prompts(learner.id, course.id, self.now, PROMPT_CHARS)
         return list(dict.fromkeys(prompt for prompt in prompts if prompt.strip()))
 
     async def is_graded_question(self, learner: User, course: Course, text: str) -> bool:
@@ -72,7 +68,7 @@ class AssessmentGuard:
         question = normalise(text)
         if any(contains(question, normalise(item)) for item in graded):
             return True
-        embedder = await asyncio.to_thread(self.embedder)
+        embedder = await load_embedder(self.embedder)
         # Query vectors are batched and cached per process: the same open questions
         # are compared again on every turn.
         vectors = await asyncio.gather(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -279,23 +279,6 @@ class AssessmentRepository:
         )
         return list(rows.scalars())
 
-    async def open_attempt_prompts(
-        self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime
-    ) -> list[str]:
-        """The question texts of the learner's attempts in progress in a course."""
-        rows = await self.session.execute(
-            select(AttemptItem.snapshot["prompt"].astext)
-            .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
-            .where(
-                QuizAttempt.user_id == user_id,
-                QuizAttempt.course_id == course_id,
-                QuizAttempt.status == AttemptStatus.in_progress,
-                or_(QuizAttempt.deadline_at.is_(None), QuizAttempt.deadline_at > now),
-            )
-            .limit(500)
-        )
-        return [prompt for prompt in rows.scalars() if prompt]
-
     # Assignments ----------------------------------------------------------------------
 
     async def assignment(
@@ -324,16 +307,29 @@ class AssessmentRepository:
         query = select(exists().where(EssaySubmission.assignment_id == assignment_id))
         return bool((await self.session.execute(query)).scalar_one())
 
-    async def unsubmitted_prompts(
-        self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime
+    async def graded_prompts(
+        self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime, prompt_chars: int
     ) -> list[str]:
-        """Prompts of the course's published assignments the learner has yet to submit
-        (and still could)."""
+        """In one round trip: the question texts of the learner's attempts in progress in
+        a course, then the openings (`prompt_chars`) of the prompts of the course's
+        published assignments they have yet to submit and still could."""
+        attempts = (
+            select(AttemptItem.snapshot["prompt"].astext.label("prompt"))
+            .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
+            .where(
+                QuizAttempt.user_id == user_id,
+                QuizAttempt.course_id == course_id,
+                QuizAttempt.status == AttemptStatus.in_progress,
+                or_(QuizAttempt.deadline_at.is_(None), QuizAttempt.deadline_at > now),
+            )
+            .limit(500)
+            .subquery()
+        )
         submitted = exists().where(
             EssaySubmission.assignment_id == Assignment.id, EssaySubmission.user_id == user_id
         )
-        rows = await self.session.execute(
-            select(Assignment.prompt)
+        assignments = (
+            select(func.substr(Assignment.prompt, 1, prompt_chars).label("prompt"))
             .where(
                 Assignment.course_id == course_id,
                 Assignment.published.is_(True),
@@ -345,8 +341,12 @@ class AssessmentRepository:
                 ),
             )
             .limit(100)
+            .subquery()
         )
-        return list(rows.scalars())
+        rows = await self.session.execute(
+            union_all(select(attempts.c.prompt), select(assignments.c.prompt))
+        )
+        return [prompt for prompt in rows.scalars() if prompt]
 
     async def submission(
         self, submission_id: uuid.UUID, *, for_update: bool = False

@@ -89,6 +89,35 @@ class CourseRepository:
         )
         return (await self.session.execute(query)).first() is not None
 
+    async def course_and_roles(
+        self, course_id: uuid.UUID, user_id: uuid.UUID | None
+    ) -> tuple[Course, bool, bool] | None:
+        """(course, the user teaches it, the user is enrolled in it) in one round trip;
+        None if there is no such course."""
+        if user_id is None:
+            found = await self.course(course_id)
+            return None if found is None else (found, False, False)
+        teaches = (
+            exists()
+            .where(CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id)
+            .label("teaches")
+        )
+        enrolled = (
+            exists()
+            .where(
+                Enrollment.course_id == course_id,
+                Enrollment.user_id == user_id,
+                Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+            )
+            .label("enrolled")
+        )
+        row = (
+            await self.session.execute(
+                select(Course, teaches, enrolled).where(Course.id == course_id)
+            )
+        ).first()
+        return None if row is None else (row[0], bool(row[1]), bool(row[2]))
+
     async def is_learner(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         query = select(Enrollment.id).where(
             Enrollment.course_id == course_id,

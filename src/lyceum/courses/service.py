@@ -122,15 +122,20 @@ class CourseService:
     async def member_access(self, course_id: uuid.UUID, caller: User | None) -> tuple[Course, bool]:
         """(course, can_edit) for the course's members: its enrolled learners (published
         courses), its instructors and admins. Course material and the tutor are theirs;
-        drafts stay invisible (404) to everyone else."""
-        course = await self.visible_course(course_id, caller)
-        if await self.can_edit(course, caller):
+        drafts stay invisible (404) to everyone else. One query: it is on the path of
+        every tutor turn and every material request."""
+        found = await self.repo.course_and_roles(course_id, caller.id if caller else None)
+        if found is None:
+            raise NotFound("No such course.")
+        course, teaches, enrolled = found
+        can_edit = caller is not None and (caller.role is Role.admin or teaches)
+        if can_edit:
             return course, True
+        if course.status is not CourseStatus.published:
+            raise NotFound("No such course.")
         if caller is None:
             raise Unauthorized("Sign in and enroll in the course to use its material.")
-        if course.status is CourseStatus.published and await self.repo.is_learner(
-            course.id, caller.id
-        ):
+        if enrolled:
             return course, False
         raise Forbidden("Enroll in the course to use its material.", slug="not-enrolled")
 

@@ -62,13 +62,11 @@ async def authenticate(
     if await runtime.cache.get(DENIED_JTI_PREFIX + claims.jti) is not None:
         raise Unauthorized("The access token was revoked.", slug="invalid-token")
     repo = IdentityRepository(session)
-    user = await repo.user_by_id(claims.user_id)
+    user, signed_in = await repo.user_and_session(claims.user_id, claims.session_id)
     if user is None or not user.is_active:
         raise Unauthorized("The access token is invalid or expired.", slug="invalid-token")
-    if claims.session_id is not None:
-        login = await repo.login_session(claims.session_id)
-        if login is None or login.revoked_at is not None:
-            raise Unauthorized("This session was signed out.", slug="invalid-token")
+    if not signed_in:
+        raise Unauthorized("This session was signed out.", slug="invalid-token")
     return Caller(user=user, claims=claims)
 
 

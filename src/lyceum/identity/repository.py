@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.identity import (
@@ -30,6 +30,23 @@ class IdentityRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def user_and_session(
+        self, user_id: uuid.UUID, session_id: uuid.UUID | None
+    ) -> tuple[User | None, bool]:
+        """An access token's user, and whether its sign-in session is still open (True
+        for a token without one), in one round trip: every authenticated request asks."""
+        if session_id is None:
+            return await self.user_by_id(user_id), True
+        signed_in = (
+            exists()
+            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+            .label("signed_in")
+        )
+        row = (
+            await self.session.execute(select(User, signed_in).where(User.id == user_id))
+        ).first()
+        return (None, False) if row is None else (row[0], bool(row[1]))
 
     async def user_by_email(self, email: str) -> User | None:
         query = select(User).where(func.lower(User.email) == email.lower())

@@ -52,6 +52,9 @@ class Conversation(UUIDPrimaryKey, Timestamps, Base):
 class Message(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "tutor_messages"
     __table_args__ = (Index("ix_tutor_messages_conversation", "conversation_id", "seq"),)
+    # The INSERT returns the server-made columns (seq, timestamps): storing an answer
+    # needs no SELECT afterwards.
+    __mapper_args__ = {"eager_defaults": True}
 
     # Reading order: created_at is the transaction's time, shared by a question and an
     # answer stored together.

@@ -574,7 +574,6 @@ class TutorService:
             )
             session.add(message)
             await session.flush()
-            await session.refresh(message)
             out = message_out(message)
         if (
             turn.cache_key
