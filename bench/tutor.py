@@ -412,6 +412,156 @@ def run_client(spec: SequentialSpec | BurstSpec, budget: float) -> Any:
             process.join(5.0)
 
 
+# The provider path alone ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FloorSpec:
+    """`streams` answers at once from the fake, in one process, through the provider's
+    SDK alone and through Lyceum's own `llm.stream_answer` (pydantic-ai over the same
+    SDK), without the rest of Lyceum."""
+
+    port: int
+    provider: str
+    streams: int
+    question: str
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    path: str
+    answers: int
+    deltas: int
+    wall_s: float
+    cpu_ms_per_answer: float
+
+
+async def _floor(spec: FloorSpec) -> list[FloorResult]:
+    from pydantic import AnyHttpUrl, SecretStr
+
+    from lyceum.config import AIProvider, Settings
+    from lyceum.tutor import llm
+
+    provider = AIProvider.claude if spec.provider == "claude" else AIProvider.openai
+    base = f"http://{LOOPBACK}:{spec.port}" + ("" if provider is AIProvider.claude else "/v1")
+    settings = Settings(
+        ai_provider=provider,
+        ai_api_key=SecretStr("bench-key"),
+        ai_base_url=AnyHttpUrl(base),
+        ai_model=FAKE_MODEL[spec.provider],
+    )
+    choice = llm.choose_model(settings)
+    prompt = f"{FAKE_PREAMBLE}\n\n{spec.question}"
+
+    class NoTools:
+        async def search_course_material(self, query: str) -> str:
+            return ""
+
+        async def get_lesson(self, lesson_id: str) -> str:
+            return ""
+
+        async def get_my_progress(self) -> str:
+            return ""
+
+        async def search_catalog(self, query: str) -> str:
+            return ""
+
+    # One client each, as Lyceum keeps one (`llm._build`): a client per answer would
+    # measure client construction and connection set-up.
+    from anthropic import AsyncAnthropic
+    from openai import AsyncOpenAI
+
+    anthropic = AsyncAnthropic(api_key="bench-key", base_url=base, max_retries=0)
+    openai = AsyncOpenAI(api_key="bench-key", base_url=base, max_retries=0)
+
+    async def through_sdk() -> int:
+        deltas = 0
+        if provider is AIProvider.claude:
+            stream = await anthropic.messages.create(
+                model=FAKE_MODEL["claude"],
+                max_tokens=1024,
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+            )
+            async for event in stream:
+                deltas += event.type == "content_block_delta"
+            return deltas
+        chunks = await openai.chat.completions.create(
+            model=FAKE_MODEL["openai"],
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+        )
+        async for chunk in chunks:
+            deltas += bool(chunk.choices and chunk.choices[0].delta.content)
+        return deltas
+
+    async def through_pydantic_ai() -> int:
+        deltas = 0
+        async for event in llm.stream_answer(
+            choice,
+            instructions="You are the tutor of a course.",
+            history=[],
+            prompt=prompt,
+            deps=llm.TutorDeps(tools=NoTools()),
+        ):
+            deltas += isinstance(event, llm.TextDelta)
+        return deltas
+
+    results = []
+    for label, one in (
+        ("SDK alone", through_sdk),
+        ("pydantic-ai (llm.stream_answer)", through_pydantic_ai),
+    ):
+        await asyncio.gather(*(one() for _ in range(5)))  # warm: imports, connections
+        cpu, started = time.process_time(), time.perf_counter()
+        counts = await asyncio.gather(*(one() for _ in range(spec.streams)))
+        wall, used = time.perf_counter() - started, time.process_time() - cpu
+        results.append(
+            FloorResult(
+                path=label,
+                answers=spec.streams,
+                deltas=int(median([float(count) for count in counts])),
+                wall_s=wall,
+                cpu_ms_per_answer=used / spec.streams * 1000,
+            )
+        )
+    return results
+
+
+def _floor_main(spec: FloorSpec, results: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        results.send(("ok", asyncio.run(_floor(spec))))
+    except Exception as error:
+        with contextlib.suppress(OSError):
+            results.send(("error", f"{type(error).__name__}: {error}"))
+        raise
+    finally:
+        results.close()
+
+
+def run_floor(spec: FloorSpec, budget: float) -> list[FloorResult]:
+    """In a process of its own, like the client: Lyceum's interpreter is not involved."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_floor_main, args=(spec, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(budget):
+            raise BenchError(f"the provider-path measurement did not report within {budget:.0f}s")
+        kind, payload = receiver.recv()
+        if kind != "ok":
+            raise BenchError(f"the provider-path measurement failed: {payload}")
+        floor: list[FloorResult] = payload
+        return floor
+    finally:
+        receiver.close()
+        process.join(10.0)
+        if process.is_alive():
+            process.kill()
+
+
 # Requests ---------------------------------------------------------------------------------
 
 
@@ -1069,8 +1219,11 @@ def scenario_streams(
             for error in figures["error_samples"][:3]:
                 print(f"    error ({target}): {error}", flush=True)
         time.sleep(1.0)  # let the answers' storing finish before the next burst
+    print("  the provider path alone, in one process (no HTTP server, no database) ...", flush=True)
+    floor = run_floor(FloorSpec(fake.port, args.provider, n, QUESTIONS[0]), 300)
     measured = [r for r in rounds if not r["warmup"]]
     return {
+        "floor": [asdict(result) for result in floor],
         "streams": n,
         "stream_duration_s": args.stream_duration,
         "rounds": rounds,
@@ -1154,6 +1307,19 @@ def print_streams(report: dict[str, Any]) -> None:
         f"{duration * 1000:g} ms / (deltas - 1)); CPU: ms per stream of each process in that "
         "burst (pg: PostgreSQL, a lower bound); cli CPU: the client's CPU / wall time"
     )
+    cores = os.cpu_count() or 1
+    print(f"the provider path alone: {n} answers at once from the same fake, in one process")
+    for result in report["floor"]:
+        # CPU-bound, the burst cannot end before its CPU seconds are spent: on one core
+        # (one process) W >= n x CPU per answer, on all of the machine's cores W >= that
+        # / cores, even if the fake and the client cost nothing.
+        need = n * result["cpu_ms_per_answer"] / 1000
+        print(
+            f"  {result['path']:<32} {result['cpu_ms_per_answer']:6.1f} ms CPU per answer "
+            f"({result['deltas']} deltas), W {result['wall_s']:.2f}s: {need:.1f} CPU-s for "
+            f"{n}, so a ratio of at most {min(1.0, duration / need):.2f} in one process, "
+            f"{min(1.0, cores * duration / need):.2f} on {cores} cores"
+        )
 
 
 def print_profile(label: str, summary: dict[str, Any]) -> None:
