@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -360,17 +360,22 @@ async def _burst(spec: BurstSpec) -> BurstResult:
     return BurstResult(list(samples), wall, client_cpu)
 
 
-def _client_main(spec: SequentialSpec | BurstSpec, results: Connection) -> None:
-    """Entry point of the client process: run, report, exit."""
+async def _client(spec: SequentialSpec | BurstSpec) -> Any:
+    return await (_sequential(spec) if isinstance(spec, SequentialSpec) else _burst(spec))
+
+
+def _child_main(
+    work: Callable[[Any], Coroutine[Any, Any, Any]], spec: Any, results: Connection
+) -> None:
+    """Entry point of a measuring process: run `work(spec)` on uvloop, report, exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    coroutine = _sequential(spec) if isinstance(spec, SequentialSpec) else _burst(spec)
     try:
         try:
             import uvloop
 
-            result: Any = uvloop.run(coroutine)
+            result: Any = uvloop.run(work(spec))
         except ImportError:
-            result = asyncio.run(coroutine)
+            result = asyncio.run(work(spec))
         results.send(("ok", result))
     except Exception as error:
         with contextlib.suppress(OSError):
@@ -380,26 +385,28 @@ def _client_main(spec: SequentialSpec | BurstSpec, results: Connection) -> None:
         results.close()
 
 
-def run_client(spec: SequentialSpec | BurstSpec, budget: float) -> Any:
-    """Run the client in a separate OS process (its own interpreter and GIL)."""
+def run_child(
+    work: Callable[[Any], Coroutine[Any, Any, Any]], spec: Any, budget: float, name: str
+) -> Any:
+    """Run `work(spec)` in a separate OS process (its own interpreter and GIL): the
+    client, and the provider path measured alone. `work` is a module-level coroutine
+    function (the process is spawned, so it is pickled by name)."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_client_main, args=(spec, sender), name="bench-tutor-client", daemon=True
-    )
+    process = context.Process(target=_child_main, args=(work, spec, sender), name=name, daemon=True)
     process.start()
     sender.close()
     try:
         if not receiver.poll(budget):
-            raise BenchError(f"the client did not report within {budget:.0f}s")
+            raise BenchError(f"{name} did not report within {budget:.0f}s")
         try:
             kind, payload = receiver.recv()
         except EOFError:
             raise BenchError(
-                f"the client died without reporting (exit code {process.exitcode})"
+                f"{name} died without reporting (exit code {process.exitcode})"
             ) from None
         if kind != "ok":
-            raise BenchError(f"the client failed: {payload}")
+            raise BenchError(f"{name} failed: {payload}")
         return payload
     except BaseException:
         process.terminate()
@@ -410,6 +417,10 @@ def run_client(spec: SequentialSpec | BurstSpec, budget: float) -> Any:
         if process.is_alive():
             process.kill()
             process.join(5.0)
+
+
+def run_client(spec: SequentialSpec | BurstSpec, budget: float) -> Any:
+    return run_child(_client, spec, budget, "bench-tutor-client")
 
 
 # The provider path alone ------------------------------------------------------------------
@@ -528,38 +539,10 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     return results
 
 
-def _floor_main(spec: FloorSpec, results: Connection) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        results.send(("ok", asyncio.run(_floor(spec))))
-    except Exception as error:
-        with contextlib.suppress(OSError):
-            results.send(("error", f"{type(error).__name__}: {error}"))
-        raise
-    finally:
-        results.close()
-
-
 def run_floor(spec: FloorSpec, budget: float) -> list[FloorResult]:
     """In a process of its own, like the client: Lyceum's interpreter is not involved."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_floor_main, args=(spec, sender), daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(budget):
-            raise BenchError(f"the provider-path measurement did not report within {budget:.0f}s")
-        kind, payload = receiver.recv()
-        if kind != "ok":
-            raise BenchError(f"the provider-path measurement failed: {payload}")
-        floor: list[FloorResult] = payload
-        return floor
-    finally:
-        receiver.close()
-        process.join(10.0)
-        if process.is_alive():
-            process.kill()
+    floor: list[FloorResult] = run_child(_floor, spec, budget, "bench-tutor-provider-path")
+    return floor
 
 
 # Requests ---------------------------------------------------------------------------------
