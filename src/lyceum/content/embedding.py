@@ -113,7 +113,10 @@ class Embedder:
         queries: a short question costs eager PyTorch about twice the time (operator
         dispatch and sentence-transformers' bookkeeping, not arithmetic, dominate a
         forward pass of 10-20 word pieces). Checked against sentence-transformers on
-        probe texts; None (queries take the eager path) if tracing fails or disagrees."""
+        probe texts; None (queries take the eager path) if tracing fails or disagrees.
+        The price is memory: the frozen, inference-optimised graph keeps its own copy of
+        the weights, about 80 MiB more per process (one question: eager module 5.8 ms,
+        traced 3.9 ms, frozen and optimised 3.1 ms)."""
         import torch
 
         class MeanPooled(torch.nn.Module):
