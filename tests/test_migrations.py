@@ -40,7 +40,8 @@ def test_the_hnsw_rebuild_runs_both_ways_and_matches_the_model(
         conn.execute("CREATE INDEX ix_content_chunks_embedding_build ON content_chunks (course_id)")
     command.upgrade(config, "head")
     ((name, definition, valid),) = _embedding_indexes(url)
-    declared = next(index for index in ContentChunk.__table__.indexes if index.name == name)
+    table = ContentChunk.metadata.tables[ContentChunk.__tablename__]
+    declared = next(index for index in table.indexes if index.name == name)
     assert declared.dialect_options["postgresql"]["with"] == {"m": 16, "ef_construction": 128}
     assert valid
     assert "USING hnsw (embedding vector_cosine_ops)" in definition
