@@ -21,7 +21,7 @@ from lyceum.assessments import schemas
 from lyceum.assessments.grading import count_words, late_days
 from lyceum.assessments.repository import AssessmentRepository
 from lyceum.assessments.scoring import ScoringInput
-from lyceum.assessments.service import audit, check_instants, check_placement
+from lyceum.assessments.service import audit, check_instants, check_placement, readable_by
 from lyceum.config import Settings
 from lyceum.content.extraction import ExtractionError, extract
 from lyceum.content.filetypes import FIELD, FileKind, inspect_upload
@@ -320,12 +320,7 @@ class EssayService:
 
     async def readable(self, caller: User, assignment_id: uuid.UUID) -> tuple[Assignment, bool]:
         assignment = await self.repo.assignment(assignment_id)
-        if assignment is None:
-            raise NotFound("No such assignment.")
-        _, can_edit = await self.courses.member_access(assignment.course_id, caller)
-        if not assignment.published and not can_edit:
-            raise NotFound("No such assignment.")
-        return assignment, can_edit
+        return await readable_by(self.courses, caller, assignment, "assignment")
 
     async def listing(
         self, caller: User, course_id: uuid.UUID, offset: int, limit: int

@@ -32,6 +32,7 @@ from lyceum.models.courses import Enrollment, EnrollmentStatus, Lesson, LessonCo
 from lyceum.models.identity import User
 
 M = TypeVar("M", bound=Base)
+Published = TypeVar("Published", Quiz, Assignment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,21 @@ class AssessmentRepository:
             select(model).where(*conditions).order_by(*order_by).offset(offset).limit(limit)
         )
         return list(rows), total
+
+    async def _course_page(
+        self,
+        model: type[Published],
+        course_id: uuid.UUID,
+        published_only: bool,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Published], int]:
+        """A course's quizzes or assignments (only the published ones for learners),
+        oldest first."""
+        conditions: list[Any] = [model.course_id == course_id]
+        if published_only:
+            conditions.append(model.published.is_(True))
+        return await self._page(model, conditions, (model.created_at, model.id), offset, limit)
 
     async def add(self, entity: object) -> None:
         self.session.add(entity)
@@ -162,19 +178,7 @@ class AssessmentRepository:
     async def quizzes(
         self, course_id: uuid.UUID, *, published_only: bool, offset: int, limit: int
     ) -> tuple[list[Quiz], int]:
-        conditions: list[Any] = [Quiz.course_id == course_id]
-        if published_only:
-            conditions.append(Quiz.published.is_(True))
-        return await self._page(
-            Quiz,
-            conditions,
-            (
-                Quiz.created_at,
-                Quiz.id,
-            ),
-            offset,
-            limit,
-        )
+        return await self._course_page(Quiz, course_id, published_only, offset, limit)
 
     async def sections(self, quiz_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[QuizSection]]:
         found: dict[uuid.UUID, list[QuizSection]] = {quiz_id: [] for quiz_id in quiz_ids}
@@ -289,19 +293,7 @@ class AssessmentRepository:
     async def assignments(
         self, course_id: uuid.UUID, *, published_only: bool, offset: int, limit: int
     ) -> tuple[list[Assignment], int]:
-        conditions: list[Any] = [Assignment.course_id == course_id]
-        if published_only:
-            conditions.append(Assignment.published.is_(True))
-        return await self._page(
-            Assignment,
-            conditions,
-            (
-                Assignment.created_at,
-                Assignment.id,
-            ),
-            offset,
-            limit,
-        )
+        return await self._course_page(Assignment, course_id, published_only, offset, limit)
 
     async def assignment_has_submissions(self, assignment_id: uuid.UUID) -> bool:
         query = select(exists().where(EssaySubmission.assignment_id == assignment_id))

@@ -26,7 +26,7 @@ from lyceum.assessments.grading import (
     compile_answer_pattern,
     grade_item,
 )
-from lyceum.assessments.repository import AssessmentRepository, QuestionFilters
+from lyceum.assessments.repository import AssessmentRepository, Published, QuestionFilters
 from lyceum.config import Settings
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound
@@ -100,6 +100,19 @@ async def audit(
             at=at,
         )
     )
+
+
+async def readable_by(
+    courses: CourseService, caller: User, item: Published | None, noun: str
+) -> tuple[Published, bool]:
+    """(item, caller can edit it): a published quiz or assignment for the course's
+    learners, drafts only for its instructors and admins; 404 for anyone else."""
+    if item is None:
+        raise NotFound(f"No such {noun}.")
+    _, can_edit = await courses.member_access(item.course_id, caller)
+    if not item.published and not can_edit:
+        raise NotFound(f"No such {noun}.")
+    return item, can_edit
 
 
 async def check_placement(
@@ -455,14 +468,7 @@ class AssessmentService:
         await self.repo.delete(quiz)
 
     async def readable_quiz(self, caller: User, quiz_id: uuid.UUID) -> tuple[Quiz, bool]:
-        """A published quiz for the course's learners; drafts only for its instructors."""
-        quiz = await self.repo.quiz(quiz_id)
-        if quiz is None:
-            raise NotFound("No such quiz.")
-        _, can_edit = await self.courses.member_access(quiz.course_id, caller)
-        if not quiz.published and not can_edit:
-            raise NotFound("No such quiz.")
-        return quiz, can_edit
+        return await readable_by(self.courses, caller, await self.repo.quiz(quiz_id), "quiz")
 
     async def quizzes(
         self, caller: User, course_id: uuid.UUID, offset: int, limit: int
@@ -673,13 +679,7 @@ class AssessmentService:
         seen: set[uuid.UUID] = set()
         for index, answer in enumerate(answers):
             field = f"body.answers.{index}"
-            item = by_question.get(answer.question_id)
-            if item is None:
-                raise Invalid(
-                    "This question is not part of the attempt.",
-                    field=f"{field}.question_id",
-                    slug="not-in-attempt",
-                )
+            item = _attempt_item(by_question, answer.question_id, field)
             if answer.question_id in seen:
                 raise Invalid("The question is answered twice.", field=f"{field}.question_id")
             seen.add(answer.question_id)
@@ -737,13 +737,7 @@ class AssessmentService:
         changes: list[tuple[AttemptItem, float, str]] = []
         for index, grade in enumerate(grades):
             field = f"body.grades.{index}"
-            item = by_question.get(grade.question_id)
-            if item is None:
-                raise Invalid(
-                    "This question is not part of the attempt.",
-                    field=f"{field}.question_id",
-                    slug="not-in-attempt",
-                )
+            item = _attempt_item(by_question, grade.question_id, field)
             if grade.points > item.points:
                 raise Invalid(
                     f"The question is worth {item.points:g} points.", field=f"{field}.points"
@@ -820,3 +814,17 @@ def _response(item: AttemptItem, answer: schemas.AnswerIn, field: str) -> dict[s
             field=f"{field}.text",
         )
     return given
+
+
+def _attempt_item(
+    by_question: dict[uuid.UUID, AttemptItem], question_id: uuid.UUID, field: str
+) -> AttemptItem:
+    """The attempt's item for a question named in the request body at `field`."""
+    item = by_question.get(question_id)
+    if item is None:
+        raise Invalid(
+            "This question is not part of the attempt.",
+            field=f"{field}.question_id",
+            slug="not-in-attempt",
+        )
+    return item
