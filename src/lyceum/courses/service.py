@@ -119,20 +119,28 @@ class CourseService:
             raise NotFound("No such course.")
         return course
 
-    async def member_access(self, course_id: uuid.UUID, caller: User | None) -> tuple[Course, bool]:
-        """(course, can_edit) for the course's members: its enrolled learners (published
-        courses), its instructors and admins. Course material and the tutor are theirs;
-        drafts stay invisible (404) to everyone else. One query: it is on the path of
-        every tutor turn and every material request."""
+    async def _membership(
+        self, course_id: uuid.UUID, caller: User | None
+    ) -> tuple[Course, bool, bool]:
+        """(course, caller can edit it, caller is enrolled) in one query: it is on the
+        path of every tutor turn, lesson read and material request. A course the caller
+        may not see (a draft they do not teach) is 404."""
         found = await self.repo.course_and_roles(course_id, caller.id if caller else None)
         if found is None:
             raise NotFound("No such course.")
         course, teaches, enrolled = found
         can_edit = caller is not None and (caller.role is Role.admin or teaches)
+        if course.status is not CourseStatus.published and not can_edit:
+            raise NotFound("No such course.")
+        return course, can_edit, enrolled
+
+    async def member_access(self, course_id: uuid.UUID, caller: User | None) -> tuple[Course, bool]:
+        """(course, can_edit) for the course's members: its enrolled learners (published
+        courses), its instructors and admins. Course material and the tutor are theirs;
+        drafts stay invisible (404) to everyone else."""
+        course, can_edit, enrolled = await self._membership(course_id, caller)
         if can_edit:
             return course, True
-        if course.status is not CourseStatus.published:
-            raise NotFound("No such course.")
         if caller is None:
             raise Unauthorized("Sign in and enroll in the course to use its material.")
         if enrolled:
@@ -390,15 +398,12 @@ class CourseService:
         lesson = await self.repo.lesson(lesson_id)
         if lesson is None:
             raise NotFound("No such lesson.")
-        course = await self.visible_course(lesson.course_id, caller)
-        if lesson.is_preview and course.status is CourseStatus.published:
-            return lesson
-        if await self.can_edit(course, caller):
+        # A course the caller cannot edit is published here (else 404).
+        _, can_edit, enrolled = await self._membership(lesson.course_id, caller)
+        if lesson.is_preview or can_edit or enrolled:
             return lesson
         if caller is None:
             raise Unauthorized("Sign in and enroll in the course to read this lesson.")
-        if await self.repo.is_learner(course.id, caller.id):
-            return lesson
         raise Forbidden("Enroll in the course to read this lesson.", slug="not-enrolled")
 
     # Reading --------------------------------------------------------------------------
