@@ -63,6 +63,7 @@ from bench.harness import (
     Server,
     load_average,
     median,
+    migrated_postgres,
     percentile,
     scenario_main,
     start_server,
@@ -297,26 +298,6 @@ def mint_tokens(secret: str, users: Sequence[tuple[uuid.UUID, str]]) -> list[str
     ]
 
 
-def prepare_database(temp: Path) -> tuple[Any, str]:
-    from alembic import command
-
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
-
-    print("starting embedded PostgreSQL ...", flush=True)
-    started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
-    try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
-    except BaseException:
-        postgres.stop()
-        raise
-    print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
-    return postgres, url
-
-
 def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
     env = {
         **os.environ,
@@ -425,7 +406,7 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     load_before = load_average()
-    postgres, url = prepare_database(temp)
+    postgres, url = migrated_postgres(temp, DATABASE)
     secret = secrets.token_urlsafe(48)
     server: Server | None = None
     errors: list[str] = []
@@ -584,11 +565,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "submit": "submit + auto-grade",
         "baseline": f"baseline GET {BASELINE_PATH}",
     }
-    for name, row in results.items():
+    for name, summary_row in results.items():
         print(
-            f"{labels[name]:<34} {fmt(row['throughput'], 0):>8} {fmt(row['p50_ms'], 0):>8} "
-            f"{fmt(row['p99_ms'], 0):>8} {fmt(row['max_ms'], 0):>8} {fmt(row['wall_s'], 2):>7} "
-            f"{fmt(row['server_cpu_ms_per_request'], 2):>14}"
+            f"{labels[name]:<34} {fmt(summary_row['throughput'], 0):>8} {fmt(summary_row['p50_ms'], 0):>8} "
+            f"{fmt(summary_row['p99_ms'], 0):>8} {fmt(summary_row['max_ms'], 0):>8} {fmt(summary_row['wall_s'], 2):>7} "
+            f"{fmt(summary_row['server_cpu_ms_per_request'], 2):>14}"
         )
     print()
     print(f"load average before/after: {load_before} / {load_after}")

@@ -60,6 +60,7 @@ from bench.harness import (
     load_average,
     measure,
     median,
+    migrated_postgres,
     percentile,
     probe,
     scenario_main,
@@ -1062,19 +1063,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_database(temp: Path, args: argparse.Namespace) -> tuple[Any, str, SeedReport]:
-    from alembic import command
-
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
-
-    print("starting embedded PostgreSQL ...", flush=True)
-    started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
+    postgres, url = migrated_postgres(temp, DATABASE)
     try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
-        print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
         print(
             f"seeding {args.courses:,} courses x {args.lessons_per_course} lessons ...",
             flush=True,

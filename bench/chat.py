@@ -74,6 +74,7 @@ from bench.harness import (
     BenchError,
     Server,
     load_average,
+    migrated_postgres,
     percentile,
     scenario_main,
     start_server,
@@ -508,12 +509,10 @@ def prepare_database(
     temp: Path, rooms: int, per_room: int
 ) -> tuple[Any, str, list[tuple[str, str]], str]:
     """Embedded PostgreSQL, migrated and seeded: (server, url, seats, signing key)."""
-    from alembic import command
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from lyceum.kit.db import alembic_config, sqlalchemy_url
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
+    from lyceum.kit.db import sqlalchemy_url
     from lyceum.kit.security import TokenCodec
     from lyceum.models.courses import (
         Course,
@@ -524,13 +523,9 @@ def prepare_database(
     )
     from lyceum.models.identity import Role, User
 
-    print("starting embedded PostgreSQL ...", flush=True)
+    postgres, url = migrated_postgres(temp, DATABASE)
     started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
     try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
         engine = create_engine(sqlalchemy_url(url))
         now = dt.datetime.now(dt.UTC)
         secret = secrets.token_urlsafe(48)

@@ -35,9 +35,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from lyceum.kit.embedded_pg import EmbeddedPostgres
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -525,6 +528,29 @@ def uvicorn_argv(app: str, port: int, *extra: str) -> list[str]:
 
 
 # Running a scenario -------------------------------------------------------------------
+
+
+def migrated_postgres(temp: Path, database: str) -> tuple[EmbeddedPostgres, str]:
+    """An embedded PostgreSQL under `temp`/pg with a fresh `database` migrated to head:
+    (server, URL). The caller stops the server; if the migration fails it is stopped
+    here."""
+    from alembic import command
+
+    from lyceum.kit.db import alembic_config
+    from lyceum.kit.embedded_pg import EmbeddedPostgres
+
+    print("starting embedded PostgreSQL ...", flush=True)
+    started = time.perf_counter()
+    postgres = EmbeddedPostgres(temp / "pg")
+    postgres.start()
+    try:
+        url = postgres.ensure_database(database, fresh=True)
+        command.upgrade(alembic_config(url), "head")
+    except BaseException:
+        postgres.stop()
+        raise
+    print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
+    return postgres, url
 
 
 def load_average() -> str:

@@ -53,7 +53,7 @@ from psycopg import sql
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import BenchError, load_average, median, scenario_main
+from bench.harness import BenchError, load_average, median, migrated_postgres, scenario_main
 
 if TYPE_CHECKING:
     from lyceum.content.embedding import Embedder
@@ -675,10 +675,6 @@ def count_chunks(url: str) -> int:
 
 
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
-    from alembic import command
-
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
 
     load_before = load_average()
     run_started = time.perf_counter()
@@ -699,15 +695,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         flush=True,
     )
 
-    print("starting embedded PostgreSQL ...", flush=True)
-    started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
+    postgres, url = migrated_postgres(temp, DATABASE)
     try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
+        started = time.perf_counter()
         seed_rows(url, corpus)
-        print(f"  ready, migrated and seeded in {time.perf_counter() - started:.1f}s", flush=True)
+        print(f"  seeded in {time.perf_counter() - started:.1f}s", flush=True)
         print(
             f"measuring {args.rounds} rounds (alternating which goes first), "
             f"pipeline concurrency {args.concurrency} ...",

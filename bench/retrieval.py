@@ -65,7 +65,7 @@ from psycopg import sql
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import BenchError, load_average, percentile, scenario_main
+from bench.harness import BenchError, load_average, migrated_postgres, percentile, scenario_main
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -1173,12 +1173,9 @@ async def measure(
 
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     import torch
-    from alembic import command
 
     from lyceum.content.embedding import get_embedder
     from lyceum.content.retrieval import CANDIDATES, EF_SEARCH
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
 
     load_before = load_average()
     run_started = time.perf_counter()
@@ -1215,14 +1212,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     if len(queries) < args.queries:
         print(f"  note: only {len(queries)} distinct questions available", flush=True)
 
-    print("starting embedded PostgreSQL ...", flush=True)
-    started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
+    postgres, url = migrated_postgres(temp, DATABASE)
     try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
-        print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
         small = [c for c in courses if not c.big]
         print(
             f"seeding {args.chunks:,} chunks: {len(small)} courses x ~{small[0].chunks:,}"

@@ -26,13 +26,18 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import migrated_postgres
+
+if TYPE_CHECKING:
+    from lyceum.content.retrieval import Mode
+
 QUESTIONS = Path(__file__).with_name("retrieval_questions.toml")
-MODES = ("vector", "text", "hybrid")
+MODES: tuple[Mode, ...] = ("vector", "text", "hybrid")
 
 
 @dataclass
@@ -64,7 +69,7 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-async def evaluate(url: str, k: int) -> tuple[dict[str, Scores], int, int, float]:
+async def evaluate(url: str, k: int) -> tuple[dict[Mode, Scores], int, int, float]:
     from sqlalchemy import select
 
     from lyceum.content.embedding import get_embedder
@@ -132,17 +137,9 @@ def main() -> int:
     parser.add_argument("--show-misses", action="store_true", help="list strict misses")
     args = parser.parse_args()
 
-    from alembic import command
-
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
-
     with tempfile.TemporaryDirectory(prefix="lyceum-eval-") as temp:
-        postgres = EmbeddedPostgres(Path(temp) / "pg")
-        postgres.start()
+        postgres, url = migrated_postgres(Path(temp), "lyceum_eval")
         try:
-            url = postgres.ensure_database("lyceum_eval", fresh=True)
-            command.upgrade(alembic_config(url), "head")
             scores, count, chunks, index_seconds = asyncio.run(evaluate(url, args.k))
         finally:
             postgres.stop()

@@ -65,6 +65,7 @@ from bench.harness import (
     Server,
     load_average,
     median,
+    migrated_postgres,
     percentile,
     scenario_main,
     start_server,
@@ -598,26 +599,6 @@ def fake_request(port: int, provider: str, question: str) -> StreamRequest:
 
 
 # Processes --------------------------------------------------------------------------------
-
-
-def prepare_database(temp: Path) -> tuple[Any, str]:
-    from alembic import command
-
-    from lyceum.kit.db import alembic_config
-    from lyceum.kit.embedded_pg import EmbeddedPostgres
-
-    print("starting embedded PostgreSQL ...", flush=True)
-    started = time.perf_counter()
-    postgres = EmbeddedPostgres(temp / "pg")
-    postgres.start()
-    try:
-        url = postgres.ensure_database(DATABASE, fresh=True)
-        command.upgrade(alembic_config(url), "head")
-    except BaseException:
-        postgres.stop()
-        raise
-    print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
-    return postgres, url
 
 
 def lyceum_cli(temp: Path, url: str, *argv: str, timeout: float = 300.0) -> str:
@@ -1388,7 +1369,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     load_before = load_average()
     run_started = time.perf_counter()
-    postgres, url = prepare_database(temp)
+    postgres, url = migrated_postgres(temp, DATABASE)
     pgdata = temp / "pg"
     servers: dict[str, Server] = {}
     secret = secrets.token_urlsafe(48)
