@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from lyceum.app import create_app
 from lyceum.config import Environment, Settings, get_settings
 from lyceum.kit.clock import FrozenClock
-from lyceum.kit.db import alembic_config, get_session
+from lyceum.kit.db import alembic_config, get_session, unit_of_work
 from lyceum.kit.embedded_pg import EmbeddedPostgres
-from lyceum.kit.errors import DomainError
 from lyceum.kit.runtime import Runtime
+from tests.support import jobs as test_jobs
 from tests.support.servers import REPO_ROOT, redis_server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -78,7 +78,9 @@ def settings(database_url: str, data_dir: Path) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 async def runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
     started = await Runtime.start(settings, database_url=database_url, migrate=False)
+    test_jobs.bind(started)
     yield started
+    test_jobs.bind(None)
     await started.stop()
 
 
@@ -107,22 +109,15 @@ def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection |
     if connection is not None:
 
         async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
-            async with AsyncSession(
-                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-            ) as db_session:
-                try:
-                    yield db_session
-                except DomainError as error:
-                    if error.persist_changes:
-                        await db_session.commit()
-                    else:
-                        await db_session.rollback()
-                    raise
-                except BaseException:
-                    await db_session.rollback()
-                    raise
-                else:
-                    await db_session.commit()
+            async with (
+                AsyncSession(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                ) as db_session,
+                unit_of_work(db_session),
+            ):
+                yield db_session
 
         app.dependency_overrides[get_session] = session_in_test_transaction
     return app

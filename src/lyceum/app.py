@@ -24,7 +24,7 @@ from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.gcpolicy import GcPolicy
-from lyceum.kit.jobs import run_worker
+from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker
 from lyceum.kit.logging import configure_logging
 from lyceum.kit.middleware import (
     BodySizeLimitMiddleware,
@@ -118,14 +118,30 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         owned = await Runtime.start(settings)
         app.state.runtime = owned
         if owned.embedded is not None and settings.embedded_worker:
+            # Two workers: user-facing queues (mail, certificates, ...) never wait
+            # behind bulk work (indexing a textbook, scoring a class's essays).
             owned.tasks.append(
                 asyncio.create_task(
                     run_worker(
+                        owned,
                         name="embedded",
                         concurrency=settings.worker_concurrency,
                         install_signal_handlers=False,
+                        queues=USER_FACING_QUEUES,
                     ),
                     name="embedded-worker",
+                )
+            )
+            owned.tasks.append(
+                asyncio.create_task(
+                    run_worker(
+                        owned,
+                        name="embedded-bulk",
+                        concurrency=1,
+                        install_signal_handlers=False,
+                        queues=BULK_QUEUES,
+                    ),
+                    name="embedded-bulk-worker",
                 )
             )
         # Everything built so far lives as long as the process: move it out of the

@@ -122,45 +122,45 @@ def worker(
         int | None, typer.Option(help="Jobs run at once (default: WORKER_CONCURRENCY).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name in logs.")] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated queues to serve (default: all), e.g. "
+            "`mail,notifications,certificates,progress,webhooks,maintenance` for the "
+            "user-facing ones or `indexing,ai` for bulk work."
+        ),
+    ] = None,
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
-    from lyceum.kit.jobs import bind_database, close_jobs, open_jobs, run_worker
+    from lyceum.kit.jobs import queue_names, run_worker
     from lyceum.kit.logging import configure_logging
-    from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.runtime import Runtime, UnmigratedDatabase
 
     settings = _settings()
     configure_logging(settings.log_level, settings.effective_log_format)
-    database_url, embedded = resolve_database_url(settings)
+    try:
+        served = queue_names([part.strip() for part in queues.split(",")] if queues else None)
+    except ValueError as error:
+        console.print(f"[red]--queues: {error}[/red]")
+        raise typer.Exit(code=2) from None
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
     slots = concurrency or settings.worker_concurrency
 
     async def run() -> None:
-        database = Database(database_url, pool_size=1, max_overflow=0)
         try:
-            state = await migration_state(database.engine)
-        finally:
-            await database.dispose()
-        if not state.up_to_date:
+            runtime = await Runtime.start(settings, migrate=False, job_pool_size=slots + 2)
+        except UnmigratedDatabase:
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
-            raise typer.Exit(code=1)
-        pool = await open_jobs(database_url, max_size=slots + 2)
-        jobs_database = Database(database_url, pool_size=slots, max_overflow=slots)
-        bind_database(jobs_database)
+            raise typer.Exit(code=1) from None
         structlog.get_logger("lyceum.worker").info(
-            "worker_started", name=worker_name, concurrency=slots
+            "worker_started", name=worker_name, concurrency=slots, queues=served or "all"
         )
         try:
-            await run_worker(name=worker_name, concurrency=slots)
+            await run_worker(runtime, name=worker_name, concurrency=slots, queues=served)
         finally:
-            bind_database(None)
-            await jobs_database.dispose()
-            await close_jobs(pool)
+            await runtime.stop()
 
-    try:
-        asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    asyncio.run(run())
 
 
 @cli.command("create-admin")
@@ -372,10 +372,9 @@ def send_test_mail(
     note: Annotated[str, typer.Option(help="A line added to the message.")] = "",
 ) -> None:
     """Render and send the `test_message` mail now, to check SMTP (or the outbox)."""
-    from lyceum.kit.mail import send_templated
+    from lyceum.kit.mail import Mailer
 
-    _settings()
-    destination = asyncio.run(send_templated("test_message", to, {"note": note}))
+    destination = asyncio.run(Mailer(_settings()).send("test_message", to, {"note": note}))
     console.print(f"[green]sent[/green] to {to} via {destination}")
 
 

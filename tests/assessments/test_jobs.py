@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from lyceum.assessments.tasks import close_expired_attempts_task, score
 from lyceum.config import AIProvider
 from lyceum.kit.clock import FrozenClock
-from lyceum.kit.jobs import job_app
+from lyceum.kit.jobs import job_app, transaction
 from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import AuditEntry, EssaySubmission, SimilarityFlag
 from lyceum.models.identity import Role
@@ -81,7 +81,12 @@ async def test_a_submission_is_scored_by_the_worker_from_its_own_transaction(
     review = (await live.get(f"{API}/submissions/{submission_id}", headers=teacher.headers)).json()
     assert review["status"] == "needs_review" and review["proposal"]["estimate"] is True
     # The job rescued from a dead worker runs again: nothing changes.
-    again = await score(uuid.UUID(submission_id), settings=runtime.settings, last_try=False)
+    again = await score(
+        uuid.UUID(submission_id),
+        settings=runtime.settings,
+        last_try=False,
+        sessions=lambda: transaction(runtime),
+    )
     assert again == "nothing to score"
 
 
@@ -122,10 +127,22 @@ async def test_two_runs_at_once_grade_once(live: httpx.AsyncClient, runtime: Run
         live, runtime, course["id"], assignment_id, GOOD_ESSAY.replace("Green plants", "Plants")
     )
     settings = runtime.settings.model_copy(update={"ai_provider": AIProvider.offline})
-    await score(uuid.UUID(first), settings=settings, last_try=False)
+    await score(
+        uuid.UUID(first), settings=settings, last_try=False, sessions=lambda: transaction(runtime)
+    )
     outcomes = await asyncio.gather(
-        score(uuid.UUID(copy), settings=settings, last_try=False),
-        score(uuid.UUID(copy), settings=settings, last_try=False),
+        score(
+            uuid.UUID(copy),
+            settings=settings,
+            last_try=False,
+            sessions=lambda: transaction(runtime),
+        ),
+        score(
+            uuid.UUID(copy),
+            settings=settings,
+            last_try=False,
+            sessions=lambda: transaction(runtime),
+        ),
     )
     assert sorted(outcomes) in (
         ["already scored", "scored"],

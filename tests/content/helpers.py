@@ -12,10 +12,10 @@ import httpx
 from fpdf import FPDF
 from sqlalchemy import update
 
-from lyceum.kit.jobs import run_worker
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role, User
 from tests.identity.helpers import login, register, unique_email
+from tests.support.jobs import run_jobs
 
 
 @dataclass
@@ -112,4 +112,4 @@ async def upload(
 
 async def drain_jobs() -> None:
     """Run every queued job to completion, in this process."""
-    await run_worker(wait=False, install_signal_handlers=False, concurrency=1)
+    await run_jobs()

@@ -27,6 +27,7 @@ from tests.content.helpers import (
     person,
     upload,
 )
+from tests.support.jobs import run_jobs, with_settings
 from tests.support.s3 import (
     ACCESS_KEY_ID,
     REGION,
@@ -185,7 +186,7 @@ async def test_an_infected_file_never_becomes_visible(
                 bad = await upload(http, course["id"], teacher, "eicar.txt", EICAR)
                 good = await upload(http, course["id"], teacher, "fine.txt", b"Just notes.")
                 assert bad.status_code == 201 and good.status_code == 201
-                await drain_jobs()
+                await run_jobs(runtime=with_settings(runtime, clamd_url=url))
                 files = f"/api/v1/courses/{course['id']}/files"
                 infected = (
                     await http.get(f"{files}/{bad.json()['id']}", headers=teacher.headers)

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import Settings
 from lyceum.kit.clock import FrozenClock
-from lyceum.kit.jobs import run_worker
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 from tests.identity.flows_helpers import body_of, mails_to, token_in
 from tests.identity.helpers import PASSWORD, account, login, register, unique_email
+from tests.support.jobs import run_jobs as drain
 
 NEW_PASSWORD = "a completely new passphrase"
 
@@ -33,7 +33,7 @@ async def live(
 
 
 async def run_jobs() -> None:
-    await run_worker(wait=False, install_signal_handlers=False, concurrency=1)
+    await drain()
 
 
 async def test_registration_mails_welcome_and_a_working_verification_link(

@@ -28,7 +28,6 @@ from lyceum.kit.jobs import (
     job_app,
     requeue_stalled_jobs,
     requeue_stalled_jobs_task,
-    run_worker,
 )
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
@@ -71,7 +70,7 @@ async def job_rows(runtime: Runtime, token: str) -> list[tuple[int, str, int]]:
 
 
 async def drain(queue: str = test_jobs.QUEUE) -> None:
-    await run_worker(wait=False, install_signal_handlers=False, queues=[queue], concurrency=1)
+    await test_jobs.run_jobs([queue])
 
 
 async def test_job_enqueued_in_a_committed_request_runs(

@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import text
 
 from lyceum.config import Settings
-from lyceum.kit.jobs import run_worker
-from lyceum.kit.mail import UnknownTemplate, render, send_mail, send_templated
+from lyceum.kit.db import unit_of_work
+from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
+from lyceum.kit.mail import Mailer, UnknownTemplate, render
 from lyceum.kit.runtime import Runtime
+from tests.support.jobs import run_jobs
 from tests.support.servers import free_port
 
 
@@ -67,7 +70,7 @@ def test_unknown_or_unsafe_template_names_are_refused(settings: Settings, name: 
 async def test_without_smtp_mail_lands_in_the_outbox(settings: Settings) -> None:
     assert settings.smtp_host is None
     to = f"{uuid.uuid4().hex}@example.com"
-    destination = Path(await send_templated("test_message", to, {"note": "outbox"}))
+    destination = Path(await Mailer(settings).send("test_message", to, {"note": "outbox"}))
     assert destination.parent == settings.outbox_dir
     message = email.message_from_bytes(destination.read_bytes(), policy=email.policy.default)
     assert isinstance(message, EmailMessage)
@@ -81,9 +84,7 @@ async def test_mail_reaches_a_real_smtp_server(
 ) -> None:
     port, inbox = smtp_server
     smtp_settings = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
-    await send_templated(
-        "test_message", "learner@example.com", {"note": "via smtp"}, settings=smtp_settings
-    )
+    await Mailer(smtp_settings).send("test_message", "learner@example.com", {"note": "via smtp"})
     [(envelope, message)] = inbox.messages
     assert envelope.rcpt_tos == ["learner@example.com"]
     assert message["Subject"] == "Lyceum mail check"
@@ -92,24 +93,81 @@ async def test_mail_reaches_a_real_smtp_server(
     assert "<html" in html
 
 
-async def test_send_mail_jobs_deliver_one_message_per_job(
-    settings: Settings, runtime: Runtime
-) -> None:
-    to = f"{uuid.uuid4().hex}@example.com"
-    for _ in range(2):
-        await send_mail.configure(queue="tests").defer_async(
-            template="test_message", to=to, data={"note": "from a job"}
-        )
-    await run_worker(wait=False, install_signal_handlers=False, queues=["tests"], concurrency=1)
-    written = [path for path in settings.outbox_dir.glob("*.eml") if to in path.read_text()]
-    assert len(written) == 2  # two jobs, two messages, each named after its job id
-    assert all("lyceum-job-" in path.name for path in written)
-
-
 async def test_resending_the_same_message_id_replaces_the_outbox_file(settings: Settings) -> None:
     to = f"{uuid.uuid4().hex}@example.com"
-    message_id = f"<lyceum-job-{uuid.uuid4().int % 10**9}@lyceum.local>"
+    message_id = f"<lyceum-{uuid.uuid4().hex}@lyceum.local>"
     for _ in range(2):
-        await send_templated("test_message", to, {"note": "retry"}, message_id=message_id)
+        await Mailer(settings).send("test_message", to, {"note": "retry"}, message_id=message_id)
+    written = [path for path in settings.outbox_dir.glob("*.eml") if to in path.read_text()]
+    assert len(written) == 1
+
+
+class FlakyStep:
+    """Fails the job's step after the mail once, like a crash after sending."""
+
+    failures_left: dict[str, int] = {}
+
+
+@task(name="tests.mail_then_fail", queue=Queue.mail, pass_context=True)
+async def mail_then_fail(context: JobContext, to: str, key: str) -> None:
+    runtime = resources(context)
+    async with transaction(runtime) as session:
+        await runtime.mailer.send_once(
+            session, key=key, template="test_message", to=to, context={"note": "once"}
+        )
+    async with transaction(runtime):
+        if FlakyStep.failures_left.get(key, 0) > 0:
+            FlakyStep.failures_left[key] -= 1
+            raise RuntimeError("a later step of the job failed")
+
+
+async def test_a_retried_job_does_not_send_its_mail_again(
+    runtime: Runtime, smtp_server: tuple[int, Inbox]
+) -> None:
+    """The job sends, then fails; procrastinate retries it; the SMTP server gets one
+    message (and a retry that finds it sent logs it and sends nothing)."""
+    port, inbox = smtp_server
+    smtp_runtime = Runtime(
+        settings=runtime.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}),
+        database_url=runtime.database_url,
+        database=runtime.database,
+        cache=runtime.cache,
+        rate_limiter=runtime.rate_limiter,
+    )
+    to = f"{uuid.uuid4().hex}@example.com"
+    key = f"test:{uuid.uuid4().hex}"
+    FlakyStep.failures_left[key] = 1
+    job_id = await mail_then_fail.defer_async(to=to, key=key)
+    await run_jobs([Queue.mail], runtime=smtp_runtime)
+    async with runtime.database.engine.connect() as conn:
+        attempts, status = (
+            await conn.execute(
+                text("SELECT attempts, status::text FROM procrastinate_jobs WHERE id = :id"),
+                {"id": job_id},
+            )
+        ).one()
+    assert (attempts, status) == (1, "todo")  # failed once, waiting for its retry
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE id = :id"),
+            {"id": job_id},
+        )
+    await run_jobs([Queue.mail], runtime=smtp_runtime)
+    # (Other tests' mail jobs may run on this worker too: count this job's messages.)
+    assert [envelope.rcpt_tos for envelope, _ in inbox.messages].count([to]) == 1
+
+
+async def test_the_same_logical_message_is_sent_once(runtime: Runtime, settings: Settings) -> None:
+    to = f"{uuid.uuid4().hex}@example.com"
+    key = f"test:{uuid.uuid4().hex}"
+    sent = []
+    for _ in range(2):
+        async with runtime.database.sessionmaker() as session, unit_of_work(session):
+            sent.append(
+                await runtime.mailer.send_once(
+                    session, key=key, template="test_message", to=to, context={"note": "x"}
+                )
+            )
+    assert sent == [True, False]
     written = [path for path in settings.outbox_dir.glob("*.eml") if to in path.read_text()]
     assert len(written) == 1

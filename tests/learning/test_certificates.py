@@ -11,12 +11,12 @@ from sqlalchemy import update
 
 from lyceum.config import Settings
 from lyceum.kit.clock import FrozenClock
-from lyceum.kit.jobs import run_worker
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role, User
 from tests.conftest import client_for, make_app
 from tests.identity.flows_helpers import mails_to
 from tests.identity.helpers import PASSWORD, login, unique_email
+from tests.support.jobs import run_jobs
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ async def test_completion_issues_a_certificate(
     for lesson_id in lesson_ids:
         await live.post(f"/api/v1/lessons/{lesson_id}/complete", headers=learner)
 
-    await run_worker(wait=False, install_signal_handlers=False, concurrency=1)
+    await run_jobs()
 
     mine = (await live.get("/api/v1/me/certificates", headers=learner)).json()
     assert mine["total"] == 1

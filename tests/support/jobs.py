@@ -7,16 +7,49 @@ worker in another process can report back through the database.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from procrastinate import RetryStrategy
 
-from lyceum.kit.jobs import JobContext, job_app
+from lyceum.kit.jobs import JobContext, Resources, job_app, run_worker
+from lyceum.kit.runtime import Runtime
 
 QUEUE = "tests"
 SLOW_QUEUE = "tests-slow"
 
 executed: list[str] = []
+
+
+class _Bound:
+    """The session's test runtime (set by the `runtime` fixture), which jobs run with."""
+
+    runtime: Resources | None = None
+
+
+def bind(runtime: Resources | None) -> None:
+    _Bound.runtime = runtime
+
+
+def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
+    """A runtime like `runtime` whose settings differ (jobs read their settings from
+    the runtime that runs them)."""
+    return dataclasses.replace(runtime, settings=runtime.settings.model_copy(update=changes))
+
+
+async def run_jobs(
+    queues: Sequence[str] | None = None, *, runtime: Resources | None = None
+) -> None:
+    """Run every queued job (of `queues`, or all) to completion, in this process, with
+    the session's test runtime (or `runtime`)."""
+    runtime = runtime or _Bound.runtime
+    assert runtime is not None, "the runtime fixture binds the test runtime"
+    await run_worker(
+        runtime, wait=False, install_signal_handlers=False, concurrency=1, queues=queues
+    )
+
 
 CREATE_RUNS_TABLE = """
 CREATE TABLE IF NOT EXISTS test_job_runs (

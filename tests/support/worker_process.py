@@ -9,15 +9,19 @@ import asyncio
 import sys
 
 import tests.support.jobs  # noqa: F401  (registers the test tasks)
-from lyceum.kit.jobs import close_jobs, open_jobs, run_worker
+from lyceum.config import load_settings
+from lyceum.kit.jobs import run_worker
+from lyceum.kit.runtime import Runtime
 
 
 async def main(database_url: str, queue: str) -> None:
-    pool = await open_jobs(database_url)
+    runtime = await Runtime.start(load_settings(), database_url=database_url, migrate=False)
     try:
-        await run_worker(name="doomed", concurrency=1, queues=[queue], heartbeat_seconds=0.5)
+        await run_worker(
+            runtime, name="doomed", concurrency=1, queues=[queue], heartbeat_seconds=0.5
+        )
     finally:
-        await close_jobs(pool)
+        await runtime.stop()
 
 
 if __name__ == "__main__":

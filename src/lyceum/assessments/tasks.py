@@ -15,10 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.assessments.essays import record_scoring_failure, scoring_input, store_score
 from lyceum.assessments.scoring import ai_score, essay_vector, offline_score
 from lyceum.assessments.service import close_expired_attempts
-from lyceum.config import Settings, get_settings
+from lyceum.config import Settings
 from lyceum.content.embedding import get_embedder
 from lyceum.kit.events import on
-from lyceum.kit.jobs import DEFAULT_RETRY, JobContext, job_app, task_session
+from lyceum.kit.jobs import (
+    JobContext,
+    Queue,
+    is_last_attempt,
+    job_app,
+    resources,
+    task,
+    transaction,
+)
 
 logger = structlog.get_logger("lyceum.assessments")
 
@@ -36,12 +44,12 @@ async def score(
     *,
     settings: Settings,
     last_try: bool,
-    sessions: SessionScope = task_session,
+    sessions: SessionScope,
 ) -> str:
     """Score one submission. No transaction is open while the model works; the result
     is stored only if the submission still waits for it, so a second run (a retry, a
     job rescued from a dead worker) stores nothing twice. Returns what happened.
-    `sessions` opens each short transaction (the job's own, by default)."""
+    `sessions` opens each short transaction."""
     async with sessions() as session:
         data = await scoring_input(session, submission_id)
     if data is None:
@@ -77,24 +85,30 @@ async def score(
     return "scored" if stored else "already scored"
 
 
-@job_app.task(name="lyceum.assessments.score_submission", retry=DEFAULT_RETRY, pass_context=True)
+@task(name="lyceum.assessments.score_submission", queue=Queue.ai, pass_context=True)
 async def score_submission(context: JobContext, submission_id: str) -> str:
-    attempts = context.job.attempts if context.job is not None else 0
+    runtime = resources(context)
     return await score(
         uuid.UUID(submission_id),
-        settings=get_settings(),
-        last_try=attempts + 1 >= (DEFAULT_RETRY.max_attempts or 1),
+        settings=runtime.settings,
+        last_try=is_last_attempt(context),
+        sessions=lambda: transaction(runtime),
     )
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="close-expired-attempts")
-@job_app.task(
-    name="lyceum.assessments.close_expired_attempts", queueing_lock="close_expired_attempts"
+@task(
+    name="lyceum.assessments.close_expired_attempts",
+    queue=Queue.progress,
+    retry=False,
+    queueing_lock="close_expired_attempts",
+    pass_context=True,
 )
-async def close_expired_attempts_task(timestamp: int) -> int:
+async def close_expired_attempts_task(context: JobContext, timestamp: int) -> int:
     """Every minute: grade the attempts whose time ran out while nobody touched them."""
-    settings = get_settings()
-    async with task_session() as session:
+    runtime = resources(context)
+    settings = runtime.settings
+    async with transaction(runtime) as session:
         closed = await close_expired_attempts(
             session, dt.datetime.now(dt.UTC), settings.assessment_deadline_grace_seconds
         )

@@ -35,6 +35,7 @@ from lyceum.courses.service import CourseService
 from lyceum.identity.permissions import authenticate
 from lyceum.identity.service import DENIED_JTI_PREFIX
 from lyceum.kit.clock import Clock, SystemClock
+from lyceum.kit.db import unit_of_work
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
 from lyceum.kit.runtime import Runtime
 from lyceum.models.chat import RoomKind
@@ -210,23 +211,11 @@ class ChatGateway:
         """One event, one transaction: committed on success, rolled back on error."""
         runtime = self.runtime
         now = self.clock.now()
-        async with runtime.database.sessionmaker() as session:
+        async with runtime.database.sessionmaker() as session, unit_of_work(session):
             courses = CourseService(
                 session, cache=runtime.cache, cache_ttl=self.settings.cache_ttl_seconds, now=now
             )
-            service = ChatService(
-                session,
-                courses=courses,
-                settings=self.settings,
-                now=now,
-            )
-            try:
-                yield service
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await session.commit()
+            yield ChatService(session, courses=courses, settings=self.settings, now=now)
 
     def _event(
         self,

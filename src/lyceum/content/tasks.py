@@ -5,24 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 
 import structlog
 
-from lyceum.config import get_settings
 from lyceum.content.embedding import get_embedder
 from lyceum.content.extraction import ExtractionError
 from lyceum.content.indexing import index_file_bytes, index_lesson
 from lyceum.content.scanner import scan
+from lyceum.kit.db import after_commit
 from lyceum.kit.events import on
-from lyceum.kit.jobs import DEFAULT_RETRY, JobContext, job_app, task_session
-from lyceum.kit.storage import create_storage
+from lyceum.kit.jobs import (
+    JobContext,
+    Queue,
+    Resources,
+    is_last_attempt,
+    resources,
+    task,
+    transaction,
+)
 from lyceum.models.content import CourseFile, FileStatus
 
 logger = structlog.get_logger("lyceum.content")
 
 
-async def _set_status(file_id: uuid.UUID, status: FileStatus, reason: str | None = None) -> None:
-    async with task_session() as session:
+async def _set_status(
+    runtime: Resources, file_id: uuid.UUID, status: FileStatus, reason: str | None = None
+) -> None:
+    async with transaction(runtime) as session:
         file = await session.get(CourseFile, file_id, with_for_update=True)
         if file is not None:
             file.status = status
@@ -31,36 +41,36 @@ async def _set_status(file_id: uuid.UUID, status: FileStatus, reason: str | None
                 file.chunk_count = 0
 
 
-@job_app.task(name="lyceum.content.ingest_file", retry=DEFAULT_RETRY, pass_context=True)
+@task(name="lyceum.content.ingest_file", queue=Queue.indexing, pass_context=True)
 async def ingest_file(context: JobContext, file_id: str) -> None:
     """pending -> processing -> ready, or failed with a reason the uploader can read.
     A file whose text cannot be extracted fails for good; anything else (storage or
     scanner unreachable) is retried, and fails only when the retries run out."""
     identifier = uuid.UUID(file_id)
-    settings = get_settings()
-    async with task_session() as session:
+    runtime = resources(context)
+    settings, storage = runtime.settings, runtime.storage
+    async with transaction(runtime) as session:
         file = await session.get(CourseFile, identifier)
         if file is None:
             return  # deleted meanwhile
         file.status = FileStatus.processing
         file.failure_reason = None
         key, kind = file.storage_key, file.kind
-    storage = create_storage(settings)
     try:
         data = await storage.get(key)
         if data is None:
-            await _set_status(identifier, FileStatus.failed, "The stored file is missing.")
+            await _set_status(runtime, identifier, FileStatus.failed, "The stored file is missing.")
             return
         if settings.clamd_url:
             signature = await scan(settings.clamd_url, data)
             if signature is not None:
                 logger.warning("file_infected", file_id=file_id, signature=signature)
-                async with task_session() as session:
+                async with transaction(runtime) as session:
                     infected = await session.get(CourseFile, identifier)
                     if infected is not None:
-                        await storage.delete(infected.storage_key)
-                        if infected.thumbnail_key:
-                            await storage.delete(infected.thumbnail_key)
+                        for doomed in (infected.storage_key, infected.thumbnail_key):
+                            if doomed:
+                                after_commit(session, partial(storage.delete, doomed))
                         infected.status = FileStatus.failed
                         infected.failure_reason = (
                             f"The virus scanner rejected the file ({signature}); it was deleted."
@@ -68,34 +78,33 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
                 return
         embedder = await asyncio.to_thread(get_embedder)
         try:
-            async with task_session() as session:
+            async with transaction(runtime) as session:
                 file = await session.get(CourseFile, identifier, with_for_update=True)
                 if file is None:
                     return
                 await index_file_bytes(session, file, data, embedder)
         except ExtractionError as error:
             logger.info("file_extraction_failed", file_id=file_id, kind=kind, reason=error.message)
-            await _set_status(identifier, FileStatus.failed, error.message)
+            await _set_status(runtime, identifier, FileStatus.failed, error.message)
             return
         logger.info("file_indexed", file_id=file_id, kind=kind)
     except Exception:
-        attempts = context.job.attempts if context.job is not None else 0
-        if attempts + 1 >= (DEFAULT_RETRY.max_attempts or 1):
+        if is_last_attempt(context):
             await _set_status(
+                runtime,
                 identifier,
                 FileStatus.failed,
                 "Indexing failed repeatedly because of an internal error; try re-indexing.",
             )
         raise
-    finally:
-        await storage.close()
 
 
-@job_app.task(name="lyceum.content.index_lesson", retry=DEFAULT_RETRY)
-async def reindex_lesson(lesson_id: str) -> None:
+@task(name="lyceum.content.index_lesson", queue=Queue.indexing, pass_context=True)
+async def reindex_lesson(context: JobContext, lesson_id: str) -> None:
     """Replace the lesson's indexed chunks with ones made from its current text."""
+    runtime = resources(context)
     embedder = await asyncio.to_thread(get_embedder)
-    async with task_session() as session:
+    async with transaction(runtime) as session:
         count = await index_lesson(session, uuid.UUID(lesson_id), embedder)
     logger.info("lesson_indexed", lesson_id=lesson_id, chunks=count)
 

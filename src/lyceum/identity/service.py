@@ -114,6 +114,29 @@ def user_summary(user: User) -> schemas.UserSummary:
     )
 
 
+async def issue_one_time_token(
+    repo: IdentityRepository,
+    user: User,
+    purpose: TokenPurpose,
+    ttl: dt.timedelta,
+    now: dt.datetime,
+) -> IssuedToken:
+    """A fresh single-use token for `purpose` (older ones of the user stop working);
+    only its SHA-256 is stored."""
+    await repo.expire_tokens(user.id, purpose, now)
+    token = new_token()
+    await repo.add(
+        OneTimeToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=token_digest(token),
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    return IssuedToken(token, now + ttl)
+
+
 def _check_password(password: str, field: str) -> None:
     problem = password_problem(password)
     if problem:
@@ -326,24 +349,7 @@ class IdentityService:
     async def _one_time_token(
         self, user: User, purpose: TokenPurpose, ttl: dt.timedelta
     ) -> IssuedToken:
-        await self.repo.expire_tokens(user.id, purpose, self.now)
-        token = new_token()
-        await self.repo.add(
-            OneTimeToken(
-                user_id=user.id,
-                purpose=purpose,
-                token_hash=token_digest(token),
-                created_at=self.now,
-                expires_at=self.now + ttl,
-            )
-        )
-        return IssuedToken(token, self.now + ttl)
-
-    async def issue_verification_token(self, user: User) -> IssuedToken:
-        return await self._one_time_token(user, TokenPurpose.verify_email, VERIFY_EMAIL_TTL)
-
-    async def issue_reset_token(self, user: User) -> IssuedToken:
-        return await self._one_time_token(user, TokenPurpose.reset_password, RESET_PASSWORD_TTL)
+        return await issue_one_time_token(self.repo, user, purpose, ttl, self.now)
 
     async def _consume(self, token: str, purpose: TokenPurpose) -> User:
         record = await self.repo.one_time_token(token_digest(token), purpose)

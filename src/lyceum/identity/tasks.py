@@ -1,58 +1,38 @@
-"""Identity jobs: the mails of registration, verification and password reset."""
+"""Identity jobs: the mails of registration, verification and password reset.
+
+Each mail is one logical message (`Mailer.send_once`): a retried job sends nothing
+twice. A mail carrying a token issues the token in the same transaction as the log
+entry, so a failed send leaves neither behind and the retry issues a fresh one.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.config import get_settings
 from lyceum.identity.repository import IdentityRepository
-from lyceum.identity.service import IdentityService
-from lyceum.kit.cache import create_cache
+from lyceum.identity.service import (
+    RESET_PASSWORD_TTL,
+    VERIFY_EMAIL_TTL,
+    issue_one_time_token,
+)
 from lyceum.kit.clock import SystemClock
 from lyceum.kit.events import on
-from lyceum.kit.jobs import DEFAULT_RETRY, job_app, task_session
-from lyceum.kit.mail import send_templated
-from lyceum.kit.ratelimit import RateLimiter
-from lyceum.kit.security import SecretBox, TokenCodec
-from lyceum.kit.storage import create_storage
-from lyceum.models.identity import User
+from lyceum.kit.jobs import JobContext, Queue, Resources, resources, task, transaction
+from lyceum.models.identity import TokenPurpose, User
 
 logger = structlog.get_logger("lyceum.identity.tasks")
 
 RESET_MAILS_PER_HOUR = "3/hour"
 
 
-def _service(session: AsyncSession) -> IdentityService:
-    settings = get_settings()
-    secret = settings.secret_key_value()
-    return IdentityService(
-        session,
-        settings=settings,
-        tokens=TokenCodec(secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
-        secret_box=SecretBox(secret),
-        cache=create_cache(settings.redis_url),
-        limiter=_limiter(),
-        storage=create_storage(settings),
-        now=SystemClock().now(),
-    )
+def _base_url(runtime: Resources) -> str:
+    return str(runtime.settings.public_base_url).rstrip("/")
 
 
-_limiters: dict[str | None, RateLimiter] = {}
-
-
-def _limiter() -> RateLimiter:
-    url = get_settings().redis_url
-    if url not in _limiters:
-        _limiters[url] = RateLimiter(url)
-    return _limiters[url]
-
-
-def _link(path: str, token: str) -> str:
-    base = str(get_settings().public_base_url).rstrip("/")
-    return f"{base}{path}?token={token}"
+def _link(runtime: Resources, path: str, token: str) -> str:
+    return f"{_base_url(runtime)}{path}?token={token}"
 
 
 async def _active_user(repo: IdentityRepository, user_id: str) -> User | None:
@@ -63,50 +43,85 @@ async def _active_user(repo: IdentityRepository, user_id: str) -> User | None:
     return user
 
 
-@job_app.task(name="lyceum.identity.send_welcome_mail", retry=DEFAULT_RETRY)
-async def send_welcome_mail(user_id: str) -> None:
-    async with task_session() as session:
+def _job_key(context: JobContext, name: str) -> str:
+    """One logical message per job: its retries share the key."""
+    job_id = context.job.id if context.job is not None else uuid.uuid4().hex
+    return f"{name}:job-{job_id}"
+
+
+@task(name="lyceum.identity.send_welcome_mail", queue=Queue.mail, pass_context=True)
+async def send_welcome_mail(context: JobContext, user_id: str) -> None:
+    runtime = resources(context)
+    async with transaction(runtime) as session:
         user = await _active_user(IdentityRepository(session), user_id)
         if user is None:
             return
-        base = str(get_settings().public_base_url).rstrip("/")
-        await send_templated("welcome", user.email, {"full_name": user.full_name, "app_url": base})
-
-
-@job_app.task(name="lyceum.identity.send_verification_mail", retry=DEFAULT_RETRY)
-async def send_verification_mail(user_id: str) -> None:
-    """Issues a fresh 24 h token (older ones stop working) and mails its link; a failed
-    send rolls the token back and the job is retried."""
-    async with task_session() as session:
-        user = await _active_user(IdentityRepository(session), user_id)
-        if user is None or user.email_verified_at is not None:
-            return
-        issued = await _service(session).issue_verification_token(user)
-        await send_templated(
-            "verify_email",
-            user.email,
-            {"full_name": user.full_name, "link": _link("/verify-email", issued.token)},
+        await runtime.mailer.send_once(
+            session,
+            key=f"welcome:{user.id}",
+            template="welcome",
+            to=user.email,
+            context={"full_name": user.full_name, "app_url": _base_url(runtime)},
         )
 
 
-@job_app.task(name="lyceum.identity.send_password_reset_mail", retry=DEFAULT_RETRY)
-async def send_password_reset_mail(email: str) -> None:
-    async with task_session() as session:
+@task(name="lyceum.identity.send_verification_mail", queue=Queue.mail, pass_context=True)
+async def send_verification_mail(context: JobContext, user_id: str) -> None:
+    """Issues a fresh 24 h token (older ones stop working) and mails its link."""
+    runtime = resources(context)
+    async with transaction(runtime) as session:
+        repo = IdentityRepository(session)
+        user = await _active_user(repo, user_id)
+        if user is None or user.email_verified_at is not None:
+            return
+        key = _job_key(context, "verify_email")
+        issued = await issue_one_time_token(
+            repo, user, TokenPurpose.verify_email, VERIFY_EMAIL_TTL, SystemClock().now()
+        )
+        sent = await runtime.mailer.send_once(
+            session,
+            key=key,
+            template="verify_email",
+            to=user.email,
+            context={
+                "full_name": user.full_name,
+                "link": _link(runtime, "/verify-email", issued.token),
+            },
+        )
+        if not sent:
+            # Sent by an earlier run of this job: keep that mail's token valid.
+            await session.rollback()
+
+
+@task(name="lyceum.identity.send_password_reset_mail", queue=Queue.mail, pass_context=True)
+async def send_password_reset_mail(context: JobContext, email: str) -> None:
+    runtime = resources(context)
+    async with transaction(runtime) as session:
         repo = IdentityRepository(session)
         user = await repo.user_by_email(email)
         if user is None or not user.is_active:
             logger.info("password_reset_for_unknown_account")
             return
-        decision = await _limiter().hit(RESET_MAILS_PER_HOUR, "reset-mail", str(user.id))
+        key = _job_key(context, "password_reset")
+        decision = await runtime.rate_limiter.hit(RESET_MAILS_PER_HOUR, "reset-mail", str(user.id))
         if not decision.allowed:
             logger.warning("password_reset_mail_throttled", user_id=str(user.id))
             return
-        issued = await _service(session).issue_reset_token(user)
-        await send_templated(
-            "password_reset",
-            user.email,
-            {"full_name": user.full_name, "link": _link("/reset-password", issued.token)},
+        issued = await issue_one_time_token(
+            repo, user, TokenPurpose.reset_password, RESET_PASSWORD_TTL, SystemClock().now()
         )
+        sent = await runtime.mailer.send_once(
+            session,
+            key=key,
+            template="password_reset",
+            to=user.email,
+            context={
+                "full_name": user.full_name,
+                "link": _link(runtime, "/reset-password", issued.token),
+            },
+        )
+        if not sent:
+            await session.rollback()
 
 
 on("user.registered", send_welcome_mail)

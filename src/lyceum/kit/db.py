@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
+import structlog
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -24,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 from lyceum.kit.errors import DomainError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+logger = structlog.get_logger("lyceum.db")
 
 
 def libpq_url(url: str) -> str:
@@ -108,27 +112,82 @@ class Database:
         }
 
 
+SideEffect = Callable[[], Awaitable[object]]
+_AFTER_COMMIT = "lyceum.after_commit"
+_AFTER_ROLLBACK = "lyceum.after_rollback"
+
+
+def after_commit(session: AsyncSession, action: SideEffect) -> None:
+    """Run `action` once the session's transaction has committed; never if it rolls back.
+
+    Rule 13 of the architecture: everything outside the database (cache invalidation,
+    object deletes, socket broadcasts, outgoing calls) happens here, so a rolled-back
+    request leaves no trace anywhere and no reader sees a change before it is committed.
+    Actions run in the order they were added; one that fails is logged and the others
+    still run (the commit has happened, the request has succeeded)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def after_rollback(session: AsyncSession, action: SideEffect) -> None:
+    """Undo, if the transaction rolls back, a write made outside the database before the
+    commit (an uploaded object whose row never commits). Dropped on commit."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(action)
+
+
+async def _run(session: AsyncSession, run: str, drop: str) -> None:
+    actions: list[SideEffect] = session.info.pop(run, [])
+    session.info.pop(drop, None)
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            logger.exception(
+                "side_effect_failed", hook=run, action=getattr(action, "__qualname__", repr(action))
+            )
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then run the after-commit actions (and forget the after-rollback ones)."""
+    await session.commit()
+    await _run(session, _AFTER_COMMIT, _AFTER_ROLLBACK)
+
+
+async def rollback(session: AsyncSession) -> None:
+    """Roll back, then run the after-rollback actions (and forget the after-commit ones)."""
+    await session.rollback()
+    await _run(session, _AFTER_ROLLBACK, _AFTER_COMMIT)
+
+
+@asynccontextmanager
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit if the block returns, roll back if it raises. A
+    `DomainError` with `persist_changes` (a reused refresh token revokes its family and
+    answers 401) commits on its way out. Used by requests, jobs and socket events alike."""
+    try:
+        yield session
+    except DomainError as error:
+        if error.persist_changes:
+            await commit(session)
+        else:
+            await rollback(session)
+        raise
+    except BaseException:
+        await rollback(session)
+        raise
+    else:
+        await commit(session)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: commit on success, roll back on any error.
 
     Services only `flush()`. Jobs deferred through `kit.jobs.defer` ride on this
-    session's connection, so they commit or roll back with the data.
+    session's connection, so they commit or roll back with the data; side effects
+    registered with `after_commit` run once the commit has happened.
     """
     database: Database = request.app.state.runtime.database
-    async with database.sessionmaker() as session:
-        try:
-            yield session
-        except DomainError as error:
-            if error.persist_changes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with database.sessionmaker() as session, unit_of_work(session):
+        yield session
 
 
 # scope="function": commit before the response is sent, so a client that sees 2xx can

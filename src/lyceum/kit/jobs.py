@@ -1,27 +1,86 @@
 """Background jobs on procrastinate (PostgreSQL): one App per process, tasks registered
-on it by each domain's `tasks.py`.
+on it by each domain's `tasks.py` through `task()` below.
 
-Rule 3 of ARCHITECTURE.md: `defer()` writes the job row on the request session's own
+Rule 3 of the architecture: `defer()` writes the job row on the request session's own
 psycopg connection, so the job commits or rolls back with the data it concerns.
+
+Rule 14: every task runs on a named queue. Work a person waits for (mail, certificates,
+notifications, webhooks) runs on user-facing queues, served by workers of their own, so
+it never waits behind bulk work (indexing course files, AI essay scoring). Where one
+worker serves several queues, higher-priority jobs are fetched first.
+
+Jobs get settings and clients from the worker's runtime (`resources(context)`), built
+once per worker process and closed when it stops, never from module globals.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 import psycopg_pool
 import structlog
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.app import WorkerOptions
+from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.db import Database, libpq_url, raw_connection
+from lyceum.kit.db import Database, libpq_url, raw_connection, unit_of_work
+
+if TYPE_CHECKING:
+    from lyceum.config import Settings
+    from lyceum.kit.cache import Cache
+    from lyceum.kit.mail import Mailer
+    from lyceum.kit.ratelimit import RateLimiter
+    from lyceum.kit.storage import Storage
 
 logger = structlog.get_logger("lyceum.jobs")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Queue(StrEnum):
+    """Every queue a Lyceum job runs on."""
+
+    mail = "mail"
+    notifications = "notifications"
+    certificates = "certificates"
+    progress = "progress"
+    webhooks = "webhooks"
+    maintenance = "maintenance"
+    ai = "ai"
+    indexing = "indexing"
+
+
+# Higher is fetched first by a worker that serves several queues.
+PRIORITIES: dict[Queue, int] = {
+    Queue.mail: 100,
+    Queue.notifications: 90,
+    Queue.certificates: 80,
+    Queue.progress: 70,
+    Queue.webhooks: 60,
+    Queue.maintenance: 10,
+    Queue.ai: -10,
+    Queue.indexing: -20,
+}
+# Queues whose jobs someone is waiting for. Housekeeping (maintenance) is short and rides
+# along at the lowest priority; it rescues stalled jobs of every queue, so it must not
+# wait behind an hour of indexing.
+USER_FACING_QUEUES: tuple[Queue, ...] = (
+    Queue.mail,
+    Queue.notifications,
+    Queue.certificates,
+    Queue.progress,
+    Queue.webhooks,
+    Queue.maintenance,
+)
+# CPU- or provider-bound work that may run for minutes per job.
+BULK_QUEUES: tuple[Queue, ...] = (Queue.ai, Queue.indexing)
 
 # Modules whose import registers tasks; a worker imports them all.
 TASK_MODULES = [
@@ -38,10 +97,105 @@ TASK_MODULES = [
 HEARTBEAT_SECONDS = 5.0
 STALLED_AFTER_SECONDS = 30.0
 
-# The default for Lyceum tasks: exponential backoff 2 s, 4 s, 8 s, 16 s, 32 s; 6 attempts.
+# The retry policy of every Lyceum task: exponential backoff 2 s, 4 s, 8 s, 16 s, 32 s;
+# 6 attempts in all.
 DEFAULT_RETRY = RetryStrategy(max_attempts=6, exponential_wait=2)
 
 job_app = App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
+
+
+@overload
+def task(
+    *,
+    name: str,
+    queue: Queue,
+    pass_context: Literal[False] = False,
+    retry: RetryStrategy | Literal[False] = DEFAULT_RETRY,
+    queueing_lock: str | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R, P]]: ...
+
+
+@overload
+def task(
+    *,
+    name: str,
+    queue: Queue,
+    pass_context: Literal[True],
+    retry: RetryStrategy | Literal[False] = DEFAULT_RETRY,
+    queueing_lock: str | None = None,
+) -> Callable[
+    [Callable[Concatenate[JobContext, P], R]], Task[Concatenate[JobContext, P], R, P]
+]: ...
+
+
+def task(
+    *,
+    name: str,
+    queue: Queue,
+    pass_context: bool = False,
+    retry: RetryStrategy | Literal[False] = DEFAULT_RETRY,
+    queueing_lock: str | None = None,
+) -> Any:
+    """Register a Lyceum task on its queue, at the queue's priority, with the one retry
+    policy (`retry=False` for periodic jobs: the next tick is their retry)."""
+    return job_app.task(
+        name=name,
+        queue=queue.value,
+        priority=PRIORITIES[queue],
+        retry=retry,
+        pass_context=pass_context,  # type: ignore[call-overload]
+        queueing_lock=queueing_lock,
+    )
+
+
+def is_last_attempt(context: JobContext) -> bool:
+    """Whether a failure now is final (no retry follows)."""
+    attempts = context.job.attempts if context.job is not None else 0
+    return attempts + 1 >= (DEFAULT_RETRY.max_attempts or 1)
+
+
+# The worker's runtime ---------------------------------------------------------------
+
+
+class Resources(Protocol):
+    """What a job may use: the worker process's runtime (`kit.runtime.Runtime`), built
+    once per process and closed at shutdown."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def database(self) -> Database: ...
+    @property
+    def cache(self) -> Cache: ...
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
+    @property
+    def storage(self) -> Storage: ...
+    @property
+    def mailer(self) -> Mailer: ...
+
+
+RESOURCES_KEY = "lyceum.resources"
+
+
+def resources(context: JobContext) -> Resources:
+    """The runtime of the worker running this job."""
+    found = context.additional_context.get(RESOURCES_KEY)
+    if found is None:
+        raise RuntimeError("this worker was started without a runtime (run_worker(resources))")
+    runtime: Resources = found
+    return runtime
+
+
+@asynccontextmanager
+async def transaction(runtime: Resources) -> AsyncIterator[AsyncSession]:
+    """A session for one step of a job: committed if the block returns (then its
+    after-commit effects run), rolled back if it raises (and procrastinate retries)."""
+    async with runtime.database.sessionmaker() as session, unit_of_work(session):
+        yield session
+
+
+# Deferring and working ----------------------------------------------------------------
 
 
 def load_task_modules() -> None:
@@ -71,23 +225,53 @@ async def close_jobs(pool: psycopg_pool.AsyncConnectionPool) -> None:
     await pool.close()
 
 
-async def defer(session: AsyncSession, task: Task[Any, Any, Any], **kwargs: Any) -> int:
-    """Enqueue `task` inside the session's transaction; returns the job id."""
+async def defer(
+    session: AsyncSession,
+    task: Task[Any, Any, Any],
+    *,
+    queueing_lock: str | None = None,
+    **kwargs: Any,
+) -> int | None:
+    """Enqueue `task` inside the session's transaction; returns the job id. With a
+    `queueing_lock`, a job of the same lock already waiting makes this one redundant:
+    nothing is enqueued and None comes back."""
     connection = await raw_connection(session)
-    job_id: int = await task.configure(connection=connection).defer_async(**kwargs)
-    logger.debug("job_deferred", task=task.name, job_id=job_id)
-    return job_id
+    configured = task.configure(connection=connection, queueing_lock=queueing_lock)
+    if queueing_lock is None:
+        job_id: int = await configured.defer_async(**kwargs)
+        return job_id
+    # A duplicate must not abort the caller's transaction: try it in a savepoint.
+    try:
+        async with session.begin_nested():
+            return int(await configured.defer_async(**kwargs))
+    except AlreadyEnqueued:
+        return None
+
+
+def queue_names(queues: Sequence[str] | None) -> list[str] | None:
+    """Validated queue names (None: every queue)."""
+    if not queues:
+        return None
+    known = {queue.value for queue in Queue}
+    unknown = [name for name in queues if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return list(dict.fromkeys(queues))
 
 
 async def run_worker(
+    runtime: Resources,
     *,
     name: str = "worker",
     concurrency: int = 4,
     wait: bool = True,
     install_signal_handlers: bool = True,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
-    queues: list[str] | None = None,
+    queues: Sequence[str] | None = None,
 ) -> None:
+    """Run jobs of `queues` (all when None) with `runtime` as their resources."""
     options: WorkerOptions = {
         "name": name,
         "concurrency": concurrency,
@@ -96,9 +280,10 @@ async def run_worker(
         "update_heartbeat_interval": heartbeat_seconds,
         "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         "listen_notify": True,
+        "additional_context": {RESOURCES_KEY: runtime},
     }
     if queues:  # without `queues` the worker serves every queue
-        options["queues"] = queues
+        options["queues"] = list(queues)
     await job_app.run_worker_async(**options)
 
 
@@ -113,46 +298,33 @@ async def requeue_stalled_jobs(seconds_since_heartbeat: float = STALLED_AFTER_SE
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="requeue-stalled")
-@job_app.task(name="lyceum.requeue_stalled_jobs", queueing_lock="requeue_stalled_jobs")
+@task(
+    name="lyceum.requeue_stalled_jobs",
+    queue=Queue.maintenance,
+    retry=False,
+    queueing_lock="requeue_stalled_jobs",
+)
 async def requeue_stalled_jobs_task(timestamp: int) -> int:
     """Every minute: rescue jobs of dead workers (they are retried on a live one)."""
     return await requeue_stalled_jobs()
 
 
 __all__ = [
+    "BULK_QUEUES",
     "DEFAULT_RETRY",
+    "PRIORITIES",
+    "USER_FACING_QUEUES",
     "JobContext",
+    "Queue",
+    "Resources",
     "close_jobs",
     "defer",
+    "is_last_attempt",
     "job_app",
     "open_jobs",
     "requeue_stalled_jobs",
+    "resources",
     "run_worker",
+    "task",
+    "transaction",
 ]
-
-
-class _TaskDatabase:
-    """The database jobs use in this process, bound when the runtime starts."""
-
-    database: Database | None = None
-
-
-def bind_database(database: Database | None) -> None:
-    _TaskDatabase.database = database
-
-
-@asynccontextmanager
-async def task_session() -> AsyncIterator[AsyncSession]:
-    """A session for one job run: commits if the task returns, rolls back if it raises
-    (and procrastinate then retries the job)."""
-    database = _TaskDatabase.database
-    if database is None:
-        raise RuntimeError("no database bound for jobs in this process")
-    async with database.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()

@@ -1,5 +1,6 @@
-"""Everything one process holds open: database, job pool, cache, rate limiter, and
-the embedded PostgreSQL server when no DATABASE_URL is configured."""
+"""Everything one process holds open: database, job pool, cache, rate limiter, storage,
+mailer, and the embedded PostgreSQL server when no DATABASE_URL is configured. Requests
+reach it through `app.state.runtime`, jobs through `kit.jobs.resources(context)`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from lyceum.config import Settings
 from lyceum.kit.cache import Cache, create_cache
 from lyceum.kit.db import Database, alembic_config, migration_state
 from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
-from lyceum.kit.jobs import bind_database, close_jobs, open_jobs
+from lyceum.kit.jobs import close_jobs, open_jobs
+from lyceum.kit.mail import Mailer
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.security import SecretBox, TokenCodec
 from lyceum.kit.storage import Storage, create_storage
@@ -52,7 +54,12 @@ class Runtime:
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, database_url: str | None = None, migrate: bool | None = None
+        cls,
+        settings: Settings,
+        *,
+        database_url: str | None = None,
+        migrate: bool | None = None,
+        job_pool_size: int = 4,
     ) -> Runtime:
         embedded = None
         if database_url is None:
@@ -74,11 +81,12 @@ class Runtime:
                     f"the database is at revision {sorted(state.current) or 'none'} but this "
                     f"version of Lyceum needs {sorted(state.heads)}: run `lyceum migrate` first"
                 )
-            job_pool = await open_jobs(url)
+            job_pool = await open_jobs(url, max_size=job_pool_size)
         except BaseException:
             await database.dispose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
             raise
-        bind_database(database)
         return cls(
             settings=settings,
             database_url=url,
@@ -104,6 +112,10 @@ class Runtime:
     @cached_property
     def storage(self) -> Storage:
         return create_storage(self.settings)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        return Mailer(self.settings)
 
     async def stop(self) -> None:
         for task in self.tasks:

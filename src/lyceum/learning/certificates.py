@@ -8,17 +8,20 @@ import base64
 import datetime as dt
 import secrets
 import uuid
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
+from lyceum.courses.repository import CourseRepository
 from lyceum.identity.repository import IdentityRepository
+from lyceum.kit.db import after_rollback
 from lyceum.kit.errors import NotFound
 from lyceum.kit.storage import Storage
 from lyceum.learning import schemas
 from lyceum.learning.certificate_pdf import render_certificate
 from lyceum.learning.repository import LearningRepository
-from lyceum.models.courses import Certificate, Course, Enrollment, EnrollmentStatus
+from lyceum.models.courses import Certificate, EnrollmentStatus
 
 
 def new_code() -> str:
@@ -49,14 +52,14 @@ async def issue_for(
 ) -> Certificate | None:
     """Create (once) and store the certificate of a completed enrollment. Safe to run
     twice: an existing certificate is reused, and its PDF rewritten under the same key."""
-    enrollment = await session.get(Enrollment, enrollment_id)
+    enrollment = await LearningRepository(session).enrollment_by_id(enrollment_id)
     if enrollment is None or enrollment.status is not EnrollmentStatus.completed:
         return None
     existing = await LearningRepository(session).certificate_for(
         enrollment.user_id, enrollment.course_id
     )
     learner = await IdentityRepository(session).user_by_id(enrollment.user_id)
-    course = await session.get(Course, enrollment.course_id)
+    course = await CourseRepository(session).course(enrollment.course_id)
     if learner is None or course is None:
         return None
     certificate = existing
@@ -84,6 +87,9 @@ async def issue_for(
     )
     key = f"certificates/{certificate.code}.pdf"
     await storage.put(key, pdf, "application/pdf")
+    if existing is None:
+        # A new code whose row never commits must not leave its PDF behind.
+        after_rollback(session, partial(storage.delete, key))
     certificate.storage_key = key
     await session.flush()
     return certificate

@@ -33,6 +33,9 @@ class LearningRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def enrollment_by_id(self, enrollment_id: uuid.UUID) -> Enrollment | None:
+        return await self.session.get(Enrollment, enrollment_id)
+
     async def add(self, entity: object) -> None:
         self.session.add(entity)
         await self.session.flush()

@@ -1,35 +1,37 @@
-"""Learning jobs: the mail sent on enrollment."""
+"""Learning jobs: the mail sent on enrollment, and the certificate of a completed
+course (made, stored and mailed once)."""
 
 from __future__ import annotations
 
 import uuid
 
-from lyceum.config import get_settings
 from lyceum.courses.repository import CourseRepository
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.events import on
-from lyceum.kit.jobs import DEFAULT_RETRY, job_app, task_session
-from lyceum.kit.mail import send_templated
-from lyceum.kit.storage import create_storage
+from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
 from lyceum.learning.certificates import certificate_out, issue_for
-from lyceum.models.courses import Enrollment
+from lyceum.learning.repository import LearningRepository
 
 
-@job_app.task(name="lyceum.learning.send_enrollment_mail", retry=DEFAULT_RETRY)
-async def send_enrollment_mail(enrollment_id: str) -> None:
-    async with task_session() as session:
-        enrollment = await session.get(Enrollment, uuid.UUID(enrollment_id))
+@task(name="lyceum.learning.send_enrollment_mail", queue=Queue.mail, pass_context=True)
+async def send_enrollment_mail(context: JobContext, enrollment_id: str) -> None:
+    runtime = resources(context)
+    async with transaction(runtime) as session:
+        enrollment = await LearningRepository(session).enrollment_by_id(uuid.UUID(enrollment_id))
         if enrollment is None:
             return
         user = await IdentityRepository(session).user_by_id(enrollment.user_id)
         course = await CourseRepository(session).course(enrollment.course_id)
         if user is None or course is None or not user.is_active:
             return
-        base = str(get_settings().public_base_url).rstrip("/")
-        await send_templated(
-            "course_enrolled",
-            user.email,
-            {
+        base = str(runtime.settings.public_base_url).rstrip("/")
+        await runtime.mailer.send_once(
+            session,
+            # Enrolling again after leaving is a new enrollment date, and a new mail.
+            key=f"course_enrolled:{enrollment.id}:{enrollment.enrolled_at.isoformat()}",
+            template="course_enrolled",
+            to=user.email,
+            context={
                 "full_name": user.full_name,
                 "course_title": course.title,
                 "course_url": f"{base}/api/v1/courses/{course.id}",
@@ -37,24 +39,30 @@ async def send_enrollment_mail(enrollment_id: str) -> None:
         )
 
 
-@job_app.task(name="lyceum.learning.issue_certificate", retry=DEFAULT_RETRY)
-async def issue_certificate(enrollment_id: str) -> None:
-    """Make, store and mail the certificate of a completed course (safe to run twice)."""
-    settings = get_settings()
-    async with task_session() as session:
+@task(name="lyceum.learning.issue_certificate", queue=Queue.certificates, pass_context=True)
+async def issue_certificate(context: JobContext, enrollment_id: str) -> None:
+    """Make, store and mail the certificate of a completed course (safe to run twice:
+    the certificate is made once, the mail sent once)."""
+    runtime = resources(context)
+    # The certificate commits first; the mail follows in a transaction of its own, so a
+    # retry finds the certificate made and, once it went out, the mail sent.
+    async with transaction(runtime) as session:
         certificate = await issue_for(
-            session, uuid.UUID(enrollment_id), settings=settings, storage=create_storage(settings)
+            session, uuid.UUID(enrollment_id), settings=runtime.settings, storage=runtime.storage
         )
         if certificate is None:
             return
+        out = certificate_out(certificate, runtime.settings)
+    async with transaction(runtime) as session:
         user = await IdentityRepository(session).user_by_id(certificate.user_id)
         if user is None or not user.is_active:
             return
-        out = certificate_out(certificate, settings)
-        await send_templated(
-            "certificate_issued",
-            user.email,
-            {
+        await runtime.mailer.send_once(
+            session,
+            key=f"certificate_issued:{certificate.code}",
+            template="certificate_issued",
+            to=user.email,
+            context={
                 "full_name": certificate.learner_name,
                 "course_title": certificate.course_title,
                 "code": certificate.code,

@@ -17,7 +17,7 @@ from lyceum.content.embedding import get_embedder
 from lyceum.courses.endpoints import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
-from lyceum.kit.db import Session
+from lyceum.kit.db import Session, commit
 from lyceum.kit.errors import Forbidden
 from lyceum.kit.pagination import Page, Paging
 from lyceum.models.identity import Role
@@ -170,7 +170,7 @@ async def ask(
     conversation = await service.own(caller, conversation_id)
     turn, headers = await service.prepare(caller, conversation, body.content)
     # The question is stored whatever happens to the answer.
-    await session.commit()
+    await commit(session)
     if "text/event-stream" in request.headers.get("accept", ""):
 
         async def stream() -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""Mail: Jinja2 templates with an HTML and a text part, sent by a job.
+"""Mail: Jinja2 templates with an HTML and a text part, sent from jobs through the
+runtime's `Mailer`, once per logical message (`Mailer.send_once`).
 
 With `SMTP_HOST` set, mail goes out over SMTP (aiosmtplib). Without it, each message
 is written as an `.eml` file under `<data dir>/outbox/` and logged, so a new user can
@@ -8,6 +9,7 @@ read what the platform sends.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,9 +21,10 @@ from typing import Any
 import aiosmtplib
 import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.config import Settings, get_settings
-from lyceum.kit.jobs import DEFAULT_RETRY, JobContext, job_app
+from lyceum.config import Settings
+from lyceum.kit.mail.repository import MailDeliveries
 
 logger = structlog.get_logger("lyceum.mail")
 
@@ -94,46 +97,72 @@ async def deliver(message: EmailMessage, settings: Settings) -> str:
         return f"smtp://{settings.smtp_host}:{settings.smtp_port}"
     outbox = settings.outbox_dir
     message_id = str(message["Message-ID"]).strip("<>").replace("/", "_")
-    path = outbox / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{message_id}.eml"
+    path = outbox / f"{datetime.now(UTC):%Y%m%dT%H%M%S.%f}-{message_id}.eml"
     await asyncio.to_thread(_write_eml, outbox, path, message)
     return str(path)
 
 
 def _write_eml(outbox: Path, path: Path, message: EmailMessage) -> None:
     outbox.mkdir(parents=True, exist_ok=True)
-    # The message id is derived from the job id, so a retried job rewrites the same file.
+    # The message id is derived from the logical message, so a repeat rewrites its file.
     for existing in outbox.glob(f"*-{path.name.split('-', 1)[1]}"):
         existing.unlink()
     path.write_bytes(bytes(message))
 
 
-async def send_templated(
-    template: str,
-    to: str,
-    context: dict[str, Any],
-    *,
-    message_id: str | None = None,
-    settings: Settings | None = None,
-) -> str:
-    settings = settings or get_settings()
-    subject, text, html = render(template, context, settings)
-    message = build_message(
-        to=to,
-        subject=subject,
-        text=text,
-        html=html,
-        sender=settings.mail_from,
-        message_id=message_id or make_msgid(domain="lyceum.local"),
-    )
-    destination = await deliver(message, settings)
-    logger.info("mail_sent", template=template, to=to, subject=subject, destination=destination)
-    return destination
+def message_id_for(key: str, sender: str) -> str:
+    """A Message-ID derived from the logical message: a repeat (a retry after a crash
+    between sending and recording) carries the same id, which receivers deduplicate."""
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "lyceum.local"
+    return f"<lyceum-{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
 
 
-@job_app.task(name="lyceum.send_mail", retry=DEFAULT_RETRY, pass_context=True)
-async def send_mail(context: JobContext, *, template: str, to: str, data: dict[str, Any]) -> str:
-    """Render and send one mail. The Message-ID comes from the job id, so a retry after
-    a partial failure is recognisable as the same message by the receiving side."""
-    job_id = context.job.id if context.job else None
-    message_id = f"<lyceum-job-{job_id}@lyceum.local>" if job_id else None
-    return await send_templated(template, to, data, message_id=message_id)
+class Mailer:
+    """Renders and delivers mail for one process (built once by the runtime)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(
+        self, template: str, to: str, context: dict[str, Any], *, message_id: str | None = None
+    ) -> str:
+        """Render and deliver one message now; returns where it went."""
+        subject, text, html = render(template, context, self.settings)
+        message = build_message(
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            sender=self.settings.mail_from,
+            message_id=message_id or make_msgid(domain="lyceum.local"),
+        )
+        destination = await deliver(message, self.settings)
+        logger.info("mail_sent", template=template, to=to, subject=subject, destination=destination)
+        return destination
+
+    async def send_once(
+        self,
+        session: AsyncSession,
+        *,
+        key: str,
+        template: str,
+        to: str,
+        context: dict[str, Any],
+    ) -> bool:
+        """Send the logical message `key` unless it was sent before; True if sent now.
+
+        The log row is written and locked in the caller's transaction and marked sent
+        right after delivery, so a job retried after a later step failed, or the same
+        event handled twice, finds it sent and sends nothing. If delivery fails the
+        caller's transaction rolls back, row included, and the retry sends it."""
+        message_id = message_id_for(key, self.settings.mail_from)
+        entry = await MailDeliveries(session).claim(
+            key, template=template, recipient=to, message_id=message_id
+        )
+        if entry.sent_at is not None:
+            logger.info("mail_already_sent", template=template, key=key)
+            return False
+        entry.destination = (await self.send(template, to, context, message_id=message_id))[:500]
+        entry.sent_at = datetime.now(UTC)
+        await session.flush()
+        return True

@@ -1,0 +1,86 @@
+"""The unit of work: side effects outside the database happen only after the commit;
+writes made outside it before a rollback are undone."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from lyceum.kit.db import after_commit, after_rollback, unit_of_work
+from lyceum.kit.errors import Conflict, TokenReuse
+from lyceum.kit.runtime import Runtime
+
+
+async def test_after_commit_runs_once_the_commit_is_visible(runtime: Runtime) -> None:
+    seen: list[int] = []
+
+    async def read_back() -> None:
+        # Another connection sees the committed row when the effect runs.
+        async with runtime.database.engine.connect() as other:
+            seen.append(
+                int((await other.execute(text("SELECT count(*) FROM probe_uow"))).scalar_one())
+            )
+
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS probe_uow (n int)"))
+        await conn.execute(text("TRUNCATE probe_uow"))
+    async with runtime.database.sessionmaker() as session, unit_of_work(session):
+        await session.execute(text("INSERT INTO probe_uow VALUES (1)"))
+        after_commit(session, read_back)
+        assert seen == []  # nothing happens before the commit
+    assert seen == [1]
+
+
+async def test_a_rollback_drops_after_commit_effects_and_runs_undo_actions(
+    runtime: Runtime,
+) -> None:
+    effects: list[str] = []
+
+    async def effect() -> None:
+        effects.append("committed")
+
+    async def undo() -> None:
+        effects.append("undone")
+
+    async def request() -> None:
+        async with runtime.database.sessionmaker() as session, unit_of_work(session):
+            after_commit(session, effect)
+            after_rollback(session, undo)
+            raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        await request()
+    assert effects == ["undone"]
+
+
+async def test_an_error_that_persists_its_changes_commits_and_runs_the_effects(
+    runtime: Runtime,
+) -> None:
+    effects: list[str] = []
+
+    async def effect() -> None:
+        effects.append("committed")
+
+    async def request() -> None:
+        async with runtime.database.sessionmaker() as session, unit_of_work(session):
+            after_commit(session, effect)
+            raise TokenReuse("reused")
+
+    with pytest.raises(TokenReuse):
+        await request()
+    assert effects == ["committed"]
+
+
+async def test_a_failing_effect_is_logged_and_the_others_still_run(runtime: Runtime) -> None:
+    effects: list[str] = []
+
+    async def broken() -> None:
+        raise RuntimeError("cache down")
+
+    async def effect() -> None:
+        effects.append("ran")
+
+    async with runtime.database.sessionmaker() as session, unit_of_work(session):
+        after_commit(session, broken)
+        after_commit(session, effect)
+    assert effects == ["ran"]
