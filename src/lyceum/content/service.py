@@ -22,7 +22,7 @@ from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepar
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
-from lyceum.kit.storage import Storage
+from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
@@ -153,9 +153,11 @@ class ContentService:
             status=FileStatus.pending,
             chunk_count=0,
         )
-        await self.storage.put(key, stored, content_type)
+        await put_for_transaction(self.session, self.storage, key, stored, content_type)
         if thumbnail is not None and thumbnail_key is not None:
-            await self.storage.put(thumbnail_key, thumbnail, "image/webp")
+            await put_for_transaction(
+                self.session, self.storage, thumbnail_key, thumbnail, "image/webp"
+            )
         try:
             async with self.session.begin_nested():
                 self.session.add(file)
@@ -178,11 +180,12 @@ class ContentService:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def delete(self, file: CourseFile) -> None:
-        """The row (and with it every indexed chunk) first, then the stored objects."""
+        """The row (and with it every indexed chunk) now; the stored objects once that
+        has committed."""
         keys = (file.storage_key, file.thumbnail_key)
         await self.session.delete(file)
         await self.session.flush()
-        await self._delete_objects(*keys)
+        delete_after_commit(self.session, self.storage, *keys)
 
     async def _delete_objects(self, *keys: str | None) -> None:
         for key in keys:

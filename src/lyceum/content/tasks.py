@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from functools import partial
 
 import structlog
 
@@ -13,7 +12,6 @@ from lyceum.content.embedding import get_embedder
 from lyceum.content.extraction import ExtractionError
 from lyceum.content.indexing import index_file_bytes, index_lesson
 from lyceum.content.scanner import scan
-from lyceum.kit.db import after_commit
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
     JobContext,
@@ -24,6 +22,7 @@ from lyceum.kit.jobs import (
     task,
     transaction,
 )
+from lyceum.kit.storage import delete_after_commit
 from lyceum.models.content import CourseFile, FileStatus
 
 logger = structlog.get_logger("lyceum.content")
@@ -68,9 +67,9 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
                 async with transaction(runtime) as session:
                     infected = await session.get(CourseFile, identifier)
                     if infected is not None:
-                        for doomed in (infected.storage_key, infected.thumbnail_key):
-                            if doomed:
-                                after_commit(session, partial(storage.delete, doomed))
+                        delete_after_commit(
+                            session, storage, infected.storage_key, infected.thumbnail_key
+                        )
                         infected.status = FileStatus.failed
                         infected.failure_reason = (
                             f"The virus scanner rejected the file ({signature}); it was deleted."

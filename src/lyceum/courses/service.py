@@ -21,7 +21,7 @@ from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthoriz
 from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
-from lyceum.kit.storage import Storage
+from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
 
@@ -275,11 +275,10 @@ class CourseService:
     async def set_cover(self, course: Course, data: bytes, storage: Storage) -> Course:
         encoded = await asyncio.to_thread(normalise_image, data, COVER_SIZE, "WEBP")
         key = f"covers/{course.id}/{uuid.uuid4().hex}.webp"
-        await storage.put(key, encoded, "image/webp")
+        await put_for_transaction(self.session, storage, key, encoded, "image/webp")
         previous, course.cover_key = course.cover_key, key
         await self.session.flush()
-        if previous:
-            await storage.delete(previous)
+        delete_after_commit(self.session, storage, previous)
         await self.invalidate()
         return course
 

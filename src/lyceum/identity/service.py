@@ -41,7 +41,7 @@ from lyceum.kit.security import (
     token_digest,
     verify_password,
 )
-from lyceum.kit.storage import Storage
+from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.identity import (
     LoginSession,
     OneTimeToken,
@@ -496,12 +496,11 @@ class IdentityService:
             )
         encoded = await asyncio.to_thread(normalise_image, data, (AVATAR_SIZE, AVATAR_SIZE), "PNG")
         key = f"avatars/{user.id}/{uuid.uuid4().hex}.png"
-        await self.storage.put(key, encoded, "image/png")
+        await put_for_transaction(self.session, self.storage, key, encoded, "image/png")
         previous = user.avatar_key
         user.avatar_key = key
         await self.session.flush()
-        if previous:
-            await self.storage.delete(previous)
+        delete_after_commit(self.session, self.storage, previous)
         return user
 
     async def avatar(self, user_id: uuid.UUID) -> bytes:
@@ -516,8 +515,7 @@ class IdentityService:
     async def delete_account(self, user: User) -> None:
         """Deactivate and anonymise: the row stays (so references elsewhere hold) but
         nothing identifies the person any more."""
-        if user.avatar_key:
-            await self.storage.delete(user.avatar_key)
+        delete_after_commit(self.session, self.storage, user.avatar_key)
         user.email = f"deleted-{user.id.hex}@deleted.invalid"
         user.full_name = "Deleted user"
         user.bio = None

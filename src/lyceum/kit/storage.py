@@ -12,6 +12,7 @@ import asyncio
 import os
 import unicodedata
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -19,8 +20,10 @@ from urllib.parse import quote
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings, StorageBackend
+from lyceum.kit.db import after_commit, after_rollback
 
 # SigV4 presigned URLs live at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 60 * 60
@@ -277,3 +280,24 @@ def create_storage(settings: Settings) -> Storage:
         )
     root = settings.storage_local_path or settings.data_dir / "files"
     return LocalStorage(Path(root))
+
+
+# Objects and transactions ---------------------------------------------------------------
+
+
+async def put_for_transaction(
+    session: AsyncSession, storage: Storage, key: str, data: bytes, content_type: str
+) -> None:
+    """Store an object that a row of this transaction will refer to. It must exist
+    before the row commits (a reader may fetch it at once), and it is deleted again if
+    the transaction rolls back, so a failed request leaves no orphan behind."""
+    await storage.put(key, data, content_type)
+    after_rollback(session, partial(storage.delete, key))
+
+
+def delete_after_commit(session: AsyncSession, storage: Storage, *keys: str | None) -> None:
+    """Delete objects once the transaction that dropped their rows has committed; if it
+    rolls back, the rows still point at them and they stay."""
+    for key in keys:
+        if key is not None:
+            after_commit(session, partial(storage.delete, key))

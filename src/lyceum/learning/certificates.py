@@ -8,16 +8,14 @@ import base64
 import datetime as dt
 import secrets
 import uuid
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.courses.repository import CourseRepository
 from lyceum.identity.repository import IdentityRepository
-from lyceum.kit.db import after_rollback
 from lyceum.kit.errors import NotFound
-from lyceum.kit.storage import Storage
+from lyceum.kit.storage import Storage, put_for_transaction
 from lyceum.learning import schemas
 from lyceum.learning.certificate_pdf import render_certificate
 from lyceum.learning.repository import LearningRepository
@@ -86,10 +84,11 @@ async def issue_for(
         verify_url=verify_url(settings, certificate.code),
     )
     key = f"certificates/{certificate.code}.pdf"
-    await storage.put(key, pdf, "application/pdf")
     if existing is None:
         # A new code whose row never commits must not leave its PDF behind.
-        after_rollback(session, partial(storage.delete, key))
+        await put_for_transaction(session, storage, key, pdf, "application/pdf")
+    else:
+        await storage.put(key, pdf, "application/pdf")  # rewritten in place
     certificate.storage_key = key
     await session.flush()
     return certificate
