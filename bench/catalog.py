@@ -481,6 +481,8 @@ class Seeder:
         self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.instructor_ids: list[uuid.UUID] = []
         self.course_texts: list[_CourseText] = []
+        # (course id, enrollments, ratings, rating points) for course_stats.
+        self.counters: list[tuple[uuid.UUID, int, int, int]] = []
 
     def new_id(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -560,7 +562,7 @@ class Seeder:
         columns = (
             "id, slug, title, subtitle, description, language, level, category, tags, "
             "tags_text, lesson_titles, price_cents, currency, status, owner_id, published_at, "
-            "enrollment_count, rating_count, rating_average, created_at, updated_at"
+            "created_at, updated_at"
         )
         with conn.cursor() as cursor, cursor.copy(f"COPY courses ({columns}) FROM STDIN") as copy:
             for index in range(self.courses):
@@ -600,13 +602,21 @@ class Seeder:
                         "published",
                         rng.choice(self.instructor_ids),
                         published_at,
-                        enrollments,
-                        ratings,
-                        round(rng.uniform(3.2, 5.0), 2) if ratings else None,
                         published_at - dt.timedelta(days=rng.uniform(1, 60)),
                         published_at,
                     )
                 )
+                average = rng.uniform(3.2, 5.0)
+                self.counters.append((course_id, enrollments, ratings, round(average * ratings)))
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                "COPY course_stats (course_id, enrollment_count, rating_count, rating_points) "
+                "FROM STDIN"
+            ) as copy,
+        ):
+            for row in self.counters:
+                copy.write_row(row)
         return self.courses
 
     def description(self, vietnamese: bool, name: str, level: str, words: dict[str, str]) -> str:

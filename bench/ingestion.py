@@ -210,8 +210,6 @@ def build_corpus(embedder: Embedder, copies: int, rounds: int, pdf_pages: int, s
                     "published",
                     corpus.user_id,
                     now,
-                    0,
-                    0,
                     now,
                     now,
                 )
@@ -304,7 +302,7 @@ def seed_rows(url: str, corpus: Corpus) -> None:
                 "courses",
                 "id, slug, title, subtitle, description, language, level, category, tags, "
                 "tags_text, lesson_titles, price_cents, currency, status, owner_id, "
-                "published_at, enrollment_count, rating_count, created_at, updated_at",
+                "published_at, created_at, updated_at",
                 corpus.courses,
             ),
             ("modules", "id, course_id, title, position", corpus.modules),

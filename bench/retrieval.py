@@ -461,7 +461,7 @@ def copy_syllabus(
     course_rows: list[tuple[Any, ...]] = [
         (
             *(course.id, course.slug, course.title, "", "", course.language, "beginner"),
-            *("bench", [], "", "", 0, "USD", "published", user_id, now, 0, 0, now, now),
+            *("bench", [], "", "", 0, "USD", "published", user_id, now, now, now),
         )
         for course in courses
     ]
@@ -470,7 +470,7 @@ def copy_syllabus(
             "courses",
             "id, slug, title, subtitle, description, language, level, category, tags, "
             "tags_text, lesson_titles, price_cents, currency, status, owner_id, "
-            "published_at, enrollment_count, rating_count, created_at, updated_at",
+            "published_at, created_at, updated_at",
             course_rows,
         ),
         ("modules", "id, course_id, title, position", modules),

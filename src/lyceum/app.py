@@ -194,6 +194,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(pages.router)
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
 
+    # Starlette wraps each middleware added around the ones before it: the response
+    # cache sits inside CORS, so a cached catalog page gets its CORS headers like any
+    # other answer.
+    catalog_paths = (f"{API_PREFIX}/courses", f"{API_PREFIX}/courses/popular")
+    app.add_middleware(
+        ResponseCacheMiddleware,
+        versioned_paths=dict.fromkeys(catalog_paths, CATALOG_VERSION_KEY),
+        ttl=settings.cache_ttl_seconds,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -203,12 +212,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
-    catalog_paths = (f"{API_PREFIX}/courses", f"{API_PREFIX}/courses/popular")
-    app.add_middleware(
-        ResponseCacheMiddleware,
-        versioned_paths=dict.fromkeys(catalog_paths, CATALOG_VERSION_KEY),
-        ttl=settings.cache_ttl_seconds,
-    )
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_body_bytes,

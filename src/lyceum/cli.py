@@ -15,7 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from lyceum.config import Settings, SettingsError, load_settings
-from lyceum.kit.db import MIGRATIONS_DIR, Database, alembic_config, migration_state
+from lyceum.kit.db import (
+    MIGRATIONS_DIR,
+    Database,
+    alembic_config,
+    migration_state,
+    unit_of_work,
+)
 
 cli = typer.Typer(help="Lyceum: AI tutor and learning platform backend.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -210,8 +216,10 @@ def create_admin(
                     secret_word = typer.prompt(
                         "Password", hide_input=True, confirmation_prompt=True
                     )
-                user, created = await service.ensure_admin(address, secret_word or "", full_name)
-                await session.commit()
+                async with unit_of_work(session):
+                    user, created = await service.ensure_admin(
+                        address, secret_word or "", full_name
+                    )
                 return created, str(user.id)
         finally:
             await database.dispose()
@@ -256,11 +264,11 @@ def demo() -> None:
                     console.print("[red]the database is not migrated: run `lyceum migrate`[/red]")
                     raise typer.Exit(code=1)
                 async with database.sessionmaker() as session:
-                    with console.status("loading demo courses"):
-                        result = await loader.load_demo(
-                            session, cache=cache, now=SystemClock().now()
-                        )
-                    await session.commit()
+                    async with unit_of_work(session):  # the catalog caches go stale after it
+                        with console.status("loading demo courses"):
+                            result = await loader.load_demo(
+                                session, cache=cache, now=SystemClock().now()
+                            )
                     return result
             finally:
                 await cache.close()

@@ -7,9 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from lyceum.courses.service import fold_counters
+from lyceum.kit.cache import Cache
 from lyceum.kit.clock import FrozenClock
+from lyceum.kit.db import unit_of_work
 from lyceum.models.identity import Role
 from tests.identity.helpers import Account, account
 
@@ -39,6 +42,15 @@ async def with_lessons(
         assert lesson.status_code == 201, lesson.text
         ids.append(lesson.json()["id"])
     return module.json()["id"], ids
+
+
+async def fold(connection: AsyncConnection, cache: Cache) -> None:
+    """Run what the periodic `fold_course_stats` job does, inside the test's transaction."""
+    async with (
+        AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as session,
+        unit_of_work(session),
+    ):
+        await fold_counters(session, cache)
 
 
 async def published(

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.demo import loader
 from lyceum.kit.clock import FrozenClock
+from lyceum.kit.db import commit
 from lyceum.kit.runtime import Runtime
 
 
@@ -50,7 +51,7 @@ async def test_demo_course_has_a_readable_syllabus(
     slug: str,
 ) -> None:
     await loader.load_demo(session, cache=runtime.cache, now=clock.now())
-    await session.flush()
+    await commit(session)  # (a savepoint of the test's transaction) and its after-commit work
     items = (await client.get("/api/v1/courses", params={"size": 100})).json()["items"]
     course_id = next(item["id"] for item in items if item["slug"] == slug)
     detail = (await client.get(f"/api/v1/courses/{course_id}")).json()

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
-from tests.courses.test_courses import new_course, published
+from tests.courses.test_courses import fold, new_course, published
 from tests.identity.helpers import Account, account
 
 
@@ -19,7 +20,10 @@ async def teacher(client: httpx.AsyncClient, connection: AsyncConnection) -> Acc
 
 
 async def test_enroll_progress_resume_and_complete(
-    client: httpx.AsyncClient, connection: AsyncConnection, teacher: Account
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    teacher: Account,
+    runtime: Runtime,
 ) -> None:
     course, lessons = await published(client, teacher)
     student = await account(client, connection)
@@ -47,6 +51,7 @@ async def test_enroll_progress_resume_and_complete(
     assert done.json()["status"] == "completed"
     mine = (await client.get("/api/v1/me/enrollments", headers=student.headers)).json()
     assert mine["total"] == 1 and mine["items"][0]["percent"] == 100
+    await fold(connection, runtime.cache)
     detail = (await client.get(f"/api/v1/courses/{course['id']}")).json()
     assert detail["enrollment_count"] == 1
 

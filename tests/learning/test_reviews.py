@@ -6,8 +6,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
-from tests.courses.test_courses import published
+from tests.courses.test_courses import fold, published
 from tests.identity.helpers import Account, account
 
 
@@ -17,7 +18,10 @@ async def teacher(client: httpx.AsyncClient, connection: AsyncConnection) -> Acc
 
 
 async def test_reviews_average_count_and_editing(
-    client: httpx.AsyncClient, connection: AsyncConnection, teacher: Account
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    teacher: Account,
+    runtime: Runtime,
 ) -> None:
     course, _ = await published(client, teacher)
     path = f"/api/v1/courses/{course['id']}"
@@ -37,6 +41,7 @@ async def test_reviews_average_count_and_editing(
     )
     assert edited.status_code == 200 and edited.json()["id"] == first.json()["id"]
 
+    await fold(connection, runtime.cache)
     detail = (await client.get(path)).json()
     assert detail["rating_count"] == 2 and detail["rating_average"] == 3.0
     listing = (await client.get(f"{path}/reviews")).json()
@@ -59,19 +64,24 @@ async def test_reviews_average_count_and_editing(
         ).status_code == 422
 
     assert (await client.delete(f"{path}/reviews/me", headers=bob.headers)).status_code == 204
+    await fold(connection, runtime.cache)
     after = (await client.get(path)).json()
     assert after["rating_count"] == 1 and after["rating_average"] == 4.0
     assert (await client.delete(f"{path}/reviews/me", headers=bob.headers)).status_code == 404
 
 
 async def test_popular_courses_follow_enrollments(
-    client: httpx.AsyncClient, connection: AsyncConnection, teacher: Account
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    teacher: Account,
+    runtime: Runtime,
 ) -> None:
     quiet, _ = await published(client, teacher)
     busy, _ = await published(client, teacher)
     for index in range(2):
         learner = await account(client, connection, prefix=f"fan{index}")
         await client.post(f"/api/v1/courses/{busy['id']}/enrollments", headers=learner.headers)
+    await fold(connection, runtime.cache)
     popular = (await client.get("/api/v1/courses/popular", params={"size": 20})).json()["items"]
     ids = [item["id"] for item in popular]
     assert busy["id"] in ids

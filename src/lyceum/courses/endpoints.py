@@ -247,7 +247,7 @@ async def rename_module(
 ) -> schemas.ModuleOut:
     course = await service.editable_course(course_id, caller)
     module = await service.rename_module(
-        await service.editable_module(module_id, course), body.title
+        course, await service.editable_module(module_id, course), body.title
     )
     detail = await service.detail(course)
     return next(m for m in detail.modules if m.id == module.id)
@@ -298,7 +298,8 @@ async def reorder_lessons(
     service: Courses,
 ) -> None:
     course = await service.editable_course(course_id, caller)
-    await service.reorder_lessons(await service.editable_module(module_id, course), body.ids)
+    module = await service.editable_module(module_id, course)
+    await service.reorder_lessons(course, module, body.ids)
 
 
 # Lessons ------------------------------------------------------------------------------

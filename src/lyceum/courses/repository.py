@@ -15,8 +15,10 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
@@ -28,6 +30,8 @@ from lyceum.models.courses import (
     Course,
     CourseInstructor,
     CourseLevel,
+    CourseStatChange,
+    CourseStats,
     CourseStatus,
     Enrollment,
     EnrollmentStatus,
@@ -38,6 +42,25 @@ from lyceum.models.identity import User
 
 SEARCH_CONFIG = cast(literal("lyceum"), REGCONFIG)
 SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A course's counters as last folded (see `fold_stat_changes`)."""
+
+    enrollments: int = 0
+    ratings: int = 0
+    average: float | None = None
+
+
+NO_COUNTERS = Counters()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRow:
+    course: Course
+    counters: Counters
+    snippet: str | None
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,65 @@ class CourseRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    # Counters -------------------------------------------------------------------------
+
+    async def counters(self, course_id: uuid.UUID) -> Counters:
+        row = (
+            await self.session.execute(
+                select(
+                    CourseStats.enrollment_count,
+                    CourseStats.rating_count,
+                    CourseStats.rating_average,
+                ).where(CourseStats.course_id == course_id)
+            )
+        ).first()
+        return NO_COUNTERS if row is None else Counters(row[0], row[1], row[2])
+
+    async def record_stat_change(
+        self,
+        course_id: uuid.UUID,
+        *,
+        enrollments: int = 0,
+        ratings: int = 0,
+        rating_points: int = 0,
+    ) -> None:
+        """Append a change to the course's counters (never waits on another writer)."""
+        await self.session.execute(
+            insert(CourseStatChange).values(
+                course_id=course_id,
+                enrollments=enrollments,
+                ratings=ratings,
+                rating_points=rating_points,
+            )
+        )
+
+    async def fold_stat_changes(self) -> list[uuid.UUID]:
+        """Add every appended change to its course's counters and delete it, in one
+        statement (a concurrent fold takes disjoint rows). Returns the courses updated."""
+        result = await self.session.execute(
+            text(
+                """
+                WITH taken AS (
+                    DELETE FROM course_stat_changes
+                    RETURNING course_id, enrollments, ratings, rating_points
+                ), summed AS (
+                    SELECT course_id, sum(enrollments) AS enrollments,
+                           sum(ratings) AS ratings, sum(rating_points) AS rating_points
+                    FROM taken GROUP BY course_id
+                )
+                INSERT INTO course_stats AS stats
+                    (course_id, enrollment_count, rating_count, rating_points)
+                SELECT course_id, enrollments, ratings, rating_points FROM summed
+                ON CONFLICT (course_id) DO UPDATE SET
+                    enrollment_count = stats.enrollment_count + excluded.enrollment_count,
+                    rating_count = stats.rating_count + excluded.rating_count,
+                    rating_points = stats.rating_points + excluded.rating_points
+                RETURNING course_id
+                """
+            )
+        )
+        return [row[0] for row in result]
 
     async def course_by_slug(self, slug: str) -> Course | None:
         return (
@@ -246,7 +328,7 @@ class CourseRepository:
 
     async def catalog(
         self, filters: CatalogFilters, *, offset: int, limit: int
-    ) -> tuple[list[tuple[Course, str | None]], int]:
+    ) -> tuple[list[CatalogRow], int]:
         conditions = self._catalog_conditions(filters)
         query_vector: Any = None
         if filters.q:
@@ -255,7 +337,14 @@ class CourseRepository:
         # The total rides along on every row (a window count), saving a second scan of
         # the matches; the long text columns stay in the database.
         page = (
-            select(Course, func.count().over().label("total"))
+            select(
+                Course,
+                CourseStats.enrollment_count,
+                CourseStats.rating_count,
+                CourseStats.rating_average,
+                func.count().over().label("total"),
+            )
+            .outerjoin(CourseStats, CourseStats.course_id == Course.id)
             .where(*conditions)
             .options(
                 defer(Course.description),
@@ -268,14 +357,17 @@ class CourseRepository:
         if query_vector is not None and filters.sort == "relevance":
             order.append(func.ts_rank_cd(Course.search, query_vector).desc())
         elif filters.sort == "popular":
-            order.append(Course.enrollment_count.desc())
+            order.append(func.coalesce(CourseStats.enrollment_count, 0).desc())
         elif filters.sort == "rating":
-            order += [Course.rating_average.desc().nulls_last(), Course.rating_count.desc()]
+            order += [
+                CourseStats.rating_average.desc().nulls_last(),
+                func.coalesce(CourseStats.rating_count, 0).desc(),
+            ]
         order += [Course.published_at.desc().nulls_last(), Course.id]
         result = (
             await self.session.execute(page.order_by(*order).offset(offset).limit(limit))
         ).all()
-        rows = [course for course, _ in result]
+        rows = [row[0] for row in result]
         if result:
             total = int(result[0].total)
         elif offset:
@@ -299,7 +391,14 @@ class CourseRepository:
                 ).where(Course.id.in_([row.id for row in rows]))
             )
             snippets = {course_id: snippet for course_id, snippet in highlighted}  # noqa: C416
-        return [(row, snippets.get(row.id)) for row in rows], total
+        return [
+            CatalogRow(
+                course=row[0],
+                counters=Counters(row[1] or 0, row[2] or 0, row[3]),
+                snippet=snippets.get(row[0].id),
+            )
+            for row in result
+        ], total
 
     async def suggestions(self, q: str, limit: int = 3) -> list[str]:
         """Published titles that look like `q`, accents and case ignored (pg_trgm).

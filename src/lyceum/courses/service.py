@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import re
 import unicodedata
 import uuid
-from dataclasses import astuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.courses import schemas
-from lyceum.courses.repository import CatalogFilters, CourseRepository
-from lyceum.kit.cache import Cache, get_json, set_json
+from lyceum.courses.repository import CatalogFilters, Counters, CourseRepository
+from lyceum.kit.cache import Cache, bump_after_commit, get_json, set_json, version_of
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
@@ -25,8 +23,25 @@ from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
 
+# Every cached catalog page is keyed on this version (kit.responsecache); a course's
+# cached detail on its own version. Both are bumped after the commit of a change.
 CATALOG_VERSION_KEY = "catalog:version"
+
+
+def course_version_key(course_id: uuid.UUID) -> str:
+    return f"course:{course_id}:version"
+
+
 COVER_SIZE = (1280, 720)
+
+
+async def fold_counters(session: AsyncSession, cache: Cache) -> int:
+    """Fold the appended enrollment and review changes into the courses' counters; the
+    cached details of the courses that changed go stale after the commit (catalog pages
+    keep theirs until they expire: a count there may lag by CACHE_TTL_SECONDS)."""
+    changed = await CourseRepository(session).fold_stat_changes()
+    bump_after_commit(session, cache, *(course_version_key(course_id) for course_id in changed))
+    return len(changed)
 
 
 def slugify(title: str) -> str:
@@ -42,7 +57,7 @@ def _people(users: list[User]) -> list[schemas.InstructorOut]:
 
 
 def catalog_item(
-    course: Course, instructors: list[User], snippet: str | None = None
+    course: Course, instructors: list[User], counters: Counters, snippet: str | None = None
 ) -> schemas.CatalogItem:
     return schemas.CatalogItem(
         id=course.id,
@@ -56,9 +71,9 @@ def catalog_item(
         price=schemas.Price(amount_cents=course.price_cents, currency=course.currency),
         status=course.status,
         instructors=_people(instructors),
-        enrollment_count=course.enrollment_count,
-        rating_average=course.rating_average,
-        rating_count=course.rating_count,
+        enrollment_count=counters.enrollments,
+        rating_average=counters.average,
+        rating_count=counters.ratings,
         published_at=course.published_at,
         cover_url=f"/api/v1/courses/{course.id}/cover?v={course.cover_key.rsplit('/', 1)[-1][:8]}"
         if course.cover_key
@@ -161,14 +176,14 @@ class CourseService:
 
     # Cache ----------------------------------------------------------------------------
 
-    async def _catalog_version(self) -> int:
-        raw = await self.cache.get(CATALOG_VERSION_KEY)
-        return int(raw) if raw else 0
-
-    async def invalidate(self) -> None:
-        """Any change to any course: every cached catalog page and detail goes stale at
-        once (their keys carry the version)."""
-        await self.cache.incr(CATALOG_VERSION_KEY)
+    def invalidate(self, course: Course, *, catalog: bool = True) -> None:
+        """Once this transaction commits: the course's cached detail goes stale and,
+        with `catalog` (a change to what catalog pages show, of a course they list),
+        every cached catalog page. Drafts are in no catalog page."""
+        keys = [course_version_key(course.id)]
+        if catalog and course.status is CourseStatus.published:
+            keys.append(CATALOG_VERSION_KEY)
+        bump_after_commit(self.session, self.cache, *keys)
 
     # Authoring ------------------------------------------------------------------------
 
@@ -219,7 +234,7 @@ class CourseService:
             course.price_cents = data.price.amount_cents
             course.currency = data.price.currency
         await self.session.flush()
-        await self.invalidate()
+        self.invalidate(course)
         return course
 
     async def publish(self, course: Course) -> Course:
@@ -245,13 +260,19 @@ class CourseService:
         course.status = CourseStatus.published
         course.published_at = course.published_at or self.now
         await self.session.flush()
-        await self.invalidate()
+        self.invalidate(course)
         return course
 
     async def archive(self, course: Course) -> Course:
+        was_listed = course.status is CourseStatus.published
         course.status = CourseStatus.archived
         await self.session.flush()
-        await self.invalidate()
+        bump_after_commit(
+            self.session,
+            self.cache,
+            course_version_key(course.id),
+            *([CATALOG_VERSION_KEY] if was_listed else []),
+        )
         return course
 
     async def add_co_instructor(self, course: Course, caller: User, user: User | None) -> None:
@@ -262,7 +283,7 @@ class CourseService:
         if user.role not in {Role.instructor, Role.admin}:
             raise Conflict("Only instructors can teach a course.", field="body.user_id")
         await self.repo.add_instructor(course.id, user.id)
-        await self.invalidate()
+        self.invalidate(course)
 
     async def remove_co_instructor(self, course: Course, caller: User, user_id: uuid.UUID) -> None:
         if caller.role is not Role.admin and caller.id != course.owner_id:
@@ -270,7 +291,7 @@ class CourseService:
         if user_id == course.owner_id:
             raise Conflict("The owner cannot be removed from their course.")
         await self.repo.remove_instructor(course.id, user_id)
-        await self.invalidate()
+        self.invalidate(course)
 
     async def set_cover(self, course: Course, data: bytes, storage: Storage) -> Course:
         encoded = await asyncio.to_thread(normalise_image, data, COVER_SIZE, "WEBP")
@@ -279,7 +300,7 @@ class CourseService:
         previous, course.cover_key = course.cover_key, key
         await self.session.flush()
         delete_after_commit(self.session, storage, previous)
-        await self.invalidate()
+        self.invalidate(course)
         return course
 
     # Syllabus -------------------------------------------------------------------------
@@ -291,7 +312,7 @@ class CourseService:
             position=await self.repo.next_module_position(course.id),
         )
         await self.repo.add(module)
-        await self.invalidate()
+        self.invalidate(course, catalog=False)
         return module
 
     async def editable_module(self, module_id: uuid.UUID, course: Course) -> Module:
@@ -300,17 +321,17 @@ class CourseService:
             raise NotFound("No such module in this course.")
         return module
 
-    async def rename_module(self, module: Module, title: str) -> Module:
+    async def rename_module(self, course: Course, module: Module, title: str) -> Module:
         module.title = title
         await self.session.flush()
-        await self.invalidate()
+        self.invalidate(course, catalog=False)
         return module
 
     async def delete_module(self, course: Course, module: Module) -> None:
         await self.session.delete(module)
         await self.session.flush()
         await self.repo.refresh_lesson_titles(course.id)
-        await self.invalidate()
+        self.invalidate(course)  # its lessons' titles were searchable
 
     async def reorder_modules(self, course: Course, ids: list[uuid.UUID]) -> None:
         modules = await self.repo.modules(course.id)
@@ -319,7 +340,7 @@ class CourseService:
         for position, module_id in enumerate(ids):
             by_id[module_id].position = position
         await self.session.flush()
-        await self.invalidate()
+        self.invalidate(course, catalog=False)
 
     async def add_lesson(
         self, course: Course, module: Module, data: schemas.LessonCreate
@@ -341,7 +362,7 @@ class CourseService:
         )
         await self.repo.add(lesson)
         await self.repo.refresh_lesson_titles(course.id)
-        await self.invalidate()
+        self.invalidate(course)
         await emit(self.session, "lesson.changed", lesson_id=str(lesson.id))
         return lesson
 
@@ -349,14 +370,14 @@ class CourseService:
         if not await self.repo.has_file(course.id, file_id):
             raise Invalid("No such file in this course.", field="body.file_id")
 
-    async def reorder_lessons(self, module: Module, ids: list[uuid.UUID]) -> None:
+    async def reorder_lessons(self, course: Course, module: Module, ids: list[uuid.UUID]) -> None:
         lessons = await self.repo.lessons_of_module(module.id)
         _check_same_ids({lesson.id for lesson in lessons}, ids)
         by_id = {lesson.id: lesson for lesson in lessons}
         for position, lesson_id in enumerate(ids):
             by_id[lesson_id].position = position
         await self.session.flush()
-        await self.invalidate()
+        self.invalidate(course, catalog=False)
 
     async def lesson_for_editing(self, lesson_id: uuid.UUID, caller: User) -> tuple[Course, Lesson]:
         lesson = await self.repo.lesson(lesson_id)
@@ -379,7 +400,7 @@ class CourseService:
         await self.session.refresh(lesson)  # updated_at is set by the database
         if "title" in data.model_fields_set:
             await self.repo.refresh_lesson_titles(course.id)
-        await self.invalidate()
+        self.invalidate(course, catalog="title" in data.model_fields_set)
         if data.model_fields_set & {"title", "content"}:
             # The course material index follows the lesson's text (content.tasks).
             await emit(self.session, "lesson.changed", lesson_id=str(lesson.id))
@@ -389,7 +410,7 @@ class CourseService:
         await self.session.delete(lesson)
         await self.session.flush()
         await self.repo.refresh_lesson_titles(course.id)
-        await self.invalidate()
+        self.invalidate(course)
 
     async def readable_lesson(self, lesson_id: uuid.UUID, caller: User | None) -> Lesson:
         """The body is for enrolled learners, the course's instructors and admins; a
@@ -408,7 +429,8 @@ class CourseService:
     # Reading --------------------------------------------------------------------------
 
     async def detail(self, course: Course) -> schemas.CourseDetail:
-        key = f"course:{course.id}:v{await self._catalog_version()}"
+        version = await version_of(self.cache, course_version_key(course.id))
+        key = f"course:{course.id}:detail:v{version}"
         if course.status is CourseStatus.published:
             cached = await get_json(self.cache, key)
             if cached is not None:
@@ -416,6 +438,7 @@ class CourseService:
         modules = await self.repo.modules(course.id)
         lessons = await self.repo.lessons(course.id)
         instructors = await self.repo.instructors([course.id])
+        counters = await self.repo.counters(course.id)
         by_module: dict[uuid.UUID, list[schemas.LessonSummary]] = {m.id: [] for m in modules}
         for lesson in lessons:
             by_module[lesson.module_id].append(
@@ -428,7 +451,7 @@ class CourseService:
                     position=lesson.position,
                 )
             )
-        item = catalog_item(course, instructors.get(course.id, []))
+        item = catalog_item(course, instructors.get(course.id, []), counters)
         detail = schemas.CourseDetail(
             **item.model_dump(),
             description=course.description,
@@ -446,29 +469,20 @@ class CourseService:
         return detail
 
     async def catalog_json(self, filters: CatalogFilters, paging: PageParams) -> bytes:
-        """A catalog page as the JSON the client receives. Cached as those bytes, so a
-        hit is two cache reads and no decoding, validation or re-encoding."""
-        version = await self._catalog_version()
-        fingerprint = hashlib.blake2b(
-            repr((*astuple(filters), paging.page, paging.size)).encode(), digest_size=16
-        ).hexdigest()
-        key = f"catalog:v{version}:{fingerprint}"
-        cached = await self.cache.get(key)
-        if cached is not None:
-            return cached
+        """A catalog page as the JSON the client receives. Whole responses of the public
+        catalog routes are cached by `kit.responsecache` (the one cache layer of the
+        catalog), keyed on the catalog version."""
         page = await self._catalog_page(filters, paging)
-        body = page.__pydantic_serializer__.to_json(page)
-        await self.cache.set(key, body, self.cache_ttl)
-        return body
+        return page.__pydantic_serializer__.to_json(page)
 
     async def _catalog_page(
         self, filters: CatalogFilters, paging: PageParams
     ) -> schemas.CatalogPage:
         rows, total = await self.repo.catalog(filters, offset=paging.offset, limit=paging.size)
-        instructors = await self.repo.instructors([course.id for course, _ in rows])
+        instructors = await self.repo.instructors([row.course.id for row in rows])
         items = [
-            catalog_item(course, instructors.get(course.id, []), snippet)
-            for course, snippet in rows
+            catalog_item(row.course, instructors.get(row.course.id, []), row.counters, row.snippet)
+            for row in rows
         ]
         pages = (total + paging.size - 1) // paging.size
         page = schemas.CatalogPage(

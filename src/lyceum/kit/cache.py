@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.kit.db import after_commit, after_rollback
 
 KEY_PREFIX = "lyceum:"
 
@@ -142,3 +145,33 @@ async def get_json(cache: Cache, key: str) -> Any | None:
 
 async def set_json(cache: Cache, key: str, value: Any, ttl: float | None = None) -> None:
     await cache.set(key, orjson.dumps(value), ttl)
+
+
+_PENDING_BUMPS = "lyceum.cache.pending_bumps"
+
+
+def bump_after_commit(session: AsyncSession, cache: Cache, *keys: str) -> None:
+    """Increment the version counters `keys` once the session's transaction commits
+    (each key once per transaction, however often it is asked for). Readers key their
+    entries on these versions: bumping before the commit would let a reader cache the
+    old rows under the new version; bumping after it, a reader that saw the old rows
+    stored them under a version nobody reads any more."""
+    pending: set[str] | None = session.info.get(_PENDING_BUMPS)
+    if pending is None:
+        pending = session.info[_PENDING_BUMPS] = set()
+
+        async def bump() -> None:
+            for key in sorted(session.info.pop(_PENDING_BUMPS, ())):
+                await cache.incr(key)
+
+        async def forget() -> None:
+            session.info.pop(_PENDING_BUMPS, None)
+
+        after_commit(session, bump)
+        after_rollback(session, forget)
+    pending.update(keys)
+
+
+async def version_of(cache: Cache, key: str) -> str:
+    """The current value of a version counter ("0" before its first bump)."""
+    return (await cache.get(key) or b"0").decode()

@@ -87,6 +87,7 @@ TASK_MODULES = [
     "lyceum.kit.mail",
     "lyceum.kit.jobs",
     "lyceum.identity.tasks",
+    "lyceum.courses.tasks",
     "lyceum.learning.tasks",
     "lyceum.content.tasks",
     "lyceum.assessments.tasks",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
@@ -39,19 +39,6 @@ class LearningRepository:
     async def add(self, entity: object) -> None:
         self.session.add(entity)
         await self.session.flush()
-
-    async def count_enrollments(self, course_id: uuid.UUID) -> None:
-        active = (
-            select(func.count())
-            .select_from(Enrollment)
-            .where(
-                Enrollment.course_id == course_id, Enrollment.status != EnrollmentStatus.cancelled
-            )
-            .scalar_subquery()
-        )
-        await self.session.execute(
-            update(Course).where(Course.id == course_id).values(enrollment_count=active)
-        )
 
     async def completions(
         self, course_id: uuid.UUID, user_id: uuid.UUID
@@ -170,27 +157,17 @@ class LearningRepository:
 
     # Reviews --------------------------------------------------------------------------
 
-    async def review(self, course_id: uuid.UUID, user_id: uuid.UUID) -> Review | None:
+    async def review(
+        self, course_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> Review | None:
         query = select(Review).where(Review.course_id == course_id, Review.user_id == user_id)
+        if for_update:
+            query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def delete_review(self, review: Review) -> None:
         await self.session.delete(review)
         await self.session.flush()
-
-    async def refresh_rating(self, course_id: uuid.UUID) -> None:
-        stats = select(func.count(Review.id), func.avg(Review.rating)).where(
-            Review.course_id == course_id
-        )
-        count, average = (await self.session.execute(stats)).one()
-        await self.session.execute(
-            update(Course)
-            .where(Course.id == course_id)
-            .values(
-                rating_count=count,
-                rating_average=round(float(average), 2) if average is not None else None,
-            )
-        )
 
     async def reviews(
         self, course_id: uuid.UUID, offset: int, limit: int

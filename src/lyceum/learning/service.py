@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository import AssessmentRepository
@@ -80,8 +81,9 @@ class LearningService:
             enrollment.status = EnrollmentStatus.active
             enrollment.enrolled_at = self.now
         await self.session.flush()
-        await self.repo.count_enrollments(course.id)
-        await self.courses.invalidate()
+        # An appended change, not a count and a course-row update: enrolling in a
+        # popular course waits for no other learner (the counters follow within seconds).
+        await self.course_repo.record_stat_change(course.id, enrollments=1)
         await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
         return enrollment
 
@@ -91,8 +93,7 @@ class LearningService:
             raise NotFound("You are not enrolled in this course.")
         enrollment.status = EnrollmentStatus.cancelled
         await self.session.flush()
-        await self.repo.count_enrollments(course_id)
-        await self.courses.invalidate()
+        await self.course_repo.record_stat_change(course_id, enrollments=-1)
 
     async def _active_enrollment(self, caller: User, course: Course) -> Enrollment:
         enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
@@ -213,29 +214,44 @@ class LearningService:
             raise Forbidden(
                 "Only learners enrolled in the course may review it.", slug="not-enrolled"
             )
-        review = await self.repo.review(course.id, caller.id)
-        created = review is None
+        review = await self.repo.review(course.id, caller.id, for_update=True)
+        created = False
         if review is None:
-            review = Review(
-                course_id=course.id, user_id=caller.id, rating=data.rating, text=data.text
+            try:
+                async with self.session.begin_nested():
+                    review = Review(
+                        course_id=course.id, user_id=caller.id, rating=data.rating, text=data.text
+                    )
+                    await self.repo.add(review)
+                created = True
+            except IntegrityError:
+                # The same learner's other request created it a moment ago: update that.
+                review = await self.repo.review(course.id, caller.id, for_update=True)
+                if review is None:
+                    raise
+        if created:
+            await self.course_repo.record_stat_change(
+                course.id, ratings=1, rating_points=data.rating
             )
-            await self.repo.add(review)
         else:
+            if review.rating != data.rating:
+                await self.course_repo.record_stat_change(
+                    course.id, rating_points=data.rating - review.rating
+                )
             review.rating = data.rating
             review.text = data.text
         await self.session.flush()
         await self.session.refresh(review)
-        await self.repo.refresh_rating(course.id)
-        await self.courses.invalidate()
         return _review_out(review, caller.full_name), created
 
     async def delete_review(self, caller: User, course_id: uuid.UUID) -> None:
-        review = await self.repo.review(course_id, caller.id)
+        review = await self.repo.review(course_id, caller.id, for_update=True)
         if review is None:
             raise NotFound("You have not reviewed this course.")
         await self.repo.delete_review(review)
-        await self.repo.refresh_rating(course_id)
-        await self.courses.invalidate()
+        await self.course_repo.record_stat_change(
+            course_id, ratings=-1, rating_points=-review.rating
+        )
 
     async def reviews(
         self, caller: User | None, course_id: uuid.UUID, offset: int, limit: int

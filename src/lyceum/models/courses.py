@@ -7,10 +7,12 @@ import enum
 import uuid
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -98,9 +100,49 @@ class Course(UUIDPrimaryKey, Timestamps, Base):
     )
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
     published_at: Mapped[dt.datetime | None]
-    enrollment_count: Mapped[int] = mapped_column(Integer, default=0)
-    rating_count: Mapped[int] = mapped_column(Integer, default=0)
-    rating_average: Mapped[float | None] = mapped_column(Numeric(3, 2, asdecimal=False))
+
+
+class CourseStats(Base):
+    """A course's counters (learners, ratings), apart from the course row: updating them
+    never rewrites the course (and its stored search document) nor locks it. They are
+    folded in from `CourseStatChange` rows by a periodic job."""
+
+    __tablename__ = "course_stats"
+    __table_args__ = (
+        Index("ix_course_stats_enrollment_count", "enrollment_count"),
+        Index("ix_course_stats_rating", "rating_average", "rating_count"),
+    )
+
+    course_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Learners whose enrollment is not cancelled (active or completed).
+    enrollment_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_average: Mapped[float | None] = mapped_column(
+        Numeric(3, 2, asdecimal=False),
+        Computed(
+            "CASE WHEN rating_count > 0 THEN round(rating_points::numeric / rating_count, 2) END",
+            persisted=True,
+        ),
+    )
+
+
+class CourseStatChange(Base):
+    """One change to a course's counters, appended by the request that caused it
+    (an enrollment +1, a new review +1 and its points). Appending never waits for
+    another writer, however popular the course; the fold job sums and deletes them."""
+
+    __tablename__ = "course_stat_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), index=True
+    )
+    enrollments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ratings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CourseInstructor(Base):

@@ -38,16 +38,18 @@ _CATALOG_MATCHES = text(
         SELECT CAST(replace(CAST(plainto_tsquery('lyceum', :q) AS text), ' & ', ' | ')
                AS tsquery) AS query
     )
-    SELECT id, title, subtitle FROM courses, q
-    WHERE status = 'published' AND q.query <> CAST('' AS tsquery) AND search @@ q.query
-    ORDER BY ts_rank_cd(search, q.query) DESC, enrollment_count DESC
+    SELECT c.id, c.title, c.subtitle
+    FROM courses AS c CROSS JOIN q LEFT JOIN course_stats AS s ON s.course_id = c.id
+    WHERE c.status = 'published' AND q.query <> CAST('' AS tsquery) AND c.search @@ q.query
+    ORDER BY ts_rank_cd(c.search, q.query) DESC, coalesce(s.enrollment_count, 0) DESC
     LIMIT :limit
     """
 )
 
 _POPULAR_COURSES = text(
-    "SELECT id, title, subtitle FROM courses WHERE status = 'published' "
-    "ORDER BY enrollment_count DESC, published_at DESC LIMIT :limit"
+    "SELECT c.id, c.title, c.subtitle FROM courses AS c "
+    "LEFT JOIN course_stats AS s ON s.course_id = c.id WHERE c.status = 'published' "
+    "ORDER BY coalesce(s.enrollment_count, 0) DESC, c.published_at DESC LIMIT :limit"
 )
 
 
