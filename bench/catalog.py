@@ -24,6 +24,7 @@ Exit code 0 whatever the figures; 1 if a server fails to start or any request er
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -83,8 +84,6 @@ INSTRUCTORS = 20
 MODULES_PER_COURSE = 2
 SEARCH_WARMUP_QUERIES = 20
 SEARCH_TIMEOUT = 30.0
-# What the repository sends to ts_headline (kept in step by hand; only for EXPLAIN).
-SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
 
 
 # Vocabulary ---------------------------------------------------------------------------
@@ -524,12 +523,24 @@ class Seeder:
                     WHERE c.id = t.course_id
                     """
                 )
+            with step("catalog vocabulary"):
+                # What the periodic refresh_catalog_vocabulary job does after a change.
+                conn.execute("REFRESH MATERIALIZED VIEW catalog_terms")
             with step("commit"):
                 conn.commit()
         with psycopg.connect(url, autocommit=True) as conn, step("VACUUM ANALYZE"):
             # The steady state of a live database (autovacuum would get there): statistics
             # for the planner, and no dead row versions left by the UPDATE above.
-            for table in ("users", "courses", "course_instructors", "modules", "lessons"):
+            tables = (
+                "users",
+                "courses",
+                "course_stats",
+                "course_instructors",
+                "modules",
+                "lessons",
+                "catalog_terms",
+            )
+            for table in tables:
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
         return report
 
@@ -866,78 +877,82 @@ def search_stats(samples: Sequence[SearchSample]) -> dict[str, float]:
 
 # Database time of the catalog's statements ---------------------------------------------
 
-# The statements CourseRepository.catalog and CourseService.catalog send for a search
-# (ranked page with its window count, headlines, instructors; suggestions when nothing
-# matched), written out by hand for EXPLAIN.
-EXPLAIN_STATEMENTS: tuple[tuple[str, str], ...] = (
-    (
-        "ranked page",
-        "SELECT id, slug, title, subtitle, language, level, category, tags, cover_key, "
-        "price_cents, currency, status, owner_id, published_at, enrollment_count, "
-        "rating_count, rating_average, created_at, updated_at, count(*) OVER () AS total "
-        "FROM courses "
-        "WHERE status = 'published' AND search @@ websearch_to_tsquery('lyceum', %(q)s) "
-        "ORDER BY ts_rank_cd(search, websearch_to_tsquery('lyceum', %(q)s)) DESC, "
-        "published_at DESC NULLS LAST, id LIMIT 20",
-    ),
-    (
-        "headlines",
-        "SELECT id, ts_headline('lyceum', title || '. ' || subtitle || '. ' || description, "
-        "websearch_to_tsquery('lyceum', %(q)s), %(options)s) "
-        "FROM courses WHERE id = ANY(%(ids)s)",
-    ),
-    (
-        "instructors",
-        "SELECT ci.course_id, u.* FROM course_instructors AS ci "
-        "JOIN users AS u ON u.id = ci.user_id "
-        "WHERE ci.course_id = ANY(%(ids)s) ORDER BY u.full_name",
-    ),
-    (
-        "suggestions",
-        # pg_trgm.word_similarity_threshold is 0.3 on this connection, as the
-        # repository sets it for its transaction.
-        "SELECT title FROM courses WHERE status = 'published' "
-        "AND lyceum_unaccent(lower(%(q)s)) <%% lyceum_unaccent(lower(title)) "
-        "GROUP BY title "
-        "ORDER BY max(word_similarity(lyceum_unaccent(lower(%(q)s)), "
-        "lyceum_unaccent(lower(title)))) DESC, title LIMIT 3",
-    ),
+# Names for the statements the catalog sends, by a fragment each contains (first match).
+STATEMENT_NAMES: tuple[tuple[str, str], ...] = (
+    ("count(*) OVER", "ranked page"),
+    ("ts_headline", "headlines"),
+    ("course_instructors", "instructors"),
+    ("WITH ORDINALITY", "normalise"),
+    ("term = ANY", "known words"),
+    ("term %", "similar words"),
+    ("word_similarity", "title suggestions"),
 )
+EXPLAIN_NAMES = tuple(name for _, name in STATEMENT_NAMES)
+
+
+def _statement_name(statement: str) -> str:
+    return next((name for fragment, name in STATEMENT_NAMES if fragment in statement), "other")
+
+
+def catalog_statements(url: str, q: str) -> list[tuple[str, dict[str, Any]]]:
+    """The SQL statements (with their parameters) that the real CourseService sends for
+    one search page, recorded as they are executed, so the EXPLAINs below always time
+    what the code does."""
+    from sqlalchemy import event
+
+    from lyceum.courses.repository import CatalogFilters
+    from lyceum.courses.service import CourseService
+    from lyceum.kit.cache import MemoryCache
+    from lyceum.kit.db import Database
+    from lyceum.kit.pagination import PageParams
+
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def record(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        recorded.append((statement, dict(parameters or {})))
+
+    async def search() -> None:
+        database = Database(url, pool_size=1, max_overflow=0)
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            async with database.sessionmaker() as session:
+                service = CourseService(
+                    session, cache=MemoryCache(), cache_ttl=60, now=dt.datetime.now(dt.UTC)
+                )
+                await service.catalog_json(CatalogFilters(q=q), PageParams(page=1, size=20))
+        finally:
+            await database.dispose()
+
+    asyncio.run(search())
+    return recorded
 
 
 def explain_searches(url: str, queries: Sequence[SearchSample], show_plans: bool) -> list[Any]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each statement for each query: execution times."""
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement the catalog sends for each query, in
+    one transaction as the service runs them (its `set_config` calls run as they are)."""
     report: list[dict[str, Any]] = []
-    with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
-        conn.execute("SET pg_trgm.word_similarity_threshold = 0.3")
+    with psycopg.connect(url, cursor_factory=psycopg.ClientCursor) as conn:
         for sample in queries:
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM courses WHERE status = 'published' "
-                    "AND search @@ websearch_to_tsquery('lyceum', %(q)s) "
-                    "ORDER BY ts_rank_cd(search, websearch_to_tsquery('lyceum', %(q)s)) DESC, "
-                    "published_at DESC NULLS LAST, id LIMIT 20",
-                    {"q": sample.q},
-                )
-            ]
-            params = {"q": sample.q, "ids": ids, "options": SNIPPET_OPTIONS}
             timings: dict[str, float] = {}
-            for name, statement in EXPLAIN_STATEMENTS:
-                if name == "suggestions" and ids:
-                    continue  # the service only asks for suggestions when nothing matched
-                if name in ("headlines", "instructors") and not ids:
+            for statement, params in catalog_statements(url, sample.q):
+                name = _statement_name(statement)
+                if "set_config" in statement:
+                    conn.execute(statement, params)
                     continue
                 explain = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"
                 row = conn.execute(explain, params).fetchone()
                 plan: list[dict[str, Any]] = row[0] if row else [{}]
-                timings[name] = float(plan[0].get("Execution Time", math.nan))
+                timings[name] = timings.get(name, 0.0) + float(
+                    plan[0].get("Execution Time", math.nan)
+                )
                 if show_plans:
                     text_plan = conn.execute(
                         f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params
                     ).fetchall()
                     print(f"\n--- {name} for q={sample.q!r} ---")
-                    print("\n".join(row[0] for row in text_plan))
+                    print("\n".join(line[0] for line in text_plan))
+            conn.rollback()
             report.append(
                 {
                     "q": sample.q,
@@ -1006,7 +1021,7 @@ def print_search(samples: Sequence[SearchSample]) -> None:
 
 
 def print_explain(report: list[dict[str, Any]]) -> None:
-    names = [name for name, _ in EXPLAIN_STATEMENTS]
+    names = [name for name in EXPLAIN_NAMES if any(name in row["ms"] for row in report)]
     header = f"{'query':<24} {'matches':>7} " + " ".join(f"{n:>11}" for n in names)
     header += f" {'db total':>9} {'http':>7}"
     print(header)

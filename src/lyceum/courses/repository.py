@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -40,8 +42,36 @@ from lyceum.models.courses import (
 )
 from lyceum.models.identity import User
 
-SEARCH_CONFIG = cast(literal("lyceum"), REGCONFIG)
+ACCENT_BLIND = cast(literal("lyceum"), REGCONFIG)
+ENGLISH = cast(literal("lyceum_english"), REGCONFIG)
+# The shortest word typed that is matched as a prefix ("stat" finds "statistics").
+PREFIX_MIN_LENGTH = 3
+WORD = re.compile(r"\w+")
 SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
+
+
+def catalog_query(q: str) -> ColumnElement[Any]:
+    """The tsquery of a catalog search, matching each course in its own configuration:
+    the words as typed, English-stemmed (for English courses: "statistic" finds
+    "statistics") or accent-blind (every language), and the last word also as a prefix,
+    since people search as they type ("invest" finds "investing")."""
+    query = func.websearch_to_tsquery(ENGLISH, q).op("||")(
+        func.websearch_to_tsquery(ACCENT_BLIND, q)
+    )
+    words = WORD.findall(q)
+    if words and len(words[-1]) >= PREFIX_MIN_LENGTH and not q.rstrip().endswith('"'):
+        head = " ".join(words[:-1])
+        prefix = func.to_tsquery(
+            ACCENT_BLIND, func.quote_literal(func.lyceum_unaccent(func.lower(words[-1]))) + ":*"
+        )
+        for config in (ENGLISH, ACCENT_BLIND):
+            query = query.op("||")(func.websearch_to_tsquery(config, head).op("&&")(prefix))
+    return query
+
+
+def course_config() -> ColumnElement[Any]:
+    """The text search configuration a course is indexed with (see models.courses)."""
+    return case((func.lower(Course.language).like("en%"), ENGLISH), else_=ACCENT_BLIND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +362,7 @@ class CourseRepository:
         conditions = self._catalog_conditions(filters)
         query_vector: Any = None
         if filters.q:
-            query_vector = func.websearch_to_tsquery(SEARCH_CONFIG, filters.q)
+            query_vector = catalog_query(filters.q)
             conditions.append(Course.search.op("@@")(query_vector))
         # The total rides along on every row (a window count), saving a second scan of
         # the matches; the long text columns stay in the database.
@@ -383,7 +413,7 @@ class CourseRepository:
                 select(
                     Course.id,
                     func.ts_headline(
-                        SEARCH_CONFIG,
+                        course_config(),
                         Course.title + ". " + Course.subtitle + ". " + Course.description,
                         query_vector,
                         SNIPPET_OPTIONS,
@@ -418,3 +448,45 @@ class CourseRepository:
             .limit(limit)
         )
         return list(rows.scalars())
+
+    # The catalog's vocabulary (migration 0014), for "did you mean" ------------------------
+
+    async def normalised_words(self, words: list[str]) -> list[str]:
+        """The words as the vocabulary holds them: lower case, accents removed."""
+        if not words:
+            return []
+        found = await self.session.execute(
+            text(
+                "SELECT array(SELECT lyceum_unaccent(lower(word)) "
+                "FROM unnest(CAST(:words AS text[])) WITH ORDINALITY AS t(word, n) ORDER BY n)"
+            ),
+            {"words": words},
+        )
+        return [str(word) for word in found.scalar_one()]
+
+    async def known_terms(self, terms: list[str]) -> set[str]:
+        if not terms:
+            return set()
+        rows = await self.session.execute(
+            text("SELECT term FROM catalog_terms WHERE term = ANY(:terms)"), {"terms": terms}
+        )
+        return {str(term) for term in rows.scalars()}
+
+    async def similar_terms(self, term: str, limit: int = 12) -> list[tuple[str, int]]:
+        """Vocabulary words sharing trigrams with `term` (a transposition such as
+        "pyhton" keeps about a quarter of "python"'s), most similar first."""
+        await self.session.execute(
+            select(func.set_config("pg_trgm.similarity_threshold", "0.2", True))
+        )
+        rows = await self.session.execute(
+            text(
+                "SELECT term, documents FROM catalog_terms WHERE term % :term "
+                "ORDER BY similarity(term, :term) DESC, documents DESC LIMIT :limit"
+            ),
+            {"term": term, "limit": limit},
+        )
+        return [(str(found), int(documents)) for found, documents in rows]
+
+    async def refresh_catalog_terms(self) -> None:
+        """Rebuild the vocabulary; searches keep reading the old one meanwhile."""
+        await self.session.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY catalog_terms"))

@@ -90,8 +90,15 @@ class CatalogItem(BaseModel):
 
 
 class CatalogPage(Page[CatalogItem]):
+    did_you_mean: str | None = Field(
+        default=None,
+        description="With `q` and no results: the query with misspelt words corrected "
+        "(`pyhton` -> `python`), when that finds courses.",
+    )
     suggestions: list[str] = Field(
-        default_factory=list, description="With `q` and no results: titles that come close."
+        default_factory=list,
+        description="With `q` and no results: titles of courses the corrected query finds, "
+        "else titles that look like the query.",
     )
 
 

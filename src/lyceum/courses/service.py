@@ -8,13 +8,16 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.courses import schemas
-from lyceum.courses.repository import CatalogFilters, Counters, CourseRepository
+from lyceum.courses.repository import WORD, CatalogFilters, Counters, CourseRepository
+from lyceum.courses.spelling import best_correction
 from lyceum.kit.cache import Cache, bump_after_commit, get_json, set_json, version_of
+from lyceum.kit.db import after_commit
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
@@ -26,6 +29,8 @@ from lyceum.models.identity import Role, User
 # Every cached catalog page is keyed on this version (kit.responsecache); a course's
 # cached detail on its own version. Both are bumped after the commit of a change.
 CATALOG_VERSION_KEY = "catalog:version"
+# The catalog version the vocabulary was last rebuilt for.
+VOCABULARY_VERSION_KEY = "catalog:vocabulary-version"
 
 
 def course_version_key(course_id: uuid.UUID) -> str:
@@ -33,6 +38,24 @@ def course_version_key(course_id: uuid.UUID) -> str:
 
 
 COVER_SIZE = (1280, 720)
+# Titles offered when a search finds nothing, and the words of a query corrected at most.
+SUGGESTIONS = 3
+MAX_CORRECTED_WORDS = 8
+
+
+async def refresh_vocabulary(session: AsyncSession, cache: Cache) -> bool:
+    """Rebuild the catalog's vocabulary ("did you mean") if the catalog changed since
+    the last rebuild; True if it did."""
+    version = await version_of(cache, CATALOG_VERSION_KEY)
+    if await cache.get(VOCABULARY_VERSION_KEY) == version.encode():
+        return False
+    await CourseRepository(session).refresh_catalog_terms()
+
+    async def remember() -> None:
+        await cache.set(VOCABULARY_VERSION_KEY, version.encode())
+
+    after_commit(session, remember)
+    return True
 
 
 async def fold_counters(session: AsyncSession, cache: Cache) -> int:
@@ -489,8 +512,32 @@ class CourseService:
             items=items, total=total, page=paging.page, size=paging.size, pages=pages
         )
         if filters.q and total == 0:
-            page.suggestions = await self.repo.suggestions(filters.q)
+            corrected = await self._corrected(filters.q)
+            if corrected is not None:
+                found, _ = await self.repo.catalog(
+                    replace(filters, q=corrected), offset=0, limit=SUGGESTIONS
+                )
+                if found:
+                    page.did_you_mean = corrected
+                    page.suggestions = [row.course.title for row in found]
+            if not page.suggestions:
+                page.suggestions = await self.repo.suggestions(filters.q, SUGGESTIONS)
         return page
+
+    async def _corrected(self, q: str) -> str | None:
+        """`q` with each word the catalog does not know replaced by the closest word it
+        does ("pyhton" -> "python"), or None when there is nothing to correct."""
+        words = WORD.findall(q)[:MAX_CORRECTED_WORDS]
+        normalised = await self.repo.normalised_words(words)
+        known = await self.repo.known_terms(normalised)
+        corrected, changed = [], False
+        for typed, word in zip(words, normalised, strict=True):
+            replacement = None
+            if word not in known:
+                replacement = best_correction(word, await self.repo.similar_terms(word))
+            corrected.append(replacement or typed)
+            changed = changed or replacement is not None
+        return " ".join(corrected) if changed else None
 
 
 def _check_same_ids(existing: set[uuid.UUID], ids: list[uuid.UUID]) -> None:

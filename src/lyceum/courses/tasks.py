@@ -1,8 +1,9 @@
-"""Course jobs: folding the appended counter changes into each course's counters."""
+"""Course jobs: folding the appended counter changes into each course's counters, and
+keeping the catalog's vocabulary (for "did you mean") in step with the catalog."""
 
 from __future__ import annotations
 
-from lyceum.courses.service import fold_counters
+from lyceum.courses.service import fold_counters, refresh_vocabulary
 from lyceum.kit.jobs import JobContext, Queue, job_app, resources, task, transaction
 
 # Every ten seconds (croniter's sixth field is the second): the catalog shows a new
@@ -23,3 +24,19 @@ async def fold_course_stats(context: JobContext, timestamp: int) -> int:
     runtime = resources(context)
     async with transaction(runtime) as session:
         return await fold_counters(session, runtime.cache)
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="refresh-catalog-vocabulary")
+@task(
+    name="lyceum.courses.refresh_catalog_vocabulary",
+    queue=Queue.maintenance,
+    retry=False,
+    queueing_lock="refresh_catalog_vocabulary",
+    pass_context=True,
+)
+async def refresh_catalog_vocabulary(context: JobContext, timestamp: int) -> bool:
+    """Every minute, if the catalog changed: rebuild the words misspellings are
+    corrected to."""
+    runtime = resources(context)
+    async with transaction(runtime) as session:
+        return await refresh_vocabulary(session, runtime.cache)

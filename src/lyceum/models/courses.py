@@ -55,14 +55,22 @@ class EnrollmentStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-# The `lyceum` text search configuration (created in the migration) is `simple` with
-# `unaccent` first: "Lập trình" and "lap trinh" index and query alike, in any language.
+def _weighted_document(config: str) -> str:
+    return (
+        f"setweight(to_tsvector('{config}'::regconfig, coalesce(title, '')), 'A') || "
+        f"setweight(to_tsvector('{config}'::regconfig, coalesce(subtitle, '') || ' ' || "
+        f"coalesce(tags_text, '')), 'B') || "
+        f"setweight(to_tsvector('{config}'::regconfig, coalesce(description, '')), 'C') || "
+        f"setweight(to_tsvector('{config}'::regconfig, coalesce(lesson_titles, '')), 'D')"
+    )
+
+
+# Each course is indexed in its own language's configuration (migrations 0004, 0005):
+# English with stemming after unaccent ("statistic" finds "statistics"), every other
+# language with `lyceum`, `simple` after unaccent ("lap trinh" finds "Lập trình").
 SEARCH_DOCUMENT = (
-    "setweight(to_tsvector('lyceum'::regconfig, coalesce(title, '')), 'A') || "
-    "setweight(to_tsvector('lyceum'::regconfig, coalesce(subtitle, '') || ' ' || "
-    "coalesce(tags_text, '')), 'B') || "
-    "setweight(to_tsvector('lyceum'::regconfig, coalesce(description, '')), 'C') || "
-    "setweight(to_tsvector('lyceum'::regconfig, coalesce(lesson_titles, '')), 'D')"
+    f"CASE WHEN lower(language) LIKE 'en%' THEN {_weighted_document('lyceum_english')} "
+    f"ELSE {_weighted_document('lyceum')} END"
 )
 
 
