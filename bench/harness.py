@@ -250,13 +250,17 @@ class LoadSpec:
     connect_timeout: float = 5.0
     # How long after `duration` in-flight requests may take before they count as errors.
     grace: float = 10.0
+    # Extra request headers, e.g. (("Authorization", "Bearer ..."),).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def request_bytes(self) -> bytes:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in self.headers)
         return (
             f"GET {self.path} HTTP/1.1\r\n"
             f"Host: {LOOPBACK}:{self.port}\r\n"
             "User-Agent: lyceum-bench\r\n"
             "Accept: application/json\r\n"
+            f"{extra}"
             "\r\n"
         ).encode("ascii")
 
