@@ -52,7 +52,7 @@ def render(template: str, context: dict[str, Any], settings: Settings) -> tuple[
         raise UnknownTemplate(template)
     env = _environment()
     full_context = {
-        "public_base_url": str(settings.public_base_url).rstrip("/"),
+        "public_base_url": settings.base_url(),
         "product_name": "Lyceum",
         **context,
     }
