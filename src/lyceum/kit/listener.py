@@ -20,9 +20,7 @@ _WILDCARD_V4 = {"", "0.0.0.0"}  # noqa: S104 (names of the wildcard, not a bind)
 def listen(host: str, port: int) -> list[socket.socket]:
     """Bound sockets for every address `host` resolves to (as asyncio would bind them),
     all on one port: `port`, or with 0 the one the system picked for the first."""
-    infos = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):
