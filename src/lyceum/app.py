@@ -52,6 +52,10 @@ Lyceum is an AI tutor and learning platform backend.
 * Every error is an RFC 9457 `application/problem+json` document with a stable `type`;
   validation errors list each offending field under `errors`.
 * Every list answers with the same envelope: the list under `items`, with `total`.
+* Strings are raw text, returned as they were stored: display names, titles, file names,
+  messages and essays may contain `<`, `&` or quotes. Clients must escape them wherever
+  they render HTML. The one exception is the catalog's `snippet`, an HTML fragment whose
+  text Lyceum has escaped, with hits in `<mark>`.
 """
 
 TAGS = [

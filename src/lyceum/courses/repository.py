@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from lyceum.kit.markup import HIT_START, HIT_STOP, highlighted
 from lyceum.models.content import CourseFile
 from lyceum.models.courses import (
     Course,
@@ -37,7 +38,10 @@ from lyceum.models.courses import (
 from lyceum.models.identity import User
 
 SEARCH_CONFIG = cast(literal("lyceum"), REGCONFIG)
-SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
+# Hits are delimited, not tagged: `highlighted` escapes the course text, then tags them.
+SNIPPET_OPTIONS = (
+    f"StartSel={HIT_START}, StopSel={HIT_STOP}, MaxWords=30, MinWords=12, MaxFragments=2"
+)
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,7 @@ class CourseRepository:
         snippets: dict[uuid.UUID, str] = {}
         if query_vector is not None and rows:
             # Headlines only for this page's rows: ts_headline re-parses the text.
-            highlighted = await self.session.execute(
+            headlines = await self.session.execute(
                 select(
                     Course.id,
                     func.ts_headline(
@@ -298,7 +302,7 @@ class CourseRepository:
                     ),
                 ).where(Course.id.in_([row.id for row in rows]))
             )
-            snippets = {course_id: snippet for course_id, snippet in highlighted}  # noqa: C416
+            snippets = {course_id: highlighted(snippet) for course_id, snippet in headlines}
         return [(row, snippets.get(row.id)) for row in rows], total
 
     async def suggestions(self, q: str, limit: int = 3) -> list[str]:
