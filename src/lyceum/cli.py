@@ -26,11 +26,18 @@ console = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    """The settings every command starts from, with logging set up by them: LOG_LEVEL
+    and LOG_FORMAT hold for every command, not only serve and worker (unconfigured,
+    structlog would print every level, debug lines of each deferred job included)."""
+    from lyceum.kit.logging import configure_logging
+
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return settings
 
 
 def _pending_revisions(database_url: str) -> list[str]:
@@ -155,11 +162,9 @@ def worker(
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
     from lyceum.kit.jobs import queue_names, run_worker
-    from lyceum.kit.logging import configure_logging
     from lyceum.kit.runtime import Runtime, UnmigratedDatabase
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
     try:
         served = queue_names([part.strip() for part in queues.split(",")] if queues else None)
     except ValueError as error:
