@@ -120,7 +120,14 @@ def serve(
         raise typer.Exit(code=1) from None
     port = sockets[0].getsockname()[1]
     url = reachable_url(host, port)
-    settings.record_served_url(url)
+    try:
+        settings.record_served_url(url)
+    except OSError as error:
+        console.print(
+            f"[yellow]cannot record the served address in {settings.served_url_file} "
+            f"({error.strerror or error}): a standalone worker on this data dir will not "
+            "find it; set PUBLIC_BASE_URL[/yellow]"
+        )
     if settings.embedded_database:
         # Start and migrate before uvicorn, with progress, so the first request is fast.
         with console.status("starting embedded PostgreSQL"):

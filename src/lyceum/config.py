@@ -262,10 +262,13 @@ class Settings(BaseSettings):
         return self.data_dir / SERVED_URL_FILE
 
     def record_served_url(self, url: str) -> None:
-        """Called by `lyceum serve` once it listens: links of this process follow `url`
-        when PUBLIC_BASE_URL is unset, and so do those of other processes on the same
-        data dir (a standalone worker), through a file."""
+        """Called by `lyceum serve` once it listens: with PUBLIC_BASE_URL unset, links of
+        this process follow `url`, and so do those of other processes on the same data
+        dir (a standalone worker), through a file. Raises OSError if the data dir is not
+        writable."""
         self._served_url = url.rstrip("/")
+        if self.public_base_url is not None:
+            return
         path = self.served_url_file
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")

@@ -55,18 +55,18 @@ def test_links_follow_public_base_url_then_the_served_address(tmp_path: Path) ->
     configured.record_served_url("http://127.0.0.1:9000")
     assert configured.base_url() == "https://learn.example"
 
+    # A standalone worker on the same data dir, started before any serve.
     worker = Settings(lyceum_data_dir=tmp_path, public_base_url=None)
-    server = Settings(lyceum_data_dir=tmp_path / "elsewhere", public_base_url=None)
-    assert server.base_url() == FALLBACK_BASE_URL  # no serve has run on this data dir
+    assert worker.base_url() == FALLBACK_BASE_URL  # a configured serve records nothing
+    server = Settings(lyceum_data_dir=tmp_path, public_base_url=None)
     server.record_served_url("http://127.0.0.1:9100/")
     assert server.base_url() == "http://127.0.0.1:9100"
-    # Another process on the same data dir (a standalone worker) finds it there, even
-    # when it started first.
-    assert worker.base_url() == "http://127.0.0.1:9000"
+    assert worker.base_url() == "http://127.0.0.1:9100"  # found in the data dir
     Settings(lyceum_data_dir=tmp_path, public_base_url=None).record_served_url(
         "http://10.0.0.5:9200"
     )
-    assert worker.base_url() == "http://10.0.0.5:9200"
+    assert worker.base_url() == "http://10.0.0.5:9200"  # a restarted serve, elsewhere
+    assert server.base_url() == "http://127.0.0.1:9100"  # its own address, in process
 
 
 def test_serve_on_a_port_in_use_stops_at_once_naming_it(tmp_path: Path) -> None:
