@@ -26,7 +26,14 @@ from PIL import Image
 
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from tests.identity.helpers import PASSWORD
-from tests.support.servers import REPO_ROOT, free_port, start_lyceum, stop, wait_until_healthy
+from tests.support.servers import (
+    REPO_ROOT,
+    free_port,
+    served_port,
+    start_lyceum,
+    stop,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +52,21 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
     }
 
 
-def serve(data_dir: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
-    process = start_lyceum({**embedded_env(data_dir), **settings}, port, data_dir / "serve.log")
+def serve(data_dir: Path, port: int = 0, **settings: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`lyceum serve --port <port>` on `data_dir`, healthy; returns it and the port it
+    listens on. The default, 0, lets serve pick a free port itself: no window in which
+    another process takes a port chosen in advance."""
+    log = data_dir / "serve.log"
+    log.write_bytes(b"")
+    process = start_lyceum({**embedded_env(data_dir), **settings}, port, log)
     try:
+        port = served_port(log, process)
         wait_until_healthy(f"http://127.0.0.1:{port}", "/health/ready", 120, process)
     except Exception:
         stop(process)
-        print((data_dir / "serve.log").read_text())
+        print(log.read_text())
         raise
-    return process
+    return process, port
 
 
 def _stopped(pid: int) -> bool:
@@ -79,10 +92,9 @@ def postmaster(data_dir: Path) -> PostmasterInfo:
 def test_data_survives_kill_9_of_server_and_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "lyceum"
     data_dir.mkdir()
-    port = free_port()
     token = uuid.uuid4().hex
 
-    server = serve(data_dir, port)
+    server, _ = serve(data_dir)
     try:
         database = postmaster(data_dir)
         with psycopg.connect(database.get_uri(database="lyceum"), autocommit=True) as conn:
@@ -98,7 +110,7 @@ def test_data_survives_kill_9_of_server_and_database(tmp_path: Path) -> None:
     os.kill(database.pid, signal.SIGKILL)
     _wait_stopped(database.pid)
 
-    server = serve(data_dir, port)
+    server, _ = serve(data_dir)
     try:
         restarted = postmaster(data_dir)
         assert restarted.pid != database.pid
@@ -160,8 +172,7 @@ def test_worker_beside_serve_shares_the_embedded_server(tmp_path: Path) -> None:
     that arrives the moment it reports `worker_started`."""
     data_dir = tmp_path / "lyceum"
     data_dir.mkdir()
-    port = free_port()
-    server = serve(data_dir, port, EMBEDDED_WORKER="false")
+    server, port = serve(data_dir, EMBEDDED_WORKER="false")
     try:
         database = postmaster(data_dir)
         registered = httpx.post(
@@ -207,9 +218,9 @@ def test_links_follow_the_port_serve_listens_on(tmp_path: Path) -> None:
     URL of a certificate, in the API, in its mail and printed into its PDF."""
     data_dir = tmp_path / "lyceum"
     data_dir.mkdir()
-    port = free_port()
+    # An explicit port, as in `./scripts/run --port 9000`.
+    server, port = serve(data_dir, free_port())
     base = f"http://127.0.0.1:{port}"
-    server = serve(data_dir, port)
     try:
         with httpx.Client(base_url=base, timeout=30) as http:
 
