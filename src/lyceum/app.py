@@ -6,11 +6,13 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp
 
 from lyceum import __version__
 from lyceum.assessments import endpoints as assessment_endpoints
@@ -50,6 +52,10 @@ Lyceum is an AI tutor and learning platform backend.
 * Every error is an RFC 9457 `application/problem+json` document with a stable `type`;
   validation errors list each offending field under `errors`.
 * Every list answers with the same envelope: the list under `items`, with `total`.
+* Strings are raw text, returned as they were stored: display names, titles, file names,
+  messages and essays may contain `<`, `&` or quotes. Clients must escape them wherever
+  they render HTML. The one exception is the catalog's `snippet`, an HTML fragment whose
+  text Lyceum has escaped, with hits in `<mark>`.
 """
 
 TAGS = [
@@ -87,6 +93,20 @@ TAGS = [
 
 def _operation_id(route: APIRoute) -> str:
     return route.name
+
+
+class LyceumAPI(FastAPI):
+    """FastAPI with the request context (request id, security headers, access log,
+    metrics) around the *whole* middleware stack. Added with `add_middleware` it would
+    sit inside Starlette's ServerErrorMiddleware, and the 500 answer to an unhandled
+    error (in a route or in a middleware) would leave without them."""
+
+    def __init__(self, *, hsts: bool, **kwargs: Any) -> None:
+        self.hsts = hsts
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestContextMiddleware(super().build_middleware_stack(), hsts=self.hsts)
 
 
 def _init_sentry(settings: Settings) -> None:
@@ -164,7 +184,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             access_log.flush()
 
     chat = ChatGateway(settings)
-    app = FastAPI(
+    app = LyceumAPI(
+        hsts=settings.is_production,
         title="Lyceum API",
         version=__version__,
         summary="AI tutor and learning platform backend",
@@ -220,5 +241,4 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             (f"{API_PREFIX}/courses/[^/]+/files", settings.max_upload_bytes + UPLOAD_ENVELOPE)
         ],
     )
-    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
     return app

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 from typing import Annotated
 
@@ -23,16 +25,25 @@ from lyceum.kit.db import (
     unit_of_work,
 )
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 cli = typer.Typer(help="Lyceum: AI tutor and learning platform backend.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    """The settings every command starts from, with logging set up by them: LOG_LEVEL
+    and LOG_FORMAT hold for every command, not only serve and worker (unconfigured,
+    structlog would print every level, debug lines of each deferred job included)."""
+    from lyceum.kit.logging import configure_logging
+
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return settings
 
 
 def _pending_revisions(database_url: str) -> list[str]:
@@ -92,7 +103,7 @@ def migrate() -> None:
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
     proxy_headers: Annotated[
         bool, typer.Option(help="Trust X-Forwarded-* from the load balancer.")
     ] = False,
@@ -102,24 +113,49 @@ def serve(
     import uvicorn
 
     from lyceum.app import create_app
+    from lyceum.kit.listener import listen, reachable_url
     from lyceum.kit.runtime import resolve_database_url
 
     settings = _settings()
+    # Bound first: a port in use stops serve before anything starts, and the links
+    # Lyceum builds (PUBLIC_BASE_URL unset) name the port it really listens on.
+    try:
+        sockets = listen(host, port)
+    except OSError as error:
+        console.print(f"[red]cannot listen on {host}:{port}: {error.strerror or error}[/red]")
+        raise typer.Exit(code=1) from None
+    port = sockets[0].getsockname()[1]
+    url = reachable_url(host, port)
+    try:
+        settings.record_served_url(url)
+    except OSError as error:
+        console.print(
+            f"[yellow]cannot record the served address in {settings.served_url_file} "
+            f"({error.strerror or error}): a standalone worker on this data dir will not "
+            "find it; set PUBLIC_BASE_URL[/yellow]"
+        )
     if settings.embedded_database:
         # Start and migrate before uvicorn, with progress, so the first request is fast.
         with console.status("starting embedded PostgreSQL"):
             database_url, _ = resolve_database_url(settings)
         migrate_with_progress(database_url)
     settings.secret_key_value()
-    console.print(f"Lyceum on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=proxy_headers,
-        server_header=False,
+    console.print(f"Lyceum on {url}  (API docs: {url}/docs)")
+    if settings.public_base_url is None:
+        console.print(f"Links in mails and certificates: {url}  (set PUBLIC_BASE_URL to change)")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=proxy_headers,
+            server_header=False,
+        )
     )
+    server.run(sockets=sockets)
+    if not server.started:
+        raise typer.Exit(code=3)
 
 
 @cli.command()
@@ -139,11 +175,9 @@ def worker(
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
     from lyceum.kit.jobs import queue_names, run_worker
-    from lyceum.kit.logging import configure_logging
     from lyceum.kit.runtime import Runtime, UnmigratedDatabase
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
     try:
         served = queue_names([part.strip() for part in queues.split(",")] if queues else None)
     except ValueError as error:
@@ -152,19 +186,56 @@ def worker(
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
     slots = concurrency or settings.worker_concurrency
 
+    logger = structlog.get_logger("lyceum.worker")
+
     async def run() -> None:
+        # SIGINT and SIGTERM are handled from the first moment, not only once
+        # procrastinate installs its own handlers: a stop asked for while the worker is
+        # still starting lets it start, then stops it cleanly (exit 0) instead of
+        # interrupting it half-way. A second signal stops at once.
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        def request_stop() -> None:
+            stopping.set()
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, request_stop)
         try:
             runtime = await Runtime.start(settings, migrate=False, job_pool_size=slots + 2)
         except UnmigratedDatabase:
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
             raise typer.Exit(code=1) from None
-        structlog.get_logger("lyceum.worker").info(
-            "worker_started", name=worker_name, concurrency=slots, queues=served or "all"
-        )
         try:
-            await run_worker(runtime, name=worker_name, concurrency=slots, queues=served)
+            if stopping.is_set():
+                return
+            logger.info(
+                "worker_started", name=worker_name, concurrency=slots, queues=served or "all"
+            )
+            working = asyncio.create_task(
+                run_worker(
+                    runtime,
+                    name=worker_name,
+                    concurrency=slots,
+                    queues=served,
+                    install_signal_handlers=False,
+                )
+            )
+            asked = asyncio.create_task(stopping.wait())
+            await asyncio.wait({working, asked}, return_when=asyncio.FIRST_COMPLETED)
+            asked.cancel()
+            if not working.done():
+                # procrastinate stops fetching and waits for the jobs it is running.
+                working.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await working
+            else:
+                working.result()  # the worker failed on its own: let it be seen
         finally:
             await runtime.stop()
+            logger.info("worker_stopped", name=worker_name)
 
     asyncio.run(run())
 

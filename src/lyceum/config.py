@@ -6,6 +6,7 @@ start with a message naming the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AnyHttpUrl,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -24,6 +26,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 MIN_SECRET_KEY_LENGTH = 32
+# Where `lyceum serve` records the address it listens on, for the other processes on
+# the same data dir (a standalone `lyceum worker`, `lyceum send-test-mail`).
+SERVED_URL_FILE = "served_url"
+# The base of links when PUBLIC_BASE_URL is unset and no `lyceum serve` has run.
+FALLBACK_BASE_URL = "http://localhost:8000"
 
 
 class Environment(StrEnum):
@@ -61,7 +68,8 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     debug: bool = False
     secret_key: SecretStr | None = None
-    public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
+    # Unset: links follow the address `lyceum serve` listens on (see `base_url`).
+    public_base_url: AnyHttpUrl | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_body_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
 
@@ -161,6 +169,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     sentry_dsn: SecretStr | None = None
 
+    # The address this process serves on (set by `lyceum serve`), not a setting.
+    _served_url: str | None = PrivateAttr(default=None)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -211,6 +222,12 @@ class Settings(BaseSettings):
                     f"SECRET_KEY: must be set to at least {MIN_SECRET_KEY_LENGTH} random "
                     "characters when ENVIRONMENT=production"
                 )
+            if self.public_base_url is None:
+                raise ValueError(
+                    "PUBLIC_BASE_URL: must be set when ENVIRONMENT=production, to the "
+                    "address users reach Lyceum at (e.g. https://learn.example.org); it "
+                    "is the base of the links in mails, signed downloads and certificates"
+                )
         if self.storage_backend is StorageBackend.s3 and not self.storage_s3_bucket:
             raise ValueError("STORAGE_S3_BUCKET: required when STORAGE_BACKEND=s3")
         if self.max_request_body_bytes <= self.max_upload_bytes:
@@ -239,6 +256,39 @@ class Settings(BaseSettings):
         if self.log_format:
             return self.log_format
         return "json" if self.is_production else "console"
+
+    @property
+    def served_url_file(self) -> Path:
+        return self.data_dir / SERVED_URL_FILE
+
+    def record_served_url(self, url: str) -> None:
+        """Called by `lyceum serve` once it listens: with PUBLIC_BASE_URL unset, links of
+        this process follow `url`, and so do those of other processes on the same data
+        dir (a standalone worker), through a file. Raises OSError if the data dir is not
+        writable."""
+        self._served_url = url.rstrip("/")
+        if self.public_base_url is not None:
+            return
+        path = self.served_url_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(self._served_url + "\n", encoding="utf-8")
+        temporary.replace(path)
+
+    def base_url(self) -> str:
+        """The base of every absolute link Lyceum builds (mails, signed downloads,
+        avatars, certificates and their QR codes), without a trailing slash:
+        PUBLIC_BASE_URL; unset, the address `lyceum serve` listens on (this process's,
+        or the one it recorded in the data dir); before any serve, FALLBACK_BASE_URL."""
+        if self.public_base_url is not None:
+            return str(self.public_base_url).rstrip("/")
+        if self._served_url is not None:
+            return self._served_url
+        try:
+            recorded = self.served_url_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            recorded = ""
+        return recorded.rstrip("/") or FALLBACK_BASE_URL
 
     @property
     def outbox_dir(self) -> Path:

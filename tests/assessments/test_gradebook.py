@@ -3,6 +3,7 @@ own grades) and course completion gated by required assessments."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import uuid
@@ -53,6 +54,16 @@ async def take(
     assert result.status_code == 200, result.text
     body: dict[str, object] = result.json()
     return body
+
+
+def excel_rows(response: httpx.Response) -> list[list[str]]:
+    """The CSV as Excel reads it: UTF-8 when the file starts with a byte order mark,
+    the machine's ANSI code page (Windows-1252 in the West) when it does not."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    raw = response.content
+    encoding = "utf-8-sig" if raw.startswith(codecs.BOM_UTF8) else "cp1252"
+    return list(csv.reader(io.StringIO(raw.decode(encoding, errors="replace"), newline="")))
 
 
 def test_csv_cells_that_would_run_as_formulas_are_defused() -> None:
@@ -130,8 +141,7 @@ async def test_gradebook_totals_weights_and_csv(
     exported = await client.get(
         f"{API}/courses/{room.course_id}/gradebook.csv", headers=room.teacher.headers
     )
-    assert exported.headers["content-type"].startswith("text/csv")
-    table = list(csv.reader(io.StringIO(exported.text)))
+    table = excel_rows(exported)
     assert table[0][0] == "learner" and table[0][-1] == "weighted total"
     by_name = {line[0]: line for line in table[1:]}
     assert by_name["'=cmd|' /C calc'!A0"][2:] == ["0.00", "", "0.00"]
@@ -249,3 +259,29 @@ async def test_passing_the_last_required_quiz_after_the_lessons_completes_the_co
         {"user": room.learner.id},
     )
     assert jobs == 1
+
+
+async def test_gradebook_csv_opens_in_excel_with_vietnamese_names_intact(
+    client: httpx.AsyncClient, room: Classroom, connection: AsyncConnection, runtime: Runtime
+) -> None:
+    question = await add_question(client, room, true_false())
+    quiz = await add_quiz(client, room, [question["id"]], title="Kiểm tra giữa kỳ")
+    learner = await enrolled_learner(client, connection, runtime, room, "lan")
+    await connection.execute(
+        update(User).where(User.id == learner.id).values(full_name="Nguyễn Thị Lan")
+    )
+    await connection.execute(
+        update(User).where(User.id == room.learner.id).values(full_name="-Trần Đức")
+    )
+    await take(client, quiz["id"], question["id"], learner, True)
+
+    exported = await client.get(
+        f"{API}/courses/{room.course_id}/gradebook.csv", headers=room.teacher.headers
+    )
+    assert exported.content.startswith(codecs.BOM_UTF8)
+    header, *rows = excel_rows(exported)
+    assert header == ["learner", "email", "Kiểm tra giữa kỳ (quiz, weight 1)", "weighted total"]
+    by_name = {row[0]: row for row in rows}
+    assert by_name["Nguyễn Thị Lan"][1:] == [learner.email, "100.00", "100.00"]
+    # Formula-injection safety holds under the BOM: a leading '-' is still defused.
+    assert by_name["'-Trần Đức"][2:] == ["", "0.00"]

@@ -485,7 +485,7 @@ async def test_essay_items_wait_for_an_instructor_who_grades_them_with_an_audit(
     client: httpx.AsyncClient, room: Classroom
 ) -> None:
     objective = await add_question(client, room, true_false())
-    essay = await add_question(client, room, essay_question())
+    essay = await add_question(client, room, essay_question(explanation="Shorter waves."))
     quiz = await add_quiz(client, room, [objective["id"], essay["id"]], pass_percent=50)
     sheet = await start(client, quiz["id"], room.learner)
     submitted = await client.post(
@@ -499,7 +499,19 @@ async def test_essay_items_wait_for_an_instructor_who_grades_them_with_an_audit(
         headers=room.learner.headers,
     )
     body = submitted.json()
-    assert body["status"] == "needs_review" and body["items"] == [] and body["score"] is None
+    assert body["status"] == "needs_review" and body["score"] is None
+    # The auto-graded item is shown graded (the policy shows answers after submit); the
+    # essay waits, with the learner's answer and no grade or explanation yet.
+    shown = {item["question_id"]: item for item in body["items"]}
+    assert shown[objective["id"]]["awarded"] == 1 and shown[objective["id"]]["is_correct"]
+    assert shown[objective["id"]]["correct_answer"]["value"] is True
+    assert shown[objective["id"]]["explanation"] == "At 1 atm."
+    pending = shown[essay["id"]]
+    assert pending["awarded"] is None and pending["is_correct"] is None
+    assert pending["explanation"] is None and pending["comment"] == ""
+    assert pending["answer"]["text"] == "Rayleigh scattering of blue light."
+    result = await client.get(f"{API}/attempts/{sheet['id']}/result", headers=room.learner.headers)
+    assert result.json()["items"] == body["items"]
     too_many = await client.post(
         f"{API}/attempts/{sheet['id']}/grades",
         json={"grades": [{"question_id": essay["id"], "points": 9}]},
@@ -513,6 +525,10 @@ async def test_essay_items_wait_for_an_instructor_who_grades_them_with_an_audit(
     )
     assert graded.status_code == 200, graded.text
     assert graded.json()["status"] == "graded" and graded.json()["score"] == 5
+    final = await client.get(f"{API}/attempts/{sheet['id']}/result", headers=room.learner.headers)
+    essay_result = {item["question_id"]: item for item in final.json()["items"]}[essay["id"]]
+    assert essay_result["awarded"] == 4 and essay_result["comment"] == "Good."
+    assert essay_result["explanation"] == "Shorter waves."
     trail = await client.get(
         f"{API}/courses/{room.course_id}/assessment-audit?subject_id={sheet['id']}",
         headers=room.teacher.headers,
@@ -520,3 +536,29 @@ async def test_essay_items_wait_for_an_instructor_who_grades_them_with_an_audit(
     (entry,) = trail.json()["items"]
     assert entry["action"] == "grade_items" and entry["before"]["status"] == "needs_review"
     assert entry["after"]["score"] == 5 and entry["actor_id"] == str(room.teacher.id)
+
+
+@pytest.mark.parametrize("policy", ["none", "score_only", "answers_after_due"])
+async def test_items_waiting_for_an_essay_grade_still_follow_the_review_policy(
+    client: httpx.AsyncClient, room: Classroom, clock: FrozenClock, policy: str
+) -> None:
+    objective = await add_question(client, room, true_false())
+    essay = await add_question(client, room, essay_question())
+    due = (clock.now() + dt.timedelta(days=1)).isoformat()
+    quiz = await add_quiz(
+        client, room, [objective["id"], essay["id"]], review_policy=policy, due_at=due
+    )
+    sheet = await start(client, quiz["id"], room.learner)
+    submitted = await client.post(
+        f"{API}/attempts/{sheet['id']}/submit",
+        json={
+            "answers": [
+                {"question_id": objective["id"], "value": True},
+                {"question_id": essay["id"], "text": "Rayleigh scattering."},
+            ]
+        },
+        headers=room.learner.headers,
+    )
+    body = submitted.json()
+    assert body["status"] == "needs_review" and body["items"] == []
+    assert (body["answers_available_at"] is not None) == (policy == "answers_after_due")

@@ -54,7 +54,8 @@ async def test_registration_mails_welcome_and_a_working_verification_link(
 
     page = await http.get(f"/verify-email?token={token}")
     assert page.status_code == 200
-    assert "/api/v1/auth/verify-email" in page.text
+    assert '<script src="/pages/token-page.js"' in page.text
+    assert "/api/v1/auth/verify-email" in (await http.get("/pages/token-page.js")).text
 
     verified = await http.post("/api/v1/auth/verify-email", json={"token": token})
     assert verified.status_code == 200

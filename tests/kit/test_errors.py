@@ -4,13 +4,17 @@ malformed bodies, oversized bodies, domain errors and unhandled exceptions."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lyceum.kit.errors import Conflict, NotFound
+from tests.conftest import client_for
 
 PROBLEM = "application/problem+json"
 
@@ -157,3 +161,71 @@ async def test_oversized_streamed_body_without_length_is_refused(
         "/api/v1/probe/echo", content=body(), headers={"content-type": "application/json"}
     )
     assert_problem(response, 413)
+
+
+class FailingMiddleware:
+    """A middleware that fails before the app answers, like a broken cache lookup."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/api/v1/probe/middleware-boom":
+            raise RuntimeError("the middleware broke")
+        await self.app(scope, receive, send)
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+def oversized_stream(limit: int) -> Callable[[], AsyncIterator[bytes]]:
+    async def body() -> AsyncIterator[bytes]:
+        sent = 0
+        while sent <= limit:
+            sent += 65536
+            yield b" " * 65536
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", "/health/live", {}, 200),
+        ("GET", "/verify-email", {}, 200),
+        ("GET", "/api/v1/nothing-here", {}, 404),
+        ("DELETE", "/health/live", {}, 405),
+        ("POST", "/api/v1/probe/echo", {"json": {"count": -1}}, 422),
+        ("POST", "/api/v1/probe/echo", {"content": b"{", "type": "application/json"}, 400),
+        ("POST", "/api/v1/probe/echo", {"content": b"x" * (13 * 1024 * 1024)}, 413),
+        ("POST", "/api/v1/probe/echo", {"stream": True}, 413),
+        ("GET", "/api/v1/probe/missing", {}, 404),
+        ("GET", "/api/v1/probe/boom", {}, 500),
+        ("GET", "/api/v1/probe/middleware-boom", {}, 500),
+        ("GET", "/socket.io/?EIO=4&transport=bogus", {}, 400),
+    ],
+)
+async def test_every_response_carries_the_request_id_and_security_headers(
+    app: FastAPI, method: str, path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    """Unhandled errors, errors raised in middleware, refusals of the body limit and
+    Socket.IO's own HTTP answers included: a client (or an operator reading a report)
+    always has the id that finds the request's log line."""
+    app.add_middleware(FailingMiddleware)
+    arguments = dict(kwargs)
+    headers = {"X-Request-ID": "req-every-1"}
+    if "type" in arguments:
+        headers["Content-Type"] = arguments.pop("type")
+    if arguments.pop("stream", False):
+        arguments["content"] = oversized_stream(app.state.settings.max_request_body_bytes)()
+    async with client_for(app) as http:
+        response = await http.request(method, path, headers=headers, **arguments)
+    assert response.status_code == status, response.text
+    assert response.headers["x-request-id"] == "req-every-1"
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name

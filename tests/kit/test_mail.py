@@ -17,10 +17,13 @@ from sqlalchemy import text
 from lyceum.config import Settings
 from lyceum.kit.db import unit_of_work
 from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
-from lyceum.kit.mail import Mailer, UnknownTemplate, render
+from lyceum.kit.mail import Mailer, UnknownTemplate, build_message, render
 from lyceum.kit.runtime import Runtime
+from tests.conftest import client_for, make_app
+from tests.identity.flows_helpers import body_of, mails_to
+from tests.identity.helpers import PASSWORD, unique_email
 from tests.support.jobs import run_jobs
-from tests.support.servers import free_port
+from tests.support.servers import REPO_ROOT, free_port
 
 
 class Inbox:
@@ -59,6 +62,74 @@ def test_render_has_text_and_html_with_links_from_public_base_url(settings: Sett
     assert 'href="http://lyceum.test"' in html
     assert "&lt;b&gt;hi&lt;/b&gt;" in html  # HTML is escaped
     assert "<b>hi</b>" in text  # text is not
+
+
+# A display name or course title as an attacker would pick it: markup, quotes, and a
+# line break followed by a header.
+HOSTILE = "<img src=x onerror=alert(1)> \"Ada\" & 'Bob'\r\nBcc: victim@example.org"
+TEMPLATES = sorted(
+    path.name.removesuffix(".subject.txt")
+    for path in (REPO_ROOT / "src/lyceum/templates/mail").glob("*.subject.txt")
+)
+# Every value any template takes.
+HOSTILE_CONTEXT = dict.fromkeys(
+    (
+        "full_name",
+        "course_title",
+        "code",
+        "note",
+        "link",
+        "app_url",
+        "course_url",
+        "download_url",
+        "verify_url",
+    ),
+    HOSTILE,
+)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_mail_escapes_its_values_and_keeps_them_on_one_line(
+    settings: Settings, template: str
+) -> None:
+    subject, text, html = render(template, HOSTILE_CONTEXT, settings)
+    message = build_message(
+        to="ada@example.org",
+        subject=subject,
+        text=text,
+        html=html,
+        sender="a@b.c",
+        message_id="<m@b.c>",
+    )
+    assert message["Bcc"] is None and "\n" not in subject and "\r" not in subject
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; &#34;Ada&#34; &amp; &#39;Bob&#39; Bcc:" in html
+    assert "<img src=x onerror=alert(1)> \"Ada\" & 'Bob' Bcc: victim" in text
+    assert "\nBcc:" not in text and "\rBcc:" not in text
+
+
+async def test_a_display_name_with_markup_and_a_line_break_is_mailed_safely(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """Registration accepts any visible name; the welcome mail shows it as text: escaped
+    in HTML, on one line in the subject (no header added) and in the text part."""
+    address = unique_email("hostile")
+    async with client_for(make_app(settings, runtime, None)) as http:
+        registered = await http.post(
+            "/api/v1/auth/register",
+            json={"email": address, "password": PASSWORD, "full_name": HOSTILE},
+        )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["full_name"] == HOSTILE  # the API returns raw text
+    await run_jobs([Queue.mail])
+    (welcome,) = [m for m in mails_to(settings, address) if "Welcome" in str(m["Subject"])]
+    assert welcome["Bcc"] is None
+    assert str(welcome["Subject"]) == (
+        "Welcome to Lyceum, <img src=x onerror=alert(1)> \"Ada\" & 'Bob' Bcc: victim@example.org"
+    )
+    assert "<img" not in body_of(welcome, "html")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body_of(welcome, "html")
+    assert "'Bob' Bcc: victim@example.org" in body_of(welcome, "plain")
 
 
 @pytest.mark.parametrize("name", ["../secrets", "nope", "Test_Message"])

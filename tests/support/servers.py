@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +83,20 @@ def start_lyceum(env: dict[str, str], port: int, log_path: Path) -> subprocess.P
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def served_port(log_path: Path, process: subprocess.Popen[bytes], timeout: float = 120.0) -> int:
+    """The port a `lyceum serve --port 0` picked, from the line it prints once bound:
+    no window in which another process could take a port chosen in advance."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"Lyceum on http://[^\s:]+:(\d+)", log_path.read_text(errors="replace"))
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited with {process.returncode}: {log_path.read_text()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"serve printed no address in {timeout} s")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

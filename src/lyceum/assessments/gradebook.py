@@ -21,6 +21,10 @@ from lyceum.models.identity import User
 # such a cell is prefixed with an apostrophe, which spreadsheets show as text.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 CSV_PAGE = 1000
+# Excel reads a CSV file without a byte order mark in the machine's ANSI code page
+# (Windows-1252 in the West), which garbles every non-Latin-1 letter ("Nguyá»…n"); with
+# the UTF-8 BOM it reads UTF-8. Other spreadsheets and csv readers accept the BOM.
+UTF8_BOM = "\ufeff"
 
 
 def csv_safe(value: str) -> str:
@@ -116,11 +120,13 @@ class GradebookService:
 
     async def csv(self, caller: User, course_id: uuid.UUID) -> str:
         """Every learner, a page of them at a time: name, email, one percent per
-        assessment (empty: not graded), weighted total."""
+        assessment (empty: not graded), weighted total. UTF-8 with a byte order mark,
+        so Excel shows Vietnamese (or any) names as they are."""
         course = await self.courses.editable_course(course_id, caller)
         quizzes, assignments = await self.repo.published_assessments(course.id)
         columns = _columns(quizzes, assignments)
         out = io.StringIO()
+        out.write(UTF8_BOM)
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(
             ["learner", "email"]

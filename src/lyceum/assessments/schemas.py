@@ -371,7 +371,9 @@ class AttemptResult(BaseModel):
     """A submitted attempt as its learner sees it, filtered by the quiz's review policy:
     `none` shows no score, `score_only` the score, `answers_after_submit` also every
     item with its correct answer and explanation, `answers_after_due` the score at once
-    and the items after the due date."""
+    and the items after the due date. While essay items wait for an instructor
+    (`needs_review`) the score is null, but the items the policy shows are there: the
+    auto-graded ones graded, the essays with `awarded` null until graded."""
 
     id: uuid.UUID
     quiz_id: uuid.UUID

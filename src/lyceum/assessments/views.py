@@ -165,6 +165,28 @@ def _item_result(item: AttemptItem, cls: type[_Item]) -> _Item:
     )
 
 
+def _learner_item(item: AttemptItem) -> schemas.ItemResult:
+    """An item as its learner sees it once the policy shows items: graded items whole;
+    an item still waiting for an instructor (an essay) with the learner's answer only,
+    its explanation kept back until it is graded."""
+    if item.awarded is not None:
+        return _item_result(item, schemas.ItemResult)
+    return schemas.ItemResult(
+        question_id=item.question_id,
+        position=item.position,
+        kind=item.kind,
+        prompt=item.snapshot["prompt"],
+        points=item.points,
+        options=_options(item),
+        answer=_answer(item),
+        awarded=None,
+        is_correct=None,
+        comment="",
+        correct_answer=None,
+        explanation=None,
+    )
+
+
 def answers_available_at(quiz: Quiz, attempt: QuizAttempt) -> dt.datetime | None:
     """When the quiz's review policy lets the learner see items and answers; None:
     never."""
@@ -180,11 +202,15 @@ def answers_available_at(quiz: Quiz, attempt: QuizAttempt) -> dt.datetime | None
 def attempt_result(
     quiz: Quiz, attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime
 ) -> schemas.AttemptResult:
-    """A submitted attempt, shown as the review policy allows and only once graded."""
+    """A submitted attempt, shown as the review policy allows. The score comes once
+    every item is graded; the items (when the policy shows them) as soon as the attempt
+    is submitted: the auto-graded ones with their grade and answer, while essay items
+    wait for an instructor (`awarded` null)."""
     graded = attempt.status is AttemptStatus.graded
+    submitted = attempt.status is not AttemptStatus.in_progress
     show_score = graded and quiz.review_policy is not ReviewPolicy.none
     available = answers_available_at(quiz, attempt)
-    show_items = graded and available is not None and now >= available
+    show_items = submitted and available is not None and now >= available
     return schemas.AttemptResult(
         id=attempt.id,
         quiz_id=attempt.quiz_id,
@@ -199,7 +225,7 @@ def attempt_result(
         max_score=attempt.max_score if show_score else None,
         percent=attempt.percent if show_score else None,
         passed=attempt.passed if show_score else None,
-        items=[_item_result(item, schemas.ItemResult) for item in (items if show_items else [])],
+        items=[_learner_item(item) for item in (items if show_items else [])],
         answers_available_at=available if available is not None and now < available else None,
     )
 

@@ -32,7 +32,7 @@ async def content_service(
         courses,
         storage=runtime.storage,
         signer=DownloadSigner(settings.secret_key_value()),
-        public_base_url=str(settings.public_base_url),
+        public_base_url=settings.base_url(),
         link_ttl_seconds=settings.download_url_ttl_seconds,
         now=clock.now(),
     )

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from lyceum.kit.markup import HIT_START, HIT_STOP, highlighted
 from lyceum.models.content import CourseFile
 from lyceum.models.courses import (
     Course,
@@ -47,7 +48,10 @@ ENGLISH = cast(literal("lyceum_english"), REGCONFIG)
 # The shortest word typed that is matched as a prefix ("stat" finds "statistics").
 PREFIX_MIN_LENGTH = 3
 WORD = re.compile(r"\w+")
-SNIPPET_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, MaxFragments=2"
+# Hits are delimited, not tagged: `highlighted` escapes the course text, then tags them.
+SNIPPET_OPTIONS = (
+    f"StartSel={HIT_START}, StopSel={HIT_STOP}, MaxWords=30, MinWords=12, MaxFragments=2"
+)
 
 
 def catalog_query(q: str) -> ColumnElement[Any]:
@@ -409,7 +413,7 @@ class CourseRepository:
         snippets: dict[uuid.UUID, str] = {}
         if query_vector is not None and rows:
             # Headlines only for this page's rows: ts_headline re-parses the text.
-            highlighted = await self.session.execute(
+            headlines = await self.session.execute(
                 select(
                     Course.id,
                     func.ts_headline(
@@ -420,7 +424,7 @@ class CourseRepository:
                     ),
                 ).where(Course.id.in_([row.id for row in rows]))
             )
-            snippets = {course_id: snippet for course_id, snippet in highlighted}  # noqa: C416
+            snippets = {course_id: highlighted(snippet) for course_id, snippet in headlines}
         return [
             CatalogRow(
                 course=row[0],

@@ -85,7 +85,9 @@ class CatalogItem(BaseModel):
     published_at: dt.datetime | None
     cover_url: str | None = Field(default=None, description="1280x720 WebP, when set.")
     snippet: str | None = Field(
-        default=None, description="With `q`: matching text with hits wrapped in <mark>."
+        default=None,
+        description="With `q`: an HTML fragment, the one string of the API that is HTML: "
+        "the matching course text, escaped, with hits wrapped in <mark>.",
     )
 
 

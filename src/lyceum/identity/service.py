@@ -96,8 +96,7 @@ def avatar_url(user: User, settings: Settings) -> str | None:
     if not user.avatar_key:
         return None
     version = user.avatar_key.rsplit("/", 1)[-1].split(".", 1)[0][:12]
-    base = str(settings.public_base_url).rstrip("/")
-    return f"{base}/api/v1/users/{user.id}/avatar?v={version}"
+    return f"{settings.base_url()}/api/v1/users/{user.id}/avatar?v={version}"
 
 
 def user_summary(user: User) -> schemas.UserSummary:

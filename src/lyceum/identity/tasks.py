@@ -28,7 +28,7 @@ RESET_MAILS_PER_HOUR = "3/hour"
 
 
 def _base_url(runtime: Resources) -> str:
-    return str(runtime.settings.public_base_url).rstrip("/")
+    return runtime.settings.base_url()
 
 
 def _link(runtime: Resources, path: str, token: str) -> str:

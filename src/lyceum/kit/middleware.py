@@ -1,5 +1,8 @@
 """Pure ASGI middleware: request id + access log + metrics, security headers, body limit.
 
+The request context wraps the whole application, Starlette's error middleware included
+(`app.LyceumAPI`), so every response carries the request id and security headers.
+
 Written against raw ASGI rather than BaseHTTPMiddleware: it adds no task or stream
 per request, which keeps the per-request cost small (measured in bench/).
 """

@@ -28,11 +28,11 @@ def new_code() -> str:
 
 
 def verify_url(settings: Settings, code: str) -> str:
-    return f"{str(settings.public_base_url).rstrip('/')}/api/v1/certificates/{code}"
+    return f"{settings.base_url()}/api/v1/certificates/{code}"
 
 
 def certificate_out(certificate: Certificate, settings: Settings) -> schemas.CertificateOut:
-    base = str(settings.public_base_url).rstrip("/")
+    base = settings.base_url()
     return schemas.CertificateOut(
         code=certificate.code,
         learner_name=certificate.learner_name,

@@ -24,7 +24,7 @@ async def send_enrollment_mail(context: JobContext, enrollment_id: str) -> None:
         course = await CourseRepository(session).course(enrollment.course_id)
         if user is None or course is None or not user.is_active:
             return
-        base = str(runtime.settings.public_base_url).rstrip("/")
+        base = runtime.settings.base_url()
         await runtime.mailer.send_once(
             session,
             # Enrolling again after leaving is a new enrollment date, and a new mail.

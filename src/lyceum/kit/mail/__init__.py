@@ -31,12 +31,29 @@ logger = structlog.get_logger("lyceum.mail")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+# Line breaks and other control characters (Unicode category Cc, plus the line and
+# paragraph separators) that a value may carry.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(value: Any) -> Any:
+    """Every value put into a mail stays on one line: a name or course title holding a
+    line break can neither add a header through the subject nor forge paragraphs in
+    the text part. (HTML parts are escaped as well, by autoescaping.)"""
+    if isinstance(value, str):
+        return _BREAKS.sub(" ", value)
+    return value
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
+    # Values are raw text (display names, course titles, file names): the HTML parts
+    # escape them; `one_line` keeps every value, in every part, on one line.
     return Environment(
         loader=PackageLoader("lyceum", "templates/mail"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
+        finalize=one_line,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -52,12 +69,12 @@ def render(template: str, context: dict[str, Any], settings: Settings) -> tuple[
         raise UnknownTemplate(template)
     env = _environment()
     full_context = {
-        "public_base_url": str(settings.public_base_url).rstrip("/"),
+        "public_base_url": settings.base_url(),
         "product_name": "Lyceum",
         **context,
     }
     try:
-        subject = env.get_template(f"{template}.subject.txt").render(full_context).strip()
+        subject = " ".join(env.get_template(f"{template}.subject.txt").render(full_context).split())
         text = env.get_template(f"{template}.txt").render(full_context)
         html = env.get_template(f"{template}.html").render(full_context)
     except Exception as error:
