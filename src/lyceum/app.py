@@ -30,6 +30,7 @@ from lyceum.kit.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
 )
+from lyceum.kit.openapi import LyceumAPI
 from lyceum.kit.responsecache import ResponseCacheMiddleware
 from lyceum.kit.runtime import Runtime
 from lyceum.learning import endpoints as learning_endpoints
@@ -164,7 +165,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             access_log.flush()
 
     chat = ChatGateway(settings)
-    app = FastAPI(
+    app = LyceumAPI(
         title="Lyceum API",
         version=__version__,
         summary="AI tutor and learning platform backend",
