@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from lyceum import __version__
+from lyceum import __version__, apidocs
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
@@ -174,6 +174,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=chat.lifespan(lifespan),
         debug=settings.debug,
         generate_unique_id_function=_operation_id,
+        # Served by lyceum.apidocs, with their scripts from the package (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if runtime is not None:
@@ -193,6 +196,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)
+    app.include_router(apidocs.router)
+    app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
 
     if settings.cors_origins:
