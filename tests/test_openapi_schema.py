@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
 
 from lyceum.app import create_app
 from lyceum.config import Settings
+from lyceum.kit.errors import Problem
+from lyceum.kit.openapi import LyceumAPI, allows_anonymous
 
 PYDANTIC_ONLY = {"ge", "le", "gt", "lt", "multiple_of", "min_length", "max_length"}
 
@@ -195,3 +200,48 @@ def test_login_bodies_are_named_and_the_oauth2_form_has_its_own_route() -> None:
     ]
     flow = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
     assert flow["tokenUrl"] == "/api/v1/auth/token"
+
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/token", auto_error=False)
+
+
+@allows_anonymous
+async def _maybe_signed_in(token: Annotated[str | None, Depends(_bearer)]) -> str | None:
+    return token
+
+
+class Taken(Problem):
+    owner: str
+
+
+def test_the_finished_document_follows_the_rules_for_any_route() -> None:
+    """kit/openapi.py on a small app: an error declared bare or with its own model, a
+    route answering 201, a dependency letting anonymous callers through, a binary body."""
+    app = LyceumAPI()
+
+    @app.post("/things", status_code=201, responses={409: {"model": Taken}, 410: {}})
+    async def make(token: Annotated[str | None, Depends(_bearer)]) -> dict[str, str]:
+        return {}
+
+    @app.get("/things/{n}", responses={200: {"content": {"image/png": {}}}})
+    async def read(n: int, who: Annotated[str | None, Depends(_maybe_signed_in)]) -> None:
+        return None
+
+    schema = app.openapi()
+    make_op = schema["paths"]["/things"]["post"]
+    read_op = schema["paths"]["/things/{n}"]["get"]
+    assert make_op["responses"]["409"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Taken"}}
+    }
+    assert make_op["responses"]["410"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    assert "Location" in make_op["responses"]["201"]["headers"]
+    assert make_op["security"] == [{"OAuth2PasswordBearer": []}]
+    assert read_op["security"] == [{}, {"OAuth2PasswordBearer": []}]
+    assert read_op["responses"]["200"]["content"]["image/png"]["schema"] == {
+        "type": "string",
+        "format": "binary",
+    }
+    assert {"Problem", "FieldProblem", "Taken"} <= schema["components"]["schemas"].keys()
+    assert app.openapi() is schema

@@ -5,7 +5,8 @@ FastAPI leaves four things to the application, and each one broke a generated cl
 
 * errors: every error the server sends is `application/problem+json`, but a response
   declared with a `model` lands under `application/json`. Here every 4XX/5XX body is
-  published under `application/problem+json` only, with its schema.
+  published under `application/problem+json` only, with its schema (`Problem` unless
+  the route declared a richer one).
 * optional sign-in: an endpoint that serves anonymous callers and shows more to signed-in
   ones (its dependency is marked with `allows_anonymous`) must not declare the bearer
   token as required. Here its security is `[{}, {<scheme>: []}]`: either none, or the token.
@@ -30,6 +31,8 @@ from fastapi.security.base import SecurityBase
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
+from lyceum.kit.errors import Problem
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 COMPONENT_REF = "#/components/schemas/"
 # Component schemas an operation brings along (from `request_body()`); moved into
@@ -43,13 +46,13 @@ LOCATION_HEADER: dict[str, Any] = {
 }
 
 _Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
-_ANONYMOUS_ALLOWED: set[Callable[..., Any]] = set()
+_ANONYMOUS_ALLOWED: list[Callable[..., Any]] = []
 
 
 def allows_anonymous(dependency: _Dependency) -> _Dependency:
     """Marks an authentication dependency that lets anonymous callers through: the
     security schemes below it are published as optional on the endpoints using it."""
-    _ANONYMOUS_ALLOWED.add(dependency)
+    _ANONYMOUS_ALLOWED.append(dependency)
     return dependency
 
 
@@ -91,6 +94,8 @@ class LyceumAPI(FastAPI):
 def finish_openapi(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> None:
     """Applies the rules in this module's docstring to a generated document, in place."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in component_schemas(Problem).items():
+        components.setdefault(name, component)
     anonymous = _anonymous_operations(routes)
     for path, method, operation in _operations(schema):
         for name, component in operation.pop(_EXTRA_COMPONENTS, {}).items():
@@ -135,16 +140,15 @@ def _raw_body(media_type: str) -> dict[str, Any]:
 
 def _problem_content(response: dict[str, Any]) -> None:
     """The server answers every error with problem+json: whatever schema was declared
-    (under application/json, where FastAPI puts a `model`) is published there only."""
+    (under application/json, where FastAPI puts a `model`) is published there only, and
+    an error declared without one is a `Problem`."""
     content: dict[str, Any] = response.get("content") or {}
-    schema = None
+    schema: dict[str, Any] = {"$ref": COMPONENT_REF + Problem.__name__}
     for media_type in (PROBLEM_MEDIA_TYPE, "application/json"):
         declared = (content.get(media_type) or {}).get("schema")
         if declared:
             schema = declared
             break
-    if schema is None:
-        return
     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": schema}}
 
 
@@ -169,7 +173,7 @@ def _optional_only(dependant: Dependant) -> bool:
     pending = list(dependant.dependencies)
     while pending:
         current = pending.pop()
-        if current.call in _ANONYMOUS_ALLOWED:
+        if any(current.call is allowed for allowed in _ANONYMOUS_ALLOWED):
             optional = True
         elif isinstance(current.call, SecurityBase):
             return False

@@ -113,7 +113,7 @@ def _date_time(value: Any) -> Any:
     )
 
 
-# Use these for every date and time a client sends (tests/test_strict_dates.py walks the
+# Use these for every date and time a client sends (tests/test_openapi_dates.py walks the
 # routes for any other).
 IsoDate = Annotated[dt.date, BeforeValidator(_full_date)]
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_date_time)]
