@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +28,7 @@ from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role, User
 from tests.conftest import make_app
+from tests.support.jobs import run_jobs
 
 BASE_URL = "http://lyceum.test"
 PACKAGE = "lyceum_api_client"
@@ -88,12 +89,13 @@ def load(tmp_path: Path) -> Iterator[Callable[[str], ModuleType]]:
 
 
 @pytest.fixture
-async def transport(settings: Settings, runtime: Runtime) -> httpx.ASGITransport:
+async def transport(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.ASGITransport]:
     """The real app on committed data: the tutor stores its answer on a connection of its own."""
     await runtime.rate_limiter.reset()
     app = make_app(settings, runtime, None)
     app.state.clock = FrozenClock()
-    return httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    yield httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    await run_jobs()  # the mails and indexing this test queued
 
 
 async def test_a_generated_client_drives_the_main_flows(
