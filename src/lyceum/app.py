@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
-from lyceum import __version__
+from lyceum import __version__, apidocs
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
@@ -32,6 +32,7 @@ from lyceum.kit.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
 )
+from lyceum.kit.openapi import DocumentedAPI
 from lyceum.kit.responsecache import ResponseCacheMiddleware
 from lyceum.kit.runtime import Runtime
 from lyceum.learning import endpoints as learning_endpoints
@@ -95,8 +96,8 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-class LyceumAPI(FastAPI):
-    """FastAPI with the request context (request id, security headers, access log,
+class LyceumAPI(DocumentedAPI):
+    """The documented API (kit.openapi) with the request context (request id, security headers, access log,
     metrics) around the *whole* middleware stack. Added with `add_middleware` it would
     sit inside Starlette's ServerErrorMiddleware, and the 500 answer to an unhandled
     error (in a route or in a middleware) would leave without them."""
@@ -194,6 +195,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=chat.lifespan(lifespan),
         debug=settings.debug,
         generate_unique_id_function=_operation_id,
+        # Served by lyceum.apidocs, with their scripts from the package (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if runtime is not None:
@@ -213,6 +217,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(system_router, responses=PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(pages.router)
+    app.include_router(apidocs.router)
+    app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
 
     # Starlette wraps each middleware added around the ones before it: the response

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from lyceum.config import Environment, Settings
+from lyceum.kit.errors import Problem
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 
@@ -44,6 +45,9 @@ async def test_ready_is_503_when_redis_is_configured_but_unreachable(
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
+    # A problem document like every other error: its `status` is the HTTP status.
+    assert body["status"] == 503 and body["type"].endswith("/not-ready")
+    assert Problem.model_validate(body).detail.endswith("redis")
     assert body["checks"]["redis"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
     await patched.cache.close()

@@ -20,11 +20,12 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, Strict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, Strict, StringConstraints
 
 from lyceum.kit.validation import (
     NO_NUL,
     VISIBLE_TEXT,
+    IsoDateTime,
     JsonInt,
     RequestModel,
     VisibleTitle,
@@ -188,11 +189,11 @@ class _QuizFields(RequestModel):
     shuffle_questions: bool = False
     shuffle_options: bool = False
     review_policy: ReviewPolicy = ReviewPolicy.answers_after_submit
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = Field(
+    available_from: IsoDateTime | None = None
+    available_until: IsoDateTime | None = Field(
         default=None, description="No attempt starts after it, and open attempts end at it."
     )
-    due_at: AwareDatetime | None = Field(
+    due_at: IsoDateTime | None = Field(
         default=None,
         description="Attempts submitted later are marked late; `answers_after_due` reveals "
         "answers after it.",
@@ -220,9 +221,9 @@ class QuizUpdate(RequestModel):
     shuffle_questions: bool | None = None
     shuffle_options: bool | None = None
     review_policy: ReviewPolicy | None = None
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
-    due_at: AwareDatetime | None = None
+    available_from: IsoDateTime | None = None
+    available_until: IsoDateTime | None = None
+    due_at: IsoDateTime | None = None
     required: bool | None = None
     weight: float | None = Field(default=None, ge=0, le=1000)
     published: bool | None = None
@@ -445,7 +446,7 @@ class _AssignmentFields(RequestModel):
     reference_answer: LongText = ""
     min_words: Words | None = None
     max_words: Words | None = None
-    due_at: AwareDatetime | None = None
+    due_at: IsoDateTime | None = None
     late_policy: LatePolicy = LatePolicy.refuse
     late_penalty_percent_per_day: float = Field(default=0.0, ge=0, le=100)
     auto_release: bool = Field(
@@ -475,7 +476,7 @@ class AssignmentUpdate(RequestModel):
     reference_answer: LongText | None = None
     min_words: Words | None = None
     max_words: Words | None = None
-    due_at: AwareDatetime | None = None
+    due_at: IsoDateTime | None = None
     late_policy: LatePolicy | None = None
     late_penalty_percent_per_day: float | None = Field(default=None, ge=0, le=100)
     auto_release: bool | None = None

@@ -43,7 +43,7 @@ class RoomOut(BaseModel):
     created_at: dt.datetime
 
 
-class MessageOut(BaseModel):
+class ChatMessageOut(BaseModel):
     id: uuid.UUID
     room_id: uuid.UUID
     sender: Person
@@ -56,7 +56,7 @@ class MessagePage(BaseModel):
     """Newest first. Pass `next` as `before` for the page of older messages; `null`
     when there are none."""
 
-    items: list[MessageOut]
+    items: list[ChatMessageOut]
     next: uuid.UUID | None
 
 

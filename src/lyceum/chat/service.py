@@ -56,8 +56,8 @@ class PendingMessage:
     # The course whose mutes apply (a course room); None for a direct room.
     mute_course_id: uuid.UUID | None
 
-    def out(self, created_at: dt.datetime) -> schemas.MessageOut:
-        return schemas.MessageOut(
+    def out(self, created_at: dt.datetime) -> schemas.ChatMessageOut:
+        return schemas.ChatMessageOut(
             id=self.id,
             room_id=self.room_id,
             sender=schemas.Person(id=self.sender.id, full_name=self.sender.full_name),
@@ -125,8 +125,8 @@ def blocked_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
-def message_out(message: ChatMessage, sender_name: str) -> schemas.MessageOut:
-    return schemas.MessageOut(
+def message_out(message: ChatMessage, sender_name: str) -> schemas.ChatMessageOut:
+    return schemas.ChatMessageOut(
         id=message.id,
         room_id=message.room_id,
         sender=schemas.Person(id=message.sender_id, full_name=sender_name),
@@ -252,7 +252,7 @@ class ChatService:
 
     # Messages ---------------------------------------------------------------------------
 
-    async def unstored(self, pending: PendingMessage) -> schemas.MessageOut:
+    async def unstored(self, pending: PendingMessage) -> schemas.ChatMessageOut:
         """Why the writer stored nothing: a retry (the stored message comes back) or a
         mute (refused). Anything else is a conflict to retry."""
         existing = await self.repo.message_by_client_id(pending.sender.id, pending.client_id)

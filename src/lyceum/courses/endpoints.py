@@ -218,10 +218,15 @@ async def list_modules(
     summary="Add a module at the end",
 )
 async def add_module(
-    course_id: uuid.UUID, body: schemas.ModuleCreate, caller: CurrentUser, service: Courses
+    course_id: uuid.UUID,
+    body: schemas.ModuleCreate,
+    caller: CurrentUser,
+    service: Courses,
+    response: Response,
 ) -> schemas.ModuleOut:
     course = await service.editable_course(course_id, caller)
     module = await service.add_module(course, body.title)
+    response.headers["Location"] = f"/api/v1/courses/{course.id}/modules/{module.id}"
     return schemas.ModuleOut(id=module.id, title=module.title, position=module.position, lessons=[])
 
 

@@ -20,14 +20,16 @@ from lyceum.identity.service import DENIED_JTI_PREFIX, IdentityService
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
+from lyceum.kit.openapi import allows_anonymous
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.security import AccessClaims, InvalidTokenError
 from lyceum.models.identity import Role, User
 
 bearer = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/login",
+    tokenUrl="/api/v1/auth/token",
     auto_error=False,
-    description="An access token from POST /api/v1/auth/login.",
+    description="An access token from POST /api/v1/auth/login (JSON) or /api/v1/auth/token "
+    "(the OAuth2 password form).",
 )
 
 
@@ -73,6 +75,7 @@ async def authenticate(
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
 
 
+@allows_anonymous
 async def optional_user(
     runtime: RuntimeDep,
     session: Session,
@@ -80,7 +83,8 @@ async def optional_user(
     token: Annotated[str | None, Depends(bearer)],
 ) -> User | None:
     """For public endpoints that show more to signed-in callers: no token means
-    anonymous, but a bad token is still a 401 (a client should know it is signed out)."""
+    anonymous, but a bad token is still a 401 (a client should know it is signed out).
+    Their OpenAPI security says so: no token, or the bearer token."""
     if not token:
         return None
     caller = await authenticate(runtime, session, clock, token)

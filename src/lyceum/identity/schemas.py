@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
-import zoneinfo
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 import email_validator
@@ -13,10 +14,14 @@ from pydantic import (
     BaseModel,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from lyceum.identity.passwords import MAX_LENGTH, MIN_LENGTH
 from lyceum.kit.validation import NO_NUL, VisibleTitle
@@ -42,6 +47,64 @@ Code = Annotated[
 OpaqueToken = Annotated[str, Field(min_length=16, max_length=512, pattern=NO_NUL)]
 
 
+# The IANA time zones of the `tzdata` package (a dependency), so every machine publishes
+# and accepts the same list, whatever its system zone files hold.
+TIME_ZONES: tuple[str, ...] = tuple(
+    sorted((resources.files("tzdata") / "zones").read_text(encoding="utf-8").split())
+)
+_KNOWN_TIME_ZONES = frozenset(TIME_ZONES)
+
+
+def enum_name(zone: str) -> str:
+    """A constant name for a zone that generated clients can use: `Etc/GMT+1` ->
+    `ETC_GMT_PLUS_1`, `America/Port-au-Prince` -> `AMERICA_PORT_AU_PRINCE`. The zone names
+    themselves collide once a generator strips their punctuation (`GMT0`, `GMT+0`,
+    `GMT-0` all become `GMT0`)."""
+    signed = re.sub(r"-(?=\d)", "_MINUS_", re.sub(r"\+(?=\d)", "_PLUS_", zone))
+    return re.sub(r"[^A-Z0-9]+", "_", signed.upper()).strip("_")
+
+
+# Unique (tests/test_openapi_schema.py checks it against each tzdata release).
+_ENUM_NAMES = [enum_name(zone) for zone in TIME_ZONES]
+
+
+def _known_time_zone(value: str) -> str:
+    if value not in _KNOWN_TIME_ZONES:
+        raise ValueError("unknown IANA time zone, e.g. 'Asia/Ho_Chi_Minh'")
+    return value
+
+
+class _TimeZoneSchema:
+    """An IANA time zone name, published as one named enum component (`TimeZone`) whose
+    members carry safe constant names (`x-enum-varnames`), rather than inlined at each
+    use: generated clients get one enum class and the same validation as the server."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            _known_time_zone, core_schema.str_schema(max_length=64), ref="TimeZone"
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        published = handler(schema)
+        target = handler.resolve_ref_schema(published)
+        target.update(
+            title="TimeZone",
+            description="An IANA time zone name, e.g. `Asia/Ho_Chi_Minh`.",
+            enum=list(TIME_ZONES),
+            **{"x-enum-varnames": _ENUM_NAMES},
+        )
+        return published
+
+
+TimeZone = Annotated[str, _TimeZoneSchema]
+
+
 class RegisterRequest(Strict):
     email: EmailStr
     password: NewPassword = Field(
@@ -53,6 +116,15 @@ class RegisterRequest(Strict):
 class LoginRequest(Strict):
     email: EmailStr
     password: Password
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password grant form (RFC 6749, section 4.3.2), as Swagger's Authorize
+    sends it. Other form fields (`scope`, `client_id`) are ignored."""
+
+    username: EmailStr = Field(description="The email address.")
+    password: Password
+    grant_type: Literal["password"] | None = None
 
 
 class TokenPair(BaseModel):
@@ -167,31 +239,10 @@ class ProfileUpdate(Strict):
     locale: (
         Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)] | None
     ) = None
-    timezone: (
-        Annotated[
-            str,
-            Field(
-                max_length=64,
-                pattern=NO_NUL,
-                json_schema_extra={"enum": sorted(zoneinfo.available_timezones())},
-            ),
-        ]
-        | None
-    ) = None
+    timezone: TimeZone | None = None
     preferences: dict[str, Any] | None = Field(
         default=None, description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes."
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("unknown IANA time zone, e.g. 'Asia/Ho_Chi_Minh'") from None
-        return value
 
     @field_validator("preferences")
     @classmethod

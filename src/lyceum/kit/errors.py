@@ -278,7 +278,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled_error)
 
 
+# Declared with the model only: the published document moves every error body to
+# application/problem+json, the one media type errors are sent with (kit/openapi.py).
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": Problem, "content": {PROBLEM_CONTENT_TYPE: {}}, "description": "Problem"},
-    "5XX": {"model": Problem, "content": {PROBLEM_CONTENT_TYPE: {}}, "description": "Problem"},
+    "4XX": {"model": Problem, "description": "The request was refused: a problem document."},
+    "5XX": {"model": Problem, "description": "The server failed: a problem document."},
 }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -84,3 +87,33 @@ VisibleTitle = Annotated[
     StringConstraints(min_length=1, max_length=200, pattern=VISIBLE_TEXT),
     AfterValidator(str.strip),
 ]
+
+
+# RFC 3339 `full-date` and `date-time`: what the schema's `date` and `date-time` formats
+# promise, and all a date in a query, a path or a body may be. pydantic's lax mode also
+# reads numbers and numeric strings as Unix time (`?since=0` was 1970-01-01) and takes a
+# date-time where a date is asked for.
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _full_date(value: Any) -> Any:
+    if type(value) is dt.date or (isinstance(value, str) and _FULL_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD (RFC 3339 full-date)")
+
+
+def _date_time(value: Any) -> Any:
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
+        return value
+    raise ValueError(
+        "must be a date and time with its UTC offset, e.g. 2026-12-03T09:30:00Z (RFC 3339)"
+    )
+
+
+# Use these for every date and time a client sends (tests/test_openapi_dates.py walks the
+# routes for any other).
+IsoDate = Annotated[dt.date, BeforeValidator(_full_date)]
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_date_time)]

@@ -15,7 +15,7 @@ from lyceum.kit.db import database_reachable, migration_state
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
 from lyceum.kit.runtime import Runtime
-from lyceum.system.schemas import CheckResult, Liveness, Readiness
+from lyceum.system.schemas import CheckResult, Liveness, NotReady, Readiness
 
 router = APIRouter(tags=["system"])
 
@@ -31,8 +31,6 @@ _LIVE = b'{"status":"ok"}'
     operation_id="health_live",
     summary="The process is up",
     response_model=Liveness,
-    response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
 )
 async def live() -> Response:
     # Probed every few seconds by every orchestrator: a constant body, no validation.
@@ -63,7 +61,8 @@ async def _migrations(runtime: Runtime) -> CheckResult:
     "/health/ready",
     operation_id="health_ready",
     summary="Dependencies are reachable and the schema is current",
-    responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
+    response_model=Readiness,
+    responses={503: {"model": NotReady, "description": "A dependency is not ready"}},
 )
 async def ready(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
@@ -74,21 +73,19 @@ async def ready(request: Request) -> Response:
     if runtime.settings.redis_url:
         probes.append(_check("redis", runtime.cache.ping()))
     checks = dict(await asyncio.gather(*probes))
-    healthy = all(check.ok for check in checks.values())
-    body = Readiness(status="ok" if healthy else "unavailable", checks=checks)
-    if healthy:
-        return JSONResponse(body.model_dump())
+    if all(check.ok for check in checks.values()):
+        return JSONResponse(Readiness(checks=checks).model_dump())
+    problem = NotReady(
+        type=PROBLEM_BASE + "not-ready",
+        title="Not ready",
+        status=503,
+        detail="A dependency is not ready: "
+        + ", ".join(name for name, check in checks.items() if not check.ok),
+        instance=request.url.path,
+        checks=checks,
+    )
     return JSONResponse(
-        {
-            "type": PROBLEM_BASE + "not-ready",
-            "title": "Not ready",
-            "status": 503,
-            "detail": "A dependency is not ready: "
-            + ", ".join(name for name, check in checks.items() if not check.ok),
-            **body.model_dump(),
-        },
-        status_code=503,
-        media_type=PROBLEM_CONTENT_TYPE,
+        problem.model_dump(exclude_none=True), status_code=503, media_type=PROBLEM_CONTENT_TYPE
     )
 
 

@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from lyceum.kit.errors import Problem
+
 
 class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
@@ -15,8 +17,14 @@ class CheckResult(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok"] = "ok"
     checks: dict[str, CheckResult] = Field(
         description="Each dependency checked: `database`, `migrations`, and `redis` when "
         "REDIS_URL is set."
     )
+
+
+class NotReady(Problem):
+    """The readiness problem (503): which dependency failed, and why."""
+
+    checks: dict[str, CheckResult]

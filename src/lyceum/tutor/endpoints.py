@@ -3,7 +3,6 @@ settings, and usage."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session, commit
 from lyceum.kit.errors import Forbidden
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.validation import IsoDate
 from lyceum.models.identity import Role
 from lyceum.tutor import schemas
 from lyceum.tutor.service import (
@@ -154,8 +154,25 @@ def _sse(event: TurnEvent) -> bytes:
     "Retry-After.",
     responses={
         201: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "The answer (JSON or an event stream).",
+            # application/json first: the stored answer, typed; generators pick the first.
+            "model": schemas.MessageOut,
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "Server-Sent Events: `delta`, `citation`, `tool`, "
+                        "`error` and a final `done`.",
+                    }
+                }
+            },
+            "description": "The stored answer, or (with `Accept: text/event-stream`) the "
+            "answer as it is produced.",
+            "headers": {
+                "Location": {
+                    "description": "The conversation, which holds the question and the answer.",
+                    "schema": {"type": "string", "format": "uri-reference"},
+                }
+            },
         }
     },
 )
@@ -169,6 +186,7 @@ async def ask(
 ) -> Response:
     conversation = await service.own(caller, conversation_id)
     turn, headers = await service.prepare(caller, conversation, body.content)
+    headers = {**headers, "Location": f"/api/v1/tutor/conversations/{conversation.id}"}
     # The question is stored whatever happens to the answer.
     await commit(session)
     if "text/event-stream" in request.headers.get("accept", ""):
@@ -230,7 +248,7 @@ async def usage(
     caller: CurrentUser,
     service: Tutor,
     course_id: uuid.UUID | None = None,
-    since: Annotated[dt.date | None, Query(description="First day, UTC.")] = None,
+    since: Annotated[IsoDate | None, Query(description="First day, UTC (YYYY-MM-DD).")] = None,
 ) -> schemas.UsageReport:
     if caller.role is Role.student:
         raise Forbidden("Tutor usage is for instructors and admins.")
