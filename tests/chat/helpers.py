@@ -20,7 +20,7 @@ from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.security import TokenCodec
 from lyceum.models.courses import Course
-from lyceum.models.identity import Role, User
+from lyceum.models.identity import LoginSession, Role, User
 from tests.content.helpers import Person, course_with_lesson, enroll
 
 ACK_SECONDS = 10.0
@@ -41,18 +41,27 @@ SERVER_EVENTS = (
 class Member(Person):
     token: str = ""
     full_name: str = ""
+    # The login session its token belongs to (an access token always has one).
+    session_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def mint(
-    tokens: TokenCodec, user_id: uuid.UUID, role: Role, now: dt.datetime, minutes: float = 30
+    tokens: TokenCodec,
+    user_id: uuid.UUID,
+    role: Role,
+    now: dt.datetime,
+    minutes: float = 30,
+    *,
+    session_id: uuid.UUID,
 ) -> str:
-    """An access token as login issues it, minus the login session (none to check)."""
+    """An access token as login issues it, for the login session `session_id`."""
     token, _, _ = tokens.encode(
         subject=user_id,
         role=role.value,
         token_type="access",
         now=now,
         lifetime=dt.timedelta(minutes=minutes),
+        extra={"sid": str(session_id)},
     )
     return token
 
@@ -67,13 +76,25 @@ def new_user(role: Role, name: str) -> User:
     )
 
 
-def member_of(user: User, tokens: TokenCodec, now: dt.datetime) -> Member:
-    token = mint(tokens, user.id, user.role, now)
+def login_of(user: User, now: dt.datetime) -> LoginSession:
+    """A login session of `user`, as signing in creates one."""
+    return LoginSession(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + dt.timedelta(days=7),
+    )
+
+
+def member_of(user: User, login: LoginSession, tokens: TokenCodec, now: dt.datetime) -> Member:
+    token = mint(tokens, user.id, user.role, now, session_id=login.id)
     return Member(
         id=user.id,
         headers={"Authorization": f"Bearer {token}"},
         token=token,
         full_name=user.full_name,
+        session_id=login.id,
     )
 
 
@@ -82,12 +103,15 @@ async def member_in(
 ) -> Member:
     """A person inside the test's (rolled-back) transaction."""
     user = new_user(role, name)
+    login = login_of(user, now)
     async with _AsyncSession(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     ) as session:
         session.add(user)
+        await session.flush()
+        session.add(login)
         await session.commit()
-    return member_of(user, tokens, now)
+    return member_of(user, login, tokens, now)
 
 
 @dataclass
@@ -103,11 +127,14 @@ class Live:
 
     async def member(self, role: Role = Role.student, name: str = "Ada Learner") -> Member:
         user = new_user(role, name)
+        login = login_of(user, self.clock.now())
         async with self.runtime.database.sessionmaker() as session:
             session.add(user)
+            await session.flush()
+            session.add(login)
             await session.commit()
         self.users.append(user.id)
-        return member_of(user, self.runtime.tokens, self.clock.now())
+        return member_of(user, login, self.runtime.tokens, self.clock.now())
 
     async def course(self, teacher: Member, *, publish: bool = True) -> str:
         course, _ = await course_with_lesson(self.http, teacher, publish=publish)

@@ -55,14 +55,21 @@ async def test_a_malformed_or_foreign_token_is_refused(live: Live) -> None:
     forged = TokenCodec(
         "another-secret-key-0123456789abcdef", issuer="lyceum", audience="lyceum-api"
     )
-    token = mint(forged, learner.id, Role.student, live.clock.now())
+    token = mint(forged, learner.id, Role.student, live.clock.now(), session_id=learner.session_id)
     assert (await refused(live, token))["data"]["type"] == "invalid-token"
 
 
 async def test_an_expired_token_is_refused(live: Live) -> None:
     learner = await live.member()
     old = live.clock.now() - dt.timedelta(hours=2)
-    token = mint(live.runtime.tokens, learner.id, Role.student, old, minutes=30)
+    token = mint(
+        live.runtime.tokens,
+        learner.id,
+        Role.student,
+        old,
+        minutes=30,
+        session_id=learner.session_id,
+    )
     reason = await refused(live, token)
     assert reason["data"] == {
         "type": "invalid-token",

@@ -53,7 +53,9 @@ def replicas(
 
 def fresh_token(live: Live, who: Member, role: Role = Role.student) -> str:
     # The replicas run on the real clock, not the in-process server's frozen one.
-    return mint(live.runtime.tokens, who.id, role, dt.datetime.now(dt.UTC))
+    return mint(
+        live.runtime.tokens, who.id, role, dt.datetime.now(dt.UTC), session_id=who.session_id
+    )
 
 
 # One test for both behaviours: a pair of replicas is the expensive part, and under

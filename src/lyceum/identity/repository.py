@@ -32,15 +32,18 @@ class IdentityRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def user_and_session(
-        self, user_id: uuid.UUID, session_id: uuid.UUID | None
+        self, user_id: uuid.UUID, session_id: uuid.UUID
     ) -> tuple[User | None, bool]:
-        """An access token's user, and whether its sign-in session is still open (True
-        for a token without one), in one round trip: every authenticated request asks."""
-        if session_id is None:
-            return await self.user_by_id(user_id), True
+        """An access token's user, and whether its login session is that user's and still
+        open, in one round trip: every authenticated request asks. A session of another
+        account counts as closed, so a token can never borrow someone else's `sid`."""
         signed_in = (
             exists()
-            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+            .where(
+                LoginSession.id == session_id,
+                LoginSession.user_id == User.id,
+                LoginSession.revoked_at.is_(None),
+            )
             .label("signed_in")
         )
         row = (

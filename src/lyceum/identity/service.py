@@ -313,9 +313,8 @@ class IdentityService:
         login.last_used_at = self.now
         return await self._issue_pair(user, login, parent=record)
 
-    async def logout(self, session_id: uuid.UUID | None, jti: str, expires_at: dt.datetime) -> None:
-        if session_id is not None:
-            await self.repo.revoke_session(session_id, self.now, "logout")
+    async def logout(self, session_id: uuid.UUID, jti: str, expires_at: dt.datetime) -> None:
+        await self.repo.revoke_session(session_id, self.now, "logout")
         await self.deny_access_token(jti, expires_at)
 
     async def deny_access_token(self, jti: str, expires_at: dt.datetime) -> None:
@@ -323,9 +322,7 @@ class IdentityService:
         if remaining > 0:
             await self.cache.set(DENIED_JTI_PREFIX + jti, b"1", ttl=remaining + 1)
 
-    async def sessions(
-        self, user: User, current: uuid.UUID | None
-    ) -> list[schemas.LoginSessionOut]:
+    async def sessions(self, user: User, current: uuid.UUID) -> list[schemas.LoginSessionOut]:
         return [
             schemas.LoginSessionOut(
                 id=login.id,
@@ -390,7 +387,7 @@ class IdentityService:
         await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
 
     async def change_password(
-        self, user: User, current: str, new: str, keep_session: uuid.UUID | None
+        self, user: User, current: str, new: str, keep_session: uuid.UUID
     ) -> None:
         valid, _ = await verify_password(current, user.password_hash)
         if not valid:
