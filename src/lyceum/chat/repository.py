@@ -40,7 +40,7 @@ from lyceum.models.courses import (
     Enrollment,
     EnrollmentStatus,
 )
-from lyceum.models.identity import User
+from lyceum.models.identity import Role, User
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,15 @@ def member_course_ids(user_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
             Course.status == CourseStatus.published,
         )
     )
-    teaching = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
+    # Teaching counts while the account is still an instructor's (or an admin's).
+    teaching = (
+        select(CourseInstructor.course_id)
+        .join(User, User.id == CourseInstructor.user_id)
+        .where(
+            CourseInstructor.user_id == user_id,
+            User.role.in_([Role.instructor, Role.admin]),
+        )
+    )
     return select(union(learning, teaching).subquery().c.course_id)
 
 

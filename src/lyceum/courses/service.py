@@ -26,6 +26,8 @@ from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Modu
 from lyceum.models.identity import Role, User
 
 CATALOG_VERSION_KEY = "catalog:version"
+# The roles that may edit a course (an instructor only the courses they teach).
+TEACHING_ROLES = frozenset({Role.instructor, Role.admin})
 COVER_SIZE = (1280, 720)
 
 
@@ -103,7 +105,10 @@ class CourseService:
     # Access ---------------------------------------------------------------------------
 
     async def can_edit(self, course: Course, caller: User | None) -> bool:
-        if caller is None:
+        """Admins, and the course's instructors while their account is an instructor's:
+        authority is the current role (read from the user row on every request) and
+        the membership together, so a demoted instructor edits nothing."""
+        if caller is None or caller.role not in TEACHING_ROLES:
             return False
         if caller.role is Role.admin:
             return True
@@ -129,7 +134,9 @@ class CourseService:
         if found is None:
             raise NotFound("No such course.")
         course, teaches, enrolled = found
-        can_edit = caller is not None and (caller.role is Role.admin or teaches)
+        can_edit = caller is not None and (
+            caller.role is Role.admin or (teaches and caller.role is Role.instructor)
+        )
         if course.status is not CourseStatus.published and not can_edit:
             raise NotFound("No such course.")
         return course, can_edit, enrolled
