@@ -75,8 +75,16 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
     jwt_issuer: str = "lyceum"
     jwt_audience: str = "lyceum-api"
+    # Failed sign-ins (a success clears them) per client IP and email, and per account
+    # from anywhere; past either, even the right password waits.
     login_rate_limit: str = "5/15 minutes"
     login_account_rate_limit: str = "20/hour"
+    # Registrations per client IP.
+    registration_rate_limit: str = "20/hour"
+    # Account mails a client can trigger (verification resends, password resets): per
+    # recipient, and per client IP.
+    account_mail_rate_limit: str = "3/hour"
+    account_mail_ip_rate_limit: str = "20/hour"
     avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     ai_provider: AIProvider = AIProvider.claude
@@ -168,7 +176,14 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("login_rate_limit", "login_account_rate_limit", "tutor_rate_limit")
+    @field_validator(
+        "login_rate_limit",
+        "login_account_rate_limit",
+        "registration_rate_limit",
+        "account_mail_rate_limit",
+        "account_mail_ip_rate_limit",
+        "tutor_rate_limit",
+    )
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from limits import parse

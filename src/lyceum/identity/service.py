@@ -137,6 +137,10 @@ async def issue_one_time_token(
     return IssuedToken(token, now + ttl)
 
 
+def _ip(client: ClientInfo) -> str:
+    return client.ip or "-"
+
+
 def _check_password(password: str, field: str) -> None:
     problem = password_problem(password)
     if problem:
@@ -177,7 +181,8 @@ class IdentityService:
 
     # Registration -------------------------------------------------------------------
 
-    async def register(self, request: schemas.RegisterRequest) -> User:
+    async def register(self, request: schemas.RegisterRequest, client: ClientInfo) -> User:
+        await self.limiter.check(self.settings.registration_rate_limit, "register", _ip(client))
         _check_password(request.password, "body.password")
         email = request.email.strip()
         if await self.repo.user_by_email(email) is not None:
@@ -204,17 +209,21 @@ class IdentityService:
     async def login(
         self, email: str, password: str, client: ClientInfo
     ) -> schemas.TokenPair | schemas.MfaChallenge:
+        """Failed attempts are counted per client IP and email and per account. Each
+        attempt takes its slot before the password is checked, so a burst of concurrent
+        guesses cannot slip past the limit, and a success gives the slots back: an
+        office of people behind one IP signing in all day is never locked out."""
         normalised = email.strip().lower()
-        await self.limiter.check(
-            self.settings.login_rate_limit, "login", client.ip or "-", normalised
-        )
-        await self.limiter.check(
-            self.settings.login_account_rate_limit, "login-account", normalised
-        )
+        by_client = (self.settings.login_rate_limit, "login", _ip(client), normalised)
+        by_account = (self.settings.login_account_rate_limit, "login-account", normalised)
+        await self.limiter.check(*by_client)
+        await self.limiter.check(*by_account)
         user = await self.repo.user_by_email(normalised)
         valid, upgraded_hash = await verify_password(password, user.password_hash if user else None)
         if user is None or not valid or not user.is_active:
             raise Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials")
+        await self.limiter.clear(*by_client)
+        await self.limiter.clear(*by_account)
         if upgraded_hash:
             user.password_hash = upgraded_hash  # e.g. an imported bcrypt hash becomes argon2id
         if user.mfa_enabled_at is not None:
@@ -227,18 +236,14 @@ class IdentityService:
     async def verify_mfa_login(
         self, mfa_token: str, code: str, client: ClientInfo
     ) -> schemas.TokenPair:
-        await self.limiter.check(MFA_ATTEMPTS, "mfa-login", token_digest(mfa_token))
+        invalid = "The MFA token is invalid, expired or already used."
         record = await self.repo.one_time_token(token_digest(mfa_token), TokenPurpose.mfa_login)
         if record is None or record.used_at is not None or record.expires_at <= self.now:
-            raise Unauthorized(
-                "The MFA token is invalid, expired or already used.", slug="invalid-token"
-            )
+            raise Unauthorized(invalid, slug="invalid-token")
         user = await self.repo.user_by_id(record.user_id, for_update=True)
         if user is None or not user.is_active or user.mfa_enabled_at is None:
-            raise Unauthorized(
-                "The MFA token is invalid, expired or already used.", slug="invalid-token"
-            )
-        if not await self._check_second_factor(user, code):
+            raise Unauthorized(invalid, slug="invalid-token")
+        if not await self._second_factor_guess(user, code):
             raise Unauthorized("The code is not valid.", slug="invalid-mfa-code")
         record.used_at = self.now
         return await self._start_session(user, client)
@@ -368,16 +373,23 @@ class IdentityService:
             user.email_verified_at = self.now
         return user
 
-    async def request_verification_mail(self, user: User) -> None:
+    async def request_verification_mail(self, user: User, client: ClientInfo) -> None:
         if user.email_verified_at is not None:
             raise Conflict("The email address is already verified.")
-        await self.limiter.check("3/hour", "verify-resend", str(user.id))
+        await self.limiter.check(self.settings.account_mail_ip_rate_limit, "mail-ip", _ip(client))
+        await self.limiter.check(
+            self.settings.account_mail_rate_limit, "verify-resend", str(user.id)
+        )
         await emit(self.session, "user.verification_requested", user_id=str(user.id))
 
-    async def forgot_password(self, email: str) -> None:
+    async def forgot_password(self, email: str, client: ClientInfo) -> None:
         # The same work whether or not the account exists: one job row. The job looks
-        # the account up, so neither the answer nor its timing tells them apart.
-        await emit(self.session, "user.password_reset_requested", email=email.strip().lower())
+        # the account up, so neither the answer nor its timing tells them apart (the
+        # limits count addresses, not accounts, so a 429 tells nothing either).
+        address = email.strip().lower()
+        await self.limiter.check(self.settings.account_mail_ip_rate_limit, "mail-ip", _ip(client))
+        await self.limiter.check(self.settings.account_mail_rate_limit, "reset-mail", address)
+        await emit(self.session, "user.password_reset_requested", email=address)
 
     async def reset_password(self, token: str, new_password: str) -> None:
         user = await self._consume(token, TokenPurpose.reset_password)
@@ -426,6 +438,7 @@ class IdentityService:
         await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         if not self._check_totp(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+        await self.limiter.clear(MFA_ATTEMPTS, "mfa-code", str(user.id))
         user.mfa_enabled_at = self.now
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
         await self.repo.replace_recovery_codes(
@@ -436,13 +449,12 @@ class IdentityService:
     async def mfa_disable(self, user: User, password: str, code: str) -> None:
         if user.mfa_enabled_at is None:
             raise Conflict("MFA is not enabled.")
-        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         valid, _ = await verify_password(password, user.password_hash)
         if not valid:
             raise Forbidden(
                 "The password is incorrect.", field="body.password", slug="invalid-credentials"
             )
-        if not await self._check_second_factor(user, code):
+        if not await self._second_factor_guess(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         user.mfa_enabled_at = None
         user.mfa_secret_sealed = None
@@ -463,6 +475,16 @@ class IdentityService:
                 user.mfa_last_step = step
                 return True
         return False
+
+    async def _second_factor_guess(self, user: User, code: str) -> bool:
+        """One guess at a TOTP or recovery code, counted per account whichever way it
+        comes (an MFA login, enabling or disabling MFA): a new login's fresh mfa_token
+        gives no new guesses. A right code gives the slots back."""
+        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
+        if not await self._check_second_factor(user, code):
+            return False
+        await self.limiter.clear(MFA_ATTEMPTS, "mfa-code", str(user.id))
+        return True
 
     async def _check_second_factor(self, user: User, code: str) -> bool:
         if self._check_totp(user, code):
