@@ -159,3 +159,19 @@ async def test_http_limit_under_50_concurrent_requests_against_redis(
     refused = next(response for response in responses if response.status_code == 429)
     assert refused.headers["content-type"] == "application/problem+json"
     assert 1 <= int(refused.headers["retry-after"]) <= 15 * 60
+
+
+async def test_browsers_may_read_the_rate_limit_headers(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """A web app on another origin reads X-RateLimit-* only if CORS exposes them."""
+    origin = "https://app.example"
+    app = make_app(settings.model_copy(update={"cors_origins": [origin]}), runtime, None)
+    async with client_for(app) as http:
+        response = await http.get("/health/live", headers={"Origin": origin})
+    exposed = {
+        name.strip().lower()
+        for name in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= exposed
+    assert "retry-after" in exposed
