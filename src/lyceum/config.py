@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     # A connection's presence entry lives this long unless its process refreshes it,
     # so a crashed replica's users drop out of "online" on their own.
     chat_presence_ttl_seconds: int = Field(default=60, ge=10, le=3600)
+    # Sign-outs, deactivations and unenrollments reach open sockets at once through an
+    # announcement; every this many seconds each process also re-checks its sockets
+    # against the database, in case an announcement was missed.
+    chat_access_check_seconds: float = Field(default=15, gt=0, le=600)
 
     @field_validator("chat_blocked_words", mode="before")
     @classmethod

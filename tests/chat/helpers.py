@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import socketio
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
@@ -22,6 +22,7 @@ from lyceum.kit.security import TokenCodec
 from lyceum.models.courses import Course
 from lyceum.models.identity import LoginSession, Role, User
 from tests.content.helpers import Person, course_with_lesson, enroll
+from tests.identity.helpers import register, unique_email
 
 ACK_SECONDS = 10.0
 EVENT_SECONDS = 5.0
@@ -34,6 +35,8 @@ SERVER_EVENTS = (
     "message_deleted",
     "user_muted",
     "user_unmuted",
+    "signed_out",
+    "removed_from_room",
 )
 
 
@@ -141,6 +144,29 @@ class Live:
         self.courses.append(uuid.UUID(course["id"]))
         return str(course["id"])
 
+    async def registered(self) -> tuple[uuid.UUID, str]:
+        """A verified account that signs in with a password (PASSWORD): its id and
+        email."""
+        email = unique_email("chat")
+        user_id = uuid.UUID(str((await register(self.http, email))["id"]))
+        self.users.append(user_id)
+        async with self.runtime.database.engine.begin() as conn:
+            await conn.execute(
+                update(User).where(User.id == user_id).values(email_verified_at=User.created_at)
+            )
+        return user_id, email
+
+    async def another_login(self, who: Member) -> Member:
+        """The same person signed in a second time (another device): a login session of
+        its own."""
+        async with self.runtime.database.sessionmaker() as session:
+            user = await session.get(User, who.id)
+            assert user is not None
+            login = login_of(user, self.clock.now())
+            session.add(login)
+            await session.commit()
+        return member_of(user, login, self.runtime.tokens, self.clock.now())
+
     async def enroll(self, course_id: str, *learners: Member) -> None:
         for learner in learners:
             await enroll(self.http, course_id, learner)
@@ -168,9 +194,11 @@ class ChatClient:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.received: dict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
         self.refusal: Any = None
+        self.hung_up = asyncio.Event()
         for name in SERVER_EVENTS:
             self.sio.on(name, self._recorder(name))
         self.sio.on("connect_error", self._refused)
+        self.sio.on("disconnect", self._hung_up)
 
     def _recorder(self, name: str) -> Any:
         async def record(data: dict[str, Any]) -> None:
@@ -180,6 +208,14 @@ class ChatClient:
 
     async def _refused(self, data: Any) -> None:
         self.refusal = data
+
+    async def _hung_up(self, *reason: Any) -> None:
+        self.hung_up.set()
+
+    async def disconnected(self) -> None:
+        """The server hangs up within EVENT_SECONDS."""
+        await asyncio.wait_for(self.hung_up.wait(), EVENT_SECONDS)
+        assert not self.sio.connected
 
     async def connect(self, url: str, token: str | None) -> None:
         await self.sio.connect(

@@ -17,7 +17,7 @@ from lyceum.kit.security import TokenCodec
 from lyceum.models.identity import Role, User
 from tests.chat.conftest import Connect
 from tests.chat.helpers import ChatClient, Live, mint
-from tests.identity.helpers import PASSWORD, register, unique_email
+from tests.identity.helpers import PASSWORD
 
 
 async def refused(live: Live, token: str | None) -> dict[str, Any]:
@@ -86,9 +86,7 @@ async def test_a_revoked_token_is_refused(live: Live) -> None:
 
 
 async def test_a_signed_out_session_is_refused(live: Live, connect: Connect) -> None:
-    email = unique_email("chat")
-    user = await register(live.http, email)
-    live.users.append(uuid.UUID(str(user["id"])))
+    _, email = await live.registered()
     tokens = (
         await live.http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     ).json()

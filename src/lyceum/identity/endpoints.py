@@ -128,7 +128,9 @@ async def refresh(body: schemas.RefreshRequest, service: Identity) -> schemas.To
     summary="Revoke this login's refresh tokens and the current access token",
 )
 async def logout(caller: AuthenticatedCaller, service: Identity) -> None:
-    await service.logout(caller.claims.session_id, caller.claims.jti, caller.claims.expires_at)
+    await service.logout(
+        caller.user, caller.claims.session_id, caller.claims.jti, caller.claims.expires_at
+    )
 
 
 @auth.get("/sessions", summary="The caller's active logins")

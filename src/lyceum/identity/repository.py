@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Uuid, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.identity import (
@@ -106,6 +107,22 @@ class IdentityRepository:
             .order_by(LoginSession.last_used_at.desc())
         )
         return list(rows.scalars())
+
+    async def open_sessions(self, session_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Of these login sessions, the ones still open, of accounts still active (for
+        live connections, which re-check now and then what they were opened with)."""
+        if not session_ids:
+            return set()
+        rows = await self.session.execute(
+            select(LoginSession.id)
+            .join(User, User.id == LoginSession.user_id)
+            .where(
+                LoginSession.id == func.any(bindparam("ids", session_ids, ARRAY(Uuid()))),
+                LoginSession.revoked_at.is_(None),
+                User.is_active.is_(True),
+            )
+        )
+        return set(rows.scalars())
 
     async def refresh_token_by_hash(self, token_hash: str) -> RefreshToken | None:
         query = select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()

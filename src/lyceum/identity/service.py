@@ -33,6 +33,7 @@ from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.revocations import Ended, Revocation, Revocations
 from lyceum.kit.security import (
     SecretBox,
     TokenCodec,
@@ -167,6 +168,7 @@ class IdentityService:
         cache: Cache,
         limiter: RateLimiter,
         storage: Storage,
+        revocations: Revocations,
         now: dt.datetime,
     ) -> None:
         self.session = session
@@ -177,7 +179,23 @@ class IdentityService:
         self.cache = cache
         self.limiter = limiter
         self.storage = storage
+        self.revocations = revocations
         self.now = now
+
+    def _ended(
+        self,
+        kind: Ended,
+        user_id: uuid.UUID,
+        reason: str,
+        session_ids: list[uuid.UUID] | None = None,
+    ) -> None:
+        """Tell open live connections (chat sockets, in every process) once this
+        transaction commits: a signed-out session or a closed account ends them."""
+        if kind is Ended.sessions and not session_ids:
+            return
+        self.revocations.announce_after_commit(
+            self.session, Revocation(kind, user_id, reason, tuple(session_ids or ()))
+        )
 
     # Registration -------------------------------------------------------------------
 
@@ -304,6 +322,7 @@ class IdentityService:
         if record.used_at is not None:
             # Someone replayed a rotated token: the family may be stolen. Revoke it all.
             await self.repo.revoke_session(login.id, self.now, "refresh-token-reuse")
+            self._ended(Ended.sessions, login.user_id, "refresh-token-reuse", [login.id])
             raise TokenReuse(
                 "This refresh token was already used; every session token descended from "
                 "the same login has been revoked.",
@@ -318,8 +337,11 @@ class IdentityService:
         login.last_used_at = self.now
         return await self._issue_pair(user, login, parent=record)
 
-    async def logout(self, session_id: uuid.UUID, jti: str, expires_at: dt.datetime) -> None:
+    async def logout(
+        self, user: User, session_id: uuid.UUID, jti: str, expires_at: dt.datetime
+    ) -> None:
         await self.repo.revoke_session(session_id, self.now, "logout")
+        self._ended(Ended.sessions, user.id, "logout", [session_id])
         await self.deny_access_token(jti, expires_at)
 
     async def deny_access_token(self, jti: str, expires_at: dt.datetime) -> None:
@@ -345,6 +367,7 @@ class IdentityService:
         if login is None or login.user_id != user.id:
             raise NotFound("No such session.")
         await self.repo.revoke_session(login.id, self.now, "revoked-by-user")
+        self._ended(Ended.sessions, user.id, "revoked-by-user", [login.id])
 
     # One-time tokens: email verification and password reset -------------------------
 
@@ -396,7 +419,8 @@ class IdentityService:
         _check_password(new_password, "body.new_password")
         user.password_hash = await hash_password(new_password)
         await self.repo.expire_tokens(user.id, TokenPurpose.reset_password, self.now)
-        await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+        ended = await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+        self._ended(Ended.sessions, user.id, "password-reset", ended)
 
     async def change_password(
         self, user: User, current: str, new: str, keep_session: uuid.UUID
@@ -410,9 +434,10 @@ class IdentityService:
             )
         _check_password(new, "body.new_password")
         user.password_hash = await hash_password(new)
-        await self.repo.revoke_user_sessions(
+        ended = await self.repo.revoke_user_sessions(
             user.id, self.now, "password-changed", keep=keep_session
         )
+        self._ended(Ended.sessions, user.id, "password-changed", ended)
 
     # MFA ----------------------------------------------------------------------------
 
@@ -547,6 +572,7 @@ class IdentityService:
         user.deleted_at = self.now
         await self.repo.delete_recovery_codes(user.id)
         await self.repo.revoke_user_sessions(user.id, self.now, "account-deleted")
+        self._ended(Ended.account, user.id, "account-deleted")
 
     # Administration -----------------------------------------------------------------
 
@@ -560,12 +586,15 @@ class IdentityService:
             (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
         ):
             raise Conflict("Admins cannot demote or deactivate themselves.")
-        if changes.role is not None:
+        if changes.role is not None and changes.role != user.role:
             user.role = changes.role
+            # A demoted instructor leaves the rooms of the courses they taught.
+            self._ended(Ended.membership, user.id, "role-changed")
         if changes.is_active is not None:
             user.is_active = changes.is_active
             if not changes.is_active:
                 await self.repo.revoke_user_sessions(user.id, self.now, "deactivated")
+                self._ended(Ended.account, user.id, "deactivated")
         await self.session.flush()
         return user
 
