@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +28,23 @@ from lyceum.models.identity import (
     TokenPurpose,
     User,
 )
+
+# The expression of the trigram index ix_users_search_trgm, written as the index has it
+# (a literal ' ', not a bound parameter) so that the planner can use the index.
+USER_SEARCH_TEXT: ColumnElement[str] = literal_column(
+    "lyceum_unaccent(lower(users.email) || ' ' || lower(users.full_name))"
+)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def user_matches(text: str) -> ColumnElement[bool]:
+    """Part of the email or the name, case- and accent-blind ("tran" finds "Trần",
+    "duc" finds "Đức", and the other way round); `%` and `_` are plain characters."""
+    pattern = func.lyceum_unaccent(func.lower(f"%{_escape_like(text)}%"))
+    return USER_SEARCH_TEXT.like(pattern, escape="\\")
 
 
 class IdentityRepository:
@@ -71,10 +98,7 @@ class IdentityRepository:
     ) -> tuple[list[User], int]:
         conditions: list[ColumnElement[bool]] = [User.deleted_at.is_(None)]
         if text:
-            pattern = f"%{text.lower()}%"
-            conditions.append(
-                or_(func.lower(User.email).like(pattern), func.lower(User.full_name).like(pattern))
-            )
+            conditions.append(user_matches(text))
         if role is not None:
             conditions.append(User.role == role)
         if active is not None:
