@@ -46,6 +46,8 @@ async def enroll(
     "/courses/{course_id:uuid}/enrollments/me",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Leave a course",
+    description="Open chat sockets of the caller leave the course's room within moments "
+    "(`removed_from_room`).",
 )
 async def unenroll(
     course_id: uuid.UUID,
