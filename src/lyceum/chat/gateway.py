@@ -404,15 +404,17 @@ class ChatGateway:
     async def _recheck_rooms(self, connections: list[Connection]) -> None:
         """Take connections out of the rooms their users may no longer be in (left the
         course, lost the instructor role): one query for all of them."""
-        pairs = [(c.user_id, room_id) for c in connections for room_id in c.rooms]
-        if not pairs:
+        # The rooms as they are now: a room joined while the query runs was admitted by
+        # its own check and is not judged by this one.
+        held = [(c, room_id) for c in connections for room_id in c.rooms]
+        if not held:
             return
         async with self._service() as service:
-            still = await service.repo.still_open(pairs)
-        for connection in connections:
-            for room_id in [r for r in connection.rooms if (connection.user_id, r) not in still]:
-                if connection.sid not in self.connections:
-                    break
+            still = await service.repo.still_open([(c.user_id, room) for c, room in held])
+        for connection, room_id in held:
+            if (connection.user_id, room_id) in still or room_id not in connection.rooms:
+                continue
+            if connection.sid in self.connections:
                 await self.sockets.leave_room(connection.sid, room_key(room_id))
                 await self._leave(connection, room_id)
                 event = {
