@@ -278,6 +278,11 @@ def seed_accounts(url: str, learners: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
                         "{}",
                     )
                 )
+        # Every access token belongs to a login session: one each, as signing in makes.
+        login_columns = "id, user_id, created_at, last_used_at, expires_at"
+        with cursor.copy(f"COPY login_sessions ({login_columns}) FROM STDIN") as copy:
+            for user_id in (teacher, *learner_ids):
+                copy.write_row((user_id, user_id, now, now, now + dt.timedelta(days=1)))
     return teacher, learner_ids
 
 
@@ -293,6 +298,8 @@ def mint_tokens(secret: str, users: Sequence[tuple[uuid.UUID, str]]) -> list[str
             token_type="access",  # noqa: S106 (a JWT type)
             now=now,
             lifetime=dt.timedelta(hours=6),
+            # seed_accounts gives each account a login session with the account's id.
+            extra={"sid": str(user_id)},
         )[0]
         for user_id, role in users
     ]

@@ -521,7 +521,7 @@ def prepare_database(
         CourseStatus,
         Enrollment,
     )
-    from lyceum.models.identity import Role, User
+    from lyceum.models.identity import LoginSession, Role, User
 
     postgres, url = migrated_postgres(temp, DATABASE)
     started = time.perf_counter()
@@ -556,18 +556,28 @@ def prepare_database(
                         email=f"bench-{room}-{seat}@example.com",
                         full_name=f"Learner {room}.{seat}",
                         role=Role.student,
+                        email_verified_at=now,  # chat needs a verified address
                     )
                     session.add(learner)
                     session.flush()
                     session.add(
                         Enrollment(course_id=course.id, user_id=learner.id, enrolled_at=now)
                     )
+                    login = LoginSession(
+                        id=uuid.uuid4(),
+                        user_id=learner.id,
+                        created_at=now,
+                        last_used_at=now,
+                        expires_at=now + dt.timedelta(days=1),
+                    )
+                    session.add(login)
                     token, _, _ = tokens.encode(
                         subject=learner.id,
                         role="student",
                         token_type="access",  # noqa: S106 (a JWT type, not a secret)
                         now=now,
                         lifetime=dt.timedelta(hours=3),
+                        extra={"sid": str(login.id)},
                     )
                     seats.append((token, str(course.id)))
             session.commit()

@@ -713,6 +713,7 @@ def lyceum_env(
         "DB_MAX_OVERFLOW": str(args.db_max_overflow),
         "LOGIN_RATE_LIMIT": "1000000/minute",
         "LOGIN_ACCOUNT_RATE_LIMIT": "1000000/minute",
+        "REGISTRATION_RATE_LIMIT": "1000000/minute",
         **threads,
     }
 

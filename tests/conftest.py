@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -137,8 +138,18 @@ def app(
     return application
 
 
+_client_numbers = itertools.count()
+
+
 def client_for(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    """An in-process client with an address of its own (in 198.18.0.0/15, the range set
+    aside for tests): per-IP limits (registration, sign-in) count per test, as they
+    would per machine, not across the whole run."""
+    number = next(_client_numbers)
+    address = f"198.{18 + number // 65536 % 2}.{number // 256 % 256}.{number % 256}"
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=False, client=(address, 50000 + number % 10000)
+    )
     return httpx.AsyncClient(transport=transport, base_url="http://lyceum.test")
 
 

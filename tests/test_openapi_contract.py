@@ -42,6 +42,9 @@ def live_server(
         # The fuzzer signs in again whenever a generated call signed it out.
         "LOGIN_RATE_LIMIT": "100000/minute",
         "LOGIN_ACCOUNT_RATE_LIMIT": "100000/minute",
+        "REGISTRATION_RATE_LIMIT": "100000/minute",
+        "ACCOUNT_MAIL_RATE_LIMIT": "100000/minute",
+        "ACCOUNT_MAIL_IP_RATE_LIMIT": "100000/minute",
     }
     created = subprocess.run(
         [

@@ -254,6 +254,7 @@ def create_admin(
     from lyceum.kit.clock import SystemClock
     from lyceum.kit.errors import DomainError
     from lyceum.kit.ratelimit import RateLimiter
+    from lyceum.kit.revocations import Revocations
     from lyceum.kit.runtime import resolve_database_url
     from lyceum.kit.security import SecretBox, TokenCodec
     from lyceum.kit.storage import create_storage
@@ -279,6 +280,8 @@ def create_admin(
                     cache=MemoryCache(),
                     limiter=RateLimiter(None),
                     storage=create_storage(settings),
+                    # Promoting an account ends nobody's access: nothing to announce.
+                    revocations=Revocations(None),
                     now=SystemClock().now(),
                 )
                 existing = await service.repo.user_by_email(address)

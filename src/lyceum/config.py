@@ -31,6 +31,51 @@ MIN_SECRET_KEY_LENGTH = 32
 SERVED_URL_FILE = "served_url"
 # The base of links when PUBLIC_BASE_URL is unset and no `lyceum serve` has run.
 FALLBACK_BASE_URL = "http://localhost:8000"
+MIN_METRICS_TOKEN_LENGTH = 16
+GENERATE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105
+# Keys printed in this repository's own docs and tests: known to everyone.
+PUBLISHED_KEYS = frozenset(
+    {
+        "replace-me",
+        "change-me",
+        "changeme",
+        "test-secret-key-that-is-long-enough-0123456789",
+    }
+)
+# Strength, as zxcvbn estimates it (log10 of the guesses an attacker needs, which counts
+# 10 per random character): generated keys of any common alphabet score 0.85 or more
+# per character, keys built from repeats, sequences, keyboard walks or words score
+# less. Measured on thousands of generated keys (hex, base64, url-safe, letters).
+MIN_GUESS_DIGITS_PER_CHAR = 0.8
+# Generated keys hold dictionary words by chance in at most a quarter of their length;
+# a phrase ("my-lyceum-production-secret-2026") is mostly words.
+MAX_WORD_SHARE = 0.3
+# zxcvbn's cost grows fast with length; a key's first characters tell enough.
+STRENGTH_CHECKED_CHARS = 128
+
+
+def secret_weakness(value: str, min_length: int) -> str | None:
+    """Why `value` is not a secret that only a computer could have chosen, or None.
+
+    Length is not entropy: "a" * 40 and a sentence are long. The key signs every
+    token (HS256): anyone who guesses it, offline and at leisure from one token, signs
+    in as anyone. RFC 7518 asks for 256 bits of real randomness."""
+    if len(value) < min_length:
+        return f"must be at least {min_length} characters of generated randomness"
+    if value.strip().lower() in PUBLISHED_KEYS or "replace-me" in value.lower():
+        return "is an example value published in Lyceum's own docs"
+    from zxcvbn import zxcvbn  # type: ignore[import-untyped]
+
+    checked = value[:STRENGTH_CHECKED_CHARS]
+    estimate = zxcvbn(checked, max_length=len(checked))
+    if estimate["guesses_log10"] / len(checked) < MIN_GUESS_DIGITS_PER_CHAR:
+        return "is guessable (repeated characters, a sequence, a keyboard walk or words)"
+    words = sum(
+        len(match["token"]) for match in estimate["sequence"] if match["pattern"] == "dictionary"
+    )
+    if words / len(checked) > MAX_WORD_SHARE:
+        return "is made of dictionary words, not generated randomness"
+    return None
 
 
 class Environment(StrEnum):
@@ -78,13 +123,24 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     redis_url: str | None = None
+    # A bearer token Prometheus must send to scrape /metrics. Unset: /metrics is open in
+    # development and test, and answers 404 in production.
+    metrics_token: SecretStr | None = None
 
     access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
     jwt_issuer: str = "lyceum"
     jwt_audience: str = "lyceum-api"
+    # Failed sign-ins (a success clears them) per client IP and email, and per account
+    # from anywhere; past either, even the right password waits.
     login_rate_limit: str = "5/15 minutes"
     login_account_rate_limit: str = "20/hour"
+    # Registrations per client IP.
+    registration_rate_limit: str = "20/hour"
+    # Account mails a client can trigger (verification resends, password resets): per
+    # recipient, and per client IP.
+    account_mail_rate_limit: str = "3/hour"
+    account_mail_ip_rate_limit: str = "20/hour"
     avatar_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     ai_provider: AIProvider = AIProvider.claude
@@ -124,6 +180,10 @@ class Settings(BaseSettings):
     # A connection's presence entry lives this long unless its process refreshes it,
     # so a crashed replica's users drop out of "online" on their own.
     chat_presence_ttl_seconds: int = Field(default=60, ge=10, le=3600)
+    # Sign-outs, deactivations and unenrollments reach open sockets at once through an
+    # announcement; every this many seconds each process also re-checks its sockets
+    # against the database, in case an announcement was missed.
+    chat_access_check_seconds: float = Field(default=15, gt=0, le=600)
 
     @field_validator("chat_blocked_words", mode="before")
     @classmethod
@@ -179,7 +239,14 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("login_rate_limit", "login_account_rate_limit", "tutor_rate_limit")
+    @field_validator(
+        "login_rate_limit",
+        "login_account_rate_limit",
+        "registration_rate_limit",
+        "account_mail_rate_limit",
+        "account_mail_ip_rate_limit",
+        "tutor_rate_limit",
+    )
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from limits import parse
@@ -217,10 +284,15 @@ class Settings(BaseSettings):
     def _check_production(self) -> Settings:
         if self.environment is Environment.production:
             key = self.secret_key.get_secret_value() if self.secret_key else ""
-            if len(key) < MIN_SECRET_KEY_LENGTH:
+            if not key:
                 raise ValueError(
-                    f"SECRET_KEY: must be set to at least {MIN_SECRET_KEY_LENGTH} random "
-                    "characters when ENVIRONMENT=production"
+                    f"SECRET_KEY: must be set when ENVIRONMENT=production; generate one "
+                    f"with {GENERATE_SECRET}"
+                )
+            if weakness := secret_weakness(key, MIN_SECRET_KEY_LENGTH):
+                raise ValueError(
+                    f"SECRET_KEY: {weakness}; ENVIRONMENT=production needs a generated "
+                    f"key, e.g. from {GENERATE_SECRET}"
                 )
             if self.public_base_url is None:
                 raise ValueError(
@@ -228,6 +300,16 @@ class Settings(BaseSettings):
                     "address users reach Lyceum at (e.g. https://learn.example.org); it "
                     "is the base of the links in mails, signed downloads and certificates"
                 )
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value()
+            if self.environment is Environment.production:
+                weakness = secret_weakness(token, MIN_METRICS_TOKEN_LENGTH)
+            elif len(token) < MIN_METRICS_TOKEN_LENGTH:
+                weakness = f"must be at least {MIN_METRICS_TOKEN_LENGTH} characters"
+            else:
+                weakness = None
+            if weakness:
+                raise ValueError(f"METRICS_TOKEN: {weakness}; generate one with {GENERATE_SECRET}")
         if self.storage_backend is StorageBackend.s3 and not self.storage_s3_bucket:
             raise ValueError("STORAGE_S3_BUCKET: required when STORAGE_BACKEND=s3")
         if self.max_request_body_bytes <= self.max_upload_bytes:

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.kit.runtime import Runtime
-from lyceum.models.identity import Role, User
+from lyceum.models.identity import LoginSession, Role, User
 from tests.courses.test_courses import published
 
 API = "/api/v1"
@@ -55,12 +55,24 @@ async def member(
             preferences={},
         )
     )
+    now = dt.datetime.now(dt.UTC)
+    session_id = uuid.uuid4()
+    await connection.execute(
+        insert(LoginSession).values(
+            id=session_id,
+            user_id=user_id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + dt.timedelta(days=1),
+        )
+    )
     token, _, _ = runtime.tokens.encode(
         subject=user_id,
         role=role.value,
         token_type="access",
-        now=dt.datetime.now(dt.UTC),
+        now=now,
         lifetime=dt.timedelta(hours=3),
+        extra={"sid": str(session_id)},
     )
     return Member(user_id, email, {"Authorization": f"Bearer {token}"})
 

@@ -4,6 +4,7 @@ submitting answers against the server's clock, review policies, attempt limits."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import httpx
@@ -102,6 +103,14 @@ BAD_QUESTIONS: list[tuple[dict[str, Any], str, str | None]] = [
     ),
     (multiple_choice(correct=["2", "2"]), "body.correct", None),
     (essay_question(min_words=50, max_words=10), "body.min_words", None),
+    # Non-finite numbers and lone surrogates: PostgreSQL's JSONB and text refuse them.
+    (short_answer(match="numeric", number=float("inf")), "body.short_answer.number", None),
+    (
+        short_answer(match="numeric", number=1, tolerance=float("nan")),
+        "body.short_answer.tolerance",
+        None,
+    ),
+    (single_choice(prompt="Which \ud800?"), "body.single_choice.prompt", None),
 ]
 
 
@@ -109,8 +118,11 @@ async def test_bad_questions_are_refused_naming_the_field(
     client: httpx.AsyncClient, room: Classroom
 ) -> None:
     for body, field, slug in BAD_QUESTIONS:
+        # Python's encoder, as a careless client would: NaN, Infinity and \ud800 escapes.
         response = await client.post(
-            f"{API}/courses/{room.course_id}/questions", json=body, headers=room.teacher.headers
+            f"{API}/courses/{room.course_id}/questions",
+            content=json.dumps(body),
+            headers={**room.teacher.headers, "Content-Type": "application/json"},
         )
         problem_body = problem(response, 422, slug)
         assert problem_body["errors"][0]["field"] == field, (body, problem_body)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import socketio
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
@@ -20,8 +20,9 @@ from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.security import TokenCodec
 from lyceum.models.courses import Course
-from lyceum.models.identity import Role, User
+from lyceum.models.identity import LoginSession, Role, User
 from tests.content.helpers import Person, course_with_lesson, enroll
+from tests.identity.helpers import register, unique_email
 
 ACK_SECONDS = 10.0
 EVENT_SECONDS = 5.0
@@ -34,6 +35,8 @@ SERVER_EVENTS = (
     "message_deleted",
     "user_muted",
     "user_unmuted",
+    "signed_out",
+    "removed_from_room",
 )
 
 
@@ -41,18 +44,27 @@ SERVER_EVENTS = (
 class Member(Person):
     token: str = ""
     full_name: str = ""
+    # The login session its token belongs to (an access token always has one).
+    session_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def mint(
-    tokens: TokenCodec, user_id: uuid.UUID, role: Role, now: dt.datetime, minutes: float = 30
+    tokens: TokenCodec,
+    user_id: uuid.UUID,
+    role: Role,
+    now: dt.datetime,
+    minutes: float = 30,
+    *,
+    session_id: uuid.UUID,
 ) -> str:
-    """An access token as login issues it, minus the login session (none to check)."""
+    """An access token as login issues it, for the login session `session_id`."""
     token, _, _ = tokens.encode(
         subject=user_id,
         role=role.value,
         token_type="access",
         now=now,
         lifetime=dt.timedelta(minutes=minutes),
+        extra={"sid": str(session_id)},
     )
     return token
 
@@ -67,13 +79,25 @@ def new_user(role: Role, name: str) -> User:
     )
 
 
-def member_of(user: User, tokens: TokenCodec, now: dt.datetime) -> Member:
-    token = mint(tokens, user.id, user.role, now)
+def login_of(user: User, now: dt.datetime) -> LoginSession:
+    """A login session of `user`, as signing in creates one."""
+    return LoginSession(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + dt.timedelta(days=7),
+    )
+
+
+def member_of(user: User, login: LoginSession, tokens: TokenCodec, now: dt.datetime) -> Member:
+    token = mint(tokens, user.id, user.role, now, session_id=login.id)
     return Member(
         id=user.id,
         headers={"Authorization": f"Bearer {token}"},
         token=token,
         full_name=user.full_name,
+        session_id=login.id,
     )
 
 
@@ -82,12 +106,15 @@ async def member_in(
 ) -> Member:
     """A person inside the test's (rolled-back) transaction."""
     user = new_user(role, name)
+    login = login_of(user, now)
     async with _AsyncSession(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     ) as session:
         session.add(user)
+        await session.flush()
+        session.add(login)
         await session.commit()
-    return member_of(user, tokens, now)
+    return member_of(user, login, tokens, now)
 
 
 @dataclass
@@ -103,16 +130,42 @@ class Live:
 
     async def member(self, role: Role = Role.student, name: str = "Ada Learner") -> Member:
         user = new_user(role, name)
+        login = login_of(user, self.clock.now())
         async with self.runtime.database.sessionmaker() as session:
             session.add(user)
+            await session.flush()
+            session.add(login)
             await session.commit()
         self.users.append(user.id)
-        return member_of(user, self.runtime.tokens, self.clock.now())
+        return member_of(user, login, self.runtime.tokens, self.clock.now())
 
     async def course(self, teacher: Member, *, publish: bool = True) -> str:
         course, _ = await course_with_lesson(self.http, teacher, publish=publish)
         self.courses.append(uuid.UUID(course["id"]))
         return str(course["id"])
+
+    async def registered(self) -> tuple[uuid.UUID, str]:
+        """A verified account that signs in with a password (PASSWORD): its id and
+        email."""
+        email = unique_email("chat")
+        user_id = uuid.UUID(str((await register(self.http, email))["id"]))
+        self.users.append(user_id)
+        async with self.runtime.database.engine.begin() as conn:
+            await conn.execute(
+                update(User).where(User.id == user_id).values(email_verified_at=User.created_at)
+            )
+        return user_id, email
+
+    async def another_login(self, who: Member) -> Member:
+        """The same person signed in a second time (another device): a login session of
+        its own."""
+        async with self.runtime.database.sessionmaker() as session:
+            user = await session.get(User, who.id)
+            assert user is not None
+            login = login_of(user, self.clock.now())
+            session.add(login)
+            await session.commit()
+        return member_of(user, login, self.runtime.tokens, self.clock.now())
 
     async def enroll(self, course_id: str, *learners: Member) -> None:
         for learner in learners:
@@ -141,9 +194,11 @@ class ChatClient:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.received: dict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
         self.refusal: Any = None
+        self.hung_up = asyncio.Event()
         for name in SERVER_EVENTS:
             self.sio.on(name, self._recorder(name))
         self.sio.on("connect_error", self._refused)
+        self.sio.on("disconnect", self._hung_up)
 
     def _recorder(self, name: str) -> Any:
         async def record(data: dict[str, Any]) -> None:
@@ -153,6 +208,14 @@ class ChatClient:
 
     async def _refused(self, data: Any) -> None:
         self.refusal = data
+
+    async def _hung_up(self, *reason: Any) -> None:
+        self.hung_up.set()
+
+    async def disconnected(self) -> None:
+        """The server hangs up within EVENT_SECONDS."""
+        await asyncio.wait_for(self.hung_up.wait(), EVENT_SECONDS)
+        assert not self.sio.connected
 
     async def connect(self, url: str, token: str | None) -> None:
         await self.sio.connect(

@@ -17,7 +17,7 @@ from lyceum.kit.security import TokenCodec
 from lyceum.models.identity import Role, User
 from tests.chat.conftest import Connect
 from tests.chat.helpers import ChatClient, Live, mint
-from tests.identity.helpers import PASSWORD, register, unique_email
+from tests.identity.helpers import PASSWORD
 
 
 async def refused(live: Live, token: str | None) -> dict[str, Any]:
@@ -55,14 +55,21 @@ async def test_a_malformed_or_foreign_token_is_refused(live: Live) -> None:
     forged = TokenCodec(
         "another-secret-key-0123456789abcdef", issuer="lyceum", audience="lyceum-api"
     )
-    token = mint(forged, learner.id, Role.student, live.clock.now())
+    token = mint(forged, learner.id, Role.student, live.clock.now(), session_id=learner.session_id)
     assert (await refused(live, token))["data"]["type"] == "invalid-token"
 
 
 async def test_an_expired_token_is_refused(live: Live) -> None:
     learner = await live.member()
     old = live.clock.now() - dt.timedelta(hours=2)
-    token = mint(live.runtime.tokens, learner.id, Role.student, old, minutes=30)
+    token = mint(
+        live.runtime.tokens,
+        learner.id,
+        Role.student,
+        old,
+        minutes=30,
+        session_id=learner.session_id,
+    )
     reason = await refused(live, token)
     assert reason["data"] == {
         "type": "invalid-token",
@@ -79,9 +86,7 @@ async def test_a_revoked_token_is_refused(live: Live) -> None:
 
 
 async def test_a_signed_out_session_is_refused(live: Live, connect: Connect) -> None:
-    email = unique_email("chat")
-    user = await register(live.http, email)
-    live.users.append(uuid.UUID(str(user["id"])))
+    _, email = await live.registered()
     tokens = (
         await live.http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     ).json()

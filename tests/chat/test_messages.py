@@ -87,7 +87,9 @@ MALFORMED: list[tuple[Any, str]] = [
     ({"room_id": "{room}", "client_id": "", "text": "hi"}, "client_id"),
     ({"room_id": "{room}", "client_id": "x" * 65, "text": "hi"}, "client_id"),
     ({"room_id": "{room}", "client_id": "x", "text": "hi", "extra": True}, "extra"),
-    ({"room_id": "{room}", "client_id": "x", "text": "nul\x00here"}, "payload"),
+    ({"room_id": "{room}", "client_id": "x", "text": "nul\x00here"}, "text"),
+    ({"room_id": "{room}", "client_id": "x", "text": "lone \ud800 surrogate"}, "text"),
+    ({"room_id": "{room}", "client_id": "x\udfff", "text": "hi"}, "client_id"),
 ]
 
 

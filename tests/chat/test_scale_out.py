@@ -1,5 +1,6 @@
 """Two real `lyceum serve` processes on one database and one Redis: a room spans both
-(messages, presence, moderation broadcasts), and the send rate limit counts across them."""
+(messages, presence, moderation broadcasts), the send rate limit counts across them, and
+a sign-out or an unenrollment through one reaches a socket on the other."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ def replicas(
 
 def fresh_token(live: Live, who: Member, role: Role = Role.student) -> str:
     # The replicas run on the real clock, not the in-process server's frozen one.
-    return mint(live.runtime.tokens, who.id, role, dt.datetime.now(dt.UTC))
+    return mint(
+        live.runtime.tokens, who.id, role, dt.datetime.now(dt.UTC), session_id=who.session_id
+    )
 
 
 # One test for both behaviours: a pair of replicas is the expensive part, and under
@@ -63,6 +66,7 @@ async def test_two_replicas_share_rooms_presence_and_the_rate_limit(
 ) -> None:
     await a_room_spans_both_replicas(live, connect, replicas)
     await the_send_rate_limit_counts_across_replicas(live, connect, replicas)
+    await revocations_on_one_replica_reach_sockets_on_the_other(live, connect, replicas)
 
 
 async def a_room_spans_both_replicas(live: Live, connect: Connect, replicas: list[str]) -> None:
@@ -117,3 +121,26 @@ async def the_send_rate_limit_counts_across_replicas(
     accepted = [answer for answer in answers if answer["ok"]]
     assert len(accepted) == 5
     assert {answer["error"]["type"] for answer in answers if not answer["ok"]} == {"rate-limited"}
+
+
+async def revocations_on_one_replica_reach_sockets_on_the_other(
+    live: Live, connect: Connect, replicas: list[str]
+) -> None:
+    """Leaving a course and signing out through one replica's API act on a socket held
+    by the other one, announced through Redis."""
+    first, second = replicas
+    course_id, _, (ada,) = await live.classroom(learners=1)
+    token = fresh_token(live, ada)
+    client: ChatClient = await connect(token, url=first)
+    room_id = (await client.join(course_id=course_id))["room"]["id"]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=second) as http:
+        left = await http.delete(f"/api/v1/courses/{course_id}/enrollments/me", headers=headers)
+        assert left.status_code == 204, left.text
+        assert (await client.next("removed_from_room"))["room_id"] == room_id
+        assert (await client.send(room_id, "still in?"))["error"]["type"] == "not-joined"
+
+        signed_out = await http.post("/api/v1/auth/logout", headers=headers)
+        assert signed_out.status_code == 204, signed_out.text
+    assert (await client.next("signed_out"))["type"] == "session-ended"
+    await client.disconnected()

@@ -79,6 +79,41 @@ async def test_bad_profile_changes_are_422_naming_the_field(
     assert unchanged["timezone"] == "UTC" and unchanged["preferences"] == {}
 
 
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        (b'{"preferences": {"x": 1e400}}', "body.preferences", "x: numbers must be finite"),
+        (b'{"preferences": {"x": NaN}}', "body.preferences", "finite"),
+        (b'{"preferences": {"x": [Infinity]}}', "body.preferences", "x[0]: numbers"),
+        (b'{"preferences": {"x": -Infinity}}', "body.preferences", "finite"),
+        (b'{"preferences": {"x": "\\ud800"}}', "body.preferences", "x: must be valid Unicode"),
+        (b'{"preferences": {"\\udfff": 1}}', "body.preferences", "valid Unicode"),
+        (b'{"preferences": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "body.preferences", "deeper"),
+        (b'{"bio": "lone \\ud83c surrogate"}', "body.bio", "nicode"),
+        (b'{"full_name": "Tr\\udcc3n"}', "body.full_name", "nicode"),
+    ],
+)
+async def test_json_postgres_cannot_store_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    raw: bytes,
+    field: str,
+    message: str,
+) -> None:
+    me = await account(client, connection)
+    response = await client.patch(
+        "/api/v1/users/me",
+        content=raw,
+        headers={**me.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [error["field"] for error in errors] == [field], errors
+    assert message in errors[0]["message"], errors
+    unchanged = (await client.get("/api/v1/users/me", headers=me.headers)).json()
+    assert unchanged["preferences"] == {} and unchanged["bio"] is None
+
+
 @pytest.mark.parametrize("kind", ["PNG", "JPEG", "WEBP"])
 async def test_avatar_is_reencoded_to_a_clean_256_square(
     client: httpx.AsyncClient, connection: AsyncConnection, kind: str

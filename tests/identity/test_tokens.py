@@ -22,7 +22,14 @@ from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import LoginSession, User
 from tests.conftest import TEST_SECRET, client_for, make_app
-from tests.identity.helpers import PASSWORD, account, login, register, unique_email
+from tests.identity.helpers import (
+    PASSWORD,
+    Account,
+    account,
+    login,
+    register,
+    unique_email,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -124,7 +131,7 @@ async def test_login_returns_a_pair_with_the_documented_claims(
     assert claims["role"] == "student"
     assert claims["typ"] == "access"
     assert claims["exp"] - claims["iat"] == 30 * 60
-    assert {"jti", "iss", "aud"} <= claims.keys()
+    assert {"jti", "iss", "aud", "sid"} <= claims.keys()
 
 
 async def test_login_accepts_the_oauth2_password_form(client: httpx.AsyncClient) -> None:
@@ -352,6 +359,44 @@ async def test_bad_access_tokens_are_401(
     response = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert_401(response)
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_access_token_needs_a_login_session_of_its_own_subject(
+    client: httpx.AsyncClient, connection: AsyncConnection, settings: Settings
+) -> None:
+    """`sid` is required, and must name a live session of the token's `sub`: a token
+    correctly signed for one account cannot ride on another account's session, and one
+    without a session cannot outlive a sign-out."""
+    me = await account(client, connection, prefix="me")
+    other = await account(client, connection, prefix="other")
+
+    async def session_of(who: Account) -> str:
+        listed = await client.get("/api/v1/auth/sessions", headers=who.headers)
+        return str(listed.json()["items"][0]["id"])
+
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims: dict[str, object] = {
+        "sub": str(me.id),
+        "role": "student",
+        "typ": "access",
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 600,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+
+    async def status_with(**changes: object) -> int:
+        token = _forge({**claims, **changes})
+        headers = {"Authorization": f"Bearer {token}"}
+        return (await client.get("/api/v1/users/me", headers=headers)).status_code
+
+    assert await status_with(sid=await session_of(me)) == 200  # the control
+    assert await status_with() == 401  # no sid at all
+    assert await status_with(sid=None) == 401
+    assert await status_with(sid="not-a-uuid") == 401
+    assert await status_with(sid=str(uuid.uuid4())) == 401  # no such session
+    assert await status_with(sid=await session_of(other)) == 401  # someone else's
 
 
 def _tamper(token: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
+import time
 import uuid
 
 import pytest
@@ -43,6 +45,50 @@ def test_memory_window_moves_and_idle_keys_are_swept() -> None:
     now[0] += MemoryWindows.SWEEP_EVERY
     assert windows.hit(("2/10 seconds", "chat", "u3"), 2, 10.0)[0]
     assert len(windows) == 1
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest) -> RateLimiter:
+    if request.param == "memory":
+        return RateLimiter(None)
+    return RateLimiter(request.getfixturevalue("redis_url"))
+
+
+async def test_the_reset_time_is_when_the_oldest_hit_leaves_the_window(
+    limiter: RateLimiter,
+) -> None:
+    key = uuid.uuid4().hex
+    before = time.time()
+    first = await limiter.hit("2/minute", key)
+    after = time.time()
+    # Not "now": the first hit frees its slot a minute after it was made.
+    assert before + 60 <= first.reset_at <= after + 60
+    second = await limiter.hit("2/minute", key)
+    assert second.reset_at == pytest.approx(first.reset_at, abs=0.01)
+    refused = await limiter.hit("2/minute", key)
+    assert not refused.allowed and refused.remaining == 0
+    assert refused.reset_at == pytest.approx(first.reset_at, abs=0.01)
+    assert abs(refused.retry_after - (refused.reset_at - time.time())) <= 1.5
+    headers = refused.headers()
+    assert headers["X-RateLimit-Limit"] == "2" and headers["X-RateLimit-Remaining"] == "0"
+    assert int(headers["X-RateLimit-Reset"]) == math.ceil(first.reset_at)
+
+
+async def test_clearing_a_key_gives_its_budget_back(limiter: RateLimiter) -> None:
+    key, other = uuid.uuid4().hex, uuid.uuid4().hex
+    for _ in range(3):
+        await limiter.hit("3/hour", "failures", key)
+        await limiter.hit("3/hour", "failures", other)
+    assert not (await limiter.hit("3/hour", "failures", key)).allowed
+    await limiter.clear("3/hour", "failures", key)
+    assert [(await limiter.hit("3/hour", "failures", key)).allowed for _ in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    # Only that key.
+    assert not (await limiter.hit("3/hour", "failures", other)).allowed
 
 
 async def test_concurrent_hits_against_redis_let_exactly_n_through(redis_url: str) -> None:
@@ -113,3 +159,19 @@ async def test_http_limit_under_50_concurrent_requests_against_redis(
     refused = next(response for response in responses if response.status_code == 429)
     assert refused.headers["content-type"] == "application/problem+json"
     assert 1 <= int(refused.headers["retry-after"]) <= 15 * 60
+
+
+async def test_browsers_may_read_the_rate_limit_headers(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """A web app on another origin reads X-RateLimit-* only if CORS exposes them."""
+    origin = "https://app.example"
+    app = make_app(settings.model_copy(update={"cors_origins": [origin]}), runtime, None)
+    async with client_for(app) as http:
+        response = await http.get("/health/live", headers={"Origin": origin})
+    exposed = {
+        name.strip().lower()
+        for name in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= exposed
+    assert "retry-after" in exposed

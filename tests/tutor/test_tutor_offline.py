@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -99,11 +100,13 @@ async def test_offline_answers_quote_the_course_with_citations(
     learner = await person(live, runtime)
     await enroll(live, course["id"], learner)
     chat = await conversation(live, course["id"], learner)
+    asked_at = time.time()
     response = await live.post(
         f"/api/v1/tutor/conversations/{chat}/messages",
         json={"content": "What does the mitochondrion do for the cell?"},
         headers=learner.headers,
     )
+    answered_at = time.time()
     assert response.status_code == 201, response.text
     answer = response.json()
     assert answer["status"] == "complete" and answer["provider"] == "offline"
@@ -114,6 +117,9 @@ async def test_offline_answers_quote_the_course_with_citations(
     assert any("itochondri" in item["title"] + item["quote"] for item in cited)
     assert int(response.headers["x-ratelimit-limit"]) == 20
     assert int(response.headers["x-ratelimit-remaining"]) == 19
+    # The hour-long window frees this question's slot an hour after it was asked.
+    reset = int(response.headers["x-ratelimit-reset"])
+    assert asked_at + 3600 <= reset <= answered_at + 3601
 
     stored = (await live.get(f"/api/v1/tutor/conversations/{chat}", headers=learner.headers)).json()
     assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
@@ -234,6 +240,10 @@ async def test_limits_bad_input_and_switched_off_tutor(
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) > 0
     assert limited.headers["x-ratelimit-remaining"] == "0"
+    # Retry-After and X-RateLimit-Reset name the same moment: the first question's slot.
+    waited = int(limited.headers["x-ratelimit-reset"]) - time.time()
+    assert abs(waited - int(limited.headers["retry-after"])) <= 2
+    assert 3500 < waited <= 3601
 
     off = await live.patch(settings_url, json={"enabled": False}, headers=teacher.headers)
     assert off.json()["enabled"] is False

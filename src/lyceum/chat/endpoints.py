@@ -13,7 +13,7 @@ from lyceum.chat import schemas
 from lyceum.chat.gateway import ChatGateway, muted_event
 from lyceum.chat.service import ChatService
 from lyceum.courses.endpoints import Courses
-from lyceum.identity.permissions import CurrentUser, RuntimeDep
+from lyceum.identity.permissions import RuntimeDep, VerifiedUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
@@ -50,7 +50,7 @@ Gateway = Annotated[ChatGateway, Depends(chat_gateway)]
     "messages after your last `read`).",
 )
 async def list_chat_rooms(
-    caller: CurrentUser, service: Chat, paging: Paging
+    caller: VerifiedUser, service: Chat, paging: Paging
 ) -> Page[schemas.RoomOut]:
     return await service.rooms(caller, paging)
 
@@ -63,7 +63,7 @@ async def list_chat_rooms(
     responses={201: {"model": schemas.RoomOut, "description": "A new direct room."}},
 )
 async def open_direct_room(
-    body: schemas.DirectRoomIn, caller: CurrentUser, service: Chat, response: Response
+    body: schemas.DirectRoomIn, caller: VerifiedUser, service: Chat, response: Response
 ) -> schemas.RoomOut:
     access, created = await service.open_direct(caller, body.user_id)
     if created:
@@ -73,7 +73,7 @@ async def open_direct_room(
 
 
 @chat.get("/rooms/{room_id:uuid}", summary="One of your chat rooms")
-async def get_chat_room(room_id: uuid.UUID, caller: CurrentUser, service: Chat) -> schemas.RoomOut:
+async def get_chat_room(room_id: uuid.UUID, caller: VerifiedUser, service: Chat) -> schemas.RoomOut:
     return await service.room_out(await service.room_access(caller, room_id), caller)
 
 
@@ -85,7 +85,7 @@ async def get_chat_room(room_id: uuid.UUID, caller: CurrentUser, service: Chat) 
 )
 async def list_chat_messages(
     room_id: uuid.UUID,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Chat,
     before: Annotated[
         uuid.UUID | None, Query(description="A message id: only older messages.")
@@ -97,7 +97,7 @@ async def list_chat_messages(
 
 @chat.get("/rooms/{room_id:uuid}/presence", summary="Who is online in a room now")
 async def get_chat_presence(
-    room_id: uuid.UUID, caller: CurrentUser, service: Chat, gateway: Gateway
+    room_id: uuid.UUID, caller: VerifiedUser, service: Chat, gateway: Gateway
 ) -> schemas.PresenceOut:
     access = await service.room_access(caller, room_id)
     return schemas.PresenceOut(room_id=access.room.id, online=await gateway.online(access.room.id))
@@ -110,7 +110,7 @@ async def get_chat_presence(
     "are not enrolled in; 404 for a course you cannot see.",
 )
 async def get_course_chat_room(
-    course_id: uuid.UUID, caller: CurrentUser, service: Chat
+    course_id: uuid.UUID, caller: VerifiedUser, service: Chat
 ) -> schemas.RoomOut:
     return await service.room_out(await service.course_room_access(caller, course_id), caller)
 
@@ -123,7 +123,7 @@ async def get_course_chat_room(
 )
 async def delete_chat_message(
     message_id: uuid.UUID,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Chat,
     gateway: Gateway,
     background: BackgroundTasks,
@@ -138,7 +138,7 @@ async def delete_chat_message(
     summary="The learners muted in a course's chat now (its instructors and admins)",
 )
 async def list_chat_mutes(
-    course_id: uuid.UUID, caller: CurrentUser, service: Chat
+    course_id: uuid.UUID, caller: VerifiedUser, service: Chat
 ) -> Page[schemas.MuteOut]:
     return Page.of_all(await service.mutes(caller, course_id))
 
@@ -154,7 +154,7 @@ async def mute_chat_user(
     course_id: uuid.UUID,
     user_id: uuid.UUID,
     body: schemas.MuteIn,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Chat,
     gateway: Gateway,
     response: Response,
@@ -177,7 +177,7 @@ async def mute_chat_user(
 async def unmute_chat_user(
     course_id: uuid.UUID,
     user_id: uuid.UUID,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Chat,
     gateway: Gateway,
     background: BackgroundTasks,

@@ -32,11 +32,13 @@ from lyceum.chat.transport import ConnectionRefused, SocketServer
 from lyceum.chat.writer import MessageWriter
 from lyceum.config import Settings
 from lyceum.courses.service import CourseService
-from lyceum.identity.permissions import authenticate
+from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate
+from lyceum.identity.repository import IdentityRepository
 from lyceum.identity.service import DENIED_JTI_PREFIX
 from lyceum.kit.clock import Clock, SystemClock
 from lyceum.kit.db import unit_of_work
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
+from lyceum.kit.revocations import Ended, Revocation
 from lyceum.kit.runtime import Runtime
 from lyceum.models.chat import RoomKind
 
@@ -49,6 +51,9 @@ SOCKET_PATH = "/socket.io"
 MAX_CONCURRENT_EVENTS = 64
 # How stale the "token not revoked" finding may be before a write event checks again.
 REVOCATION_CHECK_SECONDS = 5.0
+# Why a connection was ended (`signed_out` event): (type, detail).
+SESSION_ENDED = ("session-ended", "This session was signed out: sign in again to reconnect.")
+ACCOUNT_CLOSED = ("account-inactive", "This account was deactivated or deleted.")
 # The same `typing` state again within this many seconds is not broadcast again.
 TYPING_REPEAT_SECONDS = 2.0
 
@@ -112,6 +117,8 @@ class Connection:
     full_name: str
     jti: str
     expires_at: dt.datetime
+    # The login session its token belongs to: signing it out ends the connection.
+    session_id: uuid.UUID
     rooms: dict[uuid.UUID, JoinedRoom] = field(default_factory=dict)
     # The last `typing` state sent per room, and when (time.monotonic()).
     typing: dict[uuid.UUID, tuple[float, bool]] = field(default_factory=dict)
@@ -133,6 +140,10 @@ class ChatGateway:
             settings.redis_url, settings.chat_presence_ttl_seconds
         )
         self.connections: dict[str, Connection] = {}
+        # The sids of each user's connections in this process.
+        self._by_user: dict[uuid.UUID, set[str]] = {}
+        self._stop_listening: Callable[[], None] | None = None
+        self._access_checker: asyncio.Task[None] | None = None
         self._state: State | None = None
         self._clock: Clock | None = None
         self._policy: MessagePolicy | None = None
@@ -165,6 +176,11 @@ class ChatGateway:
         async def wrapped(app: FastAPI) -> AsyncIterator[None]:
             async with inner(app):
                 try:
+                    # Revocations end open sockets, in this process and (with Redis) in
+                    # every other.
+                    self._stop_listening = await self.runtime.revocations.listen(
+                        self._on_revocation
+                    )
                     yield
                 finally:
                     await self.shutdown()
@@ -172,16 +188,21 @@ class ChatGateway:
         return wrapped
 
     async def shutdown(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        for task in (self._refresher, self._access_checker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._refresher = self._access_checker = None
         for connection in list(self.connections.values()):
             for room_id in connection.rooms:
                 with contextlib.suppress(Exception):
                     await self.presence.remove(room_key(room_id), connection.presence)
         self.connections.clear()
+        self._by_user.clear()
         await self.writer.close()
         await self.sockets.shutdown()
         await self.presence.close()
@@ -276,18 +297,38 @@ class ChatGateway:
             logger.exception("chat_connect_failed", sid=sid)
             detail = "The server could not sign this connection in; try again."
             raise ConnectionRefused(detail, {"type": "internal-error", "detail": detail}) from None
+        if caller.user.email_verified_at is None:
+            raise ConnectionRefused(
+                EMAIL_NOT_VERIFIED, {"type": "email-not-verified", "detail": EMAIL_NOT_VERIFIED}
+            )
         self.connections[sid] = Connection(
             sid=sid,
             user_id=caller.user.id,
             full_name=caller.user.full_name,
             jti=caller.claims.jti,
             expires_at=caller.claims.expires_at,
+            session_id=caller.claims.session_id,
         )
+        self._by_user.setdefault(caller.user.id, set()).add(sid)
         if self._refresher is None:
             self._refresher = self.sockets.start_background_task(self._refresh_presence)
+        if self._access_checker is None:
+            self._access_checker = self.sockets.start_background_task(self._check_access)
+
+    def _forget(self, sid: str) -> Connection | None:
+        """Take a connection out of this process's books: its events are refused from
+        now on (`unauthorized`)."""
+        connection = self.connections.pop(sid, None)
+        if connection is not None:
+            sids = self._by_user.get(connection.user_id)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del self._by_user[connection.user_id]
+        return connection
 
     async def _disconnect(self, sid: str, reason: str) -> None:
-        connection = self.connections.pop(sid, None)
+        connection = self._forget(sid)
         if connection is None:
             return
         for room_id in list(connection.rooms):
@@ -321,6 +362,92 @@ class ChatGateway:
         if await self.runtime.cache.get(DENIED_JTI_PREFIX + connection.jti) is not None:
             raise Unauthorized("The access token was revoked.", slug="invalid-token")
         connection.revocation_checked_at = now
+
+    # Revocations ------------------------------------------------------------------------
+
+    async def _on_revocation(self, revocation: Revocation) -> None:
+        """Announced after a commit, by this process or another: end the connections of
+        a signed-out session or a closed account; re-check the rooms of an account whose
+        memberships changed."""
+        sids = self._by_user.get(revocation.user_id, set())
+        connections = [self.connections[sid] for sid in list(sids) if sid in self.connections]
+        if revocation.kind is Ended.membership:
+            await self._recheck_rooms(connections)
+            return
+        if revocation.kind is Ended.sessions:
+            ended = set(revocation.session_ids)
+            connections = [c for c in connections if c.session_id in ended]
+            kind, detail = SESSION_ENDED
+        else:
+            kind, detail = ACCOUNT_CLOSED
+        for connection in connections:
+            await self._end(connection, kind, detail)
+
+    async def _end(self, connection: Connection, kind: str, detail: str) -> None:
+        """Refuse the connection's events at once, take it out of its rooms (the others
+        see it go offline), tell the client why, and hang up."""
+        if self._forget(connection.sid) is None:
+            return  # already ended, or hung up by itself
+        logger.info("chat_connection_ended", sid=connection.sid, reason=kind)
+        for room_id in list(connection.rooms):
+            await self.sockets.leave_room(connection.sid, room_key(room_id))
+            try:
+                await self._leave(connection, room_id)
+            except Exception:
+                logger.exception("chat_presence_cleanup_failed", sid=connection.sid)
+        with contextlib.suppress(Exception):
+            await self.sockets.emit(
+                "signed_out", {"type": kind, "detail": detail}, to=connection.sid
+            )
+        await self.sockets.disconnect(connection.sid)
+
+    async def _recheck_rooms(self, connections: list[Connection]) -> None:
+        """Take connections out of the rooms their users may no longer be in (left the
+        course, lost the instructor role): one query for all of them."""
+        # The rooms as they are now: a room joined while the query runs was admitted by
+        # its own check and is not judged by this one.
+        held = [(c, room_id) for c in connections for room_id in c.rooms]
+        if not held:
+            return
+        async with self._service() as service:
+            still = await service.repo.still_open([(c.user_id, room) for c, room in held])
+        for connection, room_id in held:
+            if (connection.user_id, room_id) in still or room_id not in connection.rooms:
+                continue
+            if connection.sid in self.connections:
+                await self.sockets.leave_room(connection.sid, room_key(room_id))
+                await self._leave(connection, room_id)
+                event = {
+                    "room_id": str(room_id),
+                    "type": "not-a-member",
+                    "detail": "You are no longer a member of this room.",
+                }
+                await self.sockets.emit("removed_from_room", event, to=connection.sid)
+
+    async def recheck_access(self) -> None:
+        """The safety net under the announcements (which a replica reconnecting to
+        Redis can miss): every connection of this process against the database, its
+        login session and account in one query, its rooms in another."""
+        connections = list(self.connections.values())
+        if not connections:
+            return
+        async with self.runtime.database.sessionmaker() as session:
+            open_sessions = await IdentityRepository(session).open_sessions(
+                list({c.session_id for c in connections})
+            )
+        for connection in connections:
+            if connection.session_id not in open_sessions:
+                await self._end(connection, *SESSION_ENDED)
+        await self._recheck_rooms([c for c in connections if c.sid in self.connections])
+
+    async def _check_access(self) -> None:
+        interval = self.settings.chat_access_check_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.recheck_access()
+            except Exception:
+                logger.exception("chat_access_check_failed")
 
     def _joined(self, connection: Connection, room_id: uuid.UUID) -> JoinedRoom:
         joined = connection.rooms.get(room_id)

@@ -40,7 +40,7 @@ from lyceum.models.courses import (
     Enrollment,
     EnrollmentStatus,
 )
-from lyceum.models.identity import User
+from lyceum.models.identity import Role, User
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,61 @@ def member_course_ids(user_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
             Course.status == CourseStatus.published,
         )
     )
-    teaching = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
+    # Teaching counts while the account is still an instructor's (or an admin's).
+    teaching = (
+        select(CourseInstructor.course_id)
+        .join(User, User.id == CourseInstructor.user_id)
+        .where(
+            CourseInstructor.user_id == user_id,
+            User.role.in_([Role.instructor, Role.admin]),
+        )
+    )
     return select(union(learning, teaching).subquery().c.course_id)
+
+
+def _still_open_query() -> Select[uuid.UUID, uuid.UUID]:
+    """(user, room) pairs, given as two arrays, whose user may still be in the room,
+    by the rule of `ChatService.room_access`: a course room is open to admins, to the
+    course's instructors while their account is an instructor's, and to the enrolled
+    learners of a published course; a direct room to its two members. Only active
+    accounts."""
+    wanted = (
+        func.unnest(
+            bindparam("users", type_=ARRAY(Uuid())), bindparam("rooms", type_=ARRAY(Uuid()))
+        )
+        .table_valued(column("user_id", Uuid()), column("room_id", Uuid()))
+        .render_derived(name="wanted")
+    )
+    teaches = exists().where(
+        CourseInstructor.course_id == ChatRoom.course_id, CourseInstructor.user_id == User.id
+    )
+    enrolled = exists().where(
+        Enrollment.course_id == ChatRoom.course_id,
+        Enrollment.user_id == User.id,
+        Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+    )
+    course_member = or_(
+        User.role == Role.admin,
+        and_(User.role == Role.instructor, teaches),
+        and_(Course.status == CourseStatus.published, enrolled),
+    )
+    direct_member = exists().where(ChatMember.room_id == ChatRoom.id, ChatMember.user_id == User.id)
+    return (
+        select(wanted.c.user_id, wanted.c.room_id)
+        .join(ChatRoom, ChatRoom.id == wanted.c.room_id)
+        .join(User, User.id == wanted.c.user_id)
+        .outerjoin(Course, Course.id == ChatRoom.course_id)
+        .where(
+            User.is_active.is_(True),
+            or_(
+                and_(ChatRoom.kind == RoomKind.course, course_member),
+                and_(ChatRoom.kind == RoomKind.direct, direct_member),
+            ),
+        )
+    )
+
+
+STILL_OPEN = _still_open_query()
 
 
 def direct_key(first: uuid.UUID, second: uuid.UUID) -> str:
@@ -308,6 +361,19 @@ class ChatRepository:
         )
 
     # Members ----------------------------------------------------------------------------
+
+    async def still_open(
+        self, pairs: list[tuple[uuid.UUID, uuid.UUID]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Of (user, room) pairs, those whose user may still be in the room: one query
+        for every socket of a process (see `_still_open_query`)."""
+        if not pairs:
+            return set()
+        rows = await self.session.execute(
+            STILL_OPEN,
+            {"users": [user for user, _ in pairs], "rooms": [room for _, room in pairs]},
+        )
+        return {(user, room) for user, room in rows}
 
     async def is_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         query = select(ChatMember.user_id).where(

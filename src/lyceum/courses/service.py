@@ -37,6 +37,8 @@ def course_version_key(course_id: uuid.UUID) -> str:
     return f"course:{course_id}:version"
 
 
+# The roles that may edit a course (an instructor only the courses they teach).
+TEACHING_ROLES = frozenset({Role.instructor, Role.admin})
 COVER_SIZE = (1280, 720)
 # Titles offered when a search finds nothing, and the words of a query corrected at most.
 SUGGESTIONS = 3
@@ -141,7 +143,10 @@ class CourseService:
     # Access ---------------------------------------------------------------------------
 
     async def can_edit(self, course: Course, caller: User | None) -> bool:
-        if caller is None:
+        """Admins, and the course's instructors while their account is an instructor's:
+        authority is the current role (read from the user row on every request) and
+        the membership together, so a demoted instructor edits nothing."""
+        if caller is None or caller.role not in TEACHING_ROLES:
             return False
         if caller.role is Role.admin:
             return True
@@ -167,7 +172,9 @@ class CourseService:
         if found is None:
             raise NotFound("No such course.")
         course, teaches, enrolled = found
-        can_edit = caller is not None and (caller.role is Role.admin or teaches)
+        can_edit = caller is not None and (
+            caller.role is Role.admin or (teaches and caller.role is Role.instructor)
+        )
         if course.status is not CourseStatus.published and not can_edit:
             raise NotFound("No such course.")
         return course, can_edit, enrolled

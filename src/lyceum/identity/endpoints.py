@@ -59,19 +59,28 @@ async def _login_request(request: Request) -> schemas.LoginRequest:
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an account (a welcome and a verification mail follow)",
+    description="Limited per client IP (REGISTRATION_RATE_LIMIT, default 20 per hour); "
+    "over it: 429 with Retry-After. Until the address is verified the account may browse "
+    "and enroll in free courses; the tutor and chat answer 403 `email-not-verified`.",
 )
 async def register(
-    body: schemas.RegisterRequest, service: Identity, runtime: RuntimeDep, response: Response
+    body: schemas.RegisterRequest,
+    request: Request,
+    service: Identity,
+    runtime: RuntimeDep,
+    response: Response,
 ) -> schemas.UserOut:
-    user = await service.register(body)
+    user = await service.register(body, _client(request))
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     return user_out(user, runtime.settings)
 
 
 LOGIN_LIMITS = (
     "Answers a token pair, or `{mfa_required: true, mfa_token}` when the account has MFA. "
-    "Limited per IP and email (LOGIN_RATE_LIMIT, default 5 per 15 minutes) and per account "
-    "(LOGIN_ACCOUNT_RATE_LIMIT, default 20 per hour); over it: 429 with Retry-After."
+    "Failed attempts are limited per client IP and email (LOGIN_RATE_LIMIT, default 5 per "
+    "15 minutes) and per account from anywhere (LOGIN_ACCOUNT_RATE_LIMIT, default 20 per "
+    "hour); a successful sign-in clears both counts. Over a limit, even the right password "
+    "answers 429 with Retry-After."
 )
 
 
@@ -98,7 +107,13 @@ async def token(
     return await service.login(form.username, form.password, _client(request))
 
 
-@auth.post("/mfa/verify", summary="Complete an MFA login with a TOTP or recovery code")
+@auth.post(
+    "/mfa/verify",
+    summary="Complete an MFA login with a TOTP or recovery code",
+    description="Wrong codes are limited per account (5 per 5 minutes, whichever mfa_token "
+    "they come with, and shared with enabling and disabling MFA); a right code clears the "
+    "count. Over it: 429 with Retry-After.",
+)
 async def mfa_verify(
     body: schemas.MfaVerifyRequest, request: Request, service: Identity
 ) -> schemas.TokenPair:
@@ -116,7 +131,9 @@ async def refresh(body: schemas.RefreshRequest, service: Identity) -> schemas.To
     summary="Revoke this login's refresh tokens and the current access token",
 )
 async def logout(caller: AuthenticatedCaller, service: Identity) -> None:
-    await service.logout(caller.claims.session_id, caller.claims.jti, caller.claims.expires_at)
+    await service.logout(
+        caller.user, caller.claims.session_id, caller.claims.jti, caller.claims.expires_at
+    )
 
 
 @auth.get("/sessions", summary="The caller's active logins")
@@ -146,10 +163,15 @@ async def verify_email(
 @auth.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Mail a new verification link (at most 3 per hour)",
+    summary="Mail a new verification link",
+    description="At most ACCOUNT_MAIL_RATE_LIMIT (default 3 per hour) per account and "
+    "ACCOUNT_MAIL_IP_RATE_LIMIT (default 20 per hour, shared with password resets) per "
+    "client IP; over it: 429 with Retry-After.",
 )
-async def resend_verification(user: CurrentUser, service: Identity) -> schemas.Accepted:
-    await service.request_verification_mail(user)
+async def resend_verification(
+    user: CurrentUser, request: Request, service: Identity
+) -> schemas.Accepted:
+    await service.request_verification_mail(user, _client(request))
     return schemas.Accepted(detail="A new verification link is on its way.")
 
 
@@ -157,11 +179,14 @@ async def resend_verification(user: CurrentUser, service: Identity) -> schemas.A
     "/password/forgot",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Mail a password reset link (always 202: accounts are not enumerable)",
+    description="At most ACCOUNT_MAIL_RATE_LIMIT (default 3 per hour) per address, whether "
+    "or not an account uses it, and ACCOUNT_MAIL_IP_RATE_LIMIT (default 20 per hour, shared "
+    "with verification resends) per client IP; over it: 429 with Retry-After.",
 )
 async def forgot_password(
-    body: schemas.ForgotPasswordRequest, service: Identity
+    body: schemas.ForgotPasswordRequest, request: Request, service: Identity
 ) -> schemas.Accepted:
-    await service.forgot_password(body.email)
+    await service.forgot_password(body.email, _client(request))
     return schemas.Accepted(detail="If an account uses this address, a reset link is on its way.")
 
 

@@ -101,9 +101,19 @@ async def current_user(caller: AuthenticatedCaller) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-async def verified_user(user: CurrentUser) -> User:
+EMAIL_NOT_VERIFIED = "Verify your email address first: this needs a confirmed address."
+
+
+def require_verified(user: User) -> None:
+    """The policy for unverified accounts: they may browse, enroll in free courses,
+    read lessons and take quizzes; what costs money per use or reaches other people
+    (the AI tutor, chat) waits for a confirmed address (403 `email-not-verified`)."""
     if user.email_verified_at is None:
-        raise Forbidden("Verify your email address first.", slug="email-not-verified")
+        raise Forbidden(EMAIL_NOT_VERIFIED, slug="email-not-verified")
+
+
+async def verified_user(user: CurrentUser) -> User:
+    require_verified(user)
     return user
 
 
@@ -146,6 +156,7 @@ async def identity_service(
         cache=runtime.cache,
         limiter=runtime.rate_limiter,
         storage=runtime.storage,
+        revocations=runtime.revocations,
         now=clock.now(),
     )
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.identity import (
@@ -17,6 +28,23 @@ from lyceum.models.identity import (
     TokenPurpose,
     User,
 )
+
+# The expression of the trigram index ix_users_search_trgm, written as the index has it
+# (a literal ' ', not a bound parameter) so that the planner can use the index.
+USER_SEARCH_TEXT: ColumnElement[str] = literal_column(
+    "lyceum_unaccent(lower(users.email) || ' ' || lower(users.full_name))"
+)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def user_matches(text: str) -> ColumnElement[bool]:
+    """Part of the email or the name, case- and accent-blind ("tran" finds "Trần",
+    "duc" finds "Đức", and the other way round); `%` and `_` are plain characters."""
+    pattern = func.lyceum_unaccent(func.lower(f"%{_escape_like(text)}%"))
+    return USER_SEARCH_TEXT.like(pattern, escape="\\")
 
 
 class IdentityRepository:
@@ -32,15 +60,18 @@ class IdentityRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def user_and_session(
-        self, user_id: uuid.UUID, session_id: uuid.UUID | None
+        self, user_id: uuid.UUID, session_id: uuid.UUID
     ) -> tuple[User | None, bool]:
-        """An access token's user, and whether its sign-in session is still open (True
-        for a token without one), in one round trip: every authenticated request asks."""
-        if session_id is None:
-            return await self.user_by_id(user_id), True
+        """An access token's user, and whether its login session is that user's and still
+        open, in one round trip: every authenticated request asks. A session of another
+        account counts as closed, so a token can never borrow someone else's `sid`."""
         signed_in = (
             exists()
-            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+            .where(
+                LoginSession.id == session_id,
+                LoginSession.user_id == User.id,
+                LoginSession.revoked_at.is_(None),
+            )
             .label("signed_in")
         )
         row = (
@@ -67,10 +98,7 @@ class IdentityRepository:
     ) -> tuple[list[User], int]:
         conditions: list[ColumnElement[bool]] = [User.deleted_at.is_(None)]
         if text:
-            pattern = f"%{text.lower()}%"
-            conditions.append(
-                or_(func.lower(User.email).like(pattern), func.lower(User.full_name).like(pattern))
-            )
+            conditions.append(user_matches(text))
         if role is not None:
             conditions.append(User.role == role)
         if active is not None:
@@ -103,6 +131,22 @@ class IdentityRepository:
             .order_by(LoginSession.last_used_at.desc())
         )
         return list(rows.scalars())
+
+    async def open_sessions(self, session_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Of these login sessions, the ones still open, of accounts still active (for
+        live connections, which re-check now and then what they were opened with)."""
+        if not session_ids:
+            return set()
+        rows = await self.session.execute(
+            select(LoginSession.id)
+            .join(User, User.id == LoginSession.user_id)
+            .where(
+                LoginSession.id == func.any(bindparam("ids", session_ids, ARRAY(Uuid()))),
+                LoginSession.revoked_at.is_(None),
+                User.is_active.is_(True),
+            )
+        )
+        return set(rows.scalars())
 
     async def refresh_token_by_hash(self, token_hash: str) -> RefreshToken | None:
         query = select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()

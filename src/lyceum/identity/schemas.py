@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from importlib import resources
@@ -18,13 +17,12 @@ from pydantic import (
     GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
-    field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from lyceum.identity.passwords import MAX_LENGTH, MIN_LENGTH
-from lyceum.kit.validation import NO_NUL, VisibleTitle
+from lyceum.kit.validation import JSON_MAX_DEPTH, NO_NUL, JsonLimits, VisibleTitle
 from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.identity import Role
 
@@ -33,6 +31,8 @@ from lyceum.models.identity import Role
 email_validator.SPECIAL_USE_DOMAIN_NAMES = []
 
 PREFERENCES_MAX_BYTES = 16 * 1024
+# Free-form, for the apps built on Lyceum (theme, notification choices, ...).
+Preferences = Annotated[dict[str, Any], JsonLimits(PREFERENCES_MAX_BYTES)]
 
 Password = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
 # A password being chosen: the length rules live in the schema; "not one of the 10,000
@@ -240,23 +240,11 @@ class ProfileUpdate(Strict):
         Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)] | None
     ) = None
     timezone: TimeZone | None = None
-    preferences: dict[str, Any] | None = Field(
-        default=None, description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes."
+    preferences: Preferences | None = Field(
+        default=None,
+        description=f"Any JSON object up to {PREFERENCES_MAX_BYTES} bytes, nested at most "
+        f"{JSON_MAX_DEPTH} deep; numbers finite, text without NUL characters.",
     )
-
-    @field_validator("preferences")
-    @classmethod
-    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return value
-        try:
-            # The stdlib encoder, as the JSONB column uses: integers of any size are fine.
-            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        except (TypeError, ValueError, RecursionError):
-            raise ValueError("must be a JSON object") from None
-        if size > PREFERENCES_MAX_BYTES:
-            raise ValueError(f"must serialise to at most {PREFERENCES_MAX_BYTES} bytes")
-        return value
 
 
 class AdminUserUpdate(Strict):

@@ -33,6 +33,7 @@ from lyceum.kit.events import emit
 from lyceum.kit.images import normalise_image
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.revocations import Ended, Revocation, Revocations
 from lyceum.kit.security import (
     SecretBox,
     TokenCodec,
@@ -136,6 +137,10 @@ async def issue_one_time_token(
     return IssuedToken(token, now + ttl)
 
 
+def _ip(client: ClientInfo) -> str:
+    return client.ip or "-"
+
+
 def _check_password(password: str, field: str) -> None:
     problem = password_problem(password)
     if problem:
@@ -162,6 +167,7 @@ class IdentityService:
         cache: Cache,
         limiter: RateLimiter,
         storage: Storage,
+        revocations: Revocations,
         now: dt.datetime,
     ) -> None:
         self.session = session
@@ -172,11 +178,28 @@ class IdentityService:
         self.cache = cache
         self.limiter = limiter
         self.storage = storage
+        self.revocations = revocations
         self.now = now
+
+    def _ended(
+        self,
+        kind: Ended,
+        user_id: uuid.UUID,
+        reason: str,
+        session_ids: list[uuid.UUID] | None = None,
+    ) -> None:
+        """Tell open live connections (chat sockets, in every process) once this
+        transaction commits: a signed-out session or a closed account ends them."""
+        if kind is Ended.sessions and not session_ids:
+            return
+        self.revocations.announce_after_commit(
+            self.session, Revocation(kind, user_id, reason, tuple(session_ids or ()))
+        )
 
     # Registration -------------------------------------------------------------------
 
-    async def register(self, request: schemas.RegisterRequest) -> User:
+    async def register(self, request: schemas.RegisterRequest, client: ClientInfo) -> User:
+        await self.limiter.check(self.settings.registration_rate_limit, "register", _ip(client))
         _check_password(request.password, "body.password")
         email = request.email.strip()
         if await self.repo.user_by_email(email) is not None:
@@ -203,17 +226,21 @@ class IdentityService:
     async def login(
         self, email: str, password: str, client: ClientInfo
     ) -> schemas.TokenPair | schemas.MfaChallenge:
+        """Failed attempts are counted per client IP and email and per account. Each
+        attempt takes its slot before the password is checked, so a burst of concurrent
+        guesses cannot slip past the limit, and a success gives the slots back: an
+        office of people behind one IP signing in all day is never locked out."""
         normalised = email.strip().lower()
-        await self.limiter.check(
-            self.settings.login_rate_limit, "login", client.ip or "-", normalised
-        )
-        await self.limiter.check(
-            self.settings.login_account_rate_limit, "login-account", normalised
-        )
+        by_client = (self.settings.login_rate_limit, "login", _ip(client), normalised)
+        by_account = (self.settings.login_account_rate_limit, "login-account", normalised)
+        await self.limiter.check(*by_client)
+        await self.limiter.check(*by_account)
         user = await self.repo.user_by_email(normalised)
         valid, upgraded_hash = await verify_password(password, user.password_hash if user else None)
         if user is None or not valid or not user.is_active:
             raise Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials")
+        await self.limiter.clear(*by_client)
+        await self.limiter.clear(*by_account)
         if upgraded_hash:
             user.password_hash = upgraded_hash  # e.g. an imported bcrypt hash becomes argon2id
         if user.mfa_enabled_at is not None:
@@ -226,18 +253,14 @@ class IdentityService:
     async def verify_mfa_login(
         self, mfa_token: str, code: str, client: ClientInfo
     ) -> schemas.TokenPair:
-        await self.limiter.check(MFA_ATTEMPTS, "mfa-login", token_digest(mfa_token))
+        invalid = "The MFA token is invalid, expired or already used."
         record = await self.repo.one_time_token(token_digest(mfa_token), TokenPurpose.mfa_login)
         if record is None or record.used_at is not None or record.expires_at <= self.now:
-            raise Unauthorized(
-                "The MFA token is invalid, expired or already used.", slug="invalid-token"
-            )
+            raise Unauthorized(invalid, slug="invalid-token")
         user = await self.repo.user_by_id(record.user_id, for_update=True)
         if user is None or not user.is_active or user.mfa_enabled_at is None:
-            raise Unauthorized(
-                "The MFA token is invalid, expired or already used.", slug="invalid-token"
-            )
-        if not await self._check_second_factor(user, code):
+            raise Unauthorized(invalid, slug="invalid-token")
+        if not await self._second_factor_guess(user, code):
             raise Unauthorized("The code is not valid.", slug="invalid-mfa-code")
         record.used_at = self.now
         return await self._start_session(user, client)
@@ -298,6 +321,7 @@ class IdentityService:
         if record.used_at is not None:
             # Someone replayed a rotated token: the family may be stolen. Revoke it all.
             await self.repo.revoke_session(login.id, self.now, "refresh-token-reuse")
+            self._ended(Ended.sessions, login.user_id, "refresh-token-reuse", [login.id])
             raise TokenReuse(
                 "This refresh token was already used; every session token descended from "
                 "the same login has been revoked.",
@@ -312,9 +336,11 @@ class IdentityService:
         login.last_used_at = self.now
         return await self._issue_pair(user, login, parent=record)
 
-    async def logout(self, session_id: uuid.UUID | None, jti: str, expires_at: dt.datetime) -> None:
-        if session_id is not None:
-            await self.repo.revoke_session(session_id, self.now, "logout")
+    async def logout(
+        self, user: User, session_id: uuid.UUID, jti: str, expires_at: dt.datetime
+    ) -> None:
+        await self.repo.revoke_session(session_id, self.now, "logout")
+        self._ended(Ended.sessions, user.id, "logout", [session_id])
         await self.deny_access_token(jti, expires_at)
 
     async def deny_access_token(self, jti: str, expires_at: dt.datetime) -> None:
@@ -322,9 +348,7 @@ class IdentityService:
         if remaining > 0:
             await self.cache.set(DENIED_JTI_PREFIX + jti, b"1", ttl=remaining + 1)
 
-    async def sessions(
-        self, user: User, current: uuid.UUID | None
-    ) -> list[schemas.LoginSessionOut]:
+    async def sessions(self, user: User, current: uuid.UUID) -> list[schemas.LoginSessionOut]:
         return [
             schemas.LoginSessionOut(
                 id=login.id,
@@ -342,6 +366,7 @@ class IdentityService:
         if login is None or login.user_id != user.id:
             raise NotFound("No such session.")
         await self.repo.revoke_session(login.id, self.now, "revoked-by-user")
+        self._ended(Ended.sessions, user.id, "revoked-by-user", [login.id])
 
     # One-time tokens: email verification and password reset -------------------------
 
@@ -370,26 +395,34 @@ class IdentityService:
             user.email_verified_at = self.now
         return user
 
-    async def request_verification_mail(self, user: User) -> None:
+    async def request_verification_mail(self, user: User, client: ClientInfo) -> None:
         if user.email_verified_at is not None:
             raise Conflict("The email address is already verified.")
-        await self.limiter.check("3/hour", "verify-resend", str(user.id))
+        await self.limiter.check(self.settings.account_mail_ip_rate_limit, "mail-ip", _ip(client))
+        await self.limiter.check(
+            self.settings.account_mail_rate_limit, "verify-resend", str(user.id)
+        )
         await emit(self.session, "user.verification_requested", user_id=str(user.id))
 
-    async def forgot_password(self, email: str) -> None:
+    async def forgot_password(self, email: str, client: ClientInfo) -> None:
         # The same work whether or not the account exists: one job row. The job looks
-        # the account up, so neither the answer nor its timing tells them apart.
-        await emit(self.session, "user.password_reset_requested", email=email.strip().lower())
+        # the account up, so neither the answer nor its timing tells them apart (the
+        # limits count addresses, not accounts, so a 429 tells nothing either).
+        address = email.strip().lower()
+        await self.limiter.check(self.settings.account_mail_ip_rate_limit, "mail-ip", _ip(client))
+        await self.limiter.check(self.settings.account_mail_rate_limit, "reset-mail", address)
+        await emit(self.session, "user.password_reset_requested", email=address)
 
     async def reset_password(self, token: str, new_password: str) -> None:
         user = await self._consume(token, TokenPurpose.reset_password)
         _check_password(new_password, "body.new_password")
         user.password_hash = await hash_password(new_password)
         await self.repo.expire_tokens(user.id, TokenPurpose.reset_password, self.now)
-        await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+        ended = await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+        self._ended(Ended.sessions, user.id, "password-reset", ended)
 
     async def change_password(
-        self, user: User, current: str, new: str, keep_session: uuid.UUID | None
+        self, user: User, current: str, new: str, keep_session: uuid.UUID
     ) -> None:
         valid, _ = await verify_password(current, user.password_hash)
         if not valid:
@@ -400,9 +433,10 @@ class IdentityService:
             )
         _check_password(new, "body.new_password")
         user.password_hash = await hash_password(new)
-        await self.repo.revoke_user_sessions(
+        ended = await self.repo.revoke_user_sessions(
             user.id, self.now, "password-changed", keep=keep_session
         )
+        self._ended(Ended.sessions, user.id, "password-changed", ended)
 
     # MFA ----------------------------------------------------------------------------
 
@@ -428,6 +462,7 @@ class IdentityService:
         await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         if not self._check_totp(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
+        await self.limiter.clear(MFA_ATTEMPTS, "mfa-code", str(user.id))
         user.mfa_enabled_at = self.now
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
         await self.repo.replace_recovery_codes(
@@ -438,13 +473,12 @@ class IdentityService:
     async def mfa_disable(self, user: User, password: str, code: str) -> None:
         if user.mfa_enabled_at is None:
             raise Conflict("MFA is not enabled.")
-        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         valid, _ = await verify_password(password, user.password_hash)
         if not valid:
             raise Forbidden(
                 "The password is incorrect.", field="body.password", slug="invalid-credentials"
             )
-        if not await self._check_second_factor(user, code):
+        if not await self._second_factor_guess(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         user.mfa_enabled_at = None
         user.mfa_secret_sealed = None
@@ -465,6 +499,16 @@ class IdentityService:
                 user.mfa_last_step = step
                 return True
         return False
+
+    async def _second_factor_guess(self, user: User, code: str) -> bool:
+        """One guess at a TOTP or recovery code, counted per account whichever way it
+        comes (an MFA login, enabling or disabling MFA): a new login's fresh mfa_token
+        gives no new guesses. A right code gives the slots back."""
+        await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
+        if not await self._check_second_factor(user, code):
+            return False
+        await self.limiter.clear(MFA_ATTEMPTS, "mfa-code", str(user.id))
+        return True
 
     async def _check_second_factor(self, user: User, code: str) -> bool:
         if self._check_totp(user, code):
@@ -527,6 +571,7 @@ class IdentityService:
         user.deleted_at = self.now
         await self.repo.delete_recovery_codes(user.id)
         await self.repo.revoke_user_sessions(user.id, self.now, "account-deleted")
+        self._ended(Ended.account, user.id, "account-deleted")
 
     # Administration -----------------------------------------------------------------
 
@@ -540,12 +585,15 @@ class IdentityService:
             (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
         ):
             raise Conflict("Admins cannot demote or deactivate themselves.")
-        if changes.role is not None:
+        if changes.role is not None and changes.role != user.role:
             user.role = changes.role
+            # A demoted instructor leaves the rooms of the courses they taught.
+            self._ended(Ended.membership, user.id, "role-changed")
         if changes.is_active is not None:
             user.is_active = changes.is_active
             if not changes.is_active:
                 await self.repo.revoke_user_sessions(user.id, self.now, "deactivated")
+                self._ended(Ended.account, user.id, "deactivated")
         await self.session.flush()
         return user
 

@@ -153,14 +153,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
+def _encodable(text: str) -> str:
+    """Client text echoed in an error (a dict key in a location) may hold a lone
+    surrogate, which UTF-8 cannot encode: it is shown escaped instead."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
     problems = []
     for item in exc.errors():
-        location = ".".join(str(part) for part in item.get("loc", ()))
+        location = _encodable(".".join(str(part) for part in item.get("loc", ())))
         problems.append(
             FieldProblem(
                 field=location or "body",
-                message=str(item.get("msg", "invalid")),
+                message=_encodable(str(item.get("msg", "invalid"))),
                 type=str(item.get("type", "invalid")),
             )
         )

@@ -28,7 +28,20 @@ class RateDecision:
     allowed: bool
     limit: int
     remaining: int
+    # Seconds until a hit would be allowed again (0 when this one was).
     retry_after: int
+    # Unix time at which the oldest hit still in the window leaves it, freeing a slot
+    # (now, when the window is empty).
+    reset_at: float
+
+    def headers(self) -> dict[str, str]:
+        """`X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds, rounded up: by
+        then at least one more request is allowed)."""
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_at)),
+        }
 
 
 def storage_uri(redis_url: str | None) -> str:
@@ -67,6 +80,9 @@ class MemoryWindows:
             hits.append(now)
         reset_in = hits[0] + window - now if hits else 0.0
         return allowed, max(0, amount - len(hits)), reset_in
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        self._windows.pop(key, None)
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + self.SWEEP_EVERY
@@ -114,11 +130,14 @@ class RateLimiter:
                 (rule, *key), item.amount, float(item.get_expiry())
             )
             retry_after = 0 if allowed else max(1, math.ceil(reset_in))
-            return RateDecision(allowed, item.amount, remaining, retry_after)
+            return RateDecision(
+                allowed, item.amount, remaining, retry_after, time.time() + reset_in
+            )
         allowed = await self._limiter.hit(item, *key)
+        # The moving window's oldest entry plus the window: when a slot frees up.
         stats = await self._limiter.get_window_stats(item, *key)
         retry_after = 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
-        return RateDecision(allowed, item.amount, stats.remaining, retry_after)
+        return RateDecision(allowed, item.amount, stats.remaining, retry_after, stats.reset_time)
 
     async def check(self, rule: str, *key: str) -> None:
         """Hit and raise `RateLimited` (429 with Retry-After) when over the limit."""
@@ -128,6 +147,14 @@ class RateLimiter:
                 f"Rate limit of {rule} exceeded; retry in {decision.retry_after} s.",
                 retry_after=decision.retry_after,
             )
+
+    async def clear(self, rule: str, *key: str) -> None:
+        """Forget every hit of `key` under `rule` (a successful sign-in clears the count
+        of failed ones)."""
+        if self.memory is not None:
+            self.memory.forget((rule, *key))
+        else:
+            await self._limiter.clear(self._rule(rule), *key)
 
     async def reset(self) -> None:
         if self.memory is not None:

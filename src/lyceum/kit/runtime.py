@@ -1,6 +1,7 @@
 """Everything one process holds open: database, job pool, cache, rate limiter, storage,
-mailer, and the embedded PostgreSQL server when no DATABASE_URL is configured. Requests
-reach it through `app.state.runtime`, jobs through `kit.jobs.resources(context)`."""
+mailer, revocation announcements, and the embedded PostgreSQL server when no
+DATABASE_URL is configured. Requests reach it through `app.state.runtime`, jobs through
+`kit.jobs.resources(context)`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
 from lyceum.kit.jobs import close_jobs, open_jobs
 from lyceum.kit.mail import Mailer
 from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.revocations import Revocations
 from lyceum.kit.security import SecretBox, TokenCodec
 from lyceum.kit.storage import Storage, create_storage
 
@@ -117,6 +119,10 @@ class Runtime:
     def mailer(self) -> Mailer:
         return Mailer(self.settings)
 
+    @cached_property
+    def revocations(self) -> Revocations:
+        return Revocations(self.settings.redis_url)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -130,6 +136,8 @@ class Runtime:
         await self.cache.close()
         if "storage" in self.__dict__:  # only if it was ever used
             await self.storage.close()
+        if "revocations" in self.__dict__:
+            await self.revocations.close()
         await self.database.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)

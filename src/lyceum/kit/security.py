@@ -103,12 +103,14 @@ class AccessClaims:
     user_id: uuid.UUID
     role: str
     jti: str
-    session_id: uuid.UUID | None
+    # The login session the token was issued for: signing it out ends the token too.
+    session_id: uuid.UUID
     expires_at: dt.datetime
 
 
 class TokenCodec:
-    """HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `typ`, `iss` and `aud`;
+    """HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `typ`, `iss` and `aud` (and
+    `sid` in access tokens);
     only the configured algorithm is accepted (so `alg: none` never is)."""
 
     algorithm = "HS256"
@@ -170,14 +172,16 @@ class TokenCodec:
         return claims
 
     def decode_access(self, token: str, *, now: dt.datetime) -> AccessClaims:
+        """An access token's claims. `sid` is required: every access token belongs to
+        a login session (checked against its `sub` by `identity.permissions`), so a
+        sign-out, a password change or a deactivation ends it before it expires."""
         claims = self.decode(token, expected_type="access", now=now)
         try:
-            session = claims.get("sid")
             return AccessClaims(
                 user_id=uuid.UUID(claims["sub"]),
                 role=str(claims["role"]),
                 jti=str(claims["jti"]),
-                session_id=uuid.UUID(session) if session else None,
+                session_id=uuid.UUID(claims["sid"]),
                 expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
             )
         except (KeyError, ValueError, TypeError) as error:

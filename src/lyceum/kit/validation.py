@@ -1,9 +1,21 @@
-"""Input rules shared by every domain."""
+"""Input rules shared by every domain.
+
+Everything a client sends is checked before the database sees it. PostgreSQL refuses
+three things JSON parsers (Python's `json`, which FastAPI and python-socketio use)
+happily produce: NUL characters in text, lone UTF-16 surrogates (`"\\ud800"`, which
+UTF-8 cannot encode), and non-finite numbers (`NaN`, `Infinity`, and `1e400`, which
+parses as infinity). Every request model (`RequestModel`) refuses them in any field at
+any depth with a 422 naming the field, and free-form JSON fields (`json_object`) are
+bounded in depth and size too (`JsonLimits`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -12,10 +24,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
     Strict,
     StringConstraints,
-    model_validator,
+    field_validator,
 )
+from pydantic_core import core_schema
 
 # For schemas: a string without NUL characters, so clients (and schemathesis) know.
 NO_NUL = r"^[^\x00]*$"
@@ -24,30 +38,92 @@ NO_NUL = r"^[^\x00]*$"
 _SPACE = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 VISIBLE_TEXT = f"^[^\\x00]*[^{_SPACE}][^\\x00]*$"
 
-
-def contains_nul(value: Any, depth: int = 0) -> bool:
-    """Whether a JSON-like value holds a NUL character anywhere (keys included)."""
-    if depth > 64:
-        return False
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(
-            contains_nul(key, depth + 1) or contains_nul(item, depth + 1)
-            for key, item in value.items()
-        )
-    if isinstance(value, list | tuple):
-        return any(contains_nul(item, depth + 1) for item in value)
-    return False
+# Deeper than any legitimate document, shallow enough that no walk over it (ours, the
+# encoder's, PostgreSQL's) comes near a recursion limit.
+JSON_MAX_DEPTH = 32
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def _reject_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
+def _text_problem(text: str) -> str | None:
+    found = _UNSTORABLE_TEXT.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain NUL (\\u0000) characters"
+    return "must be valid Unicode text (a lone UTF-16 surrogate such as \\ud800 is not)"
+
+
+def _located(path: str, problem: str) -> str:
+    return f"{path}: {problem}" if path else problem
+
+
+def json_problem(value: Any, *, max_depth: int = JSON_MAX_DEPTH) -> str | None:
+    """Why `value` (as parsed from JSON) cannot be stored, naming where inside it; None
+    if it can. Walks iteratively, so a hostile nesting depth costs no recursion."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                return _located(path, problem)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return _located(
+                    path, "numbers must be finite (NaN, Infinity and 1e400 are not JSON numbers)"
+                )
+        elif isinstance(item, dict | list | tuple):
+            if depth >= max_depth:
+                return _located(path, f"nests deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    # A bad key is named escaped: the message itself must be storable.
+                    key_text = str(key).encode("utf-8", "backslashreplace").decode()
+                    child_path = f"{path}.{key_text}" if path else key_text
+                    if isinstance(key, str) and (problem := _text_problem(key)):
+                        return _located(child_path, f"the key {problem}")
+                    stack.append((child, child_path, depth + 1))
+            else:
+                for index, child in enumerate(item):
+                    stack.append((child, f"{path}[{index}]", depth + 1))
+    return None
+
+
+def _checked_text(value: str) -> str:
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_reject_nul)]
+SafeStr = Annotated[str, AfterValidator(_checked_text)]
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """Metadata for a free-form JSON field, `Annotated[dict[str, Any], JsonLimits(...)]`:
+    values PostgreSQL's JSONB can hold (finite numbers, valid text without NUL), nested
+    at most `max_depth` deep and at most `max_bytes` as UTF-8 JSON. Each violation is a
+    422 naming the field and the place inside it."""
+
+    max_bytes: int
+    max_depth: int = JSON_MAX_DEPTH
+
+    def check(self, value: Any) -> Any:
+        problem = json_problem(value, max_depth=self.max_depth)
+        if problem:
+            raise ValueError(problem)
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        if size > self.max_bytes:
+            raise ValueError(
+                f"must serialise to at most {self.max_bytes} bytes of JSON, not {size}"
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
 
 
 def integral_float(value: Any) -> Any:
@@ -66,17 +142,22 @@ JsonInt = Annotated[int, Strict(), BeforeValidator(integral_float)]
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields and NUL characters are refused (PostgreSQL
-    text cannot hold NUL, and no legitimate input contains one)."""
+    """Base of request bodies and socket payloads: unknown fields are refused, and so is,
+    in any field at any depth, what PostgreSQL cannot store (NUL characters, lone
+    surrogates, NaN and infinities); each refusal names its field."""
 
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", allow_inf_nan=False)
 
-    @model_validator(mode="before")
+    @field_validator("*")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if contains_nul(data):
-            raise ValueError("text must not contain NUL (\\u0000) characters")
-        return data
+    def _storable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _checked_text(value)
+        if isinstance(value, float | dict | list | tuple):
+            problem = json_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
 
 # A one-line name or title: at least one visible character, at most 200 as sent (the

@@ -12,6 +12,7 @@ from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.revocations import Ended, Revocation
 from lyceum.learning import schemas
 from lyceum.learning.certificates import certificate_out, own_pdf, public_certificate
 from lyceum.learning.repository import LearningRepository
@@ -45,9 +46,21 @@ async def enroll(
     "/courses/{course_id:uuid}/enrollments/me",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Leave a course",
+    description="Open chat sockets of the caller leave the course's room within moments "
+    "(`removed_from_room`).",
 )
-async def unenroll(course_id: uuid.UUID, caller: CurrentUser, service: Learning) -> None:
+async def unenroll(
+    course_id: uuid.UUID,
+    caller: CurrentUser,
+    service: Learning,
+    session: Session,
+    runtime: RuntimeDep,
+) -> None:
     await service.unenroll(caller, course_id)
+    # Open chat sockets leave the course's room once this commits.
+    runtime.revocations.announce_after_commit(
+        session, Revocation(Ended.membership, caller.id, "unenrolled")
+    )
 
 
 @learning.get(

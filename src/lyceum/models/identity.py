@@ -31,9 +31,10 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         # Emails are unique case-insensitively.
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # Admin search, accent-blind ("tran" finds "Trần"): see search_users.
         Index(
             "ix_users_search_trgm",
-            text("(lower(email) || ' ' || lower(full_name)) gin_trgm_ops"),
+            text("(lyceum_unaccent(lower(email) || ' ' || lower(full_name))) gin_trgm_ops"),
             postgresql_using="gin",
         ),
     )

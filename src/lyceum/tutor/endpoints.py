@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from lyceum.assessments.guard import AssessmentGuard
 from lyceum.content.embedding import get_embedder
 from lyceum.courses.endpoints import Courses
-from lyceum.identity.permissions import CurrentUser, RuntimeDep
+from lyceum.identity.permissions import CurrentUser, RuntimeDep, VerifiedUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session, commit
 from lyceum.kit.errors import Forbidden
@@ -69,7 +69,7 @@ Tutor = Annotated[TutorService, Depends(tutor_service)]
     "the course's tutor is switched off.",
 )
 async def start_conversation(
-    body: schemas.ConversationCreate, caller: CurrentUser, service: Tutor, response: Response
+    body: schemas.ConversationCreate, caller: VerifiedUser, service: Tutor, response: Response
 ) -> schemas.ConversationOut:
     conversation = await service.start(caller, body)
     response.headers["Location"] = f"/api/v1/tutor/conversations/{conversation.id}"
@@ -78,7 +78,7 @@ async def start_conversation(
 
 @tutor.get("/conversations", summary="Your conversations, most recent first")
 async def list_conversations(
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Tutor,
     paging: Paging,
     course_id: uuid.UUID | None = None,
@@ -89,7 +89,7 @@ async def list_conversations(
 
 @tutor.get("/conversations/{conversation_id}", summary="A conversation with its messages")
 async def get_conversation(
-    conversation_id: uuid.UUID, caller: CurrentUser, service: Tutor
+    conversation_id: uuid.UUID, caller: VerifiedUser, service: Tutor
 ) -> schemas.ConversationDetail:
     conversation = await service.own(caller, conversation_id)
     messages = await service.messages(conversation)
@@ -103,7 +103,7 @@ async def get_conversation(
 async def rename_conversation(
     conversation_id: uuid.UUID,
     body: schemas.ConversationRename,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Tutor,
 ) -> schemas.ConversationOut:
     conversation = await service.own(caller, conversation_id)
@@ -116,7 +116,7 @@ async def rename_conversation(
     summary="Delete a conversation and its messages",
 )
 async def delete_conversation(
-    conversation_id: uuid.UUID, caller: CurrentUser, service: Tutor
+    conversation_id: uuid.UUID, caller: VerifiedUser, service: Tutor
 ) -> None:
     await service.delete(await service.own(caller, conversation_id))
 
@@ -180,7 +180,7 @@ async def ask(
     conversation_id: uuid.UUID,
     body: schemas.AskIn,
     request: Request,
-    caller: CurrentUser,
+    caller: VerifiedUser,
     service: Tutor,
     session: Session,
 ) -> Response:

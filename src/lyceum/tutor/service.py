@@ -304,12 +304,7 @@ class TutorService:
             else self.settings.tutor_rate_limit
         )
         decision = await self.limiter.hit(rule, "tutor", str(caller.id))
-        reset = int(time.time()) + (decision.retry_after or 0)
-        headers = {
-            "X-RateLimit-Limit": str(decision.limit),
-            "X-RateLimit-Remaining": str(max(decision.remaining, 0)),
-            "X-RateLimit-Reset": str(reset),
-        }
+        headers = decision.headers()
         if not decision.allowed:
             error = RateLimited(
                 f"You have asked the tutor {decision.limit} questions in the last hour; "
