@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,16 +40,21 @@ VISIBLE_TEXT = f"^[^\\x00]*[^{_SPACE}][^\\x00]*$"
 # Deeper than any legitimate document, shallow enough that no walk over it (ours, the
 # encoder's, PostgreSQL's) comes near a recursion limit.
 JSON_MAX_DEPTH = 32
-_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _text_problem(text: str) -> str | None:
-    found = _UNSTORABLE_TEXT.search(text)
-    if found is None:
-        return None
-    if found.group() == "\x00":
+    # On every field of every request: the cheapest test first. `in` is a memchr, and
+    # an ASCII-only string (flagged by CPython, O(1)) cannot hold a surrogate; otherwise
+    # encoding is the fastest complete check (a regex over the text is several times
+    # slower; bench/validation.py).
+    if "\x00" in text:
         return "must not contain NUL (\\u0000) characters"
-    return "must be valid Unicode text (a lone UTF-16 surrogate such as \\ud800 is not)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (a lone UTF-16 surrogate such as \\ud800 is not)"
+    return None
 
 
 def _located(path: str, problem: str) -> str:
