@@ -424,3 +424,23 @@ async def test_cached_answers_carry_nothing_of_the_learner_who_asked_first(
     assert "100%" in "".join(data["text"] for kind, data in personal if kind == "delta")
     fresh = await ask(live, second, course["id"], "How far am I in this course?")
     assert fresh[-1][1]["status"] == "complete" and len(fake.requests) == 4
+
+
+async def test_the_prompt_says_when_the_sources_miss_or_the_material_is_still_indexing(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    await ask(live, learner, course["id"], "Who won the 2018 FIFA World Cup?")
+    await ask(live, learner, course["id"], "What do mitochondria turn into ATP?")
+    off_topic, on_topic = fake.requests
+    assert '<sources match="weak">' in off_topic.last_user_text
+    assert "<sources>" in on_topic.last_user_text and "<indexing>" not in on_topic.last_user_text
+    assert 'match="weak"' in off_topic.system  # the instructions say what it means
+
+    teacher = await person(live, runtime, Role.instructor)
+    waiting, _ = await course_with_lesson(live, teacher, content="# Energy\n\nATP.")
+    await enroll(live, waiting["id"], learner)
+    await ask(live, learner, waiting["id"], "What is ATP?")
+    prompt = fake.requests[-1].last_user_text
+    assert "<indexing>Still being indexed: 1 lesson of this course;" in prompt
+    assert '<sources match="none">' in prompt

@@ -250,8 +250,8 @@ def context_block(grounding: Grounding) -> str:
         lines.append(
             quoted_inline(
                 "indexing",
-                f"{waiting_material(grounding.indexing)} of this course are still being "
-                "indexed; their text is not among the sources yet.",
+                f"Still being indexed: {waiting_material(grounding.indexing)} of this "
+                "course; their text is not among the sources yet.",
             )
         )
     lines.append(sources_element(grounding.sources, weak=not grounding.relevant))

@@ -135,8 +135,8 @@ async def study_answer(grounding: Grounding, question: str, embedder: Embedder) 
     if grounding.still_indexing and grounding.indexing is not None:
         lines += [
             "",
-            f"({waiting_material(grounding.indexing)} of this course are still being "
-            "indexed; ask again later for an answer that includes them.)",
+            f"(Still being indexed: {waiting_material(grounding.indexing)} of this course; "
+            "ask again later for an answer that includes them.)",
         ]
     lines += ["", OFFLINE_NOTE]
     return "\n".join(lines)
