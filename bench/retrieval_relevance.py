@@ -26,6 +26,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ from bench.harness import migrated_postgres
 QUESTIONS = Path(__file__).with_name("relevance_questions.toml")
 RETRIEVAL_QUESTIONS = Path(__file__).with_name("retrieval_questions.toml")
 WEIGHTS = (0.0, 0.5, 0.8, 1.0, 1.3, 1.5, 2.0)
+ROUNDS = 5  # of the details-query comparison
 _VIETNAMESE_LETTERS = re.compile("[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
 
 
@@ -88,13 +90,28 @@ def labelled_questions() -> list[Labelled]:
     return items
 
 
-async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], float, float]:
-    """(judgements, seconds to index, mean seconds per `retrieve` call)."""
-    from sqlalchemy import select
+@dataclass
+class Cost:
+    """What the relevance check adds to a search: the details query of each question's
+    hits with their words (as `retrieve` runs it) and without (as before the check),
+    alternating, in the same run."""
+
+    retrieve_ms: float
+    details_with_words_ms: float
+    details_without_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.details_with_words_ms / self.details_without_ms
+
+
+async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], float, Cost]:
+    """(judgements, seconds to index, what the check costs)."""
+    from sqlalchemy import select, text
 
     from lyceum.content.embedding import get_embedder
     from lyceum.content.indexing import index_lesson
-    from lyceum.content.retrieval import retrieve
+    from lyceum.content.retrieval import DETAILS_SQL, HIT_WORDS, retrieve
     from lyceum.demo.loader import load_demo
     from lyceum.kit.cache import MemoryCache
     from lyceum.kit.db import Database
@@ -121,6 +138,7 @@ async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], floa
 
         judged = []
         spent = 0.0
+        details: list[tuple[list[int], bool]] = []
         for item in items:
             course_id, material = courses[item.course]
             async with database.sessionmaker() as session, session.begin():
@@ -131,6 +149,7 @@ async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], floa
                 )
                 spent += time.perf_counter() - started
             assert found is not None
+            details.append(([hit.chunk_id for hit in found.hits], material.startswith("en")))
             judged.append(
                 Judged(
                     course=item.course,
@@ -143,7 +162,24 @@ async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], floa
                     relevant=found.relevant,
                 )
             )
-        return judged, index_seconds, spent / max(1, len(items))
+        queries = {
+            True: text(DETAILS_SQL.format(words=HIT_WORDS)),
+            False: text(DETAILS_SQL.format(words="")),
+        }
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(ROUNDS):
+            for words in (False, True):
+                async with database.sessionmaker() as session:
+                    for ids, stemmed in details:
+                        started = time.perf_counter()
+                        await session.execute(queries[words], {"ids": ids, "stemmed": stemmed})
+                        timings[words].append(time.perf_counter() - started)
+        cost = Cost(
+            retrieve_ms=1000 * spent / max(1, len(items)),
+            details_with_words_ms=1000 * statistics.median(timings[True]),
+            details_without_ms=1000 * statistics.median(timings[False]),
+        )
+        return judged, index_seconds, cost
     finally:
         await database.dispose()
 
@@ -249,7 +285,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lyceum-relevance-") as temp:
         postgres, url = migrated_postgres(Path(temp), "lyceum_relevance")
         try:
-            judged, index_seconds, per_call = asyncio.run(judge_all(url, items))
+            judged, index_seconds, cost = asyncio.run(judge_all(url, items))
         finally:
             postgres.stop()
 
@@ -257,12 +293,19 @@ def main() -> int:
     print(
         f"\n{len(items)} questions ({on} on-topic, {len(items) - on} off-topic) over the 6 "
         f"demo courses; lessons indexed in {index_seconds:.1f}s; retrieve() "
-        f"{per_call * 1000:.1f} ms a question\n"
+        f"{cost.retrieve_ms:.1f} ms a question (mean)\n"
+        f"the hits' details query, median: {cost.details_with_words_ms:.2f} ms with their "
+        f"words for the check, {cost.details_without_ms:.2f} ms without "
+        f"(ratio {cost.ratio:.2f})\n"
         f"relevant when similarity + {COVERAGE_WEIGHT} x coverage >= "
         f"{RELEVANCE_THRESHOLD_ENGLISH} (English material) or {RELEVANCE_THRESHOLD_OTHER} "
         "(other)\n"
     )
-    results: dict[str, Any] = {"questions": len(items), "figures": report(judged)}
+    results: dict[str, Any] = {
+        "questions": len(items),
+        "cost": asdict(cost),
+        "figures": report(judged),
+    }
     if args.show_errors:
         print("\nmisjudged:")
         for row in judged:

@@ -228,21 +228,22 @@ _TEXT_QUERY = text(
 
 # With each hit, its words as the relevance check compares them with the question's:
 # the stored (stemmed) search document for English material, else its words with their
-# accents (a Vietnamese "Úc" is not "úc"'s unaccented neighbour "uc" in "cúc").
-_DETAILS_QUERY = text(
-    """
-    SELECT c.id, c.text, c.page, c.heading, c.file_id, c.lesson_id,
-           coalesce(f.display_name, l.title) AS title,
+# accents (the stored document is unaccented, where Vietnamese "Úc", Australia, would
+# match the "uc" of every "úc" and "ục").
+HIT_WORDS = """,
            tsvector_to_array(
                CASE WHEN :stemmed THEN c.search
                     ELSE to_tsvector('simple', normalize(c.heading || ' ' || c.text, NFC))
-               END) AS words
+               END) AS words"""
+DETAILS_SQL = """
+    SELECT c.id, c.text, c.page, c.heading, c.file_id, c.lesson_id,
+           coalesce(f.display_name, l.title) AS title{words}
     FROM content_chunks AS c
     LEFT JOIN course_files AS f ON f.id = c.file_id
     LEFT JOIN lessons AS l ON l.id = c.lesson_id
     WHERE c.id = ANY(:ids)
-    """
-)
+"""
+_DETAILS_QUERY = text(DETAILS_SQL.format(words=HIT_WORDS))
 
 
 # The course's language, the question's words both ways the relevance check may compare
