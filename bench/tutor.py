@@ -469,7 +469,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
         async def search_course_material(self, query: str) -> str:
             return ""
 
-        async def get_lesson(self, lesson_id: str) -> str:
+        async def get_lesson(self, lesson: int) -> str:
             return ""
 
         async def get_my_progress(self) -> str:

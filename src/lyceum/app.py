@@ -20,6 +20,7 @@ from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
 from lyceum.content import endpoints as content_endpoints
+from lyceum.content.embedding import embedder_loader
 from lyceum.courses import endpoints as course_endpoints
 from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
@@ -136,6 +137,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             app.state.runtime = runtime
             yield
             return
+        # The embedding model takes seconds to load (tens on a busy machine): start now,
+        # in the background, so the first tutor or search question does not wait for
+        # it from scratch. /health/ready reports it.
+        app.state.embedder_loader.start()
         owned = await Runtime.start(settings)
         app.state.runtime = owned
         if owned.embedded is not None and settings.embedded_worker:
@@ -200,6 +205,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.embedder_loader = embedder_loader()
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)

@@ -423,3 +423,113 @@ async def test_a_client_leaving_mid_stream_still_gets_a_stored_partial_answer(
     answer = stored["messages"][-1]
     assert answer["role"] == "assistant" and answer["status"] == "interrupted"
     assert answer["content"] == first.text
+
+
+async def test_offline_answers_use_no_provider_tokens_and_cost_nothing(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    course, teacher = cell_course
+    original = runtime.settings
+    runtime.settings = original.model_copy(
+        update={"ai_input_cost_per_million": 3.0, "ai_output_cost_per_million": 15.0}
+    )
+    try:
+        learner = await person(live, runtime)
+        await enroll(live, course["id"], learner)
+        chat = await conversation(live, course["id"], learner)
+        answer = (
+            await live.post(
+                f"/api/v1/tutor/conversations/{chat}/messages",
+                json={"content": "What does the nucleus contain?"},
+                headers=learner.headers,
+            )
+        ).json()
+        assert answer["provider"] == "offline" and answer["content"]
+        assert answer["usage"]["tokens_in"] == 0 and answer["usage"]["tokens_out"] == 0
+        usage = await live.get(
+            "/api/v1/tutor/usage", params={"course_id": course["id"]}, headers=teacher.headers
+        )
+        (row,) = [row for row in usage.json()["items"] if row["user_id"] == str(learner.id)]
+        assert row["messages"] == 1
+        assert row["tokens_in"] == row["tokens_out"] == 0 and row["estimated_cost_usd"] == 0
+    finally:
+        runtime.settings = original
+
+
+async def test_the_latency_clock_starts_before_waiting_for_the_embedding_model(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    """Right after a start the first question waits for the model to load; the answer's
+    latency_ms must count that wait: the clock starts before the model is asked for."""
+    import time
+
+    from lyceum.content.embedding import Embedder, get_embedder
+    from lyceum.courses.service import CourseService
+    from lyceum.models.identity import User
+    from lyceum.tutor.service import DoneEvent, TutorService
+
+    asked_at: list[float] = []
+
+    def model() -> Embedder:
+        asked_at.append(time.perf_counter())
+        return get_embedder()
+
+    course, teacher = cell_course
+    chat = await conversation(live, course["id"], teacher)
+    async with runtime.database.sessionmaker() as session:
+        user = await session.get(User, teacher.id)
+        assert user is not None
+        clock = FrozenClock()
+        service = TutorService(
+            session,
+            CourseService(session, cache=runtime.cache, cache_ttl=60, now=clock.now()),
+            settings=runtime.settings,
+            cache=runtime.cache,
+            limiter=runtime.rate_limiter,
+            database=runtime.database,
+            embedder=model,
+            now=clock.now(),
+        )
+        turn, _ = await service.prepare(
+            user, await service.own(user, uuid.UUID(chat)), "What is a lysosome?"
+        )
+        await session.commit()
+        events = [event async for event in service.answer(turn)]
+    assert asked_at and turn.started <= asked_at[0]
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.message.usage.latency_ms is not None
+
+
+async def test_while_the_material_is_being_indexed_the_tutor_says_so(
+    live: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    teacher = await person(live, runtime, Role.instructor)
+    course, _ = await course_with_lesson(
+        live,
+        teacher,
+        lesson_title="Cells",
+        content="# Cells\n\nThe nucleus holds the cell's DNA, wrapped around histone proteins.",
+    )
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    question = {"content": "What does the nucleus hold?"}
+    early = await live.post(
+        f"/api/v1/tutor/conversations/{await conversation(live, course['id'], learner)}/messages",
+        json=question,
+        headers=learner.headers,
+    )
+    text = early.json()["content"]
+    assert "still being indexed (1 lesson to go)" in text
+    assert "could not find" not in text and early.json()["citations"] == []
+
+    await drain_jobs()
+    # Not the answer cached while indexing: the material has changed since.
+    later = await live.post(
+        f"/api/v1/tutor/conversations/{await conversation(live, course['id'], learner)}/messages",
+        json=question,
+        headers=learner.headers,
+    )
+    assert later.json()["status"] == "complete"
+    assert "Here is what the course material says" in later.json()["content"]
+    assert "histone" in later.json()["content"]

@@ -1,22 +1,27 @@
 """Sentence embeddings from all-MiniLM-L6-v2, loaded from the installed model wheel.
 
 The model is loaded once per process and never from the network. Importing
-sentence-transformers (and torch) takes seconds, so it happens on first use, not when
-this module is imported.
+sentence-transformers (and torch) and tracing the query graph take seconds (tens on a
+busy machine), so it happens on first use, not when this module is imported; the API
+server starts the load in the background when it starts (`EmbedderLoader.start`), and
+`/health/ready` reports how it is going.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
+import time
 import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -272,23 +277,90 @@ class _QueryBatcher:
                 future.set_result(by_text[text])
 
 
-_embedder: Embedder | None = None
-_embedder_lock = threading.Lock()
+LoadState = Literal["idle", "loading", "ready", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStatus:
+    state: LoadState
+    detail: str
+
+
+class EmbedderLoader:
+    """Loads one embedder once, on first use or in the background, and says where the
+    load stands. A failed load is tried again by the next caller."""
+
+    def __init__(self, factory: Callable[[], Embedder] = Embedder) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._loading_since: float | None = None
+        self._loaded_in: float | None = None
+        self._error: str | None = None
+
+    @property
+    def loaded(self) -> Embedder | None:
+        return self._embedder
+
+    def get(self) -> Embedder:
+        """The embedder; blocks while it loads (here or in another thread)."""
+        if self._embedder is not None:
+            return self._embedder
+        with self._lock:
+            if self._embedder is None:
+                started = time.monotonic()
+                self._loading_since, self._error = started, None
+                try:
+                    self._embedder = self._factory()
+                except Exception as error:
+                    self._error = f"{type(error).__name__}: {error}"[:300]
+                    raise
+                finally:
+                    self._loading_since = None
+                self._loaded_in = time.monotonic() - started
+        return self._embedder
+
+    def start(self) -> None:
+        """Load in a background thread, so the first question does not pay for it
+        (a daemon thread: a process stopping while it loads does not wait for it)."""
+        if self._embedder is not None or self._loading_since is not None:
+            return
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # kept in `status()`, raised to callers
+                self.get()
+
+        self._loading_since = time.monotonic()
+        threading.Thread(target=load, name="embedder-load", daemon=True).start()
+
+    def status(self) -> LoadStatus:
+        if self._embedder is not None:
+            path = "traced" if self._embedder.traced else "eager"
+            return LoadStatus("ready", f"loaded in {self._loaded_in or 0:.1f} s ({path} queries)")
+        since = self._loading_since
+        if since is not None:
+            return LoadStatus("loading", f"loading for {time.monotonic() - since:.1f} s")
+        if self._error is not None:
+            return LoadStatus("failed", self._error)
+        return LoadStatus("idle", "not loaded yet; loads on first use")
+
+
+_loader = EmbedderLoader()
+
+
+def embedder_loader() -> EmbedderLoader:
+    """The process-wide loader behind `get_embedder`."""
+    return _loader
 
 
 def get_embedder() -> Embedder:
     """The process-wide embedder, loaded on first use (about 10 s, mostly imports)."""
-    global _embedder
-    if _embedder is None:
-        with _embedder_lock:
-            if _embedder is None:
-                _embedder = Embedder()
-    return _embedder
+    return _loader.get()
 
 
 async def load_embedder(factory: Callable[[], Embedder] = get_embedder) -> Embedder:
-    """The embedder, loaded in a worker thread the first time (it blocks for seconds);
-    once loaded, returned without a thread hop."""
-    if factory is get_embedder and _embedder is not None:
-        return _embedder
+    """The embedder, loaded in a worker thread the first time (it blocks for seconds,
+    or until a background load finishes); once loaded, returned without a thread hop."""
+    if factory is get_embedder and _loader.loaded is not None:
+        return _loader.loaded
     return await asyncio.to_thread(factory)

@@ -177,6 +177,21 @@ async def file_content(
 
 
 @content.get(
+    "/courses/{course_id:uuid}/indexing",
+    summary="How far the course's material (lessons and files) is indexed",
+    description="For the course's enrolled learners, instructors and admins. Each lesson "
+    "and file is `pending` (waiting for the indexing job), `processing`, `ready` "
+    "(searchable, and known to the tutor) or `failed`. Learners get the counts; "
+    "instructors and admins also every item, with failure reasons. While `complete` is "
+    "false, search and the tutor do not see all of the material yet (the tutor says so).",
+)
+async def course_indexing(
+    course_id: uuid.UUID, caller: CurrentUser, service: Content
+) -> schemas.CourseIndexing:
+    return await service.indexing(await service.material_access(course_id, caller))
+
+
+@content.get(
     "/courses/{course_id:uuid}/search",
     summary="Search the course's material (lessons and files), with sources for citation",
     description="Hybrid retrieval: vector similarity (all-MiniLM-L6-v2, HNSW) and full-text "

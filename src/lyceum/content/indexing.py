@@ -21,6 +21,7 @@ from lyceum.content.chunking import Chunk, chunk_sections
 from lyceum.content.embedding import Embedder
 from lyceum.content.extraction import Section, extract, extract_markdown
 from lyceum.content.filetypes import FileKind
+from lyceum.content.repository import IndexingRepository
 from lyceum.content.retrieval import search_config
 from lyceum.models.content import ContentChunk, CourseFile, FileStatus
 from lyceum.models.courses import Course, Lesson
@@ -95,7 +96,10 @@ async def replace_chunks(
 
 
 async def index_lesson(session: AsyncSession, lesson_id: uuid.UUID, embedder: Embedder) -> int:
-    """(Re-)index a lesson's text; a deleted lesson has nothing left to index."""
+    """(Re-)index a lesson's text and mark it `ready` (unless it was edited meanwhile);
+    a deleted lesson has nothing left to index."""
+    state = IndexingRepository(session)
+    version = await state.lesson_version(lesson_id)  # before the text: see its docstring
     lesson = await session.get(Lesson, lesson_id)
     if lesson is None:
         return 0
@@ -112,6 +116,8 @@ async def index_lesson(session: AsyncSession, lesson_id: uuid.UUID, embedder: Em
         vectors=vectors,
         config=search_config(course.language),
     )
+    if version is not None:
+        await state.mark_lesson_indexed(lesson.id, version)
     return len(prepared.chunks)
 
 

@@ -2,7 +2,14 @@
 cosine) and full-text search (tsvector, GIN), fused by reciprocal rank.
 
 Each hit names its source (a file with its page, or a lesson with its heading) so the
-answer can cite it."""
+answer can cite it.
+
+Ranks say which passages are best, not whether any of them answers the question: a
+question about the World Cup still gets five "best" passages of a biology course. So a
+search also measures how close the material comes: the cosine similarity of the nearest
+passage, and the share of the question's words that the best passage contains. Together
+they decide `Retrieval.relevant`, with thresholds calibrated on labelled on-topic and
+off-topic questions (bench/retrieval_relevance.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +38,95 @@ EF_SEARCH = 400
 MAX_K = 20
 NON_ENGLISH_VECTOR_WEIGHT = 0.5
 
+# Relevance: score = similarity of the nearest passage + COVERAGE_WEIGHT x the share of
+# the question's words in the best hit; the material answers the question at or above
+# the threshold of the course's language. Calibrated by bench/retrieval_relevance.py on
+# bench/relevance_questions.toml (411 questions over the six demo courses): English
+# material 0.996 correct, Vietnamese 0.951. Non-English material needs a higher bar:
+# all-MiniLM-L6-v2 finds any two Vietnamese texts alike (an unrelated question's
+# nearest passage scores 0.5-0.7, where English scores 0.05-0.4).
+COVERAGE_WEIGHT = 0.8
+RELEVANCE_THRESHOLD_ENGLISH = 0.67
+RELEVANCE_THRESHOLD_OTHER = 1.0
+# Question words and function words of Vietnamese: with no stemmer or stop list for
+# it in PostgreSQL, "là gì" or "bao nhiêu" would count as matching every passage.
+VIETNAMESE_FUNCTION_WORDS = frozenset(
+    [
+        "à",
+        "ạ",
+        "ai",
+        "anh",
+        "bao",
+        "bạn",
+        "bằng",
+        "bị",
+        "bởi",
+        "các",
+        "cách",
+        "cho",
+        "chị",
+        "chứ",
+        "có",
+        "của",
+        "cũng",
+        "do",
+        "đã",
+        "đang",
+        "để",
+        "đâu",
+        "đến",
+        "đó",
+        "em",
+        "gì",
+        "hãy",
+        "hay",
+        "hoặc",
+        "hơn",
+        "khác",
+        "khi",
+        "không",
+        "là",
+        "làm",
+        "lên",
+        "mà",
+        "mấy",
+        "mình",
+        "một",
+        "nào",
+        "này",
+        "nên",
+        "nếu",
+        "nhau",
+        "nhé",
+        "nhiêu",
+        "như",
+        "những",
+        "nhưng",
+        "ở",
+        "ra",
+        "rất",
+        "sao",
+        "sẽ",
+        "tại",
+        "ta",
+        "thế",
+        "theo",
+        "thể",
+        "thì",
+        "thường",
+        "tôi",
+        "trong",
+        "từ",
+        "và",
+        "vào",
+        "vậy",
+        "về",
+        "vì",
+        "với",
+        "được",
+    ]
+)
+
 
 class QueryEncoder(Protocol):
     async def encode_query(self, text: str) -> NDArray[np.float32]: ...
@@ -53,6 +149,34 @@ class Hit:
     source: Source
 
 
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """The passages found for a question, and how close the material comes to it."""
+
+    hits: list[Hit]
+    language: str
+    # Cosine similarity of the question to the nearest passage (0 without a vector
+    # search).
+    similarity: float
+    # The share of the question's words (stemmed for English, accents kept otherwise)
+    # that the best hit contains, its heading included.
+    coverage: float
+
+    @property
+    def score(self) -> float:
+        return self.similarity + COVERAGE_WEIGHT * self.coverage
+
+    @property
+    def relevant(self) -> bool:
+        """Whether the material answers the question (see the module docstring)."""
+        return bool(self.hits) and self.score >= relevance_threshold(self.language)
+
+
+def relevance_threshold(language: str) -> float:
+    english = language.lower().startswith("en")
+    return RELEVANCE_THRESHOLD_ENGLISH if english else RELEVANCE_THRESHOLD_OTHER
+
+
 def search_config(language: str) -> str:
     """The text search configuration of a course's material (see migration 0005)."""
     return "lyceum_english" if language.lower().startswith("en") else "lyceum"
@@ -71,7 +195,7 @@ def vector_literal(vector: NDArray[np.float32]) -> str:
 
 _VECTOR_QUERY = text(
     """
-    SELECT id FROM (
+    SELECT id, 1 - distance AS similarity FROM (
         SELECT id, embedding <=> CAST(:vector AS vector) AS distance
         FROM content_chunks
         WHERE course_id = :course_id
@@ -102,23 +226,34 @@ _TEXT_QUERY = text(
     """
 )
 
-_DETAILS_QUERY = text(
-    """
+# With each hit, its words as the relevance check compares them with the question's:
+# the stored (stemmed) search document for English material, else its words with their
+# accents (the stored document is unaccented, where Vietnamese "Úc", Australia, would
+# match the "uc" of every "úc" and "ục").
+HIT_WORDS = """,
+           tsvector_to_array(
+               CASE WHEN :stemmed THEN c.search
+                    ELSE to_tsvector('simple', normalize(c.heading || ' ' || c.text, NFC))
+               END) AS words"""
+DETAILS_SQL = """
     SELECT c.id, c.text, c.page, c.heading, c.file_id, c.lesson_id,
-           coalesce(f.display_name, l.title) AS title
+           coalesce(f.display_name, l.title) AS title{words}
     FROM content_chunks AS c
     LEFT JOIN course_files AS f ON f.id = c.file_id
     LEFT JOIN lessons AS l ON l.id = c.lesson_id
     WHERE c.id = ANY(:ids)
-    """
-)
+"""
+_DETAILS_QUERY = text(DETAILS_SQL.format(words=HIT_WORDS))
 
 
-# The course's language, and (for the rest of the transaction) the HNSW search settings
-# of the vector query, in one round trip.
+# The course's language, the question's words both ways the relevance check may compare
+# them, and (for the rest of the transaction) the HNSW search settings of the vector
+# query, in one round trip.
 _LANGUAGE_QUERY = text(
     """
     SELECT language,
+           tsvector_to_array(to_tsvector('lyceum_english', :query)) AS stemmed,
+           tsvector_to_array(to_tsvector('simple', normalize(:query, NFC))) AS words,
            set_config('hnsw.ef_search', :ef_search, true),
            set_config('hnsw.iterative_scan', 'relaxed_order', true)
     FROM courses WHERE id = :id
@@ -126,26 +261,48 @@ _LANGUAGE_QUERY = text(
 )
 
 
-async def course_language(
-    session: AsyncSession, course_id: uuid.UUID, candidates: int = CANDIDATES
-) -> str | None:
-    """The course's language; also sets up the vector search of this transaction."""
-    result = await session.execute(
-        _LANGUAGE_QUERY, {"id": course_id, "ef_search": str(max(EF_SEARCH, candidates))}
-    )
-    language: str | None = result.scalar()
-    return language
+@dataclass(frozen=True, slots=True)
+class SearchSetup:
+    language: str
+    # The question's words as `_DETAILS_QUERY` gives a hit's: stemmed without stop
+    # words for English material; otherwise lower-cased with accents, without
+    # Vietnamese function words.
+    words: frozenset[str]
+
+    @property
+    def stemmed(self) -> bool:
+        return self.language.lower().startswith("en")
+
+
+async def prepare_search(
+    session: AsyncSession, course_id: uuid.UUID, query: str, candidates: int = CANDIDATES
+) -> SearchSetup | None:
+    """The course's language and the question's words (None: no such course); also
+    sets up the vector search of this transaction."""
+    row = (
+        await session.execute(
+            _LANGUAGE_QUERY,
+            {"id": course_id, "query": query, "ef_search": str(max(EF_SEARCH, candidates))},
+        )
+    ).first()
+    if row is None:
+        return None
+    language: str = row.language
+    if language.lower().startswith("en"):
+        return SearchSetup(language, frozenset(row.stemmed))
+    return SearchSetup(language, frozenset(row.words) - VIETNAMESE_FUNCTION_WORDS)
 
 
 async def vector_ranking(
     session: AsyncSession, course_id: uuid.UUID, vector: NDArray[np.float32], limit: int
-) -> list[int]:
-    """Needs `course_language` called first in the same transaction (search settings)."""
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity), nearest first. Needs `prepare_search` called first
+    in the same transaction (search settings)."""
     rows = await session.execute(
         _VECTOR_QUERY,
         {"vector": vector_literal(vector), "course_id": course_id, "limit": limit},
     )
-    return [row[0] for row in rows]
+    return [(row[0], float(row[1])) for row in rows]
 
 
 async def text_ranking(
@@ -180,31 +337,51 @@ async def search_course_material(
     mode: Mode = "hybrid",
 ) -> list[Hit]:
     """The `k` passages of the course's material that best answer `query`, best first."""
+    found = await retrieve(session, encoder, course_id, query, k, mode=mode)
+    return found.hits if found is not None else []
+
+
+async def retrieve(
+    session: AsyncSession,
+    encoder: QueryEncoder,
+    course_id: uuid.UUID,
+    query: str,
+    k: int = 5,
+    *,
+    mode: Mode = "hybrid",
+) -> Retrieval | None:
+    """The `k` best passages for `query` and whether they answer it; None if there is
+    no such course."""
     k = max(1, min(k, MAX_K))
     query = query.strip()
-    if not query:
-        return []
     candidates = max(CANDIDATES, 2 * k)
     # The model encodes the query in its thread while the database answers the text
     # search: the two waits overlap.
     encoding = (
-        asyncio.ensure_future(encoder.encode_query(query)) if mode in ("hybrid", "vector") else None
+        asyncio.ensure_future(encoder.encode_query(query))
+        if query and mode in ("hybrid", "vector")
+        else None
     )
     try:
-        language = await course_language(session, course_id, candidates)
-        if language is None:
-            return []
+        setup = await prepare_search(session, course_id, query, candidates)
+        if setup is None:
+            return None
+        if not query:
+            return Retrieval([], setup.language, 0.0, 0.0)
         text_hits = (
-            await text_ranking(session, course_id, query, search_config(language), candidates)
+            await text_ranking(session, course_id, query, search_config(setup.language), candidates)
             if mode in ("hybrid", "text")
             else None
         )
         rankings: list[list[int]] = []
         weights: list[float] = []
+        similarity = 0.0
         if encoding is not None:
             vector = await encoding
-            rankings.append(await vector_ranking(session, course_id, vector, candidates))
-            weights.append(vector_weight(language))
+            nearest = await vector_ranking(session, course_id, vector, candidates)
+            rankings.append([chunk_id for chunk_id, _ in nearest])
+            weights.append(vector_weight(setup.language))
+            similarity = nearest[0][1] if nearest else 0.0
         if text_hits is not None:
             rankings.append(text_hits)
             weights.append(1.0)
@@ -213,10 +390,14 @@ async def search_course_material(
             encoding.cancel()
     fused = fuse(rankings, k, weights)
     if not fused:
-        return []
-    rows = await session.execute(_DETAILS_QUERY, {"ids": [chunk_id for chunk_id, _ in fused]})
+        return Retrieval([], setup.language, similarity, 0.0)
+    rows = await session.execute(
+        _DETAILS_QUERY,
+        {"ids": [chunk_id for chunk_id, _ in fused], "stemmed": setup.stemmed},
+    )
     by_id = {row.id: row for row in rows}
     hits = []
+    coverage = 0.0
     for chunk_id, score in fused:
         row = by_id[chunk_id]
         is_file = row.file_id is not None
@@ -228,4 +409,7 @@ async def search_course_material(
             heading=row.heading or None,
         )
         hits.append(Hit(chunk_id=chunk_id, text=row.text, score=round(score, 6), source=source))
-    return hits
+        if setup.words:
+            found = len(setup.words.intersection(row.words or ()))
+            coverage = max(coverage, found / len(setup.words))
+    return Retrieval(hits, setup.language, similarity, coverage)

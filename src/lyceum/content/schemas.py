@@ -62,3 +62,33 @@ class SearchHit(BaseModel):
 class SearchResults(BaseModel):
     query: str
     items: list[SearchHit]
+
+
+class IndexingCounts(BaseModel):
+    pending: int
+    processing: int
+    ready: int
+    failed: int
+
+
+class IndexedSourceOut(BaseModel):
+    kind: Literal["lesson", "file"]
+    id: uuid.UUID = Field(description="The lesson's or the file's id.")
+    title: str = Field(description="The lesson title, or the file name.")
+    status: FileStatus
+    failure_reason: str | None = None
+    indexed_at: dt.datetime | None = None
+
+
+class CourseIndexing(BaseModel):
+    course_id: uuid.UUID
+    complete: bool = Field(
+        description="Nothing is pending or being indexed: search and the tutor see all of "
+        "the material that could be read (failed items aside)."
+    )
+    lessons: IndexingCounts
+    files: IndexingCounts
+    items: list[IndexedSourceOut] = Field(
+        description="Every lesson (course order) and file (oldest first) with its state, "
+        "for the course's instructors and admins; empty for learners."
+    )

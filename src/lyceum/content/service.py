@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
+from lyceum.content.repository import WAITING, IndexingRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
@@ -191,6 +192,41 @@ class ContentService:
         for key in keys:
             if key is not None:
                 await self.storage.delete(key)
+
+    async def indexing(self, access: Access) -> schemas.CourseIndexing:
+        """Where the course's material stands in the index: counts for every member,
+        and each lesson and file (with failure reasons) for its instructors and
+        admins."""
+        sources = await IndexingRepository(self.session).sources(access.course.id)
+        counts = {
+            kind: schemas.IndexingCounts(
+                **{
+                    status.value: sum(
+                        1 for item in sources if item.kind == kind and item.status is status
+                    )
+                    for status in FileStatus
+                }
+            )
+            for kind in ("lesson", "file")
+        }
+        items = [
+            schemas.IndexedSourceOut(
+                kind=item.kind,
+                id=item.id,
+                title=item.title,
+                status=item.status,
+                failure_reason=item.failure_reason,
+                indexed_at=item.indexed_at,
+            )
+            for item in sources
+        ]
+        return schemas.CourseIndexing(
+            course_id=access.course.id,
+            complete=not any(item.status in WAITING for item in sources),
+            lessons=counts["lesson"],
+            files=counts["file"],
+            items=items if access.can_edit else [],
+        )
 
     async def reindex(self, file: CourseFile) -> CourseFile:
         file.status = FileStatus.pending

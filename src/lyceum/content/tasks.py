@@ -11,6 +11,7 @@ import structlog
 from lyceum.content.embedding import get_embedder
 from lyceum.content.extraction import ExtractionError
 from lyceum.content.indexing import index_file_bytes, index_lesson
+from lyceum.content.repository import IndexingRepository
 from lyceum.content.scanner import scan
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
@@ -100,11 +101,25 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
 
 @task(name="lyceum.content.index_lesson", queue=Queue.indexing, pass_context=True)
 async def reindex_lesson(context: JobContext, lesson_id: str) -> None:
-    """Replace the lesson's indexed chunks with ones made from its current text."""
+    """Replace the lesson's indexed chunks with ones made from its current text:
+    `processing`, then `ready`, or `failed` once the retries run out."""
+    identifier = uuid.UUID(lesson_id)
     runtime = resources(context)
-    embedder = await asyncio.to_thread(get_embedder)
     async with transaction(runtime) as session:
-        count = await index_lesson(session, uuid.UUID(lesson_id), embedder)
+        await IndexingRepository(session).mark_lesson_processing(identifier)
+    try:
+        embedder = await asyncio.to_thread(get_embedder)
+        async with transaction(runtime) as session:
+            count = await index_lesson(session, identifier, embedder)
+    except Exception:
+        if is_last_attempt(context):
+            async with transaction(runtime) as session:
+                await IndexingRepository(session).mark_lesson_failed(
+                    identifier,
+                    "Indexing failed repeatedly because of an internal error; edit the lesson "
+                    "or run `lyceum reindex` to try again.",
+                )
+        raise
     logger.info("lesson_indexed", lesson_id=lesson_id, chunks=count)
 
 

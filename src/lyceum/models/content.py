@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -114,3 +115,29 @@ class ContentChunk(Base):
     search_config: Mapped[str] = mapped_column(REGCONFIG)
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
     search: Mapped[str] = mapped_column(TSVECTOR, Computed(CHUNK_SEARCH_DOCUMENT, persisted=True))
+
+
+class LessonIndexing(Base):
+    """Where a lesson's text stands in the course-material index, as files have their
+    `status`. The database keeps it in step with the lesson: a trigger on `lessons`
+    (migration 0013) adds the row, `pending`, when a lesson is created, and sets it back
+    to `pending` with a new `version` whenever the lesson's title or text changes, in
+    that same transaction, whatever code made the change. The indexing job moves it to
+    `processing`, then `ready` (only if `version` is still the one it read: an edit
+    meanwhile leaves it `pending` for the job that edit queued) or `failed`."""
+
+    __tablename__ = "lesson_indexing"
+
+    lesson_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True
+    )
+    course_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[FileStatus] = mapped_column(
+        _enum(FileStatus, "file_status"), default=FileStatus.pending
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    indexed_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())

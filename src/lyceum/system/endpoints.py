@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from lyceum.config import Settings
+from lyceum.content.embedding import EmbedderLoader, embedder_loader
 from lyceum.kit.db import database_reachable, migration_state
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, NotFound, Unauthorized
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
@@ -59,10 +60,23 @@ async def _migrations(runtime: Runtime) -> CheckResult:
     )
 
 
+def _embedding_model(request: Request) -> CheckResult:
+    """The embedding model (course search, the tutor, indexing). Loading is not a reason
+    to keep traffic away: requests are served meanwhile, and a question that needs the
+    model waits for it (its latency says so). A load that failed is."""
+    loader: EmbedderLoader = getattr(request.app.state, "embedder_loader", embedder_loader())
+    status = loader.status()
+    return CheckResult(ok=status.state != "failed", state=status.state, detail=status.detail)
+
+
 @router.get(
     "/health/ready",
     operation_id="health_ready",
     summary="Dependencies are reachable and the schema is current",
+    description="Checks the database, the migrations, Redis (when REDIS_URL is set) and "
+    "the embedding model, which the server starts loading in the background when it "
+    "starts: `idle`, `loading` (still ready: a question that needs it waits), `ready`, "
+    "or `failed` (not ready).",
     response_model=Readiness,
     responses={503: {"model": NotReady, "description": "A dependency is not ready"}},
 )
@@ -75,6 +89,7 @@ async def ready(request: Request) -> Response:
     if runtime.settings.redis_url:
         probes.append(_check("redis", runtime.cache.ping()))
     checks = dict(await asyncio.gather(*probes))
+    checks["embedding_model"] = _embedding_model(request)
     if all(check.ok for check in checks.values()):
         return JSONResponse(Readiness(checks=checks).model_dump())
     problem = NotReady(

@@ -17,7 +17,7 @@ from lyceum.courses.endpoints import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep, VerifiedUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session, commit
-from lyceum.kit.errors import Forbidden
+from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Forbidden
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.validation import IsoDate
 from lyceum.models.identity import Role
@@ -148,7 +148,9 @@ def _sse(event: TurnEvent) -> bytes:
     description="With `Accept: text/event-stream` the answer streams: `delta` events "
     "(`{text}`), `citation` events (the source a `[n]` refers to), `tool` events, an "
     "`error` event if the provider fails, and a final `done` event with the stored "
-    "message id, status and usage. Otherwise the whole stored message is returned. "
+    "message id, status and usage. Otherwise the whole stored message is returned; if "
+    "the AI provider fails, 502 with a problem document naming the stored (failed) "
+    "answer's `message_id` (the question stays in the conversation; ask again). "
     "Rate limited per user (TUTOR_RATE_LIMIT, or the course's own limit): every answer "
     "carries X-RateLimit-Limit, -Remaining and -Reset; over the limit, 429 with "
     "Retry-After.",
@@ -173,7 +175,12 @@ def _sse(event: TurnEvent) -> bytes:
                     "schema": {"type": "string", "format": "uri-reference"},
                 }
             },
-        }
+        },
+        502: {
+            "model": schemas.ProviderFailedProblem,
+            "content": {PROBLEM_CONTENT_TYPE: {}},
+            "description": "JSON requests only: the AI provider failed while answering.",
+        },
     },
 )
 async def ask(
@@ -202,10 +209,29 @@ async def ask(
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     final: schemas.MessageOut | None = None
+    failure: ErrorEvent | None = None
     async for event in service.answer(turn):
         if isinstance(event, DoneEvent):
             final = event.message
+        elif isinstance(event, ErrorEvent):
+            failure = event
     assert final is not None
+    if failure is not None:
+        problem = schemas.ProviderFailedProblem(
+            type=PROBLEM_BASE + "tutor-provider-failed",
+            title="The AI provider failed",
+            status=status.HTTP_502_BAD_GATEWAY,
+            detail=f"{failure.detail} The failed answer is stored as message {failure.message_id}.",
+            instance=request.url.path,
+            message_id=failure.message_id,
+            conversation_id=conversation_id,
+        )
+        return Response(
+            problem.model_dump_json(exclude_none=True),
+            status_code=status.HTTP_502_BAD_GATEWAY,
+            media_type=PROBLEM_CONTENT_TYPE,
+            headers=headers,
+        )
     return Response(
         final.model_dump_json(),
         status_code=status.HTTP_201_CREATED,

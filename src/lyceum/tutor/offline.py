@@ -1,7 +1,10 @@
 """The tutor without a model provider: a short study answer built from the course's own
 passages. It quotes the sentences of the retrieved sources that are closest to the
-question (by embedding similarity), cites them, and says where to read more. Questions
-about which course to take are answered from the catalog."""
+question (by embedding similarity), cites them, and says where to read more. When the
+material does not answer the question (`Grounding.relevant`), it says so and names the
+closest lessons instead of quoting a passage that merely ranked first; when part of the
+material is still being indexed, it says that. Questions about which course to take are
+answered from the catalog."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 
 from lyceum.content.embedding import Embedder
 from lyceum.content.retrieval import Hit
-from lyceum.tutor.grounding import Grounding
+from lyceum.tutor.grounding import Grounding, waiting_material
 
 OFFLINE_NOTE = (
     "_Offline tutor: this answer quotes the course material only. Full explanations "
@@ -72,16 +75,39 @@ def graded_hint(grounding: Grounding) -> str:
     return "\n".join(lines)
 
 
+def not_in_material(grounding: Grounding) -> str:
+    """No passage answers the question: say so, and where the course comes closest."""
+    lines = []
+    if grounding.still_indexing and grounding.indexing is not None:
+        lines += [
+            f"The course material is still being indexed ({waiting_material(grounding.indexing)} "
+            "to go), and what is indexed so far does not answer this. Ask again in a "
+            "minute or two, once it is done.",
+            "",
+        ]
+    else:
+        lines += [
+            "I could not find an answer to this in the course material, so I will not "
+            "guess. It may be outside what this course covers, or the lessons may put it "
+            "in other words.",
+            "",
+        ]
+    closest = list(dict.fromkeys(_where(hit) for hit in grounding.sources))[:3]
+    if closest:
+        lines.append("The closest parts of the course are:")
+        lines += [f"- {where}" for where in closest]
+    elif grounding.syllabus:
+        lines.append("The course covers:")
+        lines += [f"- {module}" for module, _ in grounding.syllabus[:8]]
+    lines += ["", OFFLINE_NOTE]
+    return "\n".join(lines)
+
+
 async def study_answer(grounding: Grounding, question: str, embedder: Embedder) -> str:
-    if grounding.graded and grounding.sources:
+    if not grounding.sources or not grounding.relevant:
+        return not_in_material(grounding)
+    if grounding.graded:
         return graded_hint(grounding)
-    if not grounding.sources:
-        return (
-            "I could not find this in the course material. Try asking with the words the "
-            "lessons use, or look through the syllabus:\n\n"
-            + "\n".join(f"- {module}" for module, _ in grounding.syllabus[:8])
-            + f"\n\n{OFFLINE_NOTE}"
-        )
     candidates: list[tuple[int, int, str]] = []  # (source number, order, sentence)
     for number, hit in enumerate(grounding.sources[:3], start=1):
         for order, sentence in enumerate(_sentences(hit.text)):
@@ -106,6 +132,12 @@ async def study_answer(grounding: Grounding, question: str, embedder: Embedder) 
         lines.append(f"- [{number}] {_where(hit)}")
     if grounding.mode.value == "socratic":
         lines += ["", "Which of these passages answers your question, and why?"]
+    if grounding.still_indexing and grounding.indexing is not None:
+        lines += [
+            "",
+            f"(Still being indexed: {waiting_material(grounding.indexing)} of this course; "
+            "ask again later for an answer that includes them.)",
+        ]
     lines += ["", OFFLINE_NOTE]
     return "\n".join(lines)
 

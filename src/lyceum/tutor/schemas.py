@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
+from lyceum.kit.errors import Problem
 from lyceum.kit.validation import NO_NUL, VisibleTitle, integral_float
 from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.tutor import MessageRole, MessageStatus, TutorMode
@@ -76,6 +77,14 @@ class MessageOut(BaseModel):
     model: str | None
     usage: Usage
     created_at: dt.datetime
+
+
+class ProviderFailedProblem(Problem):
+    """The AI provider failed while answering a JSON request. The question and the
+    failed answer are both stored in the conversation; the answer's id is here."""
+
+    message_id: uuid.UUID = Field(description="The stored answer, with status `failed`.")
+    conversation_id: uuid.UUID
 
 
 class ConversationOut(BaseModel):

@@ -5,7 +5,8 @@ A turn has two halves. `prepare` runs inside the request's transaction: it check
 stores the question, retrieves sources and builds the grounding, then commits with the
 request. `answer` runs after that, while the response streams: it calls the model (or
 the offline tutor), and stores the answer in a transaction of its own, also when the
-client goes away mid-stream."""
+client goes away mid-stream. A turn's latency is measured from the start of `prepare`,
+so it includes any wait for the embedding model to load."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.embedding import Embedder, load_embedder
-from lyceum.content.retrieval import Hit, search_course_material
+from lyceum.content.repository import IndexingRepository
+from lyceum.content.retrieval import Hit, retrieve, search_course_material
 from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.cache import Cache
 from lyceum.kit.db import Database
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from lyceum.kit.pagination import PageParams
+from lyceum.kit.prompts import element, quoted, quoted_inline
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
@@ -45,13 +48,14 @@ from lyceum.models.tutor import (
 from lyceum.tutor import llm, offline, schemas
 from lyceum.tutor.grounding import (
     Grounding,
-    Turn,
+    SyllabusLesson,
     cited_numbers,
-    context_block,
-    estimate_tokens,
+    exchanges,
     fit_history,
     instructions,
+    sources_element,
     summarise,
+    user_prompt,
 )
 from lyceum.tutor.repository import TutorRepository
 
@@ -59,6 +63,8 @@ logger = structlog.get_logger("lyceum.tutor")
 
 SOURCES_PER_TURN = 5
 CACHE_PREFIX = "tutor:answer:"
+# The part of a lesson the get_lesson tool hands the model.
+LESSON_CHARS = 6000
 
 
 class GradedQuestionGuard(Protocol):
@@ -117,7 +123,8 @@ class PreparedTurn:
     cache_key: str | None
     cached: dict[str, Any] | None
     catalog_question: bool
-    started: float = field(default_factory=time.perf_counter)
+    # When `prepare` began: the answer's latency counts the question's whole way.
+    started: float
 
 
 def message_out(message: Message) -> schemas.MessageOut:
@@ -331,6 +338,7 @@ class TutorService:
     async def prepare(
         self, caller: User, conversation: Conversation, question: str
     ) -> tuple[PreparedTurn, dict[str, str]]:
+        started = time.perf_counter()
         question = question.strip()
         if len(question) > self.settings.tutor_max_message_chars:
             raise Invalid(
@@ -340,7 +348,8 @@ class TutorService:
         course, _ = await self.courses.member_access(conversation.course_id, caller)
         # Retrieval sees the normalised question, so the same question asked again
         # finds the same passages (and the cache can answer it). The model encodes it
-        # while the checks and the grounding's queries below run.
+        # while the checks and the grounding's queries below run; right after a start
+        # this waits for the model to finish loading, and the latency shows it.
         query = normalise_question(question)
         embedder = await load_embedder(self.embedder)
         embedder.prefetch_query(query)
@@ -348,11 +357,16 @@ class TutorService:
         headers = await self._check_limits(caller, course, tutor)
 
         previous = await self.messages(conversation)
-        turns = [
-            Turn(role=message.role.value, content=message.content)
-            for message in previous
-            if message.content and message.status is not MessageStatus.failed
-        ]
+        turns = exchanges(
+            [
+                (
+                    message.role.value,
+                    message.content,
+                    message.status is not MessageStatus.failed,
+                )
+                for message in previous
+            ]
+        )
         older, recent = fit_history(turns, self.settings.tutor_history_tokens)
         if len(older) > conversation.summarised_messages:
             conversation.summary = summarise(
@@ -361,10 +375,11 @@ class TutorService:
             conversation.summarised_messages = len(older)
 
         grounding = await self._grounding(caller, course, conversation, tutor)
-        grounding.sources = await search_course_material(
-            self.session, embedder, course.id, query, SOURCES_PER_TURN
-        )
-        sources = grounding.sources
+        found = await retrieve(self.session, embedder, course.id, query, SOURCES_PER_TURN)
+        if found is not None:
+            grounding.sources = found.hits
+            grounding.relevant = found.relevant
+        grounding.indexing = await IndexingRepository(self.session).progress(course.id)
         grounding.history = recent
         grounding.graded = await self.guard.is_graded_question(caller, course, question)
 
@@ -389,10 +404,16 @@ class TutorService:
 
         cache_key = None
         cached = None
-        # Only a first question is answered from the cache: a later one depends on the
-        # conversation so far.
-        if self.settings.tutor_cache_ttl_seconds and not recent and not grounding.summary:
-            cache_key = self._cache_key(course.id, question, sources, grounding)
+        # Only a first question is answered from the cache (a later one depends on the
+        # conversation so far), and not while the material is still being indexed (the
+        # answer would change as it is).
+        if (
+            self.settings.tutor_cache_ttl_seconds
+            and not recent
+            and not grounding.summary
+            and not grounding.still_indexing
+        ):
+            cache_key = self._cache_key(question, grounding)
             raw = await self.cache.get(cache_key)
             cached = json.loads(raw) if raw else None
         prepared = PreparedTurn(
@@ -404,26 +425,25 @@ class TutorService:
             cache_key=cache_key,
             cached=cached,
             catalog_question=offline.is_catalog_question(question),
+            started=started,
         )
         return prepared, headers
 
-    def _cache_key(
-        self, course_id: uuid.UUID, question: str, sources: list[Hit], grounding: Grounding
-    ) -> str:
-        """The same normalised question, the same retrieved passages (chunk ids change
-        whenever the material is re-indexed, so an edit invalidates), the same tutor
-        settings and provider."""
-        material = ",".join(str(hit.chunk_id) for hit in sources)
+    def _cache_key(self, question: str, grounding: Grounding) -> str:
+        """Everything the answer depends on: the provider and model, and the exact
+        instructions and prompt it would be given, with the question normalised. So the
+        same question about the same passages (chunk ids and texts change whenever the
+        material is re-indexed), the same course, current lesson and tutor settings
+        share an answer; and the prompt holds nothing of the learner's own, so neither
+        does a cached answer (one that used the learner's data is not cached)."""
         provider = "offline" if self.settings.ai_offline else llm.model_name(self.settings)
-        raw = "|".join(
+        material = ",".join(str(hit.chunk_id) for hit in grounding.sources)
+        raw = "\x1f".join(
             [
-                str(course_id),
-                normalise_question(question),
-                material,
-                grounding.mode.value,
-                str(grounding.graded),
-                hashlib.sha256(grounding.extra_instructions.encode()).hexdigest(),
                 provider,
+                material,
+                instructions(grounding),
+                user_prompt(grounding, normalise_question(question)),
             ]
         )
         return CACHE_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
@@ -437,14 +457,14 @@ class TutorService:
     ) -> Grounding:
         """Everything the prompt carries but the retrieved sources and the history."""
         entries = await self.repo.syllabus(course.id)
-        syllabus: dict[uuid.UUID, tuple[str, list[str]]] = {}
+        syllabus: dict[uuid.UUID, tuple[str, list[SyllabusLesson]]] = {}
         lesson_title = None
         lessons = 0
         for entry in entries:
-            _, titles = syllabus.setdefault(entry.module_id, (entry.module_title, []))
-            if entry.lesson_title is not None:
-                titles.append(entry.lesson_title)
+            _, numbered = syllabus.setdefault(entry.module_id, (entry.module_title, []))
+            if entry.lesson_id is not None and entry.lesson_title is not None:
                 lessons += 1
+                numbered.append(SyllabusLesson(lessons, entry.lesson_id, entry.lesson_title))
                 if entry.lesson_id == conversation.lesson_id:
                     lesson_title = entry.lesson_title
         progress = None
@@ -499,6 +519,7 @@ class TutorService:
             return
 
         if self.settings.ai_offline:
+            # No provider: no tokens, and nothing to pay (the usage report prices tokens).
             state.provider, state.model = "offline", "course-material"
             text_out = await self._offline_text(turn)
             for piece in _pieces(text_out):
@@ -506,7 +527,6 @@ class TutorService:
                 yield DeltaEvent(piece)
                 for citation_event in state.new_citations(sources):
                     yield citation_event
-            state.tokens_out = estimate_tokens(text_out)
             return
 
         state.provider, state.model = self.settings.ai_provider.value, llm.model_name(self.settings)
@@ -518,7 +538,7 @@ class TutorService:
                 choice,
                 instructions=instructions(turn.grounding),
                 history=turn.grounding.history,
-                prompt=f"{context_block(turn.grounding)}\n\n<question>\n{turn.question}\n</question>",
+                prompt=user_prompt(turn.grounding, turn.question),
                 deps=deps,
             ):
                 if isinstance(event, llm.TextDelta):
@@ -674,7 +694,9 @@ async def catalog_matches(session: AsyncSession, question: str) -> list[offline.
 
 class TutorToolbox:
     """The tools' reach: this learner, this course, read-only, each call in its own
-    short session (the request's session is closed while the answer streams)."""
+    short session (the request's session is closed while the answer streams). What they
+    return goes back to the model, so it is framed like the prompt's data
+    (`lyceum.kit.prompts`): course text and catalog entries as escaped elements."""
 
     def __init__(self, service: TutorService, turn: PreparedTurn) -> None:
         self.service = service
@@ -686,33 +708,34 @@ class TutorToolbox:
             hits = await search_course_material(
                 session, embedder, self.turn.course_id, query, SOURCES_PER_TURN
             )
-        offset = len(self.turn.grounding.sources)
+        first = len(self.turn.grounding.sources) + 1
         self.turn.grounding.sources.extend(hits)
-        return (
-            "\n\n".join(
-                f"[{offset + n}] {hit.source.title}: {hit.text}" for n, hit in enumerate(hits, 1)
-            )
-            or "No passages found."
-        )
+        return sources_element(hits, first=first)
 
-    async def get_lesson(self, lesson_id: str) -> str:
-        try:
-            identifier = uuid.UUID(lesson_id)
-        except ValueError:
-            return "That is not a lesson id."
+    async def get_lesson(self, lesson: int) -> str:
+        entry = self.turn.grounding.lesson_numbered(lesson)
+        if entry is None:
+            return quoted_inline("error", f"The syllabus has no lesson {lesson}.")
         async with self.service.database.sessionmaker() as session:
-            lesson = await TutorRepository(session).lesson(identifier)
-        if lesson is None or lesson.course_id != self.turn.course_id:
-            return "No such lesson in this course."
-        return f"# {lesson.title}\n\n{lesson.content[:6000]}"
+            found = await TutorRepository(session).lesson(entry.id)
+        if found is None or found.course_id != self.turn.course_id:
+            return quoted_inline("error", f"Lesson {lesson} no longer exists.")
+        return quoted("lesson", found.content[:LESSON_CHARS], n=lesson, title=found.title)
 
     async def get_my_progress(self) -> str:
         percent = self.turn.grounding.progress_percent
         if percent is None:
-            return "The learner is not enrolled in this course (an instructor or admin)."
-        return f"The learner has completed {percent:.0f}% of this course's lessons."
+            text = "The learner is not enrolled in this course (an instructor or admin)."
+        else:
+            text = f"The learner has completed {percent:.0f}% of this course's lessons."
+        return quoted_inline("learner_progress", text)
 
     async def search_catalog(self, query: str) -> str:
         async with self.service.database.sessionmaker() as session:
             found = await catalog_matches(session, query)
-        return "\n".join(f"- {item.title}: {item.subtitle} ({item.url})" for item in found)
+        if not found:
+            return quoted_inline("catalog", "no courses found")
+        return element(
+            "catalog",
+            [quoted("course", item.subtitle, title=item.title, url=item.url) for item in found],
+        )
