@@ -57,7 +57,7 @@ def _docx_bytes(document: object) -> bytes:
 
 
 def test_pdf_pages_become_sections_numbered_from_one() -> None:
-    sections = extract_pdf(_three_page_pdf())
+    sections = extract_pdf(_three_page_pdf()).sections
     assert [section.page for section in sections] == [1, 2, 3]
     assert all(section.heading_path == () for section in sections)
     assert "cell theory" in sections[0].text
@@ -69,7 +69,7 @@ def test_pdf_pages_become_sections_numbered_from_one() -> None:
 
 
 def test_pdf_pages_without_text_are_skipped_but_keep_numbering() -> None:
-    sections = extract_pdf(_pdf("First page.", "", "Third page."))
+    sections = extract_pdf(_pdf("First page.", "", "Third page.")).sections
     assert [(section.page, section.text) for section in sections] == [
         (1, "First page."),
         (3, "Third page."),
@@ -94,7 +94,8 @@ def test_a_pdf_with_only_an_owner_password_is_read() -> None:
     pdf.add_page()
     pdf.multi_cell(0, 8, "Printing is restricted, reading is not.")
     pdf.set_encryption(owner_password="owner")
-    assert extract_pdf(bytes(pdf.output()))[0].text == "Printing is restricted, reading is not."
+    text = extract_pdf(bytes(pdf.output())).sections[0].text
+    assert text == "Printing is restricted, reading is not."
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def _damaged(data: bytes, seed: int) -> bytes:
 
 def _outcome(kind: FileKind, data: bytes) -> list[Section] | ExtractionError:
     try:
-        return extract(kind, data)
+        return extract(kind, data).sections
     except ExtractionError as error:
         return error
 
@@ -160,7 +161,7 @@ def test_docx_headings_build_heading_paths_and_tables_stay_in_their_section() ->
     document.add_heading("Genetics", level=1)
     document.add_paragraph("DNA carries\ninformation.")
 
-    sections = extract_docx(_docx_bytes(document))
+    sections = extract_docx(_docx_bytes(document)).sections
 
     assert [section.heading_path for section in sections] == [
         (),
@@ -184,7 +185,7 @@ def test_docx_merged_cells_are_read_once() -> None:
     merged = table.cell(0, 0).merge(table.cell(0, 1))
     merged.text = "Wide cell"
     table.cell(0, 2).text = "Narrow"
-    assert extract_docx(_docx_bytes(document))[0].text == "Wide cell | Narrow"
+    assert extract_docx(_docx_bytes(document)).sections[0].text == "Wide cell | Narrow"
 
 
 def test_a_docx_bomb_is_refused_by_extraction_too() -> None:
@@ -277,14 +278,14 @@ def test_markdown_without_text_has_no_sections() -> None:
 
 def test_text_files_are_one_section_and_keep_vietnamese() -> None:
     data = "\ufeffBài học đầu tiên.\r\nHọc sinh viết\r\nchương trình.\r\n\r\nĐoạn hai.".encode()
-    assert extract_text(data) == [
+    assert extract_text(data).sections == [
         Section("Bài học đầu tiên. Học sinh viết chương trình.\n\nĐoạn hai.", (), None)
     ]
     assert extract(FileKind.text, data) == extract_text(data)
 
 
 def test_markdown_is_dispatched_after_decoding() -> None:
-    sections = extract(FileKind.markdown, "\ufeff# Tiêu đề\n\nNội dung.".encode())
+    sections = extract(FileKind.markdown, "\ufeff# Tiêu đề\n\nNội dung.".encode()).sections
     assert sections == [Section("Nội dung.", ("Tiêu đề",), None)]
 
 
@@ -295,7 +296,7 @@ def test_undecodable_text_raises_extraction_error() -> None:
 
 @pytest.mark.parametrize("kind", [FileKind.png, FileKind.jpeg, FileKind.webp])
 def test_images_have_nothing_to_index(kind: FileKind) -> None:
-    assert extract(kind, b"\x89PNG anything") == []
+    assert extract(kind, b"\x89PNG anything").sections == []
 
 
 # --- normalisation ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Everything one process holds open: database, job pool, cache, rate limiter, storage,
-mailer, and the embedded PostgreSQL server when no DATABASE_URL is configured. Requests
-reach it through `app.state.runtime`, jobs through `kit.jobs.resources(context)`."""
+mailer, the sandbox that parses uploads, and the embedded PostgreSQL server when no
+DATABASE_URL is configured. Requests reach it through `app.state.runtime`, jobs through
+`kit.jobs.resources(context)`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
 from lyceum.kit.jobs import close_jobs, open_jobs
 from lyceum.kit.mail import Mailer
 from lyceum.kit.ratelimit import RateLimiter
+from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.security import SecretBox, TokenCodec
 from lyceum.kit.storage import Storage, create_storage
 
@@ -117,6 +119,15 @@ class Runtime:
     def mailer(self) -> Mailer:
         return Mailer(self.settings)
 
+    @cached_property
+    def sandbox(self) -> Sandbox:
+        """Where uploaded files and images are parsed (child processes, started on
+        first use)."""
+        return Sandbox(
+            processes=self.settings.sandbox_processes,
+            memory_bytes=self.settings.sandbox_memory_mb * 1024 * 1024,
+        )
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -130,6 +141,8 @@ class Runtime:
         await self.cache.close()
         if "storage" in self.__dict__:  # only if it was ever used
             await self.storage.close()
+        if "sandbox" in self.__dict__:
+            self.sandbox.close()
         await self.database.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
