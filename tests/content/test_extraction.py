@@ -13,6 +13,7 @@ from fpdf import FPDF
 
 from lyceum.content.extraction import (
     ExtractionError,
+    Limits,
     Section,
     extract,
     extract_docx,
@@ -20,8 +21,11 @@ from lyceum.content.extraction import (
     extract_pdf,
     extract_text,
     normalise_text,
+    read_upload,
 )
 from lyceum.content.filetypes import FileKind
+from lyceum.kit.sandbox import Sandbox
+from tests.content.helpers import blank_pdf
 
 PAGE_TWO_SENTENCE = "Mitochondria convert nutrients into adenosine triphosphate for the cell."
 
@@ -322,3 +326,71 @@ def test_images_have_nothing_to_index(kind: FileKind) -> None:
 )
 def test_normalise_text(raw: str, expected: str) -> None:
     assert normalise_text(raw) == expected
+
+
+# --- budgets -------------------------------------------------------------------------
+
+
+def test_an_essay_of_35000_empty_pages_is_refused_from_its_page_count() -> None:
+    """The page tree is never walked: the declared count is over the budget."""
+    with pytest.raises(ExtractionError) as caught:
+        extract_pdf(blank_pdf(35_000), Limits(max_pages=100, truncate=False))
+    assert caught.value.budget == "pages"
+    assert caught.value.message == "The PDF has 35,000 pages; at most 100 are accepted."
+
+
+def test_a_pdf_that_understates_its_pages_is_held_to_the_budget_too() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        extract_pdf(blank_pdf(300, declared=1), Limits(max_pages=100, truncate=False))
+    assert caught.value.budget == "pages"
+    assert "300 pages" in caught.value.message
+
+
+def test_a_course_file_is_read_up_to_the_page_budget_and_says_so() -> None:
+    document = extract_pdf(_pdf("One.", "Two.", "Three.", "Four.", "Five."), Limits(max_pages=2))
+    assert [(section.page, section.text) for section in document.sections] == [
+        (1, "One."),
+        (2, "Two."),
+    ]
+    assert document.page_count == 5
+    assert document.truncated == "Only the first 2 of 5 pages were read."
+
+
+def test_text_beyond_the_character_budget_is_cut_or_refused() -> None:
+    data = "\n\n".join(f"Paragraph {number} of the handout." for number in range(100)).encode()
+    whole = extract_text(data, Limits(max_chars=10_000))
+    assert whole.truncated is None
+    cut = extract_text(data, Limits(max_chars=200))
+    assert cut.truncated == "Only the first 200 characters were read."
+    assert cut.sections[0].text.startswith("Paragraph 0 of the handout.")
+    assert len(cut.sections[0].text) <= 200
+    assert cut.sections[0].text.endswith("of the handout.")  # cut at a line break
+    with pytest.raises(ExtractionError) as caught:
+        extract_text(data, Limits(max_chars=200, truncate=False))
+    assert caught.value.budget == "text"
+
+
+def test_pdf_and_word_text_count_against_the_character_budget() -> None:
+    pdf = extract_pdf(_pdf("A" * 50 + " first.", "Second page text."), Limits(max_chars=30))
+    assert sum(len(section.text) for section in pdf.sections) == 30
+    assert pdf.truncated == "Only the first 30 characters of text were read, up to page 1 of 2."
+    document = Document()
+    for number in range(20):
+        document.add_paragraph(f"Paragraph {number} of the essay.")
+    with pytest.raises(ExtractionError) as caught:
+        extract_docx(_docx_bytes(document), Limits(max_chars=100, truncate=False))
+    assert caught.value.budget == "text"
+
+
+async def test_reading_that_takes_too_long_is_stopped() -> None:
+    sandbox = Sandbox(processes=1, memory_bytes=1024 * 1024 * 1024)
+    try:
+        with pytest.raises(ExtractionError) as caught:
+            await read_upload(sandbox, FileKind.pdf, blank_pdf(35_000), Limits(), 0.01)
+        assert caught.value.budget == "time"
+        assert "took longer than 0.01 seconds" in caught.value.message
+        # The sandbox goes on reading the next file.
+        document = await read_upload(sandbox, FileKind.pdf, _three_page_pdf(), Limits(), 60)
+        assert [section.page for section in document.sections] == [1, 2, 3]
+    finally:
+        sandbox.close()

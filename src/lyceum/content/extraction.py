@@ -404,7 +404,7 @@ def _decode(data: bytes, limits: Limits) -> tuple[str, str | None]:
         return text, None
     if not limits.truncate:
         raise ExtractionError(f"The text file holds more than {limit:,} characters.", budget="text")
-    cut = text.rfind("\n", limit - limit // 10, limit)
+    cut = text.rfind("\n", max(0, limit - max(limit // 10, 1000)), limit)
     return text[: cut if cut > 0 else limit], f"Only the first {limit:,} characters were read."
 
 
