@@ -328,6 +328,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "MAX_REQUEST_BODY_BYTES": str(len(upload) + 2 * 1024 * 1024),
         "EMBEDDED_BULK_WORKER": args.bulk_worker,
         "FILE_UPLOAD_RATE_LIMIT": "1000/hour",
+        # A slow ingestion must not outlive the probes' access token.
+        "ACCESS_TOKEN_EXPIRE_MINUTES": "1440",
     }
     if args.max_chunks:
         env["INGEST_MAX_CHUNKS"] = str(args.max_chunks)

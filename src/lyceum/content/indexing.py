@@ -146,14 +146,16 @@ async def replace_chunks(
     file_id: uuid.UUID | None = None,
     lesson_id: uuid.UUID | None = None,
     prepared: Prepared,
-    embedder: Embedder,
+    embedder: Embedder | None,
     config: str,
     progress: Progress | None = None,
 ) -> None:
     """Replace the source's chunks with `prepared`, embedding and inserting a batch at a
-    time; the next batch is embedded (in a thread) while this one is inserted."""
+    time; the next batch is embedded (in a thread) while this one is inserted. Without
+    chunks there is nothing to embed, and `embedder` may be None."""
     source = file_id or lesson_id
     assert source is not None and (file_id is None) != (lesson_id is None)
+    assert embedder is not None or not prepared.chunks
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:source, 0))"),
         {"source": f"content:{source}"},
@@ -164,6 +166,7 @@ async def replace_chunks(
     starts = range(0, total, BATCH_CHUNKS)
 
     def encode(start: int) -> asyncio.Future[NDArray[np.float32]]:
+        assert embedder is not None
         batch = prepared.embedding_texts[start : start + BATCH_CHUNKS]
         return asyncio.ensure_future(embedder.encode(batch, batch_size=BATCH_CHUNKS))
 
@@ -235,16 +238,20 @@ async def index_file(
     session: AsyncSession,
     file: CourseFile,
     document: Document,
-    embedder: Embedder,
+    embedder: Embedder | None,
     *,
     max_chunks: int,
     progress: Progress | None = None,
 ) -> None:
     """Chunk (up to `max_chunks`), embed and store a file's text, a batch at a time, and
-    mark the file ready, with a notice if only its start was indexed."""
+    mark the file ready, with a notice if only its start was indexed. A document without
+    text (an image) needs no model: `embedder` may then be None."""
     course = await session.get(Course, file.course_id)
     assert course is not None
-    prepared = await asyncio.to_thread(prepare, document.sections, embedder, None, max_chunks)
+    prepared = Prepared(chunks=[], embedding_texts=[])
+    if document.sections:
+        assert embedder is not None
+        prepared = await asyncio.to_thread(prepare, document.sections, embedder, None, max_chunks)
     if progress is not None:
         await progress(0, len(prepared.chunks))
     await replace_chunks(

@@ -113,7 +113,8 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
             await _set_status(runtime, identifier, FileStatus.failed, error.message)
             return
         del data  # only the text is needed from here on
-        embedder = await asyncio.to_thread(get_embedder)
+        # Loading the model takes seconds and memory; an image has no text to embed.
+        embedder = await asyncio.to_thread(get_embedder) if document.sections else None
 
         async def progress(done: int, total: int) -> None:
             await _progress(runtime, identifier, IndexingPhase.embedding, done, total)

@@ -26,7 +26,6 @@ import os
 import pickle
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Final
 
@@ -75,7 +74,8 @@ async def _start(
     assert process.stdin is not None
     # Trusted: our own settings, to our own child. The pipe then stays open: its end of
     # file tells the child that this process is gone.
-    process.stdin.write(pickle.dumps((settings, database_url, list(queues))))
+    message = pickle.dumps((settings, database_url, list(queues)))
+    process.stdin.write(len(message).to_bytes(8, "big") + message)
     await process.stdin.drain()
     return process
 
@@ -99,13 +99,29 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 # The child's side -----------------------------------------------------------------------
 
 
+def _read_message(fd: int) -> bytes:
+    """One length-prefixed message, read straight from the descriptor (no buffer that
+    the end-of-file watch on the same descriptor would not see)."""
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = os.read(fd, size - len(data))
+            if not chunk:
+                raise SystemExit("the server went away before sending the settings")
+            data += chunk
+        return data
+
+    return exactly(int.from_bytes(exactly(8), "big"))
+
+
 def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group; the server stops us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(NICENESS)
     # Read by torch when it is first imported (by the first job that embeds).
     os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
-    settings, database_url, queues = pickle.load(sys.stdin.buffer)  # noqa: S301 (our parent)
+    settings, database_url, queues = pickle.loads(_read_message(sys.stdin.fileno()))  # noqa: S301 (from our parent)
     asyncio.run(_work(settings, database_url, queues))
 
 
@@ -128,12 +144,15 @@ async def _work(settings: Settings, database_url: str, queues: list[str]) -> Non
     )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.cancel)
+    stdin = sys.stdin.fileno()
 
-    def watch_parent() -> None:
-        sys.stdin.buffer.read()  # returns at end of file: the server is gone
-        loop.call_soon_threadsafe(worker.cancel)
+    def parent_gone() -> None:
+        # Readable with nothing to read: end of file, the server's end has closed.
+        if not os.read(stdin, 4096):
+            loop.remove_reader(stdin)
+            worker.cancel()
 
-    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    loop.add_reader(stdin, parent_gone)
     logger.info("bulk_worker_started", pid=os.getpid(), queues=queues, niceness=os.nice(0))
     try:
         await worker
