@@ -92,7 +92,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API. Without DATABASE_URL: embedded PostgreSQL (migrated on start)
-    and an in-process job worker."""
+    and job workers: user-facing queues in this process, bulk queues (indexing, AI
+    scoring) in a child process at a lower CPU priority (EMBEDDED_BULK_WORKER)."""
     import uvicorn
 
     from lyceum.app import create_app

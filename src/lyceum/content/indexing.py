@@ -221,7 +221,7 @@ def _notice(document: Document, prepared: Prepared, max_chunks: int) -> str | No
         where = ""
         if last.page is not None and document.page_count:
             where = f", up to page {last.page} of {document.page_count}"
-        else:
+        elif not document.truncated:  # else only part of the text was read: no share
             length = sum(len(section.text) for section in document.sections)
             if length:
                 where = f", about {min(99, last.end * 100 // length)}% of the text read"
