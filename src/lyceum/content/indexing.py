@@ -224,7 +224,7 @@ def _notice(document: Document, prepared: Prepared, max_chunks: int) -> str | No
         elif not document.truncated:  # else only part of the text was read: no share
             length = sum(len(section.text) for section in document.sections)
             if length:
-                where = f", about {min(99, last.end * 100 // length)}% of the text read"
+                where = f", about {min(99, last.end * 100 // length)}% of its text"
         return (
             f"The file is longer than this server indexes: only its first {max_chunks:,} "
             f"passages are searchable{where}. Split it into smaller files to index the rest."
