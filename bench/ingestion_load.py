@@ -188,12 +188,15 @@ def instructor_token(port: int, data_dir: Path) -> str:
 class Samples:
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
+    # (latency, seconds since the probes started) of the slowest few
+    slowest: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _probe_loop(
     port: int, path_for: Any, pause: float, stop: threading.Event, out: Samples, token: str
 ) -> None:
     count = 0
+    began = time.perf_counter()
     while not stop.is_set():
         started = time.perf_counter()
         try:
@@ -208,7 +211,9 @@ def _probe_loop(
         except (OSError, http.client.HTTPException):
             ok = False
         if ok:
-            out.latencies.append(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            out.latencies.append(latency)
+            out.slowest = sorted([*out.slowest, (latency, started - began)], reverse=True)[:5]
         else:
             out.failures += 1
         count += 1
@@ -291,9 +296,11 @@ class MemoryWatch:
         self.processes_peak: dict[str, int] = {}
         self._cpu: dict[int, float] = {}
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(server process, every process under it) CPU seconds so far."""
         self.sample()
-        return sum(self._cpu.values())
+        server = self._cpu.get(self.pid, 0.0)
+        return server, sum(self._cpu.values()) - server
 
     def sample(self) -> None:
         try:
@@ -427,7 +434,10 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                     break
             time.sleep(0.25)
         seconds = time.monotonic() - started
-        cpu = memory.cpu_seconds() - cpu_before
+        cpu_after = memory.cpu_seconds()
+        cpu_server = cpu_after[0] - cpu_before[0]
+        cpu_children = cpu_after[1] - cpu_before[1]
+        cpu = cpu_server + cpu_children
         busy = prober.finish()
 
     health_idle, health_busy = summary(idle["health"]), summary(busy["health"])
@@ -440,8 +450,15 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         print(f"  {final.get('failure_reason') or final.get('notice')}")
     print(f"ingestion: {seconds:.1f}s, {chunks} chunks ({chunks / seconds:.1f} chunks/s)")
     print(
-        f"CPU of the Lyceum processes while it ran (probes included): {cpu:.0f}s "
-        f"({cpu / max(chunks, 1) * 1000:.0f} ms per chunk)"
+        f"CPU of the Lyceum processes while it ran (serving the probes included): "
+        f"{cpu:.0f}s, {cpu / max(chunks, 1) * 1000:.0f} ms per chunk; the server process "
+        f"{cpu_server:.0f}s ({cpu_server / seconds:.0%} of a core), the processes under it "
+        f"{cpu_children:.0f}s"
+    )
+    slow = sorted(busy["health"].slowest, reverse=True)[:5]
+    print(
+        "slowest /health/live probes while ingesting (ms @ seconds after the upload): "
+        + ", ".join(f"{latency * 1000:.0f} @ {at:.0f}" for latency, at in slow)
     )
     print(f"progress values seen while it ran: {len(progress_seen)}")
     print()
@@ -481,6 +498,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "failure_reason": final.get("failure_reason"),
         "ingestion_seconds": seconds,
         "cpu_seconds": cpu,
+        "cpu_seconds_server": cpu_server,
+        "cpu_seconds_children": cpu_children,
         "chunks": chunks,
         "progress_values_seen": len(progress_seen),
         "health": {"idle": health_idle, "ingesting": health_busy},
