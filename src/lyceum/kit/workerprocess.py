@@ -160,6 +160,13 @@ async def _work(settings: Settings, database_url: str, queues: list[str]) -> Non
         logger.info("bulk_worker_stopping", pid=os.getpid())
     finally:
         await runtime.stop()
+    # Everything is closed and an aborted job is back in its queue. Leaving now, not
+    # through asyncio.run's wait for the default executor: a thread still computing
+    # embeddings nobody needs any more would only hold up the exit.
+    logger.info("bulk_worker_stopped", pid=os.getpid())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
