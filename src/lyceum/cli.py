@@ -298,6 +298,7 @@ def reindex(
     from lyceum.content.indexing import (
         FileBudget,
         chunk_total,
+        drop_file_chunks,
         files_to_index,
         index_file,
         index_lesson,
@@ -363,8 +364,10 @@ def reindex(
                                         max_chunks=budget.max_chunks,
                                     )
                             except ExtractionError as error:
+                                await drop_file_chunks(session, file.id)
                                 file.status = FileStatus.failed
                                 file.failure_reason = error.message
+                                file.chunk_count = 0
                                 file.truncated, file.notice = False, None
                                 failed += 1
                     progress.advance(task)

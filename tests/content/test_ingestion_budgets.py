@@ -5,6 +5,7 @@ the file, and per-user upload limits."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from lyceum.config import Settings
 from lyceum.kit.clock import FrozenClock
 from lyceum.kit.jobs import Queue
 from lyceum.kit.runtime import Runtime
+from lyceum.models.content import CourseFile
 from lyceum.models.identity import Role
 from tests.conftest import client_for, make_app
 from tests.content.helpers import (
@@ -191,3 +193,27 @@ async def test_uploads_and_reindexing_are_rate_limited_per_user(
         files = await live.get(f"/api/v1/courses/{course['id']}/files", headers=teacher.headers)
         assert [file["name"] for file in files.json()["items"]] == ["a.md"]
     await drain_jobs()
+
+
+async def test_a_file_that_fails_on_reindexing_keeps_no_old_passages(
+    live: httpx.AsyncClient, runtime: Runtime, teacher: Person
+) -> None:
+    course, _ = await course_with_lesson(live, teacher, publish=False)
+    response = await upload(live, course["id"], teacher, "notes.txt", handout(6))
+    path = f"/api/v1/courses/{course['id']}/files/{response.json()['id']}"
+    await drain_jobs()
+    ready = await file_status(live, path, teacher)
+    assert ready["status"] == "ready" and ready["chunk_count"] > 0
+    # The stored object goes bad (a storage fault, a botched restore): not UTF-8 any more.
+    async with runtime.database.sessionmaker() as session:
+        file = await session.get(CourseFile, uuid.UUID(ready["id"]))
+        assert file is not None
+        key = file.storage_key
+    await runtime.storage.put(key, b"caf\xe9 " * 100, "text/plain")
+    again = await live.post(f"{path}/reindex", headers=teacher.headers)
+    assert again.status_code == 202, again.text
+    await drain_jobs()
+    failed = await file_status(live, path, teacher)
+    assert failed["status"] == "failed" and "not valid UTF-8" in failed["failure_reason"]
+    assert failed["chunk_count"] == 0
+    assert await chunk_count(runtime, file_id=ready["id"]) == 0

@@ -278,6 +278,12 @@ async def index_file(
     file.indexed_at = dt.datetime.now(dt.UTC)
 
 
+async def drop_file_chunks(session: AsyncSession, file_id: uuid.UUID) -> None:
+    """A file that failed (unreadable, infected) keeps no passages from an earlier
+    indexing: its `chunk_count` is 0 and search must agree."""
+    await session.execute(delete(ContentChunk).where(ContentChunk.file_id == file_id))
+
+
 async def record_progress(
     session: AsyncSession,
     file_id: uuid.UUID,

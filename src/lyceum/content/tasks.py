@@ -17,7 +17,13 @@ import structlog
 from lyceum.content.embedding import get_embedder
 from lyceum.content.extraction import ExtractionError, read_upload
 from lyceum.content.filetypes import FileKind
-from lyceum.content.indexing import FileBudget, index_file, index_lesson, record_progress
+from lyceum.content.indexing import (
+    FileBudget,
+    drop_file_chunks,
+    index_file,
+    index_lesson,
+    record_progress,
+)
 from lyceum.content.scanner import scan
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
@@ -45,6 +51,7 @@ async def _set_status(
             file.failure_reason = reason
             file.indexing_phase = None
             if status is FileStatus.failed:
+                await drop_file_chunks(session, file_id)
                 file.chunk_count = 0
                 file.truncated = False
                 file.notice = None
@@ -97,7 +104,9 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
                         delete_after_commit(
                             session, storage, infected.storage_key, infected.thumbnail_key
                         )
+                        await drop_file_chunks(session, identifier)
                         infected.status = FileStatus.failed
+                        infected.chunk_count = 0
                         infected.indexing_phase = None
                         infected.failure_reason = (
                             f"The virus scanner rejected the file ({signature}); it was deleted."
