@@ -617,12 +617,13 @@ async def measure(
     args: argparse.Namespace, url: str, embedder: Embedder, corpus: Corpus
 ) -> list[RoundResult]:
     from lyceum.kit.db import Database
+    from lyceum.kit.runtime import SANDBOX_PRELOAD
     from lyceum.kit.sandbox import Sandbox
 
     rounds = split_rounds(corpus.units, args.rounds)
     database = Database(url, pool_size=max(2, args.concurrency), max_overflow=0)
     # Where the job reads files: child processes, started by the warm-up below.
-    sandbox = Sandbox(processes=args.concurrency, memory_bytes=2 * 1024**3)
+    sandbox = Sandbox(processes=args.concurrency, memory_bytes=2 * 1024**3, preload=SANDBOX_PRELOAD)
     results: list[RoundResult] = []
     try:
         if corpus.warmup is not None:

@@ -304,7 +304,7 @@ def reindex(
         index_lesson,
         lessons_to_index,
     )
-    from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.runtime import SANDBOX_PRELOAD, resolve_database_url
     from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import create_storage
     from lyceum.models.content import CourseFile, FileStatus
@@ -320,7 +320,11 @@ def reindex(
     async def run() -> tuple[int, int, int, int]:
         database = Database(database_url, pool_size=1, max_overflow=0)
         storage = create_storage(settings)
-        sandbox = Sandbox(processes=1, memory_bytes=settings.sandbox_memory_mb * 1024 * 1024)
+        sandbox = Sandbox(
+            processes=1,
+            memory_bytes=settings.sandbox_memory_mb * 1024 * 1024,
+            preload=SANDBOX_PRELOAD,
+        )
         budget = FileBudget.of(settings)
         failed = 0
         try:

@@ -73,6 +73,16 @@ async def test_a_call_out_of_memory_fails_alone(sandbox: Sandbox) -> None:
     assert await sandbox.run(60, sandbox_probes.allocate, 16) == 16 * MIB
 
 
+async def test_starting_a_child_does_not_count_against_the_time_limit() -> None:
+    preload = ("tests.support.slow_import", "tests.support.sandbox_probes")
+    box = Sandbox(processes=1, memory_bytes=512 * MIB, preload=preload)
+    try:
+        # The import alone takes 3 s; the call, once the child is ready, next to nothing.
+        assert await box.run(2, sandbox_probes.pid_after, 0) != os.getpid()
+    finally:
+        box.close()
+
+
 async def test_errors_come_back_as_raised(sandbox: Sandbox) -> None:
     with pytest.raises(Invalid) as caught:
         await sandbox.run(60, sandbox_probes.refuse, "too many pixels")

@@ -26,6 +26,9 @@ from lyceum.kit.storage import Storage, create_storage
 
 logger = structlog.get_logger("lyceum.runtime")
 
+# What the sandbox runs: text extraction and image decoding (kit.sandbox `preload`).
+SANDBOX_PRELOAD = ("lyceum.content.extraction", "lyceum.kit.images")
+
 
 class UnmigratedDatabase(RuntimeError):
     pass
@@ -126,6 +129,7 @@ class Runtime:
         return Sandbox(
             processes=self.settings.sandbox_processes,
             memory_bytes=self.settings.sandbox_memory_mb * 1024 * 1024,
+            preload=SANDBOX_PRELOAD,
         )
 
     async def stop(self) -> None:

@@ -11,7 +11,9 @@ most `processes` child processes, so:
   `SandboxOutOfMemory` in the child instead of growing the serving process;
 * at most `processes` calls run at once; the others wait their turn without holding a
   thread of the event loop's default executor, and the serving process's event loop (and
-  GIL) never runs parser code.
+  GIL) never runs parser code;
+* the time limit counts the call only, not a child's start: children import the parser
+  modules (`preload`) and report ready before they take work.
 
 Children are started on first use (spawn: a fresh interpreter, no inherited locks or
 threads), run at a lower CPU priority than the server, and exit on their own after
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import multiprocessing
 import os
 import resource
@@ -42,6 +45,9 @@ R = TypeVar("R")
 # earlier, so it never hands work to one that is just leaving.
 IDLE_EXIT_SECONDS: Final = 300.0
 _RETIRE_AFTER_SECONDS: Final = IDLE_EXIT_SECONDS * 0.9
+# A child has this long to start (an interpreter and the `preload` modules: seconds on a
+# busy machine). A call's own time limit starts once its child is ready.
+STARTUP_SECONDS: Final = 120.0
 
 
 class SandboxError(Exception):
@@ -64,12 +70,17 @@ class SandboxCrashed(SandboxError):
     """The child died mid-call (a parser crashed, or the kernel killed it)."""
 
 
-def _child_main(connection: Connection, memory_bytes: int, niceness: int) -> None:
+def _child_main(
+    connection: Connection, memory_bytes: int, niceness: int, preload: tuple[str, ...]
+) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides when
     # children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(niceness)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    for module in preload:
+        importlib.import_module(module)
+    connection.send(("ready", None))
     while connection.poll(IDLE_EXIT_SECONDS):
         try:
             function, args, kwargs = connection.recv()
@@ -115,10 +126,20 @@ class Sandbox:
     """Runs functions (importable, with picklable arguments and results) in child
     processes; see the module docstring. Thread- and event-loop-agnostic."""
 
-    def __init__(self, *, processes: int, memory_bytes: int, niceness: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        processes: int,
+        memory_bytes: int,
+        niceness: int = 5,
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        """`preload`: modules each child imports before it takes work, so that their
+        import time does not count against a call's time limit."""
         self.processes = processes
         self.memory_bytes = memory_bytes
         self.niceness = niceness
+        self.preload = preload
         # One thread per child: a thread owns its child for the whole call, and calls
         # beyond `processes` wait in the executor's queue.
         self._executor = ThreadPoolExecutor(max_workers=processes, thread_name_prefix="sandbox")
@@ -143,7 +164,7 @@ class Sandbox:
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_child_main,
-            args=(child_end, self.memory_bytes, self.niceness),
+            args=(child_end, self.memory_bytes, self.niceness, self.preload),
             name="lyceum-sandbox",
             daemon=True,
         )
@@ -152,6 +173,13 @@ class Sandbox:
         child = _Child(process, parent_end)
         with self._lock:
             self._children.add(child)
+        try:
+            ready = parent_end.poll(STARTUP_SECONDS) and parent_end.recv()[0] == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self._retire(child)
+            raise SandboxCrashed("a parsing process did not start")
         return child
 
     def _retire(self, child: _Child) -> None:
