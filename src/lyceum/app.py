@@ -36,6 +36,7 @@ from lyceum.kit.middleware import (
 from lyceum.kit.openapi import DocumentedAPI
 from lyceum.kit.responsecache import ResponseCacheMiddleware
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
@@ -145,7 +146,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.runtime = owned
         if owned.embedded is not None and settings.embedded_worker:
             # Two workers: user-facing queues (mail, certificates, ...) never wait
-            # behind bulk work (indexing a textbook, scoring a class's essays).
+            # behind bulk work (indexing a textbook, scoring a class's essays), which
+            # runs in a child process so it never holds up requests either.
             owned.tasks.append(
                 asyncio.create_task(
                     run_worker(
@@ -158,18 +160,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                     name="embedded-worker",
                 )
             )
-            owned.tasks.append(
-                asyncio.create_task(
-                    run_worker(
-                        owned,
-                        name="embedded-bulk",
-                        concurrency=1,
-                        install_signal_handlers=False,
-                        queues=BULK_QUEUES,
-                    ),
-                    name="embedded-bulk-worker",
+            bulk = (
+                supervise(settings, owned.database_url, BULK_QUEUES)
+                if settings.embedded_bulk_worker == "process"
+                else run_worker(
+                    owned,
+                    name="embedded-bulk",
+                    concurrency=1,
+                    install_signal_handlers=False,
+                    queues=BULK_QUEUES,
                 )
             )
+            owned.tasks.append(asyncio.create_task(bulk, name="embedded-bulk-worker"))
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections only scan what requests allocate.
         gc.collect()

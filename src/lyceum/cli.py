@@ -109,7 +109,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API. Without DATABASE_URL: embedded PostgreSQL (migrated on start)
-    and an in-process job worker."""
+    and job workers: user-facing queues in this process, bulk queues (indexing, AI
+    scoring) in a child process at a lower CPU priority (EMBEDDED_BULK_WORKER)."""
     import uvicorn
 
     from lyceum.app import create_app
@@ -374,15 +375,19 @@ def reindex(
     from rich.progress import Progress
 
     from lyceum.content.embedding import get_embedder
-    from lyceum.content.extraction import ExtractionError
+    from lyceum.content.extraction import ExtractionError, read_upload
+    from lyceum.content.filetypes import FileKind
     from lyceum.content.indexing import (
+        FileBudget,
         chunk_total,
+        drop_file_chunks,
         files_to_index,
-        index_file_bytes,
+        index_file,
         index_lesson,
         lessons_to_index,
     )
-    from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.runtime import SANDBOX_PRELOAD, resolve_database_url
+    from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import create_storage
     from lyceum.models.content import CourseFile, FileStatus
 
@@ -397,6 +402,12 @@ def reindex(
     async def run() -> tuple[int, int, int, int]:
         database = Database(database_url, pool_size=1, max_overflow=0)
         storage = create_storage(settings)
+        sandbox = Sandbox(
+            processes=1,
+            memory_bytes=settings.sandbox_memory_mb * 1024 * 1024,
+            preload=SANDBOX_PRELOAD,
+        )
+        budget = FileBudget.of(settings)
         failed = 0
         try:
             if not (await migration_state(database.engine)).up_to_date:
@@ -423,17 +434,34 @@ def reindex(
                             failed += 1
                         elif file is not None and data is not None:
                             try:
+                                document = await read_upload(
+                                    sandbox,
+                                    FileKind(file.kind),
+                                    data,
+                                    budget.limits,
+                                    budget.extraction_seconds,
+                                )
                                 async with session.begin_nested():
-                                    await index_file_bytes(session, file, data, embedder)
+                                    await index_file(
+                                        session,
+                                        file,
+                                        document,
+                                        embedder,
+                                        max_chunks=budget.max_chunks,
+                                    )
                             except ExtractionError as error:
+                                await drop_file_chunks(session, file.id)
                                 file.status = FileStatus.failed
                                 file.failure_reason = error.message
+                                file.chunk_count = 0
+                                file.truncated, file.notice = False, None
                                 failed += 1
                     progress.advance(task)
             async with database.sessionmaker() as session:
                 chunks = await chunk_total(session, course_id)
             return len(lessons), len(files), failed, chunks
         finally:
+            sandbox.close()
             await storage.close()
             await database.dispose()
 

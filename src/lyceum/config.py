@@ -217,12 +217,42 @@ class Settings(BaseSettings):
     storage_s3_secret_access_key: SecretStr | None = None
 
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # Untrusted uploads cost bounded work ----------------------------------------------
+    # Uploads per user (moving windows, atomic across replicas with Redis): essay files,
+    # course files (and re-index requests), and avatar and cover images.
+    essay_upload_rate_limit: str = "10/hour"
+    file_upload_rate_limit: str = "60/hour"
+    image_upload_rate_limit: str = "20/hour"
+    # The most pixels an uploaded image (avatar, cover, course-file image) may decode to,
+    # checked from its header before decoding. At most kit.images.PIXEL_CEILING.
+    image_max_pixels: int = Field(default=25_000_000, ge=10_000, le=100_000_000)
+    # Parsers of uploaded files and images run in at most this many child processes,
+    # each limited to this much address space (kit.sandbox).
+    sandbox_processes: int = Field(default=2, ge=1, le=64)
+    sandbox_memory_mb: int = Field(default=1024, ge=256, le=65_536)
+    # Reading one course file (in the indexing job): time, and pages read at most (the
+    # pages after them are not indexed, and the file says so).
+    extraction_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    extraction_max_pages: int = Field(default=2000, ge=1, le=100_000)
+    # Passages indexed per course file at most; a longer file is indexed up to here and
+    # its `notice` says how far (the tutor and search see only that part).
+    ingest_max_chunks: int = Field(default=3000, ge=1, le=1_000_000)
+    # Essay files are read while the learner waits, under tighter budgets: more pages, or
+    # a file that takes longer to read, is refused (413 / 422).
+    essay_max_pages: int = Field(default=100, ge=1, le=10_000)
+    essay_extraction_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     download_url_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     clamd_url: str | None = Field(default=None, pattern=r"^(tcp://[^/:]+:\d{1,5}|unix:///.+)$")
 
     cache_ttl_seconds: int = Field(default=60, ge=1)
 
     embedded_worker: bool = True
+    # Embedded mode runs the bulk queues (indexing, AI scoring) in a child process of
+    # `lyceum serve` at a lower CPU priority (`process`), so embedding a textbook never
+    # holds up requests, or in the serving process itself (`inline`: one process, one
+    # copy of the embedding model, for small machines).
+    embedded_bulk_worker: Literal["process", "inline"] = "process"
     worker_concurrency: int = Field(default=4, ge=1, le=100)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -246,6 +276,9 @@ class Settings(BaseSettings):
         "account_mail_rate_limit",
         "account_mail_ip_rate_limit",
         "tutor_rate_limit",
+        "essay_upload_rate_limit",
+        "file_upload_rate_limit",
+        "image_upload_rate_limit",
     )
     @classmethod
     def _check_rate(cls, value: str) -> str:

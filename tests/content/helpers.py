@@ -3,6 +3,7 @@ worker must see what the API wrote."""
 
 from __future__ import annotations
 
+import functools
 import io
 import uuid
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Any
 
 import httpx
 from fpdf import FPDF
+from pypdf import PdfWriter
+from pypdf.generic import NameObject, NumberObject
 from sqlalchemy import update
 
 from lyceum.kit.runtime import Runtime
@@ -81,6 +84,21 @@ def pdf_pages(pages: list[str]) -> bytes:
         document.add_page()
         document.multi_cell(0, 8, text)
     return bytes(document.output())
+
+
+@functools.cache
+def blank_pdf(pages: int, declared: int | None = None) -> bytes:
+    """A PDF of `pages` empty pages (35,000 make about 4.5 MB), which says it has
+    `declared` pages (default: the truth) in its page tree's /Count."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(612, 792)
+    if declared is not None:
+        tree = writer.root_object["/Pages"].get_object()
+        tree[NameObject("/Count")] = NumberObject(declared)
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
 
 
 async def upload(

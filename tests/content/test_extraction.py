@@ -13,6 +13,7 @@ from fpdf import FPDF
 
 from lyceum.content.extraction import (
     ExtractionError,
+    Limits,
     Section,
     extract,
     extract_docx,
@@ -20,8 +21,11 @@ from lyceum.content.extraction import (
     extract_pdf,
     extract_text,
     normalise_text,
+    read_upload,
 )
 from lyceum.content.filetypes import FileKind
+from lyceum.kit.sandbox import Sandbox
+from tests.content.helpers import blank_pdf
 
 PAGE_TWO_SENTENCE = "Mitochondria convert nutrients into adenosine triphosphate for the cell."
 
@@ -57,7 +61,7 @@ def _docx_bytes(document: object) -> bytes:
 
 
 def test_pdf_pages_become_sections_numbered_from_one() -> None:
-    sections = extract_pdf(_three_page_pdf())
+    sections = extract_pdf(_three_page_pdf()).sections
     assert [section.page for section in sections] == [1, 2, 3]
     assert all(section.heading_path == () for section in sections)
     assert "cell theory" in sections[0].text
@@ -69,7 +73,7 @@ def test_pdf_pages_become_sections_numbered_from_one() -> None:
 
 
 def test_pdf_pages_without_text_are_skipped_but_keep_numbering() -> None:
-    sections = extract_pdf(_pdf("First page.", "", "Third page."))
+    sections = extract_pdf(_pdf("First page.", "", "Third page.")).sections
     assert [(section.page, section.text) for section in sections] == [
         (1, "First page."),
         (3, "Third page."),
@@ -94,7 +98,8 @@ def test_a_pdf_with_only_an_owner_password_is_read() -> None:
     pdf.add_page()
     pdf.multi_cell(0, 8, "Printing is restricted, reading is not.")
     pdf.set_encryption(owner_password="owner")
-    assert extract_pdf(bytes(pdf.output()))[0].text == "Printing is restricted, reading is not."
+    text = extract_pdf(bytes(pdf.output())).sections[0].text
+    assert text == "Printing is restricted, reading is not."
 
 
 @pytest.mark.parametrize(
@@ -118,7 +123,7 @@ def _damaged(data: bytes, seed: int) -> bytes:
 
 def _outcome(kind: FileKind, data: bytes) -> list[Section] | ExtractionError:
     try:
-        return extract(kind, data)
+        return extract(kind, data).sections
     except ExtractionError as error:
         return error
 
@@ -160,7 +165,7 @@ def test_docx_headings_build_heading_paths_and_tables_stay_in_their_section() ->
     document.add_heading("Genetics", level=1)
     document.add_paragraph("DNA carries\ninformation.")
 
-    sections = extract_docx(_docx_bytes(document))
+    sections = extract_docx(_docx_bytes(document)).sections
 
     assert [section.heading_path for section in sections] == [
         (),
@@ -184,7 +189,7 @@ def test_docx_merged_cells_are_read_once() -> None:
     merged = table.cell(0, 0).merge(table.cell(0, 1))
     merged.text = "Wide cell"
     table.cell(0, 2).text = "Narrow"
-    assert extract_docx(_docx_bytes(document))[0].text == "Wide cell | Narrow"
+    assert extract_docx(_docx_bytes(document)).sections[0].text == "Wide cell | Narrow"
 
 
 def test_a_docx_bomb_is_refused_by_extraction_too() -> None:
@@ -277,14 +282,14 @@ def test_markdown_without_text_has_no_sections() -> None:
 
 def test_text_files_are_one_section_and_keep_vietnamese() -> None:
     data = "\ufeffBài học đầu tiên.\r\nHọc sinh viết\r\nchương trình.\r\n\r\nĐoạn hai.".encode()
-    assert extract_text(data) == [
+    assert extract_text(data).sections == [
         Section("Bài học đầu tiên. Học sinh viết chương trình.\n\nĐoạn hai.", (), None)
     ]
     assert extract(FileKind.text, data) == extract_text(data)
 
 
 def test_markdown_is_dispatched_after_decoding() -> None:
-    sections = extract(FileKind.markdown, "\ufeff# Tiêu đề\n\nNội dung.".encode())
+    sections = extract(FileKind.markdown, "\ufeff# Tiêu đề\n\nNội dung.".encode()).sections
     assert sections == [Section("Nội dung.", ("Tiêu đề",), None)]
 
 
@@ -295,7 +300,7 @@ def test_undecodable_text_raises_extraction_error() -> None:
 
 @pytest.mark.parametrize("kind", [FileKind.png, FileKind.jpeg, FileKind.webp])
 def test_images_have_nothing_to_index(kind: FileKind) -> None:
-    assert extract(kind, b"\x89PNG anything") == []
+    assert extract(kind, b"\x89PNG anything").sections == []
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -321,3 +326,71 @@ def test_images_have_nothing_to_index(kind: FileKind) -> None:
 )
 def test_normalise_text(raw: str, expected: str) -> None:
     assert normalise_text(raw) == expected
+
+
+# --- budgets -------------------------------------------------------------------------
+
+
+def test_an_essay_of_35000_empty_pages_is_refused_from_its_page_count() -> None:
+    """The page tree is never walked: the declared count is over the budget."""
+    with pytest.raises(ExtractionError) as caught:
+        extract_pdf(blank_pdf(35_000), Limits(max_pages=100, truncate=False))
+    assert caught.value.budget == "pages"
+    assert caught.value.message == "The PDF has 35,000 pages; at most 100 are accepted."
+
+
+def test_a_pdf_that_understates_its_pages_is_held_to_the_budget_too() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        extract_pdf(blank_pdf(300, declared=1), Limits(max_pages=100, truncate=False))
+    assert caught.value.budget == "pages"
+    assert "300 pages" in caught.value.message
+
+
+def test_a_course_file_is_read_up_to_the_page_budget_and_says_so() -> None:
+    document = extract_pdf(_pdf("One.", "Two.", "Three.", "Four.", "Five."), Limits(max_pages=2))
+    assert [(section.page, section.text) for section in document.sections] == [
+        (1, "One."),
+        (2, "Two."),
+    ]
+    assert document.page_count == 5
+    assert document.truncated == "Only the first 2 of 5 pages were read."
+
+
+def test_text_beyond_the_character_budget_is_cut_or_refused() -> None:
+    data = "\n\n".join(f"Paragraph {number} of the handout." for number in range(100)).encode()
+    whole = extract_text(data, Limits(max_chars=10_000))
+    assert whole.truncated is None
+    cut = extract_text(data, Limits(max_chars=200))
+    assert cut.truncated == "Only the first 200 characters were read."
+    assert cut.sections[0].text.startswith("Paragraph 0 of the handout.")
+    assert len(cut.sections[0].text) <= 200
+    assert cut.sections[0].text.endswith("of the handout.")  # cut at a line break
+    with pytest.raises(ExtractionError) as caught:
+        extract_text(data, Limits(max_chars=200, truncate=False))
+    assert caught.value.budget == "text"
+
+
+def test_pdf_and_word_text_count_against_the_character_budget() -> None:
+    pdf = extract_pdf(_pdf("A" * 50 + " first.", "Second page text."), Limits(max_chars=30))
+    assert sum(len(section.text) for section in pdf.sections) == 30
+    assert pdf.truncated == "Only the first 30 characters of text were read, up to page 1 of 2."
+    document = Document()
+    for number in range(20):
+        document.add_paragraph(f"Paragraph {number} of the essay.")
+    with pytest.raises(ExtractionError) as caught:
+        extract_docx(_docx_bytes(document), Limits(max_chars=100, truncate=False))
+    assert caught.value.budget == "text"
+
+
+async def test_reading_that_takes_too_long_is_stopped() -> None:
+    sandbox = Sandbox(processes=1, memory_bytes=1024 * 1024 * 1024)
+    try:
+        with pytest.raises(ExtractionError) as caught:
+            await read_upload(sandbox, FileKind.pdf, blank_pdf(35_000), Limits(), 0.01)
+        assert caught.value.budget == "time"
+        assert "took longer than 0.01 seconds" in caught.value.message
+        # The sandbox goes on reading the next file.
+        document = await read_upload(sandbox, FileKind.pdf, _three_page_pdf(), Limits(), 60)
+        assert [section.page for section in document.sections] == [1, 2, 3]
+    finally:
+        sandbox.close()

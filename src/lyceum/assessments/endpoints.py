@@ -438,7 +438,12 @@ async def submit_essay(
     status_code=status.HTTP_201_CREATED,
     summary="Submit an essay as a PDF or Word (.docx) file (enrolled learners, once)",
     description="Up to ESSAY_UPLOAD_MAX_BYTES; the file's name and content must agree and "
-    "its text is extracted; the same rules as a text submission then apply.",
+    "its text is extracted; the same rules as a text submission then apply. Reading the "
+    "file is bounded: more than ESSAY_MAX_PAGES pages, or more text than an essay can "
+    "hold, is refused with 413; a file that takes longer than "
+    "ESSAY_EXTRACTION_TIMEOUT_SECONDS to read (or more memory than SANDBOX_MEMORY_MB) with "
+    "422. Essay uploads are limited per learner to ESSAY_UPLOAD_RATE_LIMIT (429 with "
+    "Retry-After beyond).",
 )
 async def submit_essay_file(
     assignment_id: uuid.UUID,
@@ -448,12 +453,16 @@ async def submit_essay_file(
     runtime: RuntimeDep,
     response: Response,
 ) -> schemas.MySubmission:
-    limit = runtime.settings.essay_upload_max_bytes
+    settings = runtime.settings
+    await runtime.rate_limiter.check(
+        settings.essay_upload_rate_limit, "upload-essay", str(caller.id)
+    )
+    limit = settings.essay_upload_max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", field="body.file")
     assignment, submission = await service.submit_file(
-        caller, assignment_id, data, file.filename or ""
+        caller, assignment_id, data, file.filename or "", runtime.sandbox
     )
     response.headers["Location"] = f"{API}/assignments/{assignment.id}/submissions/me"
     return views.my_submission(assignment, submission)

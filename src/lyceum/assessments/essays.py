@@ -23,11 +23,12 @@ from lyceum.assessments.repository import AssessmentRepository
 from lyceum.assessments.scoring import ScoringInput
 from lyceum.assessments.service import audit, check_instants, check_placement, readable_by
 from lyceum.config import Settings
-from lyceum.content.extraction import ExtractionError, extract
+from lyceum.content.extraction import ExtractionError, Limits, read_upload
 from lyceum.content.filetypes import FIELD, FileKind, inspect_upload
 from lyceum.courses.service import CourseService
-from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from lyceum.kit.events import emit
+from lyceum.kit.sandbox import Sandbox
 from lyceum.learning.service import complete_if_done
 from lyceum.models.assessments import (
     Assignment,
@@ -39,6 +40,9 @@ from lyceum.models.courses import Course
 from lyceum.models.identity import User
 
 ESSAY_FILE_KINDS = {FileKind.pdf, FileKind.docx}
+# More text than an essay file may hold: several times the longest essay an assignment
+# may ask for (20,000 words), room for notes and a bibliography.
+ESSAY_MAX_CHARS = 500_000
 
 
 def rubric_document(rubric: schemas.RubricIn, points: float) -> dict[str, Any]:
@@ -364,8 +368,11 @@ class EssayService:
         )
 
     async def submit_file(
-        self, caller: User, assignment_id: uuid.UUID, data: bytes, filename: str
+        self, caller: User, assignment_id: uuid.UUID, data: bytes, filename: str, sandbox: Sandbox
     ) -> tuple[Assignment, EssaySubmission]:
+        """The file's text is read while the learner waits, so within budgets: in the
+        sandbox (time, memory, off the serving process), at most ESSAY_MAX_PAGES pages and
+        ESSAY_MAX_CHARS characters; beyond any of them the upload is refused."""
         assignment, penalty, days = await self._open_for(caller, assignment_id)
         inspected = await asyncio.to_thread(inspect_upload, data, filename)
         if inspected.kind not in ESSAY_FILE_KINDS:
@@ -374,11 +381,18 @@ class EssayService:
                 field=FIELD,
                 slug="unsupported-file",
             )
+        limits = Limits(
+            max_pages=self.settings.essay_max_pages, max_chars=ESSAY_MAX_CHARS, truncate=False
+        )
+        seconds = self.settings.essay_extraction_timeout_seconds
         try:
-            sections = await asyncio.to_thread(extract, inspected.kind, data)
+            document = await read_upload(sandbox, inspected.kind, data, limits, seconds)
         except ExtractionError as error:
-            raise Invalid(error.message, field=FIELD, slug="unreadable-file") from None
-        text = "\n\n".join(section.text for section in sections).strip()
+            if error.budget in {"pages", "text"}:
+                raise PayloadTooLarge(error.message, field=FIELD, slug="essay-too-long") from None
+            slug = "unreadable-file" if error.budget is None else "extraction-limit"
+            raise Invalid(error.message, field=FIELD, slug=slug) from None
+        text = "\n\n".join(section.text for section in document.sections).strip()
         if not text:
             raise Invalid("The file has no text to grade.", field=FIELD, slug="unreadable-file")
         return assignment, await self._store(

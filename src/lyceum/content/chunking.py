@@ -5,13 +5,16 @@ one heading) and is built from whole sentences where possible; the overlap keeps
 thought that straddles two chunks findable from either. Token counts come from the
 caller (the embedding model's tokenizer in production) and are assumed additive over
 whitespace-joined pieces, which holds for word-piece tokenizers.
+
+Chunks are made lazily (`iter_chunks`): a caller that keeps only the first N chunks of
+a long document pays for reading only that far.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -29,15 +32,20 @@ class Chunk:
     page: int | None
     ordinal: int
     token_count: int
+    # How far into the document (characters of its sections' text, in reading order)
+    # this chunk reaches; whitespace the splitting dropped is not counted.
+    end: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """A sentence (or a piece of an over-long one) and how it joins the text before it."""
+    """A sentence (or a piece of an over-long one), how it joins the text before it, and
+    where it ends in its section (characters)."""
 
     text: str
     tokens: int
     separator: str
+    end: int
 
 
 def word_token_counter(text: str) -> int:
@@ -97,26 +105,29 @@ def _split_sentence(sentence: str, limit: int, count: TokenCounter) -> list[tupl
     return pieces
 
 
-def _units(text: str, count: TokenCounter, target: int, maximum: int) -> list[_Unit]:
+def _units(text: str, count: TokenCounter, target: int, maximum: int) -> Iterator[_Unit]:
     """Paragraphs, then lines (kept for lists and code), then sentences."""
-    units: list[_Unit] = []
+    first = True
+    end = 0
     for paragraph in re.split(r"\n\s*\n", text):
         for line_number, line in enumerate(paragraph.split("\n")):
             indent = line[: len(line) - len(line.lstrip())]  # code keeps its indentation
             for sentence_number, sentence in enumerate(_sentences(line)):
-                if not units:
+                if first:
                     separator = ""
                 elif sentence_number > 0:
                     separator = " "
                 else:
                     separator = ("\n" if line_number > 0 else "\n\n") + indent
+                first = False
                 tokens = count(sentence)
                 pieces = [(sentence, tokens)]
                 if tokens > maximum:
                     pieces = _split_sentence(sentence, target, count)
                 for index, (piece, piece_tokens) in enumerate(pieces):
-                    units.append(_Unit(piece, piece_tokens, separator if index == 0 else " "))
-    return units
+                    joiner = separator if index == 0 else " "
+                    end += len(joiner) + len(piece)
+                    yield _Unit(piece, piece_tokens, joiner, end)
 
 
 def _overlap(chunk: Sequence[_Unit], budget: int, count: TokenCounter) -> list[_Unit]:
@@ -140,45 +151,48 @@ def _overlap(chunk: Sequence[_Unit], budget: int, count: TokenCounter) -> list[_
     if not kept:
         return []
     text = " ".join(kept)
-    return [_Unit(text, count(text), " ")]
+    return [_Unit(text, count(text), " ", chunk[-1].end)]
 
 
 def _pack(
-    units: Sequence[_Unit], target: int, maximum: int, overlap: int, count: TokenCounter
-) -> list[list[_Unit]]:
+    units: Iterable[_Unit], target: int, maximum: int, overlap: int, count: TokenCounter
+) -> Iterator[list[_Unit]]:
     """Fill each chunk to `target` without passing `maximum`, each one starting with the
-    previous chunk's tail."""
-    chunks: list[list[_Unit]] = []
-    repeated: list[int] = []  # how many leading units of each chunk are overlap
-    position = 0
-    while position < len(units):
-        current = _overlap(chunks[-1], overlap, count) if chunks else []
+    previous chunk's tail. Reads `units` only as far as the chunks asked for need."""
+    pending = iter(units)
+    upcoming = next(pending, None)
+    # The last chunk made is held back until the next one exists: a scrap at the very
+    # end repeats it more than it adds, and is folded into it instead.
+    previous: list[_Unit] | None = None
+    while upcoming is not None:
+        current = _overlap(previous, overlap, count) if previous else []
         total = sum(unit.tokens for unit in current)
         # The overlap gives way when the next sentence would not fit beside it.
-        while current and total + units[position].tokens > maximum:
+        while current and total + upcoming.tokens > maximum:
             total -= current.pop(0).tokens
-        repeated.append(len(current))
+        repeated = len(current)
         first = True
-        while position < len(units) and total < target:
-            unit = units[position]
-            if not first and total + unit.tokens > maximum:
+        while upcoming is not None and total < target:
+            if not first and total + upcoming.tokens > maximum:
                 break
-            current.append(unit)
-            total += unit.tokens
-            position += 1
+            current.append(upcoming)
+            total += upcoming.tokens
+            upcoming = next(pending, None)
             first = False
-        chunks.append(current)
-    # A scrap at the end repeats the previous chunk more than it adds; fold it in.
-    if len(chunks) > 1:
-        previous, new = chunks[-2], chunks[-1][repeated[-1] :]
-        new_tokens = sum(unit.tokens for unit in new)
-        if (
-            new_tokens < MIN_TAIL_TOKENS
-            and sum(unit.tokens for unit in previous) + new_tokens <= maximum
-        ):
-            chunks[-2] = previous + new
-            chunks.pop()
-    return chunks
+        if previous is not None:
+            new = current[repeated:]
+            new_tokens = sum(unit.tokens for unit in new)
+            if (
+                upcoming is None
+                and new_tokens < MIN_TAIL_TOKENS
+                and sum(unit.tokens for unit in previous) + new_tokens <= maximum
+            ):
+                yield previous + new
+                return
+            yield previous
+        previous = current
+    if previous is not None:
+        yield previous
 
 
 def _join(units: Iterable[_Unit]) -> str:
@@ -186,6 +200,42 @@ def _join(units: Iterable[_Unit]) -> str:
     for unit in units:
         parts.append((unit.separator if parts else "") + unit.text)
     return "".join(parts)
+
+
+def iter_chunks(
+    sections: Iterable[Section],
+    count_tokens: TokenCounter,
+    *,
+    target: int = 300,
+    maximum: int = 400,
+    overlap: int = 50,
+) -> Iterator[Chunk]:
+    """Chunks of about `target` tokens, never above `maximum`, numbered across the
+    whole document in reading order, made as they are asked for."""
+    if not 0 < target <= maximum or not 0 <= overlap < target:
+        raise ValueError("need 0 < target <= maximum and 0 <= overlap < target")
+    return _chunks(sections, count_tokens, target, maximum, overlap)
+
+
+def _chunks(
+    sections: Iterable[Section], count_tokens: TokenCounter, target: int, maximum: int, overlap: int
+) -> Iterator[Chunk]:
+    ordinal = 0
+    start = 0  # where the current section begins in the document
+    for section in sections:
+        units = _units(section.text, count_tokens, target, maximum)
+        for packed in _pack(units, target, maximum, overlap, count_tokens):
+            text = _join(packed)
+            yield Chunk(
+                text=text,
+                heading_path=section.heading_path,
+                page=section.page,
+                ordinal=ordinal,
+                token_count=count_tokens(text),
+                end=start + packed[-1].end,
+            )
+            ordinal += 1
+        start += len(section.text)
 
 
 def chunk_sections(
@@ -196,22 +246,7 @@ def chunk_sections(
     maximum: int = 400,
     overlap: int = 50,
 ) -> list[Chunk]:
-    """Chunks of about `target` tokens, never above `maximum`, numbered across the
-    whole document in reading order."""
-    if not 0 < target <= maximum or not 0 <= overlap < target:
-        raise ValueError("need 0 < target <= maximum and 0 <= overlap < target")
-    chunks: list[Chunk] = []
-    for section in sections:
-        units = _units(section.text, count_tokens, target, maximum)
-        for packed in _pack(units, target, maximum, overlap, count_tokens):
-            text = _join(packed)
-            chunks.append(
-                Chunk(
-                    text=text,
-                    heading_path=section.heading_path,
-                    page=section.page,
-                    ordinal=len(chunks),
-                    token_count=count_tokens(text),
-                )
-            )
-    return chunks
+    """Every chunk of `sections` (see `iter_chunks`)."""
+    return list(
+        iter_chunks(sections, count_tokens, target=target, maximum=maximum, overlap=overlap)
+    )

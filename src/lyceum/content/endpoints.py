@@ -31,6 +31,8 @@ async def content_service(
         session,
         courses,
         storage=runtime.storage,
+        sandbox=runtime.sandbox,
+        image_max_pixels=settings.image_max_pixels,
         signer=DownloadSigner(settings.secret_key_value()),
         public_base_url=settings.base_url(),
         link_ttl_seconds=settings.download_url_ttl_seconds,
@@ -55,10 +57,15 @@ FILES = "/courses/{course_id:uuid}/files"
     summary="Upload a course file (instructors and admins)",
     description="PDF, DOCX, PNG, JPEG, WebP, plain text or Markdown, up to MAX_UPLOAD_BYTES "
     "(10 MB by default; larger uploads are refused with 413 while they stream in). The "
-    "extension and the file's content must agree. Images are re-encoded without metadata "
-    "and get a thumbnail. The file starts `pending`; its text is extracted and indexed by "
-    "a job, after which it is `ready` (or `failed`, with a reason). Uploading bytes the "
-    "course already has returns the existing file with 200 and `duplicate: true`.",
+    "extension and the file's content must agree. Images (at most IMAGE_MAX_PIXELS) are "
+    "re-encoded without metadata and get a thumbnail. The file starts `pending`; its text "
+    "is extracted and indexed by a job (`progress` shows how far it is), after which it is "
+    "`ready` (or `failed`, with a reason). A file longer than the indexing budgets "
+    "(EXTRACTION_MAX_PAGES pages, INGEST_MAX_CHUNKS passages) is indexed up to them: it "
+    "ends `ready` with `truncated: true` and a `notice` saying how far. Uploading bytes "
+    "the course already has returns the existing file with 200 and `duplicate: true`. "
+    "Uploads and re-index requests are limited per user to FILE_UPLOAD_RATE_LIMIT (429 "
+    "with Retry-After beyond).",
     responses={200: {"model": schemas.UploadResult, "description": "Already uploaded."}},
 )
 async def upload_file(
@@ -70,8 +77,10 @@ async def upload_file(
     runtime: RuntimeDep,
     response: Response,
 ) -> schemas.UploadResult:
+    settings = runtime.settings
+    await runtime.rate_limiter.check(settings.file_upload_rate_limit, "upload-file", str(caller.id))
     course = await courses.editable_course(course_id, caller)
-    limit = runtime.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", field="body.file")
@@ -122,6 +131,7 @@ async def delete_file(
     FILES + "/{file_id:uuid}/reindex",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Extract and index the file again (instructors and admins)",
+    description="Counts against FILE_UPLOAD_RATE_LIMIT like an upload: indexing costs the same.",
 )
 async def reindex_file(
     course_id: uuid.UUID,
@@ -129,7 +139,11 @@ async def reindex_file(
     caller: CurrentUser,
     service: Content,
     courses: Courses,
+    runtime: RuntimeDep,
 ) -> schemas.CourseFileOut:
+    await runtime.rate_limiter.check(
+        runtime.settings.file_upload_rate_limit, "upload-file", str(caller.id)
+    )
     course = await courses.editable_course(course_id, caller)
     access = await service.material_access(course.id, caller)
     return file_out(await service.reindex(await service.file(access, file_id)))

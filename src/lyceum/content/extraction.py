@@ -2,7 +2,10 @@
 from (page, heading path) so answers can cite it.
 
 Parsers of untrusted files fail in many ways; every failure leaves here as
-ExtractionError, whose message is shown to the uploader as the reason.
+ExtractionError, whose message is shown to the uploader as the reason. What reading a
+file may cost is bounded three ways: `Limits` (pages, characters of text) inside the
+parsers, and time and memory by running them in the sandbox (`read_upload`), never in
+the serving process.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import docx
 from docx.table import Table
@@ -20,6 +23,7 @@ from pypdf import PasswordType, PdfReader
 
 from lyceum.content.filetypes import FileKind, check_docx_archive
 from lyceum.kit.errors import Invalid
+from lyceum.kit.sandbox import Sandbox, SandboxCrashed, SandboxOutOfMemory, SandboxTimeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +33,67 @@ class Section:
     page: int | None
 
 
-class ExtractionError(Exception):
-    """The file's text could not be read; the message is meant for the uploader."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What reading one file may cost. A course file longer than this is read up to the
+    limit (`truncate`, and the document says so); an essay is refused."""
 
-    def __init__(self, message: str) -> None:
+    max_pages: int | None = None
+    max_chars: int | None = None
+    truncate: bool = True
+
+
+UNLIMITED = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    sections: list[Section]
+    page_count: int | None = None  # PDFs: pages in the file, read or not
+    truncated: str | None = None  # why only the start of the file was read
+
+
+Budget = Literal["pages", "text", "time", "memory"]
+
+
+class ExtractionError(Exception):
+    """The file's text could not be read; the message is meant for the uploader.
+    `budget`: which limit reading it would exceed (None: the file is unreadable)."""
+
+    def __init__(self, message: str, *, budget: Budget | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.budget = budget
+
+
+class _Budget:
+    """Characters of text kept so far, against `Limits.max_chars`."""
+
+    def __init__(self, limits: Limits, what: str) -> None:
+        self.limits = limits
+        self.what = what
+        self.used = 0
+        self.exhausted = False
+
+    def take(self, text: str) -> str:
+        """`text`, or as much of it as the budget still allows (refusing if it must
+        not truncate)."""
+        limit = self.limits.max_chars
+        if limit is None or self.used + len(text) <= limit:
+            self.used += len(text)
+            return text
+        if not self.limits.truncate:
+            raise ExtractionError(
+                f"The {self.what} holds more than {limit:,} characters of text.",
+                budget="text",
+            )
+        kept = text[: limit - self.used]
+        self.used = limit
+        self.exhausted = True
+        return kept
+
+    def note(self) -> str:
+        return f"Only the first {self.limits.max_chars:,} characters of text were read."
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -114,24 +173,59 @@ def _clean_code(text: str) -> str:
 # --- PDF -------------------------------------------------------------------------------
 
 
-def extract_pdf(data: bytes) -> list[Section]:
+def _declared_pages(reader: PdfReader) -> int | None:
+    """The page count the document states (/Root /Pages /Count), read without walking
+    the page tree; a hostile file may lie, so it only serves to refuse early."""
+    try:
+        root: Any = reader.trailer["/Root"]
+        count = root["/Pages"]["/Count"]
+    except Exception:
+        return None
+    return int(count) if isinstance(count, int) else None
+
+
+def _page_budget(limits: Limits, pages: int, what: str) -> int:
+    if limits.max_pages is None or pages <= limits.max_pages:
+        return pages
+    if not limits.truncate:
+        raise ExtractionError(
+            f"The {what} has {pages:,} pages; at most {limits.max_pages:,} are accepted.",
+            budget="pages",
+        )
+    return limits.max_pages
+
+
+def extract_pdf(data: bytes, limits: Limits = UNLIMITED) -> Document:
     """One section per page with text; page numbers are 1-based like a PDF viewer's."""
     sections: list[Section] = []
+    budget = _Budget(limits, "PDF")
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise ExtractionError("The PDF could not be read: it is password-protected.")
-        for number, page in enumerate(reader.pages, start=1):
-            text = normalise_text(page.extract_text() or "")
+        declared = _declared_pages(reader)
+        if declared is not None:
+            _page_budget(limits, declared, "PDF")
+        total = len(reader.pages)
+        readable = _page_budget(limits, total, "PDF")
+        for number in range(1, readable + 1):
+            text = budget.take(normalise_text(reader.pages[number - 1].extract_text() or ""))
             if text:
                 sections.append(Section(text=text, heading_path=(), page=number))
+            if budget.exhausted:
+                break
     except ExtractionError:
         raise
     except Exception as error:  # pypdf reports damaged files with many exception types.
         raise ExtractionError(f"The PDF could not be read: {_reason(error)}") from error
     if not sections:
         raise ExtractionError("The PDF has no extractable text (is it a scanned image?)")
-    return sections
+    truncated = None
+    if budget.exhausted:
+        truncated = f"{budget.note()[:-1]}, up to page {sections[-1].page} of {total}."
+    elif readable < total:
+        truncated = f"Only the first {readable:,} of {total:,} pages were read."
+    return Document(sections, page_count=total, truncated=truncated)
 
 
 def _reason(error: Exception) -> str:
@@ -197,29 +291,34 @@ def _table_rows(table: Any) -> Iterator[str]:
             yield " | ".join(cells)
 
 
-def extract_docx(data: bytes) -> list[Section]:
+def extract_docx(data: bytes, limits: Limits = UNLIMITED) -> Document:
     """Sections follow the document's heading styles; tables stay where they appear."""
     try:
         check_docx_archive(data)
     except Invalid as refused:
         raise ExtractionError(refused.detail) from None
+    budget = _Budget(limits, "Word document")
     try:
         document = docx.Document(io.BytesIO(data))
         builder = _SectionBuilder()
         for block in document.iter_inner_content():
             if isinstance(block, Table):
-                builder.add("\n".join(_table_rows(block)))
-                continue
-            text = normalise_text(block.text)
-            level = _heading_level(block.style.name if block.style is not None else None)
-            if level is not None and text:
-                builder.heading(level, text.replace("\n", " "))
+                builder.add(budget.take("\n".join(_table_rows(block))))
             else:
-                builder.add(text)
+                text = normalise_text(block.text)
+                level = _heading_level(block.style.name if block.style is not None else None)
+                if level is not None and text:
+                    builder.heading(level, budget.take(text.replace("\n", " ")))
+                else:
+                    builder.add(budget.take(text))
+            if budget.exhausted:
+                break
         builder.flush()
+    except ExtractionError:
+        raise
     except Exception as error:  # python-docx, lxml and zipfile each raise their own types.
         raise ExtractionError(f"The Word document could not be read: {_reason(error)}") from error
-    return builder.sections
+    return Document(builder.sections, truncated=budget.note() if budget.exhausted else None)
 
 
 # --- Markdown and plain text -----------------------------------------------------------
@@ -293,29 +392,63 @@ def extract_markdown(text: str) -> list[Section]:
     return builder.sections
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, limits: Limits) -> tuple[str, str | None]:
+    """The text (cut at `limits.max_chars`, at a line break when there is one close to
+    it) and, if it was cut, why."""
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ExtractionError(f"The text file is not valid UTF-8: {error.reason}.") from None
+    limit = limits.max_chars
+    if limit is None or len(text) <= limit:
+        return text, None
+    if not limits.truncate:
+        raise ExtractionError(f"The text file holds more than {limit:,} characters.", budget="text")
+    cut = text.rfind("\n", max(0, limit - max(limit // 10, 1000)), limit)
+    return text[: cut if cut > 0 else limit], f"Only the first {limit:,} characters were read."
 
 
-def extract_text(data: bytes) -> list[Section]:
+def extract_text(data: bytes, limits: Limits = UNLIMITED) -> Document:
     """Plain text has no structure to keep: one section."""
-    text = normalise_text(_decode(data))
-    return [Section(text=text, heading_path=(), page=None)] if text else []
+    raw, truncated = _decode(data, limits)
+    text = normalise_text(raw)
+    sections = [Section(text=text, heading_path=(), page=None)] if text else []
+    return Document(sections, truncated=truncated)
 
 
-def extract(kind: FileKind, data: bytes) -> list[Section]:
-    """The sections of an accepted upload; images have no text to index."""
+def extract(kind: FileKind, data: bytes, limits: Limits = UNLIMITED) -> Document:
+    """The sections of an accepted upload; images have no text to index. CPU work on
+    untrusted bytes without a time limit: from a request or a job use `read_upload`."""
     match kind:
         case FileKind.pdf:
-            return extract_pdf(data)
+            return extract_pdf(data, limits)
         case FileKind.docx:
-            return extract_docx(data)
+            return extract_docx(data, limits)
         case FileKind.markdown:
-            return extract_markdown(_decode(data))
+            raw, truncated = _decode(data, limits)
+            return Document(extract_markdown(raw), truncated=truncated)
         case FileKind.text:
-            return extract_text(data)
+            return extract_text(data, limits)
         case FileKind.png | FileKind.jpeg | FileKind.webp:
-            return []
+            return Document([])
+
+
+async def read_upload(
+    sandbox: Sandbox, kind: FileKind, data: bytes, limits: Limits, seconds: float
+) -> Document:
+    """`extract` in the sandbox: within `seconds` and the sandbox's memory limit, off
+    the serving process. Every way it can fail is an ExtractionError."""
+    try:
+        return await sandbox.run(seconds, extract, kind, data, limits)
+    except SandboxTimeout:
+        raise ExtractionError(
+            f"Reading the file took longer than {seconds:g} seconds, so it was stopped.",
+            budget="time",
+        ) from None
+    except SandboxOutOfMemory as error:
+        raise ExtractionError(
+            f"Reading the file needs more than {error.limit_bytes // (1024 * 1024)} MiB of memory.",
+            budget="memory",
+        ) from None
+    except SandboxCrashed:
+        raise ExtractionError("The file could not be read: its parser crashed.") from None

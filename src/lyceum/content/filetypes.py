@@ -3,8 +3,10 @@
 An upload is accepted only when its extension and its content agree, so a renamed
 executable or an SVG (script in an image) never reaches storage. Word files are checked
 as archives first, from the zip's central directory alone, so a zip bomb is refused
-without being decompressed. Images are re-encoded from their pixels so no metadata
-(EXIF, GPS) survives. Everything here is CPU work: call it in a thread.
+without being decompressed. Images are re-encoded from their pixels (kit.images) so no
+metadata (EXIF, GPS) survives. Everything here is CPU work: the checks on names and
+magic bytes are cheap enough for a thread; `prepare_image` decodes untrusted pixels and
+runs in the sandbox (kit.sandbox).
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from enum import StrEnum
 from typing import Final
 
 import filetype
-from PIL import Image, ImageOps
 
 from lyceum.kit.errors import Invalid
-from lyceum.kit.images import MAX_PIXELS
+from lyceum.kit.images import DEFAULT_MAX_PIXELS, reencode_image
 
 FIELD: Final = "body.file"
 MAX_FILENAME_LENGTH: Final = 200
@@ -298,55 +299,24 @@ def inspect_upload(data: bytes, filename: str) -> Inspected:
 # --- images ----------------------------------------------------------------------------
 
 
-def _encode(image: Image.Image, image_format: str, quality: int) -> bytes:
-    output = io.BytesIO()
-    if image_format == "PNG":
-        image.save(output, format="PNG")
-    else:
-        image.save(output, format=image_format, quality=quality)
-    return output.getvalue()
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in {"RGBA", "LA", "PA", "La", "RGBa"} or "transparency" in image.info
-
-
-def prepare_image(data: bytes, kind: FileKind) -> tuple[bytes, bytes, str]:
-    """(clean image, WebP thumbnail, content type), rebuilt from the pixels alone.
-
-    Orientation from EXIF is applied to the pixels before the metadata is dropped, so
-    photos stay upright. The aspect ratio is kept; only oversized images shrink.
-    """
+def prepare_image(
+    data: bytes, kind: FileKind, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[bytes, bytes, str]:
+    """(clean image, WebP thumbnail, content type), rebuilt from the pixels alone within
+    the pixel budget (kit.images). Orientation from EXIF is applied to the pixels before
+    the metadata is dropped, so photos stay upright. The aspect ratio is kept; only
+    oversized images shrink."""
     image_format = _IMAGE_FORMATS.get(kind)
     if image_format is None:
         raise ValueError(f"{kind} is not an image kind")
-    try:
-        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise Invalid(
-                    f"The image is too large: {image.width}x{image.height} pixels.",
-                    field=FIELD,
-                    slug="image-too-large",
-                )
-            keep_alpha = image_format != "JPEG" and _has_alpha(image)
-            upright = ImageOps.exif_transpose(image).convert("RGBA" if keep_alpha else "RGB")
-    except Invalid:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Invalid(
-            "The image is too large in pixels.", field=FIELD, slug="image-too-large"
-        ) from None
-    except Exception:  # Pillow signals malformed input with many exception types.
-        raise _unsupported("The file is not a readable image.") from None
-    # A fresh image holds pixels and nothing else: no EXIF, ICC, XMP or text chunks.
-    clean = Image.new(upright.mode, upright.size)
-    clean.paste(upright)
-    clean.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE), Image.Resampling.LANCZOS)
-    thumbnail = clean.copy()
-    thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     quality = JPEG_QUALITY if image_format == "JPEG" else WEBP_QUALITY
-    return (
-        _encode(clean, image_format, quality),
-        _encode(thumbnail, "WEBP", THUMBNAIL_QUALITY),
-        CONTENT_TYPES[kind],
+    clean, thumbnail = reencode_image(
+        data,
+        image_format,
+        max_side=IMAGE_MAX_SIDE,
+        thumbnail_side=THUMBNAIL_SIDE,
+        quality=quality,
+        thumbnail_quality=THUMBNAIL_QUALITY,
+        max_pixels=max_pixels,
     )
+    return clean, thumbnail, CONTENT_TYPES[kind]

@@ -8,7 +8,21 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from lyceum.models.content import FileStatus
+from lyceum.models.content import FileStatus, IndexingPhase
+
+
+class IndexingProgress(BaseModel):
+    phase: IndexingPhase = Field(
+        description="scanning (virus scan), extracting (reading the text), embedding "
+        "(passages embedded and stored in batches)."
+    )
+    chunks_done: int = Field(description="Passages embedded and stored so far.")
+    chunks_total: int | None = Field(
+        default=None, description="Passages to index; known once the text has been read."
+    )
+    percent: int | None = Field(
+        default=None, ge=0, le=100, description="chunks_done of chunks_total, rounded down."
+    )
 
 
 class CourseFileOut(BaseModel):
@@ -24,6 +38,20 @@ class CourseFileOut(BaseModel):
         "Learners see ready files only."
     )
     failure_reason: str | None = None
+    progress: IndexingProgress | None = Field(
+        default=None,
+        description="While the file is `processing`: what the indexing job is doing and how "
+        "far it is. Null otherwise.",
+    )
+    truncated: bool = Field(
+        default=False,
+        description="True when the file is longer than the indexing budgets "
+        "(EXTRACTION_MAX_PAGES pages, INGEST_MAX_CHUNKS passages): only its start is "
+        "indexed, and `notice` says how far.",
+    )
+    notice: str | None = Field(
+        default=None, description="What the uploader should know about a `ready` file."
+    )
     page_count: int | None = Field(default=None, description="PDFs only.")
     chunk_count: int = Field(description="Indexed passages of text taken from the file.")
     has_thumbnail: bool

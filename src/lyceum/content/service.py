@@ -23,6 +23,8 @@ from lyceum.content.repository import WAITING, IndexingRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
+from lyceum.kit.images import in_sandbox
+from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Course
@@ -48,11 +50,26 @@ def file_out(file: CourseFile) -> schemas.CourseFileOut:
         sha256=file.sha256,
         status=file.status,
         failure_reason=file.failure_reason,
+        progress=_progress(file),
+        truncated=file.truncated,
+        notice=file.notice,
         page_count=file.page_count,
         chunk_count=file.chunk_count,
         has_thumbnail=file.thumbnail_key is not None,
         created_at=file.created_at,
         indexed_at=file.indexed_at,
+    )
+
+
+def _progress(file: CourseFile) -> schemas.IndexingProgress | None:
+    if file.status is not FileStatus.processing or file.indexing_phase is None:
+        return None
+    total = file.indexing_total
+    return schemas.IndexingProgress(
+        phase=file.indexing_phase,
+        chunks_done=file.indexing_done,
+        chunks_total=total,
+        percent=min(100, file.indexing_done * 100 // total) if total else None,
     )
 
 
@@ -86,6 +103,8 @@ class ContentService:
         courses: CourseService,
         *,
         storage: Storage,
+        sandbox: Sandbox,
+        image_max_pixels: int,
         signer: DownloadSigner,
         public_base_url: str,
         link_ttl_seconds: int,
@@ -94,6 +113,8 @@ class ContentService:
         self.session = session
         self.courses = courses
         self.storage = storage
+        self.sandbox = sandbox
+        self.image_max_pixels = image_max_pixels
         self.signer = signer
         self.public_base_url = public_base_url.rstrip("/")
         self.link_ttl_seconds = link_ttl_seconds
@@ -128,15 +149,16 @@ class ContentService:
         """Store an upload and queue its indexing. Returns (file, duplicate): the same
         bytes already in the course give back the existing file and store nothing."""
         inspected: Inspected = await asyncio.to_thread(inspect_upload, data, filename)
-        digest = hashlib.sha256(data).hexdigest()
+        # Hashing 10 MB takes tens of milliseconds: not on the event loop.
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         existing = await self._by_digest(course.id, digest)
         if existing is not None:
             return existing, True
 
         stored, thumbnail, content_type = data, None, inspected.content_type
         if inspected.kind.is_image:
-            stored, thumbnail, content_type = await asyncio.to_thread(
-                prepare_image, data, inspected.kind
+            stored, thumbnail, content_type = await in_sandbox(
+                self.sandbox, prepare_image, data, inspected.kind, self.image_max_pixels
             )
         base = f"courses/{course.id}/files/{uuid.uuid4().hex}"
         key = f"{base}{inspected.extension}"

@@ -1,5 +1,11 @@
 """Content jobs: index an uploaded file (scan, extract, chunk, embed) and re-index a
-lesson's text when it changes."""
+lesson's text when it changes.
+
+They run on the bulk `indexing` queue: in production on workers of their own, in the
+embedded mode in a child process of `lyceum serve` (kit.workerprocess), so embedding a
+textbook never slows the API down. A file's text is read in the sandbox under the
+extraction budgets, and its progress is written to the file's row as the job goes.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,15 @@ import uuid
 import structlog
 
 from lyceum.content.embedding import get_embedder
-from lyceum.content.extraction import ExtractionError
-from lyceum.content.indexing import index_file_bytes, index_lesson
+from lyceum.content.extraction import ExtractionError, read_upload
+from lyceum.content.filetypes import FileKind
+from lyceum.content.indexing import (
+    FileBudget,
+    drop_file_chunks,
+    index_file,
+    index_lesson,
+    record_progress,
+)
 from lyceum.content.repository import IndexingRepository
 from lyceum.content.scanner import scan
 from lyceum.kit.events import on
@@ -24,7 +37,7 @@ from lyceum.kit.jobs import (
     transaction,
 )
 from lyceum.kit.storage import delete_after_commit
-from lyceum.models.content import CourseFile, FileStatus
+from lyceum.models.content import CourseFile, FileStatus, IndexingPhase
 
 logger = structlog.get_logger("lyceum.content")
 
@@ -37,25 +50,46 @@ async def _set_status(
         if file is not None:
             file.status = status
             file.failure_reason = reason
+            file.indexing_phase = None
             if status is FileStatus.failed:
+                await drop_file_chunks(session, file_id)
                 file.chunk_count = 0
+                file.truncated = False
+                file.notice = None
+
+
+async def _progress(
+    runtime: Resources,
+    file_id: uuid.UUID,
+    phase: IndexingPhase,
+    done: int = 0,
+    total: int | None = None,
+) -> None:
+    async with transaction(runtime) as session:
+        await record_progress(session, file_id, phase, done, total)
 
 
 @task(name="lyceum.content.ingest_file", queue=Queue.indexing, pass_context=True)
 async def ingest_file(context: JobContext, file_id: str) -> None:
     """pending -> processing -> ready, or failed with a reason the uploader can read.
-    A file whose text cannot be extracted fails for good; anything else (storage or
-    scanner unreachable) is retried, and fails only when the retries run out."""
+    A file whose text cannot be read (or not within the budgets) fails for good;
+    anything else (storage or scanner unreachable) is retried, and fails only when the
+    retries run out."""
     identifier = uuid.UUID(file_id)
     runtime = resources(context)
     settings, storage = runtime.settings, runtime.storage
+    budget = FileBudget.of(settings)
     async with transaction(runtime) as session:
         file = await session.get(CourseFile, identifier)
         if file is None:
             return  # deleted meanwhile
         file.status = FileStatus.processing
         file.failure_reason = None
-        key, kind = file.storage_key, file.kind
+        file.indexing_phase = (
+            IndexingPhase.scanning if settings.clamd_url else IndexingPhase.extracting
+        )
+        file.indexing_done, file.indexing_total = 0, None
+        key, kind = file.storage_key, FileKind(file.kind)
     try:
         data = await storage.get(key)
         if data is None:
@@ -71,23 +105,41 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
                         delete_after_commit(
                             session, storage, infected.storage_key, infected.thumbnail_key
                         )
+                        await drop_file_chunks(session, identifier)
                         infected.status = FileStatus.failed
+                        infected.chunk_count = 0
+                        infected.indexing_phase = None
                         infected.failure_reason = (
                             f"The virus scanner rejected the file ({signature}); it was deleted."
                         )
                 return
-        embedder = await asyncio.to_thread(get_embedder)
+            await _progress(runtime, identifier, IndexingPhase.extracting)
         try:
-            async with transaction(runtime) as session:
-                file = await session.get(CourseFile, identifier, with_for_update=True)
-                if file is None:
-                    return
-                await index_file_bytes(session, file, data, embedder)
+            document = await read_upload(
+                runtime.sandbox, kind, data, budget.limits, budget.extraction_seconds
+            )
         except ExtractionError as error:
             logger.info("file_extraction_failed", file_id=file_id, kind=kind, reason=error.message)
             await _set_status(runtime, identifier, FileStatus.failed, error.message)
             return
-        logger.info("file_indexed", file_id=file_id, kind=kind)
+        del data  # only the text is needed from here on
+        # Loading the model takes seconds and memory; an image has no text to embed.
+        embedder = await asyncio.to_thread(get_embedder) if document.sections else None
+
+        async def progress(done: int, total: int) -> None:
+            await _progress(runtime, identifier, IndexingPhase.embedding, done, total)
+
+        async with transaction(runtime) as session:
+            # No row lock while the chunks are written: the progress updates above run
+            # in transactions of their own, and must not wait for this one.
+            file = await session.get(CourseFile, identifier)
+            if file is None:
+                return
+            await index_file(
+                session, file, document, embedder, max_chunks=budget.max_chunks, progress=progress
+            )
+            chunks, truncated = file.chunk_count, file.truncated
+        logger.info("file_indexed", file_id=file_id, kind=kind, chunks=chunks, truncated=truncated)
     except Exception:
         if is_last_attempt(context):
             await _set_status(

@@ -167,7 +167,13 @@ async def remove_instructor(
     await service.remove_co_instructor(course, caller, user_id)
 
 
-@courses.put("/{course_id:uuid}/cover", summary="Upload a cover image (stored as 1280x720 WebP)")
+@courses.put(
+    "/{course_id:uuid}/cover",
+    summary="Upload a cover image (stored as 1280x720 WebP)",
+    description="Up to twice AVATAR_MAX_BYTES and IMAGE_MAX_PIXELS (checked from the "
+    "image's header before decoding; 422 beyond). Image uploads (avatars and covers) are "
+    "limited per user to IMAGE_UPLOAD_RATE_LIMIT (429 with Retry-After beyond).",
+)
 async def put_cover(
     course_id: uuid.UUID,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WebP.")],
@@ -175,12 +181,19 @@ async def put_cover(
     service: Courses,
     runtime: RuntimeDep,
 ) -> schemas.CourseDetail:
+    settings = runtime.settings
+    await runtime.rate_limiter.check(
+        settings.image_upload_rate_limit, "upload-image", str(caller.id)
+    )
     course = await service.editable_course(course_id, caller, for_update=True)
-    limit = runtime.settings.avatar_max_bytes * 2
+    limit = settings.avatar_max_bytes * 2
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise Invalid(f"The image exceeds {limit} bytes.", field="body.file")
-    return await service.detail(await service.set_cover(course, data, runtime.storage))
+    covered = await service.set_cover(
+        course, data, runtime.storage, runtime.sandbox, settings.image_max_pixels
+    )
+    return await service.detail(covered)
 
 
 @courses.get(

@@ -3,7 +3,6 @@ catalog."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 import unicodedata
@@ -20,8 +19,9 @@ from lyceum.kit.cache import Cache, bump_after_commit, get_json, set_json, versi
 from lyceum.kit.db import after_commit
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from lyceum.kit.events import emit
-from lyceum.kit.images import normalise_image
+from lyceum.kit.images import fit_image, in_sandbox
 from lyceum.kit.pagination import PageParams
+from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.courses import Course, CourseStatus, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
@@ -323,8 +323,10 @@ class CourseService:
         await self.repo.remove_instructor(course.id, user_id)
         self.invalidate(course)
 
-    async def set_cover(self, course: Course, data: bytes, storage: Storage) -> Course:
-        encoded = await asyncio.to_thread(normalise_image, data, COVER_SIZE, "WEBP")
+    async def set_cover(
+        self, course: Course, data: bytes, storage: Storage, sandbox: Sandbox, max_pixels: int
+    ) -> Course:
+        encoded = await in_sandbox(sandbox, fit_image, data, COVER_SIZE, "WEBP", max_pixels)
         key = f"covers/{course.id}/{uuid.uuid4().hex}.webp"
         await put_for_transaction(self.session, storage, key, encoded, "image/webp")
         previous, course.cover_key = course.cover_key, key

@@ -249,6 +249,9 @@ async def update_me(
 @users.put(
     "/me/avatar",
     summary="Upload an avatar (PNG, JPEG or WebP; stored as a 256x256 PNG)",
+    description="Up to AVATAR_MAX_BYTES and IMAGE_MAX_PIXELS (checked from the image's "
+    "header before decoding; 422 beyond). Image uploads (avatars and covers) are limited "
+    "per user to IMAGE_UPLOAD_RATE_LIMIT (429 with Retry-After beyond).",
 )
 async def put_avatar(
     file: Annotated[UploadFile, File(description="The image.")],
@@ -256,11 +259,13 @@ async def put_avatar(
     service: Identity,
     runtime: RuntimeDep,
 ) -> schemas.UserOut:
-    limit = runtime.settings.avatar_max_bytes
+    settings = runtime.settings
+    await runtime.rate_limiter.check(settings.image_upload_rate_limit, "upload-image", str(user.id))
+    limit = settings.avatar_max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise Invalid(f"The image exceeds {limit} bytes.", field="body.file")
-    return user_out(await service.set_avatar(user, data), runtime.settings)
+    return user_out(await service.set_avatar(user, data, runtime.sandbox), settings)
 
 
 @users.delete(

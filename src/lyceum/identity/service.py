@@ -3,7 +3,6 @@ verification and reset tokens, profiles, and the admin's view of accounts."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import io
@@ -30,10 +29,11 @@ from lyceum.kit.errors import (
     Unauthorized,
 )
 from lyceum.kit.events import emit
-from lyceum.kit.images import normalise_image
+from lyceum.kit.images import fit_image, in_sandbox
 from lyceum.kit.pagination import PageParams
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.revocations import Ended, Revocation, Revocations
+from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.security import (
     SecretBox,
     TokenCodec,
@@ -532,12 +532,14 @@ class IdentityService:
         await self.session.flush()
         return user
 
-    async def set_avatar(self, user: User, data: bytes) -> User:
+    async def set_avatar(self, user: User, data: bytes, sandbox: Sandbox) -> User:
         if len(data) > self.settings.avatar_max_bytes:
             raise Invalid(
                 f"The image exceeds {self.settings.avatar_max_bytes} bytes.", field="body.file"
             )
-        encoded = await asyncio.to_thread(normalise_image, data, (AVATAR_SIZE, AVATAR_SIZE), "PNG")
+        size = (AVATAR_SIZE, AVATAR_SIZE)
+        max_pixels = self.settings.image_max_pixels
+        encoded = await in_sandbox(sandbox, fit_image, data, size, "PNG", max_pixels)
         key = f"avatars/{user.id}/{uuid.uuid4().hex}.png"
         await put_for_transaction(self.session, self.storage, key, encoded, "image/png")
         previous = user.avatar_key

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lyceum.kit.cache import Cache
     from lyceum.kit.mail import Mailer
     from lyceum.kit.ratelimit import RateLimiter
+    from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import Storage
 
 logger = structlog.get_logger("lyceum.jobs")
@@ -174,6 +175,8 @@ class Resources(Protocol):
     def storage(self) -> Storage: ...
     @property
     def mailer(self) -> Mailer: ...
+    @property
+    def sandbox(self) -> Sandbox: ...
 
 
 RESOURCES_KEY = "lyceum.resources"
@@ -271,8 +274,11 @@ async def run_worker(
     install_signal_handlers: bool = True,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     queues: Sequence[str] | None = None,
+    shutdown_graceful_timeout: float | None = None,
 ) -> None:
-    """Run jobs of `queues` (all when None) with `runtime` as their resources."""
+    """Run jobs of `queues` (all when None) with `runtime` as their resources. When
+    stopped, running jobs get `shutdown_graceful_timeout` seconds (None: as long as they
+    take) to finish; then they are aborted and retried later."""
     options: WorkerOptions = {
         "name": name,
         "concurrency": concurrency,
@@ -285,6 +291,8 @@ async def run_worker(
     }
     if queues:  # without `queues` the worker serves every queue
         options["queues"] = list(queues)
+    if shutdown_graceful_timeout is not None:
+        options["shutdown_graceful_timeout"] = shutdown_graceful_timeout
     await job_app.run_worker_async(**options)
 
 

@@ -1,5 +1,6 @@
 """Everything one process holds open: database, job pool, cache, rate limiter, storage,
-mailer, revocation announcements, and the embedded PostgreSQL server when no
+mailer, revocation announcements, the sandbox that parses uploads, and the embedded
+PostgreSQL server when no
 DATABASE_URL is configured. Requests reach it through `app.state.runtime`, jobs through
 `kit.jobs.resources(context)`."""
 
@@ -21,10 +22,14 @@ from lyceum.kit.jobs import close_jobs, open_jobs
 from lyceum.kit.mail import Mailer
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.revocations import Revocations
+from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.security import SecretBox, TokenCodec
 from lyceum.kit.storage import Storage, create_storage
 
 logger = structlog.get_logger("lyceum.runtime")
+
+# What the sandbox runs: text extraction and image decoding (kit.sandbox `preload`).
+SANDBOX_PRELOAD = ("lyceum.content.extraction", "lyceum.kit.images")
 
 
 class UnmigratedDatabase(RuntimeError):
@@ -123,6 +128,16 @@ class Runtime:
     def revocations(self) -> Revocations:
         return Revocations(self.settings.redis_url)
 
+    @cached_property
+    def sandbox(self) -> Sandbox:
+        """Where uploaded files and images are parsed (child processes, started on
+        first use)."""
+        return Sandbox(
+            processes=self.settings.sandbox_processes,
+            memory_bytes=self.settings.sandbox_memory_mb * 1024 * 1024,
+            preload=SANDBOX_PRELOAD,
+        )
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -138,6 +153,8 @@ class Runtime:
             await self.storage.close()
         if "revocations" in self.__dict__:
             await self.revocations.close()
+        if "sandbox" in self.__dict__:
+            self.sandbox.close()
         await self.database.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)

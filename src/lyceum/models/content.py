@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
@@ -34,6 +35,14 @@ class FileStatus(enum.StrEnum):
     processing = "processing"
     ready = "ready"
     failed = "failed"
+
+
+class IndexingPhase(enum.StrEnum):
+    """What the indexing job is doing with a `processing` file."""
+
+    scanning = "scanning"  # the virus scanner reads it
+    extracting = "extracting"  # its text is read
+    embedding = "embedding"  # its passages are embedded and stored, in batches
 
 
 class CourseFile(UUIDPrimaryKey, Timestamps, Base):
@@ -67,6 +76,17 @@ class CourseFile(UUIDPrimaryKey, Timestamps, Base):
     page_count: Mapped[int | None] = mapped_column(Integer)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     indexed_at: Mapped[dt.datetime | None]
+    # While a job indexes the file: its phase and the passages stored of those planned.
+    # Written in short transactions of their own, so they show while the job runs.
+    indexing_phase: Mapped[IndexingPhase | None] = mapped_column(
+        _enum(IndexingPhase, "indexing_phase")
+    )
+    indexing_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    indexing_total: Mapped[int | None] = mapped_column(Integer)
+    # The file is longer than the indexing budgets allow: only its start is indexed, and
+    # `notice` says how far.
+    truncated: Mapped[bool] = mapped_column(default=False, server_default=false())
+    notice: Mapped[str | None] = mapped_column(Text)
 
 
 # English course material is searched with English stemming (and unaccent); anything
