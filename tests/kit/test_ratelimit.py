@@ -65,10 +65,18 @@ async def test_the_reset_time_is_when_the_oldest_hit_leaves_the_window(
     assert before + 60 <= first.reset_at <= after + 60
     second = await limiter.hit("2/minute", key)
     assert second.reset_at == pytest.approx(first.reset_at, abs=0.01)
+    asked = time.time()
     refused = await limiter.hit("2/minute", key)
+    answered = time.time()
     assert not refused.allowed and refused.remaining == 0
     assert refused.reset_at == pytest.approx(first.reset_at, abs=0.01)
-    assert abs(refused.retry_after - (refused.reset_at - time.time())) <= 1.5
+    # Seconds until the slot frees, counted from some moment during the call (a loaded
+    # machine may take a while over it).
+    assert (
+        math.ceil(refused.reset_at - answered)
+        <= refused.retry_after
+        <= math.ceil(refused.reset_at - asked)
+    )
     headers = refused.headers()
     assert headers["X-RateLimit-Limit"] == "2" and headers["X-RateLimit-Remaining"] == "0"
     assert int(headers["X-RateLimit-Reset"]) == math.ceil(first.reset_at)
