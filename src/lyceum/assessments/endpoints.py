@@ -14,7 +14,7 @@ from lyceum.assessments.essays import EssayService
 from lyceum.assessments.gradebook import GradebookService
 from lyceum.assessments.repository import QuestionFilters
 from lyceum.assessments.service import AssessmentService
-from lyceum.courses.endpoints import Courses
+from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session

@@ -12,7 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from lyceum.chat import schemas
 from lyceum.chat.gateway import ChatGateway, muted_event
 from lyceum.chat.service import ChatService
-from lyceum.courses.endpoints import Courses
+from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import RuntimeDep, VerifiedUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session

@@ -11,7 +11,7 @@ from lyceum.content import schemas
 from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.content.retrieval import MAX_K, search_course_material
 from lyceum.content.service import ContentService, DownloadSigner, file_out
-from lyceum.courses.endpoints import Courses
+from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from lyceum.courses import schemas
+from lyceum.courses.permissions import Courses
 from lyceum.courses.repository import CatalogFilters
-from lyceum.courses.service import CourseService, catalog_item, lesson_out
+from lyceum.courses.service import catalog_item, lesson_out
 from lyceum.identity.permissions import (
     CurrentUser,
     InstructorUser,
@@ -17,7 +18,6 @@ from lyceum.identity.permissions import (
     RuntimeDep,
 )
 from lyceum.identity.repository import IdentityRepository
-from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
@@ -26,18 +26,6 @@ from lyceum.models.courses import CourseLevel
 
 courses = APIRouter(prefix="/courses", tags=["courses"])
 lessons = APIRouter(prefix="/lessons", tags=["courses"])
-
-
-async def course_service(runtime: RuntimeDep, session: Session, clock: ClockDep) -> CourseService:
-    return CourseService(
-        session,
-        cache=runtime.cache,
-        cache_ttl=runtime.settings.cache_ttl_seconds,
-        now=clock.now(),
-    )
-
-
-Courses = Annotated[CourseService, Depends(course_service)]
 
 
 class JSONBytes(Response):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from lyceum.courses.endpoints import Courses
+from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from lyceum.assessments.guard import AssessmentGuard
 from lyceum.content.embedding import get_embedder
-from lyceum.courses.endpoints import Courses
+from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep, VerifiedUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session, commit
