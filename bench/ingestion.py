@@ -56,7 +56,7 @@ if __package__ in (None, ""):
 from bench.harness import BenchError, load_average, median, migrated_postgres, scenario_main
 
 if TYPE_CHECKING:
-    from lyceum.content.embedding import Embedder
+    from lyceum.kit.ai.embedding import Embedder
     from lyceum.kit.db import Database
     from lyceum.kit.sandbox import Sandbox
 
@@ -602,7 +602,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def load_embedder(threads: int) -> tuple[Embedder, float, int]:
     import torch
 
-    from lyceum.content.embedding import get_embedder
+    from lyceum.kit.ai.embedding import get_embedder
 
     if threads:
         torch.set_num_threads(threads)

@@ -70,7 +70,7 @@ from bench.harness import BenchError, load_average, migrated_postgres, percentil
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from lyceum.content.embedding import Embedder
+    from lyceum.kit.ai.embedding import Embedder
     from lyceum.kit.db import Database
 
 SCENARIO = "retrieval"
@@ -1174,8 +1174,8 @@ async def measure(
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     import torch
 
-    from lyceum.content.embedding import get_embedder
     from lyceum.content.retrieval import CANDIDATES, EF_SEARCH
+    from lyceum.kit.ai.embedding import get_embedder
 
     load_before = load_average()
     run_started = time.perf_counter()

@@ -72,10 +72,10 @@ def _normalise(text: str) -> str:
 async def evaluate(url: str, k: int) -> tuple[dict[Mode, Scores], int, int, float]:
     from sqlalchemy import select
 
-    from lyceum.content.embedding import get_embedder
     from lyceum.content.indexing import chunk_total, index_lesson
     from lyceum.content.retrieval import search_course_material
     from lyceum.demo.loader import load_demo
+    from lyceum.kit.ai.embedding import get_embedder
     from lyceum.kit.cache import MemoryCache
     from lyceum.kit.db import Database
     from lyceum.models.courses import Course, Lesson

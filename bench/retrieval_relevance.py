@@ -109,10 +109,10 @@ async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], floa
     """(judgements, seconds to index, what the check costs)."""
     from sqlalchemy import select, text
 
-    from lyceum.content.embedding import get_embedder
     from lyceum.content.indexing import index_lesson
     from lyceum.content.retrieval import DETAILS_SQL, HIT_WORDS, retrieve
     from lyceum.demo.loader import load_demo
+    from lyceum.kit.ai.embedding import get_embedder
     from lyceum.kit.cache import MemoryCache
     from lyceum.kit.db import Database
     from lyceum.models.courses import Course, Lesson

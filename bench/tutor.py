@@ -452,6 +452,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     from pydantic import AnyHttpUrl, SecretStr
 
     from lyceum.config import AIProvider, Settings
+    from lyceum.kit.ai.models import choose_model
     from lyceum.tutor import llm
 
     provider = AIProvider.claude if spec.provider == "claude" else AIProvider.openai
@@ -462,7 +463,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
         ai_base_url=AnyHttpUrl(base),
         ai_model=FAKE_MODEL[spec.provider],
     )
-    choice = llm.choose_model(settings)
+    choice = choose_model(settings)
     prompt = f"{FAKE_PREAMBLE}\n\n{spec.question}"
 
     class NoTools:
@@ -478,7 +479,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
         async def search_catalog(self, query: str) -> str:
             return ""
 
-    # One client each, as Lyceum keeps one (`llm._build`): a client per answer would
+    # One client each, as Lyceum keeps one (`kit.ai.models._build`): a client per answer would
     # measure client construction and connection set-up.
     from anthropic import AsyncAnthropic
     from openai import AsyncOpenAI

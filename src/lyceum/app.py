@@ -20,11 +20,11 @@ from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
 from lyceum.content import endpoints as content_endpoints
-from lyceum.content.embedding import embedder_loader
 from lyceum.courses import endpoints as course_endpoints
 from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
+from lyceum.kit.ai.embedding import embedder_loader
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker

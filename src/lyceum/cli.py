@@ -374,7 +374,6 @@ def reindex(
 
     from rich.progress import Progress
 
-    from lyceum.content.embedding import get_embedder
     from lyceum.content.extraction import ExtractionError, read_upload
     from lyceum.content.filetypes import FileKind
     from lyceum.content.indexing import (
@@ -386,6 +385,7 @@ def reindex(
         index_lesson,
         lessons_to_index,
     )
+    from lyceum.kit.ai.embedding import get_embedder
     from lyceum.kit.runtime import SANDBOX_PRELOAD, resolve_database_url
     from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import create_storage

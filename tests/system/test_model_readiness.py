@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from lyceum.config import Settings
-from lyceum.content.embedding import Embedder, EmbedderLoader, get_embedder
+from lyceum.kit.ai.embedding import Embedder, EmbedderLoader, get_embedder
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 

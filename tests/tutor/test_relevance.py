@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from lyceum.config import Settings
-from lyceum.content.embedding import load_embedder
 from lyceum.content.retrieval import retrieve
+from lyceum.kit.ai.embedding import load_embedder
 from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role

@@ -389,8 +389,8 @@ async def test_a_client_leaving_mid_stream_still_gets_a_stored_partial_answer(
 ) -> None:
     """What Starlette does when the client disconnects: it stops iterating the stream
     and closes it. The answer so far is stored, marked interrupted."""
-    from lyceum.content.embedding import get_embedder
     from lyceum.courses.service import CourseService
+    from lyceum.kit.ai.embedding import get_embedder
     from lyceum.models.identity import User
     from lyceum.tutor.service import DeltaEvent, TutorService
 
@@ -463,8 +463,8 @@ async def test_the_latency_clock_starts_before_waiting_for_the_embedding_model(
     latency_ms must count that wait: the clock starts before the model is asked for."""
     import time
 
-    from lyceum.content.embedding import Embedder, get_embedder
     from lyceum.courses.service import CourseService
+    from lyceum.kit.ai.embedding import Embedder, get_embedder
     from lyceum.models.identity import User
     from lyceum.tutor.service import DoneEvent, TutorService
 

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository import AssessmentRepository
-from lyceum.content.embedding import Embedder, load_embedder
+from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
 

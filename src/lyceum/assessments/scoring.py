@@ -30,9 +30,9 @@ from pydantic_ai import Agent, ModelRetry, RunContext
 from lyceum.assessments import schemas
 from lyceum.assessments.grading import count_words
 from lyceum.config import Settings
-from lyceum.content.embedding import Embedder
+from lyceum.kit.ai.embedding import Embedder
+from lyceum.kit.ai.models import choose_model
 from lyceum.kit.prompts import element, quoted, quoted_inline
-from lyceum.tutor.llm import choose_model
 
 OFFLINE_SCORER = "offline-estimate"
 # Words per window when embedding an essay: the model reads 256 word pieces.

@@ -16,7 +16,7 @@ from lyceum.assessments.essays import record_scoring_failure, scoring_input, sto
 from lyceum.assessments.scoring import ai_score, essay_vector, offline_score
 from lyceum.assessments.service import close_expired_attempts
 from lyceum.config import Settings
-from lyceum.content.embedding import get_embedder
+from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
     JobContext,

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from lyceum.content import schemas
-from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.content.retrieval import MAX_K, search_course_material
 from lyceum.content.service import ContentService, DownloadSigner, file_out
 from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
+from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import PayloadTooLarge

@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.chunking import Chunk, iter_chunks
-from lyceum.content.embedding import Embedder
 from lyceum.content.extraction import Document, Limits, Section, extract_markdown
 from lyceum.content.repository import IndexingRepository
 from lyceum.content.retrieval import search_config
+from lyceum.kit.ai.embedding import Embedder
 from lyceum.models.content import ContentChunk, CourseFile, FileStatus, IndexingPhase
 from lyceum.models.courses import Course, Lesson
 

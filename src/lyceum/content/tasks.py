@@ -14,7 +14,6 @@ import uuid
 
 import structlog
 
-from lyceum.content.embedding import get_embedder
 from lyceum.content.extraction import ExtractionError, read_upload
 from lyceum.content.filetypes import FileKind
 from lyceum.content.indexing import (
@@ -26,6 +25,7 @@ from lyceum.content.indexing import (
 )
 from lyceum.content.repository import IndexingRepository
 from lyceum.content.scanner import scan
+from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
     JobContext,

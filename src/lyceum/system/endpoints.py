@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from lyceum.config import Settings
-from lyceum.content.embedding import EmbedderLoader, embedder_loader
+from lyceum.kit.ai.embedding import EmbedderLoader, embedder_loader
 from lyceum.kit.db import database_reachable, migration_state
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, NotFound, Unauthorized
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from lyceum.assessments.guard import AssessmentGuard
-from lyceum.content.embedding import get_embedder
 from lyceum.courses.permissions import Courses
 from lyceum.identity.permissions import CurrentUser, RuntimeDep, VerifiedUser
+from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session, commit
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Forbidden

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lyceum.content.embedding import Embedder
 from lyceum.content.retrieval import Hit
+from lyceum.kit.ai.embedding import Embedder
 from lyceum.tutor.grounding import Grounding, waiting_material
 
 OFFLINE_NOTE = (

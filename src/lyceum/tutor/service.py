@@ -24,11 +24,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
-from lyceum.content.embedding import Embedder, load_embedder
 from lyceum.content.repository import IndexingRepository
 from lyceum.content.retrieval import Hit, retrieve, search_course_material
 from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
+from lyceum.kit.ai.embedding import Embedder, load_embedder
+from lyceum.kit.ai.models import choose_model, model_name
 from lyceum.kit.cache import Cache
 from lyceum.kit.db import Database
 from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
@@ -436,7 +437,7 @@ class TutorService:
         material is re-indexed), the same course, current lesson and tutor settings
         share an answer; and the prompt holds nothing of the learner's own, so neither
         does a cached answer (one that used the learner's data is not cached)."""
-        provider = "offline" if self.settings.ai_offline else llm.model_name(self.settings)
+        provider = "offline" if self.settings.ai_offline else model_name(self.settings)
         material = ",".join(str(hit.chunk_id) for hit in grounding.sources)
         raw = "\x1f".join(
             [
@@ -529,10 +530,10 @@ class TutorService:
                     yield citation_event
             return
 
-        state.provider, state.model = self.settings.ai_provider.value, llm.model_name(self.settings)
+        state.provider, state.model = self.settings.ai_provider.value, model_name(self.settings)
         deps = llm.TutorDeps(tools=TutorToolbox(self, turn))
         try:
-            choice = llm.choose_model(self.settings)
+            choice = choose_model(self.settings)
             deps.model = choice.model
             async for event in llm.stream_answer(
                 choice,

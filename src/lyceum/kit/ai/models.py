@@ -1,0 +1,77 @@
+"""The model provider, through pydantic-ai: Anthropic (Claude), OpenAI, or any
+OpenAI-compatible server (vLLM, Ollama, llama.cpp), chosen by settings. Only the base
+URL differs between production and the tests' fake provider. No domain knowledge: the
+tutor and the essay scorer build their agents on the model this returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydantic_ai.models import Model
+
+from lyceum.config import AIProvider, Settings
+
+DEFAULT_MODELS = {
+    AIProvider.claude: "claude-sonnet-5-5",
+    AIProvider.openai: "gpt-6-luna",
+    AIProvider.openai_compatible: "default",
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    provider: str
+    name: str
+    model: Model = field(compare=False)
+
+
+def model_name(settings: Settings) -> str:
+    return settings.ai_model or DEFAULT_MODELS.get(settings.ai_provider, "default")
+
+
+@lru_cache(maxsize=4)
+def _build(
+    provider: AIProvider,
+    name: str,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    retries: int,
+) -> Model:
+    """One model (and one HTTP client with its connection pool) per configuration and
+    process. The SDK clients retry 429 and 5xx with exponential backoff, honouring
+    Retry-After."""
+    if provider is AIProvider.claude:
+        from anthropic import AsyncAnthropic
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        client = AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries
+        )
+        return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=client))
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    openai_client = AsyncOpenAI(
+        api_key=api_key or "not-needed",
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=retries,
+    )
+    return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=openai_client))
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    name = model_name(settings)
+    key = settings.ai_api_key.get_secret_value() if settings.ai_api_key else None
+    base = str(settings.ai_base_url).rstrip("/") if settings.ai_base_url else None
+    model = _build(
+        settings.ai_provider, name, key, base, settings.ai_timeout_seconds, settings.ai_max_retries
+    )
+    return ModelChoice(provider=settings.ai_provider.value, name=name, model=model)
+
+
+__all__ = ["DEFAULT_MODELS", "ModelChoice", "choose_model", "model_name"]
