@@ -69,6 +69,7 @@ from bench.harness import (
     start_server,
     stop_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "assessments"
@@ -316,7 +317,7 @@ def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
         "DB_POOL_SIZE": str(pool),
         "DB_MAX_OVERFLOW": str(pool),
     }
-    return start_server(
+    server = start_server(
         "lyceum",
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / "lyceum.log",
@@ -324,6 +325,8 @@ def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=LYCEUM_STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 def author(

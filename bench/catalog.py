@@ -68,6 +68,7 @@ from bench.harness import (
     start_server,
     stop_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "catalog"
@@ -988,7 +989,7 @@ def start_lyceum(temp: Path, database_url: str) -> Server:
         "LOG_LEVEL": "INFO",  # Lyceum's own access log stays on, as in a default install
         "ENVIRONMENT": "development",
     }
-    return start_server(
+    server = start_server(
         "lyceum",
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / "lyceum.log",
@@ -996,6 +997,8 @@ def start_lyceum(temp: Path, database_url: str) -> Server:
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=LYCEUM_STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 # Report -------------------------------------------------------------------------------

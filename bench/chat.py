@@ -80,6 +80,7 @@ from bench.harness import (
     start_server,
     stop_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "chat"
@@ -621,7 +622,7 @@ def start_lyceum(temp: Path, url: str, secret: str, redis_url: str | None = None
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
         name = "lyceum-redis"
-    return start_server(
+    server = start_server(
         name,
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / f"{name}.log",
@@ -629,6 +630,8 @@ def start_lyceum(temp: Path, url: str, secret: str, redis_url: str | None = None
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=LYCEUM_STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

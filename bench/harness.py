@@ -128,6 +128,24 @@ def probe(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         connection.close()
 
 
+def wait_until_settled(server: Server, timeout: float = 120.0) -> float:
+    """Wait until Lyceum's start-up work is over: the embedding model, which the API
+    server loads in a background thread as it starts (10-25 s of CPU), reports `ready`
+    (or `failed`) in /health/ready. Measuring before that charges the load to the
+    requests. Returns the seconds waited."""
+    started = time.monotonic()
+    state = "unknown"
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+            _, body = probe(server.port, "/health/ready", timeout=5.0)
+            check = json.loads(body).get("checks", {}).get("embedding_model", {})
+            state = check.get("state") or ("ready" if check.get("ok") else "unknown")
+            if state in {"ready", "failed", "idle"} and check:
+                return time.monotonic() - started
+        time.sleep(0.5)
+    raise BenchError(f"{server.name}: embedding model still {state} after {timeout:.0f}s")
+
+
 def start_server(
     name: str,
     build_argv: Callable[[int], Sequence[str]],

@@ -34,6 +34,7 @@ from harness import (
     start_server,
     stop_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "health/live"
@@ -80,7 +81,7 @@ def start_lyceum(temp: Path) -> Server:
         "LOG_LEVEL": "INFO",  # Lyceum's own access log stays on, as in a default install
         "ENVIRONMENT": "development",
     }
-    return start_server(
+    server = start_server(
         "lyceum",
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / "lyceum.log",
@@ -88,6 +89,8 @@ def start_lyceum(temp: Path) -> Server:
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=LYCEUM_STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 def fmt(value: float, digits: int = 2) -> str:

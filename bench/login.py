@@ -43,6 +43,7 @@ from bench.harness import (
     running,
     start_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 PASSWORD = "benchmark passphrase 2026"  # noqa: S105 (a throwaway benchmark account)
@@ -59,7 +60,7 @@ def start_lyceum(temp: Path) -> Server:
         "LOGIN_ACCOUNT_RATE_LIMIT": "1000000/minute",
         "REGISTRATION_RATE_LIMIT": "1000000/minute",
     }
-    return start_server(
+    server = start_server(
         "lyceum",
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / "lyceum.log",
@@ -67,6 +68,8 @@ def start_lyceum(temp: Path) -> Server:
         cwd=temp,
         timeout=STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 # Raw argon2id ---------------------------------------------------------------------------

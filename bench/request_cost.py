@@ -30,8 +30,10 @@ import argparse
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ from bench.harness import (
     start_server,
     stop_server,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "request cost"
@@ -105,6 +108,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-temp", action="store_true", help="keep the temp dir (logs, data) afterwards"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="ROUTE",
+        help="load only ROUTE (e.g. users/me), sample Lyceum with py-spy during its "
+        "rounds and print the top frames by own and inclusive samples",
+    )
     args = parser.parse_args(argv)
     if (
         args.duration <= 0
@@ -117,7 +126,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_apps(temp: Path, url: str, secret: str) -> dict[str, Server]:
+def start_apps(temp: Path, url: str, secret: str, profile: Path | None = None) -> dict[str, Server]:
     common = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secret, "DB_POOL_SIZE": "10"}
     servers: dict[str, Server] = {}
     servers["template"] = start_server(
@@ -142,7 +151,67 @@ def start_apps(temp: Path, url: str, secret: str) -> dict[str, Server]:
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=STARTUP_TIMEOUT,
     )
+    wait_until_settled(servers["lyceum"])
     return servers
+
+
+def record_profile(pid: int, output: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server for `seconds`, writing collapsed stacks to `output`;
+    only the thread holding the GIL is sampled, so idle pool threads and the event loop
+    waiting in epoll are left out."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            "200",
+            "--gil",  # only the thread holding the GIL: Python's CPU, not waiting threads
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    """Top frames by own samples and by inclusive samples, from py-spy's collapsed
+    stacks (`frame;frame;... count`)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [_short(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"\nLyceum sampled by py-spy: {total} samples ({path})")
+    for title, counter in (("own", own), ("inclusive", inclusive)):
+        print(f"top {top} frames by {title} samples:")
+        for frame, count in counter.most_common(top):
+            print(f"  {100 * count / total:5.1f}%  {frame}")
+
+
+def _short(frame: str) -> str:
+    """`function (path/to/module.py:line)` -> `function (package/module.py)`."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "src/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
 
 
 def seed(url: str, port: int, enrollments: int) -> str:
@@ -224,6 +293,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         auth = (("Authorization", f"Bearer {token}"),)
 
         for route in routes(args.enrollments):
+            if args.profile and route.name != args.profile:
+                continue
             paths = {"lyceum": route.lyceum, "template": route.template}
             headers = auth if route.authenticated else ()
             for name in TARGETS:
@@ -248,7 +319,14 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             measured[route.name] = {name: [] for name in TARGETS}
             for index in range(1, args.rounds + 1):
                 for name in TARGETS:
+                    recorder = None
+                    if args.profile and name == "lyceum":
+                        recorder = record_profile(
+                            servers[name].pid, temp / "lyceum.stacks", args.duration
+                        )
                     result = measure(servers[name], spec(name, args.duration))
+                    if recorder is not None:
+                        recorder.wait(timeout=60)
                     measured[route.name][name].append(result)
                     errors += result.errors
                     print(
@@ -265,6 +343,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             if code not in (0, None):
                 print(f"  {server.name} exited with code {code}; log {server.log_path}")
         postgres.stop()
+    if args.profile:
+        print_profile(temp / "lyceum.stacks")
+        raise SystemExit(0)
 
     report_routes: dict[str, Any] = {}
     print()

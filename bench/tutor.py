@@ -72,6 +72,7 @@ from bench.harness import (
     stop_server,
     tail,
     uvicorn_argv,
+    wait_until_settled,
 )
 
 SCENARIO = "tutor"
@@ -720,7 +721,7 @@ def lyceum_env(
 
 
 def start_lyceum(temp: Path, name: str, env: dict[str, str]) -> Server:
-    return start_server(
+    server = start_server(
         name,
         lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
         log_path=temp / f"{name}.log",
@@ -728,6 +729,8 @@ def start_lyceum(temp: Path, name: str, env: dict[str, str]) -> Server:
         cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
         timeout=LYCEUM_STARTUP_TIMEOUT,
     )
+    wait_until_settled(server)
+    return server
 
 
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:
