@@ -83,7 +83,7 @@ async def get_assignment_definition(assignment: EditableAssignment) -> schemas.A
 async def update_assignment(
     assignment: EditableAssignment, body: schemas.AssignmentUpdate, service: Assignments
 ) -> schemas.AssignmentOut:
-    return views.assignment_out(await service.update(assignment, body))
+    return views.assignment_out(await service.change(assignment, body))
 
 
 @router.delete(
@@ -92,7 +92,7 @@ async def update_assignment(
     summary="Delete an assignment nobody has submitted to",
 )
 async def delete_assignment(assignment: EditableAssignment, service: Assignments) -> None:
-    await service.delete(assignment)
+    await service.remove(assignment)
 
 
 @router.post(

@@ -84,4 +84,4 @@ async def replace_question(
     summary="Delete a question (409 while a quiz names it)",
 )
 async def delete_question(question: EditableQuestion, service: Questions) -> None:
-    await service.delete(question)
+    await service.remove(question)

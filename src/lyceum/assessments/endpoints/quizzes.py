@@ -64,7 +64,7 @@ async def get_quiz_definition(quiz: EditableQuiz, service: Quizzes) -> schemas.Q
 async def update_quiz(
     quiz: EditableQuiz, body: schemas.QuizUpdate, service: Quizzes
 ) -> schemas.QuizOut:
-    quiz, sections = await service.update(quiz, body)
+    quiz, sections = await service.change(quiz, body)
     return views.quiz_out(quiz, sections)
 
 
@@ -74,4 +74,4 @@ async def update_quiz(
     summary="Delete a quiz nobody has attempted",
 )
 async def delete_quiz(quiz: EditableQuiz, service: Quizzes) -> None:
-    await service.delete(quiz)
+    await service.remove(quiz)

@@ -78,7 +78,7 @@ class Repository:
             return False
         return True
 
-    async def delete(self, entity: object) -> None:
+    async def remove(self, entity: object) -> None:
         await self.session.delete(entity)
         await self.session.flush()
 

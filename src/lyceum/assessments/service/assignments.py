@@ -88,7 +88,7 @@ class AssignmentService:
         await self.repo.reload(assignment)
         return assignment
 
-    async def update(self, assignment: Assignment, data: schemas.AssignmentUpdate) -> Assignment:
+    async def change(self, assignment: Assignment, data: schemas.AssignmentUpdate) -> Assignment:
         sent = data.model_fields_set
         if ({"rubric", "points"} & sent) and await self.repo.assignment_has_submissions(
             assignment.id
@@ -114,13 +114,13 @@ class AssignmentService:
         await self.repo.reload(assignment)
         return assignment
 
-    async def delete(self, assignment: Assignment) -> None:
+    async def remove(self, assignment: Assignment) -> None:
         if await self.repo.assignment_has_submissions(assignment.id):
             raise Conflict(
                 "Learners have submitted; unpublish the assignment instead of deleting grades.",
                 slug="assignment-has-submissions",
             )
-        await self.repo.delete(assignment)
+        await self.repo.remove(assignment)
 
     async def listing(
         self, course: Course, *, published_only: bool, offset: int, limit: int

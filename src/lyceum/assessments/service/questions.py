@@ -111,13 +111,13 @@ class QuestionService:
         await self.repo.reload(question)
         return question
 
-    async def delete(self, question: Question) -> None:
+    async def remove(self, question: Question) -> None:
         if await self.repo.question_in_a_quiz(question.id):
             raise Conflict(
                 "A quiz names this question; take it out of the quiz first.",
                 slug="question-in-use",
             )
-        await self.repo.delete(question)
+        await self.repo.remove(question)
 
     async def listing(
         self, course: Course, filters: QuestionFilters, offset: int, limit: int

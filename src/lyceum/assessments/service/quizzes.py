@@ -117,7 +117,7 @@ class QuizService:
         await self.repo.reload(quiz)
         return quiz, sections
 
-    async def update(self, quiz: Quiz, data: schemas.QuizUpdate) -> tuple[Quiz, list[QuizSection]]:
+    async def change(self, quiz: Quiz, data: schemas.QuizUpdate) -> tuple[Quiz, list[QuizSection]]:
         for name in data.model_fields_set - {"sections"}:
             value = getattr(data, name)
             if value is None and name not in NULLABLE:
@@ -135,13 +135,13 @@ class QuizService:
         await self.repo.reload(quiz)
         return quiz, sections
 
-    async def delete(self, quiz: Quiz) -> None:
+    async def remove(self, quiz: Quiz) -> None:
         if await self.repo.quiz_has_attempts(quiz.id):
             raise Conflict(
                 "Learners have attempted this quiz; unpublish it instead of deleting grades.",
                 slug="quiz-has-attempts",
             )
-        await self.repo.delete(quiz)
+        await self.repo.remove(quiz)
 
     async def listing(
         self, course: Course, *, published_only: bool, offset: int, limit: int
