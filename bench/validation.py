@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from lyceum.assessments.schemas import SubmitIn
+from lyceum.assessments.schemas.attempts import SubmitIn
 from lyceum.chat.schemas import MessageIn
 from lyceum.identity.schemas import ProfileUpdate
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from lyceum.assessments.gradebook import csv_safe
+from lyceum.assessments.service.gradebook import csv_safe
 from lyceum.assessments.tasks import score
 from lyceum.config import Settings
 from lyceum.kit.runtime import Runtime

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from lyceum.assessments.service import close_expired_attempts
+from lyceum.assessments.service.closing import close_expired_attempts
 from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import AttemptItem, QuizAttempt

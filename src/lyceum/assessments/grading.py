@@ -163,7 +163,7 @@ def _probe_characters(pattern: str) -> list[str]:
     """Characters that make backtracking engines work hardest when repeated: the
     pattern's own letters and digits, and a few that classes commonly match."""
     characters = {"a", "1", " ", "."}
-    characters.update(char for char in pattern if char.isalnum())
+    characters |= {char for char in pattern if char.isalnum()}
     return sorted(characters)[:MAX_PROBE_CHARACTERS]
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments.repository import AssessmentRepository
+from lyceum.assessments.repository.standings import StandingRepository
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
@@ -52,7 +52,7 @@ class AssessmentGuard:
         threshold: float,
         now: dt.datetime,
     ) -> None:
-        self.repo = AssessmentRepository(session)
+        self.repo = StandingRepository(session)
         self.embedder = embedder
         self.threshold = threshold
         self.now = now

@@ -27,8 +27,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent, ModelRetry, RunContext
 
-from lyceum.assessments import schemas
 from lyceum.assessments.grading import count_words
+from lyceum.assessments.schemas.submissions import CriterionGrade, ScoreProposal
 from lyceum.config import Settings
 from lyceum.kit.ai.embedding import Embedder
 from lyceum.kit.ai.models import choose_model
@@ -194,7 +194,7 @@ def _proposal(
     feedback: str,
     suggestions: list[str],
     signals: dict[str, float] | None = None,
-) -> schemas.ScoreProposal:
+) -> ScoreProposal:
     """A proposal from a level, justification and quote per criterion; points always
     come from the rubric."""
     criteria = []
@@ -202,7 +202,7 @@ def _proposal(
         level, justification, quote = chosen[criterion["id"]]
         levels = criterion["levels"]
         criteria.append(
-            schemas.CriterionGrade(
+            CriterionGrade(
                 criterion_id=criterion["id"],
                 title=criterion["title"],
                 points=float(levels[level]["points"]),
@@ -213,7 +213,7 @@ def _proposal(
                 comment="",
             )
         )
-    return schemas.ScoreProposal(
+    return ScoreProposal(
         scorer=scorer,
         estimate=estimate,
         total_points=round(sum(item.points for item in criteria), 2),
@@ -224,7 +224,7 @@ def _proposal(
     )
 
 
-async def ai_score(settings: Settings, data: ScoringInput) -> schemas.ScoreProposal:
+async def ai_score(settings: Settings, data: ScoringInput) -> ScoreProposal:
     """Raises whatever the provider raises (the job retries)."""
     choice = choose_model(settings)
     result = await scoring_agent.run(scoring_prompt(data), model=choice.model, deps=data)
@@ -281,7 +281,7 @@ def _scale(value: float, floor: float, ceiling: float) -> float:
 
 async def offline_score(
     embedder: Embedder, data: ScoringInput, essay_embedding: list[float]
-) -> schemas.ScoreProposal:
+) -> ScoreProposal:
     words = count_words(data.essay)
     folded = _folded(data.essay)
     essay = np.asarray(essay_embedding, dtype=np.float32)

@@ -12,9 +12,13 @@ from contextlib import AbstractAsyncContextManager
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments.essays import record_scoring_failure, scoring_input, store_score
 from lyceum.assessments.scoring import ai_score, essay_vector, offline_score
-from lyceum.assessments.service import close_expired_attempts
+from lyceum.assessments.service.closing import close_expired_attempts
+from lyceum.assessments.service.proposals import (
+    record_scoring_failure,
+    scoring_input,
+    store_score,
+)
 from lyceum.config import Settings
 from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.events import on

@@ -7,7 +7,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, TypeVar
 
-from lyceum.assessments import schemas
+from lyceum.assessments.schemas.assignments import (
+    AssignmentInfo,
+    AssignmentOut,
+    RubricCriterion,
+    RubricCriterionOut,
+    RubricLevel,
+)
+from lyceum.assessments.schemas.attempts import (
+    Answer,
+    AttemptResult,
+    AttemptReview,
+    AttemptSheet,
+    AttemptSummary,
+    CorrectAnswer,
+    ItemResult,
+    ItemReview,
+    SheetQuestion,
+)
+from lyceum.assessments.schemas.questions import Option, QuestionKey, QuestionOut
+from lyceum.assessments.schemas.quizzes import QuizInfo, QuizOut, SectionOut
+from lyceum.assessments.schemas.submissions import CriterionGrade, MySubmission, ReleasedGrade
 from lyceum.models.assessments import (
     Assignment,
     AttemptItem,
@@ -23,8 +43,8 @@ from lyceum.models.assessments import (
 )
 
 
-def question_out(question: Question) -> schemas.QuestionOut:
-    return schemas.QuestionOut(
+def question_out(question: Question) -> QuestionOut:
+    return QuestionOut(
         id=question.id,
         course_id=question.course_id,
         kind=question.kind,
@@ -33,8 +53,8 @@ def question_out(question: Question) -> schemas.QuestionOut:
         tags=list(question.tags or []),
         difficulty=question.difficulty,
         explanation=question.explanation,
-        options=[schemas.Option.model_validate(option) for option in question.options or []],
-        key=schemas.QuestionKey.model_validate(question.answer_key or {}),
+        options=[Option.model_validate(option) for option in question.options or []],
+        key=QuestionKey.model_validate(question.answer_key or {}),
         created_at=question.created_at,
         updated_at=question.updated_at,
     )
@@ -44,8 +64,8 @@ def question_count(sections: list[QuizSection]) -> int:
     return sum(1 if section.question_id is not None else section.draw_count for section in sections)
 
 
-def quiz_info(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizInfo:
-    return schemas.QuizInfo(
+def quiz_info(quiz: Quiz, sections: list[QuizSection]) -> QuizInfo:
+    return QuizInfo(
         id=quiz.id,
         course_id=quiz.course_id,
         module_id=quiz.module_id,
@@ -66,13 +86,13 @@ def quiz_info(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizInfo:
     )
 
 
-def quiz_out(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizOut:
-    return schemas.QuizOut(
+def quiz_out(quiz: Quiz, sections: list[QuizSection]) -> QuizOut:
+    return QuizOut(
         **quiz_info(quiz, sections).model_dump(),
         shuffle_questions=quiz.shuffle_questions,
         shuffle_options=quiz.shuffle_options,
         sections=[
-            schemas.SectionOut(
+            SectionOut(
                 position=section.position,
                 question_id=section.question_id,
                 tag=section.tag,
@@ -85,22 +105,20 @@ def quiz_out(quiz: Quiz, sections: list[QuizSection]) -> schemas.QuizOut:
     )
 
 
-def _answer(item: AttemptItem) -> schemas.Answer | None:
-    return schemas.Answer.model_validate(item.response) if item.response else None
+def _answer(item: AttemptItem) -> Answer | None:
+    return Answer.model_validate(item.response) if item.response else None
 
 
-def _options(item: AttemptItem) -> list[schemas.Option]:
-    return [schemas.Option.model_validate(option) for option in item.snapshot.get("options", [])]
+def _options(item: AttemptItem) -> list[Option]:
+    return [Option.model_validate(option) for option in item.snapshot.get("options", [])]
 
 
-def attempt_sheet(
-    attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime
-) -> schemas.AttemptSheet:
+def attempt_sheet(attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime) -> AttemptSheet:
     """The learner's working view: no key, no explanation, no per-item grade."""
     seconds_left = None
     if attempt.deadline_at is not None and attempt.status is AttemptStatus.in_progress:
         seconds_left = max(0, int((attempt.deadline_at - now).total_seconds()))
-    return schemas.AttemptSheet(
+    return AttemptSheet(
         id=attempt.id,
         quiz_id=attempt.quiz_id,
         number=attempt.number,
@@ -110,7 +128,7 @@ def attempt_sheet(
         seconds_left=seconds_left,
         submitted_at=attempt.submitted_at,
         questions=[
-            schemas.SheetQuestion(
+            SheetQuestion(
                 question_id=item.question_id,
                 position=item.position,
                 kind=item.kind,
@@ -126,26 +144,24 @@ def attempt_sheet(
     )
 
 
-def correct_answer(item: AttemptItem) -> schemas.CorrectAnswer | None:
+def correct_answer(item: AttemptItem) -> CorrectAnswer | None:
     key: dict[str, Any] = item.snapshot.get("key", {})
     match item.kind:
         case QuestionKind.single_choice:
-            return schemas.CorrectAnswer(option_ids=[key["correct"]])
+            return CorrectAnswer(option_ids=[key["correct"]])
         case QuestionKind.multiple_choice:
-            return schemas.CorrectAnswer(option_ids=list(key["correct"]))
+            return CorrectAnswer(option_ids=list(key["correct"]))
         case QuestionKind.true_false:
-            return schemas.CorrectAnswer(value=bool(key["correct"]))
+            return CorrectAnswer(value=bool(key["correct"]))
         case QuestionKind.short_answer:
             if key.get("match") == "numeric":
-                return schemas.CorrectAnswer(
-                    number=key.get("number"), tolerance=key.get("tolerance")
-                )
-            return schemas.CorrectAnswer(accepted=list(key.get("accepted") or []))
+                return CorrectAnswer(number=key.get("number"), tolerance=key.get("tolerance"))
+            return CorrectAnswer(accepted=list(key.get("accepted") or []))
         case QuestionKind.essay:
             return None
 
 
-_Item = TypeVar("_Item", bound=schemas.ItemResult)
+_Item = TypeVar("_Item", bound=ItemResult)
 
 
 def _item_result(item: AttemptItem, cls: type[_Item]) -> _Item:
@@ -165,13 +181,13 @@ def _item_result(item: AttemptItem, cls: type[_Item]) -> _Item:
     )
 
 
-def _learner_item(item: AttemptItem) -> schemas.ItemResult:
+def _learner_item(item: AttemptItem) -> ItemResult:
     """An item as its learner sees it once the policy shows items: graded items whole;
     an item still waiting for an instructor (an essay) with the learner's answer only,
     its explanation kept back until it is graded."""
     if item.awarded is not None:
-        return _item_result(item, schemas.ItemResult)
-    return schemas.ItemResult(
+        return _item_result(item, ItemResult)
+    return ItemResult(
         question_id=item.question_id,
         position=item.position,
         kind=item.kind,
@@ -201,7 +217,7 @@ def answers_available_at(quiz: Quiz, attempt: QuizAttempt) -> dt.datetime | None
 
 def attempt_result(
     quiz: Quiz, attempt: QuizAttempt, items: list[AttemptItem], now: dt.datetime
-) -> schemas.AttemptResult:
+) -> AttemptResult:
     """A submitted attempt, shown as the review policy allows. The score comes once
     every item is graded; the items (when the policy shows them) as soon as the attempt
     is submitted: the auto-graded ones with their grade and answer, while essay items
@@ -211,7 +227,7 @@ def attempt_result(
     show_score = graded and quiz.review_policy is not ReviewPolicy.none
     available = answers_available_at(quiz, attempt)
     show_items = submitted and available is not None and now >= available
-    return schemas.AttemptResult(
+    return AttemptResult(
         id=attempt.id,
         quiz_id=attempt.quiz_id,
         number=attempt.number,
@@ -230,8 +246,8 @@ def attempt_result(
     )
 
 
-def attempt_summary(attempt: QuizAttempt, *, hide_score: bool = False) -> schemas.AttemptSummary:
-    return schemas.AttemptSummary(
+def attempt_summary(attempt: QuizAttempt, *, hide_score: bool = False) -> AttemptSummary:
+    return AttemptSummary(
         id=attempt.id,
         quiz_id=attempt.quiz_id,
         user_id=attempt.user_id,
@@ -249,10 +265,10 @@ def attempt_summary(attempt: QuizAttempt, *, hide_score: bool = False) -> schema
     )
 
 
-def attempt_review(attempt: QuizAttempt, items: list[AttemptItem]) -> schemas.AttemptReview:
-    return schemas.AttemptReview(
+def attempt_review(attempt: QuizAttempt, items: list[AttemptItem]) -> AttemptReview:
+    return AttemptReview(
         **attempt_summary(attempt).model_dump(),
-        items=[_item_result(item, schemas.ItemReview) for item in items],
+        items=[_item_result(item, ItemReview) for item in items],
     )
 
 
@@ -280,26 +296,26 @@ def _assignment_fields(assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def assignment_info(assignment: Assignment) -> schemas.AssignmentInfo:
-    return schemas.AssignmentInfo(
+def assignment_info(assignment: Assignment) -> AssignmentInfo:
+    return AssignmentInfo(
         **_assignment_fields(assignment),
         rubric=[
-            schemas.RubricCriterion(
+            RubricCriterion(
                 id=criterion["id"],
                 title=criterion["title"],
                 description=criterion.get("description", ""),
-                levels=[schemas.RubricLevel.model_validate(level) for level in criterion["levels"]],
+                levels=[RubricLevel.model_validate(level) for level in criterion["levels"]],
             )
             for criterion in assignment.rubric["criteria"]
         ],
     )
 
 
-def assignment_out(assignment: Assignment) -> schemas.AssignmentOut:
-    return schemas.AssignmentOut(
+def assignment_out(assignment: Assignment) -> AssignmentOut:
+    return AssignmentOut(
         **_assignment_fields(assignment),
         rubric=[
-            schemas.RubricCriterionOut.model_validate(criterion)
+            RubricCriterionOut.model_validate(criterion)
             for criterion in assignment.rubric["criteria"]
         ],
         reference_answer=assignment.reference_answer,
@@ -309,9 +325,7 @@ def assignment_out(assignment: Assignment) -> schemas.AssignmentOut:
     )
 
 
-def graded_criteria(
-    assignment: Assignment, submission: EssaySubmission
-) -> list[schemas.CriterionGrade]:
+def graded_criteria(assignment: Assignment, submission: EssaySubmission) -> list[CriterionGrade]:
     """The final points per criterion, with the scorer's level, justification and quote
     where the final grade kept them."""
     proposed = {
@@ -323,7 +337,7 @@ def graded_criteria(
         scored = proposed.get(criterion["id"], {})
         settled = final.get(criterion["id"], {})
         grades.append(
-            schemas.CriterionGrade(
+            CriterionGrade(
                 criterion_id=criterion["id"],
                 title=criterion["title"],
                 points=float(settled.get("points", 0.0)),
@@ -337,11 +351,11 @@ def graded_criteria(
     return grades
 
 
-def my_submission(assignment: Assignment, submission: EssaySubmission) -> schemas.MySubmission:
+def my_submission(assignment: Assignment, submission: EssaySubmission) -> MySubmission:
     grade = None
     if submission.status is SubmissionStatus.released and submission.released_at is not None:
         proposal = submission.proposal or {}
-        grade = schemas.ReleasedGrade(
+        grade = ReleasedGrade(
             points=submission.points or 0.0,
             max_points=assignment.points,
             percent=submission.percent or 0.0,
@@ -353,7 +367,7 @@ def my_submission(assignment: Assignment, submission: EssaySubmission) -> schema
             comment=(submission.final or {}).get("comment", ""),
             released_at=submission.released_at,
         )
-    return schemas.MySubmission(
+    return MySubmission(
         id=submission.id,
         assignment_id=submission.assignment_id,
         status=submission.status,

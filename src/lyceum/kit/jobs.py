@@ -83,13 +83,14 @@ USER_FACING_QUEUES: tuple[Queue, ...] = (
 # CPU- or provider-bound work that may run for minutes per job.
 BULK_QUEUES: tuple[Queue, ...] = (Queue.ai, Queue.indexing)
 
-# Modules whose import registers tasks; a worker imports them all.
+# Modules whose import registers tasks and event reactions; a worker imports them all.
 TASK_MODULES = [
     "lyceum.kit.mail",
     "lyceum.kit.jobs",
     "lyceum.identity.tasks",
     "lyceum.courses.tasks",
     "lyceum.learning.tasks",
+    "lyceum.learning.reactions",
     "lyceum.content.tasks",
     "lyceum.assessments.tasks",
 ]

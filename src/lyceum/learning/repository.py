@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
@@ -52,6 +52,15 @@ class LearningRepository:
 
     async def completion(self, lesson_id: uuid.UUID, user_id: uuid.UUID) -> LessonCompletion | None:
         return await self.session.get(LessonCompletion, (user_id, lesson_id))
+
+    async def lessons_left(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        """How many of the course's lessons the learner has not completed (one count,
+        no lesson bodies loaded: this runs on every passing submission)."""
+        done = exists().where(
+            LessonCompletion.lesson_id == Lesson.id, LessonCompletion.user_id == user_id
+        )
+        query = select(func.count()).select_from(Lesson).where(Lesson.course_id == course_id, ~done)
+        return int((await self.session.execute(query)).scalar_one())
 
     async def percent_by_enrollment(self, enrollments: list[Enrollment]) -> dict[uuid.UUID, float]:
         """Percent complete for each enrollment, in two grouped queries."""

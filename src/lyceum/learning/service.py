@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments.repository import AssessmentRepository
+from lyceum.assessments import service as assessments
 from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
@@ -42,10 +42,9 @@ async def complete_if_done(
         return False
     # The enrollment's row lock comes first: a lesson completed and a quiz passed at the
     # same moment are serialised, and the second to lock sees the first's commit.
-    requirements = AssessmentRepository(session)
-    if await requirements.lessons_left(course_id, user_id):
+    if await LearningRepository(session).lessons_left(course_id, user_id):
         return False
-    if await requirements.unpassed_required(course_id, user_id):
+    if await assessments.unpassed_required(session, course_id, user_id):
         return False
     enrollment.status = EnrollmentStatus.completed
     enrollment.completed_at = now
@@ -142,9 +141,7 @@ class LearningService:
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
-        standings = await AssessmentRepository(self.session).standings(
-            course.id, enrollment.user_id
-        )
+        standings = await assessments.standings(self.session, course.id, enrollment.user_id)
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments import schemas
-from lyceum.assessments.repository import AssessmentRepository
-from lyceum.courses.service import CourseService
-from lyceum.kit.errors import Forbidden
+from lyceum.assessments.repository.standings import StandingRepository
+from lyceum.assessments.schemas import gradebook as schemas
 from lyceum.models.assessments import Assignment, Quiz, ReviewPolicy
+from lyceum.models.courses import Course
 from lyceum.models.identity import User
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
@@ -68,9 +67,11 @@ def weighted_total(
 
 
 class GradebookService:
-    def __init__(self, session: AsyncSession, courses: CourseService) -> None:
-        self.repo = AssessmentRepository(session)
-        self.courses = courses
+    """Works on courses the caller teaches, or learns in for their own grades
+    (`assessments.permissions`)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = StandingRepository(session)
 
     async def _rows(
         self, course_id: uuid.UUID, learners: list[User], columns: list[schemas.GradebookColumn]
@@ -102,10 +103,7 @@ class GradebookService:
             )
         return rows
 
-    async def gradebook(
-        self, caller: User, course_id: uuid.UUID, page: int, size: int
-    ) -> schemas.Gradebook:
-        course = await self.courses.editable_course(course_id, caller)
+    async def gradebook(self, course: Course, page: int, size: int) -> schemas.Gradebook:
         quizzes, assignments = await self.repo.published_assessments(course.id)
         columns = _columns(quizzes, assignments)
         learners, total = await self.repo.learners(course.id, (page - 1) * size, size)
@@ -118,11 +116,10 @@ class GradebookService:
             pages=(total + size - 1) // size,
         )
 
-    async def csv(self, caller: User, course_id: uuid.UUID) -> str:
+    async def csv(self, course: Course) -> str:
         """Every learner, a page of them at a time: name, email, one percent per
         assessment (empty: not graded), weighted total. UTF-8 with a byte order mark,
         so Excel shows Vietnamese (or any) names as they are."""
-        course = await self.courses.editable_course(course_id, caller)
         quizzes, assignments = await self.repo.published_assessments(course.id)
         columns = _columns(quizzes, assignments)
         out = io.StringIO()
@@ -150,16 +147,10 @@ class GradebookService:
                 break
         return out.getvalue()
 
-    async def mine(self, caller: User, course_id: uuid.UUID) -> schemas.MyGrades:
-        course, can_edit = await self.courses.member_access(course_id, caller)
-        if can_edit:
-            raise Forbidden(
-                "Grades are for the course's learners; instructors read the gradebook.",
-                slug="not-a-learner",
-            )
+    async def mine(self, course: Course, learner: User) -> schemas.MyGrades:
         quizzes, assignments = await self.repo.published_assessments(course.id)
         columns = _columns(quizzes, assignments)
-        (row,) = await self._rows(course.id, [caller], columns)
+        (row,) = await self._rows(course.id, [learner], columns)
         hidden = {quiz.id for quiz in quizzes if quiz.review_policy is ReviewPolicy.none}
         cells = [
             schemas.GradeCell(assessment_id=cell.assessment_id, percent=None, passed=cell.passed)

@@ -1,0 +1,243 @@
+"""Where learners stand across a course's assessments: the gradebook's cells, the
+required assessments course completion waits for, and the graded work in progress the
+tutor must not do for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import exists, func, or_, select, union_all
+
+from lyceum.assessments.repository.base import Repository
+from lyceum.models.assessments import (
+    Assignment,
+    AttemptItem,
+    AttemptStatus,
+    EssaySubmission,
+    Quiz,
+    QuizAttempt,
+    ReviewPolicy,
+    SubmissionStatus,
+)
+from lyceum.models.courses import Enrollment, EnrollmentStatus
+from lyceum.models.identity import User
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one learner stands on one published assessment."""
+
+    id: uuid.UUID
+    kind: Literal["quiz", "assignment"]
+    title: str
+    required: bool
+    weight: float
+    pass_percent: float
+    percent: float | None
+    passed: bool
+
+
+class StandingRepository(Repository):
+    async def published_assessments(
+        self, course_id: uuid.UUID
+    ) -> tuple[list[Quiz], list[Assignment]]:
+        quizzes = await self.session.execute(
+            select(Quiz)
+            .where(Quiz.course_id == course_id, Quiz.published.is_(True))
+            .order_by(Quiz.created_at, Quiz.id)
+        )
+        assignments = await self.session.execute(
+            select(Assignment)
+            .where(Assignment.course_id == course_id, Assignment.published.is_(True))
+            .order_by(Assignment.created_at, Assignment.id)
+        )
+        return list(quizzes.scalars()), list(assignments.scalars())
+
+    async def learners(
+        self, course_id: uuid.UUID, offset: int, limit: int | None
+    ) -> tuple[list[User], int]:
+        conditions = [
+            Enrollment.course_id == course_id,
+            Enrollment.status != EnrollmentStatus.cancelled,
+        ]
+        total = await self._count(Enrollment, conditions)
+        query = (
+            select(User)
+            .join(Enrollment, Enrollment.user_id == User.id)
+            .where(*conditions)
+            .order_by(User.full_name, User.id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return list((await self.session.execute(query)).scalars()), total
+
+    async def best_quiz_results(
+        self, course_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]]:
+        """(quiz, learner) -> (best percent, passed any attempt), graded attempts only."""
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(
+            select(
+                QuizAttempt.quiz_id,
+                QuizAttempt.user_id,
+                func.max(QuizAttempt.percent),
+                func.bool_or(QuizAttempt.passed),
+            )
+            .where(
+                QuizAttempt.course_id == course_id,
+                QuizAttempt.user_id.in_(set(user_ids)),
+                QuizAttempt.status == AttemptStatus.graded,
+            )
+            .group_by(QuizAttempt.quiz_id, QuizAttempt.user_id)
+        )
+        return {
+            (quiz_id, user_id): (float(best or 0.0), bool(passed))
+            for quiz_id, user_id, best, passed in rows
+        }
+
+    async def released_results(
+        self, course_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]]:
+        """(assignment, learner) -> (percent, passed), released grades only."""
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(
+            select(
+                EssaySubmission.assignment_id,
+                EssaySubmission.user_id,
+                EssaySubmission.percent,
+                EssaySubmission.passed,
+            ).where(
+                EssaySubmission.course_id == course_id,
+                EssaySubmission.user_id.in_(set(user_ids)),
+                EssaySubmission.status == SubmissionStatus.released,
+            )
+        )
+        return {
+            (assignment_id, user_id): (float(percent or 0.0), bool(passed))
+            for assignment_id, user_id, percent, passed in rows
+        }
+
+    async def standings(self, course_id: uuid.UUID, user_id: uuid.UUID) -> list[Standing]:
+        """The learner's standing on every published assessment of the course."""
+        quizzes, assignments = await self.published_assessments(course_id)
+        quiz_results = await self.best_quiz_results(course_id, [user_id])
+        essay_results = await self.released_results(course_id, [user_id])
+        standings = []
+        for quiz in quizzes:
+            percent, passed = quiz_results.get((quiz.id, user_id), (None, False))
+            if quiz.review_policy is ReviewPolicy.none:
+                percent = None  # the quiz shows its learners no score
+            standings.append(
+                Standing(
+                    quiz.id,
+                    "quiz",
+                    quiz.title,
+                    quiz.required,
+                    quiz.weight,
+                    quiz.pass_percent,
+                    percent,
+                    passed,
+                )
+            )
+        for assignment in assignments:
+            percent, passed = essay_results.get((assignment.id, user_id), (None, False))
+            standings.append(
+                Standing(
+                    assignment.id,
+                    "assignment",
+                    assignment.title,
+                    assignment.required,
+                    assignment.weight,
+                    assignment.pass_percent,
+                    percent,
+                    passed,
+                )
+            )
+        return standings
+
+    async def unpassed_required(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        """How many of the course's published required assessments the learner has not
+        passed, in one query."""
+        passed_quiz = exists().where(
+            QuizAttempt.quiz_id == Quiz.id,
+            QuizAttempt.user_id == user_id,
+            QuizAttempt.status == AttemptStatus.graded,
+            QuizAttempt.passed.is_(True),
+        )
+        passed_essay = exists().where(
+            EssaySubmission.assignment_id == Assignment.id,
+            EssaySubmission.user_id == user_id,
+            EssaySubmission.status == SubmissionStatus.released,
+            EssaySubmission.passed.is_(True),
+        )
+        quizzes = (
+            select(func.count())
+            .select_from(Quiz)
+            .where(
+                Quiz.course_id == course_id,
+                Quiz.published.is_(True),
+                Quiz.required.is_(True),
+                ~passed_quiz,
+            )
+            .scalar_subquery()
+        )
+        assignments = (
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.course_id == course_id,
+                Assignment.published.is_(True),
+                Assignment.required.is_(True),
+                ~passed_essay,
+            )
+            .scalar_subquery()
+        )
+        return int((await self.session.execute(select(quizzes + assignments))).scalar_one())
+
+    async def graded_prompts(
+        self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime, prompt_chars: int
+    ) -> list[str]:
+        """In one round trip: the question texts of the learner's attempts in progress in
+        a course, then the openings (`prompt_chars`) of the prompts of the course's
+        published assignments they have yet to submit and still could."""
+        attempts = (
+            select(AttemptItem.snapshot["prompt"].astext.label("prompt"))
+            .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
+            .where(
+                QuizAttempt.user_id == user_id,
+                QuizAttempt.course_id == course_id,
+                QuizAttempt.status == AttemptStatus.in_progress,
+                or_(QuizAttempt.deadline_at.is_(None), QuizAttempt.deadline_at > now),
+            )
+            .limit(500)
+            .subquery()
+        )
+        submitted = exists().where(
+            EssaySubmission.assignment_id == Assignment.id, EssaySubmission.user_id == user_id
+        )
+        assignments = (
+            select(func.substr(Assignment.prompt, 1, prompt_chars).label("prompt"))
+            .where(
+                Assignment.course_id == course_id,
+                Assignment.published.is_(True),
+                ~submitted,
+                or_(
+                    Assignment.due_at.is_(None),
+                    Assignment.due_at > now,
+                    Assignment.late_policy != "refuse",
+                ),
+            )
+            .limit(100)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            union_all(select(attempts.c.prompt), select(assignments.c.prompt))
+        )
+        return [prompt for prompt in rows.scalars() if prompt]
