@@ -33,8 +33,7 @@ from lyceum.chat.writer import MessageWriter
 from lyceum.config import Settings
 from lyceum.courses.service import CourseService
 from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate
-from lyceum.identity.repository import IdentityRepository
-from lyceum.identity.service import DENIED_JTI_PREFIX
+from lyceum.identity.service import DENIED_JTI_PREFIX, open_sessions
 from lyceum.kit.clock import Clock, SystemClock
 from lyceum.kit.db import unit_of_work
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
@@ -432,11 +431,9 @@ class ChatGateway:
         if not connections:
             return
         async with self.runtime.database.sessionmaker() as session:
-            open_sessions = await IdentityRepository(session).open_sessions(
-                list({c.session_id for c in connections})
-            )
+            still_open = await open_sessions(session, list({c.session_id for c in connections}))
         for connection in connections:
-            if connection.session_id not in open_sessions:
+            if connection.session_id not in still_open:
                 await self._end(connection, *SESSION_ENDED)
         await self._recheck_rooms([c for c in connections if c.sid in self.connections])
 
@@ -604,7 +601,8 @@ class ChatGateway:
         await self._check_not_revoked(connection)
         async with self._service() as service:
             user = await service.active_user(connection.user_id)
-            event = await service.delete_message(user, payload.message_id)
+            message = await service.deletable_message(user, payload.message_id)
+            event = await service.delete_message(user, message)
         await self.broadcast_model("message_deleted", event, event.room_id)
         return event.model_dump(mode="json")
 
