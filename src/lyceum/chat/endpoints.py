@@ -11,28 +11,17 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 
 from lyceum.chat import schemas
 from lyceum.chat.gateway import ChatGateway, muted_event
-from lyceum.chat.service import ChatService
-from lyceum.courses.permissions import Courses
-from lyceum.identity.permissions import RuntimeDep, VerifiedUser
-from lyceum.kit.clock import ClockDep
-from lyceum.kit.db import Session
+from lyceum.chat.permissions import (
+    Chat,
+    CourseRoom,
+    DeletableMessage,
+    MemberRoom,
+    ModeratedCourse,
+)
+from lyceum.identity.permissions import VerifiedUser
 from lyceum.kit.pagination import Page, Paging
 
 chat = APIRouter(prefix="/chat", tags=["chat"])
-
-
-async def chat_service(
-    session: Session, courses: Courses, runtime: RuntimeDep, clock: ClockDep
-) -> ChatService:
-    return ChatService(
-        session,
-        courses=courses,
-        settings=runtime.settings,
-        now=clock.now(),
-    )
-
-
-Chat = Annotated[ChatService, Depends(chat_service)]
 
 
 async def chat_gateway(request: Request) -> ChatGateway:
@@ -73,8 +62,8 @@ async def open_direct_room(
 
 
 @chat.get("/rooms/{room_id:uuid}", summary="One of your chat rooms")
-async def get_chat_room(room_id: uuid.UUID, caller: VerifiedUser, service: Chat) -> schemas.RoomOut:
-    return await service.room_out(await service.room_access(caller, room_id), caller)
+async def get_chat_room(caller: VerifiedUser, access: MemberRoom, service: Chat) -> schemas.RoomOut:
+    return await service.room_out(access, caller)
 
 
 @chat.get(
@@ -84,22 +73,18 @@ async def get_chat_room(room_id: uuid.UUID, caller: VerifiedUser, service: Chat)
     "are left out.",
 )
 async def list_chat_messages(
-    room_id: uuid.UUID,
-    caller: VerifiedUser,
+    access: MemberRoom,
     service: Chat,
     before: Annotated[
         uuid.UUID | None, Query(description="A message id: only older messages.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=schemas.HISTORY_PAGE_MAX)] = 50,
 ) -> schemas.MessagePage:
-    return await service.history(caller, room_id, before=before, limit=limit)
+    return await service.history(access, before=before, limit=limit)
 
 
 @chat.get("/rooms/{room_id:uuid}/presence", summary="Who is online in a room now")
-async def get_chat_presence(
-    room_id: uuid.UUID, caller: VerifiedUser, service: Chat, gateway: Gateway
-) -> schemas.PresenceOut:
-    access = await service.room_access(caller, room_id)
+async def get_chat_presence(access: MemberRoom, gateway: Gateway) -> schemas.PresenceOut:
     return schemas.PresenceOut(room_id=access.room.id, online=await gateway.online(access.room.id))
 
 
@@ -110,9 +95,9 @@ async def get_chat_presence(
     "are not enrolled in; 404 for a course you cannot see.",
 )
 async def get_course_chat_room(
-    course_id: uuid.UUID, caller: VerifiedUser, service: Chat
+    caller: VerifiedUser, access: CourseRoom, service: Chat
 ) -> schemas.RoomOut:
-    return await service.room_out(await service.course_room_access(caller, course_id), caller)
+    return await service.room_out(access, caller)
 
 
 @chat.delete(
@@ -122,13 +107,13 @@ async def get_course_chat_room(
     description="Broadcasts `message_deleted` to the room.",
 )
 async def delete_chat_message(
-    message_id: uuid.UUID,
     caller: VerifiedUser,
+    message: DeletableMessage,
     service: Chat,
     gateway: Gateway,
     background: BackgroundTasks,
 ) -> None:
-    event = await service.delete_message(caller, message_id)
+    event = await service.delete_message(caller, message)
     # After the response, so after the commit: nobody hears of a deletion that failed.
     background.add_task(gateway.broadcast_model, "message_deleted", event, event.room_id)
 
@@ -137,10 +122,8 @@ async def delete_chat_message(
     "/courses/{course_id:uuid}/mutes",
     summary="The learners muted in a course's chat now (its instructors and admins)",
 )
-async def list_chat_mutes(
-    course_id: uuid.UUID, caller: VerifiedUser, service: Chat
-) -> Page[schemas.MuteOut]:
-    return Page.of_all(await service.mutes(caller, course_id))
+async def list_chat_mutes(moderation: ModeratedCourse, service: Chat) -> Page[schemas.MuteOut]:
+    return Page.of_all(await service.mutes(moderation))
 
 
 @chat.put(
@@ -151,19 +134,21 @@ async def list_chat_mutes(
     responses={201: {"model": schemas.MuteOut, "description": "A new mute."}},
 )
 async def mute_chat_user(
-    course_id: uuid.UUID,
+    caller: VerifiedUser,
+    moderation: ModeratedCourse,
     user_id: uuid.UUID,
     body: schemas.MuteIn,
-    caller: VerifiedUser,
     service: Chat,
     gateway: Gateway,
     response: Response,
     background: BackgroundTasks,
 ) -> schemas.MuteOut:
-    mute, created = await service.mute(caller, course_id, user_id, body)
+    mute, created = await service.mute(caller, moderation, user_id, body)
     if created:
         response.status_code = status.HTTP_201_CREATED
-        response.headers["Location"] = f"/api/v1/chat/courses/{course_id}/mutes/{user_id}"
+        response.headers["Location"] = (
+            f"/api/v1/chat/courses/{moderation.course.id}/mutes/{user_id}"
+        )
     background.add_task(gateway.broadcast_model, "user_muted", muted_event(mute), mute.room_id)
     return mute
 
@@ -175,15 +160,19 @@ async def mute_chat_user(
     description="Broadcasts `user_unmuted`.",
 )
 async def unmute_chat_user(
-    course_id: uuid.UUID,
+    moderation: ModeratedCourse,
     user_id: uuid.UUID,
-    caller: VerifiedUser,
     service: Chat,
     gateway: Gateway,
     background: BackgroundTasks,
 ) -> None:
-    room = await service.unmute(caller, course_id, user_id)
+    await service.unmute(moderation, user_id)
+    room_id = moderation.room.id
     event = schemas.UserMutedEvent(
-        room_id=room.id, course_id=course_id, user_id=user_id, muted_until=None, reason=""
+        room_id=room_id,
+        course_id=moderation.course.id,
+        user_id=user_id,
+        muted_until=None,
+        reason="",
     )
-    background.add_task(gateway.broadcast_model, "user_unmuted", event, room.id)
+    background.add_task(gateway.broadcast_model, "user_unmuted", event, room_id)

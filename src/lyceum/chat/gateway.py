@@ -33,11 +33,10 @@ from lyceum.chat.writer import MessageWriter
 from lyceum.config import Settings
 from lyceum.courses.service import CourseService
 from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate
-from lyceum.identity.repository import IdentityRepository
-from lyceum.identity.service import DENIED_JTI_PREFIX
+from lyceum.identity.service import DENIED_JTI_PREFIX, open_sessions
 from lyceum.kit.clock import Clock, SystemClock
-from lyceum.kit.db import unit_of_work
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
+from lyceum.kit.jobs import transaction
 from lyceum.kit.revocations import Ended, Revocation
 from lyceum.kit.runtime import Runtime
 from lyceum.models.chat import RoomKind
@@ -232,7 +231,7 @@ class ChatGateway:
         """One event, one transaction: committed on success, rolled back on error."""
         runtime = self.runtime
         now = self.clock.now()
-        async with runtime.database.sessionmaker() as session, unit_of_work(session):
+        async with transaction(runtime) as session:
             courses = CourseService(
                 session, cache=runtime.cache, cache_ttl=self.settings.cache_ttl_seconds, now=now
             )
@@ -287,7 +286,7 @@ class ChatGateway:
             )
         runtime = self.runtime
         try:
-            async with self._slots, runtime.database.sessionmaker() as session:
+            async with self._slots, transaction(runtime) as session:
                 caller = await authenticate(runtime, session, self.clock, token)
         except Unauthorized as error:
             raise ConnectionRefused(
@@ -431,12 +430,10 @@ class ChatGateway:
         connections = list(self.connections.values())
         if not connections:
             return
-        async with self.runtime.database.sessionmaker() as session:
-            open_sessions = await IdentityRepository(session).open_sessions(
-                list({c.session_id for c in connections})
-            )
+        async with transaction(self.runtime) as session:
+            still_open = await open_sessions(session, list({c.session_id for c in connections}))
         for connection in connections:
-            if connection.session_id not in open_sessions:
+            if connection.session_id not in still_open:
                 await self._end(connection, *SESSION_ENDED)
         await self._recheck_rooms([c for c in connections if c.sid in self.connections])
 
@@ -604,7 +601,8 @@ class ChatGateway:
         await self._check_not_revoked(connection)
         async with self._service() as service:
             user = await service.active_user(connection.user_id)
-            event = await service.delete_message(user, payload.message_id)
+            message = await service.deletable_message(user, payload.message_id)
+            event = await service.delete_message(user, message)
         await self.broadcast_model("message_deleted", event, event.room_id)
         return event.model_dump(mode="json")
 

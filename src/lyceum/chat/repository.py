@@ -213,6 +213,9 @@ class ChatRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def user(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
     # Rooms ------------------------------------------------------------------------------
 
     async def room(self, room_id: uuid.UUID) -> ChatRoom | None:

@@ -19,6 +19,7 @@ from lyceum.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimite
 from lyceum.kit.pagination import Page, PageParams
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.models.chat import ChatMessage, ChatMute, ChatRoom, RoomKind
+from lyceum.models.courses import Course
 from lyceum.models.identity import Role, User
 
 NO_ROOM = "No such chat room."
@@ -29,6 +30,14 @@ class RoomAccess:
     room: ChatRoom
     # The course's instructors and admins, in a course room.
     can_moderate: bool
+
+
+@dataclass(frozen=True)
+class Moderation:
+    """A course whose chat the caller moderates (its instructors and admins), and its room."""
+
+    course: Course
+    room: ChatRoom
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ class ChatService:
         self.now = now
 
     async def active_user(self, user_id: uuid.UUID) -> User:
-        user = await self.session.get(User, user_id)
+        user = await self.repo.user(user_id)
         if user is None or not user.is_active:
             raise Unauthorized("This account is no longer active.", slug="invalid-token")
         return user
@@ -240,7 +249,7 @@ class ChatService:
     async def open_direct(self, caller: User, other_id: uuid.UUID) -> tuple[RoomAccess, bool]:
         if other_id == caller.id:
             raise Invalid("A direct room needs another person.", field="user_id")
-        other = await self.session.get(User, other_id)
+        other = await self.repo.user(other_id)
         if (
             other is None
             or not other.is_active
@@ -274,9 +283,8 @@ class ChatService:
         raise Conflict("The message could not be stored; send it again.")
 
     async def history(
-        self, caller: User, room_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+        self, access: RoomAccess, *, before: uuid.UUID | None, limit: int
     ) -> schemas.MessagePage:
-        access = await self.room_access(caller, room_id)
         before_seq = None
         if before is not None:
             cursor = await self.repo.message(before)
@@ -302,11 +310,9 @@ class ChatService:
 
     # Moderation -------------------------------------------------------------------------
 
-    async def delete_message(
-        self, caller: User, message_id: uuid.UUID
-    ) -> schemas.MessageDeletedEvent:
+    async def deletable_message(self, caller: User, message_id: uuid.UUID) -> ChatMessage:
         """The course's instructors and admins may delete any message of a course room;
-        everyone may delete their own."""
+        everyone may delete their own (in a room they are in: 404 otherwise)."""
         message = await self.repo.message(message_id)
         if message is None or message.deleted_at is not None:
             raise NotFound("No such message.")
@@ -316,16 +322,23 @@ class ChatService:
             raise NotFound("No such message.") from None
         if not access.can_moderate and message.sender_id != caller.id:
             raise Forbidden("Only the course's instructors and admins may delete others' messages.")
+        return message
+
+    async def delete_message(
+        self, caller: User, message: ChatMessage
+    ) -> schemas.MessageDeletedEvent:
         await self.repo.soft_delete(message, deleted_by=caller.id, now=self.now)
         return schemas.MessageDeletedEvent(
             room_id=message.room_id, message_id=message.id, deleted_by=caller.id
         )
 
-    async def _moderated_course(self, caller: User, course_id: uuid.UUID) -> ChatRoom:
-        _, can_edit = await self.courses.member_access(course_id, caller)
+    async def moderated_course(self, caller: User, course_id: uuid.UUID) -> Moderation:
+        """The course and its room, for the course's instructors and admins (403 for its
+        learners, 404 for a course the caller cannot see)."""
+        course, can_edit = await self.courses.member_access(course_id, caller)
         if not can_edit:
             raise Forbidden("Only the course's instructors and admins may moderate its chat.")
-        return await self.repo.course_room(course_id)
+        return Moderation(course, await self.repo.course_room(course_id))
 
     def _mute_out(self, mute: ChatMute, room: ChatRoom) -> schemas.MuteOut:
         return schemas.MuteOut(
@@ -337,16 +350,15 @@ class ChatService:
         )
 
     async def mute(
-        self, caller: User, course_id: uuid.UUID, user_id: uuid.UUID, body: schemas.MuteIn
+        self, caller: User, moderation: Moderation, user_id: uuid.UUID, body: schemas.MuteIn
     ) -> tuple[schemas.MuteOut, bool]:
         """Mute one of the course's learners for `minutes` (replacing any mute in
         force): (the mute, whether none was in force)."""
-        room = await self._moderated_course(caller, course_id)
-        target = await self.session.get(User, user_id)
-        if target is None or not await self.courses.repo.is_learner(course_id, user_id):
+        course, room = moderation.course, moderation.room
+        course_id = course.id
+        target = await self.repo.user(user_id)
+        if target is None or not await self.courses.is_learner(course_id, user_id):
             raise NotFound("No such learner in this course.")
-        course = await self.courses.repo.course(course_id)
-        assert course is not None
         if await self.courses.can_edit(course, target):
             raise Forbidden("The course's instructors and admins cannot be muted.")
         previous = await self.repo.active_mute(course_id, user_id, self.now)
@@ -365,17 +377,15 @@ class ChatService:
         access = await self.room_access(caller, room_id)
         if access.room.course_id is None:
             raise Invalid("Mutes apply to course rooms.", field="room_id")
-        return await self.mute(caller, access.room.course_id, user_id, body)
+        moderation = await self.moderated_course(caller, access.room.course_id)
+        return await self.mute(caller, moderation, user_id, body)
 
-    async def unmute(self, caller: User, course_id: uuid.UUID, user_id: uuid.UUID) -> ChatRoom:
-        room = await self._moderated_course(caller, course_id)
+    async def unmute(self, moderation: Moderation, user_id: uuid.UUID) -> None:
+        course_id = moderation.course.id
         if await self.repo.active_mute(course_id, user_id, self.now) is None:
             raise NotFound("This person is not muted in this course.")
         await self.repo.delete_mute(course_id, user_id)
-        return room
 
-    async def mutes(self, caller: User, course_id: uuid.UUID) -> list[schemas.MuteOut]:
-        room = await self._moderated_course(caller, course_id)
-        return [
-            self._mute_out(mute, room) for mute in await self.repo.active_mutes(course_id, self.now)
-        ]
+    async def mutes(self, moderation: Moderation) -> list[schemas.MuteOut]:
+        active = await self.repo.active_mutes(moderation.course.id, self.now)
+        return [self._mute_out(mute, moderation.room) for mute in active]

@@ -8,12 +8,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 
 from lyceum.content import schemas
+from lyceum.content.permissions import (
+    Content,
+    FileUploadQuota,
+    ManagedFile,
+    MaterialAccess,
+    MemberAccess,
+    MemberFile,
+    VisibleFile,
+)
 from lyceum.content.retrieval import MAX_K, search_course_material
-from lyceum.content.service import ContentService, DownloadSigner, file_out
-from lyceum.courses.permissions import Courses
-from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
+from lyceum.content.service import file_out
+from lyceum.courses.permissions import EditableCourse
+from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.ai.embedding import Embedder, load_embedder
-from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import PayloadTooLarge
 from lyceum.kit.pagination import Page
@@ -21,26 +29,6 @@ from lyceum.kit.storage import attachment_disposition
 from lyceum.kit.validation import SafeStr
 
 content = APIRouter(tags=["content"])
-
-
-async def content_service(
-    session: Session, courses: Courses, runtime: RuntimeDep, clock: ClockDep
-) -> ContentService:
-    settings = runtime.settings
-    return ContentService(
-        session,
-        courses,
-        storage=runtime.storage,
-        sandbox=runtime.sandbox,
-        image_max_pixels=settings.image_max_pixels,
-        signer=DownloadSigner(settings.secret_key_value()),
-        public_base_url=settings.base_url(),
-        link_ttl_seconds=settings.download_url_ttl_seconds,
-        now=clock.now(),
-    )
-
-
-Content = Annotated[ContentService, Depends(content_service)]
 
 
 async def embedder() -> Embedder:
@@ -69,18 +57,15 @@ FILES = "/courses/{course_id:uuid}/files"
     responses={200: {"model": schemas.UploadResult, "description": "Already uploaded."}},
 )
 async def upload_file(
-    course_id: uuid.UUID,
-    file: Annotated[UploadFile, File(description="The file.")],
+    quota: FileUploadQuota,
     caller: CurrentUser,
+    course: EditableCourse,
+    file: Annotated[UploadFile, File(description="The file.")],
     service: Content,
-    courses: Courses,
     runtime: RuntimeDep,
     response: Response,
 ) -> schemas.UploadResult:
-    settings = runtime.settings
-    await runtime.rate_limiter.check(settings.file_upload_rate_limit, "upload-file", str(caller.id))
-    course = await courses.editable_course(course_id, caller)
-    limit = settings.max_upload_bytes
+    limit = runtime.settings.max_upload_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", field="body.file")
@@ -95,19 +80,13 @@ async def upload_file(
     summary="The course's files: all of them for instructors and admins, ready ones for "
     "enrolled learners",
 )
-async def list_files(
-    course_id: uuid.UUID, caller: OptionalUser, service: Content
-) -> Page[schemas.CourseFileOut]:
-    access = await service.material_access(course_id, caller)
+async def list_files(access: MaterialAccess, service: Content) -> Page[schemas.CourseFileOut]:
     return Page.of_all([file_out(file) for file in await service.files(access)])
 
 
 @content.get(FILES + "/{file_id:uuid}", summary="One file's metadata and indexing status")
-async def get_file(
-    course_id: uuid.UUID, file_id: uuid.UUID, caller: OptionalUser, service: Content
-) -> schemas.CourseFileOut:
-    access = await service.material_access(course_id, caller)
-    return file_out(await service.file(access, file_id))
+async def get_file(file: VisibleFile) -> schemas.CourseFileOut:
+    return file_out(file)
 
 
 @content.delete(
@@ -115,16 +94,8 @@ async def get_file(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a file, its stored object and its index entries",
 )
-async def delete_file(
-    course_id: uuid.UUID,
-    file_id: uuid.UUID,
-    caller: CurrentUser,
-    service: Content,
-    courses: Courses,
-) -> None:
-    course = await courses.editable_course(course_id, caller)
-    access = await service.material_access(course.id, caller)
-    await service.delete(await service.file(access, file_id))
+async def delete_file(file: ManagedFile, service: Content) -> None:
+    await service.delete(file)
 
 
 @content.post(
@@ -134,19 +105,9 @@ async def delete_file(
     description="Counts against FILE_UPLOAD_RATE_LIMIT like an upload: indexing costs the same.",
 )
 async def reindex_file(
-    course_id: uuid.UUID,
-    file_id: uuid.UUID,
-    caller: CurrentUser,
-    service: Content,
-    courses: Courses,
-    runtime: RuntimeDep,
+    quota: FileUploadQuota, file: ManagedFile, service: Content
 ) -> schemas.CourseFileOut:
-    await runtime.rate_limiter.check(
-        runtime.settings.file_upload_rate_limit, "upload-file", str(caller.id)
-    )
-    course = await courses.editable_course(course_id, caller)
-    access = await service.material_access(course.id, caller)
-    return file_out(await service.reindex(await service.file(access, file_id)))
+    return file_out(await service.reindex(file))
 
 
 @content.get(
@@ -154,14 +115,9 @@ async def reindex_file(
     summary="A short-lived signed download link (enrolled learners, instructors, admins)",
 )
 async def download_link(
-    course_id: uuid.UUID,
-    file_id: uuid.UUID,
-    caller: CurrentUser,
-    service: Content,
-    variant: Literal["original", "thumbnail"] = "original",
+    file: MemberFile, service: Content, variant: Literal["original", "thumbnail"] = "original"
 ) -> schemas.DownloadLink:
-    access = await service.material_access(course_id, caller)
-    return await service.download_link(await service.file(access, file_id), variant)
+    return await service.download_link(file, variant)
 
 
 @content.get(
@@ -199,10 +155,8 @@ async def file_content(
     "instructors and admins also every item, with failure reasons. While `complete` is "
     "false, search and the tutor do not see all of the material yet (the tutor says so).",
 )
-async def course_indexing(
-    course_id: uuid.UUID, caller: CurrentUser, service: Content
-) -> schemas.CourseIndexing:
-    return await service.indexing(await service.material_access(course_id, caller))
+async def course_indexing(access: MemberAccess, service: Content) -> schemas.CourseIndexing:
+    return await service.indexing(access)
 
 
 @content.get(
@@ -212,15 +166,12 @@ async def course_indexing(
     "search fused by reciprocal rank. For enrolled learners, instructors and admins.",
 )
 async def search_material(
-    course_id: uuid.UUID,
-    caller: CurrentUser,
-    service: Content,
+    access: MemberAccess,
     session: Session,
     encoder: Annotated[Embedder, Depends(embedder)],
     q: Annotated[SafeStr, Query(min_length=1, max_length=500, description="The question.")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 5,
 ) -> schemas.SearchResults:
-    access = await service.material_access(course_id, caller)
     hits = await search_course_material(session, encoder, access.course.id, q, k)
     return schemas.SearchResults(
         query=q,

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
 from lyceum.content.repository import WAITING, IndexingRepository
-from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.images import in_sandbox
@@ -100,7 +99,6 @@ class ContentService:
     def __init__(
         self,
         session: AsyncSession,
-        courses: CourseService,
         *,
         storage: Storage,
         sandbox: Sandbox,
@@ -111,7 +109,6 @@ class ContentService:
         now: dt.datetime,
     ) -> None:
         self.session = session
-        self.courses = courses
         self.storage = storage
         self.sandbox = sandbox
         self.image_max_pixels = image_max_pixels
@@ -121,10 +118,6 @@ class ContentService:
         self.now = now
 
     # Access ---------------------------------------------------------------------------
-
-    async def material_access(self, course_id: uuid.UUID, caller: User | None) -> Access:
-        course, can_edit = await self.courses.member_access(course_id, caller)
-        return Access(course, can_edit=can_edit)
 
     async def file(self, access: Access, file_id: uuid.UUID) -> CourseFile:
         file = await self.session.get(CourseFile, file_id)

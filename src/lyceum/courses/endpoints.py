@@ -8,17 +8,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from lyceum.courses import schemas
-from lyceum.courses.permissions import Courses
+from lyceum.courses.permissions import (
+    Courses,
+    EditableCourse,
+    EditableLesson,
+    EditableModule,
+    LockedEditableCourse,
+    OwnedCourse,
+    ReadableLesson,
+    VisibleCourse,
+)
 from lyceum.courses.repository import CatalogFilters
 from lyceum.courses.service import catalog_item, lesson_out
-from lyceum.identity.permissions import (
-    CurrentUser,
-    InstructorUser,
-    OptionalUser,
-    RuntimeDep,
-)
-from lyceum.identity.repository import IdentityRepository
-from lyceum.kit.db import Session
+from lyceum.identity.permissions import Identity, ImageUploadQuota, InstructorUser, RuntimeDep
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
 from lyceum.kit.validation import SafeStr
@@ -96,33 +98,24 @@ async def create_course(
 
 
 @courses.get("/{course_id:uuid}", summary="A course with its syllabus")
-async def get_course(
-    course_id: uuid.UUID, caller: OptionalUser, service: Courses
-) -> schemas.CourseDetail:
-    return await service.detail(await service.visible_course(course_id, caller))
+async def get_course(course: VisibleCourse, service: Courses) -> schemas.CourseDetail:
+    return await service.detail(course)
 
 
 @courses.patch("/{course_id:uuid}", summary="Edit a course (its instructors and admins)")
 async def update_course(
-    course_id: uuid.UUID, body: schemas.CourseUpdate, caller: CurrentUser, service: Courses
+    course: LockedEditableCourse, body: schemas.CourseUpdate, service: Courses
 ) -> schemas.CourseDetail:
-    course = await service.editable_course(course_id, caller, for_update=True)
     return await service.detail(await service.update(course, body))
 
 
 @courses.post("/{course_id:uuid}/publish", summary="Publish a course (needs a lesson)")
-async def publish_course(
-    course_id: uuid.UUID, caller: CurrentUser, service: Courses
-) -> schemas.CourseDetail:
-    course = await service.editable_course(course_id, caller, for_update=True)
+async def publish_course(course: LockedEditableCourse, service: Courses) -> schemas.CourseDetail:
     return await service.detail(await service.publish(course))
 
 
 @courses.post("/{course_id:uuid}/archive", summary="Archive a course (out of the catalog)")
-async def archive_course(
-    course_id: uuid.UUID, caller: CurrentUser, service: Courses
-) -> schemas.CourseDetail:
-    course = await service.editable_course(course_id, caller, for_update=True)
+async def archive_course(course: LockedEditableCourse, service: Courses) -> schemas.CourseDetail:
     return await service.detail(await service.archive(course))
 
 
@@ -132,15 +125,9 @@ async def archive_course(
     summary="Add a co-instructor (the owner and admins)",
 )
 async def add_instructor(
-    course_id: uuid.UUID,
-    body: schemas.CoInstructor,
-    caller: CurrentUser,
-    service: Courses,
-    session: Session,
+    course: OwnedCourse, body: schemas.CoInstructor, service: Courses, identity: Identity
 ) -> None:
-    course = await service.editable_course(course_id, caller)
-    user = await IdentityRepository(session).user_by_id(body.user_id)
-    await service.add_co_instructor(course, caller, user)
+    await service.add_co_instructor(course, await identity.get_user(body.user_id))
 
 
 @courses.delete(
@@ -148,11 +135,8 @@ async def add_instructor(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a co-instructor (the owner and admins)",
 )
-async def remove_instructor(
-    course_id: uuid.UUID, user_id: uuid.UUID, caller: CurrentUser, service: Courses
-) -> None:
-    course = await service.editable_course(course_id, caller)
-    await service.remove_co_instructor(course, caller, user_id)
+async def remove_instructor(course: OwnedCourse, user_id: uuid.UUID, service: Courses) -> None:
+    await service.remove_co_instructor(course, user_id)
 
 
 @courses.put(
@@ -163,17 +147,13 @@ async def remove_instructor(
     "limited per user to IMAGE_UPLOAD_RATE_LIMIT (429 with Retry-After beyond).",
 )
 async def put_cover(
-    course_id: uuid.UUID,
+    quota: ImageUploadQuota,
+    course: LockedEditableCourse,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WebP.")],
-    caller: CurrentUser,
     service: Courses,
     runtime: RuntimeDep,
 ) -> schemas.CourseDetail:
     settings = runtime.settings
-    await runtime.rate_limiter.check(
-        settings.image_upload_rate_limit, "upload-image", str(caller.id)
-    )
-    course = await service.editable_course(course_id, caller, for_update=True)
     limit = settings.avatar_max_bytes * 2
     data = await file.read(limit + 1)
     if len(data) > limit:
@@ -190,10 +170,7 @@ async def put_cover(
     response_class=Response,
     responses={200: {"content": {"image/webp": {}}, "description": "The cover"}},
 )
-async def get_cover(
-    course_id: uuid.UUID, caller: OptionalUser, service: Courses, runtime: RuntimeDep
-) -> Response:
-    course = await service.visible_course(course_id, caller)
+async def get_cover(course: VisibleCourse, runtime: RuntimeDep) -> Response:
     data = await runtime.storage.get(course.cover_key) if course.cover_key else None
     if data is None:
         raise NotFound("This course has no cover image.")
@@ -206,11 +183,8 @@ async def get_cover(
 
 
 @courses.get("/{course_id:uuid}/modules", summary="The syllabus: modules and lesson titles")
-async def list_modules(
-    course_id: uuid.UUID, caller: OptionalUser, service: Courses
-) -> list[schemas.ModuleOut]:
-    detail = await service.detail(await service.visible_course(course_id, caller))
-    return detail.modules
+async def list_modules(course: VisibleCourse, service: Courses) -> list[schemas.ModuleOut]:
+    return (await service.detail(course)).modules
 
 
 @courses.post(
@@ -219,13 +193,8 @@ async def list_modules(
     summary="Add a module at the end",
 )
 async def add_module(
-    course_id: uuid.UUID,
-    body: schemas.ModuleCreate,
-    caller: CurrentUser,
-    service: Courses,
-    response: Response,
+    course: EditableCourse, body: schemas.ModuleCreate, service: Courses, response: Response
 ) -> schemas.ModuleOut:
-    course = await service.editable_course(course_id, caller)
     module = await service.add_module(course, body.title)
     response.headers["Location"] = f"/api/v1/courses/{course.id}/modules/{module.id}"
     return schemas.ModuleOut(id=module.id, title=module.title, position=module.position, lessons=[])
@@ -236,25 +205,15 @@ async def add_module(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Reorder the modules",
 )
-async def reorder_modules(
-    course_id: uuid.UUID, body: schemas.Reorder, caller: CurrentUser, service: Courses
-) -> None:
-    course = await service.editable_course(course_id, caller)
+async def reorder_modules(course: EditableCourse, body: schemas.Reorder, service: Courses) -> None:
     await service.reorder_modules(course, body.ids)
 
 
 @courses.patch("/{course_id:uuid}/modules/{module_id:uuid}", summary="Rename a module")
 async def rename_module(
-    course_id: uuid.UUID,
-    module_id: uuid.UUID,
-    body: schemas.ModuleUpdate,
-    caller: CurrentUser,
-    service: Courses,
+    course: EditableCourse, module: EditableModule, body: schemas.ModuleUpdate, service: Courses
 ) -> schemas.ModuleOut:
-    course = await service.editable_course(course_id, caller)
-    module = await service.rename_module(
-        course, await service.editable_module(module_id, course), body.title
-    )
+    await service.rename_module(course, module, body.title)
     detail = await service.detail(course)
     return next(m for m in detail.modules if m.id == module.id)
 
@@ -264,11 +223,8 @@ async def rename_module(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a module and its lessons",
 )
-async def delete_module(
-    course_id: uuid.UUID, module_id: uuid.UUID, caller: CurrentUser, service: Courses
-) -> None:
-    course = await service.editable_course(course_id, caller)
-    await service.delete_module(course, await service.editable_module(module_id, course))
+async def delete_module(course: EditableCourse, module: EditableModule, service: Courses) -> None:
+    await service.delete_module(course, module)
 
 
 @courses.post(
@@ -277,15 +233,12 @@ async def delete_module(
     summary="Add a lesson at the end of a module",
 )
 async def add_lesson(
-    course_id: uuid.UUID,
-    module_id: uuid.UUID,
+    course: EditableCourse,
+    module: EditableModule,
     body: schemas.LessonCreate,
-    caller: CurrentUser,
     service: Courses,
     response: Response,
 ) -> schemas.LessonOut:
-    course = await service.editable_course(course_id, caller)
-    module = await service.editable_module(module_id, course)
     lesson = await service.add_lesson(course, module, body)
     response.headers["Location"] = f"/api/v1/lessons/{lesson.id}"
     return lesson_out(lesson)
@@ -297,14 +250,8 @@ async def add_lesson(
     summary="Reorder a module's lessons",
 )
 async def reorder_lessons(
-    course_id: uuid.UUID,
-    module_id: uuid.UUID,
-    body: schemas.Reorder,
-    caller: CurrentUser,
-    service: Courses,
+    course: EditableCourse, module: EditableModule, body: schemas.Reorder, service: Courses
 ) -> None:
-    course = await service.editable_course(course_id, caller)
-    module = await service.editable_module(module_id, course)
     await service.reorder_lessons(course, module, body.ids)
 
 
@@ -315,26 +262,22 @@ async def reorder_lessons(
     "/{lesson_id:uuid}",
     summary="A lesson with its body (enrolled learners, instructors, admins; previews: all)",
 )
-async def get_lesson(
-    lesson_id: uuid.UUID, caller: OptionalUser, service: Courses
-) -> schemas.LessonOut:
-    return lesson_out(await service.readable_lesson(lesson_id, caller))
+async def get_lesson(lesson: ReadableLesson) -> schemas.LessonOut:
+    return lesson_out(lesson)
 
 
 @lessons.patch("/{lesson_id:uuid}", summary="Edit a lesson")
 async def update_lesson(
-    lesson_id: uuid.UUID, body: schemas.LessonUpdate, caller: CurrentUser, service: Courses
+    edited: EditableLesson, body: schemas.LessonUpdate, service: Courses
 ) -> schemas.LessonOut:
-    course, lesson = await service.lesson_for_editing(lesson_id, caller)
-    return lesson_out(await service.update_lesson(course, lesson, body))
+    return lesson_out(await service.update_lesson(edited.course, edited.lesson, body))
 
 
 @lessons.delete(
     "/{lesson_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a lesson"
 )
-async def delete_lesson(lesson_id: uuid.UUID, caller: CurrentUser, service: Courses) -> None:
-    course, lesson = await service.lesson_for_editing(lesson_id, caller)
-    await service.delete_lesson(course, lesson)
+async def delete_lesson(edited: EditableLesson, service: Courses) -> None:
+    await service.delete_lesson(edited.course, edited.lesson)
 
 
 __all__ = ["catalog_item", "courses", "lessons"]

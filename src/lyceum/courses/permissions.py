@@ -8,11 +8,21 @@ service it calls does no further access check.
 
 - `VisibleCourse`: published for anyone; drafts and archived courses only for their
   instructors and admins (404 for everyone else, as if they did not exist).
+  `SignedInVisibleCourse` is the same for routes that need a signed-in caller (401
+  before anything else).
 - `EditableCourse` / `LockedEditableCourse`: the course's instructors (while their
   account is an instructor's) and admins; the second locks the row for the update.
+- `OwnedCourse`: an editable course whose owner the caller is (or an admin): who
+  teaches it is theirs to change (403 for its other instructors).
 - `MemberCourse`: the course's members (enrolled learners of a published course, its
   instructors and admins) with whether the caller can edit it; course material, the
-  tutor and assessments are theirs.
+  tutor and assessments are theirs. `MaterialCourse` is the same for routes that also
+  answer anonymous callers (a draft is 404 to them too; a published course 401).
+- `EditableModule`: a module of the path's editable course (404 for another course's).
+- `EditableLesson`: a lesson and its course, which the caller may edit.
+- `ReadableLesson`: a lesson whose body the caller may read (previews: everyone who
+  sees the course; the rest: its members). `VisibleLesson`: a lesson of a course the
+  caller may see, with that course (what a learner's progress needs).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from lyceum.courses.service import CourseService
 from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
-from lyceum.models.courses import Course
+from lyceum.models.courses import Course, Lesson, Module
 
 
 async def course_service(runtime: RuntimeDep, session: Session, clock: ClockDep) -> CourseService:
@@ -47,6 +57,15 @@ async def visible_course(course_id: uuid.UUID, caller: OptionalUser, service: Co
 
 
 VisibleCourse = Annotated[Course, Depends(visible_course)]
+
+
+async def signed_in_visible_course(
+    course_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> Course:
+    return await service.visible_course(course_id, caller)
+
+
+SignedInVisibleCourse = Annotated[Course, Depends(signed_in_visible_course)]
 
 
 async def editable_course(course_id: uuid.UUID, caller: CurrentUser, service: Courses) -> Course:
@@ -79,3 +98,62 @@ async def member_course(course_id: uuid.UUID, caller: CurrentUser, service: Cour
 
 
 MemberCourse = Annotated[Membership, Depends(member_course)]
+
+
+async def material_course(
+    course_id: uuid.UUID, caller: OptionalUser, service: Courses
+) -> Membership:
+    course, can_edit = await service.member_access(course_id, caller)
+    return Membership(course, can_edit)
+
+
+MaterialCourse = Annotated[Membership, Depends(material_course)]
+
+
+async def owned_course(course_id: uuid.UUID, caller: CurrentUser, service: Courses) -> Course:
+    return await service.owned_course(course_id, caller)
+
+
+OwnedCourse = Annotated[Course, Depends(owned_course)]
+
+
+async def editable_module(module_id: uuid.UUID, course: EditableCourse, service: Courses) -> Module:
+    return await service.editable_module(module_id, course)
+
+
+EditableModule = Annotated[Module, Depends(editable_module)]
+
+
+@dataclass(frozen=True)
+class CourseLesson:
+    """A lesson with its course, both already checked for the caller."""
+
+    course: Course
+    lesson: Lesson
+
+
+async def editable_lesson(
+    lesson_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> CourseLesson:
+    course, lesson = await service.lesson_for_editing(lesson_id, caller)
+    return CourseLesson(course, lesson)
+
+
+EditableLesson = Annotated[CourseLesson, Depends(editable_lesson)]
+
+
+async def readable_lesson(lesson_id: uuid.UUID, caller: OptionalUser, service: Courses) -> Lesson:
+    return await service.readable_lesson(lesson_id, caller)
+
+
+ReadableLesson = Annotated[Lesson, Depends(readable_lesson)]
+
+
+async def visible_lesson(
+    lesson_id: uuid.UUID, caller: CurrentUser, service: Courses
+) -> CourseLesson:
+    course, lesson = await service.visible_lesson(lesson_id, caller)
+    return CourseLesson(course, lesson)
+
+
+VisibleLesson = Annotated[CourseLesson, Depends(visible_lesson)]

@@ -204,6 +204,25 @@ class CourseService:
             raise Forbidden("Only this course's instructors and admins may change it.")
         return course
 
+    async def owned_course(self, course_id: uuid.UUID, caller: User) -> Course:
+        """An editable course whose owner the caller is, or any for an admin: only they
+        change who teaches it."""
+        course = await self.editable_course(course_id, caller)
+        if caller.role is not Role.admin and caller.id != course.owner_id:
+            raise Forbidden("Only the course's owner and admins may change its instructors.")
+        return course
+
+    async def visible_lesson(self, lesson_id: uuid.UUID, caller: User) -> tuple[Course, Lesson]:
+        """A lesson of a course the caller may see, with that course."""
+        lesson = await self.repo.lesson(lesson_id)
+        if lesson is None:
+            raise NotFound("No such lesson.")
+        return await self.visible_course(lesson.course_id, caller), lesson
+
+    async def is_learner(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Whether the user is enrolled (active or completed) in the course."""
+        return await self.repo.is_learner(course_id, user_id)
+
     # Cache ----------------------------------------------------------------------------
 
     def invalidate(self, course: Course, *, catalog: bool = True) -> None:
@@ -305,19 +324,15 @@ class CourseService:
         )
         return course
 
-    async def add_co_instructor(self, course: Course, caller: User, user: User | None) -> None:
-        if caller.role is not Role.admin and caller.id != course.owner_id:
-            raise Forbidden("Only the course's owner and admins may change its instructors.")
-        if user is None or not user.is_active:
+    async def add_co_instructor(self, course: Course, user: User) -> None:
+        if not user.is_active:
             raise NotFound("No such user.")
         if user.role not in {Role.instructor, Role.admin}:
             raise Conflict("Only instructors can teach a course.", field="body.user_id")
         await self.repo.add_instructor(course.id, user.id)
         self.invalidate(course)
 
-    async def remove_co_instructor(self, course: Course, caller: User, user_id: uuid.UUID) -> None:
-        if caller.role is not Role.admin and caller.id != course.owner_id:
-            raise Forbidden("Only the course's owner and admins may change its instructors.")
+    async def remove_co_instructor(self, course: Course, user_id: uuid.UUID) -> None:
         if user_id == course.owner_id:
             raise Conflict("The owner cannot be removed from their course.")
         await self.repo.remove_instructor(course.id, user_id)

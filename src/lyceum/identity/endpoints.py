@@ -15,6 +15,10 @@ from lyceum.identity.permissions import (
     AuthenticatedCaller,
     CurrentUser,
     Identity,
+    ImageUploadQuota,
+    LockedManagedAccount,
+    ManagedAccount,
+    OwnLoginSession,
     RuntimeDep,
 )
 from lyceum.identity.service import ClientInfo, user_out, user_summary
@@ -149,8 +153,8 @@ async def list_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke one of the caller's logins",
 )
-async def revoke_session(session_id: uuid.UUID, user: CurrentUser, service: Identity) -> None:
-    await service.revoke_session(user, session_id)
+async def revoke_session(login: OwnLoginSession, user: CurrentUser, service: Identity) -> None:
+    await service.revoke_session(user, login)
 
 
 @auth.post("/verify-email", summary="Confirm an email address with the mailed token")
@@ -254,13 +258,13 @@ async def update_me(
     "per user to IMAGE_UPLOAD_RATE_LIMIT (429 with Retry-After beyond).",
 )
 async def put_avatar(
+    quota: ImageUploadQuota,
     file: Annotated[UploadFile, File(description="The image.")],
     user: CurrentUser,
     service: Identity,
     runtime: RuntimeDep,
 ) -> schemas.UserOut:
     settings = runtime.settings
-    await runtime.rate_limiter.check(settings.image_upload_rate_limit, "upload-image", str(user.id))
     limit = settings.avatar_max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
@@ -307,18 +311,16 @@ async def list_users(
 
 
 @users.get("/{user_id:uuid}", summary="One account (admins)")
-async def get_user(
-    user_id: uuid.UUID, admin: AdminUser, service: Identity, runtime: RuntimeDep
-) -> schemas.UserOut:
-    return user_out(await service.get_user(user_id), runtime.settings)
+async def get_user(user: ManagedAccount, runtime: RuntimeDep) -> schemas.UserOut:
+    return user_out(user, runtime.settings)
 
 
 @users.patch("/{user_id:uuid}", summary="Change an account's role or active status (admins)")
 async def admin_update_user(
-    user_id: uuid.UUID,
+    user: LockedManagedAccount,
     body: schemas.AdminUserUpdate,
     admin: AdminUser,
     service: Identity,
     runtime: RuntimeDep,
 ) -> schemas.UserOut:
-    return user_out(await service.admin_update(admin, user_id, body), runtime.settings)
+    return user_out(await service.admin_update(admin, user, body), runtime.settings)

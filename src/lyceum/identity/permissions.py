@@ -2,8 +2,12 @@
 
 `CurrentUser` authenticates the bearer token (signature, `typ`, `iss`, `aud`, expiry,
 deny-list, and that its login session is still live); the others add a rule on top.
-Object-level checks use `require_owner_or_admin`, and list queries filter by caller
-in the repository, so no object is reachable by guessing its id.
+Object-level dependencies resolve the path's id to an object the caller may use
+(`OwnLoginSession`: one of the caller's logins; `ManagedAccount` and
+`LockedManagedAccount`: any account, for admins), and list queries filter by caller in
+the repository, so no object is reachable by guessing its id. `ImageUploadQuota`
+counts an image upload against the caller's limit (429) before anything else about the
+request is looked at.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
 from lyceum.kit.openapi import allows_anonymous
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.security import AccessClaims, InvalidTokenError
-from lyceum.models.identity import Role, User
+from lyceum.models.identity import LoginSession, Role, User
 
 bearer = OAuth2PasswordBearer(
     tokenUrl="/api/v1/auth/token",
@@ -162,3 +166,35 @@ async def identity_service(
 
 
 Identity = Annotated[IdentityService, Depends(identity_service)]
+
+
+async def own_login_session(
+    session_id: uuid.UUID, user: CurrentUser, service: Identity
+) -> LoginSession:
+    return await service.own_login_session(user, session_id)
+
+
+OwnLoginSession = Annotated[LoginSession, Depends(own_login_session)]
+
+
+async def managed_account(user_id: uuid.UUID, admin: AdminUser, service: Identity) -> User:
+    """Any account but a deleted one (404), for admins."""
+    return await service.get_user(user_id)
+
+
+ManagedAccount = Annotated[User, Depends(managed_account)]
+
+
+async def locked_managed_account(user_id: uuid.UUID, admin: AdminUser, service: Identity) -> User:
+    return await service.get_user(user_id, for_update=True)
+
+
+LockedManagedAccount = Annotated[User, Depends(locked_managed_account)]
+
+
+async def image_upload_quota(user: CurrentUser, runtime: RuntimeDep) -> None:
+    settings = runtime.settings
+    await runtime.rate_limiter.check(settings.image_upload_rate_limit, "upload-image", str(user.id))
+
+
+ImageUploadQuota = Annotated[None, Depends(image_upload_quota)]

@@ -114,6 +114,12 @@ def user_summary(user: User) -> schemas.UserSummary:
     )
 
 
+async def open_sessions(session: AsyncSession, session_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these login sessions, the ones still open, of accounts still active: what a
+    live connection (chat) re-checks now and then."""
+    return await IdentityRepository(session).open_sessions(session_ids)
+
+
 async def issue_one_time_token(
     repo: IdentityRepository,
     user: User,
@@ -361,10 +367,14 @@ class IdentityService:
             for login in await self.repo.active_sessions(user.id, self.now)
         ]
 
-    async def revoke_session(self, user: User, session_id: uuid.UUID) -> None:
+    async def own_login_session(self, user: User, session_id: uuid.UUID) -> LoginSession:
+        """One of the user's own logins; anyone else's is 404."""
         login = await self.repo.login_session(session_id)
         if login is None or login.user_id != user.id:
             raise NotFound("No such session.")
+        return login
+
+    async def revoke_session(self, user: User, login: LoginSession) -> None:
         await self.repo.revoke_session(login.id, self.now, "revoked-by-user")
         self._ended(Ended.sessions, user.id, "revoked-by-user", [login.id])
 
@@ -577,12 +587,7 @@ class IdentityService:
 
     # Administration -----------------------------------------------------------------
 
-    async def admin_update(
-        self, admin: User, user_id: uuid.UUID, changes: schemas.AdminUserUpdate
-    ) -> User:
-        user = await self.repo.user_by_id(user_id, for_update=True)
-        if user is None or user.deleted_at is not None:
-            raise NotFound("No such user.")
+    async def admin_update(self, admin: User, user: User, changes: schemas.AdminUserUpdate) -> User:
         if user.id == admin.id and (
             (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
         ):
@@ -606,8 +611,8 @@ class IdentityService:
             text=text, role=role, active=active, offset=paging.offset, limit=paging.size
         )
 
-    async def get_user(self, user_id: uuid.UUID) -> User:
-        user = await self.repo.user_by_id(user_id)
+    async def get_user(self, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+        user = await self.repo.user_by_id(user_id, for_update=for_update)
         if user is None or user.deleted_at is not None:
             raise NotFound("No such user.")
         return user

@@ -106,10 +106,16 @@ async def public_certificate(session: AsyncSession, code: str) -> schemas.Certif
     )
 
 
-async def own_pdf(session: AsyncSession, storage: Storage, user_id: uuid.UUID, code: str) -> bytes:
+async def own_certificate(session: AsyncSession, user_id: uuid.UUID, code: str) -> Certificate:
+    """One of the user's certificates whose PDF is stored; anyone else's is 404."""
     certificate = await LearningRepository(session).certificate_by_code(code, user_id=user_id)
     if certificate is None or certificate.storage_key is None:
         raise NotFound("No such certificate of yours.")
+    return certificate
+
+
+async def stored_pdf(storage: Storage, certificate: Certificate) -> bytes:
+    assert certificate.storage_key is not None
     data = await storage.get(certificate.storage_key)
     if data is None:
         raise NotFound("The certificate file is not ready yet.")

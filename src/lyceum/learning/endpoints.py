@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Depends, Path, Response, status
-
-from lyceum.courses.permissions import Courses
-from lyceum.identity.permissions import CurrentUser, OptionalUser, RuntimeDep
-from lyceum.kit.clock import ClockDep
+from lyceum.courses.permissions import EditableCourse, SignedInVisibleCourse, VisibleCourse
+from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.revocations import Ended, Revocation
 from lyceum.learning import schemas
-from lyceum.learning.certificates import certificate_out, own_pdf, public_certificate
+from lyceum.learning.certificates import certificate_out, public_certificate, stored_pdf
+from lyceum.learning.permissions import (
+    ActiveEnrollment,
+    CertificateCode,
+    LearnerLesson,
+    Learning,
+    MyCertificate,
+    MyEnrollment,
+    MyReview,
+    ReviewableCourse,
+)
 from lyceum.learning.repository import LearningRepository
 from lyceum.learning.schemas import CertificateOut, CertificatePublic, ReviewIn, ReviewOut
-from lyceum.learning.service import LearningService
 
 learning = APIRouter(tags=["learning"])
-
-
-async def learning_service(session: Session, courses: Courses, clock: ClockDep) -> LearningService:
-    return LearningService(session, courses, clock.now())
-
-
-Learning = Annotated[LearningService, Depends(learning_service)]
 
 
 @learning.post(
@@ -35,11 +33,11 @@ Learning = Annotated[LearningService, Depends(learning_service)]
     summary="Enroll in a free published course (paid ones answer 402 until checkout)",
 )
 async def enroll(
-    course_id: uuid.UUID, caller: CurrentUser, service: Learning, response: Response
+    caller: CurrentUser, course: SignedInVisibleCourse, service: Learning, response: Response
 ) -> schemas.CourseProgress:
-    await service.enroll(caller, course_id)
-    response.headers["Location"] = f"/api/v1/courses/{course_id}/progress"
-    return await service.progress(caller, course_id)
+    enrollment = await service.enroll(caller, course)
+    response.headers["Location"] = f"/api/v1/courses/{course.id}/progress"
+    return await service.progress(course, enrollment)
 
 
 @learning.delete(
@@ -50,13 +48,13 @@ async def enroll(
     "(`removed_from_room`).",
 )
 async def unenroll(
-    course_id: uuid.UUID,
     caller: CurrentUser,
+    enrollment: MyEnrollment,
     service: Learning,
     session: Session,
     runtime: RuntimeDep,
 ) -> None:
-    await service.unenroll(caller, course_id)
+    await service.unenroll(enrollment)
     # Open chat sockets leave the course's room once this commits.
     runtime.revocations.announce_after_commit(
         session, Revocation(Ended.membership, caller.id, "unenrolled")
@@ -68,9 +66,9 @@ async def unenroll(
     summary="The roster of a course (its instructors and admins)",
 )
 async def roster(
-    course_id: uuid.UUID, caller: CurrentUser, service: Learning, paging: Paging
+    course: EditableCourse, service: Learning, paging: Paging
 ) -> Page[schemas.RosterEntry]:
-    items, total = await service.roster(caller, course_id, paging.offset, paging.size)
+    items, total = await service.roster(course, paging.offset, paging.size)
     return Page.of(items, total, paging)
 
 
@@ -87,28 +85,24 @@ async def my_enrollments(
     summary="Mark a lesson done (idempotent); answers the course progress",
 )
 async def complete_lesson(
-    lesson_id: uuid.UUID, caller: CurrentUser, service: Learning
+    caller: CurrentUser, learner: LearnerLesson, service: Learning
 ) -> schemas.CourseProgress:
-    return await service.complete_lesson(caller, lesson_id)
+    return await service.complete_lesson(caller, learner.lesson, learner.course, learner.enrollment)
 
 
 @learning.get(
     "/courses/{course_id:uuid}/progress",
     summary="The caller's progress in a course: per lesson, percent, resume point",
 )
-async def progress(
-    course_id: uuid.UUID, caller: CurrentUser, service: Learning
-) -> schemas.CourseProgress:
-    return await service.progress(caller, course_id)
+async def progress(learner: ActiveEnrollment, service: Learning) -> schemas.CourseProgress:
+    return await service.progress(learner.course, learner.enrollment)
 
 
 @learning.get(
     "/certificates/{code}",
     summary="Verify a certificate (public: name, course and date only)",
 )
-async def verify_certificate(
-    code: Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")], session: Session
-) -> CertificatePublic:
+async def verify_certificate(code: CertificateCode, session: Session) -> CertificatePublic:
     return await public_certificate(session, code)
 
 
@@ -128,17 +122,12 @@ async def my_certificates(
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "The certificate"}},
 )
-async def certificate_pdf(
-    code: Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")],
-    caller: CurrentUser,
-    session: Session,
-    runtime: RuntimeDep,
-) -> Response:
-    data = await own_pdf(session, runtime.storage, caller.id, code)
+async def certificate_pdf(certificate: MyCertificate, runtime: RuntimeDep) -> Response:
+    data = await stored_pdf(runtime.storage, certificate)
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{code}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{certificate.code}.pdf"'},
     )
 
 
@@ -148,16 +137,16 @@ async def certificate_pdf(
     responses={201: {"model": ReviewOut, "description": "Created"}},
 )
 async def put_review(
-    course_id: uuid.UUID,
-    body: ReviewIn,
     caller: CurrentUser,
+    course: ReviewableCourse,
+    body: ReviewIn,
     service: Learning,
     response: Response,
 ) -> ReviewOut:
-    review, created = await service.upsert_review(caller, course_id, body)
+    review, created = await service.upsert_review(caller, course, body)
     if created:
         response.status_code = status.HTTP_201_CREATED
-        response.headers["Location"] = f"/api/v1/courses/{course_id}/reviews/me"
+        response.headers["Location"] = f"/api/v1/courses/{course.id}/reviews/me"
     return review
 
 
@@ -166,13 +155,11 @@ async def put_review(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Withdraw the caller's review",
 )
-async def delete_review(course_id: uuid.UUID, caller: CurrentUser, service: Learning) -> None:
-    await service.delete_review(caller, course_id)
+async def delete_review(review: MyReview, service: Learning) -> None:
+    await service.delete_review(review)
 
 
 @learning.get("/courses/{course_id:uuid}/reviews", summary="A course's reviews, newest first")
-async def list_reviews(
-    course_id: uuid.UUID, caller: OptionalUser, service: Learning, paging: Paging
-) -> Page[ReviewOut]:
-    items, total = await service.reviews(caller, course_id, paging.offset, paging.size)
+async def list_reviews(course: VisibleCourse, service: Learning, paging: Paging) -> Page[ReviewOut]:
+    items, total = await service.reviews(course, paging.offset, paging.size)
     return Page.of(items, total, paging)

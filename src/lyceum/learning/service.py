@@ -20,6 +20,7 @@ from lyceum.models.courses import (
     CourseStatus,
     Enrollment,
     EnrollmentStatus,
+    Lesson,
     LessonCompletion,
     Review,
 )
@@ -61,8 +62,7 @@ class LearningService:
         self.courses = courses
         self.now = now
 
-    async def enroll(self, caller: User, course_id: uuid.UUID) -> Enrollment:
-        course = await self.courses.visible_course(course_id, caller)
+    async def enroll(self, caller: User, course: Course) -> Enrollment:
         if course.status is not CourseStatus.published:
             raise Conflict("Only published courses take enrollments.")
         if course.price_cents > 0:
@@ -86,26 +86,28 @@ class LearningService:
         await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
         return enrollment
 
-    async def unenroll(self, caller: User, course_id: uuid.UUID) -> None:
+    async def own_enrollment(self, caller: User, course_id: uuid.UUID) -> Enrollment:
+        """The caller's enrollment in the course (active or completed), locked."""
         enrollment = await self.repo.enrollment(course_id, caller.id, for_update=True)
         if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
             raise NotFound("You are not enrolled in this course.")
+        return enrollment
+
+    async def unenroll(self, enrollment: Enrollment) -> None:
         enrollment.status = EnrollmentStatus.cancelled
         await self.session.flush()
-        await self.course_repo.record_stat_change(course_id, enrollments=-1)
+        await self.course_repo.record_stat_change(enrollment.course_id, enrollments=-1)
 
-    async def _active_enrollment(self, caller: User, course: Course) -> Enrollment:
+    async def active_enrollment(self, caller: User, course: Course) -> Enrollment:
+        """The caller's enrollment in a course they may see, locked; 403 without one."""
         enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
         if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
             raise Forbidden("Enroll in the course first.", slug="not-enrolled")
         return enrollment
 
-    async def complete_lesson(self, caller: User, lesson_id: uuid.UUID) -> schemas.CourseProgress:
-        lesson = await self.course_repo.lesson(lesson_id)
-        if lesson is None:
-            raise NotFound("No such lesson.")
-        course = await self.courses.visible_course(lesson.course_id, caller)
-        enrollment = await self._active_enrollment(caller, course)
+    async def complete_lesson(
+        self, caller: User, lesson: Lesson, course: Course, enrollment: Enrollment
+    ) -> schemas.CourseProgress:
         if await self.repo.completion(lesson.id, caller.id) is None:
             await self.repo.add(
                 LessonCompletion(
@@ -119,14 +121,9 @@ class LearningService:
         enrollment.last_activity_at = self.now
         await complete_if_done(self.session, course.id, caller.id, self.now)
         await self.session.flush()
-        return await self._progress(course, enrollment)
+        return await self.progress(course, enrollment)
 
-    async def progress(self, caller: User, course_id: uuid.UUID) -> schemas.CourseProgress:
-        course = await self.courses.visible_course(course_id, caller)
-        enrollment = await self._active_enrollment(caller, course)
-        return await self._progress(course, enrollment)
-
-    async def _progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
+    async def progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
         lessons = await self.course_repo.lessons(course.id)
         done = await self.repo.completions(course.id, enrollment.user_id)
         items = [
@@ -184,9 +181,8 @@ class LearningService:
         ], total
 
     async def roster(
-        self, caller: User, course_id: uuid.UUID, offset: int, limit: int
+        self, course: Course, offset: int, limit: int
     ) -> tuple[list[schemas.RosterEntry], int]:
-        course = await self.courses.editable_course(course_id, caller)
         rows, total = await self.repo.roster(course.id, offset, limit)
         percents = await self.repo.percent_by_enrollment([e for e, _ in rows])
         return [
@@ -203,14 +199,16 @@ class LearningService:
 
     # Reviews --------------------------------------------------------------------------
 
-    async def upsert_review(
-        self, caller: User, course_id: uuid.UUID, data: schemas.ReviewIn
-    ) -> tuple[schemas.ReviewOut, bool]:
-        course = await self.courses.visible_course(course_id, caller)
-        if not await self.course_repo.is_learner(course.id, caller.id):
+    async def require_learner(self, caller: User, course: Course) -> None:
+        """Only the course's learners (active or completed) review it."""
+        if not await self.courses.is_learner(course.id, caller.id):
             raise Forbidden(
                 "Only learners enrolled in the course may review it.", slug="not-enrolled"
             )
+
+    async def upsert_review(
+        self, caller: User, course: Course, data: schemas.ReviewIn
+    ) -> tuple[schemas.ReviewOut, bool]:
         review = await self.repo.review(course.id, caller.id, for_update=True)
         created = False
         if review is None:
@@ -241,19 +239,21 @@ class LearningService:
         await self.session.refresh(review)
         return _review_out(review, caller.full_name), created
 
-    async def delete_review(self, caller: User, course_id: uuid.UUID) -> None:
+    async def own_review(self, caller: User, course_id: uuid.UUID) -> Review:
         review = await self.repo.review(course_id, caller.id, for_update=True)
         if review is None:
             raise NotFound("You have not reviewed this course.")
+        return review
+
+    async def delete_review(self, review: Review) -> None:
         await self.repo.delete_review(review)
         await self.course_repo.record_stat_change(
-            course_id, ratings=-1, rating_points=-review.rating
+            review.course_id, ratings=-1, rating_points=-review.rating
         )
 
     async def reviews(
-        self, caller: User | None, course_id: uuid.UUID, offset: int, limit: int
+        self, course: Course, offset: int, limit: int
     ) -> tuple[list[schemas.ReviewOut], int]:
-        course = await self.courses.visible_course(course_id, caller)
         rows, total = await self.repo.reviews(course.id, offset, limit)
         return [_review_out(review, name) for review, name in rows], total
 

@@ -11,13 +11,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from lyceum.config import Settings
 from lyceum.kit.ai.embedding import EmbedderLoader, embedder_loader
 from lyceum.kit.db import database_reachable, migration_state
-from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, NotFound, Unauthorized
+from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
 from lyceum.kit.runtime import Runtime
-from lyceum.kit.security import constant_time_equal
+from lyceum.system.permissions import MetricsScraper
 from lyceum.system.schemas import CheckResult, Liveness, NotReady, Readiness
 
 router = APIRouter(tags=["system"])
@@ -122,21 +121,6 @@ async def _refresh_job_counts(request: Request) -> None:
         JOBS.labels(status).set(counts.get(status, 0))
 
 
-def _metrics_access(request: Request) -> None:
-    """/metrics shows routes, traffic and pool sizes: not for the public. With
-    METRICS_TOKEN set, a scraper sends it as a bearer token; without one, the endpoint
-    is open in development and test and absent (404) in production."""
-    settings: Settings = request.app.state.settings
-    if settings.metrics_token is None:
-        if settings.is_production:
-            raise NotFound("Metrics are not exposed: set METRICS_TOKEN to scrape them.")
-        return
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    expected = settings.metrics_token.get_secret_value()
-    if scheme.lower() != "bearer" or not constant_time_equal(credentials.strip(), expected):
-        raise Unauthorized("Send the METRICS_TOKEN as a bearer token.", slug="invalid-token")
-
-
 @router.get(
     "/metrics",
     operation_id="metrics",
@@ -146,8 +130,7 @@ def _metrics_access(request: Request) -> None:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
-async def metrics(request: Request) -> Response:
-    _metrics_access(request)
+async def metrics(request: Request, scraper: MetricsScraper) -> Response:
     runtime: Runtime = request.app.state.runtime
     for name, value in runtime.database.pool_stats().items():
         DB_POOL.labels(name).set(value)
