@@ -8,7 +8,7 @@ request.
   member of (`courses` decides: enrolled learners, its instructors and admins).
 - `NewConversation`: the body of a new conversation, about a course the caller is a
   member of.
-- `UsageScope` (`usage_scope`): the courses whose tutor usage the caller sees.
+- `UsageOf`: the courses whose tutor usage the caller sees (a `UsageScope`).
 Course settings take `courses.permissions.EditableCourse`."""
 
 from __future__ import annotations
