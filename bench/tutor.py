@@ -926,15 +926,15 @@ def _frame_label(frame: str) -> str:
 # SQLAlchemy runs the ORM's synchronous side in greenlets, whose stacks py-spy shows
 # without the awaiting coroutine, so that work has a bucket of its own.
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("answer: store the answer (TutorService._store)", ("TutorService._store",)),
+    ("answer: store the answer (AnswerService._store)", ("AnswerService._store",)),
     ("answer: pydantic-ai agent run (model request, SSE parsing)", ("run_agent",)),
-    ("answer: Lyceum's loop over the model events", ("TutorService._produce",)),
+    ("answer: Lyceum's loop over the model events", ("AnswerService._produce",)),
     ("answer: SSE framing and writes", ("ask.<locals>.stream", "StreamingResponse")),
     ("ask: retrieval (search_course_material)", ("search_course_material",)),
-    ("ask: grounding (syllabus, progress)", ("TutorService._grounding",)),
-    ("ask: rest of TutorService.prepare", ("TutorService.prepare",)),
-    ("ask: own, commit, response", ("ask (lyceum/tutor/endpoints.py",)),
-    ("dependencies: auth, session, service", ("solve_dependencies",)),
+    ("ask: grounding (syllabus, progress)", ("TurnService._grounding",)),
+    ("ask: rest of TurnService.prepare", ("TurnService.prepare",)),
+    ("ask: commit, response", ("ask (lyceum/tutor/endpoints.py",)),
+    ("dependencies: auth, session, conversation, membership", ("solve_dependencies",)),
     ("SQLAlchemy ORM in greenlets (any phase)", ("greenlet", "Session.")),
     ("middleware (request id, access log, cache)", ("lyceum/kit/middleware", "responsecache")),
     ("uvicorn: HTTP parsing", ("httptools_impl",)),

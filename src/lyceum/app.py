@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,12 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from lyceum import __version__, apidocs
 from lyceum.assessments import endpoints as assessment_endpoints
+from lyceum.assessments.guard import AssessmentGuard
 from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
@@ -24,7 +27,7 @@ from lyceum.courses import endpoints as course_endpoints
 from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit.accesslog import access_log
-from lyceum.kit.ai.embedding import embedder_loader
+from lyceum.kit.ai.embedding import embedder_loader, get_embedder
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker
@@ -41,8 +44,23 @@ from lyceum.learning import endpoints as learning_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 from lyceum.tutor import endpoints as tutor_endpoints
+from lyceum.tutor.interfaces import use_graded_question_guard
 
 logger = structlog.get_logger("lyceum.app")
+
+
+def assessment_guard(
+    session: AsyncSession, settings: Settings, now: dt.datetime
+) -> AssessmentGuard:
+    """The tutor's graded-work guard, from the assessments domain: the tutor owns the
+    interface (`tutor.interfaces.GradedQuestionGuard`), the app composes the two."""
+    return AssessmentGuard(
+        session,
+        embedder=get_embedder,
+        threshold=settings.assessment_guard_similarity,
+        now=now,
+    )
+
 
 API_PREFIX = "/api/v1"
 # Room for the multipart headers and boundaries around an uploaded file.
@@ -211,6 +229,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
+    use_graded_question_guard(app, assessment_guard)
 
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     api.include_router(identity_endpoints.auth)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from lyceum.kit.db import after_commit, after_rollback, unit_of_work
+from lyceum.kit.db import after_commit, after_rollback, new_transaction, unit_of_work
 from lyceum.kit.errors import Conflict, TokenReuse
 from lyceum.kit.runtime import Runtime
 
@@ -84,3 +84,23 @@ async def test_a_failing_effect_is_logged_and_the_others_still_run(runtime: Runt
         after_commit(session, broken)
         after_commit(session, effect)
     assert effects == ["ran"]
+
+
+async def test_a_transaction_of_its_own_commits_when_its_block_returns(runtime: Runtime) -> None:
+    """`new_transaction`: what the tutor stores after the request's session is gone."""
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS probe_own (n int)"))
+        await conn.execute(text("TRUNCATE probe_own"))
+    async with new_transaction(runtime.database) as session:
+        await session.execute(text("INSERT INTO probe_own VALUES (1)"))
+
+    async def failing() -> None:
+        async with new_transaction(runtime.database) as session:
+            await session.execute(text("INSERT INTO probe_own VALUES (2)"))
+            raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        await failing()
+    async with runtime.database.engine.connect() as other:
+        rows = (await other.execute(text("SELECT n FROM probe_own"))).scalars().all()
+    assert rows == [1]

@@ -8,19 +8,24 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.demo.loader import demo_courses
+from lyceum.kit.ai.embedding import Embedder
 from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
-from lyceum.models.identity import Role
-from lyceum.models.tutor import Message
+from lyceum.models.courses import Course
+from lyceum.models.identity import Role, User
+from lyceum.models.tutor import Conversation, Message
+from lyceum.tutor.interfaces import NoGradedWork
+from lyceum.tutor.service import AnswerService, TurnService, TutorSettingsService
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
 
@@ -83,6 +88,42 @@ async def conversation(http: httpx.AsyncClient, course_id: str, who: Person) -> 
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def turn_services(
+    session: AsyncSession,
+    runtime: Runtime,
+    embedder: Callable[[], Embedder],
+    who: Person,
+    chat: str,
+) -> tuple[TurnService, AnswerService, User, Course, Conversation]:
+    """What the ask route's dependencies resolve for `who`'s conversation `chat`: the
+    services, the caller, the course and the conversation."""
+    user = await session.get(User, who.id)
+    conversation = await session.get(Conversation, uuid.UUID(chat))
+    assert user is not None and conversation is not None
+    course = await session.get(Course, conversation.course_id)
+    assert course is not None
+    now = FrozenClock().now()
+    tutor_settings = TutorSettingsService(
+        session, settings=runtime.settings, limiter=runtime.rate_limiter, now=now
+    )
+    turns = TurnService(
+        session,
+        settings=runtime.settings,
+        cache=runtime.cache,
+        tutor_settings=tutor_settings,
+        embedder=embedder,
+        guard=NoGradedWork(),
+        now=now,
+    )
+    answers = AnswerService(
+        settings=runtime.settings,
+        cache=runtime.cache,
+        database=runtime.database,
+        embedder=embedder,
+    )
+    return turns, answers, user, course, conversation
 
 
 def parse_sse(body: str) -> list[tuple[str, dict[str, Any]]]:
@@ -389,32 +430,18 @@ async def test_a_client_leaving_mid_stream_still_gets_a_stored_partial_answer(
 ) -> None:
     """What Starlette does when the client disconnects: it stops iterating the stream
     and closes it. The answer so far is stored, marked interrupted."""
-    from lyceum.courses.service import CourseService
     from lyceum.kit.ai.embedding import get_embedder
-    from lyceum.models.identity import User
-    from lyceum.tutor.service import DeltaEvent, TutorService
+    from lyceum.tutor.service import DeltaEvent
 
     course, teacher = cell_course
     chat = await conversation(live, course["id"], teacher)
     async with runtime.database.sessionmaker() as session:
-        user = await session.get(User, teacher.id)
-        assert user is not None
-        clock = FrozenClock()
-        service = TutorService(
-            session,
-            CourseService(session, cache=runtime.cache, cache_ttl=60, now=clock.now()),
-            settings=runtime.settings,
-            cache=runtime.cache,
-            limiter=runtime.rate_limiter,
-            database=runtime.database,
-            embedder=get_embedder,
-            now=clock.now(),
+        turns, answers, user, course_row, chat_row = await turn_services(
+            session, runtime, get_embedder, teacher, chat
         )
-        turn, _ = await service.prepare(
-            user, await service.own(user, uuid.UUID(chat)), "Explain the cell membrane."
-        )
+        turn, _ = await turns.prepare(user, course_row, chat_row, "Explain the cell membrane.")
         await session.commit()
-        stream = service.answer(turn)
+        stream = answers.answer(turn)
         first = await anext(stream)
         assert isinstance(first, DeltaEvent)
         await stream.aclose()
@@ -463,10 +490,8 @@ async def test_the_latency_clock_starts_before_waiting_for_the_embedding_model(
     latency_ms must count that wait: the clock starts before the model is asked for."""
     import time
 
-    from lyceum.courses.service import CourseService
-    from lyceum.kit.ai.embedding import Embedder, get_embedder
-    from lyceum.models.identity import User
-    from lyceum.tutor.service import DoneEvent, TutorService
+    from lyceum.kit.ai.embedding import get_embedder
+    from lyceum.tutor.service import DoneEvent
 
     asked_at: list[float] = []
 
@@ -477,24 +502,12 @@ async def test_the_latency_clock_starts_before_waiting_for_the_embedding_model(
     course, teacher = cell_course
     chat = await conversation(live, course["id"], teacher)
     async with runtime.database.sessionmaker() as session:
-        user = await session.get(User, teacher.id)
-        assert user is not None
-        clock = FrozenClock()
-        service = TutorService(
-            session,
-            CourseService(session, cache=runtime.cache, cache_ttl=60, now=clock.now()),
-            settings=runtime.settings,
-            cache=runtime.cache,
-            limiter=runtime.rate_limiter,
-            database=runtime.database,
-            embedder=model,
-            now=clock.now(),
+        turns, answers, user, course_row, chat_row = await turn_services(
+            session, runtime, model, teacher, chat
         )
-        turn, _ = await service.prepare(
-            user, await service.own(user, uuid.UUID(chat)), "What is a lysosome?"
-        )
+        turn, _ = await turns.prepare(user, course_row, chat_row, "What is a lysosome?")
         await session.commit()
-        events = [event async for event in service.answer(turn)]
+        events = [event async for event in answers.answer(turn)]
     assert asked_at and turn.started <= asked_at[0]
     done = events[-1]
     assert isinstance(done, DoneEvent)

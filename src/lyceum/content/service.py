@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
-from lyceum.content.repository import WAITING, IndexingRepository
+from lyceum.content.repository import WAITING, IndexingProgress, IndexingRepository
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.images import in_sandbox
@@ -291,3 +291,9 @@ class ContentService:
         if variant == "original":
             return data, file.content_type, file.display_name
         return data, "image/webp", f"{file.display_name.rsplit('.', 1)[0]}-thumbnail.webp"
+
+
+async def indexing_progress(session: AsyncSession, course_id: uuid.UUID) -> IndexingProgress:
+    """How much of the course's material is not searchable yet (one query): the tutor
+    says so when its question finds nothing relevant."""
+    return await IndexingRepository(session).progress(course_id)

@@ -1,4 +1,14 @@
-"""Database engine, the one-transaction-per-request session, and migration checks."""
+"""Database engine, the one-transaction-per-request session, and migration checks.
+
+Where transactions begin and end, all through `unit_of_work`:
+- a request: `Session`, committed by its dependency once the endpoint returns, rolled
+  back if it raises; services only `flush()`;
+- an early commit of a request's transaction: `commit(session)`, called with a comment
+  saying why (the tutor's stored question);
+- work a request starts that outlives its session (the tutor's streamed answer):
+  `new_transaction(database)`;
+- a job step: `kit.jobs.transaction(runtime)`;
+- an error that must keep the changes made before it: `DomainError.persist_changes`."""
 
 from __future__ import annotations
 
@@ -147,7 +157,12 @@ async def _run(session: AsyncSession, run: str, drop: str) -> None:
 
 
 async def commit(session: AsyncSession) -> None:
-    """Commit, then run the after-commit actions (and forget the after-rollback ones)."""
+    """Commit, then run the after-commit actions (and forget the after-rollback ones).
+
+    `unit_of_work` commits through here. Anywhere else it is an early commit of the
+    request's transaction, which must say why where it is called (the tutor stores the
+    question before it answers, so the question stays whatever happens to the answer);
+    the request's dependency then commits what follows."""
     await session.commit()
     await _run(session, _AFTER_COMMIT, _AFTER_ROLLBACK)
 
@@ -160,9 +175,13 @@ async def rollback(session: AsyncSession) -> None:
 
 @asynccontextmanager
 async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit if the block returns, roll back if it raises. A
-    `DomainError` with `persist_changes` (a reused refresh token revokes its family and
-    answers 401) commits on its way out. Used by requests, jobs and socket events alike."""
+    """One transaction: commit if the block returns, roll back if it raises. Used by
+    requests, jobs and socket events alike.
+
+    The one place that honours `DomainError.persist_changes`: an error type that sets it
+    (`TokenReuse`: a reused refresh token revokes its family and answers 401; the
+    assessments' `TimeUp`: an attempt past its time is graded and answers 409) commits
+    the work done before it on its way out, instead of rolling it back."""
     try:
         yield session
     except DomainError as error:
@@ -176,6 +195,17 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
         raise
     else:
         await commit(session)
+
+
+@asynccontextmanager
+async def new_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session and transaction of its own, outside any request's: for work a request
+    starts that outlives its session (the tutor's answer, written while the response
+    streams, after the request's transaction has committed). Committed if the block
+    returns, rolled back if it raises, like `unit_of_work`. Services do not open
+    sessions otherwise; jobs use `kit.jobs.transaction`."""
+    async with database.sessionmaker() as session, unit_of_work(session):
+        yield session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

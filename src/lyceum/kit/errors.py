@@ -46,8 +46,12 @@ class DomainError(Exception):
     status = 400
     slug = "bad-request"
     title = "Bad request"
-    # Most errors undo the request's writes; a few must keep them (a reused refresh
-    # token revokes its family *and* answers 401).
+    # Whether the transaction the error leaves commits instead of rolling back. Most
+    # errors undo the request's writes; a few must keep them, because the error is the
+    # outcome of a change that has to stick: `TokenReuse` (a reused refresh token
+    # revokes its family *and* answers 401) and the assessments' `TimeUp` (an attempt
+    # past its time is graded *and* answers 409). `kit.db.unit_of_work` is the one
+    # place that honours it.
     persist_changes = False
 
     def __init__(

@@ -8,20 +8,27 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from lyceum.assessments.guard import AssessmentGuard
-from lyceum.courses.permissions import Courses
-from lyceum.identity.permissions import CurrentUser, RuntimeDep, VerifiedUser
-from lyceum.kit.ai.embedding import get_embedder
-from lyceum.kit.clock import ClockDep
+from lyceum.courses.permissions import EditableCourse
+from lyceum.identity.permissions import VerifiedUser
 from lyceum.kit.db import Session, commit
-from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Forbidden
+from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.validation import IsoDate
-from lyceum.models.identity import Role
 from lyceum.tutor import schemas
+from lyceum.tutor.permissions import (
+    Answers,
+    Conversations,
+    NewConversation,
+    OwnedConversation,
+    Turns,
+    TutoredConversation,
+    TutorSettingsDep,
+    Usage,
+    UsageOf,
+)
 from lyceum.tutor.service import (
     CitationEvent,
     DeltaEvent,
@@ -29,36 +36,11 @@ from lyceum.tutor.service import (
     ErrorEvent,
     ToolEvent,
     TurnEvent,
-    TutorService,
     conversation_out,
     message_out,
 )
 
 tutor = APIRouter(prefix="/tutor", tags=["tutor"])
-
-
-async def tutor_service(
-    session: Session, courses: Courses, runtime: RuntimeDep, clock: ClockDep
-) -> TutorService:
-    return TutorService(
-        session,
-        courses,
-        settings=runtime.settings,
-        cache=runtime.cache,
-        limiter=runtime.rate_limiter,
-        database=runtime.database,
-        embedder=get_embedder,
-        now=clock.now(),
-        guard=AssessmentGuard(
-            session,
-            embedder=get_embedder,
-            threshold=runtime.settings.assessment_guard_similarity,
-            now=clock.now(),
-        ),
-    )
-
-
-Tutor = Annotated[TutorService, Depends(tutor_service)]
 
 
 @tutor.post(
@@ -69,9 +51,9 @@ Tutor = Annotated[TutorService, Depends(tutor_service)]
     "the course's tutor is switched off.",
 )
 async def start_conversation(
-    body: schemas.ConversationCreate, caller: VerifiedUser, service: Tutor, response: Response
+    opening: NewConversation, caller: VerifiedUser, conversations: Conversations, response: Response
 ) -> schemas.ConversationOut:
-    conversation = await service.start(caller, body)
+    conversation = await conversations.start(caller, opening.course, opening.data)
     response.headers["Location"] = f"/api/v1/tutor/conversations/{conversation.id}"
     return conversation_out(conversation)
 
@@ -79,20 +61,19 @@ async def start_conversation(
 @tutor.get("/conversations", summary="Your conversations, most recent first")
 async def list_conversations(
     caller: VerifiedUser,
-    service: Tutor,
+    conversations: Conversations,
     paging: Paging,
     course_id: uuid.UUID | None = None,
 ) -> Page[schemas.ConversationOut]:
-    rows, total = await service.conversations(caller, paging, course_id)
+    rows, total = await conversations.of(caller, paging, course_id)
     return Page.of([conversation_out(row) for row in rows], total, paging)
 
 
 @tutor.get("/conversations/{conversation_id}", summary="A conversation with its messages")
 async def get_conversation(
-    conversation_id: uuid.UUID, caller: VerifiedUser, service: Tutor
+    conversation: OwnedConversation, conversations: Conversations
 ) -> schemas.ConversationDetail:
-    conversation = await service.own(caller, conversation_id)
-    messages = await service.messages(conversation)
+    messages = await conversations.messages(conversation)
     return schemas.ConversationDetail(
         **conversation_out(conversation).model_dump(),
         messages=[message_out(message) for message in messages],
@@ -101,13 +82,9 @@ async def get_conversation(
 
 @tutor.patch("/conversations/{conversation_id}", summary="Rename a conversation")
 async def rename_conversation(
-    conversation_id: uuid.UUID,
-    body: schemas.ConversationRename,
-    caller: VerifiedUser,
-    service: Tutor,
+    conversation: OwnedConversation, body: schemas.ConversationRename, conversations: Conversations
 ) -> schemas.ConversationOut:
-    conversation = await service.own(caller, conversation_id)
-    return conversation_out(await service.rename(conversation, body.title))
+    return conversation_out(await conversations.rename(conversation, body.title))
 
 
 @tutor.delete(
@@ -116,9 +93,9 @@ async def rename_conversation(
     summary="Delete a conversation and its messages",
 )
 async def delete_conversation(
-    conversation_id: uuid.UUID, caller: VerifiedUser, service: Tutor
+    conversation: OwnedConversation, conversations: Conversations
 ) -> None:
-    await service.delete(await service.own(caller, conversation_id))
+    await conversations.delete(conversation)
 
 
 def _sse(event: TurnEvent) -> bytes:
@@ -184,22 +161,25 @@ def _sse(event: TurnEvent) -> bytes:
     },
 )
 async def ask(
-    conversation_id: uuid.UUID,
+    tutored: TutoredConversation,
     body: schemas.AskIn,
     request: Request,
     caller: VerifiedUser,
-    service: Tutor,
+    turns: Turns,
+    answers: Answers,
     session: Session,
 ) -> Response:
-    conversation = await service.own(caller, conversation_id)
-    turn, headers = await service.prepare(caller, conversation, body.content)
+    conversation = tutored.conversation
+    turn, headers = await turns.prepare(caller, tutored.course, conversation, body.content)
     headers = {**headers, "Location": f"/api/v1/tutor/conversations/{conversation.id}"}
-    # The question is stored whatever happens to the answer.
+    # An early commit, on purpose: the question is stored whatever happens to its
+    # answer, which is produced (and stored in transactions of its own, see
+    # `tutor.service.answers`) after this.
     await commit(session)
     if "text/event-stream" in request.headers.get("accept", ""):
 
         async def stream() -> AsyncIterator[bytes]:
-            async for event in service.answer(turn):
+            async for event in answers.answer(turn):
                 yield _sse(event)
 
         return StreamingResponse(
@@ -210,7 +190,7 @@ async def ask(
         )
     final: schemas.MessageOut | None = None
     failure: ErrorEvent | None = None
-    async for event in service.answer(turn):
+    async for event in answers.answer(turn):
         if isinstance(event, DoneEvent):
             final = event.message
         elif isinstance(event, ErrorEvent):
@@ -224,7 +204,7 @@ async def ask(
             detail=f"{failure.detail} The failed answer is stored as message {failure.message_id}.",
             instance=request.url.path,
             message_id=failure.message_id,
-            conversation_id=conversation_id,
+            conversation_id=conversation.id,
         )
         return Response(
             problem.model_dump_json(exclude_none=True),
@@ -245,10 +225,9 @@ async def ask(
     summary="The course's tutor settings (its instructors and admins)",
 )
 async def get_settings(
-    course_id: uuid.UUID, caller: CurrentUser, service: Tutor, courses: Courses
+    course: EditableCourse, tutor_settings: TutorSettingsDep
 ) -> schemas.TutorSettingsOut:
-    course = await courses.editable_course(course_id, caller)
-    return await service.settings_out(course.id)
+    return await tutor_settings.out(course.id)
 
 
 @tutor.patch(
@@ -256,14 +235,9 @@ async def get_settings(
     summary="Change the course's tutor settings (its instructors and admins)",
 )
 async def update_settings(
-    course_id: uuid.UUID,
-    body: schemas.TutorSettingsIn,
-    caller: CurrentUser,
-    service: Tutor,
-    courses: Courses,
+    course: EditableCourse, body: schemas.TutorSettingsIn, tutor_settings: TutorSettingsDep
 ) -> schemas.TutorSettingsOut:
-    course = await courses.editable_course(course_id, caller)
-    return await service.update_settings(course, body)
+    return await tutor_settings.update(course, body)
 
 
 @tutor.get(
@@ -271,11 +245,8 @@ async def update_settings(
     summary="Tutor usage by course, user and day (instructors: their courses; admins: all)",
 )
 async def usage(
-    caller: CurrentUser,
-    service: Tutor,
-    course_id: uuid.UUID | None = None,
+    scope: UsageOf,
+    service: Usage,
     since: Annotated[IsoDate | None, Query(description="First day, UTC (YYYY-MM-DD).")] = None,
 ) -> schemas.UsageReport:
-    if caller.role is Role.student:
-        raise Forbidden("Tutor usage is for instructors and admins.")
-    return await service.usage(caller, course_id, since)
+    return await service.report(scope, since)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from lyceum.content.repository import IndexingProgress
 from lyceum.content.retrieval import Hit
 from lyceum.kit.prompts import element, quoted, quoted_inline
 from lyceum.models.tutor import TutorMode
@@ -44,6 +44,18 @@ class SyllabusLesson:
     number: int  # 1-based, in course order: what the prompt and `get_lesson` use
     id: uuid.UUID
     title: str
+
+
+class IndexingProgress(Protocol):
+    """How much of the course's material is not searchable yet, as
+    `lyceum.content.service.indexing_progress` reports it."""
+
+    @property
+    def lessons_waiting(self) -> int: ...
+    @property
+    def files_waiting(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
 
 
 def waiting_material(progress: IndexingProgress) -> str:

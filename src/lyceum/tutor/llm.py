@@ -1,6 +1,6 @@
-"""The tutor on a model provider, through pydantic-ai: Anthropic (Claude), OpenAI, or
-any OpenAI-compatible server (vLLM, Ollama, llama.cpp). Only the base URL differs
-between production and the tests' fake provider.
+"""The tutor's agent on the model `lyceum.kit.ai.models` chooses (Anthropic, OpenAI or
+any OpenAI-compatible server, through pydantic-ai), streaming text deltas, tool uses
+and the call's token usage (`lyceum.kit.ai.usage`).
 
 The tutor agent has four tools (course material, a lesson, the learner's progress, the
 catalog) and hands questions about which course to take to a catalog agent."""
@@ -28,6 +28,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRunResultEvent
 
 from lyceum.kit.ai.models import ModelChoice
+from lyceum.kit.ai.usage import TokenUsage
 from lyceum.kit.prompts import quoted
 from lyceum.tutor.grounding import Turn, question_element
 
@@ -62,8 +63,7 @@ class ToolUse:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    tokens_in: int
-    tokens_out: int
+    usage: TokenUsage
 
 
 ProviderEvent = TextDelta | ToolUse | Finished
@@ -168,4 +168,4 @@ async def stream_answer(
                 yield ToolUse(name=name, args=args, result=str(event.part.content)[:2000])
             elif isinstance(event, AgentRunResultEvent):
                 usage = event.result.usage
-                yield Finished(usage.input_tokens or 0, usage.output_tokens or 0)
+                yield Finished(TokenUsage(usage.input_tokens or 0, usage.output_tokens or 0))

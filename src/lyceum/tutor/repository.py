@@ -1,6 +1,6 @@
 """Every query of the tutor domain: conversations, messages, per-course settings, the
-grounding's syllabus and progress, usage, and the catalog matches of the offline
-hand-off."""
+grounding's syllabus and progress, usage (filtered by whose courses the caller may
+see), and the catalog matches of the offline hand-off."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Date, Row, cast, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.models.courses import Lesson, Module
+from lyceum.models.courses import CourseInstructor, Lesson, Module
 from lyceum.models.tutor import Conversation, Message, MessageRole, TutorSettings
 
 
@@ -59,6 +59,15 @@ class TutorRepository:
 
     def add(self, row: Conversation | Message | TutorSettings) -> None:
         self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def saved(self, conversation: Conversation) -> Conversation:
+        """The conversation written, with what the database filled in (times)."""
+        await self.session.flush()
+        await self.session.refresh(conversation)
+        return conversation
 
     # Conversations and messages -------------------------------------------------------
 
@@ -140,11 +149,12 @@ class TutorRepository:
         self,
         *,
         course_ids: Sequence[uuid.UUID] | None,
+        taught_by: uuid.UUID | None,
         since: dt.date | None,
         limit: int = 10_000,
     ) -> Sequence[Row[uuid.UUID, uuid.UUID, dt.date, int, int, int]]:
-        """Answers, tokens in and out by course, user and UTC day; `course_ids` None
-        means every course."""
+        """Answers, tokens in and out by course, user and UTC day, in the courses
+        `course_ids` and those `taught_by` that instructor; neither: every course."""
         day = cast(func.timezone("UTC", Message.created_at), Date)
         query = (
             select(
@@ -161,6 +171,9 @@ class TutorRepository:
         )
         if course_ids is not None:
             query = query.where(Message.course_id.in_(course_ids))
+        if taught_by is not None:
+            taught = select(CourseInstructor.course_id).where(CourseInstructor.user_id == taught_by)
+            query = query.where(Message.course_id.in_(taught))
         if since is not None:
             query = query.where(day >= since)
         return (await self.session.execute(query.limit(limit))).all()

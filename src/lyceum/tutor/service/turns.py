@@ -1,0 +1,289 @@
+"""The first half of a turn, inside the request's transaction: from a learner's question
+to a `PreparedTurn` that `service.answers` answers.
+
+`TurnService.prepare` checks the question and the course's limits, retrieves sources,
+builds the grounding (syllabus, lesson, history, whether the question is graded work),
+stores the question and looks the answer up in the cache. The endpoint then commits the
+request's transaction early (`kit.db.commit`): the question is stored whatever happens
+to its answer. A turn's latency is measured from the start of `prepare`, so it includes
+any wait for the embedding model to load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.config import Settings
+from lyceum.content.retrieval import Hit, retrieve
+from lyceum.content.service import indexing_progress
+from lyceum.kit.ai.embedding import Embedder, load_embedder
+from lyceum.kit.ai.models import model_name
+from lyceum.kit.cache import Cache
+from lyceum.kit.errors import Invalid
+from lyceum.models.courses import Course
+from lyceum.models.identity import User
+from lyceum.models.tutor import Conversation, Message, MessageRole, MessageStatus, TutorSettings
+from lyceum.tutor import offline, schemas
+from lyceum.tutor.grounding import (
+    Grounding,
+    SyllabusLesson,
+    exchanges,
+    fit_history,
+    instructions,
+    summarise,
+    user_prompt,
+)
+from lyceum.tutor.interfaces import GradedQuestionGuard
+from lyceum.tutor.repository import TutorRepository
+from lyceum.tutor.service.conversations import NEW_TITLE
+from lyceum.tutor.service.settings import TutorSettingsService
+
+SOURCES_PER_TURN = 5
+CACHE_PREFIX = "tutor:answer:"
+
+
+# Events of a turn, in the order a client receives them ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaEvent:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CitationEvent:
+    citation: schemas.Citation
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEvent:
+    call: schemas.ToolCallOut
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    message: schemas.MessageOut
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    message_id: uuid.UUID
+    detail: str
+
+
+TurnEvent = DeltaEvent | CitationEvent | ToolEvent | DoneEvent | ErrorEvent
+
+
+@dataclass
+class PreparedTurn:
+    """Everything the answer needs, detached from the request's session (which is
+    closed while the answer streams)."""
+
+    conversation_id: uuid.UUID
+    course_id: uuid.UUID
+    user_id: uuid.UUID
+    question: str
+    grounding: Grounding
+    cache_key: str | None
+    cached: dict[str, Any] | None
+    catalog_question: bool
+    # When `prepare` began: the answer's latency counts the question's whole way.
+    started: float
+
+
+def citation_for(number: int, hit: Hit) -> schemas.Citation:
+    return schemas.Citation(
+        number=number,
+        kind=hit.source.kind,
+        id=hit.source.id,
+        title=hit.source.title,
+        page=hit.source.page,
+        heading=hit.source.heading,
+        quote=hit.text[:200],
+    )
+
+
+def normalise_question(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" ?!.")
+
+
+class TurnService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        settings: Settings,
+        cache: Cache,
+        tutor_settings: TutorSettingsService,
+        embedder: Callable[[], Embedder],
+        guard: GradedQuestionGuard,
+        now: dt.datetime,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.cache = cache
+        self.tutor_settings = tutor_settings
+        self.embedder = embedder
+        self.guard = guard
+        self.now = now
+        self.repo = TutorRepository(session)
+
+    async def prepare(
+        self, caller: User, course: Course, conversation: Conversation, question: str
+    ) -> tuple[PreparedTurn, dict[str, str]]:
+        """A question of `caller`'s, who owns `conversation` and is a member of its
+        `course`. Returns the turn and the rate-limit headers of the response."""
+        started = time.perf_counter()
+        question = question.strip()
+        if len(question) > self.settings.tutor_max_message_chars:
+            raise Invalid(
+                f"The question is longer than {self.settings.tutor_max_message_chars} characters.",
+                field="body.content",
+            )
+        # Retrieval sees the normalised question, so the same question asked again
+        # finds the same passages (and the cache can answer it). The model encodes it
+        # while the checks and the grounding's queries below run; right after a start
+        # this waits for the model to finish loading, and the latency shows it.
+        query = normalise_question(question)
+        embedder = await load_embedder(self.embedder)
+        embedder.prefetch_query(query)
+        tutor = await self.tutor_settings.enabled(course)
+        headers = await self.tutor_settings.check_limits(caller, course, tutor)
+
+        previous = await self.repo.messages(conversation.id)
+        turns = exchanges(
+            [
+                (
+                    message.role.value,
+                    message.content,
+                    message.status is not MessageStatus.failed,
+                )
+                for message in previous
+            ]
+        )
+        older, recent = fit_history(turns, self.settings.tutor_history_tokens)
+        if len(older) > conversation.summarised_messages:
+            conversation.summary = summarise(
+                older[conversation.summarised_messages :], conversation.summary
+            )
+            conversation.summarised_messages = len(older)
+
+        grounding = await self._grounding(caller, course, conversation, tutor)
+        found = await retrieve(self.session, embedder, course.id, query, SOURCES_PER_TURN)
+        if found is not None:
+            grounding.sources = found.hits
+            grounding.relevant = found.relevant
+        grounding.indexing = await indexing_progress(self.session, course.id)
+        grounding.history = recent
+        grounding.graded = await self.guard.is_graded_question(caller, course, question)
+
+        self.repo.add(
+            Message(
+                conversation_id=conversation.id,
+                course_id=course.id,
+                user_id=caller.id,
+                role=MessageRole.user,
+                content=question,
+                citations=[],
+                tool_calls=[],
+                tokens_in=0,
+                tokens_out=0,
+                status=MessageStatus.complete,
+            )
+        )
+        if not previous and conversation.title == NEW_TITLE:
+            conversation.title = question[:80]
+        conversation.updated_at = self.now
+        await self.repo.flush()
+
+        cache_key = None
+        cached = None
+        # Only a first question is answered from the cache (a later one depends on the
+        # conversation so far), and not while the material is still being indexed (the
+        # answer would change as it is).
+        if (
+            self.settings.tutor_cache_ttl_seconds
+            and not recent
+            and not grounding.summary
+            and not grounding.still_indexing
+        ):
+            cache_key = self._cache_key(question, grounding)
+            raw = await self.cache.get(cache_key)
+            cached = json.loads(raw) if raw else None
+        prepared = PreparedTurn(
+            conversation_id=conversation.id,
+            course_id=course.id,
+            user_id=caller.id,
+            question=question,
+            grounding=grounding,
+            cache_key=cache_key,
+            cached=cached,
+            catalog_question=offline.is_catalog_question(question),
+            started=started,
+        )
+        return prepared, headers
+
+    def _cache_key(self, question: str, grounding: Grounding) -> str:
+        """Everything the answer depends on: the provider and model, and the exact
+        instructions and prompt it would be given, with the question normalised. So the
+        same question about the same passages (chunk ids and texts change whenever the
+        material is re-indexed), the same course, current lesson and tutor settings
+        share an answer; and the prompt holds nothing of the learner's own, so neither
+        does a cached answer (one that used the learner's data is not cached)."""
+        provider = "offline" if self.settings.ai_offline else model_name(self.settings)
+        material = ",".join(str(hit.chunk_id) for hit in grounding.sources)
+        raw = "\x1f".join(
+            [
+                provider,
+                material,
+                instructions(grounding),
+                user_prompt(grounding, normalise_question(question)),
+            ]
+        )
+        return CACHE_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+    async def _grounding(
+        self,
+        caller: User,
+        course: Course,
+        conversation: Conversation,
+        tutor: TutorSettings,
+    ) -> Grounding:
+        """Everything the prompt carries but the retrieved sources and the history."""
+        entries = await self.repo.syllabus(course.id)
+        syllabus: dict[uuid.UUID, tuple[str, list[SyllabusLesson]]] = {}
+        lesson_title = None
+        lessons = 0
+        for entry in entries:
+            _, numbered = syllabus.setdefault(entry.module_id, (entry.module_title, []))
+            if entry.lesson_id is not None and entry.lesson_title is not None:
+                lessons += 1
+                numbered.append(SyllabusLesson(lessons, entry.lesson_id, entry.lesson_title))
+                if entry.lesson_id == conversation.lesson_id:
+                    lesson_title = entry.lesson_title
+        progress = None
+        done = await self.repo.completed_lessons(course.id, caller.id)
+        if done is not None and lessons:
+            progress = 100 * done / lessons
+        return Grounding(
+            course_id=course.id,
+            course_title=course.title,
+            course_description=course.description,
+            language=course.language,
+            syllabus=list(syllabus.values()),
+            lesson_title=lesson_title,
+            lesson_id=conversation.lesson_id,
+            progress_percent=progress,
+            sources=[],
+            summary=conversation.summary,
+            mode=tutor.mode,
+            extra_instructions=tutor.instructions,
+        )
