@@ -864,16 +864,23 @@ async def explain_text(
     from sqlalchemy import text
 
     from lyceum.content import retrieval
-    from lyceum.content.repository import TEXT_QUERY
+    from lyceum.content.repository import TEXT_CANDIDATES, candidate_tiers, text_ranking_query
 
-    params = {
-        "config": retrieval.search_config(course.language),
-        "query": query,
-        "course_id": course.id,
-        "limit": max(retrieval.CANDIDATES, 2 * K),
-    }
-    statement = TEXT_QUERY.text
+    params: dict[str, Any] = {}
     async with database.sessionmaker() as session:
+        lexemes = (
+            await session.execute(
+                text("SELECT tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query))"),
+                {"config": retrieval.search_config(course.language), "query": query},
+            )
+        ).scalar_one()
+        # The repository's ranking query with its values written in; colons escaped.
+        ranking = text_ranking_query(
+            course.id, candidate_tiers(lexemes), TEXT_CANDIDATES, max(retrieval.CANDIDATES, 2 * K)
+        )
+        statement = str(
+            ranking.compile(database.engine, compile_kwargs={"literal_binds": True})
+        ).replace(":", "\\:")
         plan = (
             await session.execute(
                 text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"), params
