@@ -870,11 +870,15 @@ async def explain_text(
     async with database.sessionmaker() as session:
         lexemes = (
             await session.execute(
-                text("SELECT tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query))"),
+                text(
+                    "SELECT tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query)),"
+                    " set_config('max_parallel_workers_per_gather', '0', true)"
+                ),
                 {"config": retrieval.search_config(course.language), "query": query},
             )
-        ).scalar_one()
-        # The repository's ranking query with its values written in; colons escaped.
+        ).one()[0]
+        # The repository's tiered ranking query (what a question matching more rows than
+        # the budget gets) with its values written in; colons escaped.
         ranking = text_ranking_query(
             course.id, candidate_tiers(lexemes), TEXT_CANDIDATES, max(retrieval.CANDIDATES, 2 * K)
         )

@@ -17,7 +17,7 @@ from lyceum.identity.permissions import (
     OptionalUser,
     RuntimeDep,
 )
-from lyceum.identity.repository import IdentityRepository
+from lyceum.identity.service import user_by_id
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
@@ -139,7 +139,7 @@ async def add_instructor(
     session: Session,
 ) -> None:
     course = await service.editable_course(course_id, caller)
-    user = await IdentityRepository(session).user_by_id(body.user_id)
+    user = await user_by_id(session, body.user_id)
     await service.add_co_instructor(course, caller, user)
 
 

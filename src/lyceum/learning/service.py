@@ -8,8 +8,6 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments.repository import AssessmentRepository
-from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
 from lyceum.kit.events import emit
@@ -42,7 +40,7 @@ async def complete_if_done(
         return False
     # The enrollment's row lock comes first: a lesson completed and a quiz passed at the
     # same moment are serialised, and the second to lock sees the first's commit.
-    requirements = AssessmentRepository(session)
+    requirements = LearningRepository(session)
     if await requirements.lessons_left(course_id, user_id):
         return False
     if await requirements.unpassed_required(course_id, user_id):
@@ -58,7 +56,6 @@ class LearningService:
     def __init__(self, session: AsyncSession, courses: CourseService, now: dt.datetime) -> None:
         self.session = session
         self.repo = LearningRepository(session)
-        self.course_repo = CourseRepository(session)
         self.courses = courses
         self.now = now
 
@@ -83,7 +80,7 @@ class LearningService:
         await self.session.flush()
         # An appended change, not a count and a course-row update: enrolling in a
         # popular course waits for no other learner (the counters follow within seconds).
-        await self.course_repo.record_stat_change(course.id, enrollments=1)
+        await self.courses.record_stat_change(course.id, enrollments=1)
         await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
         return enrollment
 
@@ -93,7 +90,7 @@ class LearningService:
             raise NotFound("You are not enrolled in this course.")
         enrollment.status = EnrollmentStatus.cancelled
         await self.session.flush()
-        await self.course_repo.record_stat_change(course_id, enrollments=-1)
+        await self.courses.record_stat_change(course_id, enrollments=-1)
 
     async def _active_enrollment(self, caller: User, course: Course) -> Enrollment:
         enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
@@ -102,7 +99,7 @@ class LearningService:
         return enrollment
 
     async def complete_lesson(self, caller: User, lesson_id: uuid.UUID) -> schemas.CourseProgress:
-        lesson = await self.course_repo.lesson(lesson_id)
+        lesson = await self.courses.lesson(lesson_id)
         if lesson is None:
             raise NotFound("No such lesson.")
         course = await self.courses.visible_course(lesson.course_id, caller)
@@ -128,7 +125,7 @@ class LearningService:
         return await self._progress(course, enrollment)
 
     async def _progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
-        lessons = await self.course_repo.lessons(course.id)
+        lessons = await self.courses.lessons(course.id)
         done = await self.repo.completions(course.id, enrollment.user_id)
         items = [
             schemas.LessonProgress(
@@ -142,9 +139,7 @@ class LearningService:
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
-        standings = await AssessmentRepository(self.session).standings(
-            course.id, enrollment.user_id
-        )
+        standings = await self.repo.standings(course.id, enrollment.user_id)
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,
@@ -210,7 +205,7 @@ class LearningService:
         self, caller: User, course_id: uuid.UUID, data: schemas.ReviewIn
     ) -> tuple[schemas.ReviewOut, bool]:
         course = await self.courses.visible_course(course_id, caller)
-        if not await self.course_repo.is_learner(course.id, caller.id):
+        if not await self.courses.is_learner(course.id, caller.id):
             raise Forbidden(
                 "Only learners enrolled in the course may review it.", slug="not-enrolled"
             )
@@ -230,12 +225,10 @@ class LearningService:
                 if review is None:
                     raise
         if created:
-            await self.course_repo.record_stat_change(
-                course.id, ratings=1, rating_points=data.rating
-            )
+            await self.courses.record_stat_change(course.id, ratings=1, rating_points=data.rating)
         else:
             if review.rating != data.rating:
-                await self.course_repo.record_stat_change(
+                await self.courses.record_stat_change(
                     course.id, rating_points=data.rating - review.rating
                 )
             review.rating = data.rating
@@ -249,9 +242,7 @@ class LearningService:
         if review is None:
             raise NotFound("You have not reviewed this course.")
         await self.repo.delete_review(review)
-        await self.course_repo.record_stat_change(
-            course_id, ratings=-1, rating_points=-review.rating
-        )
+        await self.courses.record_stat_change(course_id, ratings=-1, rating_points=-review.rating)
 
     async def reviews(
         self, caller: User | None, course_id: uuid.UUID, offset: int, limit: int
