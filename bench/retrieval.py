@@ -877,8 +877,7 @@ async def explain_text(
                 {"config": retrieval.search_config(course.language), "query": query},
             )
         ).one()[0]
-        # The repository's tiered ranking query (what a question matching more rows than
-        # the budget gets) with its values written in; colons escaped.
+        # The repository's ranking query with its values written in; colons escaped.
         ranking = text_ranking_query(
             course.id, candidate_tiers(lexemes), TEXT_CANDIDATES, max(retrieval.CANDIDATES, 2 * K)
         )

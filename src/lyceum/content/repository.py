@@ -298,11 +298,11 @@ _SEARCH_SETUP = text(
 # passage word for word), and ts_rank_cd rewards passages that hold more of them, closer
 # together. Ranking reads every matching row from the table (~3 kB each, one a page), so
 # on a big course a question of common words ranked 12,000-14,000 rows (~100-350 ms).
-# The scan is bounded: when more than TEXT_CANDIDATES rows match, candidates come in
-# tiers picked by the GIN index alone, the passages holding all of the question's words
-# first, then all but one, ... then any of them, until TEXT_CANDIDATES rows are found;
-# only those are ranked. A course whose matches fit in the budget (every course of 1,000
-# chunks) gets exactly the unbounded ranking.
+# The scan is bounded: candidates come in tiers picked by the GIN index alone, the
+# passages holding all of the question's words first, then all but one, ... then any of
+# them, until TEXT_CANDIDATES rows are found; only those are ranked. A course whose
+# matches fit in the budget (every course of 1,000 chunks) gets exactly the unbounded
+# ranking, for a few more index scans (~2 ms).
 TEXT_CANDIDATES = 1000
 # The strict tiers are built from the question's first TIER_WORDS distinct words, with
 # at most TIER_CLAUSES "all of these m words" clauses each (so a long question does not
@@ -343,12 +343,12 @@ def candidate_tiers(lexemes: Sequence[str]) -> list[str]:
 
 def text_ranking_query(
     course_id: uuid.UUID, tiers: Sequence[str], budget: int, limit: int
-) -> Select[int, int]:
-    """(chunk id, candidates ranked): the first `budget` rows of the tiers (strictest
-    first; the last is "any word") ranked by ts_rank_cd against "any word". Each tier
-    skips the rows of the one before it (they are nested), and the LIMIT stops the scans
-    once the budget is reached: a looser tier's rows are not read when the stricter ones
-    already fill it."""
+) -> Select[int]:
+    """The first `budget` rows of the tiers (strictest first; the last is "any word")
+    ranked by ts_rank_cd against "any word". Each tier skips the rows of the one before
+    it (they are nested), and the LIMIT stops the scans once the budget is reached: a
+    looser tier's rows are not read when the stricter ones already fill it. When fewer
+    rows match, the tiers together are every match: the unbounded ranking."""
     queries = [cast(literal(tier), TSQUERY) for tier in tiers]
     rank = func.ts_rank_cd(ContentChunk.search, queries[-1], 1).label("rank")
     branches = []
@@ -363,11 +363,7 @@ def text_ranking_query(
             )
         branches.append(branch)
     candidates = union_all(*branches).limit(budget).subquery("candidates")
-    return (
-        select(candidates.c.id, func.count().over())
-        .order_by(candidates.c.rank.desc(), candidates.c.id)
-        .limit(limit)
-    )
+    return select(candidates.c.id).order_by(candidates.c.rank.desc(), candidates.c.id).limit(limit)
 
 
 # With each hit, its words as the relevance check compares them with the question's:
@@ -452,25 +448,17 @@ class SearchRepository:
         config: str,
         limit: int,
         *,
-        budget: int = TEXT_CANDIDATES,
+        budget: int | None = None,
     ) -> list[int]:
         """Chunk ids, best full-text match first, ranking at most `budget` candidates
-        (see TEXT_CANDIDATES)."""
-        lexemes = (await self.session.execute(_LEXEMES, {"config": config, "query": query})).one()[
-            0
-        ]
+        (default TEXT_CANDIDATES)."""
+        budget = TEXT_CANDIDATES if budget is None else budget
+        found = await self.session.execute(_LEXEMES, {"config": config, "query": query})
+        lexemes = found.one()[0]
         if not lexemes:
             return []  # only stop words
-        tiers = candidate_tiers(lexemes)
-        # Any word, one more row than the budget: all of them (the unbounded ranking)
-        # when they fit; else, with more than one word, the tiers.
-        rows = (
-            await self.session.execute(text_ranking_query(course_id, tiers[-1:], budget + 1, limit))
-        ).all()
-        if (not rows or rows[0][1] <= budget) or len(tiers) == 1:
-            return [row[0] for row in rows]
-        ranking = text_ranking_query(course_id, tiers, budget, limit)
-        return [row[0] for row in await self.session.execute(ranking)]
+        ranking = text_ranking_query(course_id, candidate_tiers(lexemes), budget, limit)
+        return list((await self.session.execute(ranking)).scalars())
 
     async def passages(self, ids: Sequence[int], stemmed: bool) -> dict[int, Row[Any]]:
         """The chunks' text, source and words (see HIT_WORDS), by id."""

@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
-from lyceum.content.repository import WAITING, FileRepository, IndexingRepository
+from lyceum.content.repository import (
+    WAITING,
+    FileRepository,
+    IndexingRepository,
+)
+from lyceum.content.repository import (
+    IndexingProgress as IndexingProgress,
+)
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
@@ -70,6 +77,12 @@ def _progress(file: CourseFile) -> schemas.IndexingProgress | None:
         chunks_total=total,
         percent=min(100, file.indexing_done * 100 // total) if total else None,
     )
+
+
+async def indexing_progress(session: AsyncSession, course_id: uuid.UUID) -> IndexingProgress:
+    """How much of the course's material is not searchable (yet), in one round trip: for
+    other domains (the tutor, when a search finds nothing relevant)."""
+    return await IndexingRepository(session).progress(course_id)
 
 
 class DownloadSigner:
