@@ -690,6 +690,7 @@ async def run_hybrid(database: Database, encoder: TimedEncoder, samples: Sequenc
     """search_course_material for every sample, a session each, timing its parts by
     wrapping the rankings it looks up in `lyceum.content.retrieval`."""
     from lyceum.content import retrieval
+    from lyceum.content.repository import SearchRepository
 
     current: list[Sample] = []  # the sample being measured
 
@@ -701,10 +702,12 @@ async def run_hybrid(database: Database, encoder: TimedEncoder, samples: Sequenc
 
     with (
         mock.patch.object(
-            retrieval, "vector_ranking", timed_ranking(retrieval.vector_ranking, on_vector)
+            SearchRepository,
+            "vector_ranking",
+            timed_ranking(SearchRepository.vector_ranking, on_vector),
         ),
         mock.patch.object(
-            retrieval, "text_ranking", timed_ranking(retrieval.text_ranking, on_text)
+            SearchRepository, "text_ranking", timed_ranking(SearchRepository.text_ranking, on_text)
         ),
     ):
         for sample in samples:
@@ -731,13 +734,14 @@ async def ranking_with(
     """The repository's vector_ranking, after `settings`, in this transaction."""
     from sqlalchemy import text
 
-    from lyceum.content.retrieval import CANDIDATES, course_language, vector_ranking
+    from lyceum.content.repository import SearchRepository
+    from lyceum.content.retrieval import CANDIDATES, prepare_search
 
-    await course_language(session, course_id, max(CANDIDATES, 2 * K))  # its search settings
+    await prepare_search(session, course_id, "", max(CANDIDATES, 2 * K))  # its search settings
     for setting in settings:
         await session.execute(text(setting))
     started = time.perf_counter()
-    ids = await vector_ranking(session, course_id, vector, max(CANDIDATES, 2 * K))
+    ids = await SearchRepository(session).vector_ranking(course_id, vector, max(CANDIDATES, 2 * K))
     return time.perf_counter() - started, ids
 
 
@@ -821,13 +825,9 @@ async def explain_vector(
     from sqlalchemy import text
 
     from lyceum.content import retrieval
+    from lyceum.content.repository import nearest_query
 
     limit = max(retrieval.CANDIDATES, 2 * K)
-    params = {
-        "vector": retrieval.vector_literal(vector),
-        "course_id": course_id,
-        "limit": limit,
-    }
     options = "ANALYZE, BUFFERS, " if analyze else ""
     async with database.sessionmaker() as session:
         for setting in (
@@ -836,7 +836,14 @@ async def explain_vector(
             "SET LOCAL hnsw.iterative_scan = relaxed_order",
         ):
             await session.execute(text(setting))
-        statement = retrieval._VECTOR_QUERY.text
+        # The repository's query with its values written in (a custom plan is made for
+        # the values of the call either way); colons escaped for text().
+        statement = str(
+            nearest_query(course_id, vector, limit).compile(
+                database.engine, compile_kwargs={"literal_binds": True}
+            )
+        ).replace(":", "\\:")
+        params: dict[str, Any] = {}
         plan = (
             await session.execute(text(f"EXPLAIN ({options}FORMAT JSON) {statement}"), params)
         ).scalar_one()
@@ -857,15 +864,26 @@ async def explain_text(
     from sqlalchemy import text
 
     from lyceum.content import retrieval
+    from lyceum.content.repository import TEXT_CANDIDATES, candidate_tiers, text_ranking_query
 
-    params = {
-        "config": retrieval.search_config(course.language),
-        "query": query,
-        "course_id": course.id,
-        "limit": max(retrieval.CANDIDATES, 2 * K),
-    }
-    statement = retrieval._TEXT_QUERY.text
+    params: dict[str, Any] = {}
     async with database.sessionmaker() as session:
+        lexemes = (
+            await session.execute(
+                text(
+                    "SELECT tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query)),"
+                    " set_config('max_parallel_workers_per_gather', '0', true)"
+                ),
+                {"config": retrieval.search_config(course.language), "query": query},
+            )
+        ).one()[0]
+        # The repository's ranking query with its values written in; colons escaped.
+        ranking = text_ranking_query(
+            course.id, candidate_tiers(lexemes), TEXT_CANDIDATES, max(retrieval.CANDIDATES, 2 * K)
+        )
+        statement = str(
+            ranking.compile(database.engine, compile_kwargs={"literal_binds": True})
+        ).replace(":", "\\:")
         plan = (
             await session.execute(
                 text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"), params

@@ -110,7 +110,8 @@ async def judge_all(url: str, items: list[Labelled]) -> tuple[list[Judged], floa
     from sqlalchemy import select, text
 
     from lyceum.content.indexing import index_lesson
-    from lyceum.content.retrieval import DETAILS_SQL, HIT_WORDS, retrieve
+    from lyceum.content.repository import DETAILS_SQL, HIT_WORDS
+    from lyceum.content.retrieval import retrieve
     from lyceum.demo.loader import load_demo
     from lyceum.kit.ai.embedding import get_embedder
     from lyceum.kit.cache import MemoryCache

@@ -385,11 +385,12 @@ def reindex(
         index_lesson,
         lessons_to_index,
     )
+    from lyceum.content.repository import FileRepository
     from lyceum.kit.ai.embedding import get_embedder
     from lyceum.kit.runtime import SANDBOX_PRELOAD, resolve_database_url
     from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import create_storage
-    from lyceum.models.content import CourseFile, FileStatus
+    from lyceum.models.content import FileStatus
 
     settings = _settings()
     try:
@@ -426,7 +427,7 @@ def reindex(
                     progress.advance(task)
                 for file_id in files:
                     async with database.sessionmaker() as session, session.begin():
-                        file = await session.get(CourseFile, file_id, with_for_update=True)
+                        file = await FileRepository(session).get(file_id, for_update=True)
                         data = await storage.get(file.storage_key) if file else None
                         if file is not None and data is None:
                             file.status = FileStatus.failed

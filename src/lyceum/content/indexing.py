@@ -23,17 +23,15 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.chunking import Chunk, iter_chunks
 from lyceum.content.extraction import Document, Limits, Section, extract_markdown
-from lyceum.content.repository import IndexingRepository
+from lyceum.content.repository import ChunkRepository, FileRepository, IndexingRepository
 from lyceum.content.retrieval import search_config
 from lyceum.kit.ai.embedding import Embedder
-from lyceum.models.content import ContentChunk, CourseFile, FileStatus, IndexingPhase
-from lyceum.models.courses import Course, Lesson
+from lyceum.models.content import CourseFile, FileStatus, IndexingPhase
 
 # all-MiniLM-L6-v2 reads 256 word pieces at most: chunks stay under that, so every
 # token of a chunk is embedded (with room for the heading line in front).
@@ -140,8 +138,7 @@ async def insert_chunks(
         }
         for chunk, vector in zip(chunks, vectors, strict=True)
     ]
-    if rows:
-        await session.execute(insert(ContentChunk), rows)
+    await ChunkRepository(session).insert(rows)
 
 
 async def replace_chunks(
@@ -161,12 +158,9 @@ async def replace_chunks(
     source = file_id or lesson_id
     assert source is not None and (file_id is None) != (lesson_id is None)
     assert embedder is not None or not prepared.chunks
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:source, 0))"),
-        {"source": f"content:{source}"},
-    )
-    owner = ContentChunk.file_id == file_id if file_id else ContentChunk.lesson_id == lesson_id
-    await session.execute(delete(ContentChunk).where(owner))
+    chunks = ChunkRepository(session)
+    await chunks.lock_source(source)
+    await chunks.delete_of(file_id=file_id, lesson_id=lesson_id)
     total = len(prepared.chunks)
     starts = range(0, total, BATCH_CHUNKS)
 
@@ -204,11 +198,10 @@ async def index_lesson(session: AsyncSession, lesson_id: uuid.UUID, embedder: Em
     schema (200,000 characters)."""
     state = IndexingRepository(session)
     version = await state.lesson_version(lesson_id)  # before the text: see its docstring
-    lesson = await session.get(Lesson, lesson_id)
-    if lesson is None:
+    found = await state.lesson_with_language(lesson_id)
+    if found is None:
         return 0
-    course = await session.get(Course, lesson.course_id)
-    assert course is not None
+    lesson, language = found
     sections = extract_markdown(lesson.content)
     prepared = await asyncio.to_thread(prepare, sections, embedder, lesson.title)
     await replace_chunks(
@@ -217,7 +210,7 @@ async def index_lesson(session: AsyncSession, lesson_id: uuid.UUID, embedder: Em
         lesson_id=lesson.id,
         prepared=prepared,
         embedder=embedder,
-        config=search_config(course.language),
+        config=search_config(language),
     )
     if version is not None:
         await state.mark_lesson_indexed(lesson.id, version)
@@ -256,8 +249,7 @@ async def index_file(
     """Chunk (up to `max_chunks`), embed and store a file's text, a batch at a time, and
     mark the file ready, with a notice if only its start was indexed. A document without
     text (an image) needs no model: `embedder` may then be None."""
-    course = await session.get(Course, file.course_id)
-    assert course is not None
+    language = await IndexingRepository(session).course_language(file.course_id)
     prepared = Prepared(chunks=[], embedding_texts=[])
     if document.sections:
         assert embedder is not None
@@ -270,7 +262,7 @@ async def index_file(
         file_id=file.id,
         prepared=prepared,
         embedder=embedder,
-        config=search_config(course.language),
+        config=search_config(language),
         progress=progress,
     )
     notice = _notice(document, prepared, max_chunks)
@@ -287,7 +279,7 @@ async def index_file(
 async def drop_file_chunks(session: AsyncSession, file_id: uuid.UUID) -> None:
     """A file that failed (unreadable, infected) keeps no passages from an earlier
     indexing: its `chunk_count` is 0 and search must agree."""
-    await session.execute(delete(ContentChunk).where(ContentChunk.file_id == file_id))
+    await ChunkRepository(session).delete_of(file_id=file_id)
 
 
 async def record_progress(
@@ -299,29 +291,16 @@ async def record_progress(
 ) -> None:
     """Where the job is with a file; the caller commits it at once (its own short
     transaction), so `GET .../files/{id}` shows it while the job runs."""
-    await session.execute(
-        update(CourseFile)
-        .where(CourseFile.id == file_id, CourseFile.status == FileStatus.processing)
-        .values(indexing_phase=phase, indexing_done=done, indexing_total=total)
-    )
+    await FileRepository(session).record_progress(file_id, phase, done, total)
 
 
 async def lessons_to_index(session: AsyncSession, course_id: uuid.UUID | None) -> list[uuid.UUID]:
-    query = select(Lesson.id).order_by(Lesson.course_id, Lesson.position)
-    if course_id is not None:
-        query = query.where(Lesson.course_id == course_id)
-    return list((await session.execute(query)).scalars())
+    return await IndexingRepository(session).lesson_ids(course_id)
 
 
 async def files_to_index(session: AsyncSession, course_id: uuid.UUID | None) -> list[uuid.UUID]:
-    query = select(CourseFile.id).order_by(CourseFile.created_at)
-    if course_id is not None:
-        query = query.where(CourseFile.course_id == course_id)
-    return list((await session.execute(query)).scalars())
+    return await IndexingRepository(session).file_ids(course_id)
 
 
 async def chunk_total(session: AsyncSession, course_id: uuid.UUID | None = None) -> int:
-    query = select(func.count()).select_from(ContentChunk)
-    if course_id is not None:
-        query = query.where(ContentChunk.course_id == course_id)
-    return int((await session.execute(query)).scalar_one())
+    return await ChunkRepository(session).count(course_id)

@@ -21,8 +21,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.content.repository import SearchRepository
 
 Mode = Literal["hybrid", "vector", "text"]
 
@@ -32,8 +33,7 @@ RRF_K = 60
 # Candidates taken from each list before fusing.
 CANDIDATES = 30
 # HNSW search breadth: bench/retrieval.py measured recall@10 0.89 at 100 and 0.98 at 400
-# (100,000 chunks, a 50,000-chunk course) for about 4 ms more. Iterative scans keep
-# going until enough rows of *this* course pass the filter.
+# (100,000 chunks, a 50,000-chunk course) for about 4 ms more.
 EF_SEARCH = 400
 MAX_K = 20
 NON_ENGLISH_VECTOR_WEIGHT = 0.5
@@ -189,82 +189,10 @@ def vector_weight(language: str) -> float:
     return 1.0 if language.lower().startswith("en") else NON_ENGLISH_VECTOR_WEIGHT
 
 
-def vector_literal(vector: NDArray[np.float32]) -> str:
-    return "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
-
-
-_VECTOR_QUERY = text(
-    """
-    SELECT id, 1 - distance AS similarity FROM (
-        SELECT id, embedding <=> CAST(:vector AS vector) AS distance
-        FROM content_chunks
-        WHERE course_id = :course_id
-        ORDER BY embedding <=> CAST(:vector AS vector)
-        LIMIT :limit
-    ) AS nearest
-    ORDER BY distance, id
-    """
-)
-
-# Any of the query's words may match (a question rarely repeats a passage word for
-# word); ts_rank_cd rewards passages that hold more of them, closer together.
-_TEXT_QUERY = text(
-    """
-    WITH q AS (
-        SELECT CAST(
-            replace(CAST(plainto_tsquery(CAST(:config AS regconfig), :query) AS text),
-                    ' & ', ' | ')
-            AS tsquery) AS query
-    )
-    SELECT content_chunks.id
-    FROM content_chunks, q
-    WHERE course_id = :course_id
-      AND q.query <> CAST('' AS tsquery)
-      AND search @@ q.query
-    ORDER BY ts_rank_cd(search, q.query, 1) DESC, content_chunks.id
-    LIMIT :limit
-    """
-)
-
-# With each hit, its words as the relevance check compares them with the question's:
-# the stored (stemmed) search document for English material, else its words with their
-# accents (the stored document is unaccented, where Vietnamese "Úc", Australia, would
-# match the "uc" of every "úc" and "ục").
-HIT_WORDS = """,
-           tsvector_to_array(
-               CASE WHEN :stemmed THEN c.search
-                    ELSE to_tsvector('simple', normalize(c.heading || ' ' || c.text, NFC))
-               END) AS words"""
-DETAILS_SQL = """
-    SELECT c.id, c.text, c.page, c.heading, c.file_id, c.lesson_id,
-           coalesce(f.display_name, l.title) AS title{words}
-    FROM content_chunks AS c
-    LEFT JOIN course_files AS f ON f.id = c.file_id
-    LEFT JOIN lessons AS l ON l.id = c.lesson_id
-    WHERE c.id = ANY(:ids)
-"""
-_DETAILS_QUERY = text(DETAILS_SQL.format(words=HIT_WORDS))
-
-
-# The course's language, the question's words both ways the relevance check may compare
-# them, and (for the rest of the transaction) the HNSW search settings of the vector
-# query, in one round trip.
-_LANGUAGE_QUERY = text(
-    """
-    SELECT language,
-           tsvector_to_array(to_tsvector('lyceum_english', :query)) AS stemmed,
-           tsvector_to_array(to_tsvector('simple', normalize(:query, NFC))) AS words,
-           set_config('hnsw.ef_search', :ef_search, true),
-           set_config('hnsw.iterative_scan', 'relaxed_order', true)
-    FROM courses WHERE id = :id
-    """
-)
-
-
 @dataclass(frozen=True, slots=True)
 class SearchSetup:
     language: str
-    # The question's words as `_DETAILS_QUERY` gives a hit's: stemmed without stop
+    # The question's words as `SearchRepository.passages` gives a hit's: stemmed without stop
     # words for English material; otherwise lower-cased with accents, without
     # Vietnamese function words.
     words: frozenset[str]
@@ -279,40 +207,14 @@ async def prepare_search(
 ) -> SearchSetup | None:
     """The course's language and the question's words (None: no such course); also
     sets up the vector search of this transaction."""
-    row = (
-        await session.execute(
-            _LANGUAGE_QUERY,
-            {"id": course_id, "query": query, "ef_search": str(max(EF_SEARCH, candidates))},
-        )
-    ).first()
-    if row is None:
+    found = await SearchRepository(session).setup(
+        course_id, query, ef_search=max(EF_SEARCH, candidates)
+    )
+    if found is None:
         return None
-    language: str = row.language
-    if language.lower().startswith("en"):
-        return SearchSetup(language, frozenset(row.stemmed))
-    return SearchSetup(language, frozenset(row.words) - VIETNAMESE_FUNCTION_WORDS)
-
-
-async def vector_ranking(
-    session: AsyncSession, course_id: uuid.UUID, vector: NDArray[np.float32], limit: int
-) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity), nearest first. Needs `prepare_search` called first
-    in the same transaction (search settings)."""
-    rows = await session.execute(
-        _VECTOR_QUERY,
-        {"vector": vector_literal(vector), "course_id": course_id, "limit": limit},
-    )
-    return [(row[0], float(row[1])) for row in rows]
-
-
-async def text_ranking(
-    session: AsyncSession, course_id: uuid.UUID, query: str, config: str, limit: int
-) -> list[int]:
-    rows = await session.execute(
-        _TEXT_QUERY,
-        {"config": config, "query": query, "course_id": course_id, "limit": limit},
-    )
-    return [row[0] for row in rows]
+    if found.language.lower().startswith("en"):
+        return SearchSetup(found.language, frozenset(found.stemmed))
+    return SearchSetup(found.language, frozenset(found.words) - VIETNAMESE_FUNCTION_WORDS)
 
 
 def fuse(
@@ -363,13 +265,16 @@ async def retrieve(
         else None
     )
     try:
+        repository = SearchRepository(session)
         setup = await prepare_search(session, course_id, query, candidates)
         if setup is None:
             return None
         if not query:
             return Retrieval([], setup.language, 0.0, 0.0)
         text_hits = (
-            await text_ranking(session, course_id, query, search_config(setup.language), candidates)
+            await repository.text_ranking(
+                course_id, query, search_config(setup.language), candidates
+            )
             if mode in ("hybrid", "text")
             else None
         )
@@ -378,7 +283,7 @@ async def retrieve(
         similarity = 0.0
         if encoding is not None:
             vector = await encoding
-            nearest = await vector_ranking(session, course_id, vector, candidates)
+            nearest = await repository.vector_ranking(course_id, vector, candidates)
             rankings.append([chunk_id for chunk_id, _ in nearest])
             weights.append(vector_weight(setup.language))
             similarity = nearest[0][1] if nearest else 0.0
@@ -391,11 +296,7 @@ async def retrieve(
     fused = fuse(rankings, k, weights)
     if not fused:
         return Retrieval([], setup.language, similarity, 0.0)
-    rows = await session.execute(
-        _DETAILS_QUERY,
-        {"ids": [chunk_id for chunk_id, _ in fused], "stemmed": setup.stemmed},
-    )
-    by_id = {row.id: row for row in rows}
+    by_id = await repository.passages([chunk_id for chunk_id, _ in fused], setup.stemmed)
     hits = []
     coverage = 0.0
     for chunk_id, score in fused:

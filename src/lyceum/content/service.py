@@ -13,13 +13,19 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlencode
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.content import schemas
 from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
-from lyceum.content.repository import WAITING, IndexingProgress, IndexingRepository
+from lyceum.content.repository import (
+    WAITING,
+    FileRepository,
+    IndexingRepository,
+)
+from lyceum.content.repository import (
+    IndexingProgress as IndexingProgress,
+)
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.images import in_sandbox
@@ -72,6 +78,12 @@ def _progress(file: CourseFile) -> schemas.IndexingProgress | None:
     )
 
 
+async def indexing_progress(session: AsyncSession, course_id: uuid.UUID) -> IndexingProgress:
+    """How much of the course's material is not searchable (yet), in one round trip: for
+    other domains (the tutor, when a search finds nothing relevant)."""
+    return await IndexingRepository(session).progress(course_id)
+
+
 class DownloadSigner:
     """HMAC-signed links for files the app serves itself (local storage)."""
 
@@ -109,6 +121,7 @@ class ContentService:
         now: dt.datetime,
     ) -> None:
         self.session = session
+        self.repository = FileRepository(session)
         self.storage = storage
         self.sandbox = sandbox
         self.image_max_pixels = image_max_pixels
@@ -120,7 +133,7 @@ class ContentService:
     # Access ---------------------------------------------------------------------------
 
     async def file(self, access: Access, file_id: uuid.UUID) -> CourseFile:
-        file = await self.session.get(CourseFile, file_id)
+        file = await self.repository.get(file_id)
         if file is None or file.course_id != access.course.id:
             raise NotFound("No such file in this course.")
         if not access.can_edit and file.status is not FileStatus.ready:
@@ -128,11 +141,7 @@ class ContentService:
         return file
 
     async def files(self, access: Access) -> list[CourseFile]:
-        query = select(CourseFile).where(CourseFile.course_id == access.course.id)
-        if not access.can_edit:
-            query = query.where(CourseFile.status == FileStatus.ready)
-        query = query.order_by(CourseFile.created_at, CourseFile.id)
-        return list((await self.session.execute(query)).scalars())
+        return await self.repository.of_course(access.course.id, ready_only=not access.can_edit)
 
     # Uploads --------------------------------------------------------------------------
 
@@ -144,7 +153,7 @@ class ContentService:
         inspected: Inspected = await asyncio.to_thread(inspect_upload, data, filename)
         # Hashing 10 MB takes tens of milliseconds: not on the event loop.
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-        existing = await self._by_digest(course.id, digest)
+        existing = await self.repository.by_digest(course.id, digest)
         if existing is not None:
             return existing, True
 
@@ -175,32 +184,22 @@ class ContentService:
                 self.session, self.storage, thumbnail_key, thumbnail, "image/webp"
             )
         try:
-            async with self.session.begin_nested():
-                self.session.add(file)
-                await self.session.flush()
+            await self.repository.add(file)
         except IntegrityError:
             # The same bytes arrived concurrently and won the race: keep theirs.
             await self._delete_objects(key, thumbnail_key)
-            existing = await self._by_digest(course.id, digest)
+            existing = await self.repository.by_digest(course.id, digest)
             if existing is None:
                 raise
             return existing, True
-        await self.session.refresh(file)
         await emit(self.session, "content.file_uploaded", file_id=str(file.id))
         return file, False
-
-    async def _by_digest(self, course_id: uuid.UUID, digest: str) -> CourseFile | None:
-        query = select(CourseFile).where(
-            CourseFile.course_id == course_id, CourseFile.sha256 == digest
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def delete(self, file: CourseFile) -> None:
         """The row (and with it every indexed chunk) now; the stored objects once that
         has committed."""
         keys = (file.storage_key, file.thumbnail_key)
-        await self.session.delete(file)
-        await self.session.flush()
+        await self.repository.delete(file)
         delete_after_commit(self.session, self.storage, *keys)
 
     async def _delete_objects(self, *keys: str | None) -> None:
@@ -281,7 +280,7 @@ class ContentService:
     ) -> tuple[bytes, str, str]:
         """The bytes behind a signed link: (data, media type, download name)."""
         self.signer.verify(file_id, variant, expires, signature, self.now)
-        file = await self.session.get(CourseFile, file_id)
+        file = await self.repository.get(file_id)
         key = None
         if file is not None:
             key = file.storage_key if variant == "original" else file.thumbnail_key
@@ -291,9 +290,3 @@ class ContentService:
         if variant == "original":
             return data, file.content_type, file.display_name
         return data, "image/webp", f"{file.display_name.rsplit('.', 1)[0]}-thumbnail.webp"
-
-
-async def indexing_progress(session: AsyncSession, course_id: uuid.UUID) -> IndexingProgress:
-    """How much of the course's material is not searchable yet (one query): the tutor
-    says so when its question finds nothing relevant."""
-    return await IndexingRepository(session).progress(course_id)

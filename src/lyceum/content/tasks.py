@@ -23,7 +23,7 @@ from lyceum.content.indexing import (
     index_lesson,
     record_progress,
 )
-from lyceum.content.repository import IndexingRepository
+from lyceum.content.repository import FileRepository, IndexingRepository
 from lyceum.content.scanner import scan
 from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.events import on
@@ -37,7 +37,7 @@ from lyceum.kit.jobs import (
     transaction,
 )
 from lyceum.kit.storage import delete_after_commit
-from lyceum.models.content import CourseFile, FileStatus, IndexingPhase
+from lyceum.models.content import FileStatus, IndexingPhase
 
 logger = structlog.get_logger("lyceum.content")
 
@@ -46,7 +46,7 @@ async def _set_status(
     runtime: Resources, file_id: uuid.UUID, status: FileStatus, reason: str | None = None
 ) -> None:
     async with transaction(runtime) as session:
-        file = await session.get(CourseFile, file_id, with_for_update=True)
+        file = await FileRepository(session).get(file_id, for_update=True)
         if file is not None:
             file.status = status
             file.failure_reason = reason
@@ -80,7 +80,7 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
     settings, storage = runtime.settings, runtime.storage
     budget = FileBudget.of(settings)
     async with transaction(runtime) as session:
-        file = await session.get(CourseFile, identifier)
+        file = await FileRepository(session).get(identifier)
         if file is None:
             return  # deleted meanwhile
         file.status = FileStatus.processing
@@ -100,7 +100,7 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
             if signature is not None:
                 logger.warning("file_infected", file_id=file_id, signature=signature)
                 async with transaction(runtime) as session:
-                    infected = await session.get(CourseFile, identifier)
+                    infected = await FileRepository(session).get(identifier)
                     if infected is not None:
                         delete_after_commit(
                             session, storage, infected.storage_key, infected.thumbnail_key
@@ -132,7 +132,7 @@ async def ingest_file(context: JobContext, file_id: str) -> None:
         async with transaction(runtime) as session:
             # No row lock while the chunks are written: the progress updates above run
             # in transactions of their own, and must not wait for this one.
-            file = await session.get(CourseFile, identifier)
+            file = await FileRepository(session).get(identifier)
             if file is None:
                 return
             await index_file(

@@ -117,6 +117,11 @@ class CourseRepository:
         self.session.add(entity)
         await self.session.flush()
 
+    async def delete(self, entity: Module | Lesson) -> None:
+        """The row now (its children go with it: ON DELETE CASCADE)."""
+        await self.session.delete(entity)
+        await self.session.flush()
+
     async def course(self, course_id: uuid.UUID, *, for_update: bool = False) -> Course | None:
         query = select(Course).where(Course.id == course_id)
         if for_update:

@@ -125,6 +125,11 @@ def lesson_out(lesson: Lesson) -> schemas.LessonOut:
     )
 
 
+async def course_by_id(session: AsyncSession, course_id: uuid.UUID) -> Course | None:
+    """For other domains' jobs (certificates): the course, whatever its state."""
+    return await CourseRepository(session).course(course_id)
+
+
 class CourseService:
     def __init__(
         self,
@@ -139,6 +144,35 @@ class CourseService:
         self.cache = cache
         self.cache_ttl = cache_ttl
         self.now = now
+
+    # For other domains (learning, the demo loader) ------------------------------------
+
+    async def course_by_slug(self, slug: str) -> Course | None:
+        return await self.repo.course_by_slug(slug)
+
+    async def lesson(self, lesson_id: uuid.UUID) -> Lesson | None:
+        return await self.repo.lesson(lesson_id)
+
+    async def lessons(self, course_id: uuid.UUID) -> list[Lesson]:
+        """The course's lessons in course order (module, then lesson position)."""
+        return await self.repo.lessons(course_id)
+
+    async def is_learner(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Enrolled (active or completed)."""
+        return await self.repo.is_learner(course_id, user_id)
+
+    async def record_stat_change(
+        self,
+        course_id: uuid.UUID,
+        *,
+        enrollments: int = 0,
+        ratings: int = 0,
+        rating_points: int = 0,
+    ) -> None:
+        """A change to the course's enrollment and rating counters (folded later)."""
+        await self.repo.record_stat_change(
+            course_id, enrollments=enrollments, ratings=ratings, rating_points=rating_points
+        )
 
     # Access ---------------------------------------------------------------------------
 
@@ -218,10 +252,6 @@ class CourseService:
         if lesson is None:
             raise NotFound("No such lesson.")
         return await self.visible_course(lesson.course_id, caller), lesson
-
-    async def is_learner(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Whether the user is enrolled (active or completed) in the course."""
-        return await self.repo.is_learner(course_id, user_id)
 
     # Cache ----------------------------------------------------------------------------
 
@@ -375,8 +405,7 @@ class CourseService:
         return module
 
     async def delete_module(self, course: Course, module: Module) -> None:
-        await self.session.delete(module)
-        await self.session.flush()
+        await self.repo.delete(module)
         await self.repo.refresh_lesson_titles(course.id)
         self.invalidate(course)  # its lessons' titles were searchable
 
@@ -454,8 +483,7 @@ class CourseService:
         return lesson
 
     async def delete_lesson(self, course: Course, lesson: Lesson) -> None:
-        await self.session.delete(lesson)
-        await self.session.flush()
+        await self.repo.delete(lesson)
         await self.repo.refresh_lesson_titles(course.id)
         self.invalidate(course)
 

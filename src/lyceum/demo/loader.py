@@ -12,12 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.courses import schemas
-from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
-from lyceum.identity.repository import IdentityRepository
+from lyceum.identity.service import ensure_account
 from lyceum.kit.cache import Cache
-from lyceum.kit.security import hash_password
-from lyceum.models.identity import Role, User
+from lyceum.models.identity import Role
 
 INSTRUCTOR_EMAIL = "teacher@demo.lyceum.dev"
 INSTRUCTOR_PASSWORD = "demo teacher passphrase"  # noqa: S105 (published demo login)
@@ -40,34 +38,27 @@ def demo_courses() -> list[dict[str, Any]]:
     return courses
 
 
-async def _account(
-    session: AsyncSession, email: str, password: str, name: str, role: Role, now: dt.datetime
-) -> User:
-    repo = IdentityRepository(session)
-    user = await repo.user_by_email(email)
-    if user is None:
-        user = User(
-            email=email,
-            full_name=name,
-            password_hash=await hash_password(password),
-            role=role,
-            email_verified_at=now,
-            preferences={},
-        )
-        await repo.add(user)
-    return user
-
-
 async def load_demo(session: AsyncSession, *, cache: Cache, now: dt.datetime) -> DemoResult:
-    teacher = await _account(
-        session, INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, "Minh Trần", Role.instructor, now
+    teacher = await ensure_account(
+        session,
+        email=INSTRUCTOR_EMAIL,
+        password=INSTRUCTOR_PASSWORD,
+        full_name="Minh Trần",
+        role=Role.instructor,
+        now=now,
     )
-    await _account(session, STUDENT_EMAIL, STUDENT_PASSWORD, "Lan Nguyễn", Role.student, now)
+    await ensure_account(
+        session,
+        email=STUDENT_EMAIL,
+        password=STUDENT_PASSWORD,
+        full_name="Lan Nguyễn",
+        role=Role.student,
+        now=now,
+    )
     service = CourseService(session, cache=cache, cache_ttl=60, now=now)
-    existing_repo = CourseRepository(session)
     created, existing = [], []
     for data in demo_courses():
-        if await existing_repo.course_by_slug(data["slug"]) is not None:
+        if await service.course_by_slug(data["slug"]) is not None:
             existing.append(data["slug"])
             continue
         course = await service.create(

@@ -162,6 +162,40 @@ def _normalise_recovery_code(code: str) -> str:
     return code.strip().lower().replace(" ", "")
 
 
+# For other domains (courses, learning, the demo loader): what they read of accounts, and
+# the demo's accounts, without an IdentityService to build.
+
+
+async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The account (deleted ones included: certificates keep their learner's name)."""
+    return await IdentityRepository(session).user_by_id(user_id)
+
+
+async def ensure_account(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    role: Role,
+    now: dt.datetime,
+) -> User:
+    """The account with this email, created (verified) if there is none."""
+    repo = IdentityRepository(session)
+    user = await repo.user_by_email(email)
+    if user is None:
+        user = User(
+            email=email,
+            full_name=full_name,
+            password_hash=await hash_password(password),
+            role=role,
+            email_verified_at=now,
+            preferences={},
+        )
+        await repo.add(user)
+    return user
+
+
 class IdentityService:
     def __init__(
         self,

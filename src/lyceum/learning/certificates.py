@@ -12,8 +12,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
-from lyceum.courses.repository import CourseRepository
-from lyceum.identity.repository import IdentityRepository
+from lyceum.courses.service import course_by_id
+from lyceum.identity.service import user_by_id
 from lyceum.kit.errors import NotFound
 from lyceum.kit.storage import Storage, put_for_transaction
 from lyceum.learning import schemas
@@ -56,13 +56,13 @@ async def issue_for(
     existing = await LearningRepository(session).certificate_for(
         enrollment.user_id, enrollment.course_id
     )
-    learner = await IdentityRepository(session).user_by_id(enrollment.user_id)
-    course = await CourseRepository(session).course(enrollment.course_id)
+    learner = await user_by_id(session, enrollment.user_id)
+    course = await course_by_id(session, enrollment.course_id)
     if learner is None or course is None:
         return None
     certificate = existing
     if certificate is None:
-        owner = await IdentityRepository(session).user_by_id(course.owner_id)
+        owner = await user_by_id(session, course.owner_id)
         certificate = Certificate(
             code=new_code(),
             user_id=learner.id,

@@ -8,8 +8,6 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.assessments import service as assessments
-from lyceum.courses.repository import CourseRepository
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
 from lyceum.kit.events import emit
@@ -43,9 +41,10 @@ async def complete_if_done(
         return False
     # The enrollment's row lock comes first: a lesson completed and a quiz passed at the
     # same moment are serialised, and the second to lock sees the first's commit.
-    if await LearningRepository(session).lessons_left(course_id, user_id):
+    requirements = LearningRepository(session)
+    if await requirements.lessons_left(course_id, user_id):
         return False
-    if await assessments.unpassed_required(session, course_id, user_id):
+    if await requirements.unpassed_required(course_id, user_id):
         return False
     enrollment.status = EnrollmentStatus.completed
     enrollment.completed_at = now
@@ -58,7 +57,6 @@ class LearningService:
     def __init__(self, session: AsyncSession, courses: CourseService, now: dt.datetime) -> None:
         self.session = session
         self.repo = LearningRepository(session)
-        self.course_repo = CourseRepository(session)
         self.courses = courses
         self.now = now
 
@@ -82,7 +80,7 @@ class LearningService:
         await self.session.flush()
         # An appended change, not a count and a course-row update: enrolling in a
         # popular course waits for no other learner (the counters follow within seconds).
-        await self.course_repo.record_stat_change(course.id, enrollments=1)
+        await self.courses.record_stat_change(course.id, enrollments=1)
         await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
         return enrollment
 
@@ -96,7 +94,7 @@ class LearningService:
     async def unenroll(self, enrollment: Enrollment) -> None:
         enrollment.status = EnrollmentStatus.cancelled
         await self.session.flush()
-        await self.course_repo.record_stat_change(enrollment.course_id, enrollments=-1)
+        await self.courses.record_stat_change(enrollment.course_id, enrollments=-1)
 
     async def active_enrollment(self, caller: User, course: Course) -> Enrollment:
         """The caller's enrollment in a course they may see, locked; 403 without one."""
@@ -124,7 +122,7 @@ class LearningService:
         return await self.progress(course, enrollment)
 
     async def progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
-        lessons = await self.course_repo.lessons(course.id)
+        lessons = await self.courses.lessons(course.id)
         done = await self.repo.completions(course.id, enrollment.user_id)
         items = [
             schemas.LessonProgress(
@@ -138,7 +136,7 @@ class LearningService:
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
-        standings = await assessments.standings(self.session, course.id, enrollment.user_id)
+        standings = await self.repo.standings(course.id, enrollment.user_id)
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,
@@ -225,12 +223,10 @@ class LearningService:
                 if review is None:
                     raise
         if created:
-            await self.course_repo.record_stat_change(
-                course.id, ratings=1, rating_points=data.rating
-            )
+            await self.courses.record_stat_change(course.id, ratings=1, rating_points=data.rating)
         else:
             if review.rating != data.rating:
-                await self.course_repo.record_stat_change(
+                await self.courses.record_stat_change(
                     course.id, rating_points=data.rating - review.rating
                 )
             review.rating = data.rating
@@ -247,7 +243,7 @@ class LearningService:
 
     async def delete_review(self, review: Review) -> None:
         await self.repo.delete_review(review)
-        await self.course_repo.record_stat_change(
+        await self.courses.record_stat_change(
             review.course_id, ratings=-1, rating_points=-review.rating
         )
 

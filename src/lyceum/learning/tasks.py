@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from lyceum.courses.repository import CourseRepository
-from lyceum.identity.repository import IdentityRepository
+from lyceum.courses.service import course_by_id
+from lyceum.identity.service import user_by_id
 from lyceum.kit.events import on
 from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
 from lyceum.learning.certificates import certificate_out, issue_for
@@ -20,8 +20,8 @@ async def send_enrollment_mail(context: JobContext, enrollment_id: str) -> None:
         enrollment = await LearningRepository(session).enrollment_by_id(uuid.UUID(enrollment_id))
         if enrollment is None:
             return
-        user = await IdentityRepository(session).user_by_id(enrollment.user_id)
-        course = await CourseRepository(session).course(enrollment.course_id)
+        user = await user_by_id(session, enrollment.user_id)
+        course = await course_by_id(session, enrollment.course_id)
         if user is None or course is None or not user.is_active:
             return
         base = runtime.settings.base_url()
@@ -54,7 +54,7 @@ async def issue_certificate(context: JobContext, enrollment_id: str) -> None:
             return
         out = certificate_out(certificate, runtime.settings)
     async with transaction(runtime) as session:
-        user = await IdentityRepository(session).user_by_id(certificate.user_id)
+        user = await user_by_id(session, certificate.user_id)
         if user is None or not user.is_active:
             return
         await runtime.mailer.send_once(

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from lyceum.kit.ai.embedding import EmbedderLoader, embedder_loader
 from lyceum.kit.db import database_reachable, migration_state
@@ -17,6 +16,7 @@ from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
 from lyceum.kit.runtime import Runtime
 from lyceum.system.permissions import MetricsScraper
+from lyceum.system.repository import job_counts
 from lyceum.system.schemas import CheckResult, Liveness, NotReady, Readiness
 
 router = APIRouter(tags=["system"])
@@ -112,11 +112,7 @@ async def _refresh_job_counts(request: Request) -> None:
         return
     state.job_counts_at = now
     runtime: Runtime = state.runtime
-    async with runtime.database.engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status")
-        )
-        counts: dict[str, int] = {status: count for status, count in rows}  # noqa: C416
+    counts = await job_counts(runtime.database.engine)
     for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
         JOBS.labels(status).set(counts.get(status, 0))
 
