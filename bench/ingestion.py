@@ -160,7 +160,7 @@ def make_pdf(paragraphs: Sequence[tuple[str, str]], pages: int) -> tuple[bytes, 
 
 def pdf_paragraphs(courses: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     """(heading, plain text) of the English demo lessons, from the Markdown extractor."""
-    from lyceum.content.extraction import extract_markdown
+    from lyceum.kit.documents.extraction import extract_markdown
 
     paragraphs: list[tuple[str, str]] = []
     for course in courses:
@@ -175,10 +175,10 @@ def pdf_paragraphs(courses: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def build_corpus(embedder: Embedder, copies: int, rounds: int, pdf_pages: int, seed: int) -> Corpus:
-    from lyceum.content.extraction import extract, extract_markdown
-    from lyceum.content.filetypes import FileKind
     from lyceum.content.indexing import prepare
     from lyceum.demo.loader import demo_courses
+    from lyceum.kit.documents.extraction import extract, extract_markdown
+    from lyceum.kit.documents.filetypes import FileKind
 
     rng = random.Random(seed)
 
@@ -454,9 +454,9 @@ async def index_unit(
     database: Database, embedder: Embedder, sandbox: Sandbox, unit: Unit, clock: StageClock
 ) -> int:
     """One job, as the worker runs it: its own session, committed at the end."""
-    from lyceum.content.extraction import read_upload
-    from lyceum.content.filetypes import FileKind
     from lyceum.content.indexing import FileBudget, index_file, index_lesson
+    from lyceum.kit.documents.extraction import read_upload
+    from lyceum.kit.documents.filetypes import FileKind
     from lyceum.models.content import CourseFile
 
     async with database.sessionmaker() as session:

@@ -139,9 +139,9 @@ def split_sentences(text: str) -> Iterator[str]:
 
 
 def load_material(embedder: Embedder) -> Material:
-    from lyceum.content.extraction import extract_markdown
     from lyceum.content.indexing import HEADING_SEPARATOR, prepare
     from lyceum.demo.loader import demo_courses
+    from lyceum.kit.documents.extraction import extract_markdown
 
     material = Material(themes=[], sentences=[], headings=[], chunks=[], embedding_texts=[])
     for data in demo_courses():

@@ -374,8 +374,6 @@ def reindex(
 
     from rich.progress import Progress
 
-    from lyceum.content.extraction import ExtractionError, read_upload
-    from lyceum.content.filetypes import FileKind
     from lyceum.content.indexing import (
         FileBudget,
         chunk_total,
@@ -387,6 +385,8 @@ def reindex(
     )
     from lyceum.content.repository import FileRepository
     from lyceum.kit.ai.embedding import get_embedder
+    from lyceum.kit.documents.extraction import ExtractionError, read_upload
+    from lyceum.kit.documents.filetypes import FileKind
     from lyceum.kit.runtime import SANDBOX_PRELOAD, resolve_database_url
     from lyceum.kit.sandbox import Sandbox
     from lyceum.kit.storage import create_storage

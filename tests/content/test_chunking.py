@@ -9,7 +9,7 @@ import re
 import pytest
 
 from lyceum.content.chunking import Chunk, chunk_sections, word_token_counter
-from lyceum.content.extraction import Section
+from lyceum.kit.documents.extraction import Section
 
 TOPICS = ["cells", "genes", "proteins", "enzymes", "membranes", "ribosomes", "plants"]
 

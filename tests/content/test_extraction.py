@@ -11,7 +11,7 @@ import pytest
 from docx import Document
 from fpdf import FPDF
 
-from lyceum.content.extraction import (
+from lyceum.kit.documents.extraction import (
     ExtractionError,
     Limits,
     Section,
@@ -23,7 +23,7 @@ from lyceum.content.extraction import (
     normalise_text,
     read_upload,
 )
-from lyceum.content.filetypes import FileKind
+from lyceum.kit.documents.filetypes import FileKind
 from lyceum.kit.sandbox import Sandbox
 from tests.content.helpers import blank_pdf
 

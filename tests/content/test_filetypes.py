@@ -13,8 +13,8 @@ from docx import Document
 from fpdf import FPDF
 from PIL import ExifTags, Image, PngImagePlugin
 
-from lyceum.content.extraction import ExtractionError, extract
-from lyceum.content.filetypes import (
+from lyceum.kit.documents.extraction import ExtractionError, extract
+from lyceum.kit.documents.filetypes import (
     CONTENT_TYPES,
     DOCX_MAX_ENTRIES,
     FileKind,

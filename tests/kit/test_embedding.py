@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from lyceum.content.chunking import chunk_sections
-from lyceum.content.extraction import Section
 from lyceum.kit.ai.embedding import (
     EMBEDDING_DIMENSIONS,
     MODEL_NAME,
     Embedder,
     get_embedder,
 )
+from lyceum.kit.documents.extraction import Section
 
 PHOTOSYNTHESIS = (
     "Photosynthesis lets green plants turn sunlight, water and carbon dioxide into sugar."

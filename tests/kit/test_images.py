@@ -15,8 +15,8 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import Settings
-from lyceum.content.filetypes import FileKind, prepare_image
 from lyceum.kit import images
+from lyceum.kit.documents.filetypes import FileKind, prepare_image
 from lyceum.kit.errors import Invalid
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role

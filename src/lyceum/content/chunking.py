@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from lyceum.content.extraction import Section
+from lyceum.kit.documents.extraction import Section
 
 TokenCounter = Callable[[str], int]
 

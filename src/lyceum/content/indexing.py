@@ -5,7 +5,7 @@ transaction, under an advisory lock on the source, so running it twice, or twice
 once, leaves exactly one copy; readers see the old chunks until it commits.
 
 The work per file is bounded: its text is read within the extraction budgets (pages,
-characters, time, memory; see `content.extraction`), at most `max_chunks` passages are
+characters, time, memory; see `kit.documents.extraction`), at most `max_chunks` passages are
 made from it, and they are embedded and inserted `BATCH_CHUNKS` at a time, so memory
 holds one batch of vectors and rows, not the whole file's. Between batches the caller
 hears how far it is (`Progress`), to show in the file's status.
@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.chunking import Chunk, iter_chunks
-from lyceum.content.extraction import Document, Limits, Section, extract_markdown
 from lyceum.content.repository import ChunkRepository, FileRepository, IndexingRepository
 from lyceum.content.retrieval import search_config
 from lyceum.kit.ai.embedding import Embedder
+from lyceum.kit.documents.extraction import Document, Limits, Section, extract_markdown
 from lyceum.models.content import CourseFile, FileStatus, IndexingPhase
 
 # all-MiniLM-L6-v2 reads 256 word pieces at most: chunks stay under that, so every

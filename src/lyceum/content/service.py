@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.content import schemas
-from lyceum.content.filetypes import FileKind, Inspected, inspect_upload, prepare_image
 from lyceum.content.repository import (
     WAITING,
     FileRepository,
@@ -26,6 +25,13 @@ from lyceum.content.repository import (
 from lyceum.content.repository import (
     IndexingProgress as IndexingProgress,
 )
+
+# Course-material search is part of this domain's public interface: other domains (the
+# tutor) import it from here, never from content's internals.
+from lyceum.content.retrieval import Hit as Hit
+from lyceum.content.retrieval import retrieve as retrieve
+from lyceum.content.retrieval import search_course_material as search_course_material
+from lyceum.kit.documents.filetypes import FileKind, Inspected, inspect_upload, prepare_image
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.images import in_sandbox

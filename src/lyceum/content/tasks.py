@@ -14,8 +14,6 @@ import uuid
 
 import structlog
 
-from lyceum.content.extraction import ExtractionError, read_upload
-from lyceum.content.filetypes import FileKind
 from lyceum.content.indexing import (
     FileBudget,
     drop_file_chunks,
@@ -26,6 +24,8 @@ from lyceum.content.indexing import (
 from lyceum.content.repository import FileRepository, IndexingRepository
 from lyceum.content.scanner import scan
 from lyceum.kit.ai.embedding import get_embedder
+from lyceum.kit.documents.extraction import ExtractionError, read_upload
+from lyceum.kit.documents.filetypes import FileKind
 from lyceum.kit.events import on
 from lyceum.kit.jobs import (
     JobContext,

@@ -49,7 +49,7 @@ def libpq_url(url: str) -> str:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """`postgresql+psycopg://...` so SQLAlchemy uses psycopg 3 (rule 3 of ARCHITECTURE.md)."""
+    """`postgresql+psycopg://...` so SQLAlchemy uses psycopg 3 (docs/architecture.md, rule 5: jobs share the connection)."""
     return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
 
 

@@ -29,7 +29,7 @@ from lyceum.kit.storage import Storage, create_storage
 logger = structlog.get_logger("lyceum.runtime")
 
 # What the sandbox runs: text extraction and image decoding (kit.sandbox `preload`).
-SANDBOX_PRELOAD = ("lyceum.content.extraction", "lyceum.kit.images")
+SANDBOX_PRELOAD = ("lyceum.kit.documents.extraction", "lyceum.kit.images")
 
 
 class UnmigratedDatabase(RuntimeError):

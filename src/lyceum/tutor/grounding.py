@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lyceum.content.retrieval import Hit
+from lyceum.content.service import Hit
 from lyceum.kit.prompts import element, quoted, quoted_inline
 from lyceum.models.tutor import TutorMode
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lyceum.content.retrieval import Hit
+from lyceum.content.service import Hit
 from lyceum.kit.ai.embedding import Embedder
 from lyceum.tutor.grounding import Grounding, waiting_material
 

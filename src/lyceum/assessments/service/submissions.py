@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.assessments.grading import count_words, late_days
 from lyceum.assessments.repository.essays import EssayRepository
 from lyceum.config import Settings
-from lyceum.content.extraction import ExtractionError, Limits, read_upload
-from lyceum.content.filetypes import FIELD, FileKind, inspect_upload
+from lyceum.kit.documents.extraction import ExtractionError, Limits, read_upload
+from lyceum.kit.documents.filetypes import FIELD, FileKind, inspect_upload
 from lyceum.kit.errors import Conflict, Invalid, NotFound, PayloadTooLarge
 from lyceum.kit.events import emit
 from lyceum.kit.sandbox import Sandbox

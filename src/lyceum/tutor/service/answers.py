@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
-from lyceum.content.retrieval import Hit
+from lyceum.content.service import Hit
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import choose_model, model_name
 from lyceum.kit.ai.usage import TokenUsage

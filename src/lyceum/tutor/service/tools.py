@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.content.retrieval import search_course_material
+from lyceum.content.service import search_course_material
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.prompts import element, quoted, quoted_inline
 from lyceum.tutor import offline

@@ -22,8 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
-from lyceum.content.retrieval import Hit, retrieve
-from lyceum.content.service import indexing_progress
+from lyceum.content.service import Hit, indexing_progress, retrieve
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import model_name
 from lyceum.kit.cache import Cache

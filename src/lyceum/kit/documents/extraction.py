@@ -21,7 +21,7 @@ import docx
 from docx.table import Table
 from pypdf import PasswordType, PdfReader
 
-from lyceum.content.filetypes import FileKind, check_docx_archive
+from lyceum.kit.documents.filetypes import FileKind, check_docx_archive
 from lyceum.kit.errors import Invalid
 from lyceum.kit.sandbox import Sandbox, SandboxCrashed, SandboxOutOfMemory, SandboxTimeout
 
