@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import exists, func, or_, select, union_all
 
@@ -20,25 +18,10 @@ from lyceum.models.assessments import (
     EssaySubmission,
     Quiz,
     QuizAttempt,
-    ReviewPolicy,
     SubmissionStatus,
 )
 from lyceum.models.courses import Enrollment, EnrollmentStatus
 from lyceum.models.identity import User
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """Where one learner stands on one published assessment."""
-
-    id: uuid.UUID
-    kind: Literal["quiz", "assignment"]
-    title: str
-    required: bool
-    weight: float
-    pass_percent: float
-    percent: float | None
-    passed: bool
 
 
 class StandingRepository(Repository):
@@ -123,83 +106,6 @@ class StandingRepository(Repository):
             (assignment_id, user_id): (float(percent or 0.0), bool(passed))
             for assignment_id, user_id, percent, passed in rows
         }
-
-    async def standings(self, course_id: uuid.UUID, user_id: uuid.UUID) -> list[Standing]:
-        """The learner's standing on every published assessment of the course."""
-        quizzes, assignments = await self.published_assessments(course_id)
-        quiz_results = await self.best_quiz_results(course_id, [user_id])
-        essay_results = await self.released_results(course_id, [user_id])
-        standings = []
-        for quiz in quizzes:
-            percent, passed = quiz_results.get((quiz.id, user_id), (None, False))
-            if quiz.review_policy is ReviewPolicy.none:
-                percent = None  # the quiz shows its learners no score
-            standings.append(
-                Standing(
-                    quiz.id,
-                    "quiz",
-                    quiz.title,
-                    quiz.required,
-                    quiz.weight,
-                    quiz.pass_percent,
-                    percent,
-                    passed,
-                )
-            )
-        for assignment in assignments:
-            percent, passed = essay_results.get((assignment.id, user_id), (None, False))
-            standings.append(
-                Standing(
-                    assignment.id,
-                    "assignment",
-                    assignment.title,
-                    assignment.required,
-                    assignment.weight,
-                    assignment.pass_percent,
-                    percent,
-                    passed,
-                )
-            )
-        return standings
-
-    async def unpassed_required(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
-        """How many of the course's published required assessments the learner has not
-        passed, in one query."""
-        passed_quiz = exists().where(
-            QuizAttempt.quiz_id == Quiz.id,
-            QuizAttempt.user_id == user_id,
-            QuizAttempt.status == AttemptStatus.graded,
-            QuizAttempt.passed.is_(True),
-        )
-        passed_essay = exists().where(
-            EssaySubmission.assignment_id == Assignment.id,
-            EssaySubmission.user_id == user_id,
-            EssaySubmission.status == SubmissionStatus.released,
-            EssaySubmission.passed.is_(True),
-        )
-        quizzes = (
-            select(func.count())
-            .select_from(Quiz)
-            .where(
-                Quiz.course_id == course_id,
-                Quiz.published.is_(True),
-                Quiz.required.is_(True),
-                ~passed_quiz,
-            )
-            .scalar_subquery()
-        )
-        assignments = (
-            select(func.count())
-            .select_from(Assignment)
-            .where(
-                Assignment.course_id == course_id,
-                Assignment.published.is_(True),
-                Assignment.required.is_(True),
-                ~passed_essay,
-            )
-            .scalar_subquery()
-        )
-        return int((await self.session.execute(select(quizzes + assignments))).scalar_one())
 
     async def graded_prompts(
         self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime, prompt_chars: int
