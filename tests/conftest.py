@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.app import create_app
 from lyceum.config import Environment, Settings, get_settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import alembic_config, get_session, unit_of_work
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from lyceum.kit.runtime import Runtime
 from tests.support import jobs as test_jobs
+from tests.support.clock import FrozenClock
 from tests.support.servers import REPO_ROOT, redis_server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from lyceum.app import create_app
 from lyceum.config import Settings
 from lyceum.identity.permissions import CurrentUser
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Certificate
@@ -54,6 +53,7 @@ from tests.support.authorization import (
     routes_of,
     sample_path,
 )
+from tests.support.clock import FrozenClock
 
 API = "/api/v1"
 

@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy import update
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role, User
 from tests.conftest import make_app
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs
 
 BASE_URL = "http://lyceum.test"

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from tests.assessments.helpers import GOOD_ESSAY, assignment_body, single_choice
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, pdf_pages, person
 from tests.identity.helpers import unique_email
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs
 
 API = "/api/v1"

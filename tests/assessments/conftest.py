@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import get_session
 from lyceum.kit.errors import DomainError
 from lyceum.kit.runtime import Runtime
 from tests.conftest import make_app
+from tests.support.clock import FrozenClock
 
 
 class _CurrentConnection:

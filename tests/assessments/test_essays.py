@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.assessments.tasks import score
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import EssaySubmission
 from tests.assessments.helpers import (
@@ -33,6 +32,7 @@ from tests.assessments.helpers import (
 )
 from tests.assessments.test_quizzes import problem
 from tests.content.helpers import pdf_pages
+from tests.support.clock import FrozenClock
 
 
 @pytest.fixture

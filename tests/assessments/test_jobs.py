@@ -15,7 +15,6 @@ from sqlalchemy import func, select, text
 
 from lyceum.assessments.tasks import close_expired_attempts_task, score
 from lyceum.config import AIProvider
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.jobs import job_app, transaction
 from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import AuditEntry, EssaySubmission, SimilarityFlag
@@ -23,6 +22,7 @@ from lyceum.models.identity import Role
 from tests.assessments.helpers import API, GOOD_ESSAY, assignment_body
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
+from tests.support.clock import FrozenClock
 
 
 @pytest.fixture

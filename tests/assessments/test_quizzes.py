@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.assessments.service.closing import close_expired_attempts
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import AttemptItem, QuizAttempt
 from tests.assessments.helpers import (
@@ -29,6 +28,7 @@ from tests.assessments.helpers import (
     start,
     true_false,
 )
+from tests.support.clock import FrozenClock
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from pydantic import AnyHttpUrl, SecretStr
 
 from lyceum.assessments.guard import contains, normalise
 from lyceum.config import AIProvider
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from tests.assessments.helpers import API, assignment_body
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
+from tests.support.clock import FrozenClock
 from tests.support.fake_llm import FakeLLM, fake_llm_server
 
 MATERIAL = (

@@ -13,10 +13,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from tests.chat.helpers import ChatClient, Live
 from tests.conftest import client_for, make_app
+from tests.support.clock import FrozenClock
 from tests.support.servers import free_port
 
 

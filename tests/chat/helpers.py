@@ -16,13 +16,13 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.security import TokenCodec
 from lyceum.models.courses import Course
 from lyceum.models.identity import LoginSession, Role, User
 from tests.content.helpers import Person, course_with_lesson, enroll
 from tests.identity.helpers import register, unique_email
+from tests.support.clock import FrozenClock
 
 ACK_SECONDS = 10.0
 EVENT_SECONDS = 5.0

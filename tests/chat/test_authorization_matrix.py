@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import get_session
 from lyceum.kit.runtime import Runtime
 from lyceum.models.chat import ChatMessage, ChatMute
@@ -22,6 +21,7 @@ from lyceum.models.courses import Course, CourseInstructor, CourseLevel, CourseS
 from lyceum.models.identity import Role
 from tests.chat.helpers import Member, member_in
 from tests.conftest import client_for, make_app
+from tests.support.clock import FrozenClock
 
 CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instructor", "admin"]
 

@@ -15,7 +15,6 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import ContentChunk
 from lyceum.models.identity import Role
@@ -29,6 +28,7 @@ from tests.content.helpers import (
     person,
     upload,
 )
+from tests.support.clock import FrozenClock
 
 PAGE_TWO = "Mitochondria convert the energy stored in glucose into ATP for the cell."
 

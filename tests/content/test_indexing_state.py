@@ -13,12 +13,12 @@ import pytest
 
 from lyceum.config import Settings
 from lyceum.content.repository import IndexingRepository
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import FileStatus
 from lyceum.models.identity import Role
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person, upload
+from tests.support.clock import FrozenClock
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.jobs import Queue
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import CourseFile
@@ -30,6 +29,7 @@ from tests.content.helpers import (
     upload,
 )
 from tests.content.test_files_api import chunk_count
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs
 from tests.support.runtimes import settings_changed
 

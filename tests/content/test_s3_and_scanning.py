@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from lyceum.config import Settings, get_settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.storage import S3Storage, create_storage
 from lyceum.models.content import CourseFile
@@ -27,6 +26,7 @@ from tests.content.helpers import (
     person,
     upload,
 )
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs, with_settings
 from tests.support.s3 import (
     ACCESS_KEY_ID,

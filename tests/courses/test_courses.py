@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.courses.service import fold_counters
 from lyceum.kit.cache import Cache
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import unit_of_work
 from lyceum.models.identity import Role
 from tests.identity.helpers import Account, account
+from tests.support.clock import FrozenClock
 
 
 async def new_course(client: httpx.AsyncClient, who: Account, **fields: Any) -> dict[str, Any]:

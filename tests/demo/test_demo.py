@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.demo import loader
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.db import commit
 from lyceum.kit.runtime import Runtime
+from tests.support.clock import FrozenClock
 
 
 def test_six_courses_two_languages_enough_text() -> None:

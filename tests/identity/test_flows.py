@@ -11,11 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 from tests.identity.flows_helpers import body_of, mails_to, token_in
 from tests.identity.helpers import PASSWORD, account, login, register, unique_email
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs as drain
 
 NEW_PASSWORD = "a completely new passphrase"

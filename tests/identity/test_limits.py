@@ -10,9 +10,9 @@ import pyotp
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lyceum.kit.clock import FrozenClock
 from tests.conftest import client_for
 from tests.identity.helpers import PASSWORD, account, register, unique_email
+from tests.support.clock import FrozenClock
 
 LOGIN = "/api/v1/auth/login"
 WRONG = "not the password!"

@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import LoginSession, User
@@ -30,6 +29,7 @@ from tests.identity.helpers import (
     register,
     unique_email,
 )
+from tests.support.clock import FrozenClock
 
 PROBLEM = "application/problem+json"
 

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import update
 
 from lyceum.config import Settings
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role, User
 from tests.conftest import client_for, make_app
 from tests.identity.flows_helpers import mails_to
 from tests.identity.helpers import PASSWORD, login, unique_email
+from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs
 
 

@@ -17,12 +17,12 @@ import pytest
 from lyceum.config import Settings
 from lyceum.content.retrieval import retrieve
 from lyceum.kit.ai.embedding import load_embedder
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from lyceum.tutor.service import normalise_question
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, enroll, person
+from tests.support.clock import FrozenClock
 from tests.support.servers import REPO_ROOT
 from tests.tutor.test_tutor_offline import conversation, demo_course
 

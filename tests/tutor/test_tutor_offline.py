@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.config import Settings
 from lyceum.demo.loader import demo_courses
 from lyceum.kit.ai.embedding import Embedder
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.courses import Course
 from lyceum.models.identity import Role, User
@@ -28,6 +27,7 @@ from lyceum.tutor.interfaces import NoGradedWork
 from lyceum.tutor.service import AnswerService, TurnService, TutorSettingsService
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
+from tests.support.clock import FrozenClock
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy import select
 
 from lyceum.config import AIProvider
-from lyceum.kit.clock import FrozenClock
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import ContentChunk
 from lyceum.models.identity import Role
@@ -28,6 +27,7 @@ from tests.content.helpers import (
     person,
     upload,
 )
+from tests.support.clock import FrozenClock
 from tests.support.fake_llm import FakeLLM, RecordedRequest, fake_llm_server
 from tests.tutor.test_tutor_offline import parse_sse
 

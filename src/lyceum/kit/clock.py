@@ -1,5 +1,5 @@
 """The time source. Services take `now` from a Clock so tests can move time forward
-(token expiry) without sleeping."""
+(token expiry) without sleeping (tests/support/clock.py has the one they use)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
-
-
-class FrozenClock:
-    """A clock that only moves when told to (tests)."""
-
-    def __init__(self, start: dt.datetime | None = None) -> None:
-        self.current = start or dt.datetime.now(dt.UTC)
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += dt.timedelta(**delta)
 
 
 async def get_clock(request: Request) -> Clock:

@@ -73,10 +73,6 @@ async def verify_password(password: str, stored_hash: str | None) -> tuple[bool,
         return False, None
 
 
-def verify_password_sync(password: str, stored_hash: str) -> bool:
-    return bool(_password_hash.verify(password, stored_hash))
-
-
 def new_token(nbytes: int = 32) -> str:
     """An opaque, URL-safe random token (refresh, verification, reset, MFA)."""
     return secrets.token_urlsafe(nbytes)
