@@ -4,7 +4,6 @@ misspellings."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -18,13 +17,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from tests.courses.test_courses import published
 from tests.identity.helpers import Account, account
-
-
-def _marker() -> str:
-    """A word of letters unique to one test: a hex marker such as `245e555e` reads to
-    PostgreSQL's parser as a number in scientific notation plus a letter, and a word
-    ending like an inflection would be stemmed."""
-    return "zq" + uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop")) + "x"
+from tests.support.words import search_marker
 
 
 @pytest.fixture
@@ -46,7 +39,7 @@ def titles(body: dict[str, Any]) -> list[str]:
 async def test_english_courses_match_other_forms_of_a_word(
     client: httpx.AsyncClient, teacher: Account
 ) -> None:
-    marker = _marker()
+    marker = search_marker()
     await published(client, teacher, title=f"Statistics essentials {marker}", language="en")
     await published(client, teacher, title=f"Investing for beginners {marker}", language="en")
     assert titles(await search(client, f"statistic {marker}")) == [
@@ -60,7 +53,7 @@ async def test_english_courses_match_other_forms_of_a_word(
 async def test_the_last_word_matches_as_a_prefix_while_typing(
     client: httpx.AsyncClient, teacher: Account
 ) -> None:
-    marker = _marker()
+    marker = search_marker()
     await published(client, teacher, title=f"Photosynthesis explained {marker}", language="en")
     await published(client, teacher, title=f"Lập trình Python {marker}", language="vi")
     assert titles(await search(client, f"{marker} photosynth")) == [
@@ -74,7 +67,7 @@ async def test_the_last_word_matches_as_a_prefix_while_typing(
 async def test_other_languages_are_not_english_stemmed(
     client: httpx.AsyncClient, teacher: Account
 ) -> None:
-    marker = _marker()
+    marker = search_marker()
     await published(client, teacher, title=f"Địa lý Việt Nam {marker}", language="vi")
     body = await search(client, f"dia ly {marker}")
     assert titles(body) == [f"Địa lý Việt Nam {marker}"]
@@ -84,7 +77,7 @@ async def test_other_languages_are_not_english_stemmed(
 async def test_a_misspelt_word_gets_a_did_you_mean(
     client: httpx.AsyncClient, teacher: Account, connection: AsyncConnection, runtime: Runtime
 ) -> None:
-    marker = _marker()
+    marker = search_marker()
     await published(client, teacher, title=f"Python programming {marker}", language="en")
     async with (
         AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as session,

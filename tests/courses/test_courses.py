@@ -15,6 +15,7 @@ from lyceum.kit.db import unit_of_work
 from lyceum.models.identity import Role
 from tests.identity.helpers import Account, account
 from tests.support.clock import FrozenClock
+from tests.support.words import search_marker
 
 
 async def new_course(client: httpx.AsyncClient, who: Account, **fields: Any) -> dict[str, Any]:
@@ -248,7 +249,7 @@ async def test_video_lessons_need_a_url_to_publish(
 async def test_search_is_accent_insensitive_ranked_and_highlighted(
     client: httpx.AsyncClient, teacher: Account
 ) -> None:
-    marker = uuid.uuid4().hex[:6]
+    marker = search_marker()
     vietnamese, _ = await published(
         client,
         teacher,
@@ -271,7 +272,7 @@ async def test_search_is_accent_insensitive_ranked_and_highlighted(
 async def test_no_results_come_with_suggestions(
     client: httpx.AsyncClient, teacher: Account
 ) -> None:
-    marker = uuid.uuid4().hex[:6]
+    marker = search_marker()
     await published(client, teacher, title=f"Photosynthesis explained {marker}")
     response = await client.get("/api/v1/courses", params={"q": f"photosinthesys {marker}x"})
     body = response.json()

@@ -3,8 +3,6 @@ hits in <mark>. Every other API string is raw text, returned as it was stored.""
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,6 +10,7 @@ from lyceum.kit.markup import HIT_START, HIT_STOP, highlighted
 from lyceum.models.identity import Role
 from tests.courses.test_courses import published
 from tests.identity.helpers import account
+from tests.support.words import search_marker
 
 
 def test_text_around_hits_is_escaped_and_stray_delimiters_dropped() -> None:
@@ -24,7 +23,7 @@ async def test_catalog_snippets_escape_markup_in_course_text(
     client: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
     teacher = await account(client, connection, role=Role.instructor, prefix="teacher")
-    marker = uuid.uuid4().hex[:8]
+    marker = search_marker()
     title = f'Python <script>alert("t")</script> {marker}'
     description = f"Learn python {marker} <img src=x onerror=alert(1)> & more"
     course, _ = await published(client, teacher, title=title, description=description)
