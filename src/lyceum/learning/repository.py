@@ -1,25 +1,14 @@
-"""Every query of enrollment and progress, including what completing a course needs to
-know of its lessons and assessments (read from their tables, so learning imports no
-other domain's code)."""
+"""Every query of enrollment and progress, including how many of a course's lessons a
+learner has left (what completing the course needs of its assessments, learning asks
+`assessments.service`)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.models.assessments import (
-    Assignment,
-    AttemptStatus,
-    EssaySubmission,
-    Quiz,
-    QuizAttempt,
-    ReviewPolicy,
-    SubmissionStatus,
-)
 from lyceum.models.courses import (
     Certificate,
     Course,
@@ -30,20 +19,6 @@ from lyceum.models.courses import (
     Review,
 )
 from lyceum.models.identity import User
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """Where one learner stands on one published assessment."""
-
-    id: uuid.UUID
-    kind: Literal["quiz", "assignment"]
-    title: str
-    required: bool
-    weight: float
-    pass_percent: float
-    percent: float | None
-    passed: bool
 
 
 class LearningRepository:
@@ -223,114 +198,3 @@ class LearningRepository:
         )
         query = select(func.count()).select_from(Lesson).where(Lesson.course_id == course_id, ~done)
         return int((await self.session.execute(query)).scalar_one())
-
-    async def unpassed_required(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
-        """How many of the course's published required assessments the learner has not
-        passed, in one query."""
-        passed_quiz = exists().where(
-            QuizAttempt.quiz_id == Quiz.id,
-            QuizAttempt.user_id == user_id,
-            QuizAttempt.status == AttemptStatus.graded,
-            QuizAttempt.passed.is_(True),
-        )
-        passed_essay = exists().where(
-            EssaySubmission.assignment_id == Assignment.id,
-            EssaySubmission.user_id == user_id,
-            EssaySubmission.status == SubmissionStatus.released,
-            EssaySubmission.passed.is_(True),
-        )
-        quizzes = (
-            select(func.count())
-            .select_from(Quiz)
-            .where(
-                Quiz.course_id == course_id,
-                Quiz.published.is_(True),
-                Quiz.required.is_(True),
-                ~passed_quiz,
-            )
-            .scalar_subquery()
-        )
-        assignments = (
-            select(func.count())
-            .select_from(Assignment)
-            .where(
-                Assignment.course_id == course_id,
-                Assignment.published.is_(True),
-                Assignment.required.is_(True),
-                ~passed_essay,
-            )
-            .scalar_subquery()
-        )
-        return int((await self.session.execute(select(quizzes + assignments))).scalar_one())
-
-    async def standings(self, course_id: uuid.UUID, user_id: uuid.UUID) -> list[Standing]:
-        """The learner's standing on every published assessment of the course (quizzes,
-        then assignments, each oldest first): the best graded attempt of a quiz, the
-        released grade of an assignment."""
-        quizzes = await self.session.execute(
-            select(Quiz)
-            .where(Quiz.course_id == course_id, Quiz.published.is_(True))
-            .order_by(Quiz.created_at, Quiz.id)
-        )
-        assignments = await self.session.execute(
-            select(Assignment)
-            .where(Assignment.course_id == course_id, Assignment.published.is_(True))
-            .order_by(Assignment.created_at, Assignment.id)
-        )
-        attempts = await self.session.execute(
-            select(
-                QuizAttempt.quiz_id, func.max(QuizAttempt.percent), func.bool_or(QuizAttempt.passed)
-            )
-            .where(
-                QuizAttempt.course_id == course_id,
-                QuizAttempt.user_id == user_id,
-                QuizAttempt.status == AttemptStatus.graded,
-            )
-            .group_by(QuizAttempt.quiz_id)
-        )
-        best = {quiz_id: (float(top or 0.0), bool(passed)) for quiz_id, top, passed in attempts}
-        released = await self.session.execute(
-            select(
-                EssaySubmission.assignment_id, EssaySubmission.percent, EssaySubmission.passed
-            ).where(
-                EssaySubmission.course_id == course_id,
-                EssaySubmission.user_id == user_id,
-                EssaySubmission.status == SubmissionStatus.released,
-            )
-        )
-        graded = {
-            assignment_id: (float(percent or 0.0), bool(passed))
-            for assignment_id, percent, passed in released
-        }
-        standings = []
-        for quiz in quizzes.scalars():
-            percent, passed = best.get(quiz.id, (None, False))
-            if quiz.review_policy is ReviewPolicy.none:
-                percent = None  # the quiz shows its learners no score
-            standings.append(
-                Standing(
-                    quiz.id,
-                    "quiz",
-                    quiz.title,
-                    quiz.required,
-                    quiz.weight,
-                    quiz.pass_percent,
-                    percent,
-                    passed,
-                )
-            )
-        for assignment in assignments.scalars():
-            percent, passed = graded.get(assignment.id, (None, False))
-            standings.append(
-                Standing(
-                    assignment.id,
-                    "assignment",
-                    assignment.title,
-                    assignment.required,
-                    assignment.weight,
-                    assignment.pass_percent,
-                    percent,
-                    passed,
-                )
-            )
-        return standings

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.assessments import service as assessments
 from lyceum.courses.service import CourseService
 from lyceum.kit.errors import Conflict, Forbidden, NotFound, PaymentRequired
 from lyceum.kit.events import emit
@@ -44,7 +45,7 @@ async def complete_if_done(
     requirements = LearningRepository(session)
     if await requirements.lessons_left(course_id, user_id):
         return False
-    if await requirements.unpassed_required(course_id, user_id):
+    if await assessments.unpassed_required(session, course_id, user_id):
         return False
     enrollment.status = EnrollmentStatus.completed
     enrollment.completed_at = now
@@ -136,7 +137,7 @@ class LearningService:
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
-        standings = await self.repo.standings(course.id, enrollment.user_id)
+        standings = await assessments.standings(self.session, course.id, enrollment.user_id)
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,

@@ -107,6 +107,45 @@ class StandingRepository(Repository):
             for assignment_id, user_id, percent, passed in rows
         }
 
+    async def unpassed_required(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        """How many of the course's published required assessments the learner has not
+        passed, in one query."""
+        passed_quiz = exists().where(
+            QuizAttempt.quiz_id == Quiz.id,
+            QuizAttempt.user_id == user_id,
+            QuizAttempt.status == AttemptStatus.graded,
+            QuizAttempt.passed.is_(True),
+        )
+        passed_essay = exists().where(
+            EssaySubmission.assignment_id == Assignment.id,
+            EssaySubmission.user_id == user_id,
+            EssaySubmission.status == SubmissionStatus.released,
+            EssaySubmission.passed.is_(True),
+        )
+        quizzes = (
+            select(func.count())
+            .select_from(Quiz)
+            .where(
+                Quiz.course_id == course_id,
+                Quiz.published.is_(True),
+                Quiz.required.is_(True),
+                ~passed_quiz,
+            )
+            .scalar_subquery()
+        )
+        assignments = (
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.course_id == course_id,
+                Assignment.published.is_(True),
+                Assignment.required.is_(True),
+                ~passed_essay,
+            )
+            .scalar_subquery()
+        )
+        return int((await self.session.execute(select(quizzes + assignments))).scalar_one())
+
     async def graded_prompts(
         self, user_id: uuid.UUID, course_id: uuid.UUID, now: dt.datetime, prompt_chars: int
     ) -> list[str]:

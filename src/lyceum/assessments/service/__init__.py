@@ -3,7 +3,85 @@
 (`assignments`), submissions (`submissions`), their scoring and review (`proposals`,
 `grades`, `review`), and the gradebook (`gradebook`).
 
-Other domains do not call into assessments: a passed assessment is announced with the
-`assessment.passed` event (`service.common.passed`), which `learning` reacts to, and
-learning reads a learner's standings on the course's assessments from the tables
-itself (`learning.repository`)."""
+What other domains may ask of assessments is here: where a learner stands on a
+course's assessments (`learning` shows it with their progress, and completes the course
+once every required one is passed). Assessments never calls into learning: a passed
+assessment is announced with the `assessment.passed` event (`service.common.passed`),
+which `learning` reacts to."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.assessments.repository.standings import StandingRepository
+from lyceum.models.assessments import ReviewPolicy
+
+__all__ = ["Standing", "standings", "unpassed_required"]
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one learner stands on one published assessment."""
+
+    id: uuid.UUID
+    kind: Literal["quiz", "assignment"]
+    title: str
+    required: bool
+    weight: float
+    pass_percent: float
+    percent: float | None
+    passed: bool
+
+
+async def standings(
+    session: AsyncSession, course_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Standing]:
+    """The learner's standing on every published assessment of the course (quizzes, then
+    assignments, each oldest first): the best graded attempt of a quiz, the released
+    grade of an assignment. The same queries as the gradebook's, for one learner."""
+    repo = StandingRepository(session)
+    quizzes, assignments = await repo.published_assessments(course_id)
+    best = await repo.best_quiz_results(course_id, [user_id])
+    released = await repo.released_results(course_id, [user_id])
+    found = []
+    for quiz in quizzes:
+        percent, passed = best.get((quiz.id, user_id), (None, False))
+        if quiz.review_policy is ReviewPolicy.none:
+            percent = None  # the quiz shows its learners no score
+        found.append(
+            Standing(
+                quiz.id,
+                "quiz",
+                quiz.title,
+                quiz.required,
+                quiz.weight,
+                quiz.pass_percent,
+                percent,
+                passed,
+            )
+        )
+    for assignment in assignments:
+        percent, passed = released.get((assignment.id, user_id), (None, False))
+        found.append(
+            Standing(
+                assignment.id,
+                "assignment",
+                assignment.title,
+                assignment.required,
+                assignment.weight,
+                assignment.pass_percent,
+                percent,
+                passed,
+            )
+        )
+    return found
+
+
+async def unpassed_required(session: AsyncSession, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """How many of the course's published required assessments the learner has not
+    passed yet (one query: it runs on every completed lesson and passed assessment)."""
+    return await StandingRepository(session).unpassed_required(course_id, user_id)
