@@ -194,6 +194,10 @@ def test_worker_beside_serve_shares_the_embedded_server(tmp_path: Path) -> None:
         log = data_dir / "worker-mail.log"
         worker = start_worker(data_dir, log.name)
         try:
+            # One of the workers above may already have sent the mail: without this wait
+            # the stop below could reach a worker still importing, before any handler is
+            # installed (Python then dies of the SIGINT, exit -2, with an empty log).
+            wait_for_line(worker, log, "worker_started")
             mail = wait_for_mail(data_dir, "ada@example.org", "Confirm your email")
         finally:
             stop(worker)
