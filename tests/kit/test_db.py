@@ -104,3 +104,46 @@ async def test_a_transaction_of_its_own_commits_when_its_block_returns(runtime: 
     async with runtime.database.engine.connect() as other:
         rows = (await other.execute(text("SELECT n FROM probe_own"))).scalars().all()
     assert rows == [1]
+
+
+async def test_an_idle_connection_killed_by_the_server_is_replaced_by_the_ping(
+    runtime: Runtime,
+) -> None:
+    """A connection the server closed while it sat in the pool (a restart, a proxy's idle
+    timeout) is found by the ping on checkout and replaced: the request never sees it."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=0, ping_after_idle=0)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with runtime.database.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with engine.connect() as conn:
+            fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert fresh != pid
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(("idle_after", "pings"), [(60.0, 0), (0.0, 4)])
+async def test_only_connections_idle_past_the_window_are_pinged(
+    runtime: Runtime, idle_after: float, pings: int
+) -> None:
+    """The ping costs a round trip, so a busy pool (every request's checkout) skips it;
+    with a zero window every checkout after the first (of five) pings."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(
+        runtime.database.url, pool_size=1, max_overflow=0, ping_after_idle=idle_after
+    )
+    try:
+        for _ in range(4):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert raw._connection_record is not None
+            assert raw._connection_record.info.get("pings", 0) == pings
+    finally:
+        await engine.dispose()

@@ -12,6 +12,7 @@ Where transactions begin and end, all through `unit_of_work`:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import Depends, Request
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,14 +55,56 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+# A pooled connection that sat unused this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+) -> AsyncEngine:
+    """The engine of one process. Stale connections (a database restart, a proxy that
+    closed an idle socket) are found by a ping, but only on connections idle for longer
+    than `ping_after_idle` seconds: `pool_pre_ping` would spend a round trip on every
+    checkout, that is on every request, while a connection in use a moment ago is alive.
+    A connection that dies within the window fails its request with a disconnect error,
+    which makes SQLAlchemy drop every pooled connection; the next requests reconnect."""
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    ping_idle_connections(engine, ping_after_idle)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """SQLAlchemy's documented pessimistic disconnect handling (a `checkout` listener
+    raising `DisconnectionError`, which makes the pool replace the connection and try
+    again), limited to connections idle for `idle_seconds`."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        record.info["pings"] = record.info.get("pings", 0) + 1
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as error:
+            raise sqlalchemy_exc.DisconnectionError(str(error)) from error
 
 
 def alembic_config(url: str) -> Config:
