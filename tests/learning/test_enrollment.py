@@ -133,3 +133,45 @@ async def test_roster_is_for_the_course_teachers_and_admins(
     assert (
         await client.get(f"/api/v1/courses/{uuid.uuid4()}/progress", headers=student.headers)
     ).status_code == 404
+
+
+async def test_my_enrollments_pages_with_each_learners_own_progress(
+    client: httpx.AsyncClient, connection: AsyncConnection, teacher: Account
+) -> None:
+    """The list is one query: its percent counts only the caller's completions (another
+    learner's progress in the same course never leaks in), cancelled enrollments are left
+    out, and the total holds on every page, past the last one too."""
+    courses = [await published(client, teacher) for _ in range(3)]
+    student, other = await account(client, connection), await account(client, connection)
+    for course, _ in courses:
+        for learner in (student, other):
+            enrolled = await client.post(
+                f"/api/v1/courses/{course['id']}/enrollments", headers=learner.headers
+            )
+            assert enrolled.status_code == 201, enrolled.text
+    first_course, first_lessons = courses[0]
+    for lesson in first_lessons:
+        await client.post(f"/api/v1/lessons/{lesson}/complete", headers=other.headers)
+    await client.post(f"/api/v1/lessons/{first_lessons[0]}/complete", headers=student.headers)
+    left = await client.delete(
+        f"/api/v1/courses/{courses[2][0]['id']}/enrollments/me", headers=student.headers
+    )
+    assert left.status_code in (200, 204), left.text
+
+    async def page(number: int) -> dict[str, object]:
+        response = await client.get(
+            f"/api/v1/me/enrollments?page={number}&size=1", headers=student.headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    pages = [await page(1), await page(2), await page(3)]
+    assert [p["total"] for p in pages] == [2, 2, 2]
+    items = [item for p in pages for item in p["items"]]  # type: ignore[attr-defined]
+    assert pages[2]["items"] == []
+    by_course = {item["course_id"]: item for item in items}
+    assert set(by_course) == {courses[0][0]["id"], courses[1][0]["id"]}
+    assert by_course[first_course["id"]]["percent"] == 33.3
+    assert by_course[courses[1][0]["id"]]["percent"] == 0
+    assert by_course[first_course["id"]]["course_title"] == first_course["title"]

@@ -47,6 +47,20 @@ def user_matches(text: str) -> ColumnElement[bool]:
     return USER_SEARCH_TEXT.like(pattern, escape="\\")
 
 
+# Built once: every authenticated request runs it, and a statement object reused with
+# bound parameters skips the expression building and cache-key walk of a new one.
+_USER_AND_SESSION = select(
+    User,
+    exists()
+    .where(
+        LoginSession.id == bindparam("session_id", type_=Uuid()),
+        LoginSession.user_id == User.id,
+        LoginSession.revoked_at.is_(None),
+    )
+    .label("signed_in"),
+).where(User.id == bindparam("user_id", type_=Uuid()))
+
+
 class IdentityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -65,17 +79,10 @@ class IdentityRepository:
         """An access token's user, and whether its login session is that user's and still
         open, in one round trip: every authenticated request asks. A session of another
         account counts as closed, so a token can never borrow someone else's `sid`."""
-        signed_in = (
-            exists()
-            .where(
-                LoginSession.id == session_id,
-                LoginSession.user_id == User.id,
-                LoginSession.revoked_at.is_(None),
-            )
-            .label("signed_in")
-        )
         row = (
-            await self.session.execute(select(User, signed_in).where(User.id == user_id))
+            await self.session.execute(
+                _USER_AND_SESSION, {"user_id": user_id, "session_id": session_id}
+            )
         ).first()
         return (None, False) if row is None else (row[0], bool(row[1]))
 

@@ -111,10 +111,14 @@ class TokenCodec:
 
     algorithm = "HS256"
 
+    # Access tokens remembered as verified (see `decode_access`): one per active client.
+    verified_capacity = 10_000
+
     def __init__(self, secret: str, *, issuer: str, audience: str) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
+        self._verified: dict[str, tuple[AccessClaims, int, int]] = {}
 
     def encode(
         self,
@@ -170,18 +174,38 @@ class TokenCodec:
     def decode_access(self, token: str, *, now: dt.datetime) -> AccessClaims:
         """An access token's claims. `sid` is required: every access token belongs to
         a login session (checked against its `sub` by `identity.permissions`), so a
-        sign-out, a password change or a deactivation ends it before it expires."""
-        claims = self.decode(token, expected_type="access", now=now)
-        try:
-            return AccessClaims(
-                user_id=uuid.UUID(claims["sub"]),
-                role=str(claims["role"]),
-                jti=str(claims["jti"]),
-                session_id=uuid.UUID(claims["sid"]),
-                expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
-            )
-        except (KeyError, ValueError, TypeError) as error:
-            raise InvalidTokenError("malformed claims") from error
+        sign-out, a password change or a deactivation ends it before it expires.
+
+        Every authenticated request decodes its token, and a client sends the same one
+        for its whole lifetime: a token whose signature, issuer, audience, type and claims
+        were verified once is remembered (bounded, oldest forgotten first), so the next
+        request only compares the times. The cache holds nothing a request must re-check:
+        expiry and issue time are compared with `now` on every call, and revocation is
+        the caller's deny-list and session checks, which never come from here."""
+        cached = self._verified.get(token)
+        if cached is None:
+            claims = self.decode(token, expected_type="access", now=now)
+            try:
+                access = AccessClaims(
+                    user_id=uuid.UUID(claims["sub"]),
+                    role=str(claims["role"]),
+                    jti=str(claims["jti"]),
+                    session_id=uuid.UUID(claims["sid"]),
+                    expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
+                )
+            except (KeyError, ValueError, TypeError) as error:
+                raise InvalidTokenError("malformed claims") from error
+            if len(self._verified) >= self.verified_capacity:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = cached = (access, claims["exp"], claims["iat"])
+            return access
+        access, expires, issued = cached
+        timestamp = now.timestamp()
+        if expires <= timestamp:
+            raise InvalidTokenError("token expired")
+        if issued > timestamp + 60:
+            raise InvalidTokenError("token issued in the future")
+        return access
 
 
 class SecretBox:

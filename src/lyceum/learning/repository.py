@@ -4,9 +4,11 @@ learner has left (what completing the course needs of its assessments, learning 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Integer, Uuid, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
@@ -19,6 +21,55 @@ from lyceum.models.courses import (
     Review,
 )
 from lyceum.models.identity import User
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentRow:
+    id: uuid.UUID
+    course_id: uuid.UUID
+    course_title: str
+    course_slug: str
+    status: EnrollmentStatus
+    enrolled_at: dt.datetime
+    completed_at: dt.datetime | None
+    lessons: int
+    completed: int
+
+
+# Built once (a hot per-user list): the page, with per-row lesson counts and the total.
+_ENROLLMENTS_OF = (
+    select(
+        Enrollment.id,
+        Enrollment.course_id,
+        Course.title,
+        Course.slug,
+        Enrollment.status,
+        Enrollment.enrolled_at,
+        Enrollment.completed_at,
+        select(func.count())
+        .where(Lesson.course_id == Enrollment.course_id)
+        .correlate(Enrollment)
+        .scalar_subquery()
+        .label("lessons"),
+        select(func.count())
+        .where(
+            LessonCompletion.user_id == Enrollment.user_id,
+            LessonCompletion.course_id == Enrollment.course_id,
+        )
+        .correlate(Enrollment)
+        .scalar_subquery()
+        .label("completed"),
+        func.count().over().label("total"),
+    )
+    .join(Course, Course.id == Enrollment.course_id)
+    .where(
+        Enrollment.user_id == bindparam("user_id", type_=Uuid()),
+        Enrollment.status != EnrollmentStatus.cancelled,
+    )
+    .order_by(Enrollment.enrolled_at.desc(), Enrollment.id)
+    .offset(bindparam("offset", type_=Integer()))
+    .limit(bindparam("limit", type_=Integer()))
+)
 
 
 class LearningRepository:
@@ -68,7 +119,10 @@ class LearningRepository:
         totals: dict[uuid.UUID, int] = {course: count for course, count in counted}  # noqa: C416
         rows = await self.session.execute(
             select(LessonCompletion.user_id, LessonCompletion.course_id, func.count())
-            .where(LessonCompletion.course_id.in_(course_ids))
+            .where(
+                LessonCompletion.course_id.in_(course_ids),
+                LessonCompletion.user_id.in_({e.user_id for e in enrollments}),
+            )
             .group_by(LessonCompletion.user_id, LessonCompletion.course_id)
         )
         done = {(user, course): count for user, course, count in rows}
@@ -81,25 +135,49 @@ class LearningRepository:
 
     async def enrollments_of(
         self, user_id: uuid.UUID, offset: int, limit: int
-    ) -> tuple[list[tuple[Enrollment, Course]], int]:
-        conditions = [
-            Enrollment.user_id == user_id,
-            Enrollment.status != EnrollmentStatus.cancelled,
-        ]
-        total = (
+    ) -> tuple[list[EnrollmentRow], int]:
+        """A page of the learner's enrollments with each course's title, slug, lesson
+        count and the learner's completed lessons, and the total, in one round trip
+        (the total rides on each row as a window count; only a page past the end asks
+        for it separately)."""
+        rows = (
             await self.session.execute(
-                select(func.count()).select_from(Enrollment).where(*conditions)
+                _ENROLLMENTS_OF, {"user_id": user_id, "offset": offset, "limit": limit}
             )
-        ).scalar_one()
-        rows = await self.session.execute(
-            select(Enrollment, Course)
-            .join(Course, Course.id == Enrollment.course_id)
-            .where(*conditions)
-            .order_by(Enrollment.enrolled_at.desc(), Enrollment.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        return [(e, c) for e, c in rows], int(total)
+        ).all()
+        if rows:
+            total = int(rows[0].total)
+        else:
+            total = (
+                int(
+                    (
+                        await self.session.execute(
+                            select(func.count())
+                            .select_from(Enrollment)
+                            .where(
+                                Enrollment.user_id == user_id,
+                                Enrollment.status != EnrollmentStatus.cancelled,
+                            )
+                        )
+                    ).scalar_one()
+                )
+                if offset
+                else 0
+            )
+        return [
+            EnrollmentRow(
+                id=row.id,
+                course_id=row.course_id,
+                course_title=row.title,
+                course_slug=row.slug,
+                status=row.status,
+                enrolled_at=row.enrolled_at,
+                completed_at=row.completed_at,
+                lessons=int(row.lessons),
+                completed=int(row.completed),
+            )
+            for row in rows
+        ], total
 
     async def roster(
         self, course_id: uuid.UUID, offset: int, limit: int

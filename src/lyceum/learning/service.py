@@ -54,6 +54,11 @@ async def complete_if_done(
     return True
 
 
+def percent(done: int, total: int) -> float:
+    """Share of a course's lessons done, 0-100 with one decimal (0 for an empty course)."""
+    return round(100 * done / total, 1) if total else 0.0
+
+
 class LearningService:
     def __init__(self, session: AsyncSession, courses: CourseService, now: dt.datetime) -> None:
         self.session = session
@@ -141,7 +146,7 @@ class LearningService:
         return schemas.CourseProgress(
             course_id=course.id,
             status=enrollment.status,
-            percent=round(100 * completed / len(items), 1) if items else 0.0,
+            percent=percent(completed, len(items)),
             completed_lessons=completed,
             total_lessons=len(items),
             last_lesson_id=enrollment.last_lesson_id,
@@ -164,19 +169,18 @@ class LearningService:
         self, caller: User, offset: int, limit: int
     ) -> tuple[list[schemas.EnrollmentOut], int]:
         rows, total = await self.repo.enrollments_of(caller.id, offset, limit)
-        percents = await self.repo.percent_by_enrollment([e for e, _ in rows])
         return [
             schemas.EnrollmentOut(
-                id=e.id,
-                course_id=c.id,
-                course_title=c.title,
-                course_slug=c.slug,
-                status=e.status,
-                enrolled_at=e.enrolled_at,
-                completed_at=e.completed_at,
-                percent=percents.get(e.id, 0.0),
+                id=row.id,
+                course_id=row.course_id,
+                course_title=row.course_title,
+                course_slug=row.course_slug,
+                status=row.status,
+                enrolled_at=row.enrolled_at,
+                completed_at=row.completed_at,
+                percent=percent(row.completed, row.lessons),
             )
-            for e, c in rows
+            for row in rows
         ], total
 
     async def roster(
