@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
 
 from lyceum.chat import schemas
 from lyceum.chat.gateway import ChatGateway, muted_event
@@ -20,8 +20,9 @@ from lyceum.chat.permissions import (
 )
 from lyceum.identity.permissions import VerifiedUser
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 
-chat = APIRouter(prefix="/chat", tags=["chat"])
+chat = Router(prefix="/chat", tags=["chat"])
 
 
 async def chat_gateway(request: Request) -> ChatGateway:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+from fastapi import Depends, File, Query, Response, UploadFile, status
 
 from lyceum.content import schemas
 from lyceum.content.permissions import (
@@ -25,10 +25,11 @@ from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.db import Session
 from lyceum.kit.errors import PayloadTooLarge
 from lyceum.kit.pagination import Page
+from lyceum.kit.routing import Router
 from lyceum.kit.storage import attachment_disposition
 from lyceum.kit.validation import SafeStr
 
-content = APIRouter(tags=["content"])
+content = Router(tags=["content"])
 
 
 async def embedder() -> Embedder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import File, Query, Response, UploadFile, status
 
 from lyceum.courses import schemas
 from lyceum.courses.permissions import (
@@ -23,11 +23,12 @@ from lyceum.courses.service import catalog_item, lesson_out
 from lyceum.identity.permissions import Identity, ImageUploadQuota, InstructorUser, RuntimeDep
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
+from lyceum.kit.routing import Router
 from lyceum.kit.validation import SafeStr
 from lyceum.models.courses import CourseLevel
 
-courses = APIRouter(prefix="/courses", tags=["courses"])
-lessons = APIRouter(prefix="/lessons", tags=["courses"])
+courses = Router(prefix="/courses", tags=["courses"])
+lessons = Router(prefix="/lessons", tags=["courses"])
 
 
 class JSONBytes(Response):

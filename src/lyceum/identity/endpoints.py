@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import File, Form, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -25,11 +25,12 @@ from lyceum.identity.service import ClientInfo, user_out, user_summary
 from lyceum.kit.errors import Invalid
 from lyceum.kit.openapi import request_body
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.kit.validation import SafeStr
 from lyceum.models.identity import Role
 
-auth = APIRouter(prefix="/auth", tags=["auth"])
-users = APIRouter(prefix="/users", tags=["users"])
+auth = Router(prefix="/auth", tags=["auth"])
+users = Router(prefix="/users", tags=["users"])
 
 # The login route parses its body itself (it also takes the OAuth2 form, see below); its
 # schema documents the JSON body. One media type per operation: openapi-python-client

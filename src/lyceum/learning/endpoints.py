@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from lyceum.courses.permissions import EditableCourse, SignedInVisibleCourse, VisibleCourse
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.revocations import Ended, Revocation
+from lyceum.kit.routing import Router
 from lyceum.learning import schemas
 from lyceum.learning.certificates import certificate_out, public_certificate, stored_pdf
 from lyceum.learning.permissions import (
@@ -24,7 +25,7 @@ from lyceum.learning.permissions import (
 from lyceum.learning.repository import LearningRepository
 from lyceum.learning.schemas import CertificateOut, CertificatePublic, ReviewIn, ReviewOut
 
-learning = APIRouter(tags=["learning"])
+learning = Router(tags=["learning"])
 
 
 @learning.post(

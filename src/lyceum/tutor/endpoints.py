@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from lyceum.courses.permissions import EditableCourse
@@ -16,6 +16,7 @@ from lyceum.identity.permissions import VerifiedUser
 from lyceum.kit.db import Session, commit
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.kit.validation import IsoDate
 from lyceum.tutor import schemas
 from lyceum.tutor.permissions import (
@@ -40,7 +41,7 @@ from lyceum.tutor.service import (
     message_out,
 )
 
-tutor = APIRouter(prefix="/tutor", tags=["tutor"])
+tutor = Router(prefix="/tutor", tags=["tutor"])
 
 
 @tutor.post(

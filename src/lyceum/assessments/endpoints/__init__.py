@@ -5,8 +5,6 @@ the answer (`assessments.views`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from lyceum.assessments.endpoints import (
     assignments,
     attempts,
@@ -15,7 +13,8 @@ from lyceum.assessments.endpoints import (
     quizzes,
     review,
 )
+from lyceum.kit.routing import Router
 
-assessments = APIRouter(tags=["assessments"])
+assessments = Router(tags=["assessments"])
 for module in (questions, quizzes, attempts, assignments, review, gradebook):
     assessments.include_router(module.router)

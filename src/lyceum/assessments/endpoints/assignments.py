@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile, status
+from fastapi import File, Response, UploadFile, status
 
 from lyceum.assessments import views
 from lyceum.assessments.permissions import (
@@ -21,8 +21,9 @@ from lyceum.courses.permissions import EditableCourse, MemberCourse
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.errors import PayloadTooLarge
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 
-router = APIRouter()
+router = Router()
 
 API = "/api/v1"
 

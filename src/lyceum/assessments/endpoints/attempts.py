@@ -3,7 +3,7 @@ the review policy allows); instructors review and grade what needs a person."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from lyceum.assessments import views
 from lyceum.assessments.permissions import (
@@ -20,9 +20,10 @@ from lyceum.assessments.schemas import attempts as schemas
 from lyceum.identity.permissions import CurrentUser
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.models.assessments import AttemptStatus, ReviewPolicy
 
-router = APIRouter()
+router = Router()
 
 API = "/api/v1"
 

@@ -3,15 +3,16 @@ and CSV, and each learner's own grades."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from lyceum.assessments.permissions import Gradebooks, LearnerCourse
 from lyceum.assessments.schemas import gradebook as schemas
 from lyceum.courses.permissions import EditableCourse
 from lyceum.identity.permissions import CurrentUser
 from lyceum.kit.pagination import Paging
+from lyceum.kit.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 @router.get(

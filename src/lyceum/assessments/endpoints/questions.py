@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from lyceum.assessments import views
 from lyceum.assessments.permissions import EditableQuestion, Questions
@@ -13,9 +13,10 @@ from lyceum.assessments.schemas import questions as schemas
 from lyceum.courses.permissions import EditableCourse
 from lyceum.identity.permissions import CurrentUser
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.models.assessments import Difficulty, QuestionKind
 
-router = APIRouter()
+router = Router()
 
 API = "/api/v1"
 TagQuery = Annotated[str | None, Query(min_length=1, max_length=50, pattern=r"^[^\x00]*$")]

@@ -3,15 +3,16 @@ settings (the course's members)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from lyceum.assessments import views
 from lyceum.assessments.permissions import EditableQuiz, Quizzes, ReadableQuiz
 from lyceum.assessments.schemas import quizzes as schemas
 from lyceum.courses.permissions import EditableCourse, MemberCourse
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 
-router = APIRouter()
+router = Router()
 
 API = "/api/v1"
 

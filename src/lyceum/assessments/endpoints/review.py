@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from lyceum.assessments.permissions import (
     EditableAssignment,
@@ -19,9 +19,10 @@ from lyceum.assessments.schemas import submissions as schemas
 from lyceum.courses.permissions import EditableCourse
 from lyceum.identity.permissions import CurrentUser
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.models.assessments import SubmissionStatus
 
-router = APIRouter()
+router = Router()
 
 
 @router.get(
