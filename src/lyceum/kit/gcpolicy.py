@@ -64,4 +64,4 @@ class GcPolicy:
             await asyncio.sleep(interval)
             done = self.step()
             if done is not None:
-                logger.debug("gc_policy", action=done, frozen=gc.get_freeze_count())
+                logger.debug("gc_policy", action=done)
