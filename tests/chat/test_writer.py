@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import uuid
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -101,3 +102,26 @@ async def test_a_clean_batch_is_one_insert(live: Live, monkeypatch: pytest.Monke
     assert first is not None and all(stored is not None for stored in many)
     assert sizes == [1, 20]
     assert len({stored.seq for stored in many if stored}) == 20
+
+
+async def test_a_lost_connection_fails_one_batch_then_the_writer_reconnects(live: Live) -> None:
+    course_id, _, (ada,) = await live.classroom(learners=1)
+    async with live.runtime.database.sessionmaker() as session:
+        room = ChatRoom(kind=RoomKind.course, course_id=uuid.UUID(course_id))
+        session.add(room)
+        await session.commit()
+    writer = MessageWriter(lambda: live.runtime.database, live.clock.now)
+    sender = Sender(ada.id, ada.full_name)
+    try:
+        assert await writer.write(pending(room.id, sender, "before", None)) is not None
+        assert writer._driver is not None
+        backend = writer._driver.info.backend_pid
+        async with live.runtime.database.sessionmaker() as session:
+            await session.execute(select(func.pg_terminate_backend(backend)))
+        with pytest.raises(psycopg.OperationalError):
+            await writer.write(pending(room.id, sender, "lost", None))
+        after = await writer.write(pending(room.id, sender, "after", None))
+    finally:
+        await writer.close()
+    assert after is not None
+    assert writer._driver is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -29,7 +31,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
@@ -176,6 +179,13 @@ def _insert_messages() -> ReturningInsert[tuple[uuid.UUID, int, dt.datetime]]:
 
 
 INSERT_MESSAGES = _insert_messages()
+# The same statement as psycopg runs it: it holds no literal values, so it is compiled
+# once. The message writer executes it on the driver connection directly: SQLAlchemy's
+# per-call work (about 0.2 ms of CPU per batch, on the event loop that also delivers
+# every message) bought nothing for one fixed statement with a plain result.
+INSERT_MESSAGES_SQL = str(
+    INSERT_MESSAGES.compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
+)
 
 
 @dataclass(frozen=True)
@@ -189,24 +199,25 @@ class NewMessage:
 
 
 async def insert_messages(
-    connection: AsyncConnection, batch: list[NewMessage], now: dt.datetime
+    connection: psycopg.AsyncConnection[Any], batch: list[NewMessage], now: dt.datetime
 ) -> dict[uuid.UUID, StoredMessage]:
     """Store a batch in one statement; the result holds the rows stored (a muted
     sender's, or a client_id sent before, are not). One statement is atomic on its own:
-    the message writer runs it on an autocommit connection, one round trip per batch."""
-    result = await connection.execute(
-        INSERT_MESSAGES,
-        {
-            "ids": [row.id for row in batch],
-            "room_ids": [row.room_id for row in batch],
-            "sender_ids": [row.sender_id for row in batch],
-            "client_ids": [row.client_id for row in batch],
-            "texts": [row.text for row in batch],
-            "mute_course_ids": [row.mute_course_id for row in batch],
-            "now": now,
-        },
-    )
-    return {row.id: StoredMessage(row.id, row.seq, row.created_at) for row in result}
+    the message writer runs it on an autocommit connection, one round trip per batch
+    (a prepared statement: the same SQL whatever the batch size)."""
+    params = {
+        "ids": [row.id for row in batch],
+        "room_ids": [row.room_id for row in batch],
+        "sender_ids": [row.sender_id for row in batch],
+        "client_ids": [row.client_id for row in batch],
+        "texts": [row.text for row in batch],
+        "mute_course_ids": [row.mute_course_id for row in batch],
+        "now": now,
+    }
+    async with connection.cursor() as cursor:
+        await cursor.execute(INSERT_MESSAGES_SQL, params, prepare=True)
+        rows = await cursor.fetchall()
+    return {id_: StoredMessage(id_, seq, created_at) for id_, seq, created_at in rows}
 
 
 class ChatRepository:
