@@ -3,13 +3,14 @@ recipient, and one recipient's failure does not stop the others."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import socketio  # type: ignore[import-untyped]
 from engineio.exceptions import SocketIsClosedError  # type: ignore[import-untyped]
 
-from lyceum.chat.transport import DirectEmit
+from lyceum.chat.transport import DirectEmit, WireJson
 
 
 def _server(manager: Any, sent: list[tuple[str, str]], closed: set[str]) -> Any:
@@ -50,3 +51,29 @@ async def test_a_closed_socket_does_not_stop_the_others() -> None:
     server = _server(DirectEmit(), sent, closed={"e1"})
     await server.emit("message", {"n": 1}, to="room")
     assert [eio_sid for eio_sid, _ in sent] == ["e0", "e2", "e3"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": 'hé "quoted" \\ 😀', "n": 3, "x": 1.5, "ok": True, "none": None},
+        ["message", {"nested": [1, {"deep": "é"}]}],
+        {"big": 10**30},  # beyond orjson: written by json
+        {"lone": "\ud800"},  # likewise
+        {1: "an int key"},
+    ],
+)
+def test_frames_are_written_as_json_would_read_them(value: Any) -> None:
+    assert json.loads(WireJson.dumps(value, separators=(",", ":"))) == json.loads(json.dumps(value))
+
+
+def test_frames_are_read_as_python_engineio_reads_them() -> None:
+    assert WireJson.loads('["a",{"n":123456789012345678901234567890}]') == [
+        "a",
+        {"n": 123456789012345678901234567890},
+    ]
+    assert WireJson.loads(b'{"t":"\\ud800"}') == {"t": "\ud800"}
+    with pytest.raises(ValueError, match="too large"):
+        WireJson.loads("1" * 101)
+    with pytest.raises(json.JSONDecodeError):
+        WireJson.loads("{not json")
