@@ -67,6 +67,9 @@ import psutil
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# This checkout's code, here (migrations, seeding) and in the servers (CHECKOUT_SRC),
+# rather than whichever checkout the virtualenv installed `lyceum` from.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from bench.harness import (
     LOOPBACK,
@@ -84,6 +87,7 @@ from bench.harness import (
 )
 
 SCENARIO = "chat"
+CHECKOUT_SRC = str(REPO_ROOT / "src")
 DATABASE = "lyceum_bench_chat"
 TARGET_RATE = 1000
 TARGET_P99_MS = 50.0
@@ -608,6 +612,9 @@ def start_baseline(temp: Path) -> Server:
 def start_lyceum(temp: Path, url: str, secret: str, redis_url: str | None = None) -> Server:
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            part for part in (CHECKOUT_SRC, os.environ.get("PYTHONPATH")) if part
+        ),
         "DATABASE_URL": url,
         "LYCEUM_DATA_DIR": str(temp / "data"),
         "LOG_LEVEL": "INFO",  # Lyceum's own access log stays on, as in a default install

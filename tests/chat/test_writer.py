@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import uuid
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -101,3 +102,69 @@ async def test_a_clean_batch_is_one_insert(live: Live, monkeypatch: pytest.Monke
     assert first is not None and all(stored is not None for stored in many)
     assert sizes == [1, 20]
     assert len({stored.seq for stored in many if stored}) == 20
+
+
+async def test_a_lost_connection_fails_one_batch_then_the_writer_reconnects(live: Live) -> None:
+    course_id, _, (ada,) = await live.classroom(learners=1)
+    async with live.runtime.database.sessionmaker() as session:
+        room = ChatRoom(kind=RoomKind.course, course_id=uuid.UUID(course_id))
+        session.add(room)
+        await session.commit()
+    writer = MessageWriter(lambda: live.runtime.database, live.clock.now)
+    sender = Sender(ada.id, ada.full_name)
+    try:
+        assert await writer.write(pending(room.id, sender, "before", None)) is not None
+        assert writer._driver is not None
+        backend = writer._driver.info.backend_pid
+        async with live.runtime.database.sessionmaker() as session:
+            await session.execute(select(func.pg_terminate_backend(backend)))
+        with pytest.raises(psycopg.OperationalError):
+            await writer.write(pending(room.id, sender, "lost", None))
+        after = await writer.write(pending(room.id, sender, "after", None))
+    finally:
+        await writer.close()
+    assert after is not None
+    assert writer._driver is None
+
+
+async def test_any_text_is_stored_as_sent(live: Live) -> None:
+    course_id, _, (ada,) = await live.classroom(learners=1)
+    async with live.runtime.database.sessionmaker() as session:
+        room = ChatRoom(kind=RoomKind.course, course_id=uuid.UUID(course_id))
+        session.add(room)
+        await session.commit()
+    writer = MessageWriter(lambda: live.runtime.database, live.clock.now)
+    sender = Sender(ada.id, ada.full_name)
+    texts = [
+        'quotes " and \\\\ backslashes \\\\"',
+        "{braces}, [brackets]",
+        "line\nbreak\ttab",
+        "日本語 ✓ 😀",
+    ]
+    batch = [
+        PendingMessage(
+            id=uuid.uuid4(),
+            room_id=room.id,
+            sender=sender,
+            client_id=f'odd "id" \\\\ {n}',
+            text=text,
+            mute_course_id=None,
+        )
+        for n, text in enumerate(texts)
+    ]
+    try:
+        stored = await asyncio.gather(*(writer.write(message) for message in batch))
+    finally:
+        await writer.close()
+    assert all(row is not None for row in stored)
+    async with live.runtime.database.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(ChatMessage.id, ChatMessage.client_id, ChatMessage.text).where(
+                    ChatMessage.room_id == room.id
+                )
+            )
+        ).all()
+    assert {(row.id, row.client_id, row.text) for row in rows} == {
+        (message.id, message.client_id, message.text) for message in batch
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import Iterator
@@ -55,3 +57,16 @@ def test_a_frozen_cycle_is_collected_after_the_thaw() -> None:
     assert policy.step() == "unfreeze"
     gc.collect()
     assert alive() is None
+
+
+async def test_full_collections_are_spaced_out_while_the_policy_runs() -> None:
+    before = gc.get_threshold()
+    task = asyncio.create_task(GcPolicy(full_every=100).run(interval=60.0))
+    await asyncio.sleep(0)
+    try:
+        assert gc.get_threshold() == (before[0], before[1], max(before[2], 100))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert gc.get_threshold() == before

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -28,8 +31,9 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
@@ -132,21 +136,16 @@ def direct_key(first: uuid.UUID, second: uuid.UUID) -> str:
 
 
 def _insert_messages() -> ReturningInsert[tuple[uuid.UUID, int, dt.datetime]]:
-    """The send path's one statement, built once, for a whole batch (arrays unnested, so
-    the SQL is the same whatever the batch size): each row unless its sender is muted in
-    its course (no course, a direct room: never muted), and nothing for a client_id
-    already sent. Core, not ORM: the hottest statement skips the ORM's insert machinery."""
+    """The send path's one statement, built once, for a whole batch (one JSON array of
+    rows, so the SQL is the same whatever the batch size): each row unless its sender is
+    muted in its course (no course, a direct room: never muted), and nothing for a
+    client_id already sent. Core, not ORM: the hottest statement skips the ORM's insert
+    machinery. The rows travel as one JSON document (orjson writes it in C) rather than
+    six arrays, which psycopg adapts element by element in Python."""
     messages, mutes = ChatMessage.__table__, ChatMute.__table__
     assert isinstance(messages, Table) and isinstance(mutes, Table)
     rows = (
-        func.unnest(
-            bindparam("ids", type_=ARRAY(Uuid())),
-            bindparam("room_ids", type_=ARRAY(Uuid())),
-            bindparam("sender_ids", type_=ARRAY(Uuid())),
-            bindparam("client_ids", type_=ARRAY(String())),
-            bindparam("texts", type_=ARRAY(Text())),
-            bindparam("mute_course_ids", type_=ARRAY(Uuid())),
-        )
+        func.jsonb_to_recordset(bindparam("rows", type_=JSONB()))
         .table_valued(
             column("id", Uuid()),
             column("room_id", Uuid()),
@@ -155,7 +154,7 @@ def _insert_messages() -> ReturningInsert[tuple[uuid.UUID, int, dt.datetime]]:
             column("text", Text()),
             column("mute_course_id", Uuid()),
         )
-        .render_derived(name="batch")
+        .render_derived(name="batch", with_types=True)
     )
     muted = exists().where(
         mutes.c.course_id == rows.c.mute_course_id,
@@ -176,6 +175,13 @@ def _insert_messages() -> ReturningInsert[tuple[uuid.UUID, int, dt.datetime]]:
 
 
 INSERT_MESSAGES = _insert_messages()
+# The same statement as psycopg runs it: it holds no literal values, so it is compiled
+# once. The message writer executes it on the driver connection directly: SQLAlchemy's
+# per-call work (about 0.2 ms of CPU per batch, on the event loop that also delivers
+# every message) bought nothing for one fixed statement with a plain result.
+INSERT_MESSAGES_SQL = str(
+    INSERT_MESSAGES.compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
+)
 
 
 @dataclass(frozen=True)
@@ -189,24 +195,30 @@ class NewMessage:
 
 
 async def insert_messages(
-    connection: AsyncConnection, batch: list[NewMessage], now: dt.datetime
+    connection: psycopg.AsyncConnection[Any], batch: list[NewMessage], now: dt.datetime
 ) -> dict[uuid.UUID, StoredMessage]:
     """Store a batch in one statement; the result holds the rows stored (a muted
     sender's, or a client_id sent before, are not). One statement is atomic on its own:
-    the message writer runs it on an autocommit connection, one round trip per batch."""
-    result = await connection.execute(
-        INSERT_MESSAGES,
-        {
-            "ids": [row.id for row in batch],
-            "room_ids": [row.room_id for row in batch],
-            "sender_ids": [row.sender_id for row in batch],
-            "client_ids": [row.client_id for row in batch],
-            "texts": [row.text for row in batch],
-            "mute_course_ids": [row.mute_course_id for row in batch],
-            "now": now,
-        },
+    the message writer runs it on an autocommit connection, one round trip per batch
+    (a prepared statement: the same SQL whatever the batch size)."""
+    document = orjson.dumps(
+        [
+            {
+                "id": row.id,
+                "room_id": row.room_id,
+                "sender_id": row.sender_id,
+                "client_id": row.client_id,
+                "text": row.text,
+                "mute_course_id": row.mute_course_id,
+            }
+            for row in batch
+        ]
     )
-    return {row.id: StoredMessage(row.id, row.seq, row.created_at) for row in result}
+    params = {"rows": document.decode(), "now": now}
+    async with connection.cursor() as cursor:
+        await cursor.execute(INSERT_MESSAGES_SQL, params, prepare=True)
+        stored = await cursor.fetchall()
+    return {id_: StoredMessage(id_, seq, created_at) for id_, seq, created_at in stored}
 
 
 class ChatRepository:

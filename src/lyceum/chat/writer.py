@@ -6,7 +6,8 @@ stored at once; under load, the messages that arrive while a batch is being writ
 share the next one, so the cost of a round trip and a commit is paid per batch, not
 per message. The writer keeps one connection in autocommit mode: the INSERT is a single
 statement, atomic by itself, so it needs no BEGIN and COMMIT round trips (nor the
-pool's checkout ping). This bends rule 1 (one request, one transaction) on purpose:
+pool's checkout ping), and the statement runs on the driver connection, without
+SQLAlchemy's per-call work. This bends rule 1 (one request, one transaction) on purpose:
 the rows are independent, each is stored or refused on its own terms, and nobody is
 answered before the commit.
 """
@@ -18,9 +19,10 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+import psycopg
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.chat.repository import NewMessage, StoredMessage, insert_messages
@@ -55,7 +57,9 @@ class MessageWriter:
         self._queue: list[Waiting] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The pooled connection held for good, and its psycopg connection.
         self._connection: AsyncConnection | None = None
+        self._driver: psycopg.AsyncConnection[Any] | None = None
 
     async def write(self, pending: PendingMessage) -> StoredMessage | None:
         """The stored row, or None if nothing was stored (a muted sender, or a client_id
@@ -104,7 +108,7 @@ class MessageWriter:
         pending, future = waiting
         try:
             stored = await self._insert([pending])
-        except IntegrityError:
+        except psycopg.IntegrityError:
             # The only reference that can fail is the room's: deleted with its course.
             _fail([waiting], NotFound("No such chat room."))
             return
@@ -116,23 +120,38 @@ class MessageWriter:
             future.set_result(stored.get(pending.id))
 
     async def _insert(self, batch: list[PendingMessage]) -> dict[uuid.UUID, StoredMessage]:
-        if self._connection is None or self._connection.closed:
-            connection = await self._database_of().engine.connect()
-            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        driver = self._driver
+        if driver is None or driver.closed:
+            driver = await self._connect()
         try:
-            return await insert_messages(
-                self._connection, [_row(pending) for pending in batch], self._now()
-            )
+            return await insert_messages(driver, [_row(pending) for pending in batch], self._now())
+        except psycopg.IntegrityError:
+            raise  # a bad row: the connection is fine
         except Exception:
             # The connection may be the problem (a restarted server): start afresh.
-            await self._disconnect()
+            await self._disconnect(invalidate=True)
             raise
 
-    async def _disconnect(self) -> None:
-        if self._connection is not None:
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        connection = await self._database_of().engine.connect()
+        try:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await connection.get_raw_connection()
+        except BaseException:
+            await connection.close()
+            raise
+        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        self._connection, self._driver = connection, driver
+        return driver
+
+    async def _disconnect(self, *, invalidate: bool = False) -> None:
+        connection, self._connection, self._driver = self._connection, None, None
+        if connection is not None:
             with contextlib.suppress(Exception):
-                await self._connection.close()
-            self._connection = None
+                if invalidate:
+                    # Not back to the pool: SQLAlchemy did not see the error.
+                    await connection.invalidate()
+                await connection.close()
 
 
 def _fail(batch: list[Waiting], error: Exception) -> None:
