@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# In-process uses too (migrations, seeding): this checkout's `lyceum` first.
+if str(REPO_ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "src"))
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -161,13 +164,19 @@ def start_server(
     Raises BenchError, with the log's tail, if it exits or does not answer in time."""
     port = free_port()
     argv = list(build_argv(port))
+    # This checkout's code, not whichever checkout the virtualenv installed `lyceum` from
+    # (a second worktree would otherwise benchmark the first one's code).
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if part
+    )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
