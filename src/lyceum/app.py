@@ -38,6 +38,7 @@ from lyceum.kit.middleware import (
 )
 from lyceum.kit.openapi import DocumentedAPI
 from lyceum.kit.responsecache import ResponseCacheMiddleware
+from lyceum.kit.routing import add_to_app
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
@@ -236,7 +237,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     use_graded_question_guard(app, assessment_guard)
 
-    app.include_router(system_router, responses=PROBLEM_RESPONSES)
+    add_to_app(app, system_router, responses=PROBLEM_RESPONSES)
     for domain in (
         identity_endpoints.auth,
         identity_endpoints.users,

@@ -92,3 +92,15 @@ def test_every_api_route_of_the_app_is_on_a_gated_router() -> None:
         assert isinstance(router, Router), router
         gated += 1
     assert gated >= 9  # auth, users, courses, lessons, learning, content, tutor, ...
+
+
+def test_routes_added_to_the_app_document_as_the_included_router_did() -> None:
+    from lyceum.kit.errors import PROBLEM_RESPONSES
+    from lyceum.kit.routing import add_to_app
+    from lyceum.system.endpoints import router as system_router
+
+    included, added = FastAPI(), FastAPI()
+    included.include_router(system_router, responses=PROBLEM_RESPONSES)
+    add_to_app(added, system_router, responses=PROBLEM_RESPONSES)
+    assert added.openapi()["paths"] == included.openapi()["paths"]
+    assert added.openapi()["paths"]  # the probes are documented at all

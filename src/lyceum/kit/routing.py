@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
@@ -73,3 +75,47 @@ class Router(APIRouter):
             else:
                 return Match.NONE, {}
         return super().matches(scope)
+
+
+def add_to_app(app: FastAPI, router: APIRouter, *, responses: dict[int | str, Any]) -> None:
+    """Declare `router`'s routes on the app itself rather than including the router: an
+    included router costs about 8 microseconds on each of its requests (FastAPI's
+    scope bookkeeping around the nested match), which is a fifth of a request that does
+    no I/O. Used for the infrastructure probes (/health/live, /health/ready, /metrics),
+    which orchestrators and scrapers call all day; the OpenAPI document is the same as
+    with `include_router` (tests/kit/test_routing.py)."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"not an API route: {route!r}")
+        naming = route.generate_unique_id_function
+        unique_id: dict[str, Any] = (
+            {}
+            if isinstance(naming, DefaultPlaceholder)
+            else {"generate_unique_id_function": naming}
+        )
+        app.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            response_model=route.response_model,
+            status_code=route.status_code,
+            tags=route.tags,
+            dependencies=route.dependencies,
+            summary=route.summary,
+            description=route.description,
+            response_description=route.response_description,
+            responses={**responses, **route.responses},
+            deprecated=route.deprecated,
+            operation_id=route.operation_id,
+            response_model_include=route.response_model_include,
+            response_model_exclude=route.response_model_exclude,
+            response_model_by_alias=route.response_model_by_alias,
+            response_model_exclude_unset=route.response_model_exclude_unset,
+            response_model_exclude_defaults=route.response_model_exclude_defaults,
+            response_model_exclude_none=route.response_model_exclude_none,
+            include_in_schema=route.include_in_schema,
+            response_class=route.response_class,
+            name=route.name,
+            openapi_extra=route.openapi_extra,
+            **unique_id,
+        )
