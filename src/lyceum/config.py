@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Seconds a request may wait for a database connection; past it, 503 with
+    # Retry-After. 15 s: twice the slowest 500-request burst measured on a shared 2-core
+    # machine (bench/assessments.py), and under the usual 30-60 s client and proxy
+    # timeouts, so a refused client hears so before it gives up.
+    db_pool_timeout: float = Field(default=15.0, gt=0, le=300)
     redis_url: str | None = None
     # A bearer token Prometheus must send to scrape /metrics. Unset: /metrics is open in
     # development and test, and answers 404 in production.

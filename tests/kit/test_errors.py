@@ -3,7 +3,10 @@ malformed bodies, oversized bodies, domain errors and unhandled exceptions."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,10 +14,14 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lyceum.config import Settings
+from lyceum.kit.db import POOL_TIMEOUT_SECONDS, Database
 from lyceum.kit.errors import Conflict, NotFound
-from tests.conftest import client_for
+from lyceum.kit.runtime import Runtime
+from tests.conftest import client_for, make_app
 
 PROBLEM = "application/problem+json"
 
@@ -119,6 +126,43 @@ async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(
     body = assert_problem(response, 503)
     assert body["type"] == "https://lyceum.dev/problems/overloaded"
     assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_a_request_waiting_past_the_pool_timeout_gets_503_with_retry_after(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """Bounded queueing: the app's own session dependency on a pool of one connection
+    with a short DB_POOL_TIMEOUT. While the connection is taken, an authenticated
+    request (its first query is the caller's account) is refused with 503 and
+    Retry-After instead of queueing on; once it is free, requests are served again."""
+    tiny = Database(runtime.database_url, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    app = make_app(settings, dataclasses.replace(runtime, database=tiny, tasks=[]), None)
+    token, _, _ = runtime.tokens.encode(
+        subject=uuid.uuid4(),
+        role="student",
+        token_type="access",
+        now=dt.datetime.now(dt.UTC),
+        lifetime=dt.timedelta(minutes=5),
+        extra={"sid": str(uuid.uuid4())},
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with client_for(app) as http:
+            async with tiny.engine.connect() as taken:
+                await taken.execute(text("SELECT 1"))
+                response = await http.get("/api/v1/users/me", headers=headers)
+            body = assert_problem(response, 503)
+            assert body["type"] == "https://lyceum.dev/problems/overloaded"
+            assert int(response.headers["retry-after"]) >= 1
+            # The connection is back: the same request is served (401: no such account).
+            assert_problem(await http.get("/api/v1/users/me", headers=headers), 401)
+    finally:
+        await tiny.dispose()
+
+
+def test_db_pool_timeout_reaches_the_pool(settings: Settings, runtime: Runtime) -> None:
+    pool: Any = runtime.database.engine.pool
+    assert pool.timeout() == settings.db_pool_timeout == POOL_TIMEOUT_SECONDS
 
 
 async def test_unhandled_exception_is_logged_and_hides_internals(

@@ -12,7 +12,8 @@ do not teach it, a course the caller may not change or does not belong to is 403
   drafts only for those who may change it (404 for the others).
 - `LearnerQuiz`, `LearnerAssignment`, `LearnerCourse`: readable, and the caller is one
   of the course's learners (403 `not-a-learner` for its instructors and admins).
-- `OwnAttempt`: the learner's own attempt, locked for answering; 404 for everyone else.
+- `OwnAttempt`: the learner's own attempt and its items, locked for answering; 404 for
+  everyone else.
   `ReadableAttempt`: the same, and admins may read anyone's.
 - `ReviewableAttempt`, `ReviewableSubmission` (and their `Locked...` forms, locked for
   grading): in a course the caller may change.
@@ -236,7 +237,13 @@ async def readable_attempt(
 async def own_attempt(
     attempt_id: uuid.UUID, caller: CurrentUser, session: Session
 ) -> AttemptOfQuiz:
-    return await _own_attempt(attempt_id, caller, session, admin_reads=False)
+    """The learner's own attempt, to answer or submit: the attempt and its items come
+    locked, in one round trip (`QuizRepository.attempt_for_answers`)."""
+    found = await QuizRepository(session).attempt_for_answers(attempt_id)
+    if found is None or found[0].user_id != caller.id:
+        raise NotFound("No such attempt.")
+    attempt, quiz, items = found
+    return AttemptOfQuiz(quiz, attempt, items)
 
 
 async def _reviewable_attempt(

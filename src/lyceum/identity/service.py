@@ -20,6 +20,7 @@ from lyceum.identity import schemas
 from lyceum.identity.passwords import password_problem
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.cache import Cache
+from lyceum.kit.db import commit
 from lyceum.kit.errors import (
     Conflict,
     Forbidden,
@@ -276,6 +277,12 @@ class IdentityService:
         await self.limiter.check(*by_client)
         await self.limiter.check(*by_account)
         user = await self.repo.user_by_email(normalised)
+        # An early commit of a transaction that has only read: the hash waits for its
+        # turn on the hashing threads (one per core; a burst of logins queues there for
+        # hundreds of milliseconds), and an open transaction would keep its pooled
+        # connection all that time, so queued logins would take the pool from every
+        # other request. The writes below start a transaction of their own.
+        await commit(self.session)
         valid, upgraded_hash = await verify_password(password, user.password_hash if user else None)
         if user is None or not valid or not user.is_active:
             raise Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials")

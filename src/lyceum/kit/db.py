@@ -57,6 +57,9 @@ def sqlalchemy_url(url: str) -> str:
 
 # A pooled connection that sat unused this long is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 10.0
+# How long a request waits for a pooled connection before it is refused with 503 and
+# Retry-After (`kit.errors`): the default of DB_POOL_TIMEOUT, see `Settings`.
+POOL_TIMEOUT_SECONDS = 15.0
 
 
 def create_engine(
@@ -64,6 +67,7 @@ def create_engine(
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
     ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
 ) -> AsyncEngine:
     """The engine of one process. Stale connections (a database restart, a proxy that
@@ -71,11 +75,16 @@ def create_engine(
     than `ping_after_idle` seconds: `pool_pre_ping` would spend a round trip on every
     checkout, that is on every request, while a connection in use a moment ago is alive.
     A connection that dies within the window fails its request with a disconnect error,
-    which makes SQLAlchemy drop every pooled connection; the next requests reconnect."""
+    which makes SQLAlchemy drop every pooled connection; the next requests reconnect.
+
+    Queueing for a connection is bounded: a checkout that waits `pool_timeout` seconds
+    raises `sqlalchemy.exc.TimeoutError`, which a request answers with 503 and
+    Retry-After (`kit.errors`) instead of waiting on."""
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
     )
     ping_idle_connections(engine, ping_after_idle)
@@ -149,9 +158,18 @@ async def database_reachable(engine: AsyncEngine) -> bool:
 class Database:
     """The engine and session factory of one process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.engine = create_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def dispose(self) -> None:

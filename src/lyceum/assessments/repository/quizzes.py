@@ -5,12 +5,114 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import (
+    Integer,
+    Table,
+    bindparam,
+    column,
+    delete,
+    exists,
+    func,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.identity import IdentityMap
 
 from lyceum.assessments.repository.questions import QuestionRepository
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
+
+_GRADED_ITEM_COLUMNS = ("response", "answered_at", "awarded", "is_correct", "comment")
+_GRADED_ATTEMPT_COLUMNS = (
+    "status",
+    "submitted_at",
+    "auto_submitted",
+    "late",
+    "graded_at",
+    "score",
+    "percent",
+    "passed",
+)
+
+
+def _save_graded_statement() -> Any:
+    """`save_graded`'s statement, built once (and cached by SQLAlchemy, which a VALUES
+    list would not be). `jsonb_to_recordset` turns a JSON null into SQL NULL, so a
+    missing answer stays NULL."""
+    # On the tables, not the mapped classes: a Core statement, which the ORM does not
+    # treat as a bulk update of the objects. No parameter is named like a column: the
+    # parameters of an UPDATE named after its columns would become SET clauses.
+    item_table = cast(Table, AttemptItem.__table__)
+    attempt_table = cast(Table, QuizAttempt.__table__)
+    table = item_table.c
+    graded = (
+        func.jsonb_to_recordset(bindparam("graded_items", type_=JSONB))
+        .table_valued(
+            column("position", Integer),
+            *(column(name, table[name].type) for name in _GRADED_ITEM_COLUMNS),
+        )
+        .render_derived(name="graded", with_types=True)
+    )
+    items = (
+        update(item_table)
+        .where(
+            item_table.c.attempt_id == bindparam("graded_attempt"),
+            item_table.c.position == graded.c.position,
+        )
+        .values({name: graded.c[name] for name in _GRADED_ITEM_COLUMNS})
+        .cte("graded_items")
+    )
+    return (
+        update(attempt_table)
+        .where(attempt_table.c.id == bindparam("graded_attempt"))
+        .values({name: bindparam(f"graded_{name}") for name in _GRADED_ATTEMPT_COLUMNS})
+        .add_cte(items)
+    )
+
+
+_SAVE_GRADED = _save_graded_statement()
+
+
+def _mark_saved(entity: object, columns: Sequence[str], identity_map: IdentityMap) -> None:
+    """Tell the session that `columns` of `entity` are written. When nothing else of it
+    is waiting to be written, it is marked clean as a flush would (so no later flush
+    walks it); otherwise only those columns stop counting as changed. A row not yet
+    inserted is left alone: the statement's autoflush inserts it first."""
+    state = inspect(entity)
+    if not state.persistent:
+        return
+    if state.committed_state.keys() <= set(columns):
+        state._commit_all(state.dict, identity_map)
+    else:
+        for name in columns:
+            set_committed_value(entity, name, state.dict.get(name))
+
+
+# The statements every request on an attempt sends, built once: building a select costs
+# more CPU than SQLAlchemy's cached execution of it.
+_ATTEMPT_WITH_QUIZ = (
+    select(QuizAttempt, Quiz)
+    .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+    .where(QuizAttempt.id == bindparam("attempt"))
+)
+_ATTEMPT_WITH_QUIZ_LOCKED = _ATTEMPT_WITH_QUIZ.with_for_update(of=QuizAttempt)
+_ATTEMPT_FOR_ANSWERS = (
+    select(QuizAttempt, Quiz, AttemptItem)
+    .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+    .join(AttemptItem, AttemptItem.attempt_id == QuizAttempt.id)
+    .where(QuizAttempt.id == bindparam("attempt"))
+    .order_by(AttemptItem.position)
+    .with_for_update(of=[QuizAttempt, AttemptItem])
+)
+_ATTEMPT_ITEMS = (
+    select(AttemptItem)
+    .where(AttemptItem.attempt_id == bindparam("attempt"))
+    .order_by(AttemptItem.position)
+)
 
 
 class QuizRepository(QuestionRepository):
@@ -56,15 +158,23 @@ class QuizRepository(QuestionRepository):
         self, attempt_id: uuid.UUID, *, for_update: bool = False
     ) -> tuple[QuizAttempt, Quiz] | None:
         """The attempt (locked if asked) and its quiz, in one round trip."""
-        query = (
-            select(QuizAttempt, Quiz)
-            .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
-            .where(QuizAttempt.id == attempt_id)
-        )
-        if for_update:
-            query = query.with_for_update(of=QuizAttempt)
-        row = (await self.session.execute(query)).first()
+        query = _ATTEMPT_WITH_QUIZ_LOCKED if for_update else _ATTEMPT_WITH_QUIZ
+        row = (await self.session.execute(query, {"attempt": attempt_id})).first()
         return (row[0], row[1]) if row is not None else None
+
+    async def attempt_for_answers(
+        self, attempt_id: uuid.UUID
+    ) -> tuple[QuizAttempt, Quiz, list[AttemptItem]] | None:
+        """The attempt, its quiz and its items in one round trip, the rows of the
+        attempt and of its items locked (the attempt's first, as everywhere else).
+        Locking the items is what makes reading them in the same statement safe: a
+        statement that waited for the attempt's lock keeps the snapshot it started
+        with, but PostgreSQL reads the newest version of every row it locks, so items
+        that the request holding the lock changed are read as it left them."""
+        rows = (await self.session.execute(_ATTEMPT_FOR_ANSWERS, {"attempt": attempt_id})).all()
+        if not rows:
+            return None
+        return rows[0][0], rows[0][1], [row[2] for row in rows]
 
     async def open_attempt(self, quiz_id: uuid.UUID, user_id: uuid.UUID) -> QuizAttempt | None:
         query = (
@@ -85,12 +195,40 @@ class QuizRepository(QuestionRepository):
         return int((await self.session.execute(query)).scalar_one())
 
     async def items(self, attempt_id: uuid.UUID) -> list[AttemptItem]:
-        rows = await self.session.execute(
-            select(AttemptItem)
-            .where(AttemptItem.attempt_id == attempt_id)
-            .order_by(AttemptItem.position)
-        )
+        rows = await self.session.execute(_ATTEMPT_ITEMS, {"attempt": attempt_id})
         return list(rows.scalars())
+
+    async def save_graded(self, attempt: QuizAttempt, items: Sequence[AttemptItem]) -> None:
+        """Write an attempt's items (answers, grades, comments) and its totals in one
+        statement: a set-based UPDATE of the items from one JSON parameter (a row per
+        item), in a CTE of the attempt's UPDATE, where the unit of work would send one
+        UPDATE per item and another for the attempt. The objects are marked as saved,
+        so the session does not write them again."""
+        attempt_values = {name: getattr(attempt, name) for name in _GRADED_ATTEMPT_COLUMNS}
+        rows = [
+            {
+                "position": item.position,
+                "response": item.response,
+                "answered_at": item.answered_at.isoformat() if item.answered_at else None,
+                "awarded": item.awarded,
+                "is_correct": item.is_correct,
+                "comment": item.comment,
+            }
+            for item in items
+        ]
+        # Marked as saved before the statement runs, or its autoflush would write them.
+        identity_map = self.session.sync_session.identity_map
+        for item in items:
+            _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
+        _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
+        await self.session.execute(
+            _SAVE_GRADED,
+            {
+                "graded_attempt": attempt.id,
+                "graded_items": rows,
+                **{f"graded_{name}": value for name, value in attempt_values.items()},
+            },
+        )
 
     async def attempts(
         self,

@@ -46,6 +46,8 @@ class AttemptOfQuiz:
 
     quiz: Quiz
     attempt: QuizAttempt
+    # Its items, when the dependency read them with it (`OwnAttempt`).
+    items: list[AttemptItem] | None = None
 
 
 class AttemptService:
@@ -182,7 +184,7 @@ class AttemptService:
         attempt = held.attempt
         if attempt.status is not AttemptStatus.in_progress:
             raise Conflict("This attempt has been submitted already.", slug="already-submitted")
-        items = await self.repo.items(attempt.id)
+        items = held.items if held.items is not None else await self.repo.items(attempt.id)
         if self._expired(attempt):
             await self.grader.finalise(held.quiz, attempt, items, auto=True)
             assert attempt.deadline_at is not None

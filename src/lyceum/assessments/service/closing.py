@@ -44,7 +44,8 @@ class Grader:
         await self.settle(quiz, attempt, items)
 
     async def settle(self, quiz: Quiz, attempt: QuizAttempt, items: list[AttemptItem]) -> None:
-        """Totals from the items' points; graded once no item waits for an instructor."""
+        """Totals from the items' points; graded once no item waits for an instructor.
+        The items and the attempt are written in one statement (`save_graded`)."""
         attempt.score = round(sum(item.awarded or 0.0 for item in items), 2)
         if any(item.awarded is None for item in items):
             attempt.status = AttemptStatus.needs_review
@@ -57,7 +58,7 @@ class Grader:
                 round(100 * attempt.score / attempt.max_score, 2) if attempt.max_score else 100.0
             )
             attempt.passed = attempt.percent >= quiz.pass_percent
-        await self.repo.flush()
+        await self.repo.save_graded(attempt, items)
         if attempt.passed:
             await passed(
                 self.session,

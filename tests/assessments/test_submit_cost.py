@@ -1,0 +1,85 @@
+"""What a quiz submission costs the database: the statements it sends on the attempt,
+counted. However many questions, a submission reads the attempt, its quiz and its
+items in one statement and writes every item and the totals in another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lyceum.kit.runtime import Runtime
+from tests.assessments.helpers import (
+    API,
+    Classroom,
+    add_question,
+    add_quiz,
+    classroom,
+    multiple_choice,
+    short_answer,
+    single_choice,
+    start,
+    true_false,
+)
+
+
+@pytest.fixture
+async def room(
+    client: httpx.AsyncClient, connection: AsyncConnection, runtime: Runtime
+) -> Classroom:
+    return await classroom(client, connection, runtime)
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(" ".join(str(args[2]).split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+ANSWERS = {
+    "single_choice": {"choice": "b"},
+    "multiple_choice": {"choices": ["2", "3"]},
+    "true_false": {"value": True},
+    "short_answer": {"text": "paris"},
+}
+
+
+@pytest.mark.parametrize("count", [2, 12])
+async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
+    client: httpx.AsyncClient, room: Classroom, connection: AsyncConnection, count: int
+) -> None:
+    kinds = [single_choice(), multiple_choice(partial_credit=True), true_false(), short_answer()]
+    bodies = [kinds[index % len(kinds)] for index in range(count)]
+    questions = [await add_question(client, room, body) for body in bodies]
+    quiz = await add_quiz(client, room, [q["id"] for q in questions], pass_percent=50)
+    sheet = await start(client, quiz["id"], room.learner)
+    answers = [
+        {"question_id": question["id"], **ANSWERS[body["kind"]]}
+        for question, body in zip(questions, bodies, strict=True)
+    ]
+    with statements(connection.engine) as sent:
+        result = await client.post(
+            f"{API}/attempts/{sheet['id']}/submit",
+            json={"answers": answers},
+            headers=room.learner.headers,
+        )
+    assert result.status_code == 200, result.text
+    assert result.json()["status"] == "graded"
+    on_attempts = [statement for statement in sent if "quiz_attempt" in statement]
+    assert len(on_attempts) == 2, on_attempts
+    read, write = on_attempts
+    assert read.startswith("SELECT") and "FOR UPDATE" in read
+    assert write.startswith("WITH") and "UPDATE quiz_attempt_items" in write
