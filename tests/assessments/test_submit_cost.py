@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.kit.runtime import Runtime
 from tests.assessments.helpers import (
@@ -36,17 +36,18 @@ async def room(
 
 
 @contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement psycopg sends, through SQLAlchemy or on the driver connection."""
     sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
 
-    def record(*args: Any) -> None:
-        sent.append(" ".join(str(args[2]).split()))
+    async def record(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(" ".join(str(query).split()))
+        return await execute(self, query, *args, **kwargs)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.AsyncCursor, "execute", record)
         yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 ANSWERS = {
@@ -59,7 +60,7 @@ ANSWERS = {
 
 @pytest.mark.parametrize("count", [2, 12])
 async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
-    client: httpx.AsyncClient, room: Classroom, connection: AsyncConnection, count: int
+    client: httpx.AsyncClient, room: Classroom, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
     kinds = [single_choice(), multiple_choice(partial_credit=True), true_false(), short_answer()]
     bodies = [kinds[index % len(kinds)] for index in range(count)]
@@ -70,7 +71,7 @@ async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
         {"question_id": question["id"], **ANSWERS[body["kind"]]}
         for question, body in zip(questions, bodies, strict=True)
     ]
-    with statements(connection.engine) as sent:
+    with statements(monkeypatch) as sent:
         result = await client.post(
             f"{API}/attempts/{sheet['id']}/submit",
             json={"answers": answers},

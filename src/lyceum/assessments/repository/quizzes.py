@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     Integer,
     Table,
@@ -20,10 +21,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.identity import IdentityMap
 
 from lyceum.assessments.repository.questions import QuestionRepository
+from lyceum.kit.db import raw_connection
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
 
 _GRADED_ITEM_COLUMNS = ("response", "answered_at", "awarded", "is_correct", "comment")
@@ -40,9 +43,8 @@ _GRADED_ATTEMPT_COLUMNS = (
 
 
 def _save_graded_statement() -> Any:
-    """`save_graded`'s statement, built once (and cached by SQLAlchemy, which a VALUES
-    list would not be). `jsonb_to_recordset` turns a JSON null into SQL NULL, so a
-    missing answer stays NULL."""
+    """`save_graded`'s statement, built once. `jsonb_to_recordset` turns a JSON null
+    into SQL NULL, so a missing answer stays NULL."""
     # On the tables, not the mapped classes: a Core statement, which the ORM does not
     # treat as a bulk update of the objects. No parameter is named like a column: the
     # parameters of an UPDATE named after its columns would become SET clauses.
@@ -75,6 +77,10 @@ def _save_graded_statement() -> Any:
 
 
 _SAVE_GRADED = _save_graded_statement()
+# As psycopg runs it: no literal values, so compiled once.
+_SAVE_GRADED_SQL = str(
+    _SAVE_GRADED.compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
+)
 
 
 def _mark_saved(entity: object, columns: Sequence[str], identity_map: IdentityMap) -> None:
@@ -200,35 +206,42 @@ class QuizRepository(QuestionRepository):
 
     async def save_graded(self, attempt: QuizAttempt, items: Sequence[AttemptItem]) -> None:
         """Write an attempt's items (answers, grades, comments) and its totals in one
-        statement: a set-based UPDATE of the items from one JSON parameter (a row per
-        item), in a CTE of the attempt's UPDATE, where the unit of work would send one
-        UPDATE per item and another for the attempt. The objects are marked as saved,
-        so the session does not write them again."""
-        attempt_values = {name: getattr(attempt, name) for name in _GRADED_ATTEMPT_COLUMNS}
-        rows = [
-            {
-                "position": item.position,
-                "response": item.response,
-                "answered_at": item.answered_at.isoformat() if item.answered_at else None,
-                "awarded": item.awarded,
-                "is_correct": item.is_correct,
-                "comment": item.comment,
-            }
-            for item in items
-        ]
-        # Marked as saved before the statement runs, or its autoflush would write them.
+        statement: a set-based UPDATE of the items from one JSON document (a row per
+        item, written by orjson), in a CTE of the attempt's UPDATE, where the unit of
+        work sent an UPDATE per item and another for the attempt. It runs on the
+        driver connection of the session's transaction, as a prepared statement: one
+        fixed statement with no result gains nothing from SQLAlchemy's per-call work
+        (~0.2 ms of CPU). The objects are marked as saved, so the session does not
+        write them again."""
+        document = orjson.dumps(
+            [
+                {
+                    "position": item.position,
+                    "response": item.response,
+                    "answered_at": item.answered_at,
+                    "awarded": item.awarded,
+                    "is_correct": item.is_correct,
+                    "comment": item.comment,
+                }
+                for item in items
+            ]
+        ).decode()
+        params: dict[str, Any] = {
+            f"graded_{name}": getattr(attempt, name) for name in _GRADED_ATTEMPT_COLUMNS
+        }
+        params["graded_status"] = attempt.status.value
+        params["graded_attempt"] = attempt.id
+        params["graded_items"] = document
+        # Marked as saved first, so that the flush below, which sends anything else
+        # pending (as an autoflush would before a statement), does not write them.
         identity_map = self.session.sync_session.identity_map
         for item in items:
             _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
         _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
-        await self.session.execute(
-            _SAVE_GRADED,
-            {
-                "graded_attempt": attempt.id,
-                "graded_items": rows,
-                **{f"graded_{name}": value for name, value in attempt_values.items()},
-            },
-        )
+        await self.session.flush()
+        connection = await raw_connection(self.session)
+        async with connection.cursor() as cursor:
+            await cursor.execute(_SAVE_GRADED_SQL, params, prepare=True)
 
     async def attempts(
         self,
