@@ -32,10 +32,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
+from lyceum.kit.db import driver_sql
 from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
 from lyceum.models.courses import (
     Course,
@@ -179,9 +179,7 @@ INSERT_MESSAGES = _insert_messages()
 # once. The message writer executes it on the driver connection directly: SQLAlchemy's
 # per-call work (about 0.2 ms of CPU per batch, on the event loop that also delivers
 # every message) bought nothing for one fixed statement with a plain result.
-INSERT_MESSAGES_SQL = str(
-    INSERT_MESSAGES.compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
-)
+INSERT_MESSAGES_SQL = driver_sql(INSERT_MESSAGES)
 
 
 @dataclass(frozen=True)

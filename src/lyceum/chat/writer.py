@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.chat.repository import NewMessage, StoredMessage, insert_messages
 from lyceum.chat.service import PendingMessage
-from lyceum.kit.db import Database
+from lyceum.kit.db import Database, driver_of
 from lyceum.kit.errors import NotFound
 
 logger = structlog.get_logger("lyceum.chat")
@@ -136,11 +136,10 @@ class MessageWriter:
         connection = await self._database_of().engine.connect()
         try:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            raw = await connection.get_raw_connection()
+            driver = await driver_of(connection)
         except BaseException:
             await connection.close()
             raise
-        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
         self._connection, self._driver = connection, driver
         return driver
 

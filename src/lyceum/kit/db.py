@@ -26,9 +26,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import Depends, Request
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Executable, event, text
 from sqlalchemy import exc as sqlalchemy_exc
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -289,7 +291,18 @@ Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under the session's current transaction."""
-    connection = await session.connection()
+    return await driver_of(await session.connection())
+
+
+async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy connection."""
     raw = await connection.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     return driver
+
+
+def driver_sql(statement: Executable) -> str:
+    """A statement as psycopg runs it, for the few hot statements executed on the driver
+    connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
+    with a plain result). Compiled once at import: it must hold no literal values."""
+    return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]

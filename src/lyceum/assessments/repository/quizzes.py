@@ -21,12 +21,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.identity import IdentityMap
 
 from lyceum.assessments.repository.questions import QuestionRepository
-from lyceum.kit.db import raw_connection
+from lyceum.kit.db import driver_sql, raw_connection
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
 
 _GRADED_ITEM_COLUMNS = ("response", "answered_at", "awarded", "is_correct", "comment")
@@ -78,9 +77,7 @@ def _save_graded_statement() -> Any:
 
 _SAVE_GRADED = _save_graded_statement()
 # As psycopg runs it: no literal values, so compiled once.
-_SAVE_GRADED_SQL = str(
-    _SAVE_GRADED.compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
-)
+_SAVE_GRADED_SQL = driver_sql(_SAVE_GRADED)
 
 
 def _mark_saved(entity: object, columns: Sequence[str], identity_map: IdentityMap) -> None:
