@@ -46,6 +46,7 @@ from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 from lyceum.tutor import endpoints as tutor_endpoints
 from lyceum.tutor.interfaces import use_graded_question_guard
+from lyceum.webhooks import endpoints as webhook_endpoints
 
 logger = structlog.get_logger("lyceum.app")
 
@@ -110,6 +111,11 @@ TAGS = [
         "instructors, grade audit, and the gradebook.",
     },
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
+    {
+        "name": "webhooks",
+        "description": "Outgoing webhooks (admins): endpoints, signing secrets, the delivery "
+        "log, redelivery and test events. What is delivered is in the `webhooks` section.",
+    },
 ]
 
 
@@ -248,6 +254,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         tutor_endpoints.tutor,
         assessment_endpoints.assessments,
         chat_endpoints.chat,
+        webhook_endpoints.webhooks,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

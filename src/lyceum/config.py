@@ -264,6 +264,17 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     sentry_dsn: SecretStr | None = None
 
+    # Outgoing webhooks. Endpoints on loopback, private and link-local addresses are
+    # refused unless this allows them (a receiver on the same network; the tests).
+    webhook_allow_private_networks: bool = False
+    # Longest one delivery attempt may take (connect, send, read the answer).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # An endpoint whose deliveries fail continuously for this long is disabled and the
+    # admins are mailed.
+    webhook_disable_after_seconds: int = Field(default=86_400, ge=0)
+    # Delivery log rows older than this many days are deleted by a daily job.
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
+
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
 

@@ -444,6 +444,7 @@ class IdentityService:
         user = await self._consume(token, TokenPurpose.verify_email)
         if user.email_verified_at is None:
             user.email_verified_at = self.now
+            await emit(self.session, "user.email_verified", user_id=str(user.id))
         return user
 
     async def request_verification_mail(self, user: User, client: ClientInfo) -> None:

@@ -1,23 +1,69 @@
 """Domain events: a name and a payload of ids. Each event lists the tasks that react to
-it, turned into jobs in the caller's transaction (later, webhooks subscribe here too),
-and the reactions that must happen in that same transaction, before the request
-answers (a grade that completes a course shows the course completed)."""
+it, turned into jobs in the caller's transaction, and the reactions that must happen in
+that same transaction, before the request answers (a grade that completes a course
+shows the course completed).
+
+Public events (the catalogue, `lyceum.events.catalogue`) are also validated against
+their versioned payload model, recorded in the `events` table with an id and the time
+they occurred, and handed to the publishers (outgoing webhooks), all in the emitting
+transaction. Internal events (not catalogued) pass as they are."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from procrastinate.tasks import Task
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.jobs import defer, load_task_modules
+from lyceum.models.events import Event
 
 Reaction = Callable[..., Awaitable[None]]
 """`async def reaction(session, **payload)`: runs inside the emitting transaction."""
 
+
+@dataclass(frozen=True)
+class PublicEvent:
+    """A catalogued event as recorded: what webhooks deliver."""
+
+    id: uuid.UUID
+    type: str
+    version: str
+    occurred_at: dt.datetime
+    data: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON document published for the event (the webhook body)."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }
+
+
+Publisher = Callable[[AsyncSession, PublicEvent], Awaitable[None]]
+"""`async def publisher(session, event)`: runs for every public event, in its transaction."""
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    name: str
+    version: str
+    payload: type[BaseModel]
+    summary: str
+
+
 _subscribers: dict[str, list[Task[Any, Any, Any]]] = {}
 _reactions: dict[str, list[Reaction]] = {}
+_catalogue: dict[str, CatalogueEntry] = {}
+_publishers: list[Publisher] = []
 
 
 def on(event: str, task: Task[Any, Any, Any]) -> None:
@@ -34,6 +80,23 @@ def react(event: str, reaction: Reaction) -> None:
         reactions.append(reaction)
 
 
+def catalogue_event(name: str, payload: type[BaseModel], *, version: str, summary: str) -> None:
+    """Make `name` a public event whose payload `payload` validates."""
+    _catalogue[name] = CatalogueEntry(name, version, payload, summary)
+
+
+def publish_to(publisher: Publisher) -> None:
+    """Hand every public event to `publisher`, in the emitting transaction."""
+    if publisher not in _publishers:
+        _publishers.append(publisher)
+
+
+def catalogue() -> dict[str, CatalogueEntry]:
+    """Every public event, by name (the modules that catalogue them are loaded first)."""
+    load_task_modules()
+    return dict(_catalogue)
+
+
 def subscribers(event: str) -> list[Task[Any, Any, Any]]:
     return list(_subscribers.get(event, ()))
 
@@ -42,12 +105,42 @@ def reactions(event: str) -> list[Reaction]:
     return list(_reactions.get(event, ()))
 
 
+async def record(
+    session: AsyncSession, entry: CatalogueEntry, payload: dict[str, Any]
+) -> PublicEvent:
+    """Validate the payload (a mismatch is a programming error: it raises), write the
+    event row and run the publishers."""
+    data = entry.payload.model_validate(payload).model_dump(mode="json")
+    event = PublicEvent(
+        id=uuid.uuid4(),
+        type=entry.name,
+        version=entry.version,
+        occurred_at=dt.datetime.now(dt.UTC),
+        data=data,
+    )
+    session.add(
+        Event(
+            id=event.id,
+            type=event.type,
+            version=event.version,
+            occurred_at=event.occurred_at,
+            payload=data,
+        )
+    )
+    for publisher in _publishers:
+        await publisher(session, event)
+    return event
+
+
 async def emit(session: AsyncSession, event: str, **payload: Any) -> None:
-    """Run every reaction to `event`, then enqueue every task subscribed to it, inside
-    the session's transaction. Subscriptions and reactions are made when the task
-    modules load; they are loaded here too, so a process that never started a worker
-    (`lyceum demo`, a script, the API) still emits to them."""
+    """Record `event` if it is public, run every reaction to it, then enqueue every task
+    subscribed to it, inside the session's transaction. Subscriptions and reactions are
+    made when the task modules load; they are loaded here too, so a process that never
+    started a worker (`lyceum demo`, a script, the API) still emits to them."""
     load_task_modules()
+    entry = _catalogue.get(event)
+    if entry is not None:
+        await record(session, entry, payload)
     for reaction in reactions(event):
         await reaction(session, **payload)
     for task in subscribers(event):

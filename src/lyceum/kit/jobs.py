@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
@@ -93,6 +94,8 @@ TASK_MODULES = [
     "lyceum.learning.reactions",
     "lyceum.content.tasks",
     "lyceum.assessments.tasks",
+    "lyceum.events.catalogue",
+    "lyceum.webhooks.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
@@ -235,13 +238,16 @@ async def defer(
     task: Task[Any, Any, Any],
     *,
     queueing_lock: str | None = None,
+    schedule_at: datetime | None = None,
     **kwargs: Any,
 ) -> int | None:
     """Enqueue `task` inside the session's transaction; returns the job id. With a
     `queueing_lock`, a job of the same lock already waiting makes this one redundant:
-    nothing is enqueued and None comes back."""
+    nothing is enqueued and None comes back. With `schedule_at`, the job waits until then."""
     connection = await raw_connection(session)
-    configured = task.configure(connection=connection, queueing_lock=queueing_lock)
+    configured = task.configure(
+        connection=connection, queueing_lock=queueing_lock, schedule_at=schedule_at
+    )
     if queueing_lock is None:
         job_id: int = await configured.defer_async(**kwargs)
         return job_id

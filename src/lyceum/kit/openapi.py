@@ -15,23 +15,31 @@ FastAPI leaves four things to the application, and each one broke a generated cl
   with named components, which generators import cleanly (inline object schemas they
   turn into modules of their own, which did not import).
 
+The public events (`kit.events.catalogue()`) are published in the document's
+`webhooks` section (OpenAPI 3.1): one operation per event type, whose body is the
+envelope (`id`, `type`, `version`, `occurred_at`) around the event's typed `data`, with
+the Standard Webhooks headers a receiver verifies.
+
 And a body that is not JSON (an image, a PDF, CSV, Prometheus text) declared without a
 schema is published as a string (text) or binary, so that it is typed too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from fastapi.security.base import SecurityBase
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 from starlette.routing import BaseRoute
 
 from lyceum.kit.errors import Problem
+from lyceum.kit.events import CatalogueEntry, catalogue
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 COMPONENT_REF = "#/components/schemas/"
@@ -113,6 +121,72 @@ def finish_openapi(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> None:
                     media["schema"] = _raw_body(media_type)
         if (path, method) in anonymous and operation.get("security"):
             operation["security"] = [{}, *(s for s in operation["security"] if s)]
+    publish_events(schema)
+
+
+WEBHOOK_HEADERS = [
+    ("webhook-id", "The message id (the event's `id`): the same on every retry and redelivery."),
+    ("webhook-timestamp", "Unix seconds when this attempt was signed."),
+    (
+        "webhook-signature",
+        "`v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, keyed by "
+        "the endpoint's secret (base64 after `whsec_`); verify with a Standard Webhooks library.",
+    ),
+]
+
+
+def event_envelope(entry: CatalogueEntry) -> type[BaseModel]:
+    """The model of the JSON document delivered for one public event."""
+    name = entry.payload.__name__ + "Event"
+    model: type[BaseModel] = create_model(
+        name,
+        __doc__=f"`{entry.name}` ({entry.version}): {entry.summary}",
+        id=(uuid.UUID, Field(description="The event's id (also the `webhook-id` header).")),
+        type=(Literal[entry.name], Field(description="The event type.")),  # type: ignore[arg-type]
+        version=(Literal[entry.version], Field(description="The payload version.")),  # type: ignore[arg-type]
+        occurred_at=(dt.datetime, Field(description="When it happened (UTC).")),
+        data=(entry.payload, Field(description="The event's payload.")),
+    )
+    return model
+
+
+def publish_events(schema: dict[str, Any]) -> None:
+    """One `webhooks` entry per public event, its envelope a named component."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    published: dict[str, Any] = {}
+    for name, entry in sorted(catalogue().items()):
+        schemas = component_schemas(event_envelope(entry))
+        for component_name, component in schemas.items():
+            components.setdefault(component_name, component)
+        published[name] = {
+            "post": {
+                "operationId": "event_" + name.replace(".", "_"),
+                "summary": name,
+                "description": f"{entry.summary} Delivered to the endpoints subscribed to "
+                "it; any 2xx answer acknowledges it, anything else is retried.",
+                "tags": ["webhooks"],
+                "parameters": [
+                    {
+                        "name": header,
+                        "in": "header",
+                        "required": True,
+                        "description": description,
+                        "schema": {"type": "string"},
+                    }
+                    for header, description in WEBHOOK_HEADERS
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": COMPONENT_REF + next(reversed(schemas))}
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "Received (any 2xx)."}},
+            }
+        }
+    schema["webhooks"] = published
 
 
 def _operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

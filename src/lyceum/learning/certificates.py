@@ -15,6 +15,7 @@ from lyceum.config import Settings
 from lyceum.courses.service import course_by_id
 from lyceum.identity.service import user_by_id
 from lyceum.kit.errors import NotFound
+from lyceum.kit.events import emit
 from lyceum.kit.storage import Storage, put_for_transaction
 from lyceum.learning import schemas
 from lyceum.learning.certificate_pdf import render_certificate
@@ -74,6 +75,14 @@ async def issue_for(
         )
         session.add(certificate)
         await session.flush()
+        await emit(
+            session,
+            "certificate.issued",
+            certificate_id=str(certificate.id),
+            code=certificate.code,
+            user_id=str(certificate.user_id),
+            course_id=str(certificate.course_id),
+        )
     pdf = await asyncio.to_thread(
         render_certificate,
         learner_name=certificate.learner_name,

@@ -50,7 +50,13 @@ async def complete_if_done(
     enrollment.status = EnrollmentStatus.completed
     enrollment.completed_at = now
     await session.flush()
-    await emit(session, "course.completed", enrollment_id=str(enrollment.id))
+    await emit(
+        session,
+        "course.completed",
+        enrollment_id=str(enrollment.id),
+        user_id=str(enrollment.user_id),
+        course_id=str(enrollment.course_id),
+    )
     return True
 
 
@@ -87,7 +93,13 @@ class LearningService:
         # An appended change, not a count and a course-row update: enrolling in a
         # popular course waits for no other learner (the counters follow within seconds).
         await self.courses.record_stat_change(course.id, enrollments=1)
-        await emit(self.session, "course.enrolled", enrollment_id=str(enrollment.id))
+        await emit(
+            self.session,
+            "enrollment.created",
+            enrollment_id=str(enrollment.id),
+            user_id=str(caller.id),
+            course_id=str(course.id),
+        )
         return enrollment
 
     async def own_enrollment(self, caller: User, course_id: uuid.UUID) -> Enrollment:
@@ -120,6 +132,13 @@ class LearningService:
                     course_id=course.id,
                     completed_at=self.now,
                 )
+            )
+            await emit(
+                self.session,
+                "lesson.completed",
+                user_id=str(caller.id),
+                course_id=str(course.id),
+                lesson_id=str(lesson.id),
             )
         enrollment.last_lesson_id = lesson.id
         enrollment.last_activity_at = self.now

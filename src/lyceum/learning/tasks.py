@@ -14,7 +14,9 @@ from lyceum.learning.repository import LearningRepository
 
 
 @task(name="lyceum.learning.send_enrollment_mail", queue=Queue.mail, pass_context=True)
-async def send_enrollment_mail(context: JobContext, enrollment_id: str) -> None:
+async def send_enrollment_mail(
+    context: JobContext, enrollment_id: str, user_id: str = "", course_id: str = ""
+) -> None:
     runtime = resources(context)
     async with transaction(runtime) as session:
         enrollment = await LearningRepository(session).enrollment_by_id(uuid.UUID(enrollment_id))
@@ -40,7 +42,9 @@ async def send_enrollment_mail(context: JobContext, enrollment_id: str) -> None:
 
 
 @task(name="lyceum.learning.issue_certificate", queue=Queue.certificates, pass_context=True)
-async def issue_certificate(context: JobContext, enrollment_id: str) -> None:
+async def issue_certificate(
+    context: JobContext, enrollment_id: str, user_id: str = "", course_id: str = ""
+) -> None:
     """Make, store and mail the certificate of a completed course (safe to run twice:
     the certificate is made once, the mail sent once)."""
     runtime = resources(context)
@@ -72,5 +76,5 @@ async def issue_certificate(context: JobContext, enrollment_id: str) -> None:
         )
 
 
-on("course.enrolled", send_enrollment_mail)
+on("enrollment.created", send_enrollment_mail)
 on("course.completed", issue_certificate)

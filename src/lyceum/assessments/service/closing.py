@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.assessments.grading import grade_item
 from lyceum.assessments.repository.quizzes import QuizRepository
 from lyceum.assessments.service.common import passed
+from lyceum.kit.events import emit
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt
 
 
@@ -59,6 +60,18 @@ class Grader:
             )
             attempt.passed = attempt.percent >= quiz.pass_percent
         await self.repo.save_graded(attempt, items)
+        if attempt.status is AttemptStatus.graded:
+            await emit(
+                self.session,
+                "quiz.attempt.graded",
+                attempt_id=str(attempt.id),
+                quiz_id=str(attempt.quiz_id),
+                user_id=str(attempt.user_id),
+                course_id=str(attempt.course_id),
+                score=float(attempt.score or 0.0),
+                max_score=float(attempt.max_score),
+                passed=bool(attempt.passed),
+            )
         if attempt.passed:
             await passed(
                 self.session,

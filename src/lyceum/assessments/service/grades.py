@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository.base import Repository
 from lyceum.assessments.service.common import audit, passed
+from lyceum.kit.events import emit
 from lyceum.models.assessments import Assignment, EssaySubmission, SubmissionStatus
 from lyceum.models.identity import User
 
@@ -100,5 +101,15 @@ async def release_grade(
         after=grade_state(submission),
         comment=comment,
         at=now,
+    )
+    await emit(
+        session,
+        "submission.graded",
+        submission_id=str(submission.id),
+        assignment_id=str(assignment.id),
+        user_id=str(submission.user_id),
+        course_id=str(submission.course_id),
+        score=float(submission.points or 0.0),
+        max_score=float(assignment.points),
     )
     await announce_if_passed(session, assignment, submission, now)

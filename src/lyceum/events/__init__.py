@@ -1,0 +1,1 @@
+"""The catalogue of public domain events: what other systems may subscribe to."""

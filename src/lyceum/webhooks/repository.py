@@ -1,0 +1,101 @@
+"""Every query of webhook endpoints and deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.identity import Role, User
+from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: WebhookEndpoint | WebhookDelivery) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def endpoint(
+        self, endpoint_id: uuid.UUID, *, for_update: bool = False
+    ) -> WebhookEndpoint | None:
+        query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def endpoints(self, offset: int, limit: int) -> tuple[list[WebhookEndpoint], int]:
+        total = await self.session.scalar(select(func.count()).select_from(WebhookEndpoint))
+        rows = await self.session.scalars(
+            select(WebhookEndpoint)
+            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows), total or 0
+
+    async def subscribed_to(self, event_type: str) -> list[WebhookEndpoint]:
+        """The active endpoints that receive `event_type`."""
+        rows = await self.session.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.is_active,
+                WebhookEndpoint.event_types.any_() == event_type,
+            )
+        )
+        return list(rows)
+
+    async def delete_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self.session.delete(endpoint)
+        await self.session.flush()
+
+    async def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        self.session.add_all(deliveries)
+        await self.session.flush()
+
+    async def delivery(
+        self, delivery_id: uuid.UUID, *, for_update: bool = False
+    ) -> WebhookDelivery | None:
+        query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def deliveries(
+        self,
+        endpoint_id: uuid.UUID,
+        status: DeliveryStatus | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[WebhookDelivery], int]:
+        where = [WebhookDelivery.endpoint_id == endpoint_id]
+        if status is not None:
+            where.append(WebhookDelivery.status == status)
+        total = await self.session.scalar(
+            select(func.count()).select_from(WebhookDelivery).where(*where)
+        )
+        rows = await self.session.scalars(
+            select(WebhookDelivery)
+            .where(*where)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows), total or 0
+
+    async def admin_emails(self) -> list[tuple[str, str]]:
+        """(email, full name) of every active admin."""
+        rows = await self.session.execute(
+            select(User.email, User.full_name).where(User.role == Role.admin, User.is_active)
+        )
+        return [(email, name) for email, name in rows.tuples()]
+
+    async def purge_deliveries(self, before: dt.datetime) -> int:
+        result = await self.session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.created_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,98 @@
+"""Request and response bodies of the webhook endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from lyceum.kit.validation import NO_NUL
+from lyceum.kit.validation import RequestModel as Strict
+from lyceum.models.webhooks import DeliveryStatus
+
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        pattern=NO_NUL,
+        description="Where deliveries are POSTed: `https://` (plain `http://` only where "
+        "private networks are allowed), on a public address.",
+        examples=["https://hooks.example.com/lyceum"],
+    ),
+]
+EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+EventTypes = Annotated[
+    list[EventType],
+    Field(
+        min_length=1,
+        max_length=50,
+        description="Public event types delivered to this endpoint (see the `webhooks` "
+        "section of this document).",
+        examples=[["enrollment.created", "certificate.issued"]],
+    ),
+]
+Description = Annotated[str, Field(max_length=500, pattern=NO_NUL)]
+
+
+class EndpointIn(Strict):
+    url: Url
+    event_types: EventTypes
+    description: Description = ""
+    is_active: bool = True
+
+
+class EndpointUpdate(Strict):
+    """Only the fields sent change. Re-activating an endpoint clears its failure record."""
+
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    is_active: bool | None = None
+
+
+class EndpointOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    is_active: bool
+    failing_since: dt.datetime | None = Field(
+        description="When deliveries started failing with no success since (null: healthy)."
+    )
+    disabled_reason: str | None = Field(
+        description="Why Lyceum disabled the endpoint (null if it did not)."
+    )
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class EndpointCreated(EndpointOut):
+    secret: str = Field(
+        description="The signing secret (`whsec_` + base64). Shown only in this response: "
+        "store it now to verify the `webhook-signature` header."
+    )
+
+
+class SecretOut(BaseModel):
+    secret: str = Field(description="The new signing secret, shown only in this response.")
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt.")
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    status_code: int | None = Field(description="The last attempt's HTTP status.")
+    duration_ms: int | None = Field(description="How long the last attempt took.")
+    response_body: str | None = Field(
+        description="The start (at most 2 KB) of the last attempt's response body."
+    )
+    last_error: str | None
+    created_at: dt.datetime
