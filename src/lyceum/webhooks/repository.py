@@ -92,7 +92,7 @@ class WebhookRepository:
         rows = await self.session.execute(
             select(User.email, User.full_name).where(User.role == Role.admin, User.is_active)
         )
-        return [(email, name) for email, name in rows.tuples()]
+        return [(email, name) for email, name in rows]
 
     async def purge_deliveries(self, before: dt.datetime) -> int:
         result = await self.session.execute(

@@ -98,6 +98,7 @@ async def mail_endpoint_disabled(context: JobContext, endpoint_id: str, disabled
         endpoint = await repo.endpoint(uuid.UUID(endpoint_id))
         if endpoint is None:
             return
+        url, reason = endpoint.url, endpoint.disabled_reason or ""
         admins = await repo.admin_emails()
     base = runtime.settings.base_url()
     for email, name in admins:
@@ -109,8 +110,8 @@ async def mail_endpoint_disabled(context: JobContext, endpoint_id: str, disabled
                 to=email,
                 context={
                     "full_name": name,
-                    "url": endpoint.url,
-                    "reason": endpoint.disabled_reason or "",
+                    "url": url,
+                    "reason": reason,
                     "endpoint_url": f"{base}/api/v1/webhooks/endpoints/{endpoint_id}",
                 },
             )
