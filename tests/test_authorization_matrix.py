@@ -54,6 +54,7 @@ from tests.support.authorization import (
     sample_path,
 )
 from tests.support.clock import FrozenClock
+from tests.webhooks import test_authorization_matrix as webhooks_matrix
 
 API = "/api/v1"
 
@@ -202,6 +203,16 @@ WHO: dict[str, Who] = {
     "GET /api/v1/chat/courses/{course_id}/mutes": Who.verified,
     "PUT /api/v1/chat/courses/{course_id}/mutes/{user_id}": Who.verified,
     "DELETE /api/v1/chat/courses/{course_id}/mutes/{user_id}": Who.verified,
+    # webhooks (admins; probed in tests/webhooks/test_authorization_matrix.py)
+    "POST /api/v1/webhooks/endpoints": Who.admin,
+    "GET /api/v1/webhooks/endpoints": Who.admin,
+    "GET /api/v1/webhooks/endpoints/{endpoint_id}": Who.admin,
+    "PATCH /api/v1/webhooks/endpoints/{endpoint_id}": Who.admin,
+    "DELETE /api/v1/webhooks/endpoints/{endpoint_id}": Who.admin,
+    "POST /api/v1/webhooks/endpoints/{endpoint_id}/secret": Who.admin,
+    "GET /api/v1/webhooks/endpoints/{endpoint_id}/deliveries": Who.admin,
+    "POST /api/v1/webhooks/endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver": Who.admin,
+    "POST /api/v1/webhooks/endpoints/{endpoint_id}/test": Who.admin,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -400,6 +411,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
         (method, API + path, body, expected)
         for method, path, body, expected in assessments_matrix.MATRIX
     ],
+    "tests/webhooks/test_authorization_matrix.py": webhooks_matrix.MATRIX,
 }
 
 

@@ -173,6 +173,18 @@ async def test_every_created_answer_says_where_the_resource_is(
         teacher,
         json={"minutes": 5},
     )
+    await created.expect(
+        "create_webhook_endpoint",
+        "POST",
+        f"{API}/webhooks/endpoints",
+        admin,
+        # Inactive: no other test's events are delivered to it.
+        json={
+            "url": "https://hooks.example.com/created",
+            "event_types": ["announcement.published"],
+            "is_active": False,
+        },
+    )
 
     schema = (await http.get("/openapi.json")).json()
     assert created.answers.keys() == operations_answering_201(schema)
