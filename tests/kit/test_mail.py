@@ -83,6 +83,9 @@ HOSTILE_CONTEXT = dict.fromkeys(
         "course_url",
         "download_url",
         "verify_url",
+        "webhook_url",
+        "reason",
+        "endpoint_url",
     ),
     HOSTILE,
 )

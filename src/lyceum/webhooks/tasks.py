@@ -110,7 +110,7 @@ async def mail_endpoint_disabled(context: JobContext, endpoint_id: str, disabled
                 to=email,
                 context={
                     "full_name": name,
-                    "url": url,
+                    "webhook_url": url,
                     "reason": reason,
                     "endpoint_url": f"{base}/api/v1/webhooks/endpoints/{endpoint_id}",
                 },
