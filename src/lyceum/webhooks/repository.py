@@ -65,6 +65,20 @@ class WebhookRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def delivery_and_endpoint(
+        self, delivery_id: uuid.UUID, *, for_update: bool = False
+    ) -> tuple[WebhookDelivery, WebhookEndpoint] | None:
+        """A delivery with its endpoint, in one query (both rows locked with `for_update`)."""
+        query = (
+            select(WebhookDelivery, WebhookEndpoint)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id == delivery_id)
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).one_or_none()
+        return (row[0], row[1]) if row is not None else None
+
     async def deliveries(
         self,
         endpoint_id: uuid.UUID,

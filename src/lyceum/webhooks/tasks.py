@@ -26,14 +26,13 @@ async def deliver_webhook(context: JobContext, delivery_id: str) -> None:
     The database is not held while the receiver answers."""
     runtime = resources(context)
     settings = runtime.settings
+    # Read without locking: a read-only transaction commits without a WAL flush. The
+    # outcome's transaction below locks the row and checks again.
     async with transaction(runtime) as session:
-        repo = WebhookRepository(session)
-        delivery = await repo.delivery(uuid.UUID(delivery_id), for_update=True)
-        if delivery is None or delivery.status is not DeliveryStatus.pending:
+        found = await WebhookRepository(session).delivery_and_endpoint(uuid.UUID(delivery_id))
+        if found is None or found[0].status is not DeliveryStatus.pending:
             return  # purged, deleted with its endpoint, or already settled
-        endpoint = await repo.endpoint(delivery.endpoint_id)
-        if endpoint is None:
-            return
+        delivery, endpoint = found
         if not endpoint.is_active:
             delivery.status = DeliveryStatus.failed
             delivery.next_attempt_at = None
@@ -52,11 +51,12 @@ async def deliver_webhook(context: JobContext, delivery_id: str) -> None:
             now=dt.datetime.now(dt.UTC),
         )
     async with transaction(runtime) as session:
-        repo = WebhookRepository(session)
-        delivery = await repo.delivery(uuid.UUID(delivery_id), for_update=True)
-        endpoint = await repo.endpoint(delivery.endpoint_id, for_update=True) if delivery else None
-        if delivery is None or endpoint is None:
+        found = await WebhookRepository(session).delivery_and_endpoint(
+            uuid.UUID(delivery_id), for_update=True
+        )
+        if found is None or found[0].status is not DeliveryStatus.pending:
             return
+        delivery, endpoint = found
         now = dt.datetime.now(dt.UTC)
         settled = settle(delivery, endpoint, outcome, now, settings.webhook_disable_after_seconds)
         if settled.retry_at is not None:
@@ -68,7 +68,7 @@ async def deliver_webhook(context: JobContext, delivery_id: str) -> None:
                 endpoint_id=str(endpoint.id),
                 disabled_at=now.isoformat(),
             )
-        logger.info(
+        logger.debug(
             "webhook_attempt",
             delivery_id=delivery_id,
             status=delivery.status.value,
