@@ -123,6 +123,10 @@ def _beyond_the_schema(problem: dict[str, Any]) -> bool:
         "/invalid-filename",
         "/empty-file",
         "/image-too-large",
+        # A webhook URL's host must resolve to a public address (and be https:// where
+        # private networks are not allowed): a policy on addresses, not a shape.
+        "/refused-url",
+        "/insecure-url",
     )
     if problem.get("type", "").endswith(content_rules):
         return True

@@ -31,6 +31,10 @@ METADATA_ADDRESSES = frozenset(
 )
 
 
+# A name that takes longer to resolve is treated as not resolving.
+RESOLVE_TIMEOUT_SECONDS = 3.0
+
+
 class RefusedAddress(Exception):
     """The URL is not one Lyceum will call (its message says why)."""
 
@@ -70,7 +74,10 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> IPAddress:
     else:
         loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError as exc:
+            raise RefusedAddress(f"{host} does not resolve (timed out)") from exc
         except socket.gaierror as exc:
             raise RefusedAddress(f"{host} does not resolve ({exc.strerror})") from exc
         addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))

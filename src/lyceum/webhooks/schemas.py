@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,13 +17,25 @@ Url = Annotated[
     Field(
         min_length=8,
         max_length=2000,
-        pattern=NO_NUL,
+        pattern=r"^https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])"
+        r"(:[0-9]{1,5})?(/[^\s#]*)?$",
         description="Where deliveries are POSTed: `https://` (plain `http://` only where "
         "private networks are allowed), on a public address.",
         examples=["https://hooks.example.com/lyceum"],
     ),
 ]
-EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+# The public events of `lyceum.events.catalogue` (tests/webhooks checks they agree).
+EventType = Literal[
+    "user.registered",
+    "user.email_verified",
+    "enrollment.created",
+    "lesson.completed",
+    "course.completed",
+    "certificate.issued",
+    "quiz.attempt.graded",
+    "submission.graded",
+    "announcement.published",
+]
 EventTypes = Annotated[
     list[EventType],
     Field(

@@ -13,7 +13,7 @@ import json
 import secrets
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -85,7 +85,11 @@ async def check_endpoint_url(url: str, settings: Settings) -> None:
     networks are not allowed, credentials in it, or a host on a refused address."""
     parts = urlsplit(url)
     allow_private = settings.webhook_allow_private_networks
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        port_ok = parts.port != 0  # urlsplit refuses ports above 65535
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("https", "http") or not parts.hostname or not port_ok:
         raise Invalid("The URL must be an absolute https:// URL.", field="body.url")
     if parts.scheme == "http" and not allow_private:
         raise Invalid("The URL must use https://.", field="body.url", slug="insecure-url")
@@ -101,7 +105,7 @@ async def check_endpoint_url(url: str, settings: Settings) -> None:
         ) from exc
 
 
-def check_event_types(event_types: list[str]) -> list[str]:
+def check_event_types(event_types: Sequence[str]) -> list[str]:
     unknown = sorted(set(event_types) - subscribable())
     if unknown:
         raise Invalid(
