@@ -129,7 +129,13 @@ def test_the_event_types_endpoints_take_are_the_catalogue() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://hooks.example.com:99999/x", "ftp://hooks.example.com/x", "https://[zz]/x"]
+    "url",
+    [
+        "https://hooks.example.com:99999/x",
+        "ftp://hooks.example.com/x",
+        "https://[zz]/x",
+        "http://[Ce83]:5/x",
+    ],
 )
 async def test_malformed_urls_are_422(
     client: httpx.AsyncClient, connection: AsyncConnection, url: str

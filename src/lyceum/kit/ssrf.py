@@ -93,10 +93,13 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> IPAddress:
 async def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse a URL whose host is (or resolves to) a forbidden address. A name that
     does not resolve yet passes: it is checked again at every call."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        await resolve(host, parts.port or 443, allow_private=allow_private)
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 443
+    except ValueError as exc:
+        raise RefusedAddress(f"{url} is malformed") from exc
+    try:
+        await resolve(host, port, allow_private=allow_private)
     except RefusedAddress as exc:
         if "does not resolve" not in str(exc):
             raise
@@ -121,15 +124,19 @@ async def post(
 ) -> GuardedResponse:
     """POST `content` to `url`, connecting to the address checked for its host.
     Raises `RefusedAddress`, or httpx's errors for timeouts and connection failures."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError as exc:
+        raise RefusedAddress(f"{url} is malformed") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedAddress(f"{url} is not an http(s) URL")
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     address = await resolve(host, port, allow_private=allow_private)
     netloc = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
     target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    host_header = host if explicit_port is None else f"{host}:{explicit_port}"
     request = client.build_request(
         "POST",
         target,

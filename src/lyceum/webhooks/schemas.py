@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from lyceum.kit.validation import NO_NUL
 from lyceum.kit.validation import RequestModel as Strict
@@ -53,7 +53,7 @@ class EndpointIn(Strict):
     url: Url
     event_types: EventTypes
     description: Description = ""
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class EndpointUpdate(Strict):
@@ -62,7 +62,7 @@ class EndpointUpdate(Strict):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class EndpointOut(BaseModel):

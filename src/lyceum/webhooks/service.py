@@ -83,12 +83,12 @@ def delivery_out(delivery: WebhookDelivery) -> schemas.DeliveryOut:
 async def check_endpoint_url(url: str, settings: Settings) -> None:
     """422 for a URL Lyceum will not call: not http(s), plain http where private
     networks are not allowed, credentials in it, or a host on a refused address."""
-    parts = urlsplit(url)
     allow_private = settings.webhook_allow_private_networks
     try:
-        port_ok = parts.port != 0  # urlsplit refuses ports above 65535
+        parts = urlsplit(url)  # refuses a malformed [IPv6] host
+        port_ok = parts.port != 0  # refuses ports above 65535
     except ValueError:
-        port_ok = False
+        raise Invalid("The URL is malformed.", field="body.url") from None
     if parts.scheme not in ("https", "http") or not parts.hostname or not port_ok:
         raise Invalid("The URL must be an absolute https:// URL.", field="body.url")
     if parts.scheme == "http" and not allow_private:
