@@ -78,8 +78,8 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> IPAddress:
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except TimeoutError as exc:
             raise RefusedAddress(f"{host} does not resolve (timed out)") from exc
-        except socket.gaierror as exc:
-            raise RefusedAddress(f"{host} does not resolve ({exc.strerror})") from exc
+        except (socket.gaierror, UnicodeError) as exc:
+            raise RefusedAddress(f"{host} does not resolve ({exc})") from exc
         addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
         if not addresses:
             raise RefusedAddress(f"{host} does not resolve")

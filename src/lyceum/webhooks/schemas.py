@@ -17,10 +17,11 @@ Url = Annotated[
     Field(
         min_length=8,
         max_length=2000,
-        pattern=r"^https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])"
-        r"(:[0-9]{1,5})?(/[^\s#]*)?$",
+        pattern=r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?"
+        r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+        r"(/[^\s#]*)?$",
         description="Where deliveries are POSTed: `https://` (plain `http://` only where "
-        "private networks are allowed), on a public address.",
+        "private networks are allowed), a host name or IPv4 address that is public.",
         examples=["https://hooks.example.com/lyceum"],
     ),
 ]
