@@ -93,6 +93,8 @@ TASK_MODULES = [
     "lyceum.learning.reactions",
     "lyceum.content.tasks",
     "lyceum.assessments.tasks",
+    "lyceum.notifications.tasks",
+    "lyceum.notifications.reactions",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
