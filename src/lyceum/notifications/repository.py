@@ -291,7 +291,7 @@ class NotificationRepository:
             )
             # A data-modifying CTE runs whether or not it is read; reading its count
             # keeps it in the statement SQLAlchemy compiles.
-            queued = select(func.count()).select_from(jobs).scalar_subquery()
+            queued: ColumnElement[Any] = select(func.count()).select_from(jobs).scalar_subquery()
         else:
             queued = literal(0)
         if returning:
@@ -532,7 +532,7 @@ class NotificationRepository:
         return await self.session.scalar(select(Course.title).where(Course.id == course_id))
 
 
-def enrolled_learners(course_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+def enrolled_learners(course_id: uuid.UUID) -> Select[Any]:
     """The ids of a course's active learners, as a SELECT for `notify`."""
     return select(Enrollment.user_id).where(
         Enrollment.course_id == course_id, Enrollment.status == EnrollmentStatus.active

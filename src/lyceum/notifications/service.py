@@ -25,7 +25,14 @@ from lyceum.kit.events import emit
 from lyceum.kit.jobs import PRIORITIES, Queue
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
-from lyceum.models.notifications import Announcement, Category, Channel, Notification
+from lyceum.models.notifications import (
+    Announcement,
+    Category,
+    Channel,
+    DeliveryStatus,
+    Notification,
+    NotificationDelivery,
+)
 from lyceum.notifications.repository import (
     ChannelJob,
     FanOut,
@@ -264,6 +271,25 @@ class NotificationService:
         await self.session.flush()
         return await self.preferences(user)
 
+    async def deliveries(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        channel: Channel | None,
+        status: DeliveryStatus | None,
+        notification_id: uuid.UUID | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[NotificationDelivery], int]:
+        return await self.repository.deliveries(
+            user_id=user_id,
+            channel=channel,
+            status=status,
+            notification_id=notification_id,
+            offset=offset,
+            limit=limit,
+        )
+
     async def unsubscribe(self, user_id: uuid.UUID, category: Category) -> None:
         """Turn off mail of one category (the link's); a deleted account is a no-op."""
         if await self.repository.user(user_id) is None:
@@ -279,7 +305,8 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 def render_markdown(source: str) -> str:
     """Course authors' markdown as HTML: raw HTML in it is escaped (not passed through),
     and links to `javascript:`, `vbscript:`, `file:` and `data:` URLs are dropped."""
-    return _markdown.render(source)
+    html: str = _markdown.render(source)
+    return html
 
 
 class AnnouncementService:

@@ -8,8 +8,10 @@ import uuid
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.jobs import JobContext, Queue, job_app, resources, task, transaction
+from lyceum.kit.db import raw_connection
+from lyceum.kit.jobs import JobContext, Queue, Resources, job_app, resources, task, transaction
 from lyceum.models.notifications import Channel
 from lyceum.notifications.delivery import DELIVERY_RETRY, deliver_batch
 from lyceum.notifications.repository import NotificationRepository
@@ -61,7 +63,17 @@ async def publish_announcement(context: JobContext, announcement_id: str) -> Non
         )
 
 
-async def delete_old_notifications(runtime: Any, now: dt.datetime) -> tuple[int, int]:
+async def schedule_publication(
+    session: AsyncSession, announcement_id: uuid.UUID, at: dt.datetime
+) -> None:
+    """Publish the announcement at `at`, in a job written in the caller's transaction."""
+    connection = await raw_connection(session)
+    await publish_announcement.configure(connection=connection, schedule_at=at).defer_async(
+        announcement_id=str(announcement_id)
+    )
+
+
+async def delete_old_notifications(runtime: Resources, now: dt.datetime) -> tuple[int, int]:
     before = now - dt.timedelta(days=runtime.settings.notification_retention_days)
     async with transaction(runtime) as session:
         return await NotificationRepository(session).delete_old(before)
