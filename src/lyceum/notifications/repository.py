@@ -419,7 +419,7 @@ class NotificationRepository:
             .where(Notification.id.in_(notification_ids))
             .order_by(Notification.created_at, Notification.id)
         )
-        return [(n, u) for n, u in rows.tuples()]
+        return [(n, u) for n, u in rows]
 
     async def claim(
         self, key: str, *, notification_id: uuid.UUID, user_id: uuid.UUID, channel: Channel
