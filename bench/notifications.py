@@ -56,11 +56,11 @@ def seed(url: str, learners: int) -> uuid.UUID:
     teacher, course = uuid.uuid4(), uuid.uuid4()
     now = dt.datetime.now(dt.UTC)
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
-        columns = "id, email, full_name, role, is_active, email_verified_at, locale, timezone"
+        columns = "id, email, full_name, role, is_active, email_verified_at, locale, timezone, preferences"
         zones = ("UTC", "Asia/Ho_Chi_Minh", "Europe/Paris", "America/New_York")
         with cursor.copy(f"COPY users ({columns}) FROM STDIN") as copy:
             copy.write_row(
-                (teacher, "t@bench.test", "Teacher", "instructor", True, now, "en", "UTC")
+                (teacher, "t@bench.test", "Teacher", "instructor", True, now, "en", "UTC", "{}")
             )
             for number in range(learners):
                 copy.write_row(
@@ -73,6 +73,7 @@ def seed(url: str, learners: int) -> uuid.UUID:
                         now,
                         "vi" if number % 3 == 0 else "en",
                         zones[number % len(zones)],
+                        "{}",
                     )
                 )
         cursor.execute(
@@ -98,7 +99,8 @@ def seed(url: str, learners: int) -> uuid.UUID:
             "WHERE role = 'student' AND right(email, 13) LIKE '%%1@bench.test'"
         )
         conn.commit()
-        cursor.execute("VACUUM ANALYZE")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
     return course
 
 

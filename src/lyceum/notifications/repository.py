@@ -139,9 +139,10 @@ def _held_until(now: dt.datetime) -> ColumnElement[dt.datetime | None]:
             else_=literal(dt.timedelta(0), Interval()),
         )
     )
+    # Nested, so the zone arithmetic runs only for users who have quiet hours at all.
     return case(
-        (and_(QuietHours.user_id.is_not(None), inside), func.timezone(User.timezone, ends_local)),
-        else_=null(),
+        (QuietHours.user_id.is_(None), null()),
+        else_=case((inside, func.timezone(User.timezone, ends_local)), else_=null()),
     )
 
 
@@ -190,43 +191,42 @@ class NotificationRepository:
             .cte("recipients")
         )
         n = Notification
-        inserted = (
-            insert(n)
-            .from_select(
-                [
-                    "id",
-                    "user_id",
-                    "category",
-                    "kind",
-                    "title",
-                    "body",
-                    "url",
-                    "data",
-                    "dedupe_key",
-                    "listed",
-                    "created_at",
-                ],
-                select(
-                    func.gen_random_uuid(),
-                    recipients.c.user_id,
-                    literal(spec.category, n.category.type),
-                    literal(spec.kind, String()),
-                    literal(spec.title, String()),
-                    literal(spec.body, String()),
-                    literal(spec.url, String()),
-                    literal(spec.data, JSONB()),
-                    literal(spec.dedupe_key, String()),
-                    recipients.c[Channel.in_app.value],
-                    literal(spec.now, DateTime(timezone=True)),
-                ),
-            )
-            .on_conflict_do_nothing(
+        rows = insert(n).from_select(
+            [
+                "id",
+                "user_id",
+                "category",
+                "kind",
+                "title",
+                "body",
+                "url",
+                "data",
+                "dedupe_key",
+                "listed",
+                "created_at",
+            ],
+            select(
+                func.gen_random_uuid(),
+                recipients.c.user_id,
+                literal(spec.category, n.category.type),
+                literal(spec.kind, String()),
+                literal(spec.title, String()),
+                literal(spec.body, String()),
+                literal(spec.url, String()),
+                literal(spec.data, JSONB()),
+                literal(spec.dedupe_key, String()),
+                recipients.c[Channel.in_app.value],
+                literal(spec.now, DateTime(timezone=True)),
+            ),
+        )
+        if spec.dedupe_key is not None:
+            # Only then can a row conflict; without a key the plain insert skips the
+            # speculative-insertion work of ON CONFLICT for every row.
+            rows = rows.on_conflict_do_nothing(
                 index_elements=["user_id", "dedupe_key"],
                 index_where=n.dedupe_key.is_not(None),
             )
-            .returning(n.id, n.user_id, n.listed, n.created_at)
-            .cte("inserted")
-        )
+        inserted = rows.returning(n.id, n.user_id, n.listed, n.created_at).cte("inserted")
         targets = (
             select(
                 inserted.c.id,
@@ -240,14 +240,17 @@ class NotificationRepository:
         for job in spec.jobs:
             # Mail is never held: quiet hours are for what buzzes a phone.
             held = null() if job.channel is Channel.email else targets.c.held_until
+            position = (
+                func.row_number().over()
+                if job.channel is Channel.email
+                else func.row_number().over(partition_by=held)
+            )
             parts.append(
                 select(
                     literal(job.channel.value, String()).label("channel"),
                     cast(held, DateTime(timezone=True)).label("held_until"),
                     targets.c.id.label("notification_id"),
-                    ((func.row_number().over(partition_by=held) - 1) // spec.batch_size).label(
-                        "batch"
-                    ),
+                    ((position - 1) // spec.batch_size).label("batch"),
                 ).where(targets.c[job.channel.value])
             )
         if parts:

@@ -354,7 +354,9 @@ class AnnouncementService:
 async def publish(
     session: AsyncSession, announcement: Announcement, *, settings: Settings, now: dt.datetime
 ) -> int:
-    """Publish once: mark it, emit `announcement.published`, notify every learner."""
+    """Publish once: mark it, emit `announcement.published`, notify every learner.
+    Once is the announcement row's doing (`published_at`, locked by the scheduled job),
+    so the notifications need no dedupe key: their insert skips ON CONFLICT."""
     if announcement.published_at is not None:
         return 0
     announcement.published_at = now
@@ -383,7 +385,6 @@ async def publish(
             "body": announcement.body_markdown,
             "url": url,
         },
-        dedupe_key=f"announcement:{announcement.id}",
         data={"announcement_id": str(announcement.id), "course_id": str(announcement.course_id)},
         now=now,
         batch_size=settings.notification_batch_size,
