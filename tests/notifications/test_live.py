@@ -11,8 +11,7 @@ from lyceum.kit.db import unit_of_work
 from lyceum.kit.runtime import Runtime
 from lyceum.models.notifications import Category
 from lyceum.notifications.service import notify
-from tests.chat.conftest import chat_server, connect, live  # noqa: F401 (fixtures)
-from tests.chat.conftest import Connect
+from tests.chat.conftest import Connect, chat_server, connect, live  # noqa: F401 (fixtures)
 from tests.chat.helpers import Live
 
 

@@ -298,7 +298,7 @@ class NotificationRepository:
         else:
             queued = literal(0)
         if returning:
-            rows = (
+            found = (
                 await self.session.execute(
                     select(
                         inserted.c.id,
@@ -309,7 +309,7 @@ class NotificationRepository:
                     )
                 )
             ).all()
-            written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in rows]
+            written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in found]
             return len(written), written
         count = (
             await self.session.execute(
