@@ -41,6 +41,7 @@ from tests.chat.helpers import member_in
 from tests.courses.test_courses import published
 from tests.identity.helpers import Account, account, login
 from tests.learning import test_authorization_matrix as learning_matrix
+from tests.notifications import test_authorization_matrix as notifications_matrix
 from tests.support.authorization import (
     BY_ROLE,
     OPEN,
@@ -213,6 +214,18 @@ WHO: dict[str, Who] = {
     "GET /api/v1/webhooks/endpoints/{endpoint_id}/deliveries": Who.admin,
     "POST /api/v1/webhooks/endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver": Who.admin,
     "POST /api/v1/webhooks/endpoints/{endpoint_id}/test": Who.admin,
+    # notifications (probed in tests/notifications/test_authorization_matrix.py)
+    "GET /api/v1/me/notifications": Who.signed_in,
+    "POST /api/v1/me/notifications/read-all": Who.signed_in,
+    "POST /api/v1/me/notifications/{notification_id}/read": Who.owner,
+    "DELETE /api/v1/me/notifications/{notification_id}": Who.owner,
+    "GET /api/v1/me/notification-preferences": Who.signed_in,
+    "PATCH /api/v1/me/notification-preferences": Who.signed_in,
+    "GET /api/v1/notifications/unsubscribe": Who.signed_link,
+    "POST /api/v1/notifications/unsubscribe": Who.signed_link,
+    "POST /api/v1/courses/{course_id}/announcements": Who.course_editor,
+    "GET /api/v1/courses/{course_id}/announcements": Who.course_member,
+    "GET /api/v1/admin/notification-deliveries": Who.admin,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -412,6 +425,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
         for method, path, body, expected in assessments_matrix.MATRIX
     ],
     "tests/webhooks/test_authorization_matrix.py": webhooks_matrix.MATRIX,
+    "tests/notifications/test_authorization_matrix.py": notifications_matrix.MATRIX,
 }
 
 

@@ -42,6 +42,7 @@ from lyceum.kit.routing import add_to_app
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
+from lyceum.notifications import endpoints as notification_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 from lyceum.tutor import endpoints as tutor_endpoints
@@ -115,6 +116,11 @@ TAGS = [
         "name": "webhooks",
         "description": "Outgoing webhooks (admins): endpoints, signing secrets, the delivery "
         "log, redelivery and test events. What is delivered is in the `webhooks` section.",
+    },
+    {
+        "name": "notifications",
+        "description": "The notification centre, preferences per category and channel, "
+        "quiet hours, one-click unsubscribe, course announcements and the delivery log.",
     },
 ]
 
@@ -255,6 +261,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         assessment_endpoints.assessments,
         chat_endpoints.chat,
         webhook_endpoints.webhooks,
+        notification_endpoints.notifications,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     webhook_disable_after_seconds: int = Field(default=86_400, ge=0)
     # Delivery log rows older than this many days are deleted by a daily job.
     webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Notifications ------------------------------------------------------------------
+    # Read notifications, and finished delivery log rows, older than this many days are
+    # deleted by a daily job (unread ones stay).
+    notification_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Recipients per channel job when a notification fans out (an announcement to
+    # 10,000 learners queues 10,000 / this many mail jobs).
+    notification_batch_size: int = Field(default=250, ge=1, le=5000)
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)

@@ -37,6 +37,7 @@ SERVER_EVENTS = (
     "user_unmuted",
     "signed_out",
     "removed_from_room",
+    "notification",
 )
 
 

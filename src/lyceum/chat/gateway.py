@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -34,6 +34,7 @@ from lyceum.config import Settings
 from lyceum.courses.service import CourseService
 from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate
 from lyceum.identity.service import DENIED_JTI_PREFIX, open_sessions
+from lyceum.kit import live
 from lyceum.kit.clock import Clock, SystemClock
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
 from lyceum.kit.jobs import transaction
@@ -142,6 +143,7 @@ class ChatGateway:
         # The sids of each user's connections in this process.
         self._by_user: dict[uuid.UUID, set[str]] = {}
         self._stop_listening: Callable[[], None] | None = None
+        self._stop_pushing: Callable[[], None] | None = None
         self._access_checker: asyncio.Task[None] | None = None
         self._state: State | None = None
         self._clock: Clock | None = None
@@ -180,13 +182,24 @@ class ChatGateway:
                     self._stop_listening = await self.runtime.revocations.listen(
                         self._on_revocation
                     )
+                    self._stop_pushing = live.register(self.push_to_users)
                     yield
                 finally:
                     await self.shutdown()
 
         return wrapped
 
+    async def push_to_users(
+        self, event: str, messages: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> None:
+        """`kit.live` pushes: each payload to its user's personal room."""
+        for user_id, payload in messages:
+            await self.sockets.emit(event, payload, to=live.user_room(user_id))
+
     async def shutdown(self) -> None:
+        if self._stop_pushing is not None:
+            self._stop_pushing()
+            self._stop_pushing = None
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
@@ -309,6 +322,8 @@ class ChatGateway:
             session_id=caller.claims.session_id,
         )
         self._by_user.setdefault(caller.user.id, set()).add(sid)
+        # The personal room: notifications reach every connection of the user.
+        await self.sockets.enter_room(sid, live.user_room(caller.user.id))
         if self._refresher is None:
             self._refresher = self.sockets.start_background_task(self._refresh_presence)
         if self._access_checker is None:

@@ -96,6 +96,8 @@ TASK_MODULES = [
     "lyceum.assessments.tasks",
     "lyceum.events.catalogue",
     "lyceum.webhooks.tasks",
+    "lyceum.notifications.tasks",
+    "lyceum.notifications.reactions",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

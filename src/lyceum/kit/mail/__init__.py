@@ -63,8 +63,38 @@ class UnknownTemplate(ValueError):
     pass
 
 
-def render(template: str, context: dict[str, Any], settings: Settings) -> tuple[str, str, str]:
-    """Return (subject, text, html) for `template` with `context`."""
+# Languages with a template tree of their own (`templates/mail/<language>/`); every
+# other language, and a template a tree lacks, falls back to English.
+LANGUAGES = ("vi",)
+
+
+def language_of(locale: str | None) -> str | None:
+    """The template language for a user's locale (`vi`, `vi-VN`), or None for English."""
+    if not locale:
+        return None
+    primary = locale.replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+@lru_cache(maxsize=1)
+def _known_templates() -> frozenset[str]:
+    return frozenset(_environment().list_templates())
+
+
+def _templates_of(template: str, language: str | None) -> str:
+    """The template path prefix to use: the language's own, if it has this template."""
+    if language in LANGUAGES:
+        localized = f"{language}/{template}"
+        if f"{localized}.txt" in _known_templates():
+            return localized
+    return template
+
+
+def render(
+    template: str, context: dict[str, Any], settings: Settings, *, language: str | None = None
+) -> tuple[str, str, str]:
+    """Return (subject, text, html) for `template` with `context`, in `language` when
+    there is a translation (English otherwise)."""
     if not _TEMPLATE_NAME.match(template):
         raise UnknownTemplate(template)
     env = _environment()
@@ -73,10 +103,11 @@ def render(template: str, context: dict[str, Any], settings: Settings) -> tuple[
         "product_name": "Lyceum",
         **context,
     }
+    path = _templates_of(template, language)
     try:
-        subject = " ".join(env.get_template(f"{template}.subject.txt").render(full_context).split())
-        text = env.get_template(f"{template}.txt").render(full_context)
-        html = env.get_template(f"{template}.html").render(full_context)
+        subject = " ".join(env.get_template(f"{path}.subject.txt").render(full_context).split())
+        text = env.get_template(f"{path}.txt").render(full_context)
+        html = env.get_template(f"{path}.html").render(full_context)
     except Exception as error:
         if type(error).__name__ == "TemplateNotFound":
             raise UnknownTemplate(template) from error
@@ -85,7 +116,14 @@ def render(template: str, context: dict[str, Any], settings: Settings) -> tuple[
 
 
 def build_message(
-    *, to: str, subject: str, text: str, html: str, sender: str, message_id: str
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    sender: str,
+    message_id: str,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -93,6 +131,10 @@ def build_message(
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = message_id
+    for name, value in (headers or {}).items():
+        # Extra headers (List-Unsubscribe) are built by Lyceum, never from user text;
+        # still, no value may add a header of its own.
+        message[name] = one_line(value)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
@@ -141,10 +183,17 @@ class Mailer:
         self.settings = settings
 
     async def send(
-        self, template: str, to: str, context: dict[str, Any], *, message_id: str | None = None
+        self,
+        template: str,
+        to: str,
+        context: dict[str, Any],
+        *,
+        message_id: str | None = None,
+        language: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> str:
         """Render and deliver one message now; returns where it went."""
-        subject, text, html = render(template, context, self.settings)
+        subject, text, html = render(template, context, self.settings, language=language)
         message = build_message(
             to=to,
             subject=subject,
@@ -152,6 +201,7 @@ class Mailer:
             html=html,
             sender=self.settings.mail_from,
             message_id=message_id or make_msgid(domain="lyceum.local"),
+            headers=headers,
         )
         destination = await deliver(message, self.settings)
         logger.info("mail_sent", template=template, to=to, subject=subject, destination=destination)
@@ -165,6 +215,8 @@ class Mailer:
         template: str,
         to: str,
         context: dict[str, Any],
+        language: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> bool:
         """Send the logical message `key` unless it was sent before; True if sent now.
 
@@ -179,7 +231,10 @@ class Mailer:
         if entry.sent_at is not None:
             logger.info("mail_already_sent", template=template, key=key)
             return False
-        entry.destination = (await self.send(template, to, context, message_id=message_id))[:500]
+        destination = await self.send(
+            template, to, context, message_id=message_id, language=language, headers=headers
+        )
+        entry.destination = destination[:500]
         entry.sent_at = datetime.now(UTC)
         await session.flush()
         return True

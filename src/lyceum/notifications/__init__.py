@@ -1,0 +1,1 @@
+"""Notifications: the in-app centre, preferences, channel deliveries, announcements."""

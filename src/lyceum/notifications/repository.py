@@ -1,0 +1,542 @@
+"""Every query of the notifications domain.
+
+The fan-out (`fan_out`) is one statement: the recipients with their preferences and
+quiet hours resolved by joins, the notification rows written from them, and the
+channel jobs written straight into procrastinate's job table, one job per batch of
+recipients, channel and release time. An announcement to 10,000 learners is one round
+trip, whatever the number of recipients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Date,
+    DateTime,
+    Interval,
+    Select,
+    String,
+    Time,
+    Uuid,
+    and_,
+    case,
+    cast,
+    column,
+    delete,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.courses import Course, Enrollment, EnrollmentStatus
+from lyceum.models.identity import User
+from lyceum.models.notifications import (
+    Announcement,
+    Category,
+    Channel,
+    DeliveryStatus,
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    QuietHours,
+)
+
+# procrastinate's job table, written directly for the batched channel jobs (its insert
+# trigger notifies the workers as for any deferred job).
+_jobs = table(
+    "procrastinate_jobs",
+    column("id"),
+    column("queue_name"),
+    column("task_name"),
+    column("priority"),
+    column("args"),
+    column("scheduled_at"),
+)
+
+
+@dataclass(frozen=True)
+class ChannelJob:
+    """Where the jobs of one channel go."""
+
+    channel: Channel
+    queue: str
+    task_name: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class FanOut:
+    category: Category
+    kind: str
+    title: str
+    body: str
+    url: str | None
+    data: dict[str, Any]
+    dedupe_key: str | None
+    template: str
+    context: dict[str, Any]
+    # The default of each channel for this category, and whether it can be turned off.
+    defaults: dict[Channel, bool]
+    locked: frozenset[Channel]
+    jobs: Sequence[ChannelJob]
+    batch_size: int
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Written:
+    notification_id: uuid.UUID
+    user_id: uuid.UUID
+    listed: bool
+    created_at: dt.datetime
+
+
+def _recipients(user_ids: Sequence[uuid.UUID] | Select[Any]) -> ColumnElement[bool]:
+    if isinstance(user_ids, Select):
+        return User.id.in_(user_ids.scalar_subquery())
+    return User.id == func.any(cast(list(user_ids), ARRAY(Uuid())))
+
+
+def _held_until(now: dt.datetime) -> ColumnElement[dt.datetime | None]:
+    """When quiet hours end, if the user is in them now (None otherwise): the local
+    time in the user's zone against their window, the end as an instant."""
+    local = func.timezone(User.timezone, literal(now, DateTime(timezone=True)))
+    local_time = cast(local, Time())
+    inside = or_(
+        and_(
+            QuietHours.starts < QuietHours.ends,
+            local_time >= QuietHours.starts,
+            local_time < QuietHours.ends,
+        ),
+        and_(
+            QuietHours.starts > QuietHours.ends,
+            or_(local_time >= QuietHours.starts, local_time < QuietHours.ends),
+        ),
+    )
+    # Past the end already today (a window over midnight, evening side): it ends
+    # tomorrow.
+    ends_local = (
+        cast(local, Date())
+        + QuietHours.ends
+        + case(
+            (QuietHours.ends <= local_time, literal(dt.timedelta(days=1), Interval())),
+            else_=literal(dt.timedelta(0), Interval()),
+        )
+    )
+    # Nested, so the zone arithmetic runs only for users who have quiet hours at all.
+    return case(
+        (QuietHours.user_id.is_(None), null()),
+        else_=case((inside, func.timezone(User.timezone, ends_local)), else_=null()),
+    )
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Fan-out ----------------------------------------------------------------------------
+
+    async def fan_out(
+        self, user_ids: Sequence[uuid.UUID] | Select[Any], spec: FanOut, *, returning: bool
+    ) -> tuple[int, list[Written]]:
+        """Write the notifications and queue their channel jobs in one statement.
+        Returns the number of notifications written and, with `returning`, the rows
+        (for the live push)."""
+        p = NotificationPreference
+        chosen = (
+            select(
+                p.user_id,
+                *(
+                    func.bool_or(p.enabled).filter(p.channel == channel).label(channel.value)
+                    for channel in Channel
+                ),
+            )
+            .where(p.category == spec.category)
+            .group_by(p.user_id)
+            .subquery("chosen")
+        )
+
+        def wants(channel: Channel) -> ColumnElement[bool]:
+            if channel in spec.locked:
+                return true()
+            default = true() if spec.defaults[channel] else false()
+            return func.coalesce(chosen.c[channel.value], default)
+
+        recipients = (
+            select(
+                User.id.label("user_id"),
+                *(wants(channel).label(channel.value) for channel in Channel),
+                _held_until(spec.now).label("held_until"),
+            )
+            .select_from(User)
+            .outerjoin(chosen, chosen.c.user_id == User.id)
+            .outerjoin(QuietHours, QuietHours.user_id == User.id)
+            .where(_recipients(user_ids), User.is_active, User.deleted_at.is_(None))
+            .cte("recipients")
+        )
+        n = Notification
+        rows = insert(n).from_select(
+            [
+                "id",
+                "user_id",
+                "category",
+                "kind",
+                "title",
+                "body",
+                "url",
+                "data",
+                "dedupe_key",
+                "listed",
+                "created_at",
+            ],
+            select(
+                func.gen_random_uuid(),
+                recipients.c.user_id,
+                literal(spec.category, n.category.type),
+                literal(spec.kind, String()),
+                literal(spec.title, String()),
+                literal(spec.body, String()),
+                literal(spec.url, String()),
+                literal(spec.data, JSONB()),
+                literal(spec.dedupe_key, String()),
+                recipients.c[Channel.in_app.value],
+                literal(spec.now, DateTime(timezone=True)),
+            ),
+        )
+        if spec.dedupe_key is not None:
+            # Only then can a row conflict; without a key the plain insert skips the
+            # speculative-insertion work of ON CONFLICT for every row.
+            rows = rows.on_conflict_do_nothing(
+                index_elements=["user_id", "dedupe_key"],
+                index_where=n.dedupe_key.is_not(None),
+            )
+        inserted = rows.returning(n.id, n.user_id, n.listed, n.created_at).cte("inserted")
+        targets = (
+            select(
+                inserted.c.id,
+                *(recipients.c[job.channel.value] for job in spec.jobs),
+                recipients.c.held_until,
+            )
+            .select_from(inserted.join(recipients, recipients.c.user_id == inserted.c.user_id))
+            .cte("targets")
+        )
+        parts = []
+        for job in spec.jobs:
+            # Mail is never held: quiet hours are for what buzzes a phone.
+            held = null() if job.channel is Channel.email else targets.c.held_until
+            position = (
+                func.row_number().over()
+                if job.channel is Channel.email
+                else func.row_number().over(partition_by=held)
+            )
+            parts.append(
+                select(
+                    literal(job.channel.value, String()).label("channel"),
+                    cast(held, DateTime(timezone=True)).label("held_until"),
+                    targets.c.id.label("notification_id"),
+                    ((position - 1) // spec.batch_size).label("batch"),
+                ).where(targets.c[job.channel.value])
+            )
+        if parts:
+            sends = union_all(*parts).subquery("sends")
+            by_channel = {job.channel.value: job for job in spec.jobs}
+            queue = case(
+                *((sends.c.channel == name, literal(job.queue)) for name, job in by_channel.items())
+            )
+            task = case(
+                *(
+                    (sends.c.channel == name, literal(job.task_name))
+                    for name, job in by_channel.items()
+                )
+            )
+            priority = case(
+                *(
+                    (sends.c.channel == name, literal(job.priority))
+                    for name, job in by_channel.items()
+                )
+            )
+            args = func.jsonb_build_object(
+                "notification_ids",
+                func.jsonb_agg(cast(sends.c.notification_id, String())),
+                "channel",
+                sends.c.channel,
+                "template",
+                literal(spec.template, String()),
+                "mail_context",
+                literal(spec.context, JSONB()),
+            )
+            jobs = (
+                insert(_jobs)
+                .from_select(
+                    ["queue_name", "task_name", "priority", "args", "scheduled_at"],
+                    select(queue, task, priority, args, sends.c.held_until).group_by(
+                        sends.c.channel, sends.c.held_until, sends.c.batch
+                    ),
+                )
+                .returning(_jobs.c.id)
+                .cte("jobs")
+            )
+            # A data-modifying CTE runs whether or not it is read; reading its count
+            # keeps it in the statement SQLAlchemy compiles.
+            queued: ColumnElement[Any] = select(func.count()).select_from(jobs).scalar_subquery()
+        else:
+            queued = literal(0)
+        if returning:
+            found = (
+                await self.session.execute(
+                    select(
+                        inserted.c.id,
+                        inserted.c.user_id,
+                        inserted.c.listed,
+                        inserted.c.created_at,
+                        queued.label("queued"),
+                    )
+                )
+            ).all()
+            written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in found]
+            return len(written), written
+        count = (
+            await self.session.execute(
+                select(select(func.count()).select_from(inserted).scalar_subquery(), queued)
+            )
+        ).one()
+        return int(count[0]), []
+
+    # The notification centre -------------------------------------------------------------
+
+    async def page_of(
+        self, user_id: uuid.UUID, *, unread: bool, offset: int, limit: int
+    ) -> tuple[list[Notification], int, int]:
+        mine = (Notification.user_id == user_id, Notification.listed)
+        filters = [*mine, Notification.read_at.is_(None)] if unread else list(mine)
+        rows = (
+            await self.session.scalars(
+                select(Notification)
+                .where(*filters)
+                .order_by(Notification.created_at.desc(), Notification.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        total = await self.session.scalar(
+            select(func.count()).where(*filters).select_from(Notification)
+        )
+        unread_count = await self.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(*mine, Notification.read_at.is_(None))
+        )
+        return list(rows), int(total or 0), int(unread_count or 0)
+
+    async def mine(self, user_id: uuid.UUID, notification_id: uuid.UUID) -> Notification | None:
+        return await self.session.scalar(
+            select(Notification).where(
+                Notification.id == notification_id,
+                Notification.user_id == user_id,
+                Notification.listed,
+            )
+        )
+
+    async def mark_all_read(self, user_id: uuid.UUID, now: dt.datetime) -> int:
+        result = await self.session.execute(
+            update(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            .values(read_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def delete(self, notification: Notification) -> None:
+        await self.session.delete(notification)
+        await self.session.flush()
+
+    # Preferences ------------------------------------------------------------------------
+
+    async def preferences_of(self, user_id: uuid.UUID) -> dict[tuple[Category, Channel], bool]:
+        rows = await self.session.scalars(
+            select(NotificationPreference).where(NotificationPreference.user_id == user_id)
+        )
+        return {(row.category, row.channel): row.enabled for row in rows}
+
+    async def set_preferences(
+        self, user_id: uuid.UUID, choices: dict[tuple[Category, Channel], bool]
+    ) -> None:
+        if not choices:
+            return
+        statement = insert(NotificationPreference).values(
+            [
+                {"user_id": user_id, "category": category, "channel": channel, "enabled": enabled}
+                for (category, channel), enabled in choices.items()
+            ]
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id", "category", "channel"],
+                set_={"enabled": statement.excluded.enabled},
+            )
+        )
+
+    async def quiet_hours_of(self, user_id: uuid.UUID) -> QuietHours | None:
+        return await self.session.get(QuietHours, user_id)
+
+    async def set_quiet_hours(
+        self, user_id: uuid.UUID, hours: tuple[dt.time, dt.time] | None
+    ) -> None:
+        if hours is None:
+            await self.session.execute(delete(QuietHours).where(QuietHours.user_id == user_id))
+            return
+        statement = insert(QuietHours).values(user_id=user_id, starts=hours[0], ends=hours[1])
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id"],
+                set_={"starts": statement.excluded.starts, "ends": statement.excluded.ends},
+            )
+        )
+
+    async def user(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    # Deliveries -------------------------------------------------------------------------
+
+    async def recipients_of(
+        self, notification_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[Notification, User]]:
+        rows = await self.session.execute(
+            select(Notification, User)
+            .join(User, User.id == Notification.user_id)
+            .where(Notification.id.in_(notification_ids))
+            .order_by(Notification.created_at, Notification.id)
+        )
+        return [(n, u) for n, u in rows]
+
+    async def claim(
+        self, key: str, *, notification_id: uuid.UUID, user_id: uuid.UUID, channel: Channel
+    ) -> NotificationDelivery:
+        """The delivery of `key`, created if new, locked until the transaction ends: a
+        second run of the same send waits here, then finds it done."""
+        await self.session.execute(
+            insert(NotificationDelivery)
+            .values(
+                id=uuid.uuid4(),
+                key=key,
+                notification_id=notification_id,
+                user_id=user_id,
+                channel=channel,
+                status=DeliveryStatus.queued,
+                attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        return (
+            await self.session.scalars(
+                select(NotificationDelivery)
+                .where(NotificationDelivery.key == key)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
+
+    async def deliveries(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        channel: Channel | None,
+        status: DeliveryStatus | None,
+        notification_id: uuid.UUID | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[NotificationDelivery], int]:
+        filters: list[ColumnElement[bool]] = []
+        if user_id is not None:
+            filters.append(NotificationDelivery.user_id == user_id)
+        if channel is not None:
+            filters.append(NotificationDelivery.channel == channel)
+        if status is not None:
+            filters.append(NotificationDelivery.status == status)
+        if notification_id is not None:
+            filters.append(NotificationDelivery.notification_id == notification_id)
+        rows = await self.session.scalars(
+            select(NotificationDelivery)
+            .where(*filters)
+            .order_by(NotificationDelivery.created_at.desc(), NotificationDelivery.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        total = await self.session.scalar(
+            select(func.count()).select_from(NotificationDelivery).where(*filters)
+        )
+        return list(rows), int(total or 0)
+
+    async def delete_old(self, before: dt.datetime) -> tuple[int, int]:
+        """Read notifications and finished deliveries older than `before`."""
+        deliveries = await self.session.execute(
+            delete(NotificationDelivery).where(
+                NotificationDelivery.created_at < before,
+                NotificationDelivery.status != DeliveryStatus.queued,
+            )
+        )
+        notifications = await self.session.execute(
+            delete(Notification).where(
+                Notification.created_at < before,
+                or_(Notification.read_at.is_not(None), ~Notification.listed),
+            )
+        )
+        return (
+            int(getattr(notifications, "rowcount", 0) or 0),
+            int(getattr(deliveries, "rowcount", 0) or 0),
+        )
+
+    # Announcements ----------------------------------------------------------------------
+
+    async def add_announcement(self, announcement: Announcement) -> Announcement:
+        self.session.add(announcement)
+        await self.session.flush()
+        return announcement
+
+    async def announcement_for_update(self, announcement_id: uuid.UUID) -> Announcement | None:
+        return await self.session.scalar(
+            select(Announcement).where(Announcement.id == announcement_id).with_for_update()
+        )
+
+    async def announcements(
+        self, course_id: uuid.UUID, *, include_scheduled: bool, offset: int, limit: int
+    ) -> tuple[list[Announcement], int]:
+        filters = [Announcement.course_id == course_id]
+        if not include_scheduled:
+            filters.append(Announcement.published_at.is_not(None))
+        rows = await self.session.scalars(
+            select(Announcement)
+            .where(*filters)
+            .order_by(Announcement.publish_at.desc(), Announcement.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        total = await self.session.scalar(
+            select(func.count()).select_from(Announcement).where(*filters)
+        )
+        return list(rows), int(total or 0)
+
+    async def course_title(self, course_id: uuid.UUID) -> str | None:
+        return await self.session.scalar(select(Course.title).where(Course.id == course_id))
+
+
+def enrolled_learners(course_id: uuid.UUID) -> Select[Any]:
+    """The ids of a course's active learners, as a SELECT for `notify`."""
+    return select(Enrollment.user_id).where(
+        Enrollment.course_id == course_id, Enrollment.status == EnrollmentStatus.active
+    )

@@ -1,0 +1,103 @@
+"""Requests and responses of the notification centre, preferences and announcements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lyceum.identity.schemas import TimeZone
+from lyceum.kit.pagination import Page
+from lyceum.models.notifications import Category, Channel, DeliveryStatus
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    category: Category
+    kind: str = Field(description="What happened, e.g. `announcement`, `submission.graded`.")
+    title: str
+    body: str
+    url: str | None = Field(description="Where to look: an API path, or null.")
+    data: dict[str, Any]
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+
+class NotificationPage(Page[NotificationOut]):
+    unread_count: int = Field(ge=0, description="The caller's unread notifications, in all.")
+
+
+class ReadAllOut(BaseModel):
+    marked: int = Field(ge=0, description="Notifications marked read by this call.")
+
+
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: dt.time = Field(description="Local time (the account's time zone) they begin.")
+    end: dt.time = Field(description="Local time they end; before `start` spans midnight.")
+
+
+class PreferencesOut(BaseModel):
+    channels: dict[Category, dict[Channel, bool]] = Field(
+        description="Per category, per channel: whether it is on. Security mail is always on."
+    )
+    quiet_hours: QuietHoursIn | None = Field(
+        description="SMS and push wait until these end; null: none."
+    )
+    time_zone: str = Field(description="The account's IANA time zone, for quiet hours.")
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[Category, dict[Channel, bool]] = Field(
+        default_factory=dict, description="Only the pairs given change."
+    )
+    quiet_hours: QuietHoursIn | None = Field(
+        default=None, description="A window to set; null clears it; absent leaves it."
+    )
+    time_zone: TimeZone | None = None
+
+
+class AnnouncementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=20_000, description="Markdown.")
+    publish_at: dt.datetime | None = Field(
+        default=None, description="When to publish (UTC); absent or past: at once."
+    )
+
+
+class AnnouncementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    course_id: uuid.UUID
+    author_id: uuid.UUID | None
+    title: str
+    body_markdown: str
+    body_html: str = Field(description="The body as HTML: raw HTML in the markdown is escaped.")
+    publish_at: dt.datetime
+    published_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    notification_id: uuid.UUID | None
+    user_id: uuid.UUID
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    provider_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime

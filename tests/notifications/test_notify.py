@@ -1,0 +1,185 @@
+"""`notify`: preferences, locked security mail, quiet hours, dedupe, and the channel jobs
+written in batches (one statement, not a round trip per recipient)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.identity import User
+from lyceum.models.notifications import Category, Channel, NotificationPreference, QuietHours
+from lyceum.notifications.service import notify
+
+
+async def people(session: AsyncSession, count: int, **fields: Any) -> list[User]:
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"n-{uuid.uuid4().hex[:12]}@example.com",
+            full_name=f"Learner {number}",
+            **fields,
+        )
+        for number in range(count)
+    ]
+    session.add_all(users)
+    await session.flush()
+    return users
+
+
+async def jobs_for(session: AsyncSession, template: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT queue_name, task_name, args, scheduled_at FROM procrastinate_jobs "
+            "WHERE args->>'template' = :template ORDER BY id"
+        ),
+        {"template": template},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def ids_on(jobs: list[dict[str, Any]], channel: Channel) -> list[str]:
+    return [
+        notification_id
+        for job in jobs
+        if job["args"]["channel"] == channel.value
+        for notification_id in job["args"]["notification_ids"]
+    ]
+
+
+async def send(session: AsyncSession, users: list[User] | Any, **overrides: Any) -> int:
+    arguments: dict[str, Any] = {
+        "user_ids": [user.id for user in users] if isinstance(users, list) else users,
+        "category": Category.announcements,
+        "kind": "test",
+        "title": "Hello",
+        "body": "Body",
+        "url": "/api/v1/courses",
+        "template": f"t{uuid.uuid4().hex[:10]}",
+        "context": {"title": "Hello"},
+    }
+    arguments.update(overrides)
+    return await notify(session, **arguments)
+
+
+async def notification_ids(session: AsyncSession, users: list[User]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        text("SELECT user_id, id::text FROM notifications WHERE user_id = ANY(:ids)"),
+        {"ids": [user.id for user in users]},
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def test_rows_and_batched_jobs_in_one_go(session: AsyncSession) -> None:
+    users = await people(session, 7)
+    template = "batched"
+    written = await send(session, users, template=template, batch_size=3)
+    assert written == 7
+    jobs = await jobs_for(session, template)
+    mail = [job for job in jobs if job["args"]["channel"] == "email"]
+    push = [job for job in jobs if job["args"]["channel"] == "push"]
+    # 7 recipients in batches of 3: 3 mail jobs and 3 push jobs (push is on by default
+    # for announcements), SMS off by default.
+    assert sorted(len(job["args"]["notification_ids"]) for job in mail) == [1, 3, 3]
+    assert len(push) == 3 and not ids_on(jobs, Channel.sms)
+    assert {job["queue_name"] for job in mail} == {"mail"}
+    assert {job["task_name"] for job in push} == {"lyceum.notifications.deliver"}
+    assert mail[0]["args"]["mail_context"] == {"title": "Hello"}
+    assert all(job["scheduled_at"] is None for job in jobs)
+
+
+async def test_recipients_by_select_and_inactive_accounts_skipped(session: AsyncSession) -> None:
+    users = await people(session, 3)
+    users[2].is_active = False
+    await session.flush()
+    chosen = select(User.id).where(User.id.in_([user.id for user in users]))
+    assert await send(session, chosen) == 2
+
+
+async def test_preferences_are_honoured_and_security_mail_is_locked(
+    session: AsyncSession,
+) -> None:
+    users = await people(session, 3)
+    quiet, no_app, sms = users
+    session.add_all(
+        [
+            NotificationPreference(
+                user_id=quiet.id, category=Category.grades, channel=Channel.email, enabled=False
+            ),
+            NotificationPreference(
+                user_id=no_app.id, category=Category.grades, channel=Channel.in_app, enabled=False
+            ),
+            NotificationPreference(
+                user_id=sms.id, category=Category.grades, channel=Channel.sms, enabled=True
+            ),
+            # Stored somehow, still not honoured: security mail always goes.
+            NotificationPreference(
+                user_id=quiet.id, category=Category.security, channel=Channel.email, enabled=False
+            ),
+        ]
+    )
+    await session.flush()
+    await send(session, users, category=Category.grades, template="grades")
+    ids = await notification_ids(session, users)
+    jobs = await jobs_for(session, "grades")
+    assert sorted(ids_on(jobs, Channel.email)) == sorted([ids[no_app.id], ids[sms.id]])
+    assert ids_on(jobs, Channel.sms) == [ids[sms.id]]
+    listed = dict(
+        (
+            await session.execute(
+                text("SELECT user_id, listed FROM notifications WHERE user_id = ANY(:ids)"),
+                {"ids": [user.id for user in users]},
+            )
+        ).all()
+    )
+    assert listed == {quiet.id: True, no_app.id: False, sms.id: True}
+
+    await send(session, users, category=Category.security, template="security")
+    security_jobs = await jobs_for(session, "security")
+    assert len(ids_on(security_jobs, Channel.email)) == 3
+    assert not ids_on(security_jobs, Channel.push)  # push is off by default for security
+
+
+async def test_a_dedupe_key_makes_a_repeat_a_no_op(session: AsyncSession) -> None:
+    users = await people(session, 2)
+    assert await send(session, users[:1], dedupe_key="once") == 1
+    assert await send(session, users, dedupe_key="once") == 1  # only the second user
+    assert await send(session, users, dedupe_key="once") == 0
+
+
+async def test_quiet_hours_hold_push_and_sms_until_they_end_locally(
+    session: AsyncSession,
+) -> None:
+    zone = "Asia/Ho_Chi_Minh"
+    now = dt.datetime(2026, 12, 4, 16, 30, tzinfo=dt.UTC)  # 23:30 in Ho Chi Minh City
+    sleeping, awake = await people(session, 2, timezone=zone)
+    session.add_all(
+        [
+            QuietHours(user_id=sleeping.id, starts=dt.time(22, 0), ends=dt.time(7, 0)),
+            QuietHours(user_id=awake.id, starts=dt.time(9, 0), ends=dt.time(17, 0)),
+            NotificationPreference(
+                user_id=sleeping.id,
+                category=Category.announcements,
+                channel=Channel.sms,
+                enabled=True,
+            ),
+        ]
+    )
+    await session.flush()
+    await send(session, [sleeping, awake], template="quiet", now=now)
+    ids = await notification_ids(session, [sleeping, awake])
+    jobs = await jobs_for(session, "quiet")
+    held = {
+        (job["args"]["channel"], notification_id): job["scheduled_at"]
+        for job in jobs
+        for notification_id in job["args"]["notification_ids"]
+    }
+    seven_am = dt.datetime(2026, 12, 5, 7, 0, tzinfo=zoneinfo.ZoneInfo(zone))
+    assert held[("push", ids[sleeping.id])] == seven_am
+    assert held[("sms", ids[sleeping.id])] == seven_am
+    assert held[("email", ids[sleeping.id])] is None  # mail is never held
+    assert held[("push", ids[awake.id])] is None
