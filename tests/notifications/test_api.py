@@ -174,6 +174,14 @@ async def enrolled_course(
         f"/api/v1/courses/{course['id']}/enrollments", headers=learner.headers
     )
     assert enrolled.status_code == 201
+    # Enrolling told the learner (the enrollment.created reaction); clear it so each
+    # test counts only what it causes.
+    page = (await client.get("/api/v1/me/notifications", headers=learner.headers)).json()
+    assert [n["kind"] for n in page["items"]] == ["enrollment.created"]
+    deleted = await client.delete(
+        f"/api/v1/me/notifications/{page['items'][0]['id']}", headers=learner.headers
+    )
+    assert deleted.status_code == 204
     return course, teacher, learner
 
 
