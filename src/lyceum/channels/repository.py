@@ -147,7 +147,7 @@ class ChannelRepository:
                 | ChannelSend.idempotency_key.startswith(key + ":", autoescape=True)
             )
         )
-        return dict(rows.tuples())
+        return {row.idempotency_key: row.provider_id for row in rows}
 
     async def record_send(
         self, key: str, *, channel: str, user_id: uuid.UUID, provider_id: str | None
