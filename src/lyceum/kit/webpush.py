@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def load_vapid(settings: Settings) -> Vapid02:
         vapid = Vapid02()
         vapid.generate_keys()
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.new")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(_raw_private_key(vapid.private_key), encoding="utf-8")
         temporary.chmod(0o600)
         temporary.replace(path)
