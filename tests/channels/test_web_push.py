@@ -3,12 +3,15 @@ and decrypts each message with the subscription's private key, as the browser wo
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
 from lyceum.channels.service import send_push
+from lyceum.config import Environment
 from lyceum.kit.delivery import PermanentDeliveryError, TransientDeliveryError
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.webpush import WebPushSender, topic_for
@@ -154,3 +157,41 @@ async def test_a_subscription_body_that_is_not_a_browser_subscription_is_422(
     )
     assert answer.status_code == 422
     assert [error["field"] for error in answer.json()["errors"]] == ["body.keys.p256dh"]
+
+
+async def test_in_production_web_push_needs_its_key_and_takes_https_push_services_only(
+    runtime: Runtime, push_service: FakePushService
+) -> None:
+    async for live in live_app(runtime, environment=Environment.production):
+        person = await live.person()
+        answer = await live.http.get(
+            "/api/v1/notifications/push/vapid-public-key", headers=person.headers
+        )
+        assert answer.status_code == 409
+        assert answer.json()["type"].endswith("/web-push-not-configured")
+        assert await push(live, person, f"k:{uuid.uuid4()}") == 0
+
+    private_key = WebPushSender(runtime.settings).vapid.private_key.private_numbers()
+    raw = private_key.private_value.to_bytes(32, "big")
+    configured = {
+        "environment": Environment.production,
+        "vapid_private_key": SecretStr(base64.urlsafe_b64encode(raw).rstrip(b"=").decode()),
+        "vapid_subject": "mailto:ops@lyceum.test",
+    }
+    async for live in live_app(runtime, **configured):
+        person = await live.person()
+        answer = await live.http.get(
+            "/api/v1/notifications/push/vapid-public-key", headers=person.headers
+        )
+        assert answer.json()["public_key"] == WebPushSender(runtime.settings).public_key
+        for endpoint in (
+            push_service.subscribe().endpoint,  # http://127.0.0.1:...
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost/push/1",
+        ):
+            body = {**push_service.subscribe().to_json(), "endpoint": endpoint}
+            refused = await live.http.post(
+                "/api/v1/me/push-subscriptions", json=body, headers=person.headers
+            )
+            assert refused.status_code == 422, endpoint
+            assert [error["field"] for error in refused.json()["errors"]] == ["body.endpoint"]
