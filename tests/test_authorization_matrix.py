@@ -36,6 +36,7 @@ from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Certificate
 from lyceum.models.identity import Role, User
 from tests.assessments import test_authorization_matrix as assessments_matrix
+from tests.channels import test_authorization_matrix as channels_matrix
 from tests.chat import test_authorization_matrix as chat_matrix
 from tests.chat.helpers import member_in
 from tests.courses.test_courses import published
@@ -202,6 +203,20 @@ WHO: dict[str, Who] = {
     "GET /api/v1/chat/courses/{course_id}/mutes": Who.verified,
     "PUT /api/v1/chat/courses/{course_id}/mutes/{user_id}": Who.verified,
     "DELETE /api/v1/chat/courses/{course_id}/mutes/{user_id}": Who.verified,
+    # notification channels (probed in tests/channels/test_authorization_matrix.py)
+    "PUT /api/v1/me/phone": Who.signed_in,
+    "POST /api/v1/me/phone/verify": Who.signed_in,
+    "GET /api/v1/me/phone": Who.signed_in,
+    "DELETE /api/v1/me/phone": Who.signed_in,
+    "GET /api/v1/notifications/push/vapid-public-key": Who.signed_in,
+    "POST /api/v1/me/push-subscriptions": Who.signed_in,
+    "GET /api/v1/me/push-subscriptions": Who.signed_in,
+    "GET /api/v1/me/push-subscriptions/{subscription_id}": Who.owner,
+    "DELETE /api/v1/me/push-subscriptions/{subscription_id}": Who.owner,
+    "POST /api/v1/me/devices": Who.signed_in,
+    "GET /api/v1/me/devices": Who.signed_in,
+    "GET /api/v1/me/devices/{device_id}": Who.owner,
+    "DELETE /api/v1/me/devices/{device_id}": Who.owner,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -400,6 +415,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
         (method, API + path, body, expected)
         for method, path, body, expected in assessments_matrix.MATRIX
     ],
+    "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
 }
 
 
