@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from lyceum.kit.validation import RequestModel
+from lyceum.kit.validation import JsonInt, RequestModel
 
 
 class PhoneIn(RequestModel):
@@ -50,7 +50,7 @@ class PushSubscriptionIn(RequestModel):
     """A browser's `PushSubscription.toJSON()`, as it comes."""
 
     endpoint: str = Field(min_length=10, max_length=2000, pattern=r"^https?://[^\s]+$")
-    expirationTime: int | None = Field(  # the browser's own name
+    expirationTime: JsonInt | None = Field(  # the browser's own name
         default=None, description="Ignored: a subscription that expires answers 404/410."
     )
     keys: PushKeysIn
