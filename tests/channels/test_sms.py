@@ -3,6 +3,7 @@ before it receives anything, and a send happens once per idempotency key."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from lyceum.channels.service import send_sms
 from lyceum.kit.delivery import PermanentDeliveryError, TransientDeliveryError
 from lyceum.kit.runtime import Runtime
-from tests.channels.conftest import FROM_NUMBER, Live, Person, live_app
+from tests.channels.conftest import FROM_NUMBER, Live, Person, live_app, twilio_settings
 from tests.support.channel_fakes import FakeTwilio
 
 
@@ -211,3 +212,35 @@ async def test_without_twilio_settings_sms_is_skipped_not_an_error(runtime: Runt
         assert answer.status_code == 409
         assert answer.json()["type"].endswith("/sms-not-configured")
         assert await sms(live, person, "Hi", f"k:{uuid.uuid4()}") is None
+
+
+async def test_two_runs_of_one_job_at_once_send_one_message(live: Live, twilio: FakeTwilio) -> None:
+    person = await verified_phone(live, twilio)
+    key = f"twice:{uuid.uuid4()}"
+    before = len(twilio.messages)
+    first, second = await asyncio.gather(
+        sms(live, person, "Just once", key), sms(live, person, "Just once", key)
+    )
+    assert first == second is not None
+    assert len(twilio.messages) == before + 1
+
+
+async def test_a_number_verified_by_another_account_is_refused(
+    live: Live, twilio: FakeTwilio
+) -> None:
+    owner = await verified_phone(live, twilio)
+    number = (await live.http.get("/api/v1/me/phone", headers=owner.headers)).json()["number"]
+    other = await live.person()
+    answer = await live.http.put("/api/v1/me/phone", json={"number": number}, headers=other.headers)
+    assert answer.status_code == 409
+    assert answer.json()["type"].endswith("/phone-number-taken")
+
+
+async def test_a_messaging_service_sends_when_configured(
+    runtime: Runtime, twilio: FakeTwilio
+) -> None:
+    service_sid = "MG" + "0" * 32
+    changes = {**twilio_settings(twilio), "twilio_messaging_service_sid": service_sid}
+    async for live in live_app(runtime, **changes):
+        await verified_phone(live, twilio)
+        assert {message.sender for message in twilio.messages} == {service_sid}
