@@ -244,3 +244,20 @@ async def test_a_messaging_service_sends_when_configured(
     async for live in live_app(runtime, **changes):
         await verified_phone(live, twilio)
         assert {message.sender for message in twilio.messages} == {service_sid}
+
+
+async def test_a_send_cut_off_before_twilio_answered_is_found_not_repeated(
+    live: Live, twilio: FakeTwilio
+) -> None:
+    person = await verified_phone(live, twilio)
+    key = f"cut:{uuid.uuid4()}"
+    twilio.hang_up_next()
+    with pytest.raises(TransientDeliveryError, match="did not answer"):
+        await sms(live, person, "Your certificate is ready", key)
+    [went_out] = [m for m in twilio.messages if m.body == "Your certificate is ready"]
+    # The retry asks Twilio first, finds the message, and sends nothing.
+    assert await sms(live, person, "Your certificate is ready", key) == went_out.sid
+    assert [m.body for m in twilio.messages].count("Your certificate is ready") == 1
+    assert twilio.lists[-1]["To"] == went_out.to
+    assert await sms(live, person, "Your certificate is ready", key) == went_out.sid
+    assert len(twilio.lists) == 1

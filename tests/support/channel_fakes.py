@@ -16,6 +16,7 @@ Each is a `ThreadingHTTPServer` in a background thread; use them as context mana
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import json
 import secrets
@@ -59,6 +60,9 @@ class _FakeServer:
                 body = self.rfile.read(length) if length else b""
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 answer = outer.handle(self.command, self.path, headers, body)
+                if answer is None:  # hang up without answering
+                    self.close_connection = True
+                    return
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
@@ -78,7 +82,7 @@ class _FakeServer:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer | None:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
@@ -109,6 +113,8 @@ class SentSms:
     to: str
     sender: str
     body: str
+    at: dt.datetime
+    created: str
 
 
 class FakeTwilio(_FakeServer):
@@ -120,6 +126,14 @@ class FakeTwilio(_FakeServer):
         self.auth_token = auth_token
         self.messages: list[SentSms] = []
         self.failures: list[tuple[int, int, str]] = []
+        self.hang_ups = 0
+        self.lists: list[dict[str, str]] = []
+
+    def hang_up_next(self) -> None:
+        """The next message is accepted (and sent), but the connection drops before
+        the answer: the sender cannot know it went out."""
+        with self.lock:
+            self.hang_ups += 1
 
     def fail_next(self, status: int, code: int, message: str = "failed") -> None:
         """The next message request answers this Twilio error instead."""
@@ -137,13 +151,67 @@ class FakeTwilio(_FakeServer):
             },
         )
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+    def _resource(self, message: SentSms) -> dict[str, Any]:
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": message.body,
+            "date_created": message.created,
+            "date_sent": None,
+            "date_updated": message.created,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": None if message.sender.startswith("MG") else message.sender,
+            "messaging_service_sid": message.sender if message.sender.startswith("MG") else None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": message.sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{base}/{message.sid}/Media.json"},
+            "to": message.to,
+            "uri": f"{base}/{message.sid}.json",
+        }
+
+    def _list(self, query: dict[str, str]) -> Answer:
+        """`GET Messages.json?To=...&DateSent>=...`: newest first, one page."""
+        with self.lock:
+            self.lists.append(query)
+            found = [m for m in self.messages if m.to == query.get("To", m.to)]
+        since = query.get("DateSent>")
+        if since:
+            after = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+            found = [m for m in found if m.at >= after]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return _json(
+            200,
+            {
+                "messages": [self._resource(m) for m in reversed(found)],
+                "end": max(len(found) - 1, 0),
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": 50,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            },
+        )
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer | None:
         expected = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        if method != "POST" or path != expected:
+        route, _, query_text = path.partition("?")
+        if route != expected or method not in ("GET", "POST"):
             return self._error(404, 20404, f"The requested resource {path} was not found")
         credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if headers.get("authorization") != f"Basic {credentials}":
             return self._error(401, 20003, "Authenticate")
+        if method == "GET":
+            query = {key: values[0] for key, values in urllib.parse.parse_qs(query_text).items()}
+            return self._list(query)
         if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return self._error(400, 20001, "Expected a form body")
         form = {key: values[0] for key, values in urllib.parse.parse_qs(body.decode()).items()}
@@ -154,35 +222,20 @@ class FakeTwilio(_FakeServer):
         with self.lock:
             if self.failures:
                 return self._error(*self.failures.pop(0))
-            sid = "SM" + secrets.token_hex(16)
             sender = form.get("From") or form["MessagingServiceSid"]
-            self.messages.append(SentSms(sid, form["To"], sender, form["Body"]))
-        now = formatdate(usegmt=True)
-        return _json(
-            201,
-            {
-                "account_sid": self.account_sid,
-                "api_version": "2010-04-01",
-                "body": form["Body"],
-                "date_created": now,
-                "date_sent": None,
-                "date_updated": now,
-                "direction": "outbound-api",
-                "error_code": None,
-                "error_message": None,
-                "from": form.get("From"),
-                "messaging_service_sid": form.get("MessagingServiceSid"),
-                "num_media": "0",
-                "num_segments": "1",
-                "price": None,
-                "price_unit": "USD",
-                "sid": sid,
-                "status": "queued",
-                "subresource_uris": {"media": f"{expected[:-5]}/{sid}/Media.json"},
-                "to": form["To"],
-                "uri": f"{expected[:-5]}/{sid}.json",
-            },
-        )
+            message = SentSms(
+                "SM" + secrets.token_hex(16),
+                form["To"],
+                sender,
+                form["Body"],
+                dt.datetime.now(dt.UTC),
+                formatdate(usegmt=True),
+            )
+            self.messages.append(message)
+            if self.hang_ups:
+                self.hang_ups -= 1
+                return None
+        return _json(201, self._resource(message))
 
 
 # Web Push ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -148,6 +148,19 @@ class ChannelRepository:
             )
         )
         return {row.idempotency_key: row.provider_id for row in rows}
+
+    async def send_record(self, key: str) -> ChannelSend | None:
+        return await self.session.get(ChannelSend, key, populate_existing=True)
+
+    async def complete_send(self, key: str, provider_id: str) -> None:
+        await self.session.execute(
+            update(ChannelSend)
+            .where(ChannelSend.idempotency_key == key)
+            .values(provider_id=provider_id)
+        )
+
+    async def forget_send(self, key: str) -> None:
+        await self.session.execute(delete(ChannelSend).where(ChannelSend.idempotency_key == key))
 
     async def record_send(
         self, key: str, *, channel: str, user_id: uuid.UUID, provider_id: str | None

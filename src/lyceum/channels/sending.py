@@ -5,9 +5,11 @@ the caller's transaction ends, so a second run of the same job waits for the fir
 and recorded in a transaction of its own the moment the provider accepts it: the
 record survives whatever happens to the caller's transaction afterwards (a later step
 failing, the worker being killed before its commit), so the retry finds it and sends
-nothing. Only a crash in the instant between the provider's answer and that commit can
-repeat a send; push messages carry a `Topic` / collapse key derived from the key, so
-the push service or the phone keeps one copy even then.
+nothing. An SMS is also claimed before Twilio is called, so a run that died while
+waiting for Twilio's answer leaves a trace, and its retry asks Twilio whether the
+message went out before sending it (`sms_once`). Push messages carry a `Topic` /
+collapse key derived from the key, so even a push repeated in the instant between the
+provider's answer and its record shows once.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lyceum.channels.repository import ChannelRepository
 from lyceum.kit.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from lyceum.kit.fcm import DeviceGone, fcm_sender
 from lyceum.kit.jobs import Resources, transaction
-from lyceum.kit.sms import SmsSender, mask_phone_number
+from lyceum.kit.sms import SmsOutcomeUnknown, SmsSender, mask_phone_number
 from lyceum.kit.webpush import Subscription, SubscriptionGone, WebPushSender, topic_for
 
 logger = structlog.get_logger("lyceum.channels")
@@ -51,16 +53,43 @@ async def sms_once(
     text: str,
     idempotency_key: str,
 ) -> str:
-    """Text `number` unless `idempotency_key` was sent; returns the message sid."""
+    """Text `number` unless `idempotency_key` was sent; returns the message sid.
+
+    The send is claimed (a record without a sid, committed) before Twilio is called and
+    completed with the sid after. A claim left without a sid means an earlier run may
+    have sent it and died before hearing back: Twilio's log of messages to the number
+    since the claim is searched for the same text, and a message found there counts as
+    this one. Twilio's own refusals drop the claim: nothing went out."""
     repo = ChannelRepository(session)
     await repo.lock_key(idempotency_key)
-    sent = await repo.sends_under(idempotency_key)
-    if idempotency_key in sent:
+    sender = SmsSender(runtime.settings)
+    claim = await repo.send_record(idempotency_key)
+    if claim is not None and claim.provider_id is not None:
         logger.info("sms_already_sent", key=idempotency_key)
-        return sent[idempotency_key] or ""
-    sid = await SmsSender(runtime.settings).send(number, text)
-    await _record(runtime, idempotency_key, channel="sms", user_id=user_id, provider_id=sid)
+        return claim.provider_id
+    if claim is not None:
+        found = await sender.find_sent(number, text, claim.created_at)
+        if found is not None:
+            logger.info("sms_found_sent", key=idempotency_key, sid=found)
+            await _complete(runtime, idempotency_key, found)
+            return found
+    else:
+        await _record(runtime, idempotency_key, channel="sms", user_id=user_id, provider_id=None)
+    try:
+        sid = await sender.send(number, text)
+    except SmsOutcomeUnknown:
+        raise  # the claim stays: the retry looks for the message first
+    except DeliveryError:
+        async with transaction(runtime) as own:
+            await ChannelRepository(own).forget_send(idempotency_key)
+        raise
+    await _complete(runtime, idempotency_key, sid)
     return sid
+
+
+async def _complete(runtime: Resources, key: str, provider_id: str) -> None:
+    async with transaction(runtime) as own:
+        await ChannelRepository(own).complete_send(key, provider_id)
 
 
 async def send_sms(

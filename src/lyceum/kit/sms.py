@@ -9,6 +9,7 @@ answers become the delivery failures of `kit.delivery`: a number that cannot rec
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import phonenumbers
 import structlog
@@ -23,6 +24,8 @@ logger = structlog.get_logger("lyceum.sms")
 
 # Seconds one request to Twilio may take; past it the send is retried later.
 TWILIO_TIMEOUT_SECONDS = 10.0
+# Slack between Lyceum's clock and Twilio's when looking for a message sent earlier.
+CLOCK_SKEW = dt.timedelta(minutes=2)
 # Twilio error codes that say this recipient cannot get the message, however often it is
 # retried: 21211 invalid 'To' number, 21214 and 21217 not a reachable or valid number,
 # 21408 region not enabled, 21610 unsubscribed (replied STOP), 21612 no route, 21614
@@ -31,6 +34,11 @@ TWILIO_TIMEOUT_SECONDS = 10.0
 PERMANENT_TWILIO_CODES = frozenset(
     {21211, 21214, 21217, 21408, 21610, 21612, 21614, 21635, 30003, 30004, 30005, 30006}
 )
+
+
+class SmsOutcomeUnknown(TransientDeliveryError):
+    """The request may have reached Twilio (the connection broke or timed out before
+    its answer): the message may be out. Look for it before sending it again."""
 
 
 class InvalidPhoneNumber(ValueError):
@@ -87,11 +95,30 @@ class SmsSender:
         except TwilioRestException as error:
             raise delivery_error(error) from error
         except OSError as error:  # requests' connection errors and timeouts
-            raise TransientDeliveryError(f"Twilio unreachable: {error}") from error
+            raise SmsOutcomeUnknown(f"Twilio did not answer: {error}") from error
         sid = str(message.sid or "")
         if not sid:
             raise TransientDeliveryError("Twilio answered without a message sid")
         return sid
+
+    def _find(self, to: str, text: str, since: dt.datetime) -> str | None:
+        try:
+            messages = self.client.messages.list(
+                to=to, date_sent_after=since - CLOCK_SKEW, limit=50, page_size=50
+            )
+        except TwilioRestException as error:
+            raise delivery_error(error) from error
+        except OSError as error:
+            raise SmsOutcomeUnknown(f"Twilio did not answer: {error}") from error
+        for message in messages:
+            if message.body == text and message.sid:
+                return str(message.sid)
+        return None
+
+    async def find_sent(self, to: str, text: str, since: dt.datetime) -> str | None:
+        """The sid of a message with this text sent to `to` since `since`, if Twilio has
+        one: what an interrupted send left behind."""
+        return await asyncio.to_thread(self._find, to, text, since)
 
     async def send(self, to: str, text: str) -> str:
         """Send `text` to the E.164 number `to`; returns Twilio's message sid."""
@@ -113,6 +140,7 @@ def delivery_error(error: TwilioRestException) -> PermanentDeliveryError | Trans
 
 __all__ = [
     "InvalidPhoneNumber",
+    "SmsOutcomeUnknown",
     "SmsSender",
     "mask_phone_number",
     "normalize_phone_number",
