@@ -195,3 +195,27 @@ async def test_in_production_web_push_needs_its_key_and_takes_https_push_service
             )
             assert refused.status_code == 422, endpoint
             assert [error["field"] for error in refused.json()["errors"]] == ["body.endpoint"]
+
+
+async def test_a_long_message_is_cut_to_what_push_services_accept(
+    live: Live, push_service: FakePushService
+) -> None:
+    person = await live.person()
+    await subscribed(live, push_service, person)
+    async with live.runtime.database.sessionmaker() as session:
+        reached = await send_push(
+            session,
+            live.runtime,
+            user_id=person.id,
+            title="Announcement",
+            body="Thông báo " * 1000,
+            url="https://lyceum.test/a/1",
+            data={"announcement_id": "1" * 500},
+            idempotency_key=f"long:{uuid.uuid4()}",
+        )
+        await session.commit()
+    assert reached == 1
+    [delivery] = push_service.delivered
+    assert delivery.payload["body"].startswith("Thông báo")
+    assert delivery.payload["body"].endswith("\u2026")
+    assert delivery.payload["url"] == "https://lyceum.test/a/1"

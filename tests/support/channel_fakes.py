@@ -304,6 +304,8 @@ class FakePushService(_FakeServer):
             pending = self.failures.get(subscription_id)
             if pending:
                 return Answer(pending.pop(0), b"")
+        if len(body) > 4096:  # RFC 8030: what every push service must accept, no more
+            return Answer(413, b"")
         try:
             if not Vapid02.verify(headers.get("authorization", "")):
                 raise ValueError("VAPID signature does not verify")

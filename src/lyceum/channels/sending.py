@@ -31,6 +31,10 @@ from lyceum.kit.webpush import Subscription, SubscriptionGone, WebPushSender, to
 
 logger = structlog.get_logger("lyceum.channels")
 
+# Push services must accept 4096 bytes of encrypted body (RFC 8030); aes128gcm adds
+# 103 (header, tag, padding delimiter). What is longer is cut to fit (`web_payload`).
+MAX_WEB_PUSH_PAYLOAD_BYTES = 3800
+
 PHONE_CODE_TTL = dt.timedelta(minutes=10)
 PHONE_CODE_MAX_ATTEMPTS = 5
 
@@ -124,6 +128,21 @@ class _Fanout:
     permanent: list[DeliveryError] = field(default_factory=list)
 
 
+def web_payload(*, title: str, body: str, url: str | None, data: dict[str, str]) -> str:
+    """The JSON a service worker receives, cut to what every push service accepts:
+    `data` goes first, then the body is shortened (the link still leads to it all)."""
+    message: dict[str, object] = {"title": title, "body": body, "url": url, "data": data}
+    encoded = json.dumps(message, ensure_ascii=False)
+    if len(encoded.encode()) <= MAX_WEB_PUSH_PAYLOAD_BYTES:
+        return encoded
+    message["data"] = {}
+    while len(encoded.encode()) > MAX_WEB_PUSH_PAYLOAD_BYTES and len(str(message["body"])) > 1:
+        text = str(message["body"])
+        message["body"] = text[: len(text) * 3 // 4].rstrip() + "…"
+        encoded = json.dumps(message, ensure_ascii=False)
+    return encoded
+
+
 async def _forget_subscription(runtime: Resources, subscription_id: uuid.UUID) -> None:
     async with transaction(runtime) as own:
         await ChannelRepository(own).delete_subscription(subscription_id)
@@ -167,7 +186,7 @@ async def send_push(
     sent = await repo.sends_under(idempotency_key)
     outcome = _Fanout()
     if subscriptions:
-        payload = json.dumps({"title": title, "body": body, "url": url, "data": data})
+        payload = web_payload(title=title, body=body, url=url, data=data)
         web = WebPushSender(settings)
         topic = topic_for(idempotency_key)
         for subscription in subscriptions:
