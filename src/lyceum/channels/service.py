@@ -67,11 +67,13 @@ class ChannelService:
         phone = await self.repo.phone_of(user.id, lock=True)
         if phone is not None and phone.number == number and phone.verified_at is not None:
             return phone
-        if await self.repo.verified_number_taken(number, user.id):
-            raise Conflict("Another account has verified this number.", slug="phone-number-taken")
+        # Counted before the number is looked up: whether a number belongs to someone
+        # can be asked only as often as codes can be sent.
         await self.runtime.rate_limiter.check(
             self.settings.phone_verification_rate_limit, "phone-code", str(user.id)
         )
+        if await self.repo.verified_number_taken(number, user.id):
+            raise Conflict("Another account has verified this number.", slug="phone-number-taken")
         if phone is None:
             phone = UserPhone(user_id=user.id, number=number)
             self.session.add(phone)
