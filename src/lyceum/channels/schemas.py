@@ -49,7 +49,7 @@ class PushKeysIn(RequestModel):
 class PushSubscriptionIn(RequestModel):
     """A browser's `PushSubscription.toJSON()`, as it comes."""
 
-    endpoint: str = Field(min_length=10, max_length=2000, pattern=r"^https?://[^\s]+$")
+    endpoint: str = Field(min_length=10, max_length=2000, pattern=r"^https?://[!-~]+$")
     expirationTime: JsonInt | None = Field(  # the browser's own name
         default=None, description="Ignored: a subscription that expires answers 404/410."
     )
