@@ -36,6 +36,7 @@ from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Certificate
 from lyceum.models.identity import Role, User
 from tests.assessments import test_authorization_matrix as assessments_matrix
+from tests.channels import test_authorization_matrix as channels_matrix
 from tests.chat import test_authorization_matrix as chat_matrix
 from tests.chat.helpers import member_in
 from tests.courses.test_courses import published
@@ -226,6 +227,20 @@ WHO: dict[str, Who] = {
     "POST /api/v1/courses/{course_id}/announcements": Who.course_editor,
     "GET /api/v1/courses/{course_id}/announcements": Who.course_member,
     "GET /api/v1/admin/notification-deliveries": Who.admin,
+    # notification channels (probed in tests/channels/test_authorization_matrix.py)
+    "PUT /api/v1/me/phone": Who.signed_in,
+    "POST /api/v1/me/phone/verify": Who.signed_in,
+    "GET /api/v1/me/phone": Who.signed_in,
+    "DELETE /api/v1/me/phone": Who.signed_in,
+    "GET /api/v1/notifications/push/vapid-public-key": Who.signed_in,
+    "POST /api/v1/me/push-subscriptions": Who.signed_in,
+    "GET /api/v1/me/push-subscriptions": Who.signed_in,
+    "GET /api/v1/me/push-subscriptions/{subscription_id}": Who.owner,
+    "DELETE /api/v1/me/push-subscriptions/{subscription_id}": Who.owner,
+    "POST /api/v1/me/devices": Who.signed_in,
+    "GET /api/v1/me/devices": Who.signed_in,
+    "GET /api/v1/me/devices/{device_id}": Who.owner,
+    "DELETE /api/v1/me/devices/{device_id}": Who.owner,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -426,6 +441,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     ],
     "tests/webhooks/test_authorization_matrix.py": webhooks_matrix.MATRIX,
     "tests/notifications/test_authorization_matrix.py": notifications_matrix.MATRIX,
+    "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
 }
 
 

@@ -5,6 +5,7 @@ app and follows the Location it got. A new 201 route fails here until it is driv
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, pdf_pages, person
 from tests.identity.helpers import unique_email
 from tests.support.clock import FrozenClock
-from tests.support.jobs import run_jobs
+from tests.support.jobs import run_jobs, with_settings
 
 API = "/api/v1"
 
@@ -62,7 +63,7 @@ class Created:
 
 
 async def test_every_created_answer_says_where_the_resource_is(
-    http: httpx.AsyncClient, runtime: Runtime
+    http: httpx.AsyncClient, runtime: Runtime, tmp_path: Path
 ) -> None:
     created = Created(http)
     await created.expect(
@@ -185,6 +186,30 @@ async def test_every_created_answer_says_where_the_resource_is(
             "is_active": False,
         },
     )
+    await created.expect(
+        "add_push_subscription",
+        "POST",
+        f"{API}/me/push-subscriptions",
+        learner,
+        json={
+            "endpoint": "https://push.example.org/send/created-test",
+            "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22},
+        },
+    )
+    # Devices register only where FCM is configured: that app, on the same database.
+    fcm_runtime = with_settings(
+        runtime, fcm_service_account_file=tmp_path / "firebase-service-account.json"
+    )
+    fcm_app = make_app(fcm_runtime.settings, fcm_runtime, None)
+    fcm_app.state.clock = FrozenClock()
+    async with client_for(fcm_app) as with_fcm:
+        answer = await with_fcm.post(
+            f"{API}/me/devices",
+            json={"token": "created-test-" + "x" * 40, "platform": "android"},
+            headers=learner.headers,
+        )
+    assert answer.status_code == 201, answer.text
+    created.answers["add_device"] = (answer, learner.headers)
 
     schema = (await http.get("/openapi.json")).json()
     assert created.answers.keys() == operations_answering_201(schema)

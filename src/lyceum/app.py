@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from lyceum import __version__, apidocs
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.assessments.guard import AssessmentGuard
+from lyceum.channels import endpoints as channel_endpoints
 from lyceum.chat import endpoints as chat_endpoints
 from lyceum.chat.gateway import ChatGateway
 from lyceum.config import Settings, get_settings
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         chat_endpoints.chat,
         webhook_endpoints.webhooks,
         notification_endpoints.notifications,
+        channel_endpoints.channels,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

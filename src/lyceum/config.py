@@ -281,6 +281,27 @@ class Settings(BaseSettings):
     # Recipients per channel job when a notification fans out (an announcement to
     # 10,000 learners queues 10,000 / this many mail jobs).
     notification_batch_size: int = Field(default=250, ge=1, le=5000)
+    # Notification channels: SMS, Web Push, mobile push -------------------------------
+    # Each is on when configured; unconfigured, its sends are skipped and logged.
+    # SMS through Twilio: the account, and who the messages come from (a number in
+    # E.164, or a Messaging Service, which wins when both are set).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{1,14}$")
+    twilio_messaging_service_sid: str | None = None
+    # Where the Twilio SDK sends its requests (tests point it at a fake Twilio).
+    twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
+    # Verification codes sent to a phone, per user.
+    phone_verification_rate_limit: str = "3/hour"
+    # Web Push: the VAPID private key (base64url, as `vapid --gen` or any Web Push
+    # library prints it; the public key is derived from it) and the contact the push
+    # services see. Unset outside production: a key is generated once into the data dir.
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str | None = Field(default=None, pattern=r"^(mailto:.+|https://.+)$")
+    # Mobile push through Firebase Cloud Messaging (HTTP v1): a service-account JSON
+    # file (its `token_uri` is where access tokens come from), and the API's address.
+    fcm_service_account_file: Path | None = None
+    fcm_api_base_url: AnyHttpUrl = AnyHttpUrl("https://fcm.googleapis.com")
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
@@ -302,6 +323,7 @@ class Settings(BaseSettings):
         "essay_upload_rate_limit",
         "file_upload_rate_limit",
         "image_upload_rate_limit",
+        "phone_verification_rate_limit",
     )
     @classmethod
     def _check_rate(cls, value: str) -> str:
@@ -441,6 +463,25 @@ class Settings(BaseSettings):
         if self.ai_provider is AIProvider.openai_compatible:
             return self.ai_base_url is None
         return self.ai_api_key is None
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @property
+    def webpush_configured(self) -> bool:
+        """Production needs its own VAPID key and subject; elsewhere a key is generated."""
+        if self.is_production:
+            return self.vapid_private_key is not None and self.vapid_subject is not None
+        return True
+
+    @property
+    def fcm_configured(self) -> bool:
+        return self.fcm_service_account_file is not None
 
     def secret_key_value(self) -> str:
         """The signing key. In development one is generated once and kept in the data dir."""

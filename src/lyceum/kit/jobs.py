@@ -98,6 +98,7 @@ TASK_MODULES = [
     "lyceum.webhooks.tasks",
     "lyceum.notifications.tasks",
     "lyceum.notifications.reactions",
+    "lyceum.channels.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

@@ -1,6 +1,7 @@
 """Every ORM table, one module per aggregate, on one `Base` with a naming convention."""
 
 from lyceum.models import assessments as assessments  # registers the assessment tables
+from lyceum.models import channels as channels  # registers the SMS and push tables
 from lyceum.models import chat as chat  # registers the chat tables on Base.metadata
 from lyceum.models import events as events  # registers the public event log
 from lyceum.models import mail as mail  # registers the mail delivery log

@@ -26,6 +26,7 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.channels.service import send_push, send_sms
 from lyceum.kit.delivery import PermanentDeliveryError
 from lyceum.kit.jobs import Resources, transaction
 from lyceum.kit.mail import language_of, message_id_for
@@ -179,7 +180,11 @@ def push_sender(send_push: SendPush) -> Sender:
     return send
 
 
-CHANNEL_SENDERS: dict[Channel, Sender] = {Channel.email: email_sender}
+CHANNEL_SENDERS: dict[Channel, Sender] = {
+    Channel.email: email_sender,
+    Channel.sms: sms_sender(send_sms),
+    Channel.push: push_sender(send_push),
+}
 
 
 async def deliver_batch(

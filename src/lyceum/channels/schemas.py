@@ -1,0 +1,78 @@
+"""Phone, Web Push subscription and device bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from lyceum.kit.validation import JsonInt, RequestModel
+
+
+class PhoneIn(RequestModel):
+    number: str = Field(
+        min_length=2,
+        max_length=32,
+        description="E.164, with the country code: `+84901234567`. Spaces and dashes are "
+        "accepted and removed.",
+        examples=["+84901234567"],
+    )
+
+
+class PhoneOut(BaseModel):
+    number: str = Field(description="E.164.")
+    verified: bool = Field(description="Only a verified phone receives notifications.")
+    verified_at: dt.datetime | None
+    code_expires_at: dt.datetime | None = Field(
+        description="When the code last sent stops working; None when no code is out."
+    )
+
+
+class PhoneVerifyIn(RequestModel):
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6-digit code sent by SMS.")
+
+
+class VapidKeyOut(BaseModel):
+    public_key: str = Field(
+        description="The VAPID public key (base64url, uncompressed P-256 point): pass it "
+        "as `applicationServerKey` to `pushManager.subscribe()`."
+    )
+
+
+class PushKeysIn(RequestModel):
+    p256dh: str = Field(min_length=80, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$")
+    auth: str = Field(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_\-=]+$")
+
+
+class PushSubscriptionIn(RequestModel):
+    """A browser's `PushSubscription.toJSON()`, as it comes."""
+
+    endpoint: str = Field(min_length=10, max_length=2000, pattern=r"^https?://[!-~]+$")
+    expirationTime: JsonInt | None = Field(  # the browser's own name
+        default=None, description="Ignored: a subscription that expires answers 404/410."
+    )
+    keys: PushKeysIn
+
+
+class PushSubscriptionOut(BaseModel):
+    id: uuid.UUID
+    endpoint: str
+    created_at: dt.datetime
+
+
+class DeviceIn(RequestModel):
+    token: str = Field(
+        min_length=20,
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9_\-:.]+$",
+        description="The app's Firebase Cloud Messaging registration token.",
+    )
+    platform: Literal["android", "ios", "web"]
+
+
+class DeviceOut(BaseModel):
+    id: uuid.UUID
+    platform: str
+    created_at: dt.datetime

@@ -1,0 +1,1 @@
+"""Tests of the notification channels: SMS through Twilio, Web Push, FCM."""
