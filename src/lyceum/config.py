@@ -264,6 +264,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     sentry_dsn: SecretStr | None = None
 
+    # Scheduled learner messages: how long a sent digest, due-soon reminder or
+    # inactivity nudge is remembered (it must outlive the week a nudge guards).
+    reminders_retention_days: int = Field(default=90, ge=14, le=3650)
+
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
 
