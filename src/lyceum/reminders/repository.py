@@ -188,10 +188,12 @@ class RemindersRepository:
             .join(CourseModule, CourseModule.id == Lesson.module_id)
             .where(
                 Lesson.course_id == Enrollment.course_id,
-                ~exists().where(
+                ~exists()
+                .where(
                     LessonCompletion.user_id == Enrollment.user_id,
                     LessonCompletion.lesson_id == Lesson.id,
-                ),
+                )
+                .correlate_except(LessonCompletion),
             )
             .order_by(CourseModule.position, Lesson.position, Lesson.id)
             .limit(1)
