@@ -30,6 +30,9 @@ NEW_YORK_NINE = dt.datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 
 
 def service(session: AsyncSession, notify: RecordingNotify, **options: object) -> ReminderService:
+    # `declined` reads the notifications domain's preferences; the tests below that do not
+    # set it check the selection without them.
+    options = {"declined": None, **options}
     return ReminderService(session, base_url=BASE, notify=notify, **options)  # type: ignore[arg-type]
 
 
@@ -221,10 +224,54 @@ async def test_two_whole_ticks_in_small_batches_at_once_send_each_digest_once(
     await asyncio.gather(
         *(
             run_tick(
-                runtime, ReminderService.send_digests, HO_CHI_MINH_NINE, notify=notify, batch_size=1
+                runtime,
+                ReminderService.send_digests,
+                HO_CHI_MINH_NINE,
+                notify=notify,
+                declined=None,
+                batch_size=1,
             )
             for _ in range(2)
         )
     )
     for learner in committed_learners:
         assert len(notify.to(learner)) == 1
+
+
+async def test_learners_who_turned_the_digest_off_on_every_channel_are_not_claimed(
+    session: AsyncSession,
+) -> None:
+    """Through the notifications domain's preferences (the default `declined`)."""
+    service_module = pytest.importorskip("lyceum.notifications.service")
+    models = pytest.importorskip("lyceum.models.notifications")
+    owner = await support.user(session, name="Instructor")
+    rows = await support.course(session, owner)
+    category = models.Category.weekly_digest
+    on_by_default = [c for c in models.Channel if service_module.default_enabled(category, c)]
+    everything_off = await support.user(session, time_zone="Europe/London")
+    mail_off = await support.user(session, time_zone="Europe/London")
+    for learner in (everything_off, mail_off):
+        await support.enroll(session, learner, rows)
+    session.add_all(
+        [
+            models.NotificationPreference(
+                user_id=everything_off.id, category=category, channel=channel, enabled=False
+            )
+            for channel in on_by_default
+        ]
+        + [
+            models.NotificationPreference(
+                user_id=mail_off.id,
+                category=category,
+                channel=models.Channel.email,
+                enabled=False,
+            )
+        ]
+    )
+    await session.flush()
+    notify = RecordingNotify()
+
+    await ReminderService(session, base_url=BASE, notify=notify).send_digests(LONDON_NINE)
+
+    assert notify.to(everything_off) == []
+    assert len(notify.to(mail_off)) == 1

@@ -22,7 +22,7 @@ DAY = dt.timedelta(days=1)
 
 
 def service(session: AsyncSession, notify: RecordingNotify) -> ReminderService:
-    return ReminderService(session, base_url=BASE, notify=notify)
+    return ReminderService(session, base_url=BASE, notify=notify, declined=None)
 
 
 def items(notify: RecordingNotify, learner: User) -> list[str]:

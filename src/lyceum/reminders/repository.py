@@ -75,6 +75,23 @@ def _not_declined(user_id: UuidColumn, declined: UserIds | None) -> list[ColumnE
     return [] if declined is None else [user_id.not_in(declined.scalar_subquery())]
 
 
+def users_declining(preference: Any, category: object, on_by_default: Sequence[object]) -> UserIds:
+    """The users whose rows of `preference` (the notification preferences table: user,
+    category, channel, enabled) turn `category` off on every channel: none enabled, and
+    each channel that is on by default explicitly disabled."""
+    enabled = preference.enabled
+    return (
+        select(preference.user_id)
+        .where(preference.category == category)
+        .group_by(preference.user_id)
+        .having(
+            func.count().filter(enabled.is_(True)) == 0,
+            func.count().filter(enabled.is_(False), preference.channel.in_(on_by_default))
+            == len(on_by_default),
+        )
+    )
+
+
 class RemindersRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

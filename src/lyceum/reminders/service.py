@@ -23,7 +23,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.identity.schemas import TIME_ZONES
-from lyceum.reminders.repository import CourseProgress, RemindersRepository, UserIds
+from lyceum.reminders.repository import (
+    CourseProgress,
+    RemindersRepository,
+    UserIds,
+    users_declining,
+)
 
 # The digest goes out on Monday (weekday 0) from 09:00 local time; a tick that runs up to
 # three hours late (workers down at nine) still sends it, later that Monday morning, but
@@ -63,9 +68,21 @@ class Notify(Protocol):
 
 
 # The users who turned a category off on every channel, as a SELECT of user ids (for a
-# category name): they are not even claimed. Without it, `notify` alone honours the
-# preferences (and writes nothing for them).
+# category name): they are not even claimed (`notify` honours the preferences per
+# channel for everyone else).
 DeclinedUsers = Callable[[str], UserIds]
+
+
+def declined_in_preferences(category: str) -> UserIds:
+    """The users who turned `category` off on every channel in their notification
+    preferences (a channel they never chose keeps the notifications domain's default)."""
+    service = importlib.import_module("lyceum.notifications.service")
+    models = importlib.import_module("lyceum.models.notifications")
+    chosen = models.Category(category)
+    on_by_default = [
+        channel for channel in models.Channel if service.default_enabled(chosen, channel)
+    ]
+    return users_declining(models.NotificationPreference, chosen, on_by_default)
 
 
 async def notify_through_notifications(
@@ -144,7 +161,7 @@ class ReminderService:
         *,
         base_url: str,
         notify: Notify = notify_through_notifications,
-        declined: DeclinedUsers | None = None,
+        declined: DeclinedUsers | None = declined_in_preferences,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         self.session = session

@@ -16,8 +16,10 @@ import structlog
 from lyceum.kit.jobs import JobContext, Queue, Resources, job_app, resources, task, transaction
 from lyceum.reminders.service import (
     BATCH_SIZE,
+    DeclinedUsers,
     Notify,
     ReminderService,
+    declined_in_preferences,
     notify_through_notifications,
 )
 
@@ -38,6 +40,7 @@ async def run_tick(
     tick: dt.datetime,
     *,
     notify: Notify = notify_through_notifications,
+    declined: DeclinedUsers | None = declined_in_preferences,
     batch_size: int = BATCH_SIZE,
 ) -> int:
     """Claim and send in batches, one transaction each, until a batch comes back short
@@ -46,7 +49,11 @@ async def run_tick(
     while True:
         async with transaction(runtime) as session:
             service = ReminderService(
-                session, base_url=runtime.settings.base_url(), notify=notify, batch_size=batch_size
+                session,
+                base_url=runtime.settings.base_url(),
+                notify=notify,
+                declined=declined,
+                batch_size=batch_size,
             )
             claimed = await send(service, tick)
         total += claimed
