@@ -15,16 +15,18 @@ from sqlalchemy import (
     Select,
     String,
     Subquery,
+    Uuid,
     and_,
+    any_,
+    bindparam,
     delete,
     exists,
     func,
     literal,
     select,
-    tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -235,10 +237,27 @@ class RemindersRepository:
             .where(Enrollment.status == EnrollmentStatus.active)
             .order_by(Enrollment.user_id, Enrollment.enrolled_at, Enrollment.id)
         )
+        # Arrays, not IN lists: one parameter each however many learners a batch holds.
         if users is not None:
-            query = query.where(Enrollment.user_id.in_(users))
+            query = query.where(
+                Enrollment.user_id == any_(bindparam("users", list(users), type_=ARRAY(Uuid())))
+            )
         if pairs is not None:
-            query = query.where(tuple_(Enrollment.user_id, Enrollment.course_id).in_(pairs))
+            wanted = (
+                func.unnest(
+                    bindparam("pair_users", [user for user, _ in pairs], type_=ARRAY(Uuid())),
+                    bindparam("pair_courses", [course for _, course in pairs], type_=ARRAY(Uuid())),
+                )
+                .table_valued("user_id", "course_id")
+                .render_derived()
+            )
+            query = query.join(
+                wanted,
+                and_(
+                    wanted.c.user_id == Enrollment.user_id,
+                    wanted.c.course_id == Enrollment.course_id,
+                ),
+            )
         result = await self.session.execute(query)
         return [
             CourseProgress(
