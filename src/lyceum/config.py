@@ -302,6 +302,9 @@ class Settings(BaseSettings):
     # file (its `token_uri` is where access tokens come from), and the API's address.
     fcm_service_account_file: Path | None = None
     fcm_api_base_url: AnyHttpUrl = AnyHttpUrl("https://fcm.googleapis.com")
+    # Scheduled learner messages: how long a sent digest, due-soon reminder or
+    # inactivity nudge is remembered (it must outlive the week a nudge guards).
+    reminders_retention_days: int = Field(default=90, ge=14, le=3650)
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)

@@ -99,6 +99,7 @@ TASK_MODULES = [
     "lyceum.notifications.tasks",
     "lyceum.notifications.reactions",
     "lyceum.channels.tasks",
+    "lyceum.reminders.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
