@@ -89,7 +89,7 @@ async def _webhooks_round(runtime: Any, endpoint_url: str, count: int, concurren
     from lyceum.kit.db import unit_of_work
     from lyceum.kit.events import emit
     from lyceum.kit.jobs import run_worker
-    from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery
+    from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus
 
     async with runtime.database.sessionmaker() as session, unit_of_work(session):
         for _ in range(count):
@@ -107,7 +107,7 @@ async def _webhooks_round(runtime: Any, endpoint_url: str, count: int, concurren
         left = await session.scalar(
             select(func.count())
             .select_from(WebhookDelivery)
-            .where(WebhookDelivery.status != DeliveryStatus.succeeded)
+            .where(WebhookDelivery.status != WebhookDeliveryStatus.succeeded)
         )
     if left:
         raise RuntimeError(f"{left} deliveries did not succeed")

@@ -211,6 +211,14 @@ async def test_every_created_answer_says_where_the_resource_is(
     assert answer.status_code == 201, answer.text
     created.answers["add_device"] = (answer, learner.headers)
 
+    await created.expect(
+        "post_announcement",
+        "POST",
+        f"{API}/courses/{course['id']}/announcements",
+        teacher,
+        json={"title": "Welcome", "body": "The first lesson is *open*."},
+    )
+
     schema = (await http.get("/openapi.json")).json()
     assert created.answers.keys() == operations_answering_201(schema)
     for operation, (response, headers) in created.answers.items():

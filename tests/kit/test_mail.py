@@ -86,16 +86,37 @@ HOSTILE_CONTEXT = dict.fromkeys(
         "webhook_url",
         "reason",
         "endpoint_url",
+        "title",
+        "body",
+        "item_title",
+        "due_at",
+        "url",
+        "score",
+        "max_score",
+        "next_lesson_title",
+        "week_label",
+        "unsubscribe_url",
     ),
     HOSTILE,
-)
+) | {
+    "courses": [
+        {
+            "title": HOSTILE,
+            "percent": HOSTILE,
+            "next_lesson_title": HOSTILE,
+            "next_lesson_url": HOSTILE,
+            "lessons_completed_this_week": HOSTILE,
+        }
+    ]
+}
 
 
+@pytest.mark.parametrize("language", ["en", "vi"])
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_every_mail_escapes_its_values_and_keeps_them_on_one_line(
-    settings: Settings, template: str
+    settings: Settings, template: str, language: str
 ) -> None:
-    subject, text, html = render(template, HOSTILE_CONTEXT, settings)
+    subject, text, html = render(template, HOSTILE_CONTEXT, settings, language=language)
     message = build_message(
         to="ada@example.org",
         subject=subject,

@@ -17,7 +17,7 @@ from lyceum.config import Settings
 from lyceum.kit.jobs import defer, transaction
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
-from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from lyceum.webhooks.service import RETRY_DELAYS
 from lyceum.webhooks.tasks import purge_webhook_deliveries
 from tests.content.helpers import course_with_lesson, enroll, person
@@ -260,5 +260,5 @@ async def test_old_deliveries_are_purged(
             )
         )
         assert [str(found) for found in left] == [newer["id"]]
-    assert {item["status"] for item in [newer]} == {DeliveryStatus.succeeded.value}
+    assert {item["status"] for item in [newer]} == {WebhookDeliveryStatus.succeeded.value}
     assert json.loads(hook.requests[0].body)["type"] == "webhook.test"

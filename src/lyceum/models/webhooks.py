@@ -30,7 +30,7 @@ class WebhookEndpoint(UUIDPrimaryKey, Timestamps, Base):
     )
 
 
-class DeliveryStatus(StrEnum):
+class WebhookDeliveryStatus(StrEnum):
     pending = "pending"  # waiting for its first or next attempt
     succeeded = "succeeded"
     failed = "failed"  # given up: retries spent, endpoint gone or disabled, or refused
@@ -51,9 +51,9 @@ class WebhookDelivery(UUIDPrimaryKey, Base):
     event_id: Mapped[uuid.UUID]
     event_type: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)  # the exact JSON sent (and signed)
-    status: Mapped[DeliveryStatus] = mapped_column(
-        Enum(DeliveryStatus, name="webhook_delivery_status", native_enum=False, length=16),
-        default=DeliveryStatus.pending,
+    status: Mapped[WebhookDeliveryStatus] = mapped_column(
+        Enum(WebhookDeliveryStatus, name="webhook_delivery_status", native_enum=False, length=16),
+        default=WebhookDeliveryStatus.pending,
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None]

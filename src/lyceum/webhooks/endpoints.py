@@ -11,7 +11,7 @@ from fastapi import Query, Response, status
 from lyceum.identity.permissions import AdminUser
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
-from lyceum.models.webhooks import DeliveryStatus
+from lyceum.models.webhooks import WebhookDeliveryStatus
 from lyceum.webhooks import schemas
 from lyceum.webhooks.permissions import ManagedEndpoint, Webhooks
 from lyceum.webhooks.service import delivery_out, endpoint_out
@@ -85,9 +85,10 @@ async def list_webhook_deliveries(
     service: Webhooks,
     paging: Paging,
     delivery_status: Annotated[
-        DeliveryStatus | None, Query(alias="status", description="Only deliveries in this state.")
+        WebhookDeliveryStatus | None,
+        Query(alias="status", description="Only deliveries in this state."),
     ] = None,
-) -> Page[schemas.DeliveryOut]:
+) -> Page[schemas.WebhookDeliveryOut]:
     items, total = await service.deliveries(endpoint, delivery_status, paging.offset, paging.size)
     return Page.of(items, total, paging)
 
@@ -101,7 +102,7 @@ async def list_webhook_deliveries(
 )
 async def redeliver_webhook(
     delivery_id: uuid.UUID, endpoint: ManagedEndpoint, service: Webhooks
-) -> schemas.DeliveryOut:
+) -> schemas.WebhookDeliveryOut:
     return delivery_out(await service.redeliver(endpoint, delivery_id))
 
 
@@ -112,5 +113,7 @@ async def redeliver_webhook(
     description="Queued now, whatever event types the endpoint receives; its outcome "
     "shows in the delivery log. 409 while the endpoint is disabled.",
 )
-async def send_webhook_test(endpoint: ManagedEndpoint, service: Webhooks) -> schemas.DeliveryOut:
+async def send_webhook_test(
+    endpoint: ManagedEndpoint, service: Webhooks
+) -> schemas.WebhookDeliveryOut:
     return delivery_out(await service.send_test(endpoint))

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.identity import Role, User
-from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
 
 class WebhookRepository:
@@ -82,7 +82,7 @@ class WebhookRepository:
     async def deliveries(
         self,
         endpoint_id: uuid.UUID,
-        status: DeliveryStatus | None,
+        status: WebhookDeliveryStatus | None,
         offset: int,
         limit: int,
     ) -> tuple[list[WebhookDelivery], int]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from lyceum.kit.validation import NO_NUL
 from lyceum.kit.validation import RequestModel as Strict
-from lyceum.models.webhooks import DeliveryStatus
+from lyceum.models.webhooks import WebhookDeliveryStatus
 
 Url = Annotated[
     str,
@@ -93,12 +93,12 @@ class SecretOut(BaseModel):
     secret: str = Field(description="The new signing secret, shown only in this response.")
 
 
-class DeliveryOut(BaseModel):
+class WebhookDeliveryOut(BaseModel):
     id: uuid.UUID
     endpoint_id: uuid.UUID
     event_id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt.")
     event_type: str
-    status: DeliveryStatus
+    status: WebhookDeliveryStatus
     attempts: int
     next_attempt_at: dt.datetime | None
     last_attempt_at: dt.datetime | None

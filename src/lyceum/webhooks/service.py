@@ -26,7 +26,7 @@ from lyceum.kit.events import PublicEvent, catalogue
 from lyceum.kit.security import SecretBox
 from lyceum.kit.ssrf import RefusedAddress, check_url, post
 from lyceum.models.identity import User
-from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from lyceum.webhooks import schemas
 from lyceum.webhooks.repository import WebhookRepository
 
@@ -76,8 +76,8 @@ def endpoint_out(endpoint: WebhookEndpoint) -> schemas.EndpointOut:
     return schemas.EndpointOut.model_validate(endpoint, from_attributes=True)
 
 
-def delivery_out(delivery: WebhookDelivery) -> schemas.DeliveryOut:
-    return schemas.DeliveryOut.model_validate(delivery, from_attributes=True)
+def delivery_out(delivery: WebhookDelivery) -> schemas.WebhookDeliveryOut:
+    return schemas.WebhookDeliveryOut.model_validate(delivery, from_attributes=True)
 
 
 async def check_endpoint_url(url: str, settings: Settings) -> None:
@@ -189,8 +189,12 @@ class WebhookService:
         return secret
 
     async def deliveries(
-        self, endpoint: WebhookEndpoint, status: DeliveryStatus | None, offset: int, limit: int
-    ) -> tuple[list[schemas.DeliveryOut], int]:
+        self,
+        endpoint: WebhookEndpoint,
+        status: WebhookDeliveryStatus | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[schemas.WebhookDeliveryOut], int]:
         rows, total = await self.repo.deliveries(endpoint.id, status, offset, limit)
         return [delivery_out(row) for row in rows], total
 
@@ -353,7 +357,7 @@ def settle(
     delivery.last_error = outcome.error
     delivery.next_attempt_at = None
     if outcome.succeeded:
-        delivery.status = DeliveryStatus.succeeded
+        delivery.status = WebhookDeliveryStatus.succeeded
         endpoint.failing_since = None
         return Settled(None, False)
     if delivery.last_error is None:
@@ -370,7 +374,7 @@ def settle(
         endpoint.disabled_reason = reason
     disabled = reason is not None
     if disabled or outcome.permanent or delivery.attempts > len(RETRY_DELAYS):
-        delivery.status = DeliveryStatus.failed
+        delivery.status = WebhookDeliveryStatus.failed
         return Settled(None, disabled)
     delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
     return Settled(delivery.next_attempt_at, False)

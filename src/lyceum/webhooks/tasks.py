@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.kit.events import PublicEvent, publish_to
 from lyceum.kit.jobs import JobContext, Queue, defer, job_app, resources, task, transaction
 from lyceum.kit.security import SecretBox
-from lyceum.models.webhooks import DeliveryStatus, WebhookDelivery
+from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus
 from lyceum.webhooks.repository import WebhookRepository
 from lyceum.webhooks.service import attempt, fan_out, new_client, settle
 
@@ -30,11 +30,11 @@ async def deliver_webhook(context: JobContext, delivery_id: str) -> None:
     # outcome's transaction below locks the row and checks again.
     async with transaction(runtime) as session:
         found = await WebhookRepository(session).delivery_and_endpoint(uuid.UUID(delivery_id))
-        if found is None or found[0].status is not DeliveryStatus.pending:
+        if found is None or found[0].status is not WebhookDeliveryStatus.pending:
             return  # purged, deleted with its endpoint, or already settled
         delivery, endpoint = found
         if not endpoint.is_active:
-            delivery.status = DeliveryStatus.failed
+            delivery.status = WebhookDeliveryStatus.failed
             delivery.next_attempt_at = None
             delivery.last_error = "The endpoint is disabled."
             return
@@ -54,7 +54,7 @@ async def deliver_webhook(context: JobContext, delivery_id: str) -> None:
         found = await WebhookRepository(session).delivery_and_endpoint(
             uuid.UUID(delivery_id), for_update=True
         )
-        if found is None or found[0].status is not DeliveryStatus.pending:
+        if found is None or found[0].status is not WebhookDeliveryStatus.pending:
             return
         delivery, endpoint = found
         now = dt.datetime.now(dt.UTC)
