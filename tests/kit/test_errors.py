@@ -273,3 +273,26 @@ async def test_every_response_carries_the_request_id_and_security_headers(
     assert response.headers["x-request-id"] == "req-every-1"
     for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, name
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/courses?category=%00",
+        "/api/v1/courses?q=optics%00",
+        "/api/v1/courses/%00",
+        "/api/v1/me/notifications?unread=%00true",
+    ],
+)
+async def test_a_nul_anywhere_in_the_path_or_query_is_a_422_naming_it(
+    settings: Settings, runtime: Runtime, url: str
+) -> None:
+    """PostgreSQL cannot hold NUL in text: every route refuses it before any parameter
+    is parsed (one once reached the catalog's category filter and answered 500)."""
+    async with client_for(make_app(settings, runtime, None)) as http:
+        response = await http.get(url)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert "NUL" in problem["detail"]
+    assert problem["errors"][0]["field"] in {"path", "query"}

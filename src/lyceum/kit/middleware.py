@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lyceum.kit.accesslog import access_log
-from lyceum.kit.errors import problem_response
+from lyceum.kit.errors import FieldProblem, problem_response
 from lyceum.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -143,6 +143,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in scope["query_string"] or "\x00" in scope["path"]:
+            # No text Lyceum stores or searches may hold NUL (PostgreSQL refuses it):
+            # refused here for every parameter of every route, before any is parsed.
+            await self._refuse_nul(scope, receive, send)
+            return
         max_bytes = self.max_bytes
         for pattern, limit in self.path_limits:
             if pattern.fullmatch(scope["path"]):
@@ -180,6 +185,17 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if not response_started:
                 await self._refuse(scope, receive, send, max_bytes)
+
+    async def _refuse_nul(self, scope: Scope, receive: Receive, send: Send) -> None:
+        where = "path" if "\x00" in scope["path"] else "query"
+        response = problem_response(
+            422,
+            f"The {where} contains a NUL character (%00), which no parameter may hold.",
+            slug="validation-error",
+            title="Invalid input",
+            errors=[FieldProblem(field=where, message="must not contain NUL (%00)", type="nul")],
+        )
+        await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem_response(
