@@ -42,6 +42,7 @@ from lyceum.kit.routing import add_to_app
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
+from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 from lyceum.tutor import endpoints as tutor_endpoints
@@ -248,6 +249,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         tutor_endpoints.tutor,
         assessment_endpoints.assessments,
         chat_endpoints.chat,
+        system_endpoints.admin_jobs,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

@@ -2,6 +2,7 @@
 
 from lyceum.models import assessments as assessments  # registers the assessment tables
 from lyceum.models import chat as chat  # registers the chat tables on Base.metadata
+from lyceum.models import jobs as jobs  # registers the job failure log
 from lyceum.models import mail as mail  # registers the mail delivery log
 from lyceum.models.base import Base
 from lyceum.models.content import ContentChunk, CourseFile
