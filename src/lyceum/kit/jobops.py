@@ -136,6 +136,11 @@ _SUMMARY = """
 """
 
 
+_DETAIL = """, j.priority, j.args, j.lock, j.queueing_lock, j.scheduled_at,
+           (SELECT min(e.at) FROM procrastinate_events AS e
+            WHERE e.job_id = j.id AND e.type = 'deferred') AS deferred_at
+    FROM procrastinate_jobs AS j WHERE j.id = :id
+"""
 _FAILED = "WHERE j.status = 'failed' AND (CAST(:queue AS text) IS NULL OR j.queue_name = :queue)"
 
 
