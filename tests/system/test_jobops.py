@@ -43,17 +43,18 @@ async def admin(connection: AsyncConnection, runtime: Runtime, clock: FrozenCloc
 
 
 async def insert_job(
-    connection: AsyncConnection, queue: str, status: str, *, scheduled: str | None = None
+    connection: AsyncConnection, queue: str, status: str, *, due_in: float | None = None
 ) -> int:
     """A job row in the test's transaction (rolled back with it)."""
     job_id: int = (
         await connection.execute(
             text(
-                "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status, scheduled_at) "
-                f"VALUES (:queue, 'tests.jobops.succeeds', '{{}}', CAST(:status AS "
-                f"procrastinate_job_status), {scheduled or 'NULL'}) RETURNING id"
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, status, scheduled_at) "
+                "VALUES (:queue, 'tests.jobops.succeeds', CAST(:status AS "
+                "procrastinate_job_status), now() + make_interval(secs => CAST(:due AS float8))) "
+                "RETURNING id"
             ),
-            {"queue": queue, "status": status},
+            {"queue": queue, "status": status, "due": due_in},
         )
     ).scalar_one()
     return job_id
@@ -63,9 +64,9 @@ async def test_queue_figures_count_jobs_by_status_and_the_oldest_wait(
     client: httpx.AsyncClient, connection: AsyncConnection, admin: Member
 ) -> None:
     queue = f"q-{uuid.uuid4().hex[:8]}"
-    await insert_job(connection, queue, "todo", scheduled="now() - interval '90 seconds'")
+    await insert_job(connection, queue, "todo", due_in=-90)
     await insert_job(connection, queue, "todo")
-    await insert_job(connection, queue, "todo", scheduled="now() + interval '1 hour'")
+    await insert_job(connection, queue, "todo", due_in=3600)
     for status in ("doing", "succeeded", "succeeded", "failed", "cancelled", "aborted"):
         await insert_job(connection, queue, status)
 
@@ -216,7 +217,7 @@ async def test_metrics_show_each_queue_by_status_and_its_oldest_wait(
 ) -> None:
     queue = f"m-{uuid.uuid4().hex[:8]}"
     async with runtime.database.engine.begin() as conn:
-        await insert_job(conn, queue, "todo", scheduled="now() - interval '120 seconds'")
+        await insert_job(conn, queue, "todo", due_in=-120)
         await insert_job(conn, queue, "failed")
     try:
         text_out = (await client.get("/metrics")).text
