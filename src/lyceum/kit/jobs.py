@@ -93,6 +93,7 @@ TASK_MODULES = [
     "lyceum.learning.reactions",
     "lyceum.content.tasks",
     "lyceum.assessments.tasks",
+    "lyceum.system.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
