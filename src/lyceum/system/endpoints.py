@@ -20,6 +20,7 @@ from lyceum.kit.metrics import DB_POOL, JOB_OLDEST_WAITING, JOBS, REGISTRY
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.validation import SafeStr
 from lyceum.system import service
 from lyceum.system.permissions import MetricsScraper
 from lyceum.system.schemas import (
@@ -183,7 +184,7 @@ async def list_failed_jobs(
     session: Session,
     paging: Paging,
     queue: Annotated[
-        str | None, Query(max_length=128, description="Only this queue's jobs.")
+        SafeStr | None, Query(max_length=128, description="Only this queue's jobs.")
     ] = None,
 ) -> Page[JobSummaryOut]:
     return await service.failed(session, paging, queue)
