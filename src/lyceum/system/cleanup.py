@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
@@ -34,17 +33,13 @@ async def exclusive(sessions: Sessions, name: str) -> AsyncIterator[bool]:
     """Whether this run holds the cleanup `name` (a session-level advisory lock, on a
     connection held for the run and released at its end)."""
     async with sessions() as holder:
-        key = {"key": f"lyceum.cleanup:{name}"}
-        mine = bool(
-            (
-                await holder.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), key)
-            ).scalar_one()
-        )
+        key = f"lyceum.cleanup:{name}"
+        mine = await repository.try_lock(holder, key)
         try:
             yield mine
         finally:
             if mine:
-                await holder.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                await repository.unlock(holder, key)
 
 
 async def purge(

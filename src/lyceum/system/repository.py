@@ -1,6 +1,7 @@
 """Every query of the periodic cleanups: each deletes one bounded batch of rows past
 their retention (`FOR UPDATE SKIP LOCKED`: two runs at once never take the same rows),
-and says which stored object keys rows still refer to."""
+says which stored object keys rows still refer to, and takes the advisory lock that
+keeps two runs of one cleanup apart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def try_lock(session: AsyncSession, key: str) -> bool:
+    """Take the session-level advisory lock `key` if no other connection holds it."""
+    taken = await session.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key})
+    return bool(taken.scalar_one())
+
+
+async def unlock(session: AsyncSession, key: str) -> None:
+    await session.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
 
 
 async def _delete(session: AsyncSession, sql: str, cutoff: dt.datetime, limit: int) -> int:
