@@ -101,15 +101,22 @@ async def queue_figures(db: Executor) -> list[QueueFigures]:
     waiting = await db.execute(
         text(
             """
-            SELECT j.queue_name,
-                   EXTRACT(EPOCH FROM now() - min(COALESCE(j.scheduled_at, d.at)))
-            FROM procrastinate_jobs AS j
-            LEFT JOIN LATERAL (
-                SELECT min(e.at) AS at FROM procrastinate_events AS e
-                WHERE e.job_id = j.id AND e.type = 'deferred'
-            ) AS d ON true
-            WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-            GROUP BY j.queue_name
+            -- Ids grow with time: a queue's unscheduled job waiting longest is its
+            -- lowest id, so one event lookup per queue, not one per waiting job.
+            WITH due AS (
+                SELECT queue_name,
+                       min(scheduled_at) AS first_scheduled,
+                       min(id) FILTER (WHERE scheduled_at IS NULL) AS first_unscheduled
+                FROM procrastinate_jobs
+                WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())
+                GROUP BY queue_name
+            )
+            SELECT due.queue_name,
+                   EXTRACT(EPOCH FROM now() - LEAST(due.first_scheduled, (
+                       SELECT min(e.at) FROM procrastinate_events AS e
+                       WHERE e.job_id = due.first_unscheduled AND e.type = 'deferred'
+                   )))
+            FROM due
             """
         )
     )
