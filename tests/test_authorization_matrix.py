@@ -241,6 +241,12 @@ WHO: dict[str, Who] = {
     "GET /api/v1/me/devices": Who.signed_in,
     "GET /api/v1/me/devices/{device_id}": Who.owner,
     "DELETE /api/v1/me/devices/{device_id}": Who.owner,
+    # job operations (admins; also tests/system/test_jobops.py)
+    "GET /api/v1/admin/jobs/queues": Who.admin,
+    "GET /api/v1/admin/jobs/failed": Who.admin,
+    "GET /api/v1/admin/jobs/{job_id}": Who.admin,
+    "POST /api/v1/admin/jobs/{job_id}/retry": Who.admin,
+    "POST /api/v1/admin/jobs/{job_id}/cancel": Who.admin,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -428,6 +434,12 @@ MATRIX: list[Row] = [
         [401, 403, 403, 200, 403, 200],
     ),
     ("GET", "/api/v1/tutor/usage", None, [401, 403, 403, 200, 200, 200]),
+    # job operations: admins only (no job 999999999999: 404 to them alone)
+    ("GET", "/api/v1/admin/jobs/queues", None, [401, 403, 403, 403, 403, 200]),
+    ("GET", "/api/v1/admin/jobs/failed", None, [401, 403, 403, 403, 403, 200]),
+    ("GET", "/api/v1/admin/jobs/999999999999", None, [401, 403, 403, 403, 403, 404]),
+    ("POST", "/api/v1/admin/jobs/999999999999/retry", None, [401, 403, 403, 403, 403, 404]),
+    ("POST", "/api/v1/admin/jobs/999999999999/cancel", None, [401, 403, 403, 403, 403, 404]),
 ]
 
 # Every probe row of the app, by where it lives (the domain matrices keep their worlds).

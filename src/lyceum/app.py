@@ -44,6 +44,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
+from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
 from lyceum.tutor import endpoints as tutor_endpoints
@@ -264,6 +265,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         webhook_endpoints.webhooks,
         notification_endpoints.notifications,
         channel_endpoints.channels,
+        system_endpoints.admin_jobs,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

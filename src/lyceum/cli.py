@@ -1,4 +1,4 @@
-"""The `lyceum` command: serve, worker, migrate, send-test-mail."""
+"""The `lyceum` command: serve, worker, migrate, send-test-mail, jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import contextlib
 import os
 import signal
 import socket
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import structlog
 import typer
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings, SettingsError, load_settings
 from lyceum.kit.db import (
@@ -26,6 +28,7 @@ from lyceum.kit.db import (
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+R = TypeVar("R")
 
 cli = typer.Typer(help="Lyceum: AI tutor and learning platform backend.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -487,6 +490,153 @@ def send_test_mail(
 
     destination = asyncio.run(Mailer(_settings()).send("test_message", to, {"note": note}))
     console.print(f"[green]sent[/green] to {to} via {destination}")
+
+
+# Job operations: `lyceum jobs ...` --------------------------------------------------------
+
+jobs_cli = typer.Typer(
+    help="Job operations: queues, failed jobs, retry, cancel.", no_args_is_help=True
+)
+cli.add_typer(jobs_cli, name="jobs")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead.")]
+
+
+def _with_jobs_database(operation: Callable[[AsyncSession], Awaitable[R]]) -> R:
+    """Run `operation` on a session of the configured database, committed if it
+    returns; exit 1 when the database is not migrated."""
+    from lyceum.kit.runtime import resolve_database_url
+
+    settings = _settings()
+    database_url, embedded = resolve_database_url(settings)
+
+    async def run() -> R:
+        database = Database(database_url, pool_size=1, max_overflow=0)
+        try:
+            if not (await migration_state(database.engine)).up_to_date:
+                console.print("[red]the database is not migrated: run `lyceum migrate`[/red]")
+                raise typer.Exit(code=1)
+            async with database.sessionmaker() as session, unit_of_work(session):
+                return await operation(session)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    typer.echo(json.dumps(value, default=str, indent=2))
+
+
+@jobs_cli.command("queues")
+def jobs_queues(as_json: JsonOption = False) -> None:
+    """Every queue: jobs by status and the age of the oldest waiting job."""
+    from rich.table import Table
+
+    from lyceum.kit import jobops
+
+    figures = _with_jobs_database(jobops.queue_figures)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "queue": queue.queue,
+                    "counts": queue.counts,
+                    "oldest_waiting_seconds": round(queue.oldest_waiting_seconds, 3),
+                }
+                for queue in figures
+            ]
+        )
+        return
+    table = Table("queue", *jobops.STATUSES, "oldest waiting (s)")
+    for queue in figures:
+        table.add_row(
+            queue.queue,
+            *(str(queue.counts[status]) for status in jobops.STATUSES),
+            f"{queue.oldest_waiting_seconds:.0f}",
+        )
+    Console().print(table)
+
+
+@jobs_cli.command("failed")
+def jobs_failed(
+    as_json: JsonOption = False,
+    queue: Annotated[str | None, typer.Option(help="Only this queue's jobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
+) -> None:
+    """Failed jobs (no retry left), newest first, with the error of their last attempt."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from lyceum.kit import jobops
+
+    async def read(session: AsyncSession) -> tuple[list[jobops.JobSummary], int]:
+        return await jobops.failed_jobs(session, queue=queue, limit=limit)
+
+    found, total = _with_jobs_database(read)
+    if as_json:
+        _print_json({"items": [dataclasses.asdict(job) for job in found], "total": total})
+        return
+    table = Table("id", "task", "queue", "attempts", "finished", "error")
+    for job in found:
+        finished = job.finished_at.isoformat(timespec="seconds") if job.finished_at else ""
+        table.add_row(
+            str(job.id), job.task, job.queue, str(job.attempts), finished, job.error or ""
+        )
+    Console().print(table)
+    console.print(f"{len(found)} of {total} failed job(s)")
+
+
+def _steer(job_id: int, action: str, as_json: bool) -> None:
+    import dataclasses
+
+    from lyceum.kit import jobops
+
+    async def steer(session: AsyncSession) -> jobops.JobDetail:
+        if action == "retry":
+            await jobops.retry_failed(session, job_id)
+        else:
+            await jobops.cancel_waiting(session, job_id)
+        return await jobops.job_detail(session, job_id)
+
+    try:
+        job = _with_jobs_database(steer)
+    except jobops.JobNotFound:
+        console.print(f"[red]no job {job_id}[/red]")
+        raise typer.Exit(code=1) from None
+    except jobops.JobStateConflict as error:
+        wanted = "failed" if action == "retry" else "waiting (todo)"
+        console.print(f"[red]job {job_id} is {error.status}, not {wanted}[/red]")
+        raise typer.Exit(code=1) from None
+    if as_json:
+        _print_json(dataclasses.asdict(job))
+        return
+    console.print(f"[green]job {job_id} ({job.task})[/green] is now {job.status}")
+
+
+@jobs_cli.command("retry")
+def jobs_retry(
+    job_id: Annotated[int, typer.Argument(help="The failed job's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Run a failed job again, with a fresh set of attempts."""
+    _steer(job_id, "retry", as_json)
+
+
+@jobs_cli.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[int, typer.Argument(help="The waiting job's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job that waits in its queue (not one already running)."""
+    _steer(job_id, "cancel", as_json)
 
 
 def main() -> None:

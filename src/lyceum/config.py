@@ -259,6 +259,15 @@ class Settings(BaseSettings):
     # copy of the embedding model, for small machines).
     embedded_bulk_worker: Literal["process", "inline"] = "process"
     worker_concurrency: int = Field(default=4, ge=1, le=100)
+    # Retention of the periodic cleanups (system/tasks.py, queue `maintenance`): finished
+    # jobs; ended (expired or revoked) logins with their refresh tokens; used or expired
+    # one-time tokens (verification, password reset); the mail delivery log; and how old
+    # a stored avatar, cover or course file with no row must be before it is deleted.
+    job_retention_days: int = Field(default=14, ge=1, le=3650)
+    refresh_token_retention_days: int = Field(default=30, ge=1, le=3650)
+    one_time_token_retention_days: int = Field(default=7, ge=1, le=3650)
+    mail_log_retention_days: int = Field(default=90, ge=1, le=3650)
+    orphan_upload_grace_hours: int = Field(default=24, ge=1, le=24 * 365)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None

@@ -124,7 +124,8 @@ async def test_metrics_by_route_template_with_pool_and_jobs(client: httpx.AsyncC
     assert "/nothing-here/42" not in text
     assert "lyceum_http_request_duration_seconds_bucket" in text
     assert 'lyceum_db_pool_connections{state="checked_out"}' in text
-    assert 'lyceum_jobs{status="todo"}' in text
+    assert 'lyceum_jobs{queue="mail",status="todo"}' in text
+    assert 'lyceum_job_oldest_waiting_seconds{queue="mail"}' in text
 
 
 async def test_openapi_31_with_docs(client: httpx.AsyncClient) -> None:

@@ -100,6 +100,7 @@ TASK_MODULES = [
     "lyceum.notifications.reactions",
     "lyceum.channels.tasks",
     "lyceum.reminders.tasks",
+    "lyceum.system.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
@@ -289,7 +290,10 @@ async def run_worker(
 ) -> None:
     """Run jobs of `queues` (all when None) with `runtime` as their resources. When
     stopped, running jobs get `shutdown_graceful_timeout` seconds (None: as long as they
-    take) to finish; then they are aborted and retried later."""
+    take) to finish; then they are aborted and retried later. Each failed attempt's
+    exception is written to `job_failures` (kit.jobops) for the admins."""
+    from lyceum.kit.jobops import record_failures  # it builds on this module
+
     options: WorkerOptions = {
         "name": name,
         "concurrency": concurrency,
@@ -299,6 +303,7 @@ async def run_worker(
         "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         "listen_notify": True,
         "additional_context": {RESOURCES_KEY: runtime},
+        "worker_middleware": [record_failures],
     }
     if queues:  # without `queues` the worker serves every queue
         options["queues"] = list(queues)

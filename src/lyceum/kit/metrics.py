@@ -30,7 +30,13 @@ DB_POOL = Gauge(
 )
 JOBS = Gauge(
     "lyceum_jobs",
-    "Background jobs in the queue by status (todo, doing, succeeded, failed, ...).",
-    ["status"],
+    "Background jobs by queue and status (todo, doing, succeeded, failed, cancelled, aborted).",
+    ["queue", "status"],
+    registry=REGISTRY,
+)
+JOB_OLDEST_WAITING = Gauge(
+    "lyceum_job_oldest_waiting_seconds",
+    "Per queue, how long its oldest job that could run now has waited (0: none waits).",
+    ["queue"],
     registry=REGISTRY,
 )

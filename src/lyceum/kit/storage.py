@@ -9,8 +9,11 @@ file itself behind its own signed URL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import os
 import unicodedata
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -53,6 +56,17 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release connections; the storage stays usable and reconnects on demand."""
         ...
+
+    def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with `prefix`, with its last modification
+        time (the orphan sweep reads it; order is not specified)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified_at: dt.datetime
 
 
 def validate_key(key: str) -> None:
@@ -128,6 +142,26 @@ class LocalStorage:
 
     async def close(self) -> None:
         return None
+
+    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        for key, modified in await asyncio.to_thread(_walk, self.root, prefix):
+            yield StoredObject(key, dt.datetime.fromtimestamp(modified, dt.UTC))
+
+
+def _walk(root: Path, prefix: str) -> list[tuple[str, float]]:
+    found = []
+    # Only the directory the prefix names (e.g. "avatars/" -> root/avatars), not the root.
+    start = root / prefix.rsplit("/", 1)[0] if "/" in prefix else root
+    for directory, _, names in os.walk(start):
+        for name in names:
+            path = Path(directory, name)
+            key = path.relative_to(root).as_posix()
+            if key.startswith(prefix):
+                try:
+                    found.append((key, path.stat().st_mtime))
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+    return found
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -259,6 +293,13 @@ class S3Storage:
             ExpiresIn=expires_in,
         )
         return url
+
+    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        s3 = await self._s3()
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        async for page in pages:
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"], item["LastModified"])
 
 
 def _is_missing(error: ClientError) -> bool:

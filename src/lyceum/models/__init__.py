@@ -4,6 +4,7 @@ from lyceum.models import assessments as assessments  # registers the assessment
 from lyceum.models import channels as channels  # registers the SMS and push tables
 from lyceum.models import chat as chat  # registers the chat tables on Base.metadata
 from lyceum.models import events as events  # registers the public event log
+from lyceum.models import jobs as jobs  # registers the job failure log
 from lyceum.models import mail as mail  # registers the mail delivery log
 from lyceum.models import notifications as notifications  # registers the notification tables
 from lyceum.models import reminders as reminders  # registers the sent reminders

@@ -1,23 +1,37 @@
-"""Liveness, readiness and Prometheus metrics (outside /api/v1: infrastructure probes)."""
+"""Liveness, readiness and Prometheus metrics (outside /api/v1: infrastructure probes),
+and the admins' job operations (under /api/v1/admin/jobs)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lyceum.identity.permissions import AdminUser
+from lyceum.kit import jobops
 from lyceum.kit.ai.embedding import EmbedderLoader, embedder_loader
-from lyceum.kit.db import database_reachable, migration_state
+from lyceum.kit.db import Session, database_reachable, migration_state
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
-from lyceum.kit.metrics import DB_POOL, JOBS, REGISTRY
+from lyceum.kit.metrics import DB_POOL, JOB_OLDEST_WAITING, JOBS, REGISTRY
+from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.routing import Router
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.validation import SafeStr
+from lyceum.system import service
 from lyceum.system.permissions import MetricsScraper
-from lyceum.system.repository import job_counts
-from lyceum.system.schemas import CheckResult, Liveness, NotReady, Readiness
+from lyceum.system.schemas import (
+    CheckResult,
+    JobOut,
+    JobSummaryOut,
+    Liveness,
+    NotReady,
+    QueueOut,
+    Readiness,
+)
 
 router = APIRouter(tags=["system"])
 
@@ -112,9 +126,15 @@ async def _refresh_job_counts(request: Request) -> None:
         return
     state.job_counts_at = now
     runtime: Runtime = state.runtime
-    counts = await job_counts(runtime.database.engine)
-    for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
-        JOBS.labels(status).set(counts.get(status, 0))
+    async with runtime.database.engine.connect() as connection:
+        figures = await jobops.queue_figures(connection)
+    # A queue that emptied out of the table (a test's, a renamed one) leaves no stale line.
+    JOBS.clear()
+    JOB_OLDEST_WAITING.clear()
+    for queue in figures:
+        for status, count in queue.counts.items():
+            JOBS.labels(queue.queue, status).set(count)
+        JOB_OLDEST_WAITING.labels(queue.queue).set(queue.oldest_waiting_seconds)
 
 
 @router.get(
@@ -132,3 +152,70 @@ async def metrics(request: Request, scraper: MetricsScraper) -> Response:
         DB_POOL.labels(name).set(value)
     await _refresh_job_counts(request)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+# Job operations (admins) ----------------------------------------------------------------
+
+admin_jobs = Router(prefix="/admin/jobs", tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The job's id.")]
+
+
+@admin_jobs.get(
+    "/queues",
+    operation_id="list_job_queues",
+    summary="Job queues with their jobs by status (admins)",
+    description="Every queue: jobs by status (todo, doing, succeeded, failed, cancelled, "
+    "aborted) and the age in seconds of the oldest job waiting to run.",
+)
+async def list_job_queues(admin: AdminUser, session: Session) -> Page[QueueOut]:
+    return await service.queues(session)
+
+
+@admin_jobs.get(
+    "/failed",
+    operation_id="list_failed_jobs",
+    summary="Failed jobs with their error (admins)",
+    description="Jobs that failed with no retry left, newest first, each with the "
+    "exception of its last attempt.",
+)
+async def list_failed_jobs(
+    admin: AdminUser,
+    session: Session,
+    paging: Paging,
+    queue: Annotated[
+        SafeStr | None, Query(max_length=128, description="Only this queue's jobs.")
+    ] = None,
+) -> Page[JobSummaryOut]:
+    return await service.failed(session, paging, queue)
+
+
+@admin_jobs.get(
+    "/{job_id}",
+    operation_id="get_job",
+    summary="One job with every failed attempt (admins)",
+)
+async def get_job(job_id: JobId, admin: AdminUser, session: Session) -> JobOut:
+    return await service.job(session, job_id)
+
+
+@admin_jobs.post(
+    "/{job_id}/retry",
+    operation_id="retry_job",
+    summary="Run a failed job again (admins)",
+    description="Puts a failed job back in its queue with a fresh set of attempts. "
+    "409 when the job has not failed.",
+)
+async def retry_job(job_id: JobId, admin: AdminUser, session: Session) -> JobOut:
+    return await service.retry(session, job_id)
+
+
+@admin_jobs.post(
+    "/{job_id}/cancel",
+    operation_id="cancel_job",
+    summary="Cancel a waiting job (admins)",
+    description="Only a job still waiting in its queue (todo); 409 for one that runs "
+    "or has finished.",
+)
+async def cancel_job(job_id: JobId, admin: AdminUser, session: Session) -> JobOut:
+    return await service.cancel(session, job_id)

@@ -1,7 +1,7 @@
 """Scheduled learner messages already sent (digest, due soon, inactivity nudge)
 
 Revision ID: 0022_reminders
-Revises: 0020_channels
+Revises: 0021_job_operations
 Create Date: 2026-12-04 13:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022_reminders"
-down_revision: str | None = "0020_channels"
+down_revision: str | None = "0021_job_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
