@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lyceum.identity.schemas import TimeZone
 from lyceum.kit.pagination import Page
+from lyceum.kit.validation import IsoDateTime
 from lyceum.models.notifications import Category, Channel, DeliveryStatus
 
 
@@ -69,7 +70,7 @@ class AnnouncementIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20_000, description="Markdown.")
-    publish_at: dt.datetime | None = Field(
+    publish_at: IsoDateTime | None = Field(
         default=None, description="When to publish (UTC); absent or past: at once."
     )
 
