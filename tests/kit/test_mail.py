@@ -83,9 +83,28 @@ HOSTILE_CONTEXT = dict.fromkeys(
         "course_url",
         "download_url",
         "verify_url",
+        "url",
+        "score",
+        "max_score",
+        "item_title",
+        "due_at",
+        "title",
+        "body",
+        "week_label",
+        "next_lesson_title",
     ),
     HOSTILE,
-)
+) | {
+    "courses": [
+        {
+            "title": HOSTILE,
+            "percent": 50,
+            "next_lesson_title": HOSTILE,
+            "next_lesson_url": HOSTILE,
+            "lessons_completed_this_week": 1,
+        }
+    ]
+}
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
