@@ -130,38 +130,29 @@ def baseline_round(url: str, course: uuid.UUID) -> tuple[float, int]:
         return time.perf_counter() - started, cursor.rowcount
 
 
-async def lyceum_round(url: str, course: uuid.UUID) -> tuple[float, int, int]:
-    from lyceum.config import Settings
-    from lyceum.kit.db import Database, unit_of_work
+async def lyceum_round(database: Any, settings: Any, course: uuid.UUID) -> tuple[float, int, int]:
+    from lyceum.kit.db import unit_of_work
     from lyceum.models.notifications import Announcement
     from lyceum.notifications.service import publish
 
-    settings = Settings(database_url=url, public_base_url="http://bench.test")
-    database = Database(url, pool_size=2)
-    try:
-        # Warm the connection and the imports outside the timing.
-        async with database.sessionmaker() as session, unit_of_work(session):
-            pass
-        started = time.perf_counter()
-        async with database.sessionmaker() as session, unit_of_work(session):
-            announcement = Announcement(
-                id=uuid.uuid4(),
-                course_id=course,
-                author_id=None,
-                title="Exam moved",
-                body_markdown="The exam moves to Friday.",
-                body_html="<p>The exam moves to Friday.</p>",
-                publish_at=dt.datetime.now(dt.UTC),
-            )
-            session.add(announcement)
-            await session.flush()
-            written = await publish(
-                session, announcement, settings=settings, now=dt.datetime.now(dt.UTC)
-            )
-        elapsed = time.perf_counter() - started
-    finally:
-        await database.dispose()
-    with psycopg.connect(url) as conn:
+    started = time.perf_counter()
+    async with database.sessionmaker() as session, unit_of_work(session):
+        announcement = Announcement(
+            id=uuid.uuid4(),
+            course_id=course,
+            author_id=None,
+            title="Exam moved",
+            body_markdown="The exam moves to Friday.",
+            body_html="<p>The exam moves to Friday.</p>",
+            publish_at=dt.datetime.now(dt.UTC),
+        )
+        session.add(announcement)
+        await session.flush()
+        written = await publish(
+            session, announcement, settings=settings, now=dt.datetime.now(dt.UTC)
+        )
+    elapsed = time.perf_counter() - started
+    with psycopg.connect(database.url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM procrastinate_jobs WHERE task_name LIKE 'lyceum.notifications.%%'"
         ).fetchone()
@@ -169,27 +160,30 @@ async def lyceum_round(url: str, course: uuid.UUID) -> tuple[float, int, int]:
     return elapsed, written, jobs
 
 
-def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
-    load_before = load_average()
-    postgres, url = migrated_postgres(temp, DATABASE)
-    errors: list[str] = []
-    rounds: list[dict[str, float]] = []
+async def measure(
+    url: str, course: uuid.UUID, rounds: int, learners: int, errors: list[str]
+) -> list[dict[str, float]]:
+    """Warm-up, then `rounds` of each, in one process with one engine, as a server runs
+    (its compiled-statement cache and connection pool warm)."""
+    from lyceum.config import Settings
+    from lyceum.kit.db import Database
+
+    settings = Settings(database_url=url, public_base_url="http://bench.test")
+    database = Database(url, pool_size=2)
+    measured: list[dict[str, float]] = []
     try:
-        course = seed(url, args.learners)
-        print(f"seeded a course with {args.learners} enrolled learners", flush=True)
-        # One warm-up of each, not counted.
-        asyncio.run(lyceum_round(url, course))
+        await lyceum_round(database, settings, course)
         clean(url)
         baseline_round(url, course)
         clean(url)
-        for number in range(args.rounds):
-            lyceum_seconds, written, jobs = asyncio.run(lyceum_round(url, course))
+        for number in range(rounds):
+            lyceum_seconds, written, jobs = await lyceum_round(database, settings, course)
             clean(url)
             baseline_seconds, baseline_rows = baseline_round(url, course)
             clean(url)
-            if written != args.learners or baseline_rows != args.learners:
+            if written != learners or baseline_rows != learners:
                 errors.append(f"round {number}: wrote {written} / {baseline_rows} rows")
-            rounds.append(
+            measured.append(
                 {
                     "lyceum_seconds": lyceum_seconds,
                     "baseline_seconds": baseline_seconds,
@@ -202,6 +196,20 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 f"bare INSERT ... SELECT {baseline_seconds * 1000:.0f} ms",
                 flush=True,
             )
+    finally:
+        await database.dispose()
+    return measured
+
+
+def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
+    load_before = load_average()
+    postgres, url = migrated_postgres(temp, DATABASE)
+    errors: list[str] = []
+    rounds: list[dict[str, float]] = []
+    try:
+        course = seed(url, args.learners)
+        print(f"seeded a course with {args.learners} enrolled learners", flush=True)
+        rounds = asyncio.run(measure(url, course, args.rounds, args.learners, errors))
     finally:
         postgres.stop()
     lyceum = statistics.median(r["lyceum_seconds"] for r in rounds) if rounds else float("nan")

@@ -168,6 +168,13 @@ async def test_every_created_answer_says_where_the_resource_is(
         json={"user_id": str(teacher.id)},
     )
     await created.expect(
+        "post_announcement",
+        "POST",
+        f"{API}/courses/{course['id']}/announcements",
+        teacher,
+        json={"title": "Welcome", "body": "Hello"},
+    )
+    await created.expect(
         "mute_chat_user",
         "PUT",
         f"{API}/chat/courses/{course['id']}/mutes/{learner.id}",

@@ -183,3 +183,26 @@ async def test_quiet_hours_hold_push_and_sms_until_they_end_locally(
     assert held[("sms", ids[sleeping.id])] == seven_am
     assert held[("email", ids[sleeping.id])] is None  # mail is never held
     assert held[("push", ids[awake.id])] is None
+
+
+async def test_retention_deletes_old_read_notifications_only(session: AsyncSession) -> None:
+    from lyceum.models.notifications import Notification
+    from lyceum.notifications.repository import NotificationRepository
+
+    [user] = await people(session, 1)
+    now = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    old = now - dt.timedelta(days=100)
+    rows = {
+        "old read": Notification(read_at=old, created_at=old),
+        "old unread": Notification(read_at=None, created_at=old),
+        "new read": Notification(read_at=now, created_at=now),
+    }
+    for title, row in rows.items():
+        row.id, row.user_id, row.title = uuid.uuid4(), user.id, title
+        row.category, row.kind, row.body, row.data = Category.grades, "t", "b", {}
+        session.add(row)
+    await session.flush()
+    deleted, _ = await NotificationRepository(session).delete_old(now - dt.timedelta(days=90))
+    assert deleted == 1
+    left = await session.scalars(select(Notification.title).where(Notification.user_id == user.id))
+    assert sorted(left) == ["new read", "old unread"]

@@ -183,6 +183,8 @@ class NotificationRepository:
                 User.id.label("user_id"),
                 *(wants(channel).label(channel.value) for channel in Channel),
                 _held_until(spec.now).label("held_until"),
+                # Batches are cut by this position: no sort per channel.
+                func.row_number().over().label("position"),
             )
             .select_from(User)
             .outerjoin(chosen, chosen.c.user_id == User.id)
@@ -232,6 +234,7 @@ class NotificationRepository:
                 inserted.c.id,
                 *(recipients.c[job.channel.value] for job in spec.jobs),
                 recipients.c.held_until,
+                recipients.c.position,
             )
             .select_from(inserted.join(recipients, recipients.c.user_id == inserted.c.user_id))
             .cte("targets")
@@ -240,17 +243,12 @@ class NotificationRepository:
         for job in spec.jobs:
             # Mail is never held: quiet hours are for what buzzes a phone.
             held = null() if job.channel is Channel.email else targets.c.held_until
-            position = (
-                func.row_number().over()
-                if job.channel is Channel.email
-                else func.row_number().over(partition_by=held)
-            )
             parts.append(
                 select(
                     literal(job.channel.value, String()).label("channel"),
                     cast(held, DateTime(timezone=True)).label("held_until"),
                     targets.c.id.label("notification_id"),
-                    ((position - 1) // spec.batch_size).label("batch"),
+                    ((targets.c.position - 1) // spec.batch_size).label("batch"),
                 ).where(targets.c[job.channel.value])
             )
         if parts:

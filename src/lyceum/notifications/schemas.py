@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lyceum.identity.schemas import TimeZone
 from lyceum.kit.pagination import Page
+from lyceum.kit.validation import IsoDateTime
 from lyceum.models.notifications import Category, Channel, DeliveryStatus
 
 
@@ -35,11 +36,22 @@ class ReadAllOut(BaseModel):
     marked: int = Field(ge=0, description="Notifications marked read by this call.")
 
 
+def _time_text(value: object) -> object:
+    """A time of day comes as text (`22:00`); a number of seconds is refused, as the
+    published schema says."""
+    if isinstance(value, str | dt.time):
+        return value
+    raise ValueError("a time of day is text such as 22:00")
+
+
+LocalTime = Annotated[dt.time, BeforeValidator(_time_text)]
+
+
 class QuietHoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: dt.time = Field(description="Local time (the account's time zone) they begin.")
-    end: dt.time = Field(description="Local time they end; before `start` spans midnight.")
+    start: LocalTime = Field(description="Local time (the account's time zone) they begin.")
+    end: LocalTime = Field(description="Local time they end; before `start` spans midnight.")
 
 
 class PreferencesOut(BaseModel):
@@ -69,7 +81,7 @@ class AnnouncementIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20_000, description="Markdown.")
-    publish_at: dt.datetime | None = Field(
+    publish_at: IsoDateTime | None = Field(
         default=None, description="When to publish (UTC); absent or past: at once."
     )
 
