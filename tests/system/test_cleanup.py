@@ -20,6 +20,7 @@ from lyceum.kit.db import unit_of_work
 from lyceum.kit.jobs import job_app, transaction
 from lyceum.kit.runtime import Runtime
 from lyceum.kit.storage import S3Storage, Storage
+from lyceum.models.channels import ChannelSend
 from lyceum.models.identity import (
     LoginSession,
     OneTimeToken,
@@ -186,6 +187,33 @@ async def test_the_mail_log_goes_after_its_retention(
 
     assert deleted is not None and deleted >= 1
     left = await session.execute(select(MailDelivery.key).where(MailDelivery.key.like(f"%:{mark}")))
+    assert set(left.scalars()) == {f"recent:{mark}"}
+
+
+async def test_the_sms_and_push_send_records_go_with_the_mail_log(
+    session: AsyncSession, connection: AsyncConnection, runtime: Runtime
+) -> None:
+    mark = uuid.uuid4().hex
+    session.add_all(
+        [
+            ChannelSend(
+                idempotency_key=f"{age}:{mark}",
+                channel="sms",
+                user_id=uuid.uuid4(),
+                provider_id="SM1",
+                created_at=ago(days=days),
+            )
+            for age, days in (("old", 91), ("recent", 89))
+        ]
+    )
+    await session.commit()
+
+    deleted = await cleanup.mail_log(sessions_on(connection), runtime.settings, NOW)
+
+    assert deleted is not None and deleted >= 1
+    left = await session.execute(
+        select(ChannelSend.idempotency_key).where(ChannelSend.idempotency_key.like(f"%:{mark}"))
+    )
     assert set(left.scalars()) == {f"recent:{mark}"}
 
 

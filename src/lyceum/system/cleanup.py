@@ -86,8 +86,11 @@ async def one_time_tokens(sessions: Sessions, settings: Settings, now: dt.dateti
 
 
 async def mail_log(sessions: Sessions, settings: Settings, now: dt.datetime) -> int | None:
+    """The send logs: mail deliveries and the SMS / push send records, older than
+    MAIL_LOG_RETENTION_DAYS."""
     cutoff = now - dt.timedelta(days=settings.mail_log_retention_days)
-    return await purge(sessions, "mail_log", (repository.delete_old_mail_deliveries,), cutoff)
+    deletes = (repository.delete_old_mail_deliveries, repository.delete_old_channel_sends)
+    return await purge(sessions, "mail_log", deletes, cutoff)
 
 
 async def orphan_uploads(

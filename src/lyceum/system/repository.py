@@ -115,6 +115,22 @@ async def delete_old_mail_deliveries(session: AsyncSession, cutoff: dt.datetime,
     )
 
 
+async def delete_old_channel_sends(session: AsyncSession, cutoff: dt.datetime, limit: int) -> int:
+    """SMS and push send records written before `cutoff` (a retried send looks for its
+    key for a day at most)."""
+    return await _delete(
+        session,
+        """
+        DELETE FROM channel_sends WHERE idempotency_key IN (
+            SELECT idempotency_key FROM channel_sends WHERE created_at < :cutoff
+            ORDER BY idempotency_key LIMIT :limit FOR UPDATE SKIP LOCKED
+        ) RETURNING idempotency_key
+        """,
+        cutoff,
+        limit,
+    )
+
+
 async def referenced_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
     """Which of `keys` a row refers to: an avatar, a course cover, a course file or its
     thumbnail."""
