@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from lyceum.identity.schemas import TimeZone
 from lyceum.kit.pagination import Page
@@ -67,7 +67,7 @@ class PreferencesOut(BaseModel):
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channels: dict[Category, dict[Channel, bool]] = Field(
+    channels: dict[Category, dict[Channel, StrictBool]] = Field(
         default_factory=dict, description="Only the pairs given change."
     )
     quiet_hours: QuietHoursIn | None = Field(
