@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from lyceum.identity.schemas import TimeZone
 from lyceum.kit.pagination import Page
@@ -44,7 +44,12 @@ def _time_text(value: object) -> object:
     raise ValueError("a time of day is text such as 22:00")
 
 
-LocalTime = Annotated[dt.time, BeforeValidator(_time_text)]
+def _local(value: dt.time) -> dt.time:
+    """Quiet hours are wall-clock times in the account's zone: an offset is dropped."""
+    return value.replace(tzinfo=None)
+
+
+LocalTime = Annotated[dt.time, BeforeValidator(_time_text), AfterValidator(_local)]
 
 
 class QuietHoursIn(BaseModel):
@@ -67,7 +72,7 @@ class PreferencesOut(BaseModel):
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channels: dict[Category, dict[Channel, bool]] = Field(
+    channels: dict[Category, dict[Channel, StrictBool]] = Field(
         default_factory=dict, description="Only the pairs given change."
     )
     quiet_hours: QuietHoursIn | None = Field(

@@ -186,8 +186,9 @@ def read_unsubscribe_token(settings: Settings, token: str) -> tuple[uuid.UUID, C
     return user_id, category
 
 
-def _bad_token() -> Invalid:
-    return Invalid("This unsubscribe link is not valid.", field="query.token", slug="bad-token")
+def _bad_token() -> NotFound:
+    # As for any signed link: a forged or mangled one leads nowhere.
+    return NotFound("This unsubscribe link is not valid.")
 
 
 # The notification centre and preferences ------------------------------------------------
