@@ -112,7 +112,7 @@ async def test_preferences_defaults_changes_and_the_locked_security_mail(
     body = changed.json()
     assert body["channels"]["grades"]["email"] is False and body["channels"]["grades"]["sms"]
     assert body["channels"]["announcements"]["email"] is True  # untouched
-    assert body["quiet_hours"] == {"start": "22:00:00", "end": "07:00:00"}
+    assert body["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     assert body["time_zone"] == "Asia/Ho_Chi_Minh"
 
     locked = await client.patch(
@@ -122,7 +122,15 @@ async def test_preferences_defaults_changes_and_the_locked_security_mail(
     )
     assert locked.status_code == 422
     assert locked.json()["type"].endswith("preference-locked")
-    for bad in ({"time_zone": "Mars/Olympus"}, {"channels": {"nope": {"email": True}}}):
+    for bad in (
+        {"time_zone": "Mars/Olympus"},
+        {"channels": {"nope": {"email": True}}},
+        # Quiet hours are wall-clock text in the account's zone: no offset, no seconds
+        # count, a real time.
+        {"quiet_hours": {"start": "00:00:00Z", "end": "07:00"}},
+        {"quiet_hours": {"start": 3600, "end": "07:00"}},
+        {"quiet_hours": {"start": "24:00", "end": "07:00"}},
+    ):
         response = await client.patch(
             "/api/v1/me/notification-preferences", json=bad, headers=me.headers
         )

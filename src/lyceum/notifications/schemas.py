@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from lyceum.identity.schemas import TimeZone
 from lyceum.kit.pagination import Page
@@ -36,27 +45,36 @@ class ReadAllOut(BaseModel):
     marked: int = Field(ge=0, description="Notifications marked read by this call.")
 
 
-def _time_text(value: object) -> object:
-    """A time of day comes as text (`22:00`); a number of seconds is refused, as the
-    published schema says."""
-    if isinstance(value, str | dt.time):
-        return value
-    raise ValueError("a time of day is text such as 22:00")
+WALL_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+_WALL_CLOCK = re.compile(WALL_CLOCK)
 
 
-def _local(value: dt.time) -> dt.time:
-    """Quiet hours are wall-clock times in the account's zone: an offset is dropped."""
-    return value.replace(tzinfo=None)
+def _wall_clock(value: object) -> dt.time:
+    """A time of day on the wall clock of the account's zone, as text `HH:MM` (or
+    `HH:MM:SS`): no offset (the zone is the account's), no number of seconds."""
+    if isinstance(value, dt.time):
+        return value.replace(tzinfo=None)
+    if not isinstance(value, str) or not _WALL_CLOCK.match(value):
+        raise ValueError("a time of day is text such as 22:00 (HH:MM, 24-hour, no offset)")
+    return dt.time.fromisoformat(value)
 
 
-LocalTime = Annotated[dt.time, BeforeValidator(_time_text), AfterValidator(_local)]
+LocalTime = Annotated[
+    dt.time,
+    PlainValidator(_wall_clock),
+    PlainSerializer(lambda value: value.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": WALL_CLOCK, "examples": ["22:00"]}),
+]
 
 
 class QuietHoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     start: LocalTime = Field(description="Local time (the account's time zone) they begin.")
-    end: LocalTime = Field(description="Local time they end; before `start` spans midnight.")
+    end: LocalTime = Field(
+        description="Local time they end; before `start` spans midnight; equal to `start`: "
+        "an empty window (nothing is held)."
+    )
 
 
 class PreferencesOut(BaseModel):
