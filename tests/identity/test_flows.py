@@ -326,3 +326,24 @@ async def test_mfa_codes_cannot_be_brute_forced(
         for guess in range(6)
     ]
     assert statuses == [401] * 5 + [429]
+
+
+async def test_account_mails_speak_the_learners_language(
+    live: tuple[httpx.AsyncClient, FrozenClock], settings: Settings
+) -> None:
+    http, _ = live
+    address = unique_email("vi")
+    await register(http, address)
+    tokens = await login(http, address)
+    changed = await http.patch(
+        "/api/v1/users/me",
+        json={"locale": "vi-VN"},
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    )
+    assert changed.status_code == 200, changed.text
+    await http.post("/api/v1/auth/password/forgot", json={"email": address})
+    await run_jobs()
+    subjects = [str(m["Subject"]) for m in mails_to(settings, address)]
+    assert "Đặt lại mật khẩu Lyceum của bạn" in subjects
+    [reset_mail] = [m for m in mails_to(settings, address) if "Đặt lại" in str(m["Subject"])]
+    assert token_in(reset_mail, "/reset-password")

@@ -20,6 +20,7 @@ from lyceum.identity.service import (
 from lyceum.kit.clock import SystemClock
 from lyceum.kit.events import on
 from lyceum.kit.jobs import JobContext, Queue, Resources, resources, task, transaction
+from lyceum.kit.mail import language_of
 from lyceum.models.identity import TokenPurpose, User
 
 logger = structlog.get_logger("lyceum.identity.tasks")
@@ -61,6 +62,7 @@ async def send_welcome_mail(context: JobContext, user_id: str) -> None:
             key=f"welcome:{user.id}",
             template="welcome",
             to=user.email,
+            language=language_of(user.locale),
             context={"full_name": user.full_name, "app_url": _base_url(runtime)},
         )
 
@@ -83,6 +85,7 @@ async def send_verification_mail(context: JobContext, user_id: str) -> None:
             key=key,
             template="verify_email",
             to=user.email,
+            language=language_of(user.locale),
             context={
                 "full_name": user.full_name,
                 "link": _link(runtime, "/verify-email", issued.token),
@@ -115,6 +118,7 @@ async def send_password_reset_mail(context: JobContext, email: str) -> None:
             key=key,
             template="password_reset",
             to=user.email,
+            language=language_of(user.locale),
             context={
                 "full_name": user.full_name,
                 "link": _link(runtime, "/reset-password", issued.token),
