@@ -212,6 +212,13 @@ def worker(
         except UnmigratedDatabase:
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
             raise typer.Exit(code=1) from None
+        stop_relaying: Callable[[], None] | None = None
+        if settings.redis_url:
+            # Notifications a job writes reach online users through the API processes.
+            from lyceum.chat.transport import redis_relay
+            from lyceum.kit import live
+
+            stop_relaying = live.register(redis_relay(settings.redis_url))
         try:
             if stopping.is_set():
                 return
@@ -238,6 +245,8 @@ def worker(
             else:
                 working.result()  # the worker failed on its own: let it be seen
         finally:
+            if stop_relaying is not None:
+                stop_relaying()
             await runtime.stop()
             logger.info("worker_stopped", name=worker_name)
 

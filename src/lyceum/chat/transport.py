@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import orjson
@@ -23,6 +24,7 @@ from engineio.exceptions import EngineIOError  # type: ignore[import-untyped]
 from socketio import packet as sio_packet
 
 from lyceum.config import Settings
+from lyceum.kit import live
 
 logger = structlog.get_logger("lyceum.chat")
 
@@ -133,10 +135,28 @@ class RedisDirectEmit(socketio.AsyncRedisManager, DirectEmit):  # type: ignore[m
     `DirectEmit`, which follows it in the method resolution order."""
 
 
+CHANNEL = "lyceum-chat"
+
+
+def redis_relay(
+    redis_url: str,
+) -> Callable[[str, Sequence[tuple[uuid.UUID, dict[str, Any]]]], Awaitable[None]]:
+    """A live publisher (`kit.live.register`) for a process without sockets (a
+    standalone worker): it hands each push to the API processes through Redis, on the
+    channel their Socket.IO servers listen to, and they emit it to the user's room."""
+    manager = socketio.AsyncRedisManager(redis_url, channel=CHANNEL, write_only=True)
+
+    async def publish(event: str, messages: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
+        for user_id, payload in messages:
+            await manager.emit(event, payload, namespace="/", room=live.user_room(user_id))
+
+    return publish
+
+
 class SocketServer:
     def __init__(self, settings: Settings) -> None:
         manager = (
-            RedisDirectEmit(settings.redis_url, channel="lyceum-chat")
+            RedisDirectEmit(settings.redis_url, channel=CHANNEL)
             if settings.redis_url
             else DirectEmit()
         )

@@ -2,8 +2,10 @@
 
 A process that holds sockets (the API, with its Socket.IO gateway) registers a
 publisher here; domains that want something shown at once to a user who is online call
-`push_after_commit`. Nothing is pushed before the data is committed, and nothing at
-all in a process without sockets (a worker): the REST lists are the source of truth.
+`push_after_commit`. Nothing is pushed before the data is committed. A standalone
+worker holds no sockets: with REDIS_URL set it registers a relay that hands its pushes
+to the API processes through Redis (`chat.transport.redis_relay`); without Redis it
+pushes nothing. The REST lists are the source of truth either way.
 """
 
 from __future__ import annotations
