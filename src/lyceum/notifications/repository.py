@@ -181,6 +181,7 @@ class NotificationRepository:
         recipients = (
             select(
                 User.id.label("user_id"),
+                func.gen_random_uuid().label("notification_id"),
                 *(wants(channel).label(channel.value) for channel in Channel),
                 _held_until(spec.now).label("held_until"),
                 # Batches are cut by this position: no sort per channel.
@@ -208,7 +209,7 @@ class NotificationRepository:
                 "created_at",
             ],
             select(
-                func.gen_random_uuid(),
+                recipients.c.notification_id,
                 recipients.c.user_id,
                 literal(spec.category, n.category.type),
                 literal(spec.kind, String()),
@@ -229,27 +230,29 @@ class NotificationRepository:
                 index_where=n.dedupe_key.is_not(None),
             )
         inserted = rows.returning(n.id, n.user_id, n.listed, n.created_at).cte("inserted")
-        targets = (
-            select(
-                inserted.c.id,
-                *(recipients.c[job.channel.value] for job in spec.jobs),
-                recipients.c.held_until,
-                recipients.c.position,
-            )
-            .select_from(inserted.join(recipients, recipients.c.user_id == inserted.c.user_id))
-            .cte("targets")
+        targets = select(
+            recipients.c.notification_id.label("id"),
+            *(recipients.c[job.channel.value] for job in spec.jobs),
+            recipients.c.held_until,
+            recipients.c.position,
         )
+        if spec.dedupe_key is not None:
+            # Only the rows the insert wrote (not the repeats it skipped) get sends.
+            targets = targets.where(
+                recipients.c.notification_id.in_(select(inserted.c.id).scalar_subquery())
+            )
+        targets_cte = targets.cte("targets")
         parts = []
         for job in spec.jobs:
             # Mail is never held: quiet hours are for what buzzes a phone.
-            held = null() if job.channel is Channel.email else targets.c.held_until
+            held = null() if job.channel is Channel.email else targets_cte.c.held_until
             parts.append(
                 select(
                     literal(job.channel.value, String()).label("channel"),
                     cast(held, DateTime(timezone=True)).label("held_until"),
-                    targets.c.id.label("notification_id"),
-                    ((targets.c.position - 1) // spec.batch_size).label("batch"),
-                ).where(targets.c[job.channel.value])
+                    targets_cte.c.id.label("notification_id"),
+                    ((targets_cte.c.position - 1) // spec.batch_size).label("batch"),
+                ).where(targets_cte.c[job.channel.value])
             )
         if parts:
             sends = union_all(*parts).subquery("sends")
