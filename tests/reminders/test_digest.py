@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.db import unit_of_work
 from lyceum.kit.runtime import Runtime
+from lyceum.models import notifications as models
 from lyceum.models.courses import Course, EnrollmentStatus
 from lyceum.models.identity import User
 from lyceum.models.reminders import ReminderSent
+from lyceum.notifications import service as service_module
 from lyceum.reminders.service import ReminderService, digest_zones
 from lyceum.reminders.tasks import run_tick
 from tests.reminders import support
@@ -242,8 +244,6 @@ async def test_learners_who_turned_the_digest_off_on_every_channel_are_not_claim
     session: AsyncSession,
 ) -> None:
     """Through the notifications domain's preferences (the default `declined`)."""
-    service_module = pytest.importorskip("lyceum.notifications.service")
-    models = pytest.importorskip("lyceum.models.notifications")
     owner = await support.user(session, name="Instructor")
     rows = await support.course(session, owner)
     category = models.Category.weekly_digest

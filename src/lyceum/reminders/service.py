@@ -12,7 +12,6 @@ freeze it by passing it in.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -23,6 +22,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.identity.schemas import TIME_ZONES
+from lyceum.models.notifications import Category, Channel, NotificationPreference
+from lyceum.notifications.service import default_enabled, notify
 from lyceum.reminders.repository import (
     CourseProgress,
     RemindersRepository,
@@ -76,13 +77,9 @@ DeclinedUsers = Callable[[str], UserIds]
 def declined_in_preferences(category: str) -> UserIds:
     """The users who turned `category` off on every channel in their notification
     preferences (a channel they never chose keeps the notifications domain's default)."""
-    service = importlib.import_module("lyceum.notifications.service")
-    models = importlib.import_module("lyceum.models.notifications")
-    chosen = models.Category(category)
-    on_by_default = [
-        channel for channel in models.Channel if service.default_enabled(chosen, channel)
-    ]
-    return users_declining(models.NotificationPreference, chosen, on_by_default)
+    chosen = Category(category)
+    on_by_default = [channel for channel in Channel if default_enabled(chosen, channel)]
+    return users_declining(NotificationPreference, chosen, on_by_default)
 
 
 async def notify_through_notifications(
@@ -99,14 +96,12 @@ async def notify_through_notifications(
     dedupe_key: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """The notifications domain's `notify`, imported when first used (reminders is a
-    client of notifications; nothing there knows reminders)."""
-    service = importlib.import_module("lyceum.notifications.service")
-    models = importlib.import_module("lyceum.models.notifications")
-    written: int = await service.notify(
+    """The notifications domain's `notify` (reminders is a client of notifications;
+    nothing there knows reminders)."""
+    written: int = await notify(
         session,
         user_ids=user_ids,
-        category=models.Category(category),
+        category=Category(category),
         kind=kind,
         title=title,
         body=body,
