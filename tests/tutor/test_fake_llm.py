@@ -469,7 +469,9 @@ async def test_sdk_broken_streams_raise(llm: FakeLLM) -> None:
             async for event in stream:
                 seen.append(event.type)
 
-        with pytest.raises(httpx2.RemoteProtocolError):
+        # The SDK raises the transport's error, or wraps it as its own connection error
+        # when the break lands inside a body read it guards (it depends on timing).
+        with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)):
             await read_events()
     assert seen == ["message_start", "content_block_start", "content_block_delta"]
 
