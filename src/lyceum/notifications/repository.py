@@ -312,11 +312,16 @@ class NotificationRepository:
             ).all()
             written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in found]
             return len(written), written
-        count = (
-            await self.session.execute(
-                select(select(func.count()).select_from(inserted).scalar_subquery(), queued)
+        if spec.dedupe_key is None:
+            # Every recipient gets a row: count them, and keep the insert in the
+            # statement without materializing what it returns.
+            counted = (
+                select(select(func.count()).select_from(recipients).scalar_subquery(), queued)
+                .add_cte(rows.cte("inserted"))
             )
-        ).one()
+        else:
+            counted = select(select(func.count()).select_from(inserted).scalar_subquery(), queued)
+        count = (await self.session.execute(counted)).one()
         return int(count[0]), []
 
     # The notification centre -------------------------------------------------------------
