@@ -103,6 +103,14 @@ async def test_mail_goes_out_once_with_one_click_unsubscribe(
     link = message["List-Unsubscribe"].strip("<>")
     assert link.startswith("http://lyceum.test/api/v1/notifications/unsubscribe?token=")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # On the wire the URL is bare, in angle brackets (RFC 2369), never an encoded word
+    # that mail clients would not read as a link.
+    [raw] = [
+        e.original_content
+        for e in [envelope for envelope, _ in inbox.messages]
+        if e.rcpt_tos == [learner.email]
+    ]
+    assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in raw
     text, html = parts(message)
     assert "http://lyceum.test/api/v1/courses" in text and link in html
     [sent] = await deliveries_of(smtp_runtime, ids)

@@ -315,10 +315,9 @@ class NotificationRepository:
         if spec.dedupe_key is None:
             # Every recipient gets a row: count them, and keep the insert in the
             # statement without materializing what it returns.
-            counted = (
-                select(select(func.count()).select_from(recipients).scalar_subquery(), queued)
-                .add_cte(rows.cte("inserted"))
-            )
+            counted = select(
+                select(func.count()).select_from(recipients).scalar_subquery(), queued
+            ).add_cte(rows.cte("inserted"))
         else:
             counted = select(select(func.count()).select_from(inserted).scalar_subquery(), queued)
         count = (await self.session.execute(counted)).one()

@@ -9,11 +9,12 @@ read what the platform sends.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import hashlib
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,14 @@ def render(
     return subject, text, html
 
 
+# Header lines up to RFC 5322's hard limit of 998 characters before folding: at the
+# default 78, a long URL header with no space to fold at (List-Unsubscribe with its
+# signed token) was sent as an RFC 2047 encoded word, which no mail client reads as a
+# link (RFC 2369 headers take bare <URL>s).
+_POLICY = email.policy.default.clone(max_line_length=998)
+_SMTP_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def build_message(
     *,
     to: str,
@@ -125,7 +134,7 @@ def build_message(
     message_id: str,
     headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
@@ -143,8 +152,18 @@ def build_message(
 async def deliver(message: EmailMessage, settings: Settings) -> str:
     """Send over SMTP, or write to the outbox; returns where it went."""
     if settings.smtp_host:
+        sender = parseaddr(str(message["From"]))[1]
+        recipients = [address for _, address in getaddresses([str(message["To"])])]
+        envelope: dict[str, Any] = {}
+        content: EmailMessage | bytes = message
+        if (sender + "".join(recipients)).isascii():
+            # Serialized here, with header lines up to 998 characters (aiosmtplib's own
+            # SMTP policy folds at 78 and would encode the List-Unsubscribe URL).
+            content = message.as_bytes(policy=_SMTP_POLICY)
+            envelope = {"sender": sender, "recipients": recipients}
         await aiosmtplib.send(
-            message,
+            content,
+            **envelope,
             hostname=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
