@@ -261,3 +261,28 @@ async def test_a_send_cut_off_before_twilio_answered_is_found_not_repeated(
     assert twilio.lists[-1]["To"] == went_out.to
     assert await sms(live, person, "Your certificate is ready", key) == went_out.sid
     assert len(twilio.lists) == 1
+
+
+async def test_two_accounts_verifying_one_number_at_once_one_wins_the_other_is_409(
+    live: Live, twilio: FakeTwilio
+) -> None:
+    number = fresh_number()
+    people, codes = [], []
+    for _ in range(2):
+        person = await live.person()
+        answer = await live.http.put(
+            "/api/v1/me/phone", json={"number": number}, headers=person.headers
+        )
+        assert answer.status_code == 200, answer.text
+        await live.run_jobs()
+        people.append(person)
+        codes.append(code_in(twilio, number))
+    answers = await asyncio.gather(
+        *(
+            live.http.post("/api/v1/me/phone/verify", json={"code": code}, headers=p.headers)
+            for p, code in zip(people, codes, strict=True)
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 409]
+    [refused] = [answer for answer in answers if answer.status_code == 409]
+    assert refused.json()["type"].endswith("/phone-number-taken")

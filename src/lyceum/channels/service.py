@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.channels import schemas
@@ -119,7 +120,13 @@ class ChannelService:
         phone.code_nonce = None
         phone.code_expires_at = None
         phone.code_attempts = 0
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError:  # another account verified it in the same instant
+            raise Conflict(
+                "Another account has verified this number.", slug="phone-number-taken"
+            ) from None
         logger.info("phone_verified", user_id=str(user.id))
         return phone
 
