@@ -281,7 +281,8 @@ class Settings(BaseSettings):
     # An endpoint whose deliveries fail continuously for this long is disabled and the
     # admins are mailed.
     webhook_disable_after_seconds: int = Field(default=86_400, ge=0)
-    # Delivery log rows older than this many days are deleted by a daily job.
+    # Delivery log rows and recorded public events older than this many days are deleted
+    # by a daily job.
     webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
     # Notifications ------------------------------------------------------------------
     # Read notifications, and finished delivery log rows, older than this many days are

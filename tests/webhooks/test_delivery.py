@@ -10,12 +10,13 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from standardwebhooks.webhooks import Webhook
 
 from lyceum.config import Settings
 from lyceum.kit.jobs import defer, transaction
 from lyceum.kit.runtime import Runtime
+from lyceum.models.events import Event
 from lyceum.models.identity import Role
 from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from lyceum.webhooks.service import RETRY_DELAYS
@@ -249,6 +250,18 @@ async def test_old_deliveries_are_purged(
             .where(WebhookDelivery.id == uuid.UUID(older["id"]))
             .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31))
         )
+    old_event, new_event = uuid.uuid4(), uuid.uuid4()
+    async with runtime.database.engine.begin() as conn:
+        for event_id, days in ((old_event, 31), (new_event, 29)):
+            await conn.execute(
+                insert(Event).values(
+                    id=event_id,
+                    type="webhook.test",
+                    version="v1",
+                    occurred_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days),
+                    payload={},
+                )
+            )
     short = with_settings(runtime, webhook_delivery_retention_days=30)
     async with transaction(short) as session:
         await defer(session, purge_webhook_deliveries, timestamp=int(dt.datetime.now().timestamp()))
@@ -260,5 +273,7 @@ async def test_old_deliveries_are_purged(
             )
         )
         assert [str(found) for found in left] == [newer["id"]]
+        kept = await session.scalars(select(Event.id).where(Event.id.in_([old_event, new_event])))
+        assert list(kept) == [new_event]
     assert {item["status"] for item in [newer]} == {WebhookDeliveryStatus.succeeded.value}
     assert json.loads(hook.requests[0].body)["type"] == "webhook.test"

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.models.events import Event
 from lyceum.models.identity import Role, User
 from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
@@ -112,4 +113,10 @@ class WebhookRepository:
         result = await self.session.execute(
             delete(WebhookDelivery).where(WebhookDelivery.created_at < before)
         )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_events(self, before: dt.datetime) -> int:
+        """The event log past the same retention (a delivery keeps the exact body it
+        sent, so redelivery never needs the event row)."""
+        result = await self.session.execute(delete(Event).where(Event.occurred_at < before))
         return int(getattr(result, "rowcount", 0) or 0)

@@ -126,13 +126,16 @@ async def mail_endpoint_disabled(context: JobContext, endpoint_id: str, disabled
     queueing_lock="purge_webhook_deliveries",
 )
 async def purge_webhook_deliveries(context: JobContext, timestamp: int) -> int:
-    """Daily: delete delivery log rows older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    """Daily: delete delivery log rows, and public events, older than
+    WEBHOOK_DELIVERY_RETENTION_DAYS."""
     runtime = resources(context)
     days = runtime.settings.webhook_delivery_retention_days
     before = dt.datetime.fromtimestamp(timestamp, dt.UTC) - dt.timedelta(days=days)
     async with transaction(runtime) as session:
-        purged = await WebhookRepository(session).purge_deliveries(before)
-    logger.info("webhook_deliveries_purged", count=purged, before=before.isoformat())
+        repository = WebhookRepository(session)
+        purged = await repository.purge_deliveries(before)
+        events = await repository.purge_events(before)
+    logger.info("webhook_deliveries_purged", count=purged, events=events, before=before.isoformat())
     return purged
 
 
