@@ -29,6 +29,7 @@ from lyceum.models.courses import (
     Module,
 )
 from lyceum.models.identity import Role, User
+from lyceum.models.notifications import Category
 
 LONG_AGO = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 
@@ -58,7 +59,7 @@ class RecordingNotify:
         session: AsyncSession,
         *,
         user_ids: Sequence[uuid.UUID],
-        category: str,
+        category: Category,
         kind: str,
         title: str,
         body: str,

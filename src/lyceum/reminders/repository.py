@@ -34,6 +34,7 @@ from lyceum.models.assessments import Assignment, AttemptStatus, EssaySubmission
 from lyceum.models.courses import Course, Enrollment, EnrollmentStatus, Lesson, LessonCompletion
 from lyceum.models.courses import Module as CourseModule
 from lyceum.models.identity import User
+from lyceum.models.notifications import Category, Channel, NotificationPreference
 from lyceum.models.reminders import ReminderKind, ReminderSent
 
 # A SELECT of the ids of users who turned a category off (see service.DeclinedUsers).
@@ -77,10 +78,10 @@ def _not_declined(user_id: UuidColumn, declined: UserIds | None) -> list[ColumnE
     return [] if declined is None else [user_id.not_in(declined.scalar_subquery())]
 
 
-def users_declining(preference: Any, category: object, on_by_default: Sequence[object]) -> UserIds:
-    """The users whose rows of `preference` (the notification preferences table: user,
-    category, channel, enabled) turn `category` off on every channel: none enabled, and
-    each channel that is on by default explicitly disabled."""
+def users_declining(category: Category, on_by_default: Sequence[Channel]) -> UserIds:
+    """The users whose notification preferences turn `category` off on every channel:
+    none enabled, and each channel that is on by default explicitly disabled."""
+    preference = NotificationPreference
     enabled = preference.enabled
     return (
         select(preference.user_id)

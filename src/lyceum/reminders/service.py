@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.identity.schemas import TIME_ZONES
-from lyceum.models.notifications import Category, Channel, NotificationPreference
+from lyceum.models.notifications import Category, Channel
 from lyceum.notifications.service import default_enabled, notify
 from lyceum.reminders.repository import (
     CourseProgress,
@@ -43,20 +43,21 @@ IDLE_AFTER = dt.timedelta(days=7)
 # workers can share, rather than one long one.
 BATCH_SIZE = 500
 
-WEEKLY_DIGEST = "weekly_digest"
-REMINDERS = "reminders"
+WEEKLY_DIGEST = Category.weekly_digest
+REMINDERS = Category.reminders
 
 
 class Notify(Protocol):
-    """`lyceum.notifications.service.notify`: in-app rows and channel deliveries for
-    `user_ids`, in the caller's transaction, honouring each user's preferences."""
+    """The part of `lyceum.notifications.service.notify` reminders use: in-app rows and
+    channel deliveries for `user_ids`, in the caller's transaction, honouring each
+    user's preferences (the tests pass a recorder instead)."""
 
     async def __call__(
         self,
         session: AsyncSession,
         *,
         user_ids: Sequence[uuid.UUID],
-        category: str,
+        category: Category,
         kind: str,
         title: str,
         body: str,
@@ -71,47 +72,14 @@ class Notify(Protocol):
 # The users who turned a category off on every channel, as a SELECT of user ids (for a
 # category name): they are not even claimed (`notify` honours the preferences per
 # channel for everyone else).
-DeclinedUsers = Callable[[str], UserIds]
+DeclinedUsers = Callable[[Category], UserIds]
 
 
-def declined_in_preferences(category: str) -> UserIds:
+def declined_in_preferences(category: Category) -> UserIds:
     """The users who turned `category` off on every channel in their notification
     preferences (a channel they never chose keeps the notifications domain's default)."""
-    chosen = Category(category)
-    on_by_default = [channel for channel in Channel if default_enabled(chosen, channel)]
-    return users_declining(NotificationPreference, chosen, on_by_default)
-
-
-async def notify_through_notifications(
-    session: AsyncSession,
-    *,
-    user_ids: Sequence[uuid.UUID],
-    category: str,
-    kind: str,
-    title: str,
-    body: str,
-    url: str | None,
-    template: str,
-    context: dict[str, Any],
-    dedupe_key: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> int:
-    """The notifications domain's `notify` (reminders is a client of notifications;
-    nothing there knows reminders)."""
-    written: int = await notify(
-        session,
-        user_ids=user_ids,
-        category=Category(category),
-        kind=kind,
-        title=title,
-        body=body,
-        url=url,
-        template=template,
-        context=context,
-        dedupe_key=dedupe_key,
-        data=data,
-    )
-    return written
+    on_by_default = [channel for channel in Channel if default_enabled(category, channel)]
+    return users_declining(category, on_by_default)
 
 
 @cache
@@ -155,7 +123,7 @@ class ReminderService:
         session: AsyncSession,
         *,
         base_url: str,
-        notify: Notify = notify_through_notifications,
+        notify: Notify = notify,
         declined: DeclinedUsers | None = declined_in_preferences,
         batch_size: int = BATCH_SIZE,
     ) -> None:
@@ -166,7 +134,7 @@ class ReminderService:
         self.declined = declined
         self.batch_size = batch_size
 
-    def _declined(self, category: str) -> UserIds | None:
+    def _declined(self, category: Category) -> UserIds | None:
         return None if self.declined is None else self.declined(category)
 
     def _lesson_url(self, lesson_id: uuid.UUID) -> str:

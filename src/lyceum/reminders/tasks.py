@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from lyceum.kit.jobs import JobContext, Queue, Resources, job_app, resources, task, transaction
+from lyceum.notifications.service import notify
 from lyceum.reminders.service import (
     BATCH_SIZE,
     DeclinedUsers,
     Notify,
     ReminderService,
     declined_in_preferences,
-    notify_through_notifications,
 )
 
 logger = structlog.get_logger("lyceum.reminders")
@@ -39,7 +39,7 @@ async def run_tick(
     send: Send,
     tick: dt.datetime,
     *,
-    notify: Notify = notify_through_notifications,
+    notify: Notify = notify,
     declined: DeclinedUsers | None = declined_in_preferences,
     batch_size: int = BATCH_SIZE,
 ) -> int:
