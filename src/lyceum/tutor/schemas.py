@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from lyceum.kit.errors import Problem
-from lyceum.kit.validation import NO_NUL, VisibleTitle, integral_float
+from lyceum.kit.validation import NO_NUL, VISIBLE_TEXT, VisibleTitle, integral_float
 from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.tutor import MessageRole, MessageStatus, TutorMode
 
@@ -34,7 +34,7 @@ class AskIn(Strict):
         Field(
             min_length=1,
             max_length=100_000,
-            pattern=r"^[^\x00]*\S[^\x00]*$",
+            pattern=VISIBLE_TEXT,
             description="The question. The server's limit (TUTOR_MAX_MESSAGE_CHARS, 4000 by "
             "default) is checked too.",
         ),

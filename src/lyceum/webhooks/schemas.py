@@ -19,7 +19,7 @@ Url = Annotated[
         max_length=2000,
         pattern=r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?"
         r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-        r"(/[^\s#]*)?$",
+        r"(/[^\x00-\x20\x7f#]*)?$",
         description="Where deliveries are POSTed: `https://` (plain `http://` only where "
         "private networks are allowed), a host name or IPv4 address that is public.",
         examples=["https://hooks.example.com/lyceum"],
