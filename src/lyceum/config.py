@@ -315,6 +315,21 @@ class Settings(BaseSettings):
     # Scheduled learner messages: how long a sent digest, due-soon reminder or
     # inactivity nudge is remembered (it must outlive the week a nudge guards).
     reminders_retention_days: int = Field(default=90, ge=14, le=3650)
+    # Payments: MyFatoorah (API v2) -------------------------------------------------
+    # On when MYFATOORAH_API_KEY and MYFATOORAH_WEBHOOK_SECRET are set: the API token
+    # from the portal (Integration Settings > API Key) and the webhook secret key
+    # (Integration Settings > Webhook Settings). The base URL is the account's:
+    # https://api.myfatoorah.com (Kuwait, Bahrain, Jordan, Oman),
+    # https://api-sa.myfatoorah.com (Saudi Arabia), https://api-ae.myfatoorah.com (UAE),
+    # https://api-qa.myfatoorah.com (Qatar), https://api-eg.myfatoorah.com (Egypt),
+    # https://apitest.myfatoorah.com (the test environment). The currencies an invoice
+    # may be displayed (charged) in.
+    myfatoorah_api_key: SecretStr | None = None
+    myfatoorah_webhook_secret: SecretStr | None = None
+    myfatoorah_base_url: AnyHttpUrl = AnyHttpUrl("https://api.myfatoorah.com")
+    myfatoorah_currencies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["KWD", "SAR", "AED", "QAR", "BHD", "OMR", "JOD", "EGP"]
+    )
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
@@ -324,6 +339,21 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("myfatoorah_currencies", mode="before")
+    @classmethod
+    def _split_myfatoorah_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            codes = [str(code).strip().upper() for code in value if str(code).strip()]
+            from lyceum.payments.money import is_currency
+
+            unknown = [code for code in codes if not is_currency(code)]
+            if unknown:
+                raise ValueError(f"not ISO 4217 currency codes: {', '.join(unknown)}")
+            return codes
         return value
 
     @field_validator(
