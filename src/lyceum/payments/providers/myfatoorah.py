@@ -71,6 +71,10 @@ carries the same fields; webhook v1 has no event id at all):
   Refunded -> `refunded` ("refund:<RefundId>:refunded") with `refunded_total` the sum of
   the invoice's Refunded refunds, in the account's base currency; Canceled -> `ignored`.
 - any other verified event -> `ignored`, its id a digest of the signed string.
+
+MyFatoorah's signatures carry no timestamp (v2's `Event.CreationDate` is not signed), so
+there is no staleness to check: a replayed webhook is harmless because nothing is taken
+from it but ids to look up, and its event id is one Lyceum has already recorded.
 """
 
 from __future__ import annotations
@@ -494,7 +498,7 @@ class MyFatoorahProvider:
                 payment_ref=payment_id or None,
                 amount=_display_amount(status, order.currency),
                 currency=order.currency,
-                event_id=f"{payment_id}:paid",
+                event_id=f"{payment_id or 'invoice:' + _text(status.get('InvoiceId'))}:paid",
             )
         if _invoice_closed(status):
             return PaymentStatus(
