@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,25 +18,29 @@ from lyceum.config import Settings
 from lyceum.models.courses import Enrollment, EnrollmentStatus
 from lyceum.models.events import Event
 from lyceum.payments.providers.sandbox import sign_webhook
+from tests.content.helpers import Person
 from tests.courses.test_courses import published
 from tests.identity.helpers import Account
+
+Caller = Account | Person
 
 API = "/api/v1"
 WEBHOOK = f"{API}/payments/webhooks/sandbox"
 
 
 async def priced_course(
-    client: httpx.AsyncClient, teacher: Account, amount: int = 2900, currency: str = "USD"
+    client: httpx.AsyncClient, teacher: Caller, amount: int = 2900, currency: str = "USD"
 ) -> dict[str, Any]:
+    # published() reads only the caller's headers, which a Person has too.
     course, _ = await published(
-        client, teacher, price={"amount_cents": amount, "currency": currency}
+        client, cast(Account, teacher), price={"amount_cents": amount, "currency": currency}
     )
     return course
 
 
 async def checkout(
     client: httpx.AsyncClient,
-    who: Account,
+    who: Caller,
     course_id: str,
     key: str | None = None,
     **body: Any,
