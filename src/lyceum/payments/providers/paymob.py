@@ -232,18 +232,20 @@ class _Reading:
         return f"{self.transaction_id}:{self.state}"
 
     def event(self) -> ProviderEvent:
-        is_payment = self.kind is not EventKind.refunded or self.state != "refund"
+        # A refund transaction of its own is the refund; otherwise the callback is the
+        # payment's, and the refund's own id is not in it.
+        is_refund = self.state == "refund"
         return ProviderEvent(
             event_id=self.event_id,
             kind=self.kind,
             raw_type="TRANSACTION",
             order_id=self.order_id,
             provider_ref=self.paymob_order_id,
-            payment_ref=self.transaction_id if is_payment else None,
+            payment_ref=None if is_refund else self.transaction_id,
             amount=self.amount if self.kind is EventKind.paid else None,
             currency=self.currency,
             refunded_total=self.refunded_total,
-            refund_ref=self.transaction_id if self.kind is EventKind.refunded else None,
+            refund_ref=self.transaction_id if is_refund else None,
             summary=self.summary,
         )
 
