@@ -369,19 +369,30 @@ async def test_refunds_from_the_dashboard_are_refunds_with_the_total_so_far(
     assert again.event_id == full.event_id
 
 
-async def test_a_refund_transaction_of_its_own_is_a_refund(
+async def test_a_refund_transaction_of_its_own_counts_every_refund_of_the_payment(
     provider: PaymobProvider, fake: FakePaymob
 ) -> None:
     request, order = await open_checkout(provider, fake, amount=50_000)
     payment = fake.pay(order)
-    fake.refund_in_dashboard(payment["id"], 50_000)
+    fake.refund_in_dashboard(payment["id"], 20_000)
+    fake.refund_in_dashboard(payment["id"], 10_000)
     child = fake.transaction(order.transactions[-1]["id"])
     assert child["has_parent_transaction"] and child["is_refund"]
+    assert child["amount_cents"] == 10_000
     [event] = await provider.parse_webhook(*fake.signed_webhook(child))
     assert event.kind is EventKind.refunded
-    assert event.refunded_total == 50_000
+    assert event.refunded_total == 30_000  # the payment's total, asked for by id
     assert event.order_id == request.order_id
+    assert event.payment_ref == str(payment["id"])
     assert event.refund_ref == str(child["id"])
+    assert event.event_id == f"{child['id']}:refund"
+    asked = fake.requests[-1]
+    assert (asked[0], asked[1]) == ("GET", f"/api/acceptance/transactions/{payment['id']}")
+
+    fake.fail_next(502)
+    with pytest.raises(ProviderError) as unconfirmed:  # Paymob will call back again
+        await provider.parse_webhook(*fake.signed_webhook(child))
+    assert unconfirmed.value.transient
 
 
 # Reconciliation and refunds ----------------------------------------------------------------
@@ -389,6 +400,7 @@ async def test_a_refund_transaction_of_its_own_is_a_refund(
 
 async def test_fetch_status_follows_the_payment(provider: PaymobProvider, fake: FakePaymob) -> None:
     request, order = await open_checkout(provider, fake)
+    calls_before = len(fake.requests)
     assert (await provider.fetch_status(ref(request, order))).kind is None
 
     fake.leave_pending(order)
@@ -408,11 +420,12 @@ async def test_fetch_status_follows_the_payment(provider: PaymobProvider, fake: 
     assert refunded.kind is EventKind.refunded
     assert refunded.amount == request.amount
 
-    inquiry = [r for r in fake.requests if r[1] == "/api/ecommerce/orders/transaction_inquiry"]
+    calls = fake.requests[calls_before:]
+    inquiry = [r for r in calls if r[1] == "/api/ecommerce/orders/transaction_inquiry"]
     assert inquiry[-1][3] == {"order_id": order.id}
     assert inquiry[-1][2]["authorization"].startswith("Bearer ")
     # One auth token, reused.
-    assert len([r for r in fake.requests if r[1] == "/api/auth/tokens"]) == 1
+    assert len([r for r in calls if r[1] == "/api/auth/tokens"]) == 1
 
 
 async def test_fetch_status_of_a_declined_payment_and_by_merchant_order_id(

@@ -10,7 +10,8 @@ plugin, not from Lyceum's adapter:
   (`{"detail": ...}`, field errors `{"field": ["..."]}`);
 - `POST /api/auth/tokens`: the API key traded for an auth token;
 - `POST /api/ecommerce/orders/transaction_inquiry` (bearer auth token): the order's
-  payment transaction by `order_id` or `merchant_order_id` (404 while it has none);
+  payment transaction by `order_id` or `merchant_order_id` (404 while it has none), and
+  `GET /api/acceptance/transactions/{id}`: one transaction;
 - `POST /api/acceptance/void_refund/refund` (`Token <secret key>`): a refund transaction,
   child of the payment, whose `is_refunded` and `refunded_amount_cents` grow.
 
@@ -194,6 +195,8 @@ class FakePaymob:
             self.requests.append((method, route, headers, payload))
             if self.failures:
                 return self.failures.pop(0)
+            if method == "GET" and route.startswith("/api/acceptance/transactions/"):
+                return self._with_token(headers) or self._retrieve(route.rsplit("/", 1)[1])
             if method != "POST":
                 return Answer(405, {"detail": f'Method "{method}" not allowed.'})
             if route == "/api/auth/tokens":
@@ -351,6 +354,13 @@ class FakePaymob:
         if payment is None:
             return Answer(404, {"detail": "Not found."})
         return Answer(200, copy.deepcopy(payment))
+
+    def _retrieve(self, transaction_id: str) -> Answer:
+        for order in self.orders.values():
+            for transaction in order.transactions:
+                if str(transaction["id"]) == transaction_id:
+                    return Answer(200, copy.deepcopy(transaction))
+        return Answer(404, {"detail": "Not found."})
 
     def _refund(self, payload: dict[str, Any]) -> Answer:
         transaction_id, amount = payload.get("transaction_id"), payload.get("amount_cents")

@@ -28,14 +28,17 @@ The documented scheme followed here (Paymob's developer documentation, read Dece
   constant-time.
 - What a callback means, https://developers.paymob.com/paymob-docs/manage-callback/transaction-callbacks:
   `success`, `pending`; `is_refunded` and `refunded_amount_cents` (the total refunded so
-  far: a payment may have several partial refunds); `is_voided`. The order Lyceum made is
+  far: a payment may have several partial refunds); `is_voided`. A refund made later
+  arrives as a transaction of its own (`is_refund`, `has_parent_transaction`, its own
+  `amount_cents`; the official plugin books that amount), so the total comes from the
+  payment it refunds (`parent_transaction`), asked for by id. The order Lyceum made is
   `obj.order.merchant_order_id`, which is the intention's `special_reference` (the
   official plugin reads it back from there).
 - Transaction inquiry, https://developers.paymob.com/paymob-docs/developers/transaction-inquiry-apis
   (and docs.paymob.com/docs/retrieve-a-transaction): `POST {base}/api/ecommerce/orders/
-  transaction_inquiry` with `order_id` (or `merchant_order_id`), authorised by the auth
-  token `POST {base}/api/auth/tokens` trades the API key for (valid 60 minutes; reused
-  for 50 here).
+  transaction_inquiry` with `order_id` (or `merchant_order_id`), and `GET {base}/api/
+  acceptance/transactions/{id}`, both authorised by the auth token `POST {base}/api/auth/
+  tokens` trades the API key for (valid 60 minutes; reused for 50 here).
 - Refund, https://developers.paymob.com/paymob-docs/developers/manage-payment-apis/refund
   and docs.paymob.com/docs/refund-transaction: `POST {base}/api/acceptance/void_refund/refund`
   with `transaction_id` and `amount_cents`, authorised with `Token <secret key>` as the
@@ -196,6 +199,7 @@ class _Reading:
         data = obj.get("data")
         message = data.get("message") if isinstance(data, Mapping) else None
         self.summary = message if isinstance(message, str) else ""
+        self.parent_id = _int(obj.get("parent_transaction"))
         refunded_cents = _int(obj.get("refunded_amount_cents")) or 0
 
         is_child = _flag(obj, "has_parent_transaction")
@@ -208,8 +212,8 @@ class _Reading:
             or (is_child and not _flag(obj, "is_capture") and not _flag(obj, "is_auth"))
         ):
             # A refund (or void) transaction of its own, child of the payment. It names
-            # only its own amount; the payment's `refunded_amount_cents`, when Paymob
-            # sends it along, is the total.
+            # only its own amount; the total refunded is the payment's
+            # `refunded_amount_cents` (`parse_webhook` asks for it).
             if _flag(obj, "success"):
                 self.kind, self.state = EventKind.refunded, "refund"
                 self.refunded_total = refunded_cents or self.amount
@@ -235,13 +239,14 @@ class _Reading:
         # A refund transaction of its own is the refund; otherwise the callback is the
         # payment's, and the refund's own id is not in it.
         is_refund = self.state == "refund"
+        parent = str(self.parent_id) if self.parent_id is not None else None
         return ProviderEvent(
             event_id=self.event_id,
             kind=self.kind,
             raw_type="TRANSACTION",
             order_id=self.order_id,
             provider_ref=self.paymob_order_id,
-            payment_ref=None if is_refund else self.transaction_id,
+            payment_ref=parent if is_refund else self.transaction_id,
             amount=self.amount if self.kind is EventKind.paid else None,
             currency=self.currency,
             refunded_total=self.refunded_total,
@@ -277,7 +282,12 @@ class PaymobProvider:
     # Calls ---------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, body: Mapping[str, Any], authorization: str | None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None,
+        authorization: str | None,
     ) -> httpx.Response:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if authorization:
@@ -407,9 +417,27 @@ class PaymobProvider:
         if not hmac.compare_digest(expected, received.strip().lower()):
             raise InvalidWebhook("the callback's hmac does not match")
         try:
-            return [_Reading(obj).event()]
+            reading = _Reading(obj)
         except ValueError as error:
             raise InvalidWebhook(str(error)) from error
+        if reading.state == "refund" and reading.parent_id is not None:
+            # The refund transaction names its own amount only: the payment it refunds
+            # says how much has gone back in all (partial refunds add up).
+            payment = await self._transaction(reading.parent_id)
+            total = _int(payment.get("refunded_amount_cents"))
+            if total:
+                reading.refunded_total = total
+        return [reading.event()]
+
+    async def _transaction(self, transaction_id: int) -> dict[str, Any]:
+        """One transaction, by id (the documented inquiry by transaction id)."""
+        path = f"/api/acceptance/transactions/{transaction_id}"
+        response = await self._call("GET", path, body=None, authorization=await self._bearer())
+        payload = self._json(response, path)
+        obj = payload.get("obj", payload)
+        if not isinstance(obj, dict):
+            raise ProviderError(f"Paymob {path}: not a transaction")
+        return obj
 
     async def fetch_status(self, order: OrderRef) -> PaymentStatus:
         path = "/api/ecommerce/orders/transaction_inquiry"
