@@ -1,1 +1,1 @@
-"""Fake payment providers over real HTTP, one module per provider, written from each provider's documentation."""
+"""Fake payment providers over real HTTP, each written from its provider's documentation."""
