@@ -385,6 +385,7 @@ class Settings(BaseSettings):
         if self.payment_providers is not None:
             return list(self.payment_providers)
         return [] if self.is_production else ["sandbox"]
+
     # Payments: MyFatoorah (API v2) -------------------------------------------------
     # On when MYFATOORAH_API_KEY and MYFATOORAH_WEBHOOK_SECRET are set: the API token
     # from the portal (Integration Settings > API Key) and the webhook secret key

@@ -184,20 +184,24 @@ async def test_is_success_false_with_200_is_a_provider_error(
         await provider.create_checkout(checkout_request(1000, "KWD"))
 
 
-async def test_timeouts_and_unreachable_servers_are_transient(fake: FakeMyFatoorah) -> None:
+async def test_timeouts_hang_ups_and_unreachable_servers_are_transient(
+    fake: FakeMyFatoorah,
+) -> None:
     unreachable = MyFatoorahProvider(settings_for(fake, myfatoorah_base_url="http://127.0.0.1:9"))
     with pytest.raises(ProviderError) as caught:
         await unreachable.create_checkout(checkout_request(1000, "KWD"))
     assert caught.value.transient
 
-    async def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
-        timing_out = MyFatoorahProvider(settings_for(fake), http)
+    async with httpx.AsyncClient(timeout=0.5) as http:
+        provider = MyFatoorahProvider(settings_for(fake), http)
+        fake.delay_next(2)
+        with pytest.raises(ProviderError, match="timed out") as caught:
+            await provider.fetch_status(order_ref(uuid.uuid4(), "600001", 1000, "KWD"))
+        assert caught.value.transient
+        fake.hang_up_next()
         with pytest.raises(ProviderError) as caught:
-            await timing_out.create_checkout(checkout_request(1000, "KWD"))
-    assert caught.value.transient
+            await provider.create_checkout(checkout_request(1000, "KWD"))
+        assert caught.value.transient
 
 
 # Webhooks ----------------------------------------------------------------------------

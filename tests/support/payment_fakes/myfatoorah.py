@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -127,6 +128,8 @@ class FakeMyFatoorah(_FakeServer):
         self.refunds: dict[int, Refund] = {}
         self.requests: list[tuple[str, bytes]] = []  # (endpoint, raw body) as received
         self.failures: list[tuple[int, bytes]] = []
+        self.delays: list[float] = []
+        self.hang_ups = 0
         self._invoice_ids = itertools.count(600_001)
         self._refund_ids = itertools.count(2_801)
         self._payment_ids = itertools.count(100_202_106_359_084_001)
@@ -137,6 +140,16 @@ class FakeMyFatoorah(_FakeServer):
         """The next API call answers this status and JSON body (or no body)."""
         with self.lock:
             self.failures.append((status, b"" if body is None else json.dumps(body).encode()))
+
+    def delay_next(self, seconds: float) -> None:
+        """The next API call is answered only after `seconds` (a client times out)."""
+        with self.lock:
+            self.delays.append(seconds)
+
+    def hang_up_next(self) -> None:
+        """The next API call gets its connection closed without an answer."""
+        with self.lock:
+            self.hang_ups += 1
 
     def bodies(self, endpoint: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for name, raw in self.requests if name == endpoint]
@@ -425,7 +438,13 @@ class FakeMyFatoorah(_FakeServer):
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer | None:
         endpoint = path.split("?")[0].removeprefix("/v2/")
         with self.lock:
+            delay = self.delays.pop(0) if self.delays else 0.0
+        time.sleep(delay)
+        with self.lock:
             self.requests.append((endpoint, body))
+            if self.hang_ups:
+                self.hang_ups -= 1
+                return None
             if self.failures:
                 status, payload = self.failures.pop(0)
                 return Answer(status, payload)
