@@ -258,3 +258,27 @@ async def test_a_full_refund_ends_access(
         await enrollment_status(connection, course["id"], buyer.id) is not EnrollmentStatus.active
     )
     assert await events_of(connection, "order.refunded", order["id"]) == 1
+
+
+async def test_a_partial_refund_made_in_the_portal_arrives_by_webhook(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    myfatoorah: FakeMyFatoorah,
+    teacher: Account,
+    buyer: Account,
+) -> None:
+    course, order, invoice = await bought_at_myfatoorah(client, myfatoorah, teacher, buyer)
+    myfatoorah.pay(invoice.invoice_id)
+    paid = await deliver(client, myfatoorah.signed_webhook(invoice_id=invoice.invoice_id))
+    assert paid.status_code == 200
+
+    refund = myfatoorah.refund_in_portal(invoice.invoice_id, "2.345")
+    for version in (1, 2):  # either webhook version, once
+        response = await deliver(
+            client, myfatoorah.signed_webhook(refund_id=refund.refund_id, version=version)
+        )
+        assert response.status_code == 200, response.text
+    partly = await order_now(client, buyer, order["id"])
+    assert (partly["status"], partly["refunded_amount"]) == ("partially_refunded", 2345)
+    assert await enrollment_status(connection, course["id"], buyer.id) is EnrollmentStatus.active
+    assert await events_of(connection, "order.refunded", order["id"]) == 1
