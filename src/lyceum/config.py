@@ -315,6 +315,24 @@ class Settings(BaseSettings):
     # Scheduled learner messages: how long a sent digest, due-soon reminder or
     # inactivity nudge is remembered (it must outlive the week a nudge guards).
     reminders_retention_days: int = Field(default=90, ge=14, le=3650)
+    # Payments through Stripe (Checkout Sessions): on when both keys are set. The
+    # webhook signing secret is the endpoint's `whsec_...`, shown where the endpoint is
+    # registered in the Dashboard.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # Where the Stripe SDK sends its requests (tests point it at a fake Stripe).
+    stripe_api_base: AnyHttpUrl = AnyHttpUrl("https://api.stripe.com")
+    # Comma-separated ISO 4217 codes Stripe may charge in; empty: any it can take.
+    stripe_currencies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("stripe_currencies", mode="before")
+    @classmethod
+    def _split_stripe_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(code).strip().upper() for code in value if str(code).strip()]
+        return value
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
