@@ -1,0 +1,1 @@
+"""Tests of paid courses: orders, checkout, the payment providers, webhooks, refunds."""
