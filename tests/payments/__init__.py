@@ -1,1 +1,0 @@
-"""Tests of paid courses: orders, checkout, the payment providers, webhooks, refunds."""
