@@ -455,19 +455,41 @@ async def test_refunds_in_the_dashboard_report_the_total_so_far(
     assert rest.event_id != first.event_id
 
 
-async def test_a_refunded_charge_without_metadata_is_found_by_its_payment(
+async def test_a_refunded_charge_without_metadata_is_found_through_its_session(
     provider: StripeProvider, fake: FakeStripe
 ) -> None:
-    """A charge whose metadata was cleared still names its PaymentIntent, which Lyceum
-    recorded as the payment reference when the order was paid."""
-    checkout = await provider.create_checkout(checkout_request(500, "ISK"))
+    """A charge that does not carry the order id (metadata cleared in the Dashboard):
+    the Checkout Session its PaymentIntent was made by names the order."""
+    request = checkout_request(500, "ISK")
+    checkout = await provider.create_checkout(request)
     fake.pay(checkout.provider_ref)
     event = fake.refund_in_dashboard(checkout.provider_ref)
     event["data"]["object"]["metadata"] = {}
     refunded = await parse(provider, fake, event)
-    assert refunded.order_id is None
+    assert (refunded.order_id, refunded.provider_ref) == (request.order_id, checkout.provider_ref)
     assert refunded.payment_ref == fake.sessions[checkout.provider_ref]["payment_intent"]
     assert (refunded.refunded_total, refunded.currency) == (500, "ISK")  # 50000 at Stripe
+    (lookup,) = fake.calls("GET", "/v1/checkout/sessions")
+    assert lookup.params == {"payment_intent": refunded.payment_ref, "limit": "1"}
+
+    # A payment made outside Checkout: nothing names an order; the payment id is all.
+    event["data"]["object"]["payment_intent"] = "pi_not_from_checkout"
+    stranger = await parse(provider, fake, event)
+    assert (stranger.order_id, stranger.provider_ref) == (None, None)
+    assert stranger.payment_ref == "pi_not_from_checkout"
+
+
+async def test_a_failed_lookup_is_a_provider_error_so_stripe_redelivers(
+    provider: StripeProvider, fake: FakeStripe
+) -> None:
+    checkout = await provider.create_checkout(checkout_request())
+    fake.pay(checkout.provider_ref)
+    event = fake.refund_in_dashboard(checkout.provider_ref)
+    event["data"]["object"]["metadata"] = {}
+    fake.fail_next(503, "Stripe is down")
+    with pytest.raises(ProviderError) as failed:
+        await parse(provider, fake, event)
+    assert failed.value.transient
 
 
 async def test_other_events_are_verified_and_ignored(

@@ -10,7 +10,8 @@ answers them, and webhook events signed the way Stripe signs them.
   Stripe's statuses (400 invalid request, 401 bad key, 404 missing object, 429, 5xx).
 - `POST /v1/checkout/sessions` (mode=payment, line items priced inline, `expires_at` 30
   minutes to 24 hours ahead, amounts in Stripe's minor units with its currency rules),
-  `GET /v1/checkout/sessions/{id}` (`expand[]=payment_intent`), `POST
+  `GET /v1/checkout/sessions/{id}` (`expand[]=payment_intent`), `GET
+  /v1/checkout/sessions` (`payment_intent`, `limit`), `POST
   /v1/checkout/sessions/{id}/expire`, `POST /v1/refunds`, `GET /v1/payment_intents/{id}`.
 - What happens in the buyer's browser or the Dashboard, for tests: `pay`, `pay_later` +
   `settle` (a delayed payment method), `expire`, `refund_in_dashboard`. Each returns the
@@ -285,6 +286,8 @@ class FakeStripe:
     def _route(self, method: str, route: str, params: dict[str, Any]) -> Answer:
         if method == "POST" and route == "/v1/checkout/sessions":
             return Answer(200, self._create_session(params))
+        if method == "GET" and route == "/v1/checkout/sessions":
+            return Answer(200, self._list_sessions(params))
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)(/expire)?", route)
         if match and method == "GET" and not match.group(2):
             return Answer(200, self._expanded(self._session(match.group(1)), params))
@@ -314,6 +317,24 @@ class FakeStripe:
         if session is None:
             raise self._missing("checkout.session", session_id, "session")
         return session
+
+    def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`GET /v1/checkout/sessions`, newest first, filtered by `payment_intent`."""
+        limit = self._integer(params.get("limit", "10"), "limit")
+        if not 1 <= limit <= 100:
+            raise StripeApiError(400, "Limit must be between 1 and 100.", param="limit")
+        found = [
+            session
+            for session in reversed(self.sessions.values())
+            if "payment_intent" not in params
+            or session["payment_intent"] == params["payment_intent"]
+        ]
+        return {
+            "object": "list",
+            "data": copy.deepcopy(found[:limit]),
+            "has_more": len(found) > limit,
+            "url": "/v1/checkout/sessions",
+        }
 
     def _expanded(self, session: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         answer = copy.deepcopy(session)

@@ -35,7 +35,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -180,7 +180,7 @@ class _HttpxTransport(stripe.HTTPClient):
             ) from error
         return response.content, response.status_code, response.headers
 
-    def sleep_async(self, secs: float) -> Any:
+    def sleep_async(self, secs: float) -> Awaitable[None]:
         return asyncio.sleep(secs)
 
     async def close_async(self) -> None:
@@ -339,16 +339,13 @@ class StripeProvider:
         if not isinstance(obj, Mapping):
             raise InvalidWebhook("a Stripe event without its object")
         try:
-            return [self._normalise(event_id, event_type, obj)]
+            if event_type.startswith("checkout.session."):
+                return [self._session_event(event_id, event_type, obj)]
+            if event_type == "charge.refunded":
+                return [await self._refund_event(event_id, event_type, obj)]
         except ValueError as error:
             raise ProviderError(f"Stripe event {event_id}: {error}") from error
-
-    def _normalise(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> ProviderEvent:
-        if event_type.startswith("checkout.session."):
-            return self._session_event(event_id, event_type, obj)
-        if event_type == "charge.refunded":
-            return self._refund_event(event_id, event_type, obj)
-        return ProviderEvent(event_id=event_id, kind=EventKind.ignored, raw_type=event_type)
+        return [ProviderEvent(event_id=event_id, kind=EventKind.ignored, raw_type=event_type)]
 
     def _session_event(
         self, event_id: str, event_type: str, stripe_checkout: Mapping[str, Any]
@@ -385,19 +382,27 @@ class StripeProvider:
             summary=summary,
         )
 
-    def _refund_event(
+    async def _refund_event(
         self, event_id: str, event_type: str, charge: Mapping[str, Any]
     ) -> ProviderEvent:
         currency = str(charge.get("currency") or "").upper()
         refunded = charge.get("amount_refunded")
         refunds = charge.get("refunds")
         latest = refunds.get("data") if isinstance(refunds, Mapping) else None
+        payment_intent = _id_of(charge.get("payment_intent"))
+        order_id = _order_id(_metadata(charge).get("order_id"))
+        provider_ref = None
+        if order_id is None and payment_intent is not None:
+            # A charge without the order's metadata (made before it was set, or edited in
+            # the Dashboard): its Checkout Session names the order.
+            order_id, provider_ref = await self._order_of_payment(payment_intent)
         return ProviderEvent(
             event_id=event_id,
             kind=EventKind.refunded,
             raw_type=event_type,
-            order_id=_order_id(_metadata(charge).get("order_id")),
-            payment_ref=_id_of(charge.get("payment_intent")),
+            order_id=order_id,
+            provider_ref=provider_ref,
+            payment_ref=payment_intent,
             currency=currency,
             refunded_total=from_stripe_amount(refunded, currency)
             if isinstance(refunded, int)
@@ -405,6 +410,24 @@ class StripeProvider:
             # Refunds come newest first, where the charge lists them.
             refund_ref=_id_of(latest[0]) if isinstance(latest, list) and latest else None,
         )
+
+    async def _order_of_payment(self, payment_intent: str) -> tuple[uuid.UUID | None, str | None]:
+        """The order and Checkout Session a PaymentIntent was made by, asked of Stripe
+        (`GET /v1/checkout/sessions?payment_intent=...`); (None, None) if none was."""
+        try:
+            async with self._client() as client:
+                found = await client.v1.checkout.sessions.list_async(
+                    {"payment_intent": payment_intent, "limit": 1}
+                )
+        except stripe.StripeError as error:
+            raise _provider_error(error) from error
+        if not found.data:
+            return None, None
+        data = found.data[0].to_dict()
+        order_id = _order_id(data.get("client_reference_id")) or _order_id(
+            _metadata(data).get("order_id")
+        )
+        return order_id, _id_of(data.get("id"))
 
     async def fetch_status(self, order: OrderRef) -> PaymentStatus:
         if order.provider_ref is None:
