@@ -44,6 +44,9 @@ from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
+from lyceum.payments import endpoints as payment_endpoints
+from lyceum.payments import registry as payment_registry
+from lyceum.payments import sandbox as payment_pages
 from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
@@ -120,6 +123,12 @@ TAGS = [
         "log, redelivery and test events. What is delivered is in the `webhooks` section.",
     },
     {
+        "name": "payments",
+        "description": "Paid courses: checkout with an Idempotency-Key, the buyer's orders, "
+        "coupons, refunds, and the payment providers' webhooks. Amounts are integers in the "
+        "currency's minor units (ISO 4217: 2 decimals for USD, 3 for KWD, 0 for JPY).",
+    },
+    {
         "name": "notifications",
         "description": "The notification centre, preferences per category and channel, "
         "quiet hours, one-click unsubscribe, course announcements and the delivery log.",
@@ -162,6 +171,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """Build the app. With `runtime` given (tests, benchmarks) the caller owns it;
     otherwise the lifespan starts one, and in embedded mode an in-process worker."""
     settings = settings or get_settings()
+    payment_registry.check(settings)
     configure_logging(settings.log_level, settings.effective_log_format)
     _init_sentry(settings)
 
@@ -266,9 +276,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         notification_endpoints.notifications,
         channel_endpoints.channels,
         system_endpoints.admin_jobs,
+        payment_endpoints.payments,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)
+    app.include_router(payment_pages.pages)
     app.include_router(apidocs.router)
     app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
