@@ -8,7 +8,8 @@ What it follows, from Stripe's API reference and guides (docs.stripe.com):
   `payment_intent_data.metadata.order_id` so the PaymentIntent and its charges carry it
   too, `customer_email`, `success_url`, `cancel_url`, and `expires_at`, which Stripe takes
   from 30 minutes to 24 hours after creation. Sessions are read back with
-  `GET /v1/checkout/sessions/{id}` and closed with `POST .../{id}/expire`.
+  `GET /v1/checkout/sessions/{id}` (`expand[]=payment_intent`), found by payment with
+  `GET /v1/checkout/sessions?payment_intent=`, and closed with `POST .../{id}/expire`.
 - Refunds: `POST /v1/refunds` with the `payment_intent` and an `amount`.
 - Idempotent requests: creations carry an `Idempotency-Key` (the SDK's
   `idempotency_key` request option); the same key replays the first answer.
