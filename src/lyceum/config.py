@@ -342,6 +342,25 @@ class Settings(BaseSettings):
     def _upper_paymob_currencies(cls, value: list[str]) -> list[str]:
         return [code.upper() for code in value]
 
+    # Payments through Stripe (Checkout Sessions): on when both keys are set. The
+    # webhook signing secret is the endpoint's `whsec_...`, shown where the endpoint is
+    # registered in the Dashboard.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # Where the Stripe SDK sends its requests (tests point it at a fake Stripe).
+    stripe_api_base: AnyHttpUrl = AnyHttpUrl("https://api.stripe.com")
+    # Comma-separated ISO 4217 codes Stripe may charge in; empty: any it can take.
+    stripe_currencies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("stripe_currencies", mode="before")
+    @classmethod
+    def _split_stripe_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(code).strip().upper() for code in value if str(code).strip()]
+        return value
+
     # Paid courses -------------------------------------------------------------------
     # Payment providers offered, in order of preference: a checkout that names none goes
     # to the first that charges in the course's currency. Unset: the built-in `sandbox`
