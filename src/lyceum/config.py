@@ -315,6 +315,11 @@ class Settings(BaseSettings):
     # Scheduled learner messages: how long a sent digest, due-soon reminder or
     # inactivity nudge is remembered (it must outlive the week a nudge guards).
     reminders_retention_days: int = Field(default=90, ge=14, le=3650)
+    # Receipts: the seller they name (the school's legal entity), its postal address
+    # (lines separated by newlines) and tax registration number, printed when set.
+    receipt_seller_name: str = Field(default="Lyceum", min_length=1, max_length=200)
+    receipt_seller_address: str | None = Field(default=None, max_length=1000)
+    receipt_tax_id: str | None = Field(default=None, max_length=100)
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)

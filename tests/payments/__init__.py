@@ -1,0 +1,1 @@
+"""Tests of paid courses: orders, providers, receipts and reports."""
