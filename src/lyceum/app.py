@@ -44,6 +44,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
+from lyceum.payments import report_endpoints as payment_report_endpoints
 from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
@@ -123,6 +124,10 @@ TAGS = [
         "name": "notifications",
         "description": "The notification centre, preferences per category and channel, "
         "quiet hours, one-click unsubscribe, course announcements and the delivery log.",
+    },
+    {
+        "name": "payments",
+        "description": "Paid courses: orders, checkout, refunds, receipts and payment reports.",
     },
 ]
 
@@ -266,6 +271,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         notification_endpoints.notifications,
         channel_endpoints.channels,
         system_endpoints.admin_jobs,
+        payment_report_endpoints.router,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)
