@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,10 +62,12 @@ class ReceiptRepository:
         return int((await self.session.execute(statement)).scalar_one())
 
     async def set_number(self, order_id: uuid.UUID, number: str) -> None:
-        # ORM-enabled: an Order of this id already in the session sees the number too.
-        await self.session.execute(
-            update(Order).where(Order.id == order_id).values(receipt_number=number)
-        )
+        # Through the session's own Order (the paying code may hold it): only the number
+        # is written, and whoever holds the object sees it.
+        order = await self.session.get(Order, order_id)
+        assert order is not None  # locked by lock_for_numbering in this transaction
+        order.receipt_number = number
+        await self.session.flush()
 
     async def order(self, order_id: uuid.UUID) -> Order | None:
         return await self.session.get(Order, order_id)
