@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.models.courses import Course, CourseInstructor, CourseLevel
+from lyceum.models.courses import Course, CourseInstructor, CourseLevel, CourseStatus
 from lyceum.models.identity import Role, User
 from lyceum.models.payments import Coupon, CouponKind, Order, OrderStatus
 
@@ -43,6 +43,8 @@ async def course(session: AsyncSession, owner_id: uuid.UUID, *, title: str = "Py
         level=CourseLevel.beginner,
         category="programming",
         owner_id=owner_id,
+        status=CourseStatus.published,
+        published_at=PAID_AT - dt.timedelta(days=30),
     )
     session.add(row)
     await session.flush()
