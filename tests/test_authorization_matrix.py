@@ -43,6 +43,7 @@ from tests.courses.test_courses import published
 from tests.identity.helpers import Account, account, login
 from tests.learning import test_authorization_matrix as learning_matrix
 from tests.notifications import test_authorization_matrix as notifications_matrix
+from tests.payments import test_receipt_authorization as receipts_matrix
 from tests.support.authorization import (
     BY_ROLE,
     OPEN,
@@ -247,6 +248,14 @@ WHO: dict[str, Who] = {
     "GET /api/v1/admin/jobs/{job_id}": Who.admin,
     "POST /api/v1/admin/jobs/{job_id}/retry": Who.admin,
     "POST /api/v1/admin/jobs/{job_id}/cancel": Who.admin,
+    # receipts and payment reports (probed in tests/payments/test_receipt_authorization.py)
+    "GET /api/v1/me/orders/{order_id}/receipt": Who.owner,
+    "GET /api/v1/payments/reports/revenue": Who.instructor,
+    "GET /api/v1/payments/reports/revenue.csv": Who.instructor,
+    "GET /api/v1/payments/reports/refunds": Who.instructor,
+    "GET /api/v1/payments/reports/refunds.csv": Who.instructor,
+    "GET /api/v1/payments/reports/coupons": Who.instructor,
+    "GET /api/v1/payments/reports/coupons.csv": Who.instructor,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -454,6 +463,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/webhooks/test_authorization_matrix.py": webhooks_matrix.MATRIX,
     "tests/notifications/test_authorization_matrix.py": notifications_matrix.MATRIX,
     "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
+    "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
 }
 
 
