@@ -43,6 +43,7 @@ from tests.courses.test_courses import published
 from tests.identity.helpers import Account, account, login
 from tests.learning import test_authorization_matrix as learning_matrix
 from tests.notifications import test_authorization_matrix as notifications_matrix
+from tests.payments import test_authorization_matrix as payments_matrix
 from tests.payments import test_receipt_authorization as receipts_matrix
 from tests.support.authorization import (
     BY_ROLE,
@@ -248,6 +249,24 @@ WHO: dict[str, Who] = {
     "GET /api/v1/admin/jobs/{job_id}": Who.admin,
     "POST /api/v1/admin/jobs/{job_id}/retry": Who.admin,
     "POST /api/v1/admin/jobs/{job_id}/cancel": Who.admin,
+    # payments (probed in tests/payments/test_authorization_matrix.py)
+    "POST /api/v1/courses/{course_id}/checkout": Who.signed_in,
+    "GET /api/v1/me/orders": Who.signed_in,
+    "GET /api/v1/me/orders/{order_id}": Who.owner,
+    "GET /api/v1/payments/orders": Who.admin,
+    "GET /api/v1/payments/orders/{order_id}": Who.admin,
+    "POST /api/v1/payments/orders/{order_id}/refunds": Who.instructor,
+    "GET /api/v1/payments/orders/{order_id}/refunds": Who.instructor,
+    "POST /api/v1/payments/webhooks/{provider}": Who.anyone,
+    "POST /api/v1/coupons": Who.instructor,
+    "GET /api/v1/coupons": Who.instructor,
+    "GET /api/v1/coupons/{coupon_id}": Who.instructor,
+    "PATCH /api/v1/coupons/{coupon_id}": Who.instructor,
+    "DELETE /api/v1/coupons/{coupon_id}": Who.instructor,
+    "GET /pay/sandbox/{checkout_id}": Who.anyone,
+    "POST /pay/sandbox/{checkout_id}": Who.signed_link,
+    "GET /pay/done": Who.anyone,
+    "GET /pay/canceled": Who.anyone,
     # receipts and payment reports (probed in tests/payments/test_receipt_authorization.py)
     "GET /api/v1/me/orders/{order_id}/receipt": Who.owner,
     "GET /api/v1/payments/reports/revenue": Who.instructor,
@@ -463,6 +482,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/webhooks/test_authorization_matrix.py": webhooks_matrix.MATRIX,
     "tests/notifications/test_authorization_matrix.py": notifications_matrix.MATRIX,
     "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
+    "tests/payments/test_authorization_matrix.py": payments_matrix.MATRIX,
     "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
 }
 

@@ -18,6 +18,7 @@ from tests.assessments.helpers import GOOD_ESSAY, assignment_body, single_choice
 from tests.conftest import client_for, make_app
 from tests.content.helpers import Person, pdf_pages, person
 from tests.identity.helpers import unique_email
+from tests.payments.helpers import pay_on_page
 from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs, with_settings
 
@@ -193,6 +194,47 @@ async def test_every_created_answer_says_where_the_resource_is(
             "is_active": False,
         },
     )
+    # Paid courses: a priced course bought on the sandbox, refunded, and a coupon for it.
+    priced = await created.expect(
+        "create_course",
+        "POST",
+        f"{API}/courses",
+        teacher,
+        json={"title": "Paid optics", "price": {"amount_cents": 1500, "currency": "EUR"}},
+    )
+    priced_module = await http.post(
+        f"{API}/courses/{priced['id']}/modules", json={"title": "A"}, headers=teacher.headers
+    )
+    await http.post(
+        f"{API}/courses/{priced['id']}/modules/{priced_module.json()['id']}/lessons",
+        json={"title": "Prisms", "content": "Prisms split light."},
+        headers=teacher.headers,
+    )
+    opened = await http.post(f"{API}/courses/{priced['id']}/publish", headers=teacher.headers)
+    assert opened.status_code == 200, opened.text
+    await created.expect(
+        "create_coupon",
+        "POST",
+        f"{API}/coupons",
+        teacher,
+        json={"code": "CREATED10", "kind": "percent", "percent_off": 10, "course_id": priced["id"]},
+    )
+    bought = await http.post(
+        f"{API}/courses/{priced['id']}/checkout",
+        json={},
+        headers={**learner.headers, "Idempotency-Key": "created-checkout"},
+    )
+    assert bought.status_code == 201, bought.text
+    created.answers["checkout_course"] = (bought, learner.headers)
+    await pay_on_page(http, bought.json()["checkout_url"])
+    refunded = await http.post(
+        f"{API}/payments/orders/{bought.json()['id']}/refunds",
+        json={"amount": 500, "reason": "created test"},
+        headers={**admin.headers, "Idempotency-Key": "created-refund"},
+    )
+    assert refunded.status_code == 201, refunded.text
+    created.answers["refund_order"] = (refunded, admin.headers)
+
     await created.expect(
         "add_push_subscription",
         "POST",

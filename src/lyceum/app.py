@@ -44,7 +44,10 @@ from lyceum.kit.runtime import Runtime
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
+from lyceum.payments import endpoints as payment_endpoints
+from lyceum.payments import registry as payment_registry
 from lyceum.payments import report_endpoints as payment_report_endpoints
+from lyceum.payments import sandbox as payment_pages
 from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
 from lyceum.system.endpoints import router as system_router
@@ -121,13 +124,16 @@ TAGS = [
         "log, redelivery and test events. What is delivered is in the `webhooks` section.",
     },
     {
+        "name": "payments",
+        "description": "Paid courses: checkout with an Idempotency-Key, the buyer's orders, "
+        "coupons, refunds, receipts, payment reports, and the payment providers' webhooks. "
+        "Amounts are integers in the currency's minor units (ISO 4217: 2 decimals for USD, "
+        "3 for KWD, 0 for JPY).",
+    },
+    {
         "name": "notifications",
         "description": "The notification centre, preferences per category and channel, "
         "quiet hours, one-click unsubscribe, course announcements and the delivery log.",
-    },
-    {
-        "name": "payments",
-        "description": "Paid courses: orders, checkout, refunds, receipts and payment reports.",
     },
 ]
 
@@ -167,6 +173,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """Build the app. With `runtime` given (tests, benchmarks) the caller owns it;
     otherwise the lifespan starts one, and in embedded mode an in-process worker."""
     settings = settings or get_settings()
+    payment_registry.check(settings)
     configure_logging(settings.log_level, settings.effective_log_format)
     _init_sentry(settings)
 
@@ -271,10 +278,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         notification_endpoints.notifications,
         channel_endpoints.channels,
         system_endpoints.admin_jobs,
+        payment_endpoints.payments,
         payment_report_endpoints.router,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)
+    app.include_router(payment_pages.pages)
     app.include_router(apidocs.router)
     app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware

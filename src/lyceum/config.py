@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -321,6 +322,50 @@ class Settings(BaseSettings):
     receipt_seller_address: str | None = Field(default=None, max_length=1000)
     receipt_tax_id: str | None = Field(default=None, max_length=100)
 
+    # Paid courses -------------------------------------------------------------------
+    # Payment providers offered, in order of preference: a checkout that names none goes
+    # to the first that charges in the course's currency. Unset: the built-in `sandbox`
+    # outside production (refused in production), nothing in production.
+    payment_providers: Annotated[list[str], NoDecode] | None = None
+    # How long a hosted checkout stays payable.
+    checkout_expiry_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    # Orders still pending this long are asked about at their provider (a lost webhook
+    # still ends in an enrollment).
+    payment_reconcile_after_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    # Tax included in every price (0: none), stored on each order and named on receipts.
+    tax_rate_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, decimal_places=2)
+    tax_name: str = Field(default="VAT", min_length=1, max_length=40)
+    # Whether a course's instructors may refund its orders (admins always may).
+    refunds_by_instructors: bool = False
+    # Whether a full refund ends the learner's enrollment.
+    refund_ends_access: bool = True
+    # Where the buyer's browser lands after paying or giving up; `{order_id}` is replaced
+    # by the order's id. Unset: small Lyceum pages.
+    checkout_success_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    checkout_cancel_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+    @field_validator("payment_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            names = [str(name).strip().lower() for name in value if str(name).strip()]
+            known = {"sandbox", "stripe", "paymob", "myfatoorah"}
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                )
+            return list(dict.fromkeys(names))
+        return value
+
+    def enabled_payment_providers(self) -> list[str]:
+        """PAYMENT_PROVIDERS, or its default: the sandbox outside production."""
+        if self.payment_providers is not None:
+            return list(self.payment_providers)
+        return [] if self.is_production else ["sandbox"]
+
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
 
@@ -406,6 +451,11 @@ class Settings(BaseSettings):
                 weakness = None
             if weakness:
                 raise ValueError(f"METRICS_TOKEN: {weakness}; generate one with {GENERATE_SECRET}")
+        if self.is_production and "sandbox" in (self.payment_providers or []):
+            raise ValueError(
+                "PAYMENT_PROVIDERS: the sandbox provider takes no money and is refused "
+                "when ENVIRONMENT=production"
+            )
         if self.storage_backend is StorageBackend.s3 and not self.storage_s3_bucket:
             raise ValueError("STORAGE_S3_BUCKET: required when STORAGE_BACKEND=s3")
         if self.max_request_body_bytes <= self.max_upload_bytes:

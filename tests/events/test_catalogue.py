@@ -68,6 +68,9 @@ def test_the_catalogue_holds_the_documented_events() -> None:
         "quiz.attempt.graded",
         "submission.graded",
         "announcement.published",
+        "order.paid",
+        "order.refunded",
+        "order.failed",
     }
     assert set(EVENTS) | {"webhook.test"} == set(catalogue())
     assert {entry.version for entry in catalogue().values()} == {"v1"}

@@ -66,6 +66,7 @@ async def test_paid_courses_answer_402(
     )
     assert response.status_code == 402
     assert response.headers["content-type"] == "application/problem+json"
+    assert f"POST /api/v1/courses/{course['id']}/checkout" in response.json()["detail"]
 
 
 async def test_drafts_take_no_enrollments(

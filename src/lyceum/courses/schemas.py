@@ -6,7 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
+from iso4217 import Currency as Iso4217
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -31,9 +33,27 @@ Minutes = Annotated[int, Field(ge=1, le=1_000, strict=True), BeforeValidator(int
 Seconds = Annotated[int, Field(ge=1, le=86_400, strict=True), BeforeValidator(integral_float)]
 
 
+def _iso_currency(code: str) -> str:
+    # The same list lyceum.payments.money prices in (funds codes and metals have no
+    # minor unit and are not sellable in).
+    if code not in _ISO_CURRENCIES:
+        raise ValueError(f"{code} is not an ISO 4217 currency code")
+    return code
+
+
+_ISO_CURRENCIES = frozenset(c.code for c in Iso4217 if c.exponent is not None)
+
+
 class Price(Strict):
-    amount_cents: JsonInt = Field(ge=0, le=100_000_000, description="0 means free.")
-    currency: Currency = "USD"
+    amount_cents: JsonInt = Field(
+        ge=0,
+        le=100_000_000,
+        description="The price in the currency's minor units (ISO 4217 exponent: cents "
+        "for USD, 1/1000 for KWD, BHD, OMR and JOD, whole yen for JPY); 0 means free.",
+    )
+    currency: Annotated[Currency, AfterValidator(_iso_currency)] = Field(
+        default="USD", description="An ISO 4217 code."
+    )
 
 
 class CourseCreate(Strict):

@@ -107,6 +107,44 @@ class AnnouncementPublished(Payload):
     course_id: Id
 
 
+class OrderPaid(Payload):
+    """A course order was paid: the learner is enrolled. `amount` is in the currency's
+    minor units (ISO 4217: cents, fils, ...)."""
+
+    order_id: Id
+    user_id: Id
+    course_id: Id
+    amount: int
+    currency: str
+    provider: str
+
+
+class OrderRefunded(Payload):
+    """Money of a paid order went back: `refunded_amount` is the total refunded so far
+    (minor units), `full` whether that is all of it."""
+
+    order_id: Id
+    user_id: Id
+    course_id: Id
+    amount: int
+    currency: str
+    provider: str
+    refunded_amount: int
+    full: bool
+
+
+class OrderFailed(Payload):
+    """The provider declined an order's payment; the learner may check out again."""
+
+    order_id: Id
+    user_id: Id
+    course_id: Id
+    amount: int
+    currency: str
+    provider: str
+    reason: str
+
+
 class WebhookTest(Payload):
     """A ping an admin sends to check an endpoint (never emitted by the platform)."""
 
@@ -123,8 +161,9 @@ EVENTS: dict[str, type[Payload]] = {
     "quiz.attempt.graded": QuizAttemptGraded,
     "submission.graded": SubmissionGraded,
     "announcement.published": AnnouncementPublished,
-    # Payment events (payment.succeeded, payment.refunded, ...) join here when the
-    # payments domain exists: one model each, like the ones above.
+    "order.paid": OrderPaid,
+    "order.refunded": OrderRefunded,
+    "order.failed": OrderFailed,
 }
 TEST_EVENT = "webhook.test"
 

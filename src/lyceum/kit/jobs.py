@@ -102,6 +102,7 @@ TASK_MODULES = [
     "lyceum.channels.tasks",
     "lyceum.reminders.tasks",
     "lyceum.system.tasks",
+    "lyceum.payments.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

@@ -54,6 +54,11 @@ async def issue_for(
     enrollment = await LearningRepository(session).enrollment_by_id(enrollment_id)
     if enrollment is None or enrollment.status is not EnrollmentStatus.completed:
         return None
+    repo = LearningRepository(session)
+    if await repo.has_refunded_order(
+        enrollment.course_id, enrollment.user_id
+    ) and not await repo.has_paid_order(enrollment.course_id, enrollment.user_id):
+        return None  # the course was bought and refunded: no certificate for it
     existing = await LearningRepository(session).certificate_for(
         enrollment.user_id, enrollment.course_id
     )

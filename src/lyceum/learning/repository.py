@@ -8,12 +8,13 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, Uuid, bindparam, exists, func, select
+from sqlalchemy import Integer, Uuid, bindparam, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
     Certificate,
     Course,
+    CourseStatChange,
     Enrollment,
     EnrollmentStatus,
     Lesson,
@@ -21,6 +22,7 @@ from lyceum.models.courses import (
     Review,
 )
 from lyceum.models.identity import User
+from lyceum.models.payments import Order, OrderStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,32 @@ class LearningRepository:
     async def add(self, entity: object) -> None:
         self.session.add(entity)
         await self.session.flush()
+
+    async def has_paid_order(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Whether the user bought the course: an order paid (or partly refunded) and not
+        flagged for an admin."""
+        query = select(Order.id).where(
+            Order.course_id == course_id,
+            Order.user_id == user_id,
+            Order.status.in_([OrderStatus.paid, OrderStatus.partially_refunded]),
+            Order.flagged_reason.is_(None),
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
+
+    async def has_refunded_order(self, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Whether the user's purchase of the course was refunded in full."""
+        query = select(Order.id).where(
+            Order.course_id == course_id,
+            Order.user_id == user_id,
+            Order.status == OrderStatus.refunded,
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
+
+    async def record_enrollment_change(self, course_id: uuid.UUID, delta: int) -> None:
+        """Append a change to the course's enrollment counter (folded later)."""
+        await self.session.execute(
+            insert(CourseStatChange).values(course_id=course_id, enrollments=delta)
+        )
 
     async def completions(
         self, course_id: uuid.UUID, user_id: uuid.UUID

@@ -60,6 +60,56 @@ async def complete_if_done(
     return True
 
 
+async def enroll_for_order(
+    session: AsyncSession, *, course_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+) -> Enrollment:
+    """Enroll the buyer of a paid order (the payments domain calls this in the
+    transaction that marks the order paid): no 402, whatever the course's status now;
+    a cancelled enrollment is taken up again, an active one left as it is."""
+    repo = LearningRepository(session)
+    enrollment = await repo.enrollment(course_id, user_id, for_update=True)
+    if enrollment is not None and enrollment.status is not EnrollmentStatus.cancelled:
+        return enrollment
+    if enrollment is None:
+        enrollment = Enrollment(course_id=course_id, user_id=user_id, enrolled_at=now)
+        await repo.add(enrollment)
+    else:
+        enrollment.status = EnrollmentStatus.active
+        enrollment.enrolled_at = now
+        enrollment.completed_at = None
+    await session.flush()
+    await repo.record_enrollment_change(course_id, 1)
+    await emit(
+        session,
+        "enrollment.created",
+        enrollment_id=str(enrollment.id),
+        user_id=str(user_id),
+        course_id=str(course_id),
+    )
+    return enrollment
+
+
+async def end_paid_access(
+    session: AsyncSession, *, course_id: uuid.UUID, user_id: uuid.UUID
+) -> bool:
+    """End the enrollment of a buyer whose order was refunded in full; False when there
+    was none to end. Open chat sockets drop out at their next access check."""
+    repo = LearningRepository(session)
+    enrollment = await repo.enrollment(course_id, user_id, for_update=True)
+    if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
+        return False
+    enrollment.status = EnrollmentStatus.cancelled
+    await session.flush()
+    await repo.record_enrollment_change(course_id, -1)
+    return True
+
+
+async def has_access(session: AsyncSession, *, course_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether the user is enrolled (active or completed) in the course."""
+    enrollment = await LearningRepository(session).enrollment(course_id, user_id)
+    return enrollment is not None and enrollment.status is not EnrollmentStatus.cancelled
+
+
 def percent(done: int, total: int) -> float:
     """Share of a course's lessons done, 0-100 with one decimal (0 for an empty course)."""
     return round(100 * done / total, 1) if total else 0.0
@@ -75,10 +125,12 @@ class LearningService:
     async def enroll(self, caller: User, course: Course) -> Enrollment:
         if course.status is not CourseStatus.published:
             raise Conflict("Only published courses take enrollments.")
-        if course.price_cents > 0:
+        if course.price_cents > 0 and not await self.repo.has_paid_order(course.id, caller.id):
+            # A learner who bought the course and left it comes back without paying again.
             raise PaymentRequired(
-                f"This course costs {course.price_cents / 100:.2f} {course.currency}; "
-                "paid checkout is not available yet."
+                "This course is paid: "
+                f"buy it with POST /api/v1/courses/{course.id}/checkout (an Idempotency-Key "
+                "header is required); you are enrolled once the payment is confirmed."
             )
         enrollment = await self.repo.enrollment(course.id, caller.id, for_update=True)
         if enrollment is not None and enrollment.status is not EnrollmentStatus.cancelled:

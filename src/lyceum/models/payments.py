@@ -183,3 +183,27 @@ class ReceiptCounter(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SandboxCheckout(Base):
+    """The built-in sandbox provider's own state: one hosted checkout, what was paid and
+    refunded at it. Lyceum's orders learn of it only through the sandbox's signed
+    webhooks and its status answers, as they would from a remote provider."""
+
+    __tablename__ = "sandbox_checkouts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(300))
+    success_url: Mapped[str] = mapped_column(String(2000))
+    cancel_url: Mapped[str] = mapped_column(String(2000))
+    # open, paid, declined, expired
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    refunded_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]

@@ -36,6 +36,9 @@ EventType = Literal[
     "quiz.attempt.graded",
     "submission.graded",
     "announcement.published",
+    "order.paid",
+    "order.refunded",
+    "order.failed",
 ]
 EventTypes = Annotated[
     list[EventType],

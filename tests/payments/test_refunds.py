@@ -1,0 +1,132 @@
+"""Refunds: full or partial through the provider, idempotent by key, ending access on a
+full refund (REFUND_ENDS_ACCESS), and no certificate for a refunded purchase."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from lyceum.kit.runtime import Runtime
+from lyceum.learning.certificates import issue_for
+from lyceum.models.courses import Enrollment, EnrollmentStatus
+from tests.conftest import client_for
+from tests.identity.helpers import Account
+from tests.payments.helpers import API, bought, enrollment_status, events_of, priced_course
+from tests.payments.test_checkout import app_with
+
+
+async def refund(
+    client: httpx.AsyncClient, who: Account, order_id: str, key: str, **body: Any
+) -> httpx.Response:
+    return await client.post(
+        f"{API}/payments/orders/{order_id}/refunds",
+        json=body,
+        headers={**who.headers, "Idempotency-Key": key},
+    )
+
+
+async def test_partial_then_full_refund_ends_access(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    teacher: Account,
+    buyer: Account,
+    admin: Account,
+) -> None:
+    course = await priced_course(client, teacher, 2900)
+    order = await bought(client, buyer, course["id"])
+
+    part = await refund(client, admin, order["id"], "r1", amount=900, reason="late start")
+    assert part.status_code == 201, part.text
+    assert part.json()["status"] == "succeeded" and part.json()["amount"] == 900
+    same = await refund(client, admin, order["id"], "r1", amount=900, reason="late start")
+    assert same.status_code == 200 and same.json()["id"] == part.json()["id"]
+    other_amount = await refund(client, admin, order["id"], "r1", amount=100)
+    assert other_amount.status_code == 422
+    mine = (await client.get(f"{API}/me/orders/{order['id']}", headers=buyer.headers)).json()
+    assert mine["status"] == "partially_refunded" and mine["refunded_amount"] == 900
+    assert await enrollment_status(connection, course["id"], buyer.id) is EnrollmentStatus.active
+
+    too_much = await refund(client, admin, order["id"], "r2", amount=2001)
+    assert too_much.status_code == 409
+    rest = await refund(client, admin, order["id"], "r3")
+    assert rest.status_code == 201 and rest.json()["amount"] == 2000
+    mine = (await client.get(f"{API}/me/orders/{order['id']}", headers=buyer.headers)).json()
+    assert mine["status"] == "refunded" and mine["refunded_amount"] == 2900
+    assert await enrollment_status(connection, course["id"], buyer.id) is (
+        EnrollmentStatus.cancelled
+    )
+    progress = await client.get(f"{API}/courses/{course['id']}/progress", headers=buyer.headers)
+    assert progress.status_code == 403
+    # Refunded, the course is not free again: it is bought anew.
+    back = await client.post(f"{API}/courses/{course['id']}/enrollments", headers=buyer.headers)
+    assert back.status_code == 402
+    nothing = await refund(client, admin, order["id"], "r4")
+    assert nothing.status_code == 409
+    assert await events_of(connection, "order.refunded", order["id"]) == 2
+    listed = await client.get(f"{API}/payments/orders/{order['id']}/refunds", headers=admin.headers)
+    assert [r["amount"] for r in listed.json()["items"]] == [900, 2000]
+
+
+async def test_only_admins_refund_unless_instructors_may(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    connection: AsyncConnection,
+    teacher: Account,
+    buyer: Account,
+) -> None:
+    course = await priced_course(client, teacher)
+    order = await bought(client, buyer, course["id"])
+    assert (await refund(client, teacher, order["id"], "t1")).status_code == 403
+    assert (await refund(client, buyer, order["id"], "b1")).status_code == 403
+    app = app_with(runtime, connection, refunds_by_instructors=True)
+    async with client_for(app) as allowed:
+        assert (await refund(allowed, teacher, order["id"], "t1", amount=100)).status_code == 201
+        made_up = str(uuid.uuid4())
+        assert (await refund(allowed, teacher, made_up, "t2")).status_code == 404
+
+
+@pytest.fixture
+async def keeps_access(
+    runtime: Runtime, connection: AsyncConnection
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app_with(runtime, connection, refund_ends_access=False)) as client:
+        yield client
+
+
+async def test_a_refunded_purchase_earns_no_certificate(
+    keeps_access: httpx.AsyncClient,
+    connection: AsyncConnection,
+    session: AsyncSession,
+    runtime: Runtime,
+    teacher: Account,
+    buyer: Account,
+    admin: Account,
+) -> None:
+    client = keeps_access
+    course = await priced_course(client, teacher)
+    order = await bought(client, buyer, course["id"])
+    assert (await refund(client, admin, order["id"], "all")).status_code == 201
+    # REFUND_ENDS_ACCESS is off here: the learner keeps studying...
+    assert await enrollment_status(connection, course["id"], buyer.id) is EnrollmentStatus.active
+    lessons = await client.get(f"{API}/courses/{course['id']}/progress", headers=buyer.headers)
+    for lesson in lessons.json()["lessons"]:
+        done = await client.post(f"{API}/lessons/{lesson['id']}/complete", headers=buyer.headers)
+        assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    # ...but completing the course makes no certificate.
+    enrollment_id = await session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.user_id == buyer.id, Enrollment.course_id == uuid.UUID(course["id"])
+        )
+    )
+    assert enrollment_id is not None
+    made = await issue_for(
+        session, enrollment_id, settings=runtime.settings, storage=runtime.storage
+    )
+    assert made is None
