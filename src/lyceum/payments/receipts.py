@@ -25,9 +25,6 @@ from lyceum.payments.money import format_amount
 from lyceum.payments.receipt_pdf import Receipt, render_receipt
 from lyceum.payments.receipt_repository import ReceiptRepository
 
-# Until the tax settings exist, receipts call the tax by this name.
-DEFAULT_TAX_NAME = "VAT"
-
 
 def receipt_path(order_id: uuid.UUID | str) -> str:
     return f"/api/v1/me/orders/{order_id}/receipt"
@@ -116,11 +113,11 @@ async def order_refunded(
     full: bool,
     **_later_fields: object,
 ) -> None:
+    # `refunded_amount` is the order's refunded total so far (several partial refunds
+    # add up), not this refund's.
     repository = ReceiptRepository(session)
     order = await repository.order(uuid.UUID(order_id))
-    # The order's own total is the truth (several partial refunds add up); the payload's
-    # figure stands in only if the order is gone.
-    refunded = max(order.refunded_amount, refunded_amount) if order else refunded_amount
+    refunded = refunded_amount
     number = order.receipt_number if order else None
     title = await repository.course_title(uuid.UUID(course_id))
     link = receipt_path(order_id) if number else None
@@ -188,7 +185,7 @@ async def receipt_pdf(
         discount_amount=order.discount_amount,
         coupon_code=row.coupon_code,
         amount=order.amount,
-        tax_name=str(getattr(settings, "tax_name", None) or DEFAULT_TAX_NAME),
+        tax_name=settings.tax_name,
         tax_rate_bp=order.tax_rate_bp,
         tax_amount=order.tax_amount,
         refunded_amount=order.refunded_amount,
