@@ -31,12 +31,13 @@ from lyceum.models.identity import Role, User
 from lyceum.models.notifications import Category, Notification
 from lyceum.models.payments import Order, OrderStatus, ReceiptCounter
 from lyceum.payments.receipts import assign_receipt_number
-from tests.identity.helpers import account
+from tests.identity.helpers import Account, account
 from tests.kit.test_mail import Inbox, parts, smtp_server  # noqa: F401 (fixture)
 from tests.learning.test_certificate_pdf import AR_TITLE
 from tests.learning.test_certificate_pdf import _assert_arabic as assert_arabic
 from tests.learning.test_certificate_pdf import _tool as tool
 from tests.payments import order_rows
+from tests.payments.helpers import API, bought, priced_course
 from tests.support.jobs import run_jobs, with_settings
 
 
@@ -355,3 +356,42 @@ async def test_the_receipt_pdf_is_the_buyer_s_alone(
         assert refused.headers["content-type"] == "application/problem+json"
     anonymous = await client.get(f"/api/v1/me/orders/{row.id}/receipt")
     assert anonymous.status_code == 401
+
+
+# Through the core's flow ------------------------------------------------------------------
+
+
+async def test_a_sandbox_purchase_and_refund_end_in_a_receipt_and_notifications(
+    client: httpx.AsyncClient,
+    teacher: Account,
+    buyer: Account,
+    admin: Account,
+    tmp_path: Any,
+) -> None:
+    """Checkout, pay on the sandbox page (its signed webhook), refund part of it: the
+    order is numbered, the buyer hears of both in the app, and the PDF shows the refund."""
+    course = await priced_course(client, teacher, 12_345, "KWD")
+    order = await bought(client, buyer, course["id"])
+    receipt = await client.get(f"{API}/me/orders/{order['id']}/receipt", headers=buyer.headers)
+    assert receipt.status_code == 200, receipt.text
+    number = receipt.headers["content-disposition"].split('"')[1].removeprefix("receipt-")
+    year = dt.datetime.now(dt.UTC).year
+    assert number.startswith(f"{year}-") and number.endswith(".pdf")
+    assert "Total paid 12.345 KWD" in " ".join(pdf_text(receipt.content, tmp_path).split())
+
+    refunded = await client.post(
+        f"{API}/payments/orders/{order['id']}/refunds",
+        json={"amount": 2_345},
+        headers={**admin.headers, "Idempotency-Key": "part"},
+    )
+    assert refunded.status_code == 201, refunded.text
+    page = await client.get("/api/v1/me/notifications", headers=buyer.headers)
+    kinds = {(n["kind"], n["category"], n["url"]) for n in page.json()["items"]}
+    link = f"{API}/me/orders/{order['id']}/receipt"
+    assert ("order.paid", "payments", link) in kinds
+    assert ("order.refunded", "payments", link) in kinds
+    after = await client.get(link, headers=buyer.headers)
+    flat = " ".join(pdf_text(after.content, tmp_path).split())
+    assert "Refunded so far -2.345 KWD" in flat and "Net paid 10.000 KWD" in flat
+    # The same number: the receipt is the order's, whatever happened since.
+    assert after.headers["content-disposition"] == receipt.headers["content-disposition"]
