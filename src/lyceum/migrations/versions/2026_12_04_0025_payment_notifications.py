@@ -18,9 +18,7 @@ down_revision: str | None = "0024_payments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PREVIOUS = (
-    "'security', 'course_activity', 'grades', 'reminders', 'announcements', 'weekly_digest'"
-)
+PREVIOUS = "'security', 'course_activity', 'grades', 'reminders', 'announcements', 'weekly_digest'"
 
 
 def upgrade() -> None:
