@@ -316,6 +316,51 @@ class Settings(BaseSettings):
     # Scheduled learner messages: how long a sent digest, due-soon reminder or
     # inactivity nudge is remembered (it must outlive the week a nudge guards).
     reminders_retention_days: int = Field(default=90, ge=14, le=3650)
+    # Paymob (Egypt, UAE, KSA, Oman, Pakistan) --------------------------------------
+    # From the Paymob dashboard (Developers): the secret and public keys (Unified
+    # Checkout intentions), the HMAC secret (transaction callbacks are signed with it),
+    # the API key (traded for the auth token the transaction inquiry takes), and the
+    # integration ids of the payment methods offered. All set: Paymob is on.
+    paymob_secret_key: SecretStr | None = None
+    paymob_public_key: str | None = None
+    paymob_hmac_secret: SecretStr | None = None
+    paymob_api_key: SecretStr | None = None
+    paymob_integration_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # The account's regional host (https://uae.paymob.com, https://ksa.paymob.com, ...).
+    paymob_base_url: AnyHttpUrl = AnyHttpUrl("https://accept.paymob.com")
+    paymob_currencies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["EGP"])
+
+    @field_validator("paymob_integration_ids", "paymob_currencies", mode="before")
+    @classmethod
+    def _split_paymob_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("paymob_currencies")
+    @classmethod
+    def _upper_paymob_currencies(cls, value: list[str]) -> list[str]:
+        return [code.upper() for code in value]
+
+    # Payments through Stripe (Checkout Sessions): on when both keys are set. The
+    # webhook signing secret is the endpoint's `whsec_...`, shown where the endpoint is
+    # registered in the Dashboard.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # Where the Stripe SDK sends its requests (tests point it at a fake Stripe).
+    stripe_api_base: AnyHttpUrl = AnyHttpUrl("https://api.stripe.com")
+    # Comma-separated ISO 4217 codes Stripe may charge in; empty: any it can take.
+    stripe_currencies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("stripe_currencies", mode="before")
+    @classmethod
+    def _split_stripe_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(code).strip().upper() for code in value if str(code).strip()]
+        return value
+
     # Receipts: the seller they name (the school's legal entity), its postal address
     # (lines separated by newlines) and tax registration number, printed when set.
     receipt_seller_name: str = Field(default="Lyceum", min_length=1, max_length=200)

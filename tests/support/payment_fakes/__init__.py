@@ -1,0 +1,1 @@
+"""Fake payment providers over real HTTP, each written from its provider's documentation."""
