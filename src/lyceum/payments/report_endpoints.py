@@ -65,7 +65,7 @@ def report_period(
         Query(alias="to", description="Last UTC day, included (YYYY-MM-DD); default today."),
     ] = None,
 ) -> Period:
-    """At most 366 days; `from` after `to` is a 422."""
+    """UTC days, both included; a `from` after `to` covers no day."""
     return period_of(first, last, today=clock.now().astimezone(dt.UTC).date())
 
 

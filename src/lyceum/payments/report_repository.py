@@ -19,7 +19,8 @@ from lyceum.models.payments import Coupon, Order, OrderStatus, Refund, RefundSta
 
 # Orders whose payment was confirmed (what happened to it since does not unmake it).
 PAID_STATUSES = (OrderStatus.paid, OrderStatus.partially_refunded, OrderStatus.refunded)
-# A report answers at most this many rows (a year of days x courses x currencies).
+# A report answers at most this many rows (the first, in its order): narrow the period
+# or pick a course for more.
 MAX_ROWS = 10_000
 
 

@@ -13,13 +13,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.errors import Invalid
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.money import exponent, to_decimal
 from lyceum.payments.report_repository import Period, ReportRepository, Scope
 
-# Longest period one report covers.
-MAX_DAYS = 366
 # Without `from`, a report covers the 30 days up to `to` (default: today, UTC).
 DEFAULT_DAYS = 30
 
@@ -36,13 +33,11 @@ def csv_safe(value: str) -> str:
 
 
 def period_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) -> Period:
-    """The days asked for: `to` defaults to today, `from` to 30 days before `to`."""
+    """The days asked for: `to` defaults to today, `from` to 30 days before `to`. Any
+    span is answered (a `from` after `to` covers no day); a report's rows are capped
+    (`report_repository.MAX_ROWS`), not its period."""
     last = last or today
     first = first or last - dt.timedelta(days=DEFAULT_DAYS - 1)
-    if first > last:
-        raise Invalid("`from` is after `to`.", field="query.from")
-    if (last - first).days + 1 > MAX_DAYS:
-        raise Invalid(f"A report covers at most {MAX_DAYS} days.", field="query.from")
     return Period(first, last)
 
 
