@@ -44,6 +44,7 @@ from tests.identity.helpers import Account, account, login
 from tests.learning import test_authorization_matrix as learning_matrix
 from tests.notifications import test_authorization_matrix as notifications_matrix
 from tests.payments import test_authorization_matrix as payments_matrix
+from tests.payments import test_receipt_authorization as receipts_matrix
 from tests.support.authorization import (
     BY_ROLE,
     OPEN,
@@ -266,6 +267,14 @@ WHO: dict[str, Who] = {
     "POST /pay/sandbox/{checkout_id}": Who.signed_link,
     "GET /pay/done": Who.anyone,
     "GET /pay/canceled": Who.anyone,
+    # receipts and payment reports (probed in tests/payments/test_receipt_authorization.py)
+    "GET /api/v1/me/orders/{order_id}/receipt": Who.owner,
+    "GET /api/v1/payments/reports/revenue": Who.instructor,
+    "GET /api/v1/payments/reports/revenue.csv": Who.instructor,
+    "GET /api/v1/payments/reports/refunds": Who.instructor,
+    "GET /api/v1/payments/reports/refunds.csv": Who.instructor,
+    "GET /api/v1/payments/reports/coupons": Who.instructor,
+    "GET /api/v1/payments/reports/coupons.csv": Who.instructor,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -474,6 +483,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/notifications/test_authorization_matrix.py": notifications_matrix.MATRIX,
     "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
     "tests/payments/test_authorization_matrix.py": payments_matrix.MATRIX,
+    "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
 }
 
 

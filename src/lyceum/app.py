@@ -46,6 +46,7 @@ from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
 from lyceum.payments import endpoints as payment_endpoints
 from lyceum.payments import registry as payment_registry
+from lyceum.payments import report_endpoints as payment_report_endpoints
 from lyceum.payments import sandbox as payment_pages
 from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
@@ -125,8 +126,9 @@ TAGS = [
     {
         "name": "payments",
         "description": "Paid courses: checkout with an Idempotency-Key, the buyer's orders, "
-        "coupons, refunds, and the payment providers' webhooks. Amounts are integers in the "
-        "currency's minor units (ISO 4217: 2 decimals for USD, 3 for KWD, 0 for JPY).",
+        "coupons, refunds, receipts, payment reports, and the payment providers' webhooks. "
+        "Amounts are integers in the currency's minor units (ISO 4217: 2 decimals for USD, "
+        "3 for KWD, 0 for JPY).",
     },
     {
         "name": "notifications",
@@ -277,6 +279,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         channel_endpoints.channels,
         system_endpoints.admin_jobs,
         payment_endpoints.payments,
+        payment_report_endpoints.router,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

@@ -361,6 +361,12 @@ class Settings(BaseSettings):
             return [str(code).strip().upper() for code in value if str(code).strip()]
         return value
 
+    # Receipts: the seller they name (the school's legal entity), its postal address
+    # (lines separated by newlines) and tax registration number, printed when set.
+    receipt_seller_name: str = Field(default="Lyceum", min_length=1, max_length=200)
+    receipt_seller_address: str | None = Field(default=None, max_length=1000)
+    receipt_tax_id: str | None = Field(default=None, max_length=100)
+
     # Paid courses -------------------------------------------------------------------
     # Payment providers offered, in order of preference: a checkout that names none goes
     # to the first that charges in the course's currency. Unset: the built-in `sandbox`

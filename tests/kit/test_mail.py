@@ -96,6 +96,11 @@ HOSTILE_CONTEXT = dict.fromkeys(
         "next_lesson_title",
         "week_label",
         "unsubscribe_url",
+        "amount",
+        "refunded_amount",
+        "receipt_number",
+        "receipt_url",
+        "full",
     ),
     HOSTILE,
 ) | {

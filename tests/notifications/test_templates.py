@@ -64,6 +64,22 @@ CONTEXTS: dict[str, dict[str, Any]] = {
             },
         ],
     },
+    "order_paid": {
+        "full_name": "Ada",
+        "course_title": "Python",
+        "amount": "12.345 KWD",
+        "receipt_number": "2026-000001",
+        "receipt_url": URL,
+    },
+    "order_refunded": {
+        "full_name": "Ada",
+        "course_title": "Python",
+        "amount": "12.345 KWD",
+        "refunded_amount": "2.000 KWD",
+        "receipt_number": "2026-000001",
+        "receipt_url": URL,
+        "full": False,
+    },
     "inactivity_nudge": {
         "full_name": "Ada",
         "course_title": "Python",

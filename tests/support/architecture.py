@@ -5,7 +5,7 @@ readable lines, so a test can assert there are none and, on a deliberately broke
 that each rule catches its example.
 
 - SQL lives in repositories: outside a domain's `repository.py` (or `repository/`
-  package), `kit/` and `migrations/`, no module imports SQLAlchemy's statement builders
+  package, or a `<topic>_repository.py`), `kit/` and `migrations/`, no module imports SQLAlchemy's statement builders
   (`select`, `insert`, `update`, `delete`, `text`, ...) and nothing calls
   `session.get/execute/scalar/scalars/stream`.
 - Domains meet through narrow doors: a domain imports another domain's `permissions`,
@@ -57,7 +57,8 @@ class Module:
 
     @property
     def is_repository(self) -> bool:
-        return "repository" in self.parts
+        # repository.py, a repository/ package, or a <topic>_repository.py beside them.
+        return any(part == "repository" or part.endswith("_repository") for part in self.parts)
 
     def where(self, node: ast.AST) -> str:
         return f"{'/'.join(self.parts)}.py:{getattr(node, 'lineno', 0)}"

@@ -98,6 +98,7 @@ TASK_MODULES = [
     "lyceum.webhooks.tasks",
     "lyceum.notifications.tasks",
     "lyceum.notifications.reactions",
+    "lyceum.payments.receipts",
     "lyceum.channels.tasks",
     "lyceum.reminders.tasks",
     "lyceum.system.tasks",

@@ -29,6 +29,7 @@ class Category(enum.StrEnum):
     reminders = "reminders"
     announcements = "announcements"
     weekly_digest = "weekly_digest"
+    payments = "payments"  # receipts and refunds of one's own orders
 
 
 class Channel(enum.StrEnum):

@@ -31,9 +31,9 @@ from lyceum.kit.delivery import PermanentDeliveryError
 from lyceum.kit.jobs import Resources, transaction
 from lyceum.kit.mail import language_of, message_id_for
 from lyceum.models.identity import User
-from lyceum.models.notifications import Category, Channel, DeliveryStatus, Notification
+from lyceum.models.notifications import Channel, DeliveryStatus, Notification
 from lyceum.notifications.repository import NotificationRepository
-from lyceum.notifications.service import unsubscribe_url
+from lyceum.notifications.service import is_locked, unsubscribe_url
 
 logger = structlog.get_logger("lyceum.notifications")
 
@@ -76,7 +76,7 @@ async def email_sender(session: AsyncSession, runtime: Resources, outgoing: Outg
     settings = runtime.settings
     headers: dict[str, str] = {}
     link: str | None = None
-    if notification.category is not Category.security:
+    if not is_locked(notification.category, Channel.email):
         link = unsubscribe_url(settings, user.id, notification.category)
         # RFC 8058: one-click unsubscribe; mail clients POST to the link.
         headers = {

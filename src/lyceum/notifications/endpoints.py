@@ -95,8 +95,8 @@ async def get_preferences(caller: CurrentUser, service: Notifications) -> schema
 @notifications.patch(
     "/me/notification-preferences",
     summary="Change channels per category, quiet hours or time zone",
-    description="Only what the body names changes. Security mail cannot be turned off "
-    "(422 `preference-locked`).",
+    description="Only what the body names changes. Security and payments mail cannot be "
+    "turned off (422 `preference-locked`).",
 )
 async def update_preferences(
     caller: CurrentUser, service: Notifications, body: schemas.PreferencesIn

@@ -51,8 +51,12 @@ DEFAULT_BATCH_SIZE = 250
 # Channels pushed to phones: they are on by default only for what a learner would want
 # to hear about at once.
 PUSH_BY_DEFAULT = frozenset({Category.grades, Category.announcements, Category.reminders})
-# What a user cannot turn off: mail about their account's security.
-LOCKED: frozenset[tuple[Category, Channel]] = frozenset({(Category.security, Channel.email)})
+# What a user cannot turn off: mail about their account's security, and the receipts
+# and refund confirmations of what they bought (transactional records a buyer must
+# get, like an invoice; they only follow the buyer's own purchases).
+LOCKED: frozenset[tuple[Category, Channel]] = frozenset(
+    {(Category.security, Channel.email), (Category.payments, Channel.email)}
+)
 
 CHANNEL_JOBS: tuple[ChannelJob, ...] = (
     ChannelJob(Channel.email, Queue.mail.value, DELIVER_EMAIL_TASK, PRIORITIES[Queue.mail]),
@@ -178,7 +182,7 @@ def read_unsubscribe_token(settings: Settings, token: str) -> tuple[uuid.UUID, C
         user_id, category = uuid.UUID(parts[0]), Category(parts[1])
     except (IndexError, ValueError):
         raise _bad_token() from None
-    if len(parts) != 3 or category is Category.security:
+    if len(parts) != 3 or is_locked(category, Channel.email):
         raise _bad_token()
     expected = _signature(settings.secret_key_value(), user_id, category)
     if not hmac.compare_digest(expected, parts[2]):
