@@ -235,6 +235,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         finally:
             await owned.stop()
             access_log.flush()
+            payment_http = getattr(app.state, "payment_http", None)  # payments.permissions
+            if payment_http is not None:
+                await payment_http.aclose()
 
     chat = ChatGateway(settings)
     app = LyceumAPI(

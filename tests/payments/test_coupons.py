@@ -107,7 +107,7 @@ async def test_coupons_that_do_not_apply(
     )
     for used in (expired["code"], inactive["code"], elsewhere["code"], "NOSUCHCODE"):
         response = await checkout(client, buyer, course["id"], coupon_code=used)
-        assert response.status_code == 422, used
+        assert response.status_code == 409, used
         assert response.json()["errors"][0]["field"] == "body.coupon_code"
     # Global coupons are the admins'; one use per buyer across courses.
     once = await coupon(client, admin, code=code(), kind="percent", percent_off=10)
@@ -141,7 +141,7 @@ async def test_who_makes_which_coupon(
         },
         headers=teacher.headers,
     )
-    assert wrong_currency.status_code == 422
+    assert wrong_currency.status_code == 409
     shape = await client.post(
         f"{API}/coupons",
         json={"code": code(), "kind": "fixed", "percent_off": 5, "course_id": course["id"]},

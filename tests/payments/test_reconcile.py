@@ -4,18 +4,31 @@ checkout past its time is closed at the provider and expired here."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.config import Settings
+from lyceum.kit.jobs import defer, job_app, transaction
+from lyceum.kit.runtime import Runtime
 from lyceum.models.courses import EnrollmentStatus
+from lyceum.models.identity import Role
+from lyceum.models.payments import Order
 from lyceum.payments import registry
 from lyceum.payments.providers.sandbox import SandboxProvider
 from lyceum.payments.service import reconcile_order, stale_pending_orders
+from lyceum.payments.tasks import reconcile_payments
+from tests.conftest import client_for, make_app
+from tests.content.helpers import person
 from tests.identity.helpers import Account
 from tests.payments.helpers import API, checkout, checkout_id_of, enrollment_status, priced_course
+from tests.support.clock import FrozenClock
+from tests.support.jobs import run_jobs
 
 
 async def _reconcile(
@@ -89,3 +102,45 @@ async def test_a_checkout_past_its_time_is_expired(
     page = await client.get(order["checkout_url"].removeprefix("http://lyceum.test"))
     assert "This checkout is expired" in page.text
     assert await enrollment_status(connection, course["id"], buyer.id) is None
+
+
+@pytest.fixture
+async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on committed data: the job runs in transactions of its own."""
+    await runtime.rate_limiter.reset()
+    app = make_app(runtime.settings, runtime, None)
+    app.state.clock = FrozenClock()
+    async with client_for(app) as client:
+        yield client
+
+
+def test_reconciliation_is_a_periodic_job() -> None:
+    periodic = {
+        task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
+    }
+    assert periodic[reconcile_payments.name] == "*/5 * * * *"
+
+
+async def test_the_periodic_job_enrolls_after_a_lost_webhook(
+    live: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    teacher = await person(live, runtime, Role.instructor)
+    buyer = await person(live, runtime)
+    course = await priced_course(live, teacher)
+    order = (await checkout(live, buyer, course["id"])).json()
+    async with transaction(runtime) as session:
+        sandbox = SandboxProvider(runtime.settings, session=session)
+        found = await sandbox.checkout(checkout_id_of(order), for_update=True)
+        assert found is not None
+        await sandbox.settle(found, pay=True, now=dt.datetime.now(dt.UTC))  # webhook lost
+        await session.execute(
+            update(Order)
+            .where(Order.id == uuid.UUID(order["id"]))
+            .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20))
+        )
+        await defer(session, reconcile_payments, timestamp=int(time.time()))
+    await run_jobs(["maintenance"])
+    mine = await live.get(f"{API}/me/orders/{order['id']}", headers=buyer.headers)
+    assert mine.json()["status"] == "paid"
+    progress = await live.get(f"{API}/courses/{course['id']}/progress", headers=buyer.headers)
+    assert progress.status_code == 200

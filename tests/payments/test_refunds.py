@@ -70,7 +70,8 @@ async def test_partial_then_full_refund_ends_access(
     assert nothing.status_code == 409
     assert await events_of(connection, "order.refunded", order["id"]) == 2
     listed = await client.get(f"{API}/payments/orders/{order['id']}/refunds", headers=admin.headers)
-    assert [r["amount"] for r in listed.json()["items"]] == [900, 2000]
+    # (one test transaction: both share its time, so their order is not asserted)
+    assert sorted(r["amount"] for r in listed.json()["items"]) == [900, 2000]
 
 
 async def test_only_admins_refund_unless_instructors_may(

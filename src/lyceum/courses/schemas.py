@@ -28,20 +28,25 @@ Markdown = Annotated[str, Field(max_length=200_000, pattern=NO_NUL)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[^\x00,]{1,50}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Minutes = Annotated[int, Field(ge=1, le=1_000, strict=True), BeforeValidator(integral_float)]
-Seconds = Annotated[int, Field(ge=1, le=86_400, strict=True), BeforeValidator(integral_float)]
+# ISO 4217 codes with a minor unit (funds codes and metals are not sellable in): the
+# same list lyceum.payments.money prices in, published as the schema's enum.
+_ISO_CURRENCIES = frozenset(c.code for c in Iso4217 if c.exponent is not None)
 
 
 def _iso_currency(code: str) -> str:
-    # The same list lyceum.payments.money prices in (funds codes and metals have no
-    # minor unit and are not sellable in).
     if code not in _ISO_CURRENCIES:
         raise ValueError(f"{code} is not an ISO 4217 currency code")
     return code
 
 
-_ISO_CURRENCIES = frozenset(c.code for c in Iso4217 if c.exponent is not None)
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_iso_currency),
+    Field(json_schema_extra={"enum": sorted(_ISO_CURRENCIES)}),
+]
+Minutes = Annotated[int, Field(ge=1, le=1_000, strict=True), BeforeValidator(integral_float)]
+Seconds = Annotated[int, Field(ge=1, le=86_400, strict=True), BeforeValidator(integral_float)]
 
 
 class Price(Strict):
@@ -51,9 +56,7 @@ class Price(Strict):
         description="The price in the currency's minor units (ISO 4217 exponent: cents "
         "for USD, 1/1000 for KWD, BHD, OMR and JOD, whole yen for JPY); 0 means free.",
     )
-    currency: Annotated[Currency, AfterValidator(_iso_currency)] = Field(
-        default="USD", description="An ISO 4217 code."
-    )
+    currency: Currency = Field(default="USD", description="An ISO 4217 code.")
 
 
 class CourseCreate(Strict):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from lyceum.kit.validation import NO_NUL, IsoDateTime, integral_float
 from lyceum.kit.validation import RequestModel as Strict
 from lyceum.models.payments import CouponKind, OrderStatus, RefundStatus
+from lyceum.payments import money
 
 ProviderName = Literal["sandbox", "stripe", "paymob", "myfatoorah"]
 CouponCode = Annotated[
@@ -29,8 +30,8 @@ Currency = Annotated[
     str,
     Field(
         pattern=r"^[A-Z]{3}$",
-        description="An ISO 4217 code (422 for one that is not).",
         examples=["USD"],
+        json_schema_extra={"enum": sorted(money.currencies())},
     ),
 ]
 
@@ -105,14 +106,8 @@ class RefundOut(BaseModel):
     created_at: dt.datetime
 
 
-class CouponIn(Strict):
+class _CouponFields(Strict):
     code: CouponCode
-    kind: CouponKind
-    percent_off: Percent | None = Field(default=None, description="With kind `percent`.")
-    amount_off: MinorUnits | None = Field(
-        default=None, description="With kind `fixed`: minor units of `currency`."
-    )
-    currency: Currency | None = Field(default=None, description="Required with `amount_off`.")
     course_id: uuid.UUID | None = Field(
         default=None, description="The course it applies to; omitted: every course (admins)."
     )
@@ -120,6 +115,20 @@ class CouponIn(Strict):
     per_user_limit: PerUser = 1
     expires_at: IsoDateTime | None = None
     is_active: StrictBool = True
+
+
+class PercentCouponIn(_CouponFields):
+    kind: Literal[CouponKind.percent]
+    percent_off: Percent
+
+
+class FixedCouponIn(_CouponFields):
+    kind: Literal[CouponKind.fixed]
+    amount_off: MinorUnits = Field(description="Minor units of `currency`.")
+    currency: Currency = Field(description="The course's currency (ISO 4217).")
+
+
+CouponIn = Annotated[PercentCouponIn | FixedCouponIn, Field(discriminator="kind")]
 
 
 class CouponUpdate(Strict):

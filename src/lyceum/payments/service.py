@@ -572,8 +572,10 @@ class PaymentService:
             chosen = self.providers.get(name)
             if chosen is None:
                 offered = ", ".join(self.providers) or "none"
-                raise Invalid(
-                    f"{name} is not offered here (offered: {offered}).", field="body.provider"
+                raise Conflict(
+                    f"{name} is not offered here (offered: {offered}).",
+                    field="body.provider",
+                    slug="provider-not-enabled",
                 )
             if not chosen.supports(currency):
                 raise Conflict(
@@ -593,18 +595,21 @@ class PaymentService:
     ) -> tuple[Coupon | None, int]:
         if code is None:
             return None, 0
-        field = "body.coupon_code"
+        # A well-formed code that does not apply is a 409 naming the field: whether a
+        # code applies is the coupon's state, not the request's shape.
+        field, slug = "body.coupon_code", "coupon-not-applicable"
         coupon = await self.repo.coupon_by_code(code, for_update=True)
         if coupon is None or not coupon.is_active:
-            raise Invalid("No such coupon, or it is no longer active.", field=field)
+            raise Conflict("No such coupon, or it is no longer active.", field=field, slug=slug)
         if coupon.expires_at is not None and coupon.expires_at <= self.now:
-            raise Invalid("This coupon has expired.", field=field)
+            raise Conflict("This coupon has expired.", field=field, slug=slug)
         if coupon.course_id is not None and coupon.course_id != course.id:
-            raise Invalid("This coupon is for another course.", field=field)
+            raise Conflict("This coupon is for another course.", field=field, slug=slug)
         if coupon.kind is CouponKind.fixed and coupon.currency != course.currency:
-            raise Invalid(
+            raise Conflict(
                 f"This coupon is in {coupon.currency}; the course is sold in {course.currency}.",
                 field=field,
+                slug=slug,
             )
         if coupon.max_redemptions is not None and (
             await self.repo.coupon_uses(coupon.id) >= coupon.max_redemptions
@@ -729,31 +734,26 @@ class PaymentService:
     async def create_coupon(
         self, caller: User, data: schemas.CouponIn, course: Course | None
     ) -> Coupon:
-        if data.kind is CouponKind.percent:
-            if data.percent_off is None or data.amount_off is not None or data.currency:
-                raise Invalid(
-                    "A percent coupon takes percent_off (and no amount_off or currency).",
-                    field="body.percent_off",
-                )
-        else:
-            if data.amount_off is None or data.percent_off is not None:
-                raise Invalid(
-                    "A fixed coupon takes amount_off (and no percent_off).",
-                    field="body.amount_off",
-                )
-            if data.currency is None or not money.is_currency(data.currency):
-                raise Invalid(
-                    "A fixed coupon takes the ISO 4217 currency of its amount.",
-                    field="body.currency",
-                )
+        percent_off = amount_off = None
+        currency = None
+        if isinstance(data, schemas.FixedCouponIn):
+            if not money.is_currency(data.currency):
+                raise Invalid("Not an ISO 4217 currency.", field="body.currency")
             if course is not None and data.currency != course.currency:
-                raise Invalid(f"The course is sold in {course.currency}.", field="body.currency")
+                raise Conflict(
+                    f"The course is sold in {course.currency}.",
+                    field="body.currency",
+                    slug="coupon-currency-mismatch",
+                )
+            amount_off, currency = data.amount_off, data.currency
+        else:
+            percent_off = data.percent_off
         coupon = Coupon(
             code=data.code.upper(),
             kind=data.kind,
-            percent_off=data.percent_off,
-            amount_off=data.amount_off,
-            currency=data.currency,
+            percent_off=percent_off,
+            amount_off=amount_off,
+            currency=currency,
             course_id=course.id if course else None,
             max_redemptions=data.max_redemptions,
             per_user_limit=data.per_user_limit,
