@@ -121,7 +121,8 @@ async def test_preferences_defaults_changes_and_the_locked_security_mail(
         headers=me.headers,
     )
     assert locked.status_code == 422
-    assert locked.json()["type"].endswith("preference-locked")
+    # The schema says so too (`email` takes only true), so no client is surprised.
+    assert [e["field"] for e in locked.json()["errors"]] == ["body.channels.security.email"]
     for bad in (
         {"time_zone": "Mars/Olympus"},
         {"channels": {"nope": {"email": True}}},
@@ -325,3 +326,20 @@ async def test_admins_query_the_delivery_log(
     assert response.status_code == 200 and response.json()["items"] == []
     assert (await client.get(log, headers=learner.headers)).status_code == 403
     assert (await client.get(f"{log}?channel=fax", headers=admin.headers)).status_code == 422
+
+
+def test_the_preference_schema_names_every_category_channel_and_lock() -> None:
+    """`CategorySwitches` is written out field by field (named schemas for clients): it
+    must follow the enums, and a locked pair must be the one switch that takes only true."""
+    from lyceum.models.notifications import Category, Channel
+    from lyceum.notifications.schemas import CategorySwitches, LockedEmailSwitches
+    from lyceum.notifications.service import is_locked
+
+    fields = CategorySwitches.model_fields
+    assert set(fields) == {category.value for category in Category}
+    for category in Category:
+        switches = CategorySwitches.model_validate({category.value: {}})
+        model = type(getattr(switches, category.value))
+        assert set(model.model_fields) == {channel.value for channel in Channel}
+        assert (model is LockedEmailSwitches) == is_locked(category, Channel.email)
+        assert not any(is_locked(category, c) for c in Channel if c is not Channel.email)

@@ -96,7 +96,7 @@ async def get_preferences(caller: CurrentUser, service: Notifications) -> schema
     "/me/notification-preferences",
     summary="Change channels per category, quiet hours or time zone",
     description="Only what the body names changes. Security and payments mail cannot be "
-    "turned off (422 `preference-locked`).",
+    "turned off: their `email` switch takes only `true`.",
 )
 async def update_preferences(
     caller: CurrentUser, service: Notifications, body: schemas.PreferencesIn
@@ -106,11 +106,7 @@ async def update_preferences(
         hours = (body.quiet_hours.start, body.quiet_hours.end) if body.quiet_hours else None
     preferences = await service.update_preferences(
         caller,
-        choices={
-            (category, channel): enabled
-            for category, by_channel in body.channels.items()
-            for channel, enabled in by_channel.items()
-        },
+        choices=body.channels.choices(),
         quiet_hours=hours,
         time_zone=body.time_zone,
     )

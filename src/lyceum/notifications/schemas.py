@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -87,11 +87,60 @@ class PreferencesOut(BaseModel):
     time_zone: str = Field(description="The account's IANA time zone, for quiet hours.")
 
 
+class ChannelSwitches(BaseModel):
+    """A category's channels to turn on (`true`) or off (`false`); absent or null: as
+    they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_app: StrictBool | None = None
+    email: StrictBool | None = None
+    sms: StrictBool | None = None
+    push: StrictBool | None = None
+
+
+class LockedEmailSwitches(BaseModel):
+    """A category whose mail cannot be turned off (security, payments): `email` takes
+    only `true`; the other channels as in `ChannelSwitches`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_app: StrictBool | None = None
+    email: Literal[True] | None = None
+    sms: StrictBool | None = None
+    push: StrictBool | None = None
+
+
+class CategorySwitches(BaseModel):
+    """Per category (the `Category` names), the channels to change. The schema says
+    which switches are locked, so a client (or a schema-driven test) knows before it
+    asks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    security: LockedEmailSwitches | None = None
+    course_activity: ChannelSwitches | None = None
+    grades: ChannelSwitches | None = None
+    reminders: ChannelSwitches | None = None
+    announcements: ChannelSwitches | None = None
+    weekly_digest: ChannelSwitches | None = None
+    payments: LockedEmailSwitches | None = None
+
+    def choices(self) -> dict[tuple[Category, Channel], bool]:
+        """The (category, channel) pairs given, with their new setting."""
+        return {
+            (Category(category), Channel(channel)): enabled
+            for category in type(self).model_fields
+            if (switches := getattr(self, category)) is not None
+            for channel, enabled in switches.model_dump(exclude_none=True).items()
+        }
+
+
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channels: dict[Category, dict[Channel, StrictBool]] = Field(
-        default_factory=dict, description="Only the pairs given change."
+    channels: CategorySwitches = Field(
+        default_factory=CategorySwitches, description="Only the pairs given change."
     )
     quiet_hours: QuietHoursIn | None = Field(
         default=None, description="A window to set; null clears it; absent leaves it."

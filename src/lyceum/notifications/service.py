@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.kit import live
-from lyceum.kit.errors import Invalid, NotFound
+from lyceum.kit.errors import NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.jobs import PRIORITIES, Queue
 from lyceum.models.courses import Course
@@ -259,13 +259,6 @@ class NotificationService:
         time_zone: str | None,
     ) -> Preferences:
         """`quiet_hours`: a window, None to clear it, False to leave it as it is."""
-        for (category, channel), enabled in choices.items():
-            if is_locked(category, channel) and not enabled:
-                raise Invalid(
-                    f"{category.value} {channel.value} notifications cannot be turned off.",
-                    field=f"body.channels.{category.value}.{channel.value}",
-                    slug="preference-locked",
-                )
         await self.repository.set_preferences(user.id, choices)
         if quiet_hours is not False:
             await self.repository.set_quiet_hours(
