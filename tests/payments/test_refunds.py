@@ -131,3 +131,52 @@ async def test_a_refunded_purchase_earns_no_certificate(
         session, enrollment_id, settings=runtime.settings, storage=runtime.storage
     )
     assert made is None
+
+
+async def test_a_refund_report_without_its_id_settles_the_pending_refund_it_covers(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    teacher: Account,
+    buyer: Account,
+    admin: Account,
+) -> None:
+    """A provider that accepts a refund as pending, then reports the payment's refunded
+    total without naming the refund (Stripe's charge.refunded, found by the payment's
+    id): the pending refund is the one settled, nothing is counted twice, and the rest
+    of the order can still be refunded."""
+    import datetime as dt
+
+    from lyceum.models.payments import Order, Refund, RefundStatus
+    from lyceum.payments.providers.base import EventKind, ProviderEvent
+    from lyceum.payments.service import apply_events
+
+    course = await priced_course(client, teacher, 2900)
+    order = await bought(client, buyer, course["id"])
+    row = await session.get(Order, uuid.UUID(order["id"]))
+    assert row is not None and row.payment_ref
+    pending = Refund(
+        order_id=row.id,
+        amount=900,
+        currency=row.currency,
+        status=RefundStatus.pending,
+        requested_by=admin.id,
+        idempotency_key="asked",
+    )
+    session.add(pending)
+    await session.flush()
+
+    report = ProviderEvent(
+        event_id=f"evt_{uuid.uuid4().hex}",
+        kind=EventKind.refunded,
+        raw_type="charge.refunded",
+        payment_ref=row.payment_ref,  # neither the order's nor the checkout's id
+        refunded_total=900,
+    )
+    now = dt.datetime.now(dt.UTC)
+    assert await apply_events(session, "sandbox", [report], now=now) == ["partially refunded"]
+    refunds = (await session.scalars(select(Refund).where(Refund.order_id == row.id))).all()
+    assert [(r.amount, r.status) for r in refunds] == [(900, RefundStatus.succeeded)]
+
+    rest = await refund(client, admin, order["id"], "rest")
+    assert rest.status_code == 201, rest.text
+    assert rest.json()["amount"] == 2000

@@ -85,6 +85,8 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
         # Reconciliation walks only the open orders.
         Index("ix_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
         Index("ix_orders_paid_at", "paid_at"),
+        # A refund reported by payment id alone (a charge, a transaction) finds its order.
+        Index("ix_orders_provider_payment_ref", "provider", "payment_ref"),
         CheckConstraint("amount >= 0 AND list_amount >= 0 AND discount_amount >= 0", "amounts"),
         CheckConstraint("refunded_amount BETWEEN 0 AND amount", "refund_bounded"),
     )

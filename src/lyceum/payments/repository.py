@@ -52,19 +52,35 @@ class PaymentRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def order_for_event(
-        self, provider: str, order_id: uuid.UUID | None, provider_ref: str | None
+        self,
+        provider: str,
+        order_id: uuid.UUID | None,
+        provider_ref: str | None,
+        payment_ref: str | None = None,
     ) -> Order | None:
-        """The provider's order an event names (by Lyceum's id, else the checkout's),
-        locked for the update the event makes."""
+        """The provider's order an event names (by Lyceum's id, else the checkout's, else
+        the captured payment's), locked for the update the event makes."""
         if order_id is not None:
-            query = select(Order).where(Order.id == order_id, Order.provider == provider)
+            condition = Order.id == order_id
         elif provider_ref is not None:
-            query = select(Order).where(
-                Order.provider == provider, Order.provider_ref == provider_ref
-            )
+            condition = Order.provider_ref == provider_ref
+        elif payment_ref is not None:
+            condition = Order.payment_ref == payment_ref
         else:
             return None
-        return (await self.session.execute(query.with_for_update())).scalar_one_or_none()
+        query = select(Order).where(Order.provider == provider, condition).with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def pending_refunds_of(self, order_id: uuid.UUID) -> list[Refund]:
+        """The order's refunds asked of the provider and not confirmed yet, oldest first,
+        locked."""
+        rows = await self.session.scalars(
+            select(Refund)
+            .where(Refund.order_id == order_id, Refund.status == RefundStatus.pending)
+            .order_by(Refund.created_at, Refund.id)
+            .with_for_update()
+        )
+        return list(rows)
 
     async def pending_orders_of(self, user_id: uuid.UUID, course_id: uuid.UUID) -> list[Order]:
         rows = await self.session.scalars(

@@ -239,7 +239,9 @@ class _Applier:
         )
         if row_id is None:
             return "duplicate"
-        order = await self.repo.order_for_event(self.provider, event.order_id, event.provider_ref)
+        order = await self.repo.order_for_event(
+            self.provider, event.order_id, event.provider_ref, event.payment_ref
+        )
         if order is None:
             outcome = "no such order"
         else:
@@ -323,17 +325,28 @@ class _Applier:
         if refund is not None:
             refund.status = RefundStatus.succeeded
         elif total > previous:
-            await self.repo.add(
-                Refund(
-                    order_id=order.id,
-                    amount=total - previous,
-                    currency=order.currency,
-                    status=RefundStatus.succeeded,
-                    reason="refunded at the provider",
-                    provider_ref=refund_ref,
-                    idempotency_key=f"provider:{refund_ref or event_id}"[:255],
+            # A report without the refund's id (a Stripe charge's refunded total, say)
+            # first settles the refunds Lyceum asked for that it covers, oldest first; only
+            # what is left over was made at the provider itself. Otherwise a pending refund
+            # would stay pending, held back from what can still be refunded.
+            unexplained = total - previous
+            for pending in await self.repo.pending_refunds_of(order.id):
+                if pending.amount > unexplained:
+                    break
+                pending.status = RefundStatus.succeeded
+                unexplained -= pending.amount
+            if unexplained > 0:
+                await self.repo.add(
+                    Refund(
+                        order_id=order.id,
+                        amount=unexplained,
+                        currency=order.currency,
+                        status=RefundStatus.succeeded,
+                        reason="refunded at the provider",
+                        provider_ref=refund_ref,
+                        idempotency_key=f"provider:{refund_ref or event_id}"[:255],
+                    )
                 )
-            )
         if total <= previous:
             await self.session.flush()
             return "ignored: refund already applied"

@@ -162,6 +162,9 @@ def upgrade() -> None:
     op.create_index("ix_orders_course_created", "orders", ["course_id", "created_at"], unique=False)
     op.create_index("ix_orders_paid_at", "orders", ["paid_at"], unique=False)
     op.create_index(
+        "ix_orders_provider_payment_ref", "orders", ["provider", "payment_ref"], unique=False
+    )
+    op.create_index(
         "ix_orders_pending",
         "orders",
         ["created_at"],
@@ -274,6 +277,7 @@ def downgrade() -> None:
     op.drop_table("payment_events")
     op.drop_index("ix_orders_user_created", table_name="orders")
     op.drop_index("ix_orders_pending", table_name="orders")
+    op.drop_index("ix_orders_provider_payment_ref", table_name="orders")
     op.drop_index("ix_orders_paid_at", table_name="orders")
     op.drop_index("ix_orders_course_created", table_name="orders")
     op.drop_index(op.f("ix_orders_coupon_id"), table_name="orders")
