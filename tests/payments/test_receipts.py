@@ -373,10 +373,14 @@ async def test_a_sandbox_purchase_and_refund_end_in_a_receipt_and_notifications(
     order is numbered, the buyer hears of both in the app, and the PDF shows the refund."""
     course = await priced_course(client, teacher, 12_345, "KWD")
     order = await bought(client, buyer, course["id"])
-    receipt = await client.get(f"{API}/me/orders/{order['id']}/receipt", headers=buyer.headers)
+    listed = await client.get(f"{API}/me/orders/{order['id']}", headers=buyer.headers)
+    # The order names its receipt, so an app links to it without building the path.
+    assert listed.json()["receipt_url"] == f"{API}/me/orders/{order['id']}/receipt"
+    receipt = await client.get(listed.json()["receipt_url"], headers=buyer.headers)
     assert receipt.status_code == 200, receipt.text
     number = receipt.headers["content-disposition"].split('"')[1].removeprefix("receipt-")
     year = dt.datetime.now(dt.UTC).year
+    assert number == f"{listed.json()['receipt_number']}.pdf"
     assert number.startswith(f"{year}-") and number.endswith(".pdf")
     assert "Total paid 12.345 KWD" in " ".join(pdf_text(receipt.content, tmp_path).split())
 

@@ -84,6 +84,12 @@ class OrderOut(BaseModel):
     flagged_reason: str | None = Field(
         description="Set when a confirmed payment disagreed with the order: an admin looks."
     )
+    receipt_number: str | None = Field(
+        description="The paid order's receipt number (sequential per year); null until paid."
+    )
+    receipt_url: str | None = Field(
+        description="Where the buyer downloads the PDF receipt; null until paid."
+    )
     created_at: dt.datetime
 
 

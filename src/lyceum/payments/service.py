@@ -144,6 +144,8 @@ def order_out(order: Order, course_title: str) -> schemas.OrderOut:
         expires_at=order.expires_at,
         paid_at=order.paid_at,
         flagged_reason=order.flagged_reason,
+        receipt_number=order.receipt_number,
+        receipt_url=f"/api/v1/me/orders/{order.id}/receipt" if order.receipt_number else None,
         created_at=order.created_at,
     )
 
