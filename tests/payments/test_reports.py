@@ -362,3 +362,28 @@ def test_the_period_defaults_to_the_last_thirty_days() -> None:
     period = period_of(None, None, today=today)
     assert (period.first, period.last) == (dt.date(2026, 11, 5), today)
     assert period_of(None, dt.date(2026, 1, 31), today=today).first == dt.date(2026, 1, 2)
+
+
+async def test_a_report_past_its_row_cap_says_it_was_cut(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The teacher's revenue has three rows; with the cap at two the JSON says
+    `truncated` and the CSV carries `X-Report-Truncated`, rather than a silent cut."""
+    from lyceum.payments import report_repository, reports
+
+    whole = await client.get(
+        f"/api/v1/payments/reports/revenue?{PERIOD}", headers=world.teacher.headers
+    )
+    assert len(whole.json()["items"]) == 3 and whole.json()["truncated"] is False
+    monkeypatch.setattr(report_repository, "MAX_ROWS", 2)
+    monkeypatch.setattr(reports, "MAX_ROWS", 2)
+    cut = await client.get(
+        f"/api/v1/payments/reports/revenue?{PERIOD}", headers=world.teacher.headers
+    )
+    assert cut.json()["truncated"] is True
+    assert cut.json()["items"] == whole.json()["items"][:2]
+    as_csv = await client.get(
+        f"/api/v1/payments/reports/revenue.csv?{PERIOD}", headers=world.teacher.headers
+    )
+    assert as_csv.headers["x-report-truncated"] == "true"
+    assert len(as_csv.text.strip().splitlines()) == 3  # the header and two rows

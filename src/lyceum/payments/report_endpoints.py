@@ -77,16 +77,19 @@ ReportScope = Annotated[Scope, Depends(report_scope)]
 ReportPeriod = Annotated[Period, Depends(report_period)]
 Reports = Annotated[PaymentReports, Depends(payment_reports)]
 
-CSV_RESPONSE = {"content": {"text/csv": {}}, "description": "The report as CSV (UTF-8, BOM)"}
+CSV_RESPONSE = {
+    "content": {"text/csv": {}},
+    "description": "The report as CSV (UTF-8, BOM); `X-Report-Truncated: true` when rows "
+    "beyond the first 10,000 were left out.",
+}
 
 
-def _csv(body: str, name: str, period: Period) -> Response:
+def _csv(body: str, name: str, period: Period, *, truncated: bool) -> Response:
     filename = f"{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if truncated:  # a CSV has no room for it in the body: a spreadsheet would sum it
+        headers["X-Report-Truncated"] = "true"
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get(
@@ -128,7 +131,8 @@ async def revenue_report(
 async def revenue_report_csv(
     scope: ReportScope, period: ReportPeriod, reports: Reports
 ) -> Response:
-    return _csv(revenue_csv(await reports.revenue(scope, period)), "revenue", period)
+    report = await reports.revenue(scope, period)
+    return _csv(revenue_csv(report), "revenue", period, truncated=report.truncated)
 
 
 @router.get(
@@ -150,7 +154,8 @@ async def refunds_report(
 async def refunds_report_csv(
     scope: ReportScope, period: ReportPeriod, reports: Reports
 ) -> Response:
-    return _csv(refunds_csv(await reports.refunds(scope, period)), "refunds", period)
+    report = await reports.refunds(scope, period)
+    return _csv(refunds_csv(report), "refunds", period, truncated=report.truncated)
 
 
 @router.get(
@@ -172,4 +177,5 @@ async def coupons_report(
 async def coupons_report_csv(
     scope: ReportScope, period: ReportPeriod, reports: Reports
 ) -> Response:
-    return _csv(coupons_csv(await reports.coupons(scope, period)), "coupons", period)
+    report = await reports.coupons(scope, period)
+    return _csv(coupons_csv(report), "coupons", period, truncated=report.truncated)

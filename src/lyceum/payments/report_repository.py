@@ -95,7 +95,7 @@ class ReportRepository:
             )
             .group_by(day, Order.course_id, Course.title, Order.currency)
             .order_by(day, Course.title, Order.course_id, Order.currency)
-            .limit(MAX_ROWS)
+            .limit(MAX_ROWS + 1)  # one more: the caller tells a cut report
         )
         return (await self.session.execute(query)).all()
 
@@ -124,7 +124,7 @@ class ReportRepository:
             )
             .group_by(day, Order.course_id, Course.title, Refund.currency)
             .order_by(day, Course.title, Order.course_id, Refund.currency)
-            .limit(MAX_ROWS)
+            .limit(MAX_ROWS + 1)  # one more: the caller tells a cut report
         )
         return (await self.session.execute(query)).all()
 
@@ -154,6 +154,6 @@ class ReportRepository:
             )
             .group_by(Order.coupon_id, Coupon.code, Order.course_id, Course.title, Order.currency)
             .order_by(Coupon.code, Course.title, Order.course_id, Order.currency)
-            .limit(MAX_ROWS)
+            .limit(MAX_ROWS + 1)  # one more: the caller tells a cut report
         )
         return (await self.session.execute(query)).all()

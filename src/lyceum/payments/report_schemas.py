@@ -32,6 +32,10 @@ class RevenueRow(BaseModel):
 class RevenueReport(BaseModel):
     period: ReportPeriod
     items: list[RevenueRow]
+    truncated: bool = Field(
+        description="True when the report has more rows than the 10,000 returned: ask for "
+        "a shorter period or one course."
+    )
 
 
 class RefundRow(BaseModel):
@@ -48,6 +52,10 @@ class RefundRow(BaseModel):
 class RefundReport(BaseModel):
     period: ReportPeriod
     items: list[RefundRow]
+    truncated: bool = Field(
+        description="True when the report has more rows than the 10,000 returned: ask for "
+        "a shorter period or one course."
+    )
 
 
 class CouponRow(BaseModel):
@@ -66,3 +74,7 @@ class CouponRow(BaseModel):
 class CouponReport(BaseModel):
     period: ReportPeriod
     items: list[CouponRow]
+    truncated: bool = Field(
+        description="True when the report has more rows than the 10,000 returned: ask for "
+        "a shorter period or one course."
+    )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.money import exponent, to_decimal
-from lyceum.payments.report_repository import Period, ReportRepository, Scope
+from lyceum.payments.report_repository import MAX_ROWS, Period, ReportRepository, Scope
 
 # Without `from`, a report covers the 30 days up to `to` (default: today, UTC).
 DEFAULT_DAYS = 30
@@ -66,8 +66,11 @@ class PaymentReports:
 
     async def revenue(self, scope: Scope, period: Period) -> schemas.RevenueReport:
         rows = await self.repository.revenue(scope, period)
+        truncated = len(rows) > MAX_ROWS
+        rows = rows[:MAX_ROWS]
         return schemas.RevenueReport(
             period=_period_out(period),
+            truncated=truncated,
             items=[
                 schemas.RevenueRow(
                     day=row.day,
@@ -88,8 +91,11 @@ class PaymentReports:
 
     async def refunds(self, scope: Scope, period: Period) -> schemas.RefundReport:
         rows = await self.repository.refunds(scope, period)
+        truncated = len(rows) > MAX_ROWS
+        rows = rows[:MAX_ROWS]
         return schemas.RefundReport(
             period=_period_out(period),
+            truncated=truncated,
             items=[
                 schemas.RefundRow(
                     day=row.day,
@@ -107,8 +113,11 @@ class PaymentReports:
 
     async def coupons(self, scope: Scope, period: Period) -> schemas.CouponReport:
         rows = await self.repository.coupons(scope, period)
+        truncated = len(rows) > MAX_ROWS
+        rows = rows[:MAX_ROWS]
         return schemas.CouponReport(
             period=_period_out(period),
+            truncated=truncated,
             items=[
                 schemas.CouponRow(
                     coupon_id=row.coupon_id,
