@@ -28,6 +28,31 @@ def test_kit_and_models_know_no_domain() -> None:
     assert architecture.layering(PACKAGE) == []
 
 
+def direct_digest_compares(package: Path) -> list[str]:
+    """`hmac.compare_digest` on two str raises TypeError for any non-ASCII character,
+    and the compared value usually comes from outside (a header, a token): a 500 for
+    anyone who sends an accent. Secrets are compared through
+    `kit.security.constant_time_equal`, which compares UTF-8 bytes."""
+    return [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "kit" / "security.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "compare_digest(" in line
+    ]
+
+
+def test_secrets_are_compared_through_one_function() -> None:
+    assert direct_digest_compares(PACKAGE) == []
+
+
+def test_the_compare_check_finds_a_direct_compare(tmp_path: Path) -> None:
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "security.py").write_text("hmac.compare_digest(a, b)\n")
+    (tmp_path / "tokens.py").write_text("import hmac\nok = hmac.compare_digest(a, b)\n")
+    assert direct_digest_compares(tmp_path) == ["tokens.py:2"]
+
+
 # A broken tree, one violation per rule -------------------------------------------------
 
 

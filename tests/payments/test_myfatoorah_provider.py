@@ -537,3 +537,16 @@ async def test_refunding_an_unpaid_invoice_is_refused(
             reason="r",
             idempotency_key="k",
         )
+
+
+async def test_hostile_signatures_and_bodies_are_invalid_not_errors(
+    provider: MyFatoorahProvider,
+) -> None:
+    """A non-ASCII signature or a body nested past the parser's depth is an untrusted
+    webhook, never a crash."""
+    for body, signature in (
+        (b'{"EventType": 1, "Data": {}}', "\u00e9t\u00e9"),
+        (b"[" * 100_000 + b"]" * 100_000, "c2lnbmF0dXJl"),
+    ):
+        with pytest.raises(InvalidWebhook):
+            await provider.parse_webhook(body, {"myfatoorah-signature": signature}, {})

@@ -718,3 +718,18 @@ async def test_connection_failures_are_transient(fake: FakeStripe) -> None:
             idempotency_key="k",
         )
     assert refused.value.transient
+
+
+async def test_hostile_signature_headers_and_bodies_are_invalid_not_errors(
+    provider: StripeProvider,
+) -> None:
+    """Anyone can post to the webhook URL: a non-ASCII signature (the SDK's compare
+    raises TypeError on it) or a body nested past the parser's depth is refused as an
+    untrusted webhook, never a crash."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for body, signature in (
+        (b'{"id": "evt_1"}', "t=1,v1=\u00e9\u00e9"),
+        (deep, stripe_signature(deep)),
+    ):
+        with pytest.raises(InvalidWebhook):
+            await provider.parse_webhook(body, {"stripe-signature": signature}, {})

@@ -209,3 +209,34 @@ async def test_unknown_providers_and_oversized_bodies(
     )
     response = await post_webhook(client, body, headers)
     assert response.status_code == 200 and response.json()["outcomes"] == ["no such order"]
+
+
+async def test_hostile_headers_and_bodies_are_400_never_500(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    settings: Settings,
+    teacher: Account,
+    buyer: Account,
+) -> None:
+    """What a stranger can send to the public webhook URL: a non-ASCII signature, a
+    timestamp of a thousand digits or in another script's digits, a body nested past the
+    JSON parser's depth. Each is an untrusted webhook (400) and nothing is written."""
+    _course, order = await _pending(client, teacher, buyer)
+    before = await _recorded(connection)
+    body, headers = sandbox_event(
+        settings, "payment.succeeded", order=order, checkout_id=checkout_id_of(order)
+    )
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for attempt_body, attempt_headers in (
+        (body, {**headers, "webhook-signature": "v1,\u00e9\u00e9"}),
+        (body, {**headers, "webhook-timestamp": "9" * 1000}),
+        (body, {**headers, "webhook-timestamp": "\u0661\u0667\u0660\u0660"}),
+        (deep, headers),
+    ):
+        response = await client.post(
+            WEBHOOK,
+            content=attempt_body,
+            headers={name: value.encode("utf-8") for name, value in attempt_headers.items()},
+        )
+        assert response.status_code == 400, response.text
+    assert await _recorded(connection) == before

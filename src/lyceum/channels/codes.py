@@ -8,6 +8,8 @@ import hmac
 import secrets
 import uuid
 
+from lyceum.kit.security import constant_time_equal
+
 CODE_DIGITS = 6
 
 
@@ -23,4 +25,4 @@ def phone_code(secret_key: str, user_id: uuid.UUID, nonce: str) -> str:
 
 
 def code_matches(secret_key: str, user_id: uuid.UUID, nonce: str, code: str) -> bool:
-    return hmac.compare_digest(phone_code(secret_key, user_id, nonce), code)
+    return constant_time_equal(phone_code(secret_key, user_id, nonce), code)

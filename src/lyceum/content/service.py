@@ -36,6 +36,7 @@ from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.images import in_sandbox
 from lyceum.kit.sandbox import Sandbox
+from lyceum.kit.security import constant_time_equal
 from lyceum.kit.storage import Storage, delete_after_commit, put_for_transaction
 from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Course
@@ -105,7 +106,7 @@ class DownloadSigner:
         self, file_id: uuid.UUID, variant: Variant, expires: int, signature: str, now: dt.datetime
     ) -> None:
         expected = self.signature(file_id, variant, expires)
-        if not hmac.compare_digest(expected, signature):
+        if not constant_time_equal(expected, signature):
             raise Forbidden("The download link is not valid.", slug="invalid-link")
         if expires < now.timestamp():
             raise Forbidden(

@@ -38,6 +38,7 @@ from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.security import (
     SecretBox,
     TokenCodec,
+    constant_time_equal,
     hash_password,
     new_token,
     token_digest,
@@ -547,7 +548,7 @@ class IdentityService:
         for step in (current_step - 1, current_step, current_step + 1):
             if user.mfa_last_step is not None and step <= user.mfa_last_step:
                 continue
-            if secrets.compare_digest(totp.at(step * totp.interval), code):
+            if constant_time_equal(totp.at(step * totp.interval), code):
                 user.mfa_last_step = step
                 return True
         return False

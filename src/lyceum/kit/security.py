@@ -84,7 +84,13 @@ def token_digest(token: str) -> str:
 
 
 def constant_time_equal(left: str, right: str) -> bool:
-    return hmac.compare_digest(left.encode(), right.encode())
+    """Compare a secret with what a caller sent, in constant time. Strings are compared
+    as UTF-8 (lone surrogates kept): `hmac.compare_digest` on two `str` raises TypeError
+    for any non-ASCII character, which a caller controls (a header, a token, a JSON
+    field), so every such comparison in Lyceum goes through here."""
+    return hmac.compare_digest(
+        left.encode("utf-8", "surrogatepass"), right.encode("utf-8", "surrogatepass")
+    )
 
 
 TokenType = Literal["access", "refresh"]

@@ -23,6 +23,7 @@ from lyceum.kit import live
 from lyceum.kit.errors import NotFound
 from lyceum.kit.events import emit
 from lyceum.kit.jobs import PRIORITIES, Queue
+from lyceum.kit.security import constant_time_equal
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
 from lyceum.models.notifications import (
@@ -185,7 +186,7 @@ def read_unsubscribe_token(settings: Settings, token: str) -> tuple[uuid.UUID, C
     if len(parts) != 3 or is_locked(category, Channel.email):
         raise _bad_token()
     expected = _signature(settings.secret_key_value(), user_id, category)
-    if not hmac.compare_digest(expected, parts[2]):
+    if not constant_time_equal(expected, parts[2]):
         raise _bad_token()
     return user_id, category
 

@@ -10,7 +10,6 @@ every value (Jinja autoescape)."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -24,6 +23,7 @@ from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Forbidden, NotFound
 from lyceum.kit.routing import Router
+from lyceum.kit.security import constant_time_equal
 from lyceum.payments import money, registry
 from lyceum.payments.providers.sandbox import PAGE_PATH, SandboxProvider, form_token
 from lyceum.payments.service import receive_webhook
@@ -95,7 +95,7 @@ async def settle_sandbox_checkout(
     checkout = await sandbox.checkout(checkout_id, for_update=True)
     if checkout is None:
         raise NotFound("No such sandbox checkout.")
-    if not hmac.compare_digest(token, form_token(runtime.settings, checkout.id)):
+    if not constant_time_equal(token, form_token(runtime.settings, checkout.id)):
         raise Forbidden("This form was not served for this checkout.", slug="csrf-token")
     signed = await sandbox.settle(checkout, pay=action == "pay", now=clock.now())
     if signed is not None:

@@ -401,6 +401,15 @@ async def receive_webhook(
         events = await provider.parse_webhook(body, headers, query)
     except InvalidWebhook as error:
         raise UntrustedWebhook(f"The webhook was refused: {error}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        # Anyone can post here: whatever in the request trips an adapter before it is
+        # trusted (an odd header, a deep body) is the sender's fault, a 400, never a
+        # 500 that a provider would retry for days. Logged, as it means an adapter
+        # missed a case.
+        logger.warning(
+            "payment_webhook_unreadable", provider=provider.name, error=repr(error)[:300]
+        )
+        raise UntrustedWebhook("The webhook was refused: it cannot be read.") from None
     except ProviderError as error:
         raise _provider_failure(error, "confirm the webhook") from None
     return await apply_events(

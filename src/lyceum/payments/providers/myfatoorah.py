@@ -92,6 +92,7 @@ from typing import Any
 import httpx
 
 from lyceum.config import Settings
+from lyceum.kit.security import constant_time_equal
 from lyceum.payments import money
 from lyceum.payments.providers.base import (
     Checkout,
@@ -335,12 +336,12 @@ class MyFatoorahProvider:
         try:
             # Numbers keep the text they were sent with: the signature covers that text.
             event = json.loads(body, parse_float=str)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
             raise InvalidWebhook("the body is not JSON") from None
         if not isinstance(event, Mapping):
             raise InvalidWebhook("the body is not a JSON object")
         signed = signed_string(event)
-        if not hmac.compare_digest(sign(secret.get_secret_value(), signed), signature):
+        if not constant_time_equal(sign(secret.get_secret_value(), signed), signature):
             raise InvalidWebhook("the MyFatoorah-Signature does not match")
         return [await self._normalise(event, signed)]
 

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lyceum.config import Settings
+from lyceum.kit.security import constant_time_equal
 from lyceum.models.payments import SandboxCheckout
 from lyceum.payments import money
 from lyceum.payments.providers.base import (
@@ -58,6 +60,9 @@ EVENT_KINDS = {
     "payment.declined": EventKind.failed,
     "payment.refunded": EventKind.refunded,
 }
+
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def sandbox_signing_key(settings: Settings) -> bytes:
@@ -158,14 +163,16 @@ class SandboxProvider:
         event_id = headers.get("webhook-id", "")
         stamp = headers.get("webhook-timestamp", "")
         signatures = headers.get("webhook-signature", "")
-        if not event_id or not stamp.isdigit() or not signatures:
+        # ASCII digits, at most 12 (`str.isdigit` takes any script's digits, and a
+        # thousand-digit number overflows the arithmetic below).
+        if not event_id or not _TIMESTAMP.fullmatch(stamp) or not signatures:
             raise InvalidWebhook("missing webhook-id, webhook-timestamp or webhook-signature")
         timestamp = int(stamp)
         if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
             raise InvalidWebhook("the webhook's timestamp is more than five minutes off")
         expected = _signature(sandbox_signing_key(self.settings), body, event_id, timestamp)
         offered = [part.split(",", 1)[1] for part in signatures.split() if part.startswith("v1,")]
-        if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
+        if not any(constant_time_equal(expected, candidate) for candidate in offered):
             raise InvalidWebhook("the webhook's signature does not match")
         try:
             document = json.loads(body)

@@ -327,7 +327,9 @@ class StripeProvider:
             event = json.loads(body)
         except stripe.SignatureVerificationError as error:
             raise InvalidWebhook(f"Stripe signature: {error.user_message or error}") from error
-        except ValueError as error:  # not UTF-8, or not JSON
+        except TypeError as error:  # the SDK's compare refuses a non-ASCII signature
+            raise InvalidWebhook("the Stripe-Signature header is not ASCII") from error
+        except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, too deep
             raise InvalidWebhook(f"unreadable Stripe event: {error}") from error
         try:
             event_id = event["id"]
