@@ -204,3 +204,43 @@ async def test_racing_checkouts_never_pass_the_coupon_s_limit(
         *(checkout(live, buyers[0], course["id"], coupon_code=once["code"]) for _ in range(2))
     )
     assert sorted(answer.status_code for answer in twice) == [201, 409]
+
+
+async def test_a_released_coupon_is_not_redeemed_past_its_limit_by_a_late_payment(
+    live: httpx.AsyncClient, runtime: Runtime, connection: AsyncConnection
+) -> None:
+    """A replaced checkout releases its coupon use, but its page can still be paid: three
+    buyers each take a single-use coupon, replace that checkout, then pay the first one.
+    The first payment redeems the coupon; the later two are paid (the money was taken)
+    but flagged for an admin, and do not enroll."""
+    teacher = await person(live, runtime, Role.instructor)
+    course = await priced_course(live, teacher, 2900)
+    single = await coupon(
+        live,
+        teacher,
+        code=code(),
+        kind="percent",
+        percent_off=90,
+        course_id=course["id"],
+        max_redemptions=1,
+    )
+    taken = []
+    for _ in range(3):
+        who = await person(live, runtime)
+        first = await checkout(live, who, course["id"], coupon_code=single["code"])
+        assert first.status_code == 201, first.text
+        assert (await checkout(live, who, course["id"])).status_code == 201  # replaces it
+        taken.append((who, first.json()))
+    outcomes = []
+    for who, order in taken:
+        assert (await pay_on_page(live, order["checkout_url"])).status_code == 303
+        mine = (await live.get(f"{API}/me/orders/{order['id']}", headers=who.headers)).json()
+        enrolled = await enrollment_status(connection, course["id"], who.id)
+        outcomes.append((mine["status"], mine["flagged_reason"] is not None, enrolled))
+    assert outcomes == [
+        ("paid", False, EnrollmentStatus.active),
+        ("paid", True, None),
+        ("paid", True, None),
+    ]
+    shown = await live.get(f"{API}/coupons/{single['id']}", headers=teacher.headers)
+    assert shown.json()["redemptions"] == 1

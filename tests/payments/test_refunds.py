@@ -180,3 +180,46 @@ async def test_a_refund_report_without_its_id_settles_the_pending_refund_it_cove
     rest = await refund(client, admin, order["id"], "rest")
     assert rest.status_code == 201, rest.text
     assert rest.json()["amount"] == 2000
+
+
+async def test_a_second_purchase_is_flagged_and_its_refund_keeps_access(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    teacher: Account,
+    buyer: Account,
+    admin: Account,
+) -> None:
+    """Two tabs, two checkouts, both paid: the second payment is flagged (an admin
+    refunds it) rather than silently charging twice; refunding it in full leaves the
+    learner enrolled through the first purchase."""
+    from tests.payments.helpers import checkout, pay_on_page
+
+    course = await priced_course(client, teacher, 2900)
+    first = (await checkout(client, buyer, course["id"])).json()
+    second = (await checkout(client, buyer, course["id"])).json()  # replaces the first
+    for order in (first, second):
+        assert (await pay_on_page(client, order["checkout_url"])).status_code == 303
+    mine = {
+        o["id"]: o
+        for o in (await client.get(f"{API}/me/orders", headers=buyer.headers)).json()["items"]
+    }
+    assert mine[first["id"]]["status"] == "paid" and mine[first["id"]]["flagged_reason"] is None
+    assert mine[second["id"]]["status"] == "paid"
+    assert "already bought" in mine[second["id"]]["flagged_reason"]
+    assert await events_of(connection, "order.paid", second["id"]) == 0
+
+    back = await refund(client, admin, second["id"], "double")
+    assert back.status_code == 201, back.text
+    assert await enrollment_status(connection, course["id"], buyer.id) is EnrollmentStatus.active
+
+
+def test_a_refund_is_asked_of_the_provider_under_the_client_s_key() -> None:
+    """The provider's idempotency key comes from the order and the client's key, so a
+    retry after a timeout (whose refund row rolled back) is the same refund there."""
+    from lyceum.payments.service import refund_key
+
+    order = uuid.uuid4()
+    assert refund_key(order, "r1") == refund_key(order, "r1")
+    assert refund_key(order, "r1") != refund_key(order, "r2")
+    assert refund_key(order, "r1") != refund_key(uuid.uuid4(), "r1")
+    assert len(refund_key(order, "k" * 255)) <= 64

@@ -98,6 +98,8 @@ async def end_paid_access(
     enrollment = await repo.enrollment(course_id, user_id, for_update=True)
     if enrollment is None or enrollment.status is EnrollmentStatus.cancelled:
         return False
+    if await repo.has_paid_order(course_id, user_id):
+        return False  # another purchase of the course still stands
     enrollment.status = EnrollmentStatus.cancelled
     await session.flush()
     await repo.record_enrollment_change(course_id, -1)

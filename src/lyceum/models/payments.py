@@ -156,7 +156,9 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "refunds"
     __table_args__ = (
         UniqueConstraint("order_id", "idempotency_key"),
-        UniqueConstraint("provider_ref"),
+        # A provider's refund id is unique at that provider, for that payment: two
+        # providers' ids may be equal.
+        UniqueConstraint("order_id", "provider_ref"),
         CheckConstraint("amount > 0", "amount_positive"),
     )
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,12 @@ COUPON_HOLDING = (
     OrderStatus.partially_refunded,
     OrderStatus.refunded,
 )
+
+
+def _holds_a_use() -> tuple[ColumnElement[bool], ...]:
+    # A flagged order (paid past the coupon's limits, or twice) waits for an admin's
+    # refund: it redeems nothing.
+    return (Order.status.in_(COUPON_HOLDING), Order.flagged_reason.is_(None))
 
 
 class PaymentRepository:
@@ -70,6 +76,18 @@ class PaymentRepository:
             return None
         query = select(Order).where(Order.provider == provider, condition).with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def other_paid_order(self, order: Order) -> uuid.UUID | None:
+        """Another order by which the same buyer holds the same course (paid, or partly
+        refunded, and not flagged)."""
+        query = select(Order.id).where(
+            Order.user_id == order.user_id,
+            Order.course_id == order.course_id,
+            Order.id != order.id,
+            Order.status.in_([OrderStatus.paid, OrderStatus.partially_refunded]),
+            Order.flagged_reason.is_(None),
+        )
+        return (await self.session.execute(query.limit(1))).scalar_one_or_none()
 
     async def pending_refunds_of(self, order_id: uuid.UUID) -> list[Refund]:
         """The order's refunds asked of the provider and not confirmed yet, oldest first,
@@ -226,8 +244,12 @@ class PaymentRepository:
         query = select(Refund).where(Refund.order_id == order_id, Refund.idempotency_key == key)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def refund_by_ref(self, provider_ref: str) -> Refund | None:
-        query = select(Refund).where(Refund.provider_ref == provider_ref).with_for_update()
+    async def refund_by_ref(self, order_id: uuid.UUID, provider_ref: str) -> Refund | None:
+        query = (
+            select(Refund)
+            .where(Refund.order_id == order_id, Refund.provider_ref == provider_ref)
+            .with_for_update()
+        )
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def refunds_of(self, order_id: uuid.UUID) -> list[Refund]:
@@ -261,9 +283,7 @@ class PaymentRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def coupon_uses(self, coupon_id: uuid.UUID, user_id: uuid.UUID | None = None) -> int:
-        query = select(func.count(Order.id)).where(
-            Order.coupon_id == coupon_id, Order.status.in_(COUPON_HOLDING)
-        )
+        query = select(func.count(Order.id)).where(Order.coupon_id == coupon_id, *_holds_a_use())
         if user_id is not None:
             query = query.where(Order.user_id == user_id)
         return int(await self.session.scalar(query) or 0)
@@ -300,7 +320,7 @@ class PaymentRepository:
             return {}
         rows = await self.session.execute(
             select(Order.coupon_id, func.count(Order.id))
-            .where(Order.coupon_id.in_(coupon_ids), Order.status.in_(COUPON_HOLDING))
+            .where(Order.coupon_id.in_(coupon_ids), *_holds_a_use())
             .group_by(Order.coupon_id)
         )
         return {coupon_id: count for coupon_id, count in rows if coupon_id is not None}

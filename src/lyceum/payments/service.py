@@ -150,6 +150,13 @@ def order_out(order: Order, course_title: str) -> schemas.OrderOut:
     )
 
 
+def refund_key(order_id: uuid.UUID, client_key: str) -> str:
+    """The idempotency key a refund is asked of the provider with: stable for the order
+    and the client's Idempotency-Key, whatever became of an earlier attempt's row."""
+    digest = hashlib.sha256(f"{order_id}:{client_key}".encode()).hexdigest()[:32]
+    return f"lyceum-refund-{digest}"
+
+
 def refund_out(refund: Refund) -> schemas.RefundOut:
     return schemas.RefundOut(
         id=refund.id,
@@ -301,12 +308,42 @@ class _Applier:
             order.payment_ref = payment_ref or order.payment_ref
             await self.session.flush()
             return "flagged: amount or currency mismatch"
+        held_back = await self._why_not_enroll(order)
+        if held_back is not None:
+            # The money was taken: the order is paid, and an admin refunds it or lets
+            # it stand; the learner is not enrolled (again) by it.
+            order.status = OrderStatus.paid
+            order.paid_at = self.now
+            order.payment_ref = payment_ref or order.payment_ref
+            order.flagged_reason = held_back[:300]
+            await self.session.flush()
+            return f"flagged: {held_back}"
         await self.mark_paid(order, payment_ref)
         for payload in await self.repo.deferred_refund_payloads(order.id):
             await self.refunded(
                 order, payload.get("refunded_total"), payload.get("refund_ref"), payload["event_id"]
             )
         return "paid"
+
+    async def _why_not_enroll(self, order: Order) -> str | None:
+        """Why a payment that matches its order must still go to an admin: the buyer
+        already bought the course through another order (two tabs, two checkouts), or the
+        order's coupon was released when the order stopped being open (replaced,
+        declined, expired) and others used it up since, so a late payment would redeem it
+        past its limits."""
+        if await self.repo.other_paid_order(order) is not None:
+            return "a second purchase of a course the buyer already bought: refund one"
+        if order.status is OrderStatus.pending or order.coupon_id is None:
+            return None
+        coupon = await self.repo.coupon(order.coupon_id, for_update=True)
+        if coupon is None:
+            return None
+        if (
+            coupon.max_redemptions is not None
+            and await self.repo.coupon_uses(coupon.id) >= coupon.max_redemptions
+        ) or await self.repo.coupon_uses(coupon.id, order.user_id) >= coupon.per_user_limit:
+            return f"paid after its checkout closed, past coupon {coupon.code}'s limits"
+        return None
 
     async def mark_paid(self, order: Order, payment_ref: str | None) -> None:
         order.status = OrderStatus.paid
@@ -323,7 +360,7 @@ class _Applier:
     ) -> str:
         previous = order.refunded_amount
         total = min(max(previous, refunded_total or 0), order.amount)
-        refund = await self.repo.refund_by_ref(refund_ref) if refund_ref else None
+        refund = await self.repo.refund_by_ref(order.id, refund_ref) if refund_ref else None
         if refund is not None:
             refund.status = RefundStatus.succeeded
         elif total > previous:
@@ -741,7 +778,10 @@ class PaymentService:
                 order_ref(order),
                 amount=amount,
                 reason=data.reason,
-                idempotency_key=f"lyceum-refund-{refund.id}",
+                # From the caller's key, not the row's id: a retry after a timeout (the
+                # row rolled back with the failed request) asks the provider with the
+                # same key, and the provider answers the refund it already made.
+                idempotency_key=refund_key(order.id, key),
             )
         except ProviderError as error:
             raise _provider_failure(error, "refund") from None

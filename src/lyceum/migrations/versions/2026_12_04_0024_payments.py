@@ -240,7 +240,9 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "order_id", "idempotency_key", name=op.f("uq_refunds_order_id_idempotency_key")
         ),
-        sa.UniqueConstraint("provider_ref", name=op.f("uq_refunds_provider_ref")),
+        sa.UniqueConstraint(
+            "order_id", "provider_ref", name=op.f("uq_refunds_order_id_provider_ref")
+        ),
     )
     op.create_table(
         "sandbox_checkouts",
