@@ -23,7 +23,7 @@ from lyceum.models.courses import Enrollment, EnrollmentStatus
 from lyceum.models.payments import PaymentEvent
 from lyceum.payments import registry
 from lyceum.payments.service import reconcile_order
-from tests.identity.helpers import Account
+from tests.identity.helpers import Account, account
 from tests.payments.helpers import API, checkout, enrollment_status, events_of, priced_course
 from tests.support.payment_fakes.paymob import FakeOrder, FakePaymob
 
@@ -287,3 +287,43 @@ async def test_refunds_made_in_the_dashboard_arrive_by_callback(
     assert await enrollment_status(connection, course["id"], buyer.id) is (
         EnrollmentStatus.cancelled
     )
+
+
+async def test_a_genuine_callback_with_unsigned_fields_edited_refunds_nobody(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    paymob: FakePaymob,
+    teacher: Account,
+    buyer: Account,
+) -> None:
+    """Someone holding their own signed callback rewrites the fields the HMAC does not
+    cover (merchant_order_id, is_refund, refunded_amount_cents, parent_transaction) to
+    aim a refund at another learner's order: neither order is refunded."""
+    course, order, intention = await _buy(client, paymob, teacher, buyer)
+    payment = paymob.pay(intention)
+    assert (await _callback(client, paymob, payment)).json()["outcomes"] == ["paid"]
+
+    attacker = await account(client, connection, prefix="attacker")
+    _, own_order, own_intention = await _buy(client, paymob, teacher, attacker)
+    own_payment = paymob.pay(own_intention)
+    assert (await _callback(client, paymob, own_payment)).json()["outcomes"] == ["paid"]
+
+    body, headers, query = paymob.signed_webhook(own_payment)
+    payload = json.loads(body)
+    payload["obj"]["order"]["merchant_order_id"] = order["id"]
+    payload["obj"].update(
+        is_refund=True, refunded_amount_cents=PRICE, parent_transaction=payment["id"]
+    )
+    for _ in range(2):
+        forged = await client.post(
+            WEBHOOK, params=query, content=json.dumps(payload).encode(), headers=headers
+        )
+        assert forged.status_code == 200, forged.text
+        assert forged.json()["outcomes"] == ["duplicate"]
+
+    for who, placed in ((buyer, order), (attacker, own_order)):
+        mine = await _order(client, who, placed["id"])
+        assert (mine["status"], mine["refunded_amount"]) == ("paid", 0)
+    assert await enrollment_status(connection, course["id"], buyer.id) is EnrollmentStatus.active
+    assert await events_of(connection, "order.refunded", order["id"]) == 0
+    assert paymob.transaction(payment["id"])["refunded_amount_cents"] == 0

@@ -317,7 +317,7 @@ async def test_a_successful_payment_is_paid(provider: PaymobProvider, fake: Fake
     transaction = fake.pay(order)
     [event] = await provider.parse_webhook(*fake.signed_webhook(transaction))
     assert event.kind is EventKind.paid
-    assert event.order_id == request.order_id
+    assert event.order_id is None  # merchant_order_id is unsigned: the order is order.id
     assert event.provider_ref == str(order.id)
     assert event.payment_ref == str(transaction["id"])
     assert (event.amount, event.currency) == (request.amount, "EGP")
@@ -328,11 +328,11 @@ async def test_a_successful_payment_is_paid(provider: PaymobProvider, fake: Fake
 async def test_a_declined_payment_fails_with_its_reason(
     provider: PaymobProvider, fake: FakePaymob
 ) -> None:
-    request, order = await open_checkout(provider, fake)
+    _, order = await open_checkout(provider, fake)
     transaction = fake.decline(order)
     [event] = await provider.parse_webhook(*fake.signed_webhook(transaction))
     assert event.kind is EventKind.failed
-    assert event.order_id == request.order_id
+    assert (event.order_id, event.provider_ref) == (None, str(order.id))
     assert event.amount is None
     assert event.summary == "Do not honour"
     assert event.event_id == f"{transaction['id']}:failed"
@@ -349,7 +349,7 @@ async def test_a_pending_payment_is_recorded_but_not_acted_on(
 async def test_refunds_from_the_dashboard_are_refunds_with_the_total_so_far(
     provider: PaymobProvider, fake: FakePaymob
 ) -> None:
-    request, order = await open_checkout(provider, fake, amount=50_000)
+    _, order = await open_checkout(provider, fake, amount=50_000)
     payment = fake.pay(order)
     [paid] = await provider.parse_webhook(*fake.signed_webhook(payment))
 
@@ -357,7 +357,7 @@ async def test_refunds_from_the_dashboard_are_refunds_with_the_total_so_far(
     [partial] = await provider.parse_webhook(*fake.signed_webhook(first))
     assert partial.kind is EventKind.refunded
     assert partial.refunded_total == 20_000
-    assert partial.order_id == request.order_id
+    assert (partial.order_id, partial.provider_ref) == (None, str(order.id))
     assert partial.payment_ref == str(payment["id"])
 
     second = fake.refund_in_dashboard(payment["id"], 30_000)
@@ -372,7 +372,7 @@ async def test_refunds_from_the_dashboard_are_refunds_with_the_total_so_far(
 async def test_a_refund_transaction_of_its_own_counts_every_refund_of_the_payment(
     provider: PaymobProvider, fake: FakePaymob
 ) -> None:
-    request, order = await open_checkout(provider, fake, amount=50_000)
+    _, order = await open_checkout(provider, fake, amount=50_000)
     payment = fake.pay(order)
     fake.refund_in_dashboard(payment["id"], 20_000)
     fake.refund_in_dashboard(payment["id"], 10_000)
@@ -382,17 +382,135 @@ async def test_a_refund_transaction_of_its_own_counts_every_refund_of_the_paymen
     [event] = await provider.parse_webhook(*fake.signed_webhook(child))
     assert event.kind is EventKind.refunded
     assert event.refunded_total == 30_000  # the payment's total, asked for by id
-    assert event.order_id == request.order_id
+    assert (event.order_id, event.provider_ref) == (None, str(order.id))
     assert event.payment_ref == str(payment["id"])
     assert event.refund_ref == str(child["id"])
     assert event.event_id == f"{child['id']}:refund"
-    asked = fake.requests[-1]
-    assert (asked[0], asked[1]) == ("GET", f"/api/acceptance/transactions/{payment['id']}")
+    # The refund itself by its signed id, then the payment the API says it refunds.
+    asked = [(r[0], r[1]) for r in fake.requests[-2:]]
+    assert asked == [
+        ("GET", f"/api/acceptance/transactions/{child['id']}"),
+        ("GET", f"/api/acceptance/transactions/{payment['id']}"),
+    ]
 
     fake.fail_next(502)
     with pytest.raises(ProviderError) as unconfirmed:  # Paymob will call back again
         await provider.parse_webhook(*fake.signed_webhook(child))
     assert unconfirmed.value.transient
+
+
+# Callbacks: unsigned fields decide nothing ----------------------------------------------
+
+
+def edited(
+    fake: FakePaymob, transaction: dict[str, Any], **changes: Any
+) -> tuple[bytes, dict[str, str], dict[str, str]]:
+    """A genuine signed callback with unsigned fields rewritten; its hmac still matches."""
+    body, headers, query = fake.signed_webhook(transaction)
+    payload = json.loads(body)
+    for name, value in changes.items():
+        if name == "merchant_order_id":
+            payload["obj"]["order"]["merchant_order_id"] = value
+        else:
+            payload["obj"][name] = value
+    return json.dumps(payload).encode(), headers, query
+
+
+async def test_an_edited_merchant_order_id_does_not_name_another_order(
+    provider: PaymobProvider, fake: FakePaymob
+) -> None:
+    _, mine = await open_checkout(provider, fake)
+    victim, theirs = await open_checkout(provider, fake)
+    payment = fake.pay(mine)
+    [event] = await provider.parse_webhook(
+        *edited(fake, payment, merchant_order_id=str(victim.order_id))
+    )
+    assert event.order_id is None
+    assert event.provider_ref == str(mine.id) != str(theirs.id)
+    assert event.event_id == f"{payment['id']}:paid"
+
+    fake.refund_in_dashboard(payment["id"], 1_000)
+    child = fake.transaction(mine.transactions[-1]["id"])
+    [refund] = await provider.parse_webhook(
+        *edited(fake, child, merchant_order_id=str(victim.order_id))
+    )
+    assert (refund.order_id, refund.provider_ref) == (None, str(mine.id))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"is_refund": True},
+        {"is_void": True},
+        {"refunded_amount_cents": 125_050},
+        {"is_refund": True, "refunded_amount_cents": 125_050, "parent_transaction": 1},
+    ],
+)
+async def test_a_payment_callback_made_to_look_like_a_refund_stays_the_payment(
+    provider: PaymobProvider, fake: FakePaymob, changes: dict[str, Any]
+) -> None:
+    _, order = await open_checkout(provider, fake)
+    payment = fake.pay(order)
+    [genuine] = await provider.parse_webhook(*fake.signed_webhook(payment))
+    [forged] = await provider.parse_webhook(*edited(fake, payment, **changes))
+    assert forged.kind is EventKind.paid and forged.refunded_total is None
+    assert forged.event_id == genuine.event_id  # the core sees a duplicate
+
+
+async def test_a_refund_callback_takes_its_total_and_payment_from_the_api_only(
+    provider: PaymobProvider, fake: FakePaymob
+) -> None:
+    _, order = await open_checkout(provider, fake, amount=50_000)
+    payment = fake.pay(order)
+    _, other_order = await open_checkout(provider, fake, amount=50_000)
+    other = fake.pay(other_order)
+    fake.refund_in_dashboard(payment["id"], 10_000)
+    child = fake.transaction(order.transactions[-1]["id"])
+    [genuine] = await provider.parse_webhook(*fake.signed_webhook(child))
+    assert (genuine.refunded_total, genuine.payment_ref) == (10_000, str(payment["id"]))
+    for changes in (
+        {"refunded_amount_cents": 50_000},
+        {"parent_transaction": other["id"]},
+        {"parent_transaction": None, "refunded_amount_cents": 50_000, "is_refund": False},
+        {"is_void": True},
+    ):
+        [forged] = await provider.parse_webhook(*edited(fake, child, **changes))
+        assert forged.kind is EventKind.refunded
+        assert forged.refunded_total == 10_000
+        assert forged.payment_ref == str(payment["id"])
+        assert forged.provider_ref == str(order.id)
+        assert forged.event_id == genuine.event_id
+    assert fake.transaction(other["id"])["refunded_amount_cents"] == 0
+
+
+async def test_a_refunded_payment_callback_takes_its_total_from_the_api(
+    provider: PaymobProvider, fake: FakePaymob
+) -> None:
+    _, order = await open_checkout(provider, fake, amount=50_000)
+    payment = fake.pay(order)
+    refunded = fake.refund_in_dashboard(payment["id"], 20_000)
+    [genuine] = await provider.parse_webhook(*fake.signed_webhook(refunded))
+    assert genuine.event_id == f"{payment['id']}:refunded:20000"
+    for total in (50_000, 20_001, 1, 0):
+        [forged] = await provider.parse_webhook(
+            *edited(fake, refunded, refunded_amount_cents=total)
+        )
+        assert forged.refunded_total == 20_000
+        assert forged.event_id == genuine.event_id
+    asked = fake.requests[-1]
+    assert (asked[0], asked[1]) == ("GET", f"/api/acceptance/transactions/{payment['id']}")
+
+
+async def test_a_callback_for_a_transaction_of_another_order_is_refused(
+    provider: PaymobProvider, fake: FakePaymob
+) -> None:
+    """The API's answer for the signed id must name the signed order.id."""
+    _, order = await open_checkout(provider, fake)
+    payment = fake.refund_in_dashboard(fake.pay(order)["id"], 100)
+    await provider.parse_webhook(*fake.signed_webhook(payment))  # the auth token, fetched
+    fake.fail_next(200, {**fake.transaction(payment["id"]), "order": {"id": 1}})
+    with pytest.raises(InvalidWebhook):
+        await provider.parse_webhook(*fake.signed_webhook(payment))
 
 
 # Reconciliation and refunds ----------------------------------------------------------------

@@ -31,9 +31,7 @@ The documented scheme followed here (Paymob's developer documentation, read Dece
   far: a payment may have several partial refunds); `is_voided`. A refund made later
   arrives as a transaction of its own (`is_refund`, `has_parent_transaction`, its own
   `amount_cents`; the official plugin books that amount), so the total comes from the
-  payment it refunds (`parent_transaction`), asked for by id. The order Lyceum made is
-  `obj.order.merchant_order_id`, which is the intention's `special_reference` (the
-  official plugin reads it back from there).
+  payment it refunds (`parent_transaction`), asked for by id.
 - Transaction inquiry, https://developers.paymob.com/paymob-docs/developers/transaction-inquiry-apis
   (and docs.paymob.com/docs/retrieve-a-transaction): `POST {base}/api/ecommerce/orders/
   transaction_inquiry` with `order_id` (or `merchant_order_id`), and `GET {base}/api/
@@ -44,12 +42,36 @@ The documented scheme followed here (Paymob's developer documentation, read Dece
   with `transaction_id` and `amount_cents`, authorised with `Token <secret key>` as the
   official plugin's `refundPayment` does; the answer is the refund transaction.
 
+What a callback is trusted for. The HMAC covers only the fields listed above; anything
+else in the body (`order.merchant_order_id`, `is_refund`, `is_void`,
+`refunded_amount_cents`, `parent_transaction`, ...) can be rewritten by whoever holds one
+genuine callback (the buyer's redirect carries the signed fields and their hmac) without
+breaking the signature. So after the check the adapter decides only from signed fields:
+
+- the order is the signed `order.id` (the intention's `intention_order_id`, stored on
+  Lyceum's order as its `provider_ref` by `create_checkout`); the event names it as
+  `provider_ref` and never names `order_id` (`merchant_order_id` is unsigned, and the core
+  prefers `order_id` when both are given);
+- a payment's state comes from the signed `success`, `pending`, `amount_cents`,
+  `currency` and `id`;
+- anything about refunds or voids (signed `has_parent_transaction`, `is_refunded` or
+  `is_voided` true) is confirmed through the API: the transaction is asked for by its
+  signed `id` (`GET /api/acceptance/transactions/{id}`) and read from that answer, which
+  must name the same `order.id`; a refund transaction's payment is the answer's
+  `parent_transaction`, itself asked for, and the refunded total is that payment's
+  `refunded_amount_cents` as the API gives it. The body's amounts are never used for a
+  refund;
+- event ids are built from the signed `id` and the API's answers only, so an edited
+  unsigned field cannot make a redelivery look new;
+- `data.message` is copied into the event's summary as text and decides nothing.
+
 Event ids: Paymob's callback has no event id of its own, and the same transaction is
 called back again when it is refunded or voided. An event id is therefore the
 transaction id with the state the callback reports (`<id>:paid`, `<id>:failed`,
-`<id>:refunded:<total so far>`, `<id>:voided`): a redelivery is the same event, a later
-refund of the same payment (or a second partial refund) is a new one. Reconciliation's
-`fetch_status` answers with the same ids.
+`<id>:refunded:<total so far, as the API gives it>`, `<id>:voided`, `<id>:refund` for a
+refund transaction of its own): a redelivery is the same event, a later refund of the
+same payment (or a second partial refund) is a new one. Reconciliation's `fetch_status`
+answers with the same ids (its inquiry answer comes from the API, so it is trusted).
 
 Not offered by Paymob, so not done: an idempotency key on intentions or refunds (Lyceum
 creates one checkout per order and records each refund under its own key before calling),
@@ -64,7 +86,6 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -172,14 +193,24 @@ def _int(value: object) -> int | None:
     return None
 
 
-def _order_uuid(obj: Mapping[str, Any]) -> uuid.UUID | None:
-    reference = _field(obj, "order.merchant_order_id")
-    if not isinstance(reference, str):
-        return None
-    try:
-        return uuid.UUID(reference)
-    except ValueError:
-        return None
+def _signed_view(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the fields the callback's HMAC covers (nested ones nested again), plus the
+    decline text for the summary: everything else in the body is dropped, unread."""
+    view: dict[str, Any] = {}
+    for name in HMAC_FIELDS:
+        value = _field(obj, name)
+        if value is _MISSING:
+            continue
+        *parents, last = name.split(".")
+        target = view
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    data = obj.get("data")
+    message = data.get("message") if isinstance(data, Mapping) else None
+    if isinstance(message, str):
+        view["data"] = {"message": message}
+    return view
 
 
 class _Reading:
@@ -195,7 +226,6 @@ class _Reading:
         self.currency = currency.upper() if isinstance(currency, str) else None
         paymob_order = _field(obj, "order.id")
         self.paymob_order_id = None if paymob_order is _MISSING else _hmac_text(paymob_order)
-        self.order_id = _order_uuid(obj)
         data = obj.get("data")
         message = data.get("message") if isinstance(data, Mapping) else None
         self.summary = message if isinstance(message, str) else ""
@@ -244,7 +274,8 @@ class _Reading:
             event_id=self.event_id,
             kind=self.kind,
             raw_type="TRANSACTION",
-            order_id=self.order_id,
+            # The signed `order.id` only: `merchant_order_id` is not covered by the HMAC.
+            order_id=None,
             provider_ref=self.paymob_order_id,
             payment_ref=parent if is_refund else self.transaction_id,
             amount=self.amount if self.kind is EventKind.paid else None,
@@ -416,13 +447,36 @@ class PaymobProvider:
             raise InvalidWebhook(f"the callback lacks {missing.args[0]}") from None
         if not hmac.compare_digest(expected, received.strip().lower()):
             raise InvalidWebhook("the callback's hmac does not match")
+        # Past this point only signed fields decide anything (see the module docstring).
+        signed = _signed_view(obj)
         try:
-            reading = _Reading(obj)
+            reading = _Reading(signed)
         except ValueError as error:
             raise InvalidWebhook(str(error)) from error
+        if not (
+            _flag(signed, "has_parent_transaction")
+            or _flag(signed, "is_refunded")
+            or _flag(signed, "is_voided")
+        ):
+            return [reading.event()]
+        # A refund or a void: the body's amounts and links are unsigned, so the
+        # transaction is read again from the API by its signed id.
+        confirmed = await self._transaction(int(reading.transaction_id))
+        held_order = confirmed.get("order")
+        if isinstance(held_order, Mapping):  # an object, or (older answers) just its id
+            held_order = held_order.get("id")
+        if (
+            str(_int(confirmed.get("id"))) != reading.transaction_id
+            or _hmac_text(held_order) != reading.paymob_order_id
+        ):
+            raise InvalidWebhook("the callback's transaction is not the one Paymob holds")
+        try:
+            reading = _Reading(confirmed)
+        except ValueError as error:
+            raise ProviderError(f"Paymob transaction {reading.transaction_id}: {error}") from error
         if reading.state == "refund" and reading.parent_id is not None:
             # The refund transaction names its own amount only: the payment it refunds
-            # says how much has gone back in all (partial refunds add up).
+            # (as the API names it) says how much has gone back in all.
             payment = await self._transaction(reading.parent_id)
             total = _int(payment.get("refunded_amount_cents"))
             if total:
