@@ -608,3 +608,14 @@ async def test_expiring_a_checkout_is_a_no_op(provider: PaymobProvider, fake: Fa
     calls = len(fake.requests)
     await provider.expire_checkout(ref(request, order))
     assert len(fake.requests) == calls
+
+
+async def test_hostile_hmacs_and_bodies_are_invalid_not_errors(provider: PaymobProvider) -> None:
+    """A non-ASCII `hmac` or a body nested past the parser's depth is an untrusted
+    callback, never a crash."""
+    for body, hmac_value in (
+        (b'{"type": "TRANSACTION", "obj": {}}', "\u00e9t\u00e9"),
+        (b"[" * 100_000 + b"]" * 100_000, "00"),
+    ):
+        with pytest.raises(InvalidWebhook):
+            await provider.parse_webhook(body, {}, {"hmac": hmac_value})

@@ -93,6 +93,7 @@ from urllib.parse import urlencode
 import httpx
 
 from lyceum.config import Settings
+from lyceum.kit.security import constant_time_equal
 from lyceum.payments.providers.base import (
     Checkout,
     CheckoutRequest,
@@ -436,7 +437,7 @@ class PaymobProvider:
             raise InvalidWebhook("no hmac in the callback's query")
         try:
             payload = json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, too deep
             raise InvalidWebhook("the callback body is not JSON") from error
         obj = payload.get("obj") if isinstance(payload, dict) else None
         if not isinstance(obj, dict) or payload.get("type") != "TRANSACTION":
@@ -445,7 +446,7 @@ class PaymobProvider:
             expected = transaction_hmac(self._settings.paymob_hmac_secret.get_secret_value(), obj)
         except KeyError as missing:
             raise InvalidWebhook(f"the callback lacks {missing.args[0]}") from None
-        if not hmac.compare_digest(expected, received.strip().lower()):
+        if not constant_time_equal(expected, received.strip().lower()):
             raise InvalidWebhook("the callback's hmac does not match")
         # Past this point only signed fields decide anything (see the module docstring).
         signed = _signed_view(obj)
