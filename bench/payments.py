@@ -53,7 +53,7 @@ import psycopg
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.assessments import mint_tokens, seed_accounts, start_lyceum
+from bench.assessments import fmt, mint_tokens, seed_accounts, start_lyceum
 from bench.harness import (
     LOOPBACK,
     BenchError,
@@ -295,10 +295,6 @@ def exactly_once(url: str, courses: Sequence[str], learners: int) -> list[str]:
                     f"{got[2]} paid orders, {got[3]} order.paid events (expected {learners} each)"
                 )
     return problems
-
-
-def fmt(value: float, digits: int = 1) -> str:
-    return "-" if value != value else f"{value:,.{digits}f}"
 
 
 def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
