@@ -366,6 +366,9 @@ class Settings(BaseSettings):
     receipt_seller_name: str = Field(default="Lyceum", min_length=1, max_length=200)
     receipt_seller_address: str | None = Field(default=None, max_length=1000)
     receipt_tax_id: str | None = Field(default=None, max_length=100)
+    # Analytics reports: a course's active learner with no activity in it for this many
+    # days is on its at-risk list (reason `inactive`).
+    at_risk_inactive_days: int = Field(default=14, ge=1, le=365)
 
     # Paid courses -------------------------------------------------------------------
     # Payment providers offered, in order of preference: a checkout that names none goes

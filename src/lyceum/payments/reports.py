@@ -5,31 +5,19 @@ spreadsheet would run as a formula escaped)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# csv_safe and the CSV writer moved to kit (the analytics reports use them too).
+from lyceum.kit.csvexport import csv_safe as csv_safe
+from lyceum.kit.csvexport import csv_text
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.money import exponent, to_decimal
 from lyceum.payments.report_repository import MAX_ROWS, Period, ReportRepository, Scope
 
 # Without `from`, a report covers the 30 days up to `to` (default: today, UTC).
 DEFAULT_DAYS = 30
-
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
-# such a cell is prefixed with an apostrophe, which spreadsheets show as text.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
-# Excel reads a CSV file without a byte order mark in the machine's ANSI code page,
-# which garbles every non-Latin-1 letter; with the UTF-8 BOM it reads UTF-8.
-UTF8_BOM = "\ufeff"
-
-
-def csv_safe(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_TRIGGERS) else value
 
 
 def period_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) -> Period:
@@ -48,16 +36,6 @@ def _period_out(period: Period) -> schemas.ReportPeriod:
 def money_text(amount: int, currency: str) -> str:
     """12345 KWD -> '12.345': the amount as written, without the code (its own column)."""
     return f"{to_decimal(amount, currency):.{exponent(currency)}f}"
-
-
-def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    out = io.StringIO()
-    out.write(UTF8_BOM)
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_safe(cell) if isinstance(cell, str) else cell for cell in row])
-    return out.getvalue()
 
 
 class PaymentReports:
@@ -163,7 +141,7 @@ COUPON_COLUMNS = (
 
 
 def revenue_csv(report: schemas.RevenueReport) -> str:
-    return _csv(
+    return csv_text(
         REVENUE_COLUMNS,
         (
             [
@@ -183,7 +161,7 @@ def revenue_csv(report: schemas.RevenueReport) -> str:
 
 
 def refunds_csv(report: schemas.RefundReport) -> str:
-    return _csv(
+    return csv_text(
         REFUND_COLUMNS,
         (
             [
@@ -201,7 +179,7 @@ def refunds_csv(report: schemas.RefundReport) -> str:
 
 
 def coupons_csv(report: schemas.CouponReport) -> str:
-    return _csv(
+    return csv_text(
         COUPON_COLUMNS,
         (
             [

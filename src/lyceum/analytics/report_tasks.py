@@ -1,0 +1,91 @@
+"""What the tutor report needs from the tutor: every question asked is recorded in
+`analytics_tutor_questions` in the transaction that stores it (a reaction to the
+internal event `tutor.question_asked`), and a job embeds it afterwards with the
+platform's embedder (all-MiniLM-L6-v2 from its wheel, never downloaded), so the report
+can group the unanswered ones by meaning."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.analytics.report_repository import AnalyticsReportRepository
+from lyceum.kit.ai.embedding import Embedder, get_embedder
+from lyceum.kit.events import on, react
+from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
+
+logger = structlog.get_logger("lyceum.analytics")
+
+QUESTION_ASKED = "tutor.question_asked"
+
+
+def _id(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
+async def record_question(
+    session: AsyncSession,
+    *,
+    message_id: uuid.UUID | str,
+    user_id: uuid.UUID | str,
+    course_id: uuid.UUID | str,
+    lesson_id: uuid.UUID | str | None,
+    answered: bool,
+    question: str,
+) -> None:
+    """The reaction: one row per tutor message, asked at the transaction's time."""
+    message, user, course = _id(message_id), _id(user_id), _id(course_id)
+    assert message is not None and user is not None and course is not None
+    await AnalyticsReportRepository(session).add_tutor_question(
+        message_id=message,
+        user_id=user,
+        course_id=course,
+        lesson_id=_id(lesson_id),
+        answered=bool(answered),
+        question=question,
+    )
+
+
+async def embed_questions(
+    session: AsyncSession, embedder: Embedder, message_ids: Sequence[uuid.UUID]
+) -> int:
+    """Embed the named questions that have no embedding yet; returns how many. A second
+    run finds nothing left to do."""
+    repository = AnalyticsReportRepository(session)
+    rows = await repository.questions_to_embed(message_ids)
+    if not rows:
+        return 0
+    vectors = await embedder.encode([row.question for row in rows])
+    for row, vector in zip(rows, vectors, strict=True):
+        await repository.set_embedding(row.message_id, vector.tolist())
+    return len(rows)
+
+
+@task(name="lyceum.analytics.embed_tutor_question", queue=Queue.indexing, pass_context=True)
+async def embed_tutor_question(
+    context: JobContext,
+    message_id: str,
+    user_id: str,
+    course_id: str,
+    lesson_id: str | None,
+    answered: bool,
+    question: str,
+) -> int:
+    """The job: reloads the row by its message id (the payload's text is not trusted to
+    be current) and stores its embedding."""
+    runtime = resources(context)
+    embedder = await asyncio.to_thread(get_embedder)
+    async with transaction(runtime) as session:
+        done = await embed_questions(session, embedder, [uuid.UUID(str(message_id))])
+    logger.info("tutor_question_embedded", message_id=str(message_id), embedded=done)
+    return done
+
+
+react(QUESTION_ASKED, record_question)
+on(QUESTION_ASKED, embed_tutor_question)
