@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, extract, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.analytics import (
@@ -230,7 +230,7 @@ class AnalyticsReportRepository:
             select(QuizAttempt.id)
             .where(QuizAttempt.quiz_id == quiz_id, QuizAttempt.status == AttemptStatus.graded)
             .order_by(QuizAttempt.user_id, QuizAttempt.number)
-            .distinct(QuizAttempt.user_id)
+            .ext(distinct_on(QuizAttempt.user_id))
         )
 
     async def counted_attempt_items(self, quiz_id: uuid.UUID) -> Sequence[Any]:
@@ -258,7 +258,7 @@ class AnalyticsReportRepository:
             .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
             .where(AttemptItem.attempt_id.in_(self._first_graded_attempts(quiz_id)))
             .order_by(AttemptItem.question_id, QuizAttempt.started_at.desc())
-            .distinct(AttemptItem.question_id)
+            .ext(distinct_on(AttemptItem.question_id))
         )
         return (await self.session.execute(query)).all()
 
