@@ -206,27 +206,28 @@ class Topic:
 
 def topics(questions: Sequence[Question], limit: int) -> list[Topic]:
     """Group questions by meaning: agglomerative clustering of their unit embeddings with
-    cosine distance and average linkage, merging while the average similarity is at
-    least `TOPIC_SIMILARITY`. Each topic's representative is the question nearest its
-    centroid; examples are up to three others, nearest first. Largest topics first (ties:
-    the representative's text), at most `limit`."""
+    cosine distance and average linkage, merging while the average similarity between
+    two groups is at least `TOPIC_SIMILARITY`. Each topic's representative is the
+    question nearest its centroid; examples are up to three others, nearest first.
+    Largest topics first (ties: the representative's text), at most `limit`."""
     if not questions:
         return []
-    vectors = np.stack([q.vector for q in questions]).astype(np.float32)
+    vectors = np.stack([q.vector for q in questions]).astype(np.float64)
     if len(questions) == 1:
-        labels = np.zeros(1, dtype=np.int64)
+        labels = [0]
     else:
-        from sklearn.cluster import AgglomerativeClustering  # type: ignore[import-untyped]
+        from scipy.cluster.hierarchy import fcluster, linkage  # type: ignore[import-untyped]
+        from scipy.spatial.distance import squareform  # type: ignore[import-untyped]
 
-        labels = AgglomerativeClustering(
-            n_clusters=None,
-            metric="cosine",
-            linkage="average",
-            distance_threshold=1.0 - TOPIC_SIMILARITY,
-        ).fit_predict(vectors)
+        distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+        np.fill_diagonal(distances, 0.0)
+        tree = linkage(squareform(distances, checks=False), method="average")
+        labels = fcluster(tree, t=1.0 - TOPIC_SIMILARITY, criterion="distance").tolist()
+    groups: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(index)
     found = []
-    for label in set(labels.tolist()):
-        members = [i for i, value in enumerate(labels.tolist()) if value == label]
+    for members in groups.values():
         centroid = vectors[members].mean(axis=0)
         ranked = sorted(members, key=lambda i: -float(vectors[i] @ centroid))
         texts = [questions[i].text for i in ranked]

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
-class ReportWindow(BaseModel):
+class AnalyticsWindow(BaseModel):
     first_day: dt.date = Field(description="First UTC day covered.")
     last_day: dt.date = Field(description="Last UTC day covered (included).")
 
@@ -22,7 +22,7 @@ class EnrollmentCounts(BaseModel):
     cancelled: int
 
 
-class CourseDay(BaseModel):
+class CourseActivityDay(BaseModel):
     day: dt.date = Field(description="UTC day.")
     events: int = Field(description="Learning events recorded.")
     time_ms: int = Field(description="Time on task reported by the events.")
@@ -34,7 +34,7 @@ class CourseDay(BaseModel):
 
 class CourseOverview(BaseModel):
     course_id: uuid.UUID
-    window: ReportWindow
+    window: AnalyticsWindow
     enrollments: EnrollmentCounts
     active_learners_7d: int = Field(
         description="Learners enrolled (not cancelled) whose last activity in the course (analytics "
@@ -47,7 +47,7 @@ class CourseOverview(BaseModel):
     median_seconds_to_complete: float | None = Field(
         description="Median of completed_at - enrolled_at over completed enrollments."
     )
-    days: list[CourseDay] = Field(description="Every day of the window, oldest first.")
+    days: list[CourseActivityDay] = Field(description="Every day of the window, oldest first.")
 
 
 class LessonFunnelRow(BaseModel):
@@ -77,7 +77,7 @@ class LessonFunnel(BaseModel):
     items: list[LessonFunnelRow] = Field(description="Lessons in syllabus order.")
 
 
-class OptionCount(BaseModel):
+class QuizOptionCount(BaseModel):
     option_id: str
     text: str
     correct: bool
@@ -101,7 +101,7 @@ class QuizItemRow(BaseModel):
         description="Mean item score in the top 27% of attempts by total minus the bottom 27%."
     )
     unanswered: int
-    options: list[OptionCount] = Field(
+    options: list[QuizOptionCount] = Field(
         description="Choice and true/false items: each option and how often it was chosen."
     )
     flags: list[Literal["negative_discrimination", "too_hard", "too_easy", "few_attempts"]] = Field(
@@ -157,7 +157,7 @@ class TutorTopic(BaseModel):
 
 class TutorInsights(BaseModel):
     course_id: uuid.UUID
-    window: ReportWindow
+    window: AnalyticsWindow
     questions: int
     answered: int
     not_found: int
@@ -187,7 +187,7 @@ class AtRiskLearner(BaseModel):
     reasons: list[RiskReason]
 
 
-class CourseProgress(BaseModel):
+class DashboardCourse(BaseModel):
     course_id: uuid.UUID
     title: str
     status: str
@@ -196,7 +196,7 @@ class CourseProgress(BaseModel):
     percent: float = Field(description="lessons_completed / lessons_total, 0-100.")
 
 
-class RecentScore(BaseModel):
+class DashboardScore(BaseModel):
     kind: Literal["quiz", "essay"]
     id: uuid.UUID = Field(description="The quiz attempt or the essay submission.")
     title: str
@@ -213,8 +213,8 @@ class LearnerDashboard(BaseModel):
     streak_days: int = Field(
         description="Consecutive UTC days with activity, ending today or yesterday."
     )
-    courses: list[CourseProgress]
-    recent_scores: list[RecentScore] = Field(
+    courses: list[DashboardCourse]
+    recent_scores: list[DashboardScore] = Field(
         description="The last 10 grades the learner can see: graded quiz attempts (quizzes "
         "that show scores) and released essay grades, newest first."
     )

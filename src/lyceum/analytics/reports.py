@@ -46,8 +46,8 @@ class Window:
         count = (self.last - self.first).days + 1
         return [self.first + dt.timedelta(days=n) for n in range(max(count, 0))]
 
-    def out(self) -> schemas.ReportWindow:
-        return schemas.ReportWindow(first_day=self.first, last_day=self.last)
+    def out(self) -> schemas.AnalyticsWindow:
+        return schemas.AnalyticsWindow(first_day=self.first, last_day=self.last)
 
 
 def window_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) -> Window:
@@ -102,7 +102,7 @@ class AnalyticsReports:
         for day in window.days():
             row = rows.get(day)
             days.append(
-                schemas.CourseDay(
+                schemas.CourseActivityDay(
                     day=day,
                     events=row.events if row else 0,
                     time_ms=row.time_ms if row else 0,
@@ -358,7 +358,7 @@ class AnalyticsReports:
                 (row.day for row in days if row.events > 0 or row.time_ms > 0), today
             ),
             courses=[
-                schemas.CourseProgress(
+                schemas.DashboardCourse(
                     course_id=row.id,
                     title=row.title,
                     status=str(row.status),
@@ -371,7 +371,7 @@ class AnalyticsReports:
                 for row in courses
             ],
             recent_scores=[
-                schemas.RecentScore(
+                schemas.DashboardScore(
                     kind=row.kind,
                     id=row.id,
                     title=row.title,
@@ -386,11 +386,11 @@ class AnalyticsReports:
         )
 
 
-def _options(kind: str, snapshot: Any, chosen: dict[str, int]) -> list[schemas.OptionCount]:
+def _options(kind: str, snapshot: Any, chosen: dict[str, int]) -> list[schemas.QuizOptionCount]:
     if kind == "true_false":
         correct = snapshot.correct if snapshot else None
         return [
-            schemas.OptionCount(
+            schemas.QuizOptionCount(
                 option_id=value,
                 text=value,
                 correct=correct is (value == "true"),
@@ -403,7 +403,7 @@ def _options(kind: str, snapshot: Any, chosen: dict[str, int]) -> list[schemas.O
     correct = snapshot.correct
     keys = set(correct) if isinstance(correct, list) else {correct}
     return [
-        schemas.OptionCount(
+        schemas.QuizOptionCount(
             option_id=str(option["id"]),
             text=str(option.get("text", "")),
             correct=option["id"] in keys,
