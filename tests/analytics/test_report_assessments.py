@@ -113,9 +113,9 @@ async def test_quiz_item_analysis(
     # item x = 1 1 0 1 0, rest-of-test percent y = 1, 2/3, 1/3, 0, 1:
     # sxy = -2/15, sxx = 6/5, syy = 34/45 -> r = -1/sqrt(51)
     assert single["discrimination"] == pytest.approx(-1 / math.sqrt(51))
-    # totals .25 .25 .75 .75 1 -> groups of ceil(.27 * 5) = 2: lower {L2, L3} 0.5,
-    # upper {L4, L0} 0.5
-    assert single["upper_lower"] == pytest.approx(0.0)
+    # totals (L0..L4) 1 .75 .25 .25 .75 -> groups of ceil(.27 * 5) = 2: lower {L2, L3}
+    # 0.5; upper L0 (1) and half of the tied {L1, L4} (mean .5) -> 1.5 / 2 = .75
+    assert single["upper_lower"] == pytest.approx(0.25)
     assert {o["option_id"]: (o["chosen"], o["correct"]) for o in single["options"]} == {
         "a": (3, True),
         "b": (1, False),
@@ -135,7 +135,7 @@ async def test_quiz_item_analysis(
     # item x = 1 .5 0 0 1, rest y = 1 1 .5 .5 .5: sxy = .25, sxx = 1, syy = .3
     assert multiple["difficulty"] == pytest.approx(0.5)
     assert multiple["discrimination"] == pytest.approx(0.25 / math.sqrt(0.3))
-    assert multiple["upper_lower"] == pytest.approx(1.0)
+    assert multiple["upper_lower"] == pytest.approx(0.875)  # upper (1 + (.5 + 1) / 2) / 2
     assert multiple["unanswered"] == 1
     assert {o["option_id"]: o["chosen"] for o in multiple["options"]} == {"x": 4, "y": 2, "z": 1}
 

@@ -89,18 +89,34 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sxy / math.sqrt(sxx * syy)
 
 
+def _group_mean(levels: Sequence[list[float]], size: int) -> float:
+    """The mean score of the first `size` attempts taken level by level (attempts of one
+    total form a level); a level cut by the group's edge counts with its mean score for
+    the places left, so the result does not depend on the attempts' order."""
+    taken = 0.0
+    left = size
+    for scores in levels:
+        take = min(left, len(scores))
+        taken += take * sum(scores) / len(scores)
+        left -= take
+        if left == 0:
+            break
+    return taken / size
+
+
 def upper_lower(scores: Sequence[float], totals: Sequence[float]) -> float | None:
     """The discrimination index D: the item's mean score in the top 27% of attempts by
-    total percent minus its mean in the bottom 27% (group size rounded up; ties at a cut
-    keep the attempts' order). None below two attempts."""
+    total percent minus its mean in the bottom 27% (group size rounded up; attempts tied
+    at a group's edge share its last places). None below two attempts."""
     n = len(scores)
     if n < 2:
         return None
     size = max(1, math.ceil(GROUP_SHARE * n))
-    order = sorted(range(n), key=lambda i: totals[i])
-    lower = [scores[i] for i in order[:size]]
-    upper = [scores[i] for i in order[-size:]]
-    return sum(upper) / size - sum(lower) / size
+    by_total: dict[float, list[float]] = {}
+    for score, total in zip(scores, totals, strict=True):
+        by_total.setdefault(round(total, 9), []).append(score)
+    ascending = [by_total[total] for total in sorted(by_total)]
+    return _group_mean(ascending[::-1], size) - _group_mean(ascending, size)
 
 
 def choices_of(kind: str, response: dict[str, Any] | None) -> list[str]:

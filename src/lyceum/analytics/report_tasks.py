@@ -23,10 +23,8 @@ logger = structlog.get_logger("lyceum.analytics")
 QUESTION_ASKED = "tutor.question_asked"
 
 
-def _id(value: uuid.UUID | str | None) -> uuid.UUID | None:
-    if value is None or isinstance(value, uuid.UUID):
-        return value
-    return uuid.UUID(str(value))
+def _id(value: uuid.UUID | str) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 async def record_question(
@@ -40,13 +38,11 @@ async def record_question(
     question: str,
 ) -> None:
     """The reaction: one row per tutor message, asked at the transaction's time."""
-    message, user, course = _id(message_id), _id(user_id), _id(course_id)
-    assert message is not None and user is not None and course is not None
     await AnalyticsReportRepository(session).add_tutor_question(
-        message_id=message,
-        user_id=user,
-        course_id=course,
-        lesson_id=_id(lesson_id),
+        message_id=_id(message_id),
+        user_id=_id(user_id),
+        course_id=_id(course_id),
+        lesson_id=None if lesson_id is None else _id(lesson_id),
         answered=bool(answered),
         question=question,
     )
