@@ -105,6 +105,8 @@ async def test_quiz_item_analysis(
     path = f"{API}/quizzes/{quiz.id}/items"
     body = await get_json(client, path, world.teacher)
     assert body["attempts"] == 5
+    # In the quiz's order.
+    assert [row["question_id"] for row in body["items"]] == [str(q1), str(q2), str(q3)]
     items = {row["question_id"]: row for row in body["items"]}
     single, truth, multiple = items[str(q1)], items[str(q2)], items[str(q3)]
 

@@ -237,6 +237,7 @@ class AnalyticsReportRepository:
         """The items of each learner's first graded attempt at the quiz."""
         query = select(
             AttemptItem.attempt_id,
+            AttemptItem.position,
             AttemptItem.question_id,
             AttemptItem.kind,
             AttemptItem.points,

@@ -174,9 +174,13 @@ class AnalyticsReports:
             total[1] += float(item.points)
         by_question: dict[uuid.UUID, list[insights.ItemResponse]] = {}
         kinds: dict[uuid.UUID, str] = {}
+        positions: dict[uuid.UUID, int] = {}
         for item in items:
             awarded, points = totals[item.attempt_id]
             kinds[item.question_id] = str(item.kind)
+            positions[item.question_id] = min(
+                item.position, positions.get(item.question_id, item.position)
+            )
             by_question.setdefault(item.question_id, []).append(
                 insights.ItemResponse(
                     awarded=float(item.awarded or 0.0),
@@ -205,7 +209,8 @@ class AnalyticsReports:
                     flags=stats.flags,
                 )
             )
-        rows.sort(key=lambda row: (row.prompt, str(row.question_id)))
+        # In the order the quiz shows them (a question's earliest place in an attempt).
+        rows.sort(key=lambda row: (positions[row.question_id], row.prompt, str(row.question_id)))
         return schemas.QuizItemAnalysis(quiz_id=quiz_id, attempts=len(totals), items=rows)
 
     async def rubric(self, assignment: Assignment) -> schemas.RubricReport:
