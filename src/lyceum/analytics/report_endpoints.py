@@ -15,7 +15,6 @@ from lyceum.analytics import report_schemas as schemas
 from lyceum.analytics.report_repository import AnalyticsReportRepository
 from lyceum.analytics.reports import (
     AnalyticsReports,
-    Window,
     at_risk_csv,
     dashboard_csv,
     lessons_csv,
@@ -31,6 +30,7 @@ from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Forbidden
 from lyceum.kit.pagination import Page, Paging
+from lyceum.kit.periods import Period
 from lyceum.kit.routing import Router
 from lyceum.kit.validation import IsoDate
 from lyceum.models.identity import Role, User
@@ -76,12 +76,12 @@ def report_window(
         IsoDate | None,
         Query(alias="to", description="Last UTC day, included (YYYY-MM-DD); default today."),
     ] = None,
-) -> Window:
+) -> Period:
     """At most 366 days; `from` after `to` is 422."""
     return window_of(first, last, today=clock.now().astimezone(dt.UTC).date())
 
 
-ReportWindow = Annotated[Window, Depends(report_window)]
+ReportWindow = Annotated[Period, Depends(report_window)]
 
 
 def _not_a_student(caller: User) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -20,6 +19,7 @@ from lyceum.analytics.report_repository import AnalyticsReportRepository
 from lyceum.kit.csvexport import csv_text
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import Page, PageParams
+from lyceum.kit.periods import Period
 from lyceum.models.assessments import Assignment, Quiz
 
 # Without `from`, a windowed report covers the 30 days up to `to` (default: today, UTC);
@@ -30,27 +30,11 @@ MAX_DAYS: Final = 366
 TOPIC_LIMIT: Final = 10
 
 
-@dataclass(frozen=True)
-class Window:
-    """UTC days `first` to `last`, both included."""
-
-    first: dt.date
-    last: dt.date
-
-    def bounds(self) -> tuple[dt.datetime, dt.datetime]:
-        start = dt.datetime.combine(self.first, dt.time(), tzinfo=dt.UTC)
-        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-        return start, end
-
-    def days(self) -> list[dt.date]:
-        count = (self.last - self.first).days + 1
-        return [self.first + dt.timedelta(days=n) for n in range(max(count, 0))]
-
-    def out(self) -> schemas.AnalyticsWindow:
-        return schemas.AnalyticsWindow(first_day=self.first, last_day=self.last)
+def window_out(window: Period) -> schemas.AnalyticsWindow:
+    return schemas.AnalyticsWindow(first_day=window.first, last_day=window.last)
 
 
-def window_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) -> Window:
+def window_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) -> Period:
     """`to` defaults to today, `from` to 29 days before `to`; `from` may not be after
     `to` nor more than 366 days before it (422 naming `from`)."""
     last = last or today
@@ -59,7 +43,7 @@ def window_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) ->
         raise Invalid("`from` is after `to`.", field="from")
     if (last - first).days + 1 > MAX_DAYS:
         raise Invalid(f"A report covers at most {MAX_DAYS} days.", field="from")
-    return Window(first, last)
+    return Period(first, last)
 
 
 def _number(value: Any) -> float | None:
@@ -87,7 +71,7 @@ class AnalyticsReports:
     # --- the reports --------------------------------------------------------------
 
     async def overview(
-        self, course_id: uuid.UUID, window: Window, now: dt.datetime
+        self, course_id: uuid.UUID, window: Period, now: dt.datetime
     ) -> schemas.CourseOverview:
         """Enrollments by status; learners active over 7 and 30 days (an enrollment
         whose later of the rollup's last event and the enrollment's last activity is
@@ -114,7 +98,7 @@ class AnalyticsReports:
             )
         return schemas.CourseOverview(
             course_id=course_id,
-            window=window.out(),
+            window=window_out(window),
             enrollments=schemas.EnrollmentCounts(
                 total=summary.total,
                 active=summary.active,
@@ -260,7 +244,7 @@ class AnalyticsReports:
             items=rows,
         )
 
-    async def tutor(self, course_id: uuid.UUID, window: Window) -> schemas.TutorInsights:
+    async def tutor(self, course_id: uuid.UUID, window: Period) -> schemas.TutorInsights:
         """Questions asked to the tutor in the window, per lesson, answered from the
         material or not, and the most frequent unanswered topics (see
         `insights.topics`) among the window's latest 1,000 unanswered questions."""
@@ -277,7 +261,7 @@ class AnalyticsReports:
         answered = sum(row.answered for row in lessons)
         return schemas.TutorInsights(
             course_id=course_id,
-            window=window.out(),
+            window=window_out(window),
             questions=asked,
             answered=answered,
             not_found=asked - answered,

@@ -15,12 +15,13 @@ from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Forbidden
+from lyceum.kit.periods import Period
 from lyceum.kit.routing import Router
 from lyceum.kit.validation import IsoDate
 from lyceum.models.identity import Role
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.receipts import receipt_pdf
-from lyceum.payments.report_repository import Period, Scope
+from lyceum.payments.report_repository import Scope
 from lyceum.payments.reports import (
     PaymentReports,
     coupons_csv,

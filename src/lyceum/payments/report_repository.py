@@ -14,6 +14,7 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from lyceum.kit.periods import Period
 from lyceum.models.courses import Course, CourseInstructor
 from lyceum.models.payments import Coupon, Order, OrderStatus, Refund, RefundStatus
 
@@ -31,19 +32,6 @@ class Scope:
 
     course_ids: Sequence[uuid.UUID] | None = None
     taught_by: uuid.UUID | None = None
-
-
-@dataclass(frozen=True)
-class Period:
-    """UTC days `first` to `last`, both included."""
-
-    first: dt.date
-    last: dt.date
-
-    def bounds(self) -> tuple[dt.datetime, dt.datetime]:
-        start = dt.datetime.combine(self.first, dt.time(), tzinfo=dt.UTC)
-        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-        return start, end
 
 
 def _utc_day(column: Any) -> ColumnElement[dt.date]:

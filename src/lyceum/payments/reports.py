@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # csv_safe and the CSV writer moved to kit (the analytics reports use them too).
 from lyceum.kit.csvexport import csv_safe as csv_safe
 from lyceum.kit.csvexport import csv_text
+from lyceum.kit.periods import Period
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.money import exponent, to_decimal
-from lyceum.payments.report_repository import MAX_ROWS, Period, ReportRepository, Scope
+from lyceum.payments.report_repository import MAX_ROWS, ReportRepository, Scope
 
 # Without `from`, a report covers the 30 days up to `to` (default: today, UTC).
 DEFAULT_DAYS = 30
