@@ -275,6 +275,9 @@ WHO: dict[str, Who] = {
     "GET /api/v1/payments/reports/refunds.csv": Who.instructor,
     "GET /api/v1/payments/reports/coupons": Who.instructor,
     "GET /api/v1/payments/reports/coupons.csv": Who.instructor,
+    # xAPI (probed in tests/analytics/test_authorization_matrix.py, XAPI_ROWS): learners
+    # read their own statements, instructors their courses', admins all
+    "GET /api/v1/analytics/xapi/statements": Who.signed_in,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from lyceum import __version__, apidocs
+from lyceum.analytics import xapi_endpoints
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.assessments.guard import AssessmentGuard
 from lyceum.channels import endpoints as channel_endpoints
@@ -283,6 +284,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         system_endpoints.admin_jobs,
         payment_endpoints.payments,
         payment_report_endpoints.router,
+        xapi_endpoints.router,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)
