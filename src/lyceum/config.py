@@ -427,6 +427,16 @@ class Settings(BaseSettings):
         default_factory=lambda: ["KWD", "SAR", "AED", "QAR", "BHD", "OMR", "JOD", "EGP"]
     )
 
+    # xAPI: forwarding learning events to an external Learning Record Store --------
+    # The LRS's xAPI endpoint (statements are POSTed to `{XAPI_LRS_URL}/statements`);
+    # unset: nothing is forwarded (`GET /analytics/xapi/statements` still serves them).
+    # HTTP Basic credentials of the LRS's key (username and secret), when it asks.
+    xapi_lrs_url: AnyHttpUrl | None = None
+    xapi_lrs_username: str | None = None
+    xapi_lrs_password: SecretStr | None = None
+    # Statements per POST to the LRS.
+    xapi_forward_batch: int = Field(default=200, ge=1, le=2000)
+
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)
 

@@ -20,7 +20,8 @@ A statement id it already stores is not stored again (the specification forbids 
 change): the same statement again is accepted, a different one under that id is `409`
 and the whole batch is refused. `conflict_on_known=True` makes it answer `409` to any
 batch holding a known id, as some LRSs do. `fail(n)` makes the next `n` requests answer
-`503` (the LRS down); each accepted batch is recorded in `batches`.
+`503` (the LRS down), `refuse(id)` refuses one statement as a stricter LRS would; each
+accepted batch is recorded in `batches`.
 """
 
 from __future__ import annotations
@@ -313,15 +314,25 @@ class FakeLRS(_FakeServer):
         self.refusals: list[str] = []  # the body of every 400
         self._failures = 0
         self._failure_status = 503
+        self._healthy_before_failing = 0
+        self._refused_ids: set[str] = set()
         # xAPI stores single statements with PUT: this server's handler takes it too.
         handler = self.server.RequestHandlerClass
         handler.do_PUT = handler.do_POST  # type: ignore[attr-defined]
 
-    def fail(self, times: int, status: int = 503) -> None:
-        """The next `times` requests answer `status` (the LRS is down or overloaded)."""
+    def fail(self, times: int, status: int = 503, *, after: int = 0) -> None:
+        """After `after` more requests, the next `times` answer `status` (the LRS down
+        or overloaded)."""
         with self.lock:
+            self._healthy_before_failing = after
             self._failures = times
             self._failure_status = status
+
+    def refuse(self, *statement_ids: str) -> None:
+        """Refuse these statements (400) as an LRS with rules of its own (a profile's)
+        would, however valid they are."""
+        with self.lock:
+            self._refused_ids.update(statement_ids)
 
     @property
     def statements_url(self) -> str:
@@ -344,8 +355,11 @@ class FakeLRS(_FakeServer):
         if route.path != "/statements" or method not in ("POST", "PUT"):
             return _json(404, {"error": f"no {method} {route.path} here"})
         if self._failures > 0:
-            self._failures -= 1
-            return _json(self._failure_status, {"error": "temporarily unavailable"})
+            if self._healthy_before_failing > 0:
+                self._healthy_before_failing -= 1
+            else:
+                self._failures -= 1
+                return _json(self._failure_status, {"error": "temporarily unavailable"})
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if headers.get("authorization") != f"Basic {expected}":
             return _json(401, {"error": "bad or missing Basic credentials"})
@@ -369,6 +383,8 @@ class FakeLRS(_FakeServer):
         for index, statement in enumerate(statements):
             try:
                 check_statement(statement)
+                if statement.get("id") in self._refused_ids:
+                    raise Refused(f"statement {statement['id']} breaks this LRS's profile")
             except Refused as error:
                 return _json(400, {"error": f"statement {index}: {error}"})
         with_ids = [{"id": str(uuid.uuid4()), **statement} for statement in statements]
