@@ -166,7 +166,9 @@ def _decode(value: str) -> _Cursor:
         return _Cursor.model_validate(json.loads(raw))
     except (binascii.Error, ValueError, ValidationError, UnicodeDecodeError):
         raise Invalid(
-            "Not a cursor this feed made: follow `more` as it was answered.", field="query.cursor"
+            "Not a cursor this feed made: follow `more` as it was answered.",
+            field="query.cursor",
+            slug="invalid-cursor",
         ) from None
 
 
