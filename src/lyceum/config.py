@@ -20,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -436,6 +437,15 @@ class Settings(BaseSettings):
     xapi_lrs_password: SecretStr | None = None
     # Statements per POST to the LRS.
     xapi_forward_batch: int = Field(default=200, ge=1, le=2000)
+
+    @field_validator("xapi_lrs_password")
+    @classmethod
+    def _password_needs_a_username(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is not None and not info.data.get("xapi_lrs_username"):
+            raise ValueError("needs XAPI_LRS_USERNAME (HTTP Basic sends both)")
+        return value
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)

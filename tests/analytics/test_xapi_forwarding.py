@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 import structlog
-from pydantic import AnyHttpUrl, SecretStr
+from pydantic import AnyHttpUrl, SecretStr, ValidationError
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from lyceum.analytics.cursor import advance, position
 from lyceum.analytics.partitions import ensure_partitions
 from lyceum.analytics.xapi import statement
 from lyceum.analytics.xapi_tasks import CURSOR, Forwarded, forward, forward_statements
+from lyceum.config import Settings
 from lyceum.kit.delivery import TransientDeliveryError
 from lyceum.kit.jobs import DEFAULT_RETRY, Queue, defer, job_app, transaction
 from lyceum.kit.runtime import Runtime
@@ -241,3 +242,9 @@ async def test_a_failed_job_is_retried_by_the_job_system(forwarding: Runtime, lr
     # Failed once, waiting for its retry (the backoff's first wait).
     assert (status, attempts) == ("todo", 1)
     assert sent(lrs, ids) == {}
+
+
+def test_an_lrs_password_needs_its_username() -> None:
+    with pytest.raises(ValidationError, match="XAPI_LRS_USERNAME"):
+        Settings(database_url=None, xapi_lrs_password=SecretStr("secret"))
+    assert Settings(database_url=None, xapi_lrs_username="lyceum").xapi_lrs_password is None
