@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Numeric, Text, cast, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from lyceum.analytics.partitions import ensure_partitions
+from lyceum.analytics.partition_repository import ensure_partitions
 from lyceum.analytics.xapi_repository import (
     StatementFilter,
     StatementScope,

@@ -20,10 +20,16 @@ from pydantic import AnyHttpUrl, SecretStr, ValidationError
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics.cursor import advance, position
-from lyceum.analytics.partitions import ensure_partitions
+from lyceum.analytics.cursor_repository import advance, position
+from lyceum.analytics.partition_repository import ensure_partitions
 from lyceum.analytics.xapi import statement
-from lyceum.analytics.xapi_tasks import CURSOR, Forwarded, forward, forward_statements
+from lyceum.analytics.xapi_tasks import (
+    CURSOR,
+    Forwarded,
+    forward,
+    forward_statements,
+    schedule_forwarding,
+)
 from lyceum.config import Settings
 from lyceum.kit.delivery import TransientDeliveryError
 from lyceum.kit.jobs import DEFAULT_RETRY, Queue, defer, job_app, transaction
@@ -212,36 +218,74 @@ async def test_nothing_is_forwarded_without_an_lrs(runtime: Runtime, lrs: FakeLR
     assert lrs.answers == []
 
 
-def test_forwarding_is_a_periodic_job_with_retries() -> None:
+def test_forwarding_is_queued_every_minute_and_retried_with_backoff() -> None:
     periodic = {
         task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
     }
-    assert periodic[forward_statements.name] == "* * * * *"
+    assert periodic[schedule_forwarding.name] == "* * * * *"
+    assert forward_statements.name not in periodic
     assert forward_statements.queue == Queue.maintenance.value
     assert forward_statements.retry_strategy == DEFAULT_RETRY
+    assert schedule_forwarding.retry_strategy is None
 
 
-async def test_a_failed_job_is_retried_by_the_job_system(forwarding: Runtime, lrs: FakeLRS) -> None:
-    ids = await committed_events(forwarding, 2)
-    lrs.fail(10)
-    async with transaction(forwarding) as session:
+async def _jobs(runtime: Runtime, task_name: str) -> list[tuple[int, str, int]]:
+    async with transaction(runtime) as session:
+        found = await session.execute(
+            text(
+                "SELECT id, status::text, attempts FROM procrastinate_jobs"
+                " WHERE task_name = :task AND status IN ('todo', 'doing') ORDER BY id"
+            ),
+            {"task": task_name},
+        )
+        return [(row[0], row[1], row[2]) for row in found]
+
+
+async def _tick(runtime: Runtime) -> None:
+    async with transaction(runtime) as session:
         await session.execute(
             text("DELETE FROM procrastinate_jobs WHERE task_name = :task AND status = 'todo'"),
+            {"task": schedule_forwarding.name},
+        )
+        await defer(session, schedule_forwarding, timestamp=0)
+    await run_jobs([Queue.maintenance.value], runtime=runtime)
+
+
+async def test_a_failed_run_is_retried_by_the_job_system_and_never_doubled(
+    forwarding: Runtime, lrs: FakeLRS
+) -> None:
+    ids = await committed_events(forwarding, 2)
+    lrs.fail(100)
+    async with transaction(forwarding) as session:  # an earlier test's leftovers
+        await session.execute(
+            text("DELETE FROM procrastinate_jobs WHERE task_name = :task"),
             {"task": forward_statements.name},
         )
-        job_id = await defer(session, forward_statements, timestamp=0)
-    await run_jobs([Queue.maintenance.value], runtime=forwarding)
-    async with transaction(forwarding) as session:
-        status, attempts = (
+    try:
+        await _tick(forwarding)
+        # The tick queued a run; it failed once and waits for its retry (backoff).
+        [(job_id, status, attempts)] = await _jobs(forwarding, forward_statements.name)
+        assert (status, attempts) == ("todo", 1)
+        assert sent(lrs, ids) == {}
+        # The next tick sees it waiting and queues no second run.
+        await _tick(forwarding)
+        assert await _jobs(forwarding, forward_statements.name) == [(job_id, "todo", 1)]
+        # The LRS is back: the retry (made due now) sends everything.
+        lrs.fail(0)
+        async with transaction(forwarding) as session:
             await session.execute(
-                text("SELECT status::text, attempts FROM procrastinate_jobs WHERE id = :id"),
+                text("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE id = :id"),
                 {"id": job_id},
             )
-        ).one()
-        await session.execute(text("DELETE FROM procrastinate_jobs WHERE id = :id"), {"id": job_id})
-    # Failed once, waiting for its retry (the backoff's first wait).
-    assert (status, attempts) == ("todo", 1)
-    assert sent(lrs, ids) == {}
+        await run_jobs([Queue.maintenance.value], runtime=forwarding)
+        assert sent(lrs, ids) == {str(i): 1 for i in ids}
+        assert await _jobs(forwarding, forward_statements.name) == []
+    finally:
+        async with transaction(forwarding) as session:
+            await session.execute(
+                text("DELETE FROM procrastinate_jobs WHERE task_name IN (:a, :b)"),
+                {"a": forward_statements.name, "b": schedule_forwarding.name},
+            )
 
 
 def test_an_lrs_password_needs_its_username() -> None:

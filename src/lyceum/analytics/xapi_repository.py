@@ -2,10 +2,10 @@
 external Learning Record Store.
 
 Both read only rows whose writing transaction has finished (`tx` below the oldest
-running transaction, `lyceum.analytics.cursor`): such a set never changes afterwards,
-so a feed paged over it by (received_at, id) neither skips nor repeats a row while
-events keep arriving, and the forwarding job's watermark never passes a row that
-commits later.
+running transaction, `analytics.cursor_repository`): such a set never changes
+afterwards, so a feed paged over it by (received_at, id) neither skips nor repeats a
+row while events keep arriving, and the forwarding job's watermark never passes a row
+that commits later.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import cast, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from lyceum.analytics.cursor import Window
+from lyceum.analytics.cursor_repository import Window
 from lyceum.models.analytics import AnalyticsCursor, AnalyticsEvent, Xid8
 from lyceum.models.courses import CourseInstructor
 
@@ -150,12 +150,25 @@ async def settle_cursor(session: AsyncSession, name: str, position: int) -> None
     )
 
 
+async def job_in_flight(session: AsyncSession, task_name: str) -> bool:
+    """Whether a job of `task_name` is queued, running, or waiting for its retry."""
+    found = await session.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs"
+            " WHERE task_name = :task AND status IN ('todo', 'doing'))"
+        ),
+        {"task": task_name},
+    )
+    return bool(found.scalar_one())
+
+
 __all__ = [
     "StatementFilter",
     "StatementScope",
     "WindowEvent",
     "consistent_through",
     "horizon",
+    "job_in_flight",
     "settle_cursor",
     "statement_events",
     "window_events",

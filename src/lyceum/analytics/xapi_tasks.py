@@ -2,14 +2,16 @@
 xAPI 1.0.3 statements, each one once.
 
 Every minute a job reads the events whose transactions have finished since its
-watermark (`analytics.cursor`, cursor `xapi_forward`), in (tx, id) order and batches
-of XAPI_FORWARD_BATCH, and POSTs each batch as an array to `{XAPI_LRS_URL}/statements`
-(`X-Experience-API-Version: 1.0.3`, HTTP Basic with XAPI_LRS_USERNAME/PASSWORD). The
+watermark (`analytics.cursor_repository`, cursor `xapi_forward`), in (tx, id) order
+and batches of XAPI_FORWARD_BATCH, and POSTs each batch as an array to
+`{XAPI_LRS_URL}/statements` (`X-Experience-API-Version: 1.0.3`, HTTP Basic with
+XAPI_LRS_USERNAME/PASSWORD). The
 watermark moves in the transaction that read the batch, committed only after the LRS
 answered 2xx: a failure leaves it where it was.
 
 - 5xx, 429, 401/403, a timeout or a network error: the job fails and the job system
-  retries it with backoff (the next minute's run takes over after the last attempt).
+  retries it with backoff; a periodic tick queues the job only when none is queued,
+  running or waiting for a retry (so a down LRS never piles runs up).
   The statements of a failed batch are sent again; their ids are the events' stable
   `event_id`s, so an LRS stores each once (xAPI Communication 2.1.2).
 - 409 (an id the LRS already has): the batch is sent again statement by statement
@@ -36,12 +38,21 @@ from typing import Any
 import httpx
 import structlog
 
-from lyceum.analytics.cursor import advance
+from lyceum.analytics.cursor_repository import advance
 from lyceum.analytics.xapi import XAPI_VERSION, statement
-from lyceum.analytics.xapi_repository import settle_cursor, window_events
+from lyceum.analytics.xapi_repository import job_in_flight, settle_cursor, window_events
 from lyceum.config import Settings
 from lyceum.kit.delivery import TransientDeliveryError
-from lyceum.kit.jobs import JobContext, Queue, Resources, job_app, resources, task, transaction
+from lyceum.kit.jobs import (
+    JobContext,
+    Queue,
+    Resources,
+    defer,
+    job_app,
+    resources,
+    task,
+    transaction,
+)
 
 logger = structlog.get_logger("lyceum.analytics.xapi")
 
@@ -175,19 +186,37 @@ async def forward(runtime: Resources, settings: Settings, http: httpx.AsyncClien
     return outcome
 
 
-@job_app.periodic(cron="* * * * *", periodic_id="xapi-forward")
-@task(
-    name="lyceum.analytics.xapi_forward",
-    queue=Queue.maintenance,
-    pass_context=True,
-    queueing_lock="xapi_forward",
-)
-async def forward_statements(context: JobContext, timestamp: int) -> int:
-    """Every minute, when XAPI_LRS_URL is set: forward new events to the LRS. A failure
-    is retried with the job system's backoff; nothing is skipped by a failed run."""
+@task(name="lyceum.analytics.xapi_forward", queue=Queue.maintenance, pass_context=True)
+async def forward_statements(context: JobContext) -> int:
+    """Forward new events to the LRS. A failure is retried with the job system's
+    backoff (DEFAULT_RETRY); nothing is skipped by a failed attempt."""
     runtime = resources(context)
     if runtime.settings.xapi_lrs_url is None:
         return 0
     async with httpx.AsyncClient(timeout=LRS_TIMEOUT_SECONDS, follow_redirects=False) as http:
         outcome = await forward(runtime, runtime.settings, http)
     return outcome.sent
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="xapi-forward")
+@task(
+    name="lyceum.analytics.xapi_forward_tick",
+    queue=Queue.maintenance,
+    pass_context=True,
+    retry=False,
+    queueing_lock="xapi_forward_tick",
+)
+async def schedule_forwarding(context: JobContext, timestamp: int) -> bool:
+    """Every minute, when XAPI_LRS_URL is set: queue a forwarding job unless one is
+    queued, running or waiting for its retry. The periodic job cannot be the retrying
+    one: a queueing lock (one run at a time) and a retry collide (the retry puts the job
+    back to `todo` beside the next tick's), and without the lock a down LRS would pile
+    up a run per minute, each holding a worker through its timeouts."""
+    runtime = resources(context)
+    if runtime.settings.xapi_lrs_url is None:
+        return False
+    async with transaction(runtime) as session:
+        if await job_in_flight(session, forward_statements.name):
+            return False
+        await defer(session, forward_statements)
+    return True
