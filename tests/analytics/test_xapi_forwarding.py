@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import httpx
 import pytest
@@ -43,7 +43,7 @@ BATCH = 3
 
 
 @pytest.fixture
-def lrs() -> AsyncIterator[FakeLRS]:
+def lrs() -> Iterator[FakeLRS]:
     with FakeLRS() as server:
         yield server
 
