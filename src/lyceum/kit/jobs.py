@@ -103,6 +103,8 @@ TASK_MODULES = [
     "lyceum.reminders.tasks",
     "lyceum.system.tasks",
     "lyceum.payments.tasks",
+    "lyceum.analytics.tasks",
+    "lyceum.analytics.facts",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
