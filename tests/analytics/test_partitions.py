@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics.partitions import existing_partitions
+from lyceum.analytics.partition_repository import existing_partitions
 from lyceum.analytics.tasks import maintain_storage
 from lyceum.config import Settings
 from lyceum.models.analytics import AnalyticsEvent, AnalyticsEventKey

@@ -2,7 +2,7 @@
 events: several batches through the real endpoint and the real services' facts, with
 rollup runs between them, then every rollup table compared row for row.
 
-The rollups read only events whose transactions have all finished (`analytics.cursor`),
+The rollups read only events whose transactions have all finished (`analytics.cursor_repository`),
 so this test works on committed data (its own users and courses, removed afterwards)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from lyceum.analytics import repository
-from lyceum.analytics.cursor import position
+from lyceum.analytics.cursor_repository import position
 from lyceum.analytics.repository import ROLLUPS
 from lyceum.analytics.rollups import CURSOR, recompute_from_scratch, run_rollups
 from lyceum.config import Settings

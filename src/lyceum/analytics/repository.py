@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics.cursor import WINDOW_CLAUSE, Window
+from lyceum.analytics.cursor_repository import WINDOW_CLAUSE, Window
 
 # Ingest ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The rollups, kept current incrementally: each run takes the events written since the
 last one (the `rollups` cursor: every transaction below its upper bound has finished,
-`analytics.cursor`) and adds them into five tables with one
+`analytics.cursor_repository`) and adds them into five tables with one
 `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE` each, in the transaction that
 moves the cursor, so an event is counted exactly once whatever runs concurrently.
 
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics import cursor, repository
+from lyceum.analytics import cursor_repository as cursor
+from lyceum.analytics import repository
 
 CURSOR = "rollups"
 

@@ -22,7 +22,8 @@ import structlog
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics import partitions, repository
+from lyceum.analytics import partition_repository as partitions
+from lyceum.analytics import repository
 from lyceum.analytics.rollups import run_rollups
 from lyceum.config import Settings
 from lyceum.kit.db import raw_connection
