@@ -35,6 +35,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.models.content import CourseFile, FileStatus
 from lyceum.models.courses import Certificate
 from lyceum.models.identity import Role, User
+from tests.analytics import test_authorization_matrix as analytics_matrix
 from tests.assessments import test_authorization_matrix as assessments_matrix
 from tests.channels import test_authorization_matrix as channels_matrix
 from tests.chat import test_authorization_matrix as chat_matrix
@@ -278,6 +279,8 @@ WHO: dict[str, Who] = {
     # xAPI (probed in tests/analytics/test_authorization_matrix.py, XAPI_ROWS): learners
     # read their own statements, instructors their courses', admins all
     "GET /api/v1/analytics/xapi/statements": Who.signed_in,
+    # analytics (probed in tests/analytics/test_authorization_matrix.py)
+    "POST /api/v1/analytics/events": Who.signed_in,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -487,6 +490,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
     "tests/payments/test_authorization_matrix.py": payments_matrix.MATRIX,
     "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
+    "tests/analytics/test_authorization_matrix.py": analytics_matrix.MATRIX,
 }
 
 

@@ -1,10 +1,118 @@
-"""Probe rows of the analytics routes, by helper block (the integrator unions them)."""
+"""Every analytics route called by each kind of caller against one world (blocks: the
+ingest's `INGEST_ROWS`; the reports' and xAPI's rows join `MATRIX` beside them).
+
+Bodies may hold `{name}` placeholders (ids of the world, `{now}`), filled in per test."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lyceum.kit.runtime import Runtime
+from lyceum.models.identity import Role
+from tests.assessments.helpers import Member, member
+from tests.courses.test_courses import new_course, published
+from tests.support.authorization import Row
+
 API = "/api/v1"
+CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instructor", "admin"]
+
+
+@dataclass
+class World:
+    ids: dict[str, str]
+    people: dict[str, Member | None]
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, connection: AsyncConnection, runtime: Runtime) -> World:
+    """`enrolled` learns in {course} (taught by `instructor`), `other_learner` in
+    {other_course} (taught by `other_instructor`); {draft} is `instructor`'s draft."""
+    teacher = await member(connection, runtime, Role.instructor, prefix="teacher")
+    other_teacher = await member(connection, runtime, Role.instructor, prefix="oi")
+    enrolled = await member(connection, runtime, prefix="enrolled")
+    other = await member(connection, runtime, prefix="other")
+    admin = await member(connection, runtime, Role.admin, prefix="admin")
+    course, lessons = await published(client, teacher)  # type: ignore[arg-type]
+    other_course, other_lessons = await published(client, other_teacher)  # type: ignore[arg-type]
+    draft = await new_course(client, teacher)  # type: ignore[arg-type]
+    for who, where in ((enrolled, course), (other, other_course)):
+        joined = await client.post(f"{API}/courses/{where['id']}/enrollments", headers=who.headers)
+        assert joined.status_code == 201, joined.text
+    people: dict[str, Member | None] = {
+        "anonymous": None,
+        "enrolled": enrolled,
+        "other_learner": other,
+        "instructor": teacher,
+        "other_instructor": other_teacher,
+        "admin": admin,
+    }
+    ids = {
+        "course": course["id"],
+        "locked": lessons[1],  # not a preview
+        "other_course": other_course["id"],
+        "other_locked": other_lessons[1],
+        "draft": draft["id"],
+        "made_up": "00000000-0000-4000-8000-000000000000",
+    }
+    return World(ids, people)
+
+
+def _viewed(object_type: str, object_id: str) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "id": "{event_id}",
+                "verb": "viewed",
+                "object": {"type": object_type, "id": object_id},
+                "timestamp": "{now}",
+            }
+        ]
+    }
+
+
+# Ingest: a learner posts about what they may see; a hidden or unknown object is 422
+# (`not_visible`), like a wrong id, whoever asks.
+INGEST_ROWS: list[Row] = [
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{locked}"),
+        [401, 202, 422, 202, 422, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{other_locked}"),
+        [401, 422, 202, 422, 202, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("course", "{draft}"),
+        [401, 422, 422, 202, 422, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("course", "{course}"),
+        [202 if i else 401 for i in range(6)],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{made_up}"),
+        [401, 422, 422, 422, 422, 422],
+    ),
+]
+
+MATRIX: list[Row] = [*INGEST_ROWS]
 
 # --- xAPI (helper C) -------------------------------------------------------------------
 # GET /analytics/xapi/statements has no id in its path: these rows show who reaches which
@@ -44,3 +152,48 @@ XAPI_ROWS: list[tuple[str, str, Any, list[int]]] = [
     ),
 ]
 # --- end xAPI ------------------------------------------------------------------------------
+
+
+def fill(value: Any, names: dict[str, str]) -> Any:
+    """`value` with its `{name}` placeholders replaced, at any depth."""
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, dict):
+        return {key: fill(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill(item, names) for item in value]
+    return value
+
+
+@pytest.mark.parametrize(("method", "template", "body", "expected"), MATRIX)
+async def test_authorization_matrix(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    world: World,
+    method: str,
+    template: str,
+    body: Any,
+    expected: list[int],
+) -> None:
+    answers = {}
+    for who in CALLERS:
+        caller = world.people[who]
+        names = {
+            **world.ids,
+            "now": dt.datetime.now(dt.UTC).isoformat(),
+            "event_id": uuid.uuid4().hex,
+        }
+        row = await connection.begin_nested()
+        try:
+            response = await client.request(
+                method,
+                template.format(**names),
+                json=fill(body, names),
+                headers=caller.headers if caller else {},
+            )
+        finally:
+            await row.rollback()
+        answers[who] = response.status_code
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json", response.text
+    assert answers == dict(zip(CALLERS, expected, strict=True))

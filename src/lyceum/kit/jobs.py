@@ -104,6 +104,8 @@ TASK_MODULES = [
     "lyceum.system.tasks",
     "lyceum.payments.tasks",
     "lyceum.analytics.xapi_tasks",
+    "lyceum.analytics.tasks",
+    "lyceum.analytics.facts",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its
