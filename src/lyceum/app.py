@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from lyceum import __version__, apidocs
-from lyceum.analytics import xapi_endpoints
 from lyceum.analytics import endpoints as analytics_endpoints
+from lyceum.analytics import xapi_endpoints
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.assessments.guard import AssessmentGuard
 from lyceum.channels import endpoints as channel_endpoints
