@@ -276,6 +276,11 @@ WHO: dict[str, Who] = {
     "GET /api/v1/payments/reports/refunds.csv": Who.instructor,
     "GET /api/v1/payments/reports/coupons": Who.instructor,
     "GET /api/v1/payments/reports/coupons.csv": Who.instructor,
+    # xAPI (probed in tests/analytics/test_authorization_matrix.py, XAPI_ROWS): learners
+    # read their own statements, instructors their courses', admins all
+    "GET /api/v1/analytics/xapi/statements": Who.signed_in,
+    # analytics (probed in tests/analytics/test_authorization_matrix.py)
+    "POST /api/v1/analytics/events": Who.signed_in,
     # analytics reports (probed in tests/analytics/test_authorization_matrix.py)
     "GET /api/v1/analytics/courses/{course_id}/overview": Who.instructor,
     "GET /api/v1/analytics/courses/{course_id}/lessons": Who.instructor,

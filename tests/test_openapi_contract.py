@@ -130,6 +130,9 @@ def _beyond_the_schema(problem: dict[str, Any]) -> bool:
         # A payment webhook is trusted for its signature (a secret's proof), not its
         # shape: a well-formed unsigned one is refused with 400.
         "/invalid-webhook",
+        # A paging cursor (the xAPI feed's `more`) is the server's own opaque token: any
+        # string of its alphabet fits the schema, only one the server made decodes.
+        "/invalid-cursor",
     )
     if problem.get("type", "").endswith(content_rules):
         return True

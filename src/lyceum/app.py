@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from lyceum import __version__, apidocs
+from lyceum.analytics import endpoints as analytics_endpoints
 from lyceum.analytics import report_endpoints as analytics_report_endpoints
+from lyceum.analytics import xapi_endpoints
 from lyceum.assessments import endpoints as assessment_endpoints
 from lyceum.assessments.guard import AssessmentGuard
 from lyceum.channels import endpoints as channel_endpoints
@@ -130,6 +132,12 @@ TAGS = [
         "coupons, refunds, receipts, payment reports, and the payment providers' webhooks. "
         "Amounts are integers in the currency's minor units (ISO 4217: 2 decimals for USD, "
         "3 for KWD, 0 for JPY).",
+    },
+    {
+        "name": "analytics",
+        "description": "Learning analytics: apps post learners' events in batches; the "
+        "platform records its own facts (enrollments, completions, grades, tutor questions, "
+        "chat activity); instructors and admins read reports built from rollups.",
     },
     {
         "name": "notifications",
@@ -284,6 +292,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         system_endpoints.admin_jobs,
         payment_endpoints.payments,
         payment_report_endpoints.router,
+        xapi_endpoints.router,
+        analytics_endpoints.router,
         analytics_report_endpoints.router,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)

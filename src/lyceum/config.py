@@ -20,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -429,6 +430,48 @@ class Settings(BaseSettings):
     myfatoorah_currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["KWD", "SAR", "AED", "QAR", "BHD", "OMR", "JOD", "EGP"]
     )
+
+    # xAPI: forwarding learning events to an external Learning Record Store --------
+    # The LRS's xAPI endpoint (statements are POSTed to `{XAPI_LRS_URL}/statements`);
+    # unset: nothing is forwarded (`GET /analytics/xapi/statements` still serves them).
+    # HTTP Basic credentials of the LRS's key (username and secret), when it asks.
+    xapi_lrs_url: AnyHttpUrl | None = None
+    xapi_lrs_username: str | None = None
+    xapi_lrs_password: SecretStr | None = None
+    # Statements per POST to the LRS.
+    xapi_forward_batch: int = Field(default=200, ge=1, le=2000)
+
+    @field_validator("xapi_lrs_password")
+    @classmethod
+    def _password_needs_a_username(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is not None and not info.data.get("xapi_lrs_username"):
+            raise ValueError("needs XAPI_LRS_USERNAME (HTTP Basic sends both)")
+        return value
+    # Learning analytics: event ingest --------------------------------------------
+    # Events one POST /analytics/events may carry (at most 500).
+    analytics_max_batch_events: int = Field(default=500, ge=1, le=500)
+    # How far ahead of the server's clock an event's timestamp may be (clock skew).
+    analytics_max_future_skew_seconds: int = Field(default=300, ge=0, le=24 * 60 * 60)
+    # How old an event may be when it is posted (an app that was offline sends late).
+    analytics_max_event_age_days: int = Field(default=30, ge=1, le=365)
+    # Monthly partitions of the raw events made this many months ahead.
+    analytics_partitions_ahead: int = Field(default=3, ge=1, le=24)
+    # Raw events are kept this many months (whole months older are dropped); the
+    # rollups keep their counts.
+    analytics_retention_months: int = Field(default=24, ge=1, le=120)
+    # Whether each ingest asks for a rollup run right away (else the minute's run).
+    analytics_rollup_after_ingest: bool = True
+
+    @model_validator(mode="after")
+    def _check_analytics_retention(self) -> Settings:
+        if self.analytics_max_event_age_days > 28 * self.analytics_retention_months:
+            raise ValueError(
+                "ANALYTICS_MAX_EVENT_AGE_DAYS: must be within ANALYTICS_RETENTION_MONTHS "
+                "(28 days a month), or events could be posted for dropped months"
+            )
+        return self
 
     # The address this process serves on (set by `lyceum serve`), not a setting.
     _served_url: str | None = PrivateAttr(default=None)

@@ -1,0 +1,1 @@
+"""Tests of learning analytics: ingest, facts, storage, rollups, reports, xAPI."""

@@ -1,9 +1,11 @@
-"""Every analytics route with an id in its path, called by each kind of caller. Each
-helper's routes are one block of rows (`REPORT_ROWS`: the reports); `MATRIX` is all of
-them, what `tests/test_authorization_matrix.py` reads."""
+"""Every analytics route called by each kind of caller against one world (blocks: the
+ingest's `INGEST_ROWS`; the reports' and xAPI's rows join `MATRIX` beside them).
+
+Bodies may hold `{name}` placeholders (ids of the world, `{now}`), filled in per test."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +14,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import Assignment, Quiz
 from lyceum.models.identity import Role
-from tests.courses.test_courses import published
-from tests.identity.helpers import Account, account
+from tests.assessments.helpers import Member, member
+from tests.courses.test_courses import new_course, published
+from tests.support.authorization import Row
 
 API = "/api/v1"
 CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instructor", "admin"]
@@ -24,21 +28,25 @@ CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instru
 @dataclass
 class World:
     ids: dict[str, str]
-    people: dict[str, Account | None]
+    people: dict[str, Member | None]
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, connection: AsyncConnection) -> World:
-    teacher = await account(client, connection, role=Role.instructor, prefix="teacher")
-    other_teacher = await account(client, connection, role=Role.instructor, prefix="oi")
-    enrolled = await account(client, connection, prefix="enrolled")
-    other = await account(client, connection, prefix="other")
-    admin = await account(client, connection, role=Role.admin, prefix="admin")
-    course, _ = await published(client, teacher)
-    other_course, _ = await published(client, other_teacher)
+async def world(client: httpx.AsyncClient, connection: AsyncConnection, runtime: Runtime) -> World:
+    """`enrolled` learns in {course} (taught by `instructor`), `other_learner` in
+    {other_course} (taught by `other_instructor`); {draft} is `instructor`'s draft."""
+    teacher = await member(connection, runtime, Role.instructor, prefix="teacher")
+    other_teacher = await member(connection, runtime, Role.instructor, prefix="oi")
+    enrolled = await member(connection, runtime, prefix="enrolled")
+    other = await member(connection, runtime, prefix="other")
+    admin = await member(connection, runtime, Role.admin, prefix="admin")
+    course, lessons = await published(client, teacher)  # type: ignore[arg-type]
+    other_course, other_lessons = await published(client, other_teacher)  # type: ignore[arg-type]
+    draft = await new_course(client, teacher)  # type: ignore[arg-type]
     for who, where in ((enrolled, course), (other, other_course)):
         joined = await client.post(f"{API}/courses/{where['id']}/enrollments", headers=who.headers)
         assert joined.status_code == 201, joined.text
+    # The reports' objects: a quiz and an essay assignment of {course}.
     quiz = Quiz(course_id=uuid.UUID(course["id"]), title="Q", pass_percent=50, published=True)
     assignment = Assignment(
         course_id=uuid.UUID(course["id"]),
@@ -54,7 +62,7 @@ async def world(client: httpx.AsyncClient, connection: AsyncConnection) -> World
     ) as db:
         db.add_all([quiz, assignment])
         await db.commit()
-    people: dict[str, Account | None] = {
+    people: dict[str, Member | None] = {
         "anonymous": None,
         "enrolled": enrolled,
         "other_learner": other,
@@ -64,6 +72,10 @@ async def world(client: httpx.AsyncClient, connection: AsyncConnection) -> World
     }
     ids = {
         "course": course["id"],
+        "locked": lessons[1],  # not a preview
+        "other_course": other_course["id"],
+        "other_locked": other_lessons[1],
+        "draft": draft["id"],
         "quiz": str(quiz.id),
         "assignment": str(assignment.id),
         "made_up": "00000000-0000-4000-8000-000000000000",
@@ -71,12 +83,60 @@ async def world(client: httpx.AsyncClient, connection: AsyncConnection) -> World
     return World(ids, people)
 
 
-# (method, path template, body, expected status per caller in CALLERS order)
-# Reports: the course's instructors and admins; students 403 whatever the id (before
-# any lookup), another course's instructor 403, an unknown id 404.
+def _viewed(object_type: str, object_id: str) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "id": "{event_id}",
+                "verb": "viewed",
+                "object": {"type": object_type, "id": object_id},
+                "timestamp": "{now}",
+            }
+        ]
+    }
+
+
+# Ingest: a learner posts about what they may see; a hidden or unknown object is 422
+# (`not_visible`), like a wrong id, whoever asks.
+INGEST_ROWS: list[Row] = [
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{locked}"),
+        [401, 202, 422, 202, 422, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{other_locked}"),
+        [401, 422, 202, 422, 202, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("course", "{draft}"),
+        [401, 422, 422, 202, 422, 202],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("course", "{course}"),
+        [202 if i else 401 for i in range(6)],
+    ),
+    (
+        "POST",
+        API + "/analytics/events",
+        _viewed("lesson", "{made_up}"),
+        [401, 422, 422, 422, 422, 422],
+    ),
+]
+
+# --- reports (helper B) -----------------------------------------------------------------
+# The course's instructors and admins; students 403 whatever the id (before any lookup),
+# another course's instructor 403, an unknown id 404. The dashboard is the caller's own.
 TEACHERS = [401, 403, 403, 200, 403, 200]
 UNKNOWN = [401, 403, 403, 404, 404, 404]
-REPORT_ROWS: list[tuple[str, str, Any, list[int]]] = [
+REPORT_ROWS: list[Row] = [
     *(
         ("GET", API + "/analytics/courses/{" + key + "}/" + report, None, expected)
         for report in ("overview", "lessons", "tutor", "at-risk")
@@ -89,8 +149,59 @@ REPORT_ROWS: list[tuple[str, str, Any, list[int]]] = [
     ("GET", API + "/analytics/assignments/{made_up}/rubric", None, UNKNOWN),
     ("GET", API + "/me/analytics", None, [401, 200, 200, 200, 200, 200]),
 ]
+# --- end reports -------------------------------------------------------------------------
 
-MATRIX: list[tuple[str, str, Any, list[int]]] = [*REPORT_ROWS]
+MATRIX: list[Row] = [*INGEST_ROWS, *REPORT_ROWS]
+
+# --- xAPI (helper C) -------------------------------------------------------------------
+# GET /analytics/xapi/statements has no id in its path: these rows show who reaches which
+# course's statements through `course`. `enrolled` learns in {course} (taught by
+# `instructor`), `other_learner` in {other_course} (taught by `other_instructor`).
+# Learners always get 200 with only their own statements (the filter is forced, so
+# another course's id shows them nothing of anyone else's); instructors get 403 for a
+# course they do not teach; 404 for a course that does not exist (instructors, admins);
+# a cursor the feed did not make is 422. Run by
+# tests/analytics/test_xapi_endpoints.py::test_the_xapi_authorization_rows.
+XAPI_CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instructor", "admin"]
+XAPI_ROWS: list[tuple[str, str, Any, list[int]]] = [
+    ("GET", API + "/analytics/xapi/statements", None, [401, 200, 200, 200, 200, 200]),
+    (
+        "GET",
+        API + "/analytics/xapi/statements?course={course}",
+        None,
+        [401, 200, 200, 200, 403, 200],
+    ),
+    (
+        "GET",
+        API + "/analytics/xapi/statements?course={other_course}",
+        None,
+        [401, 200, 200, 403, 200, 200],
+    ),
+    (
+        "GET",
+        API + "/analytics/xapi/statements?course={made_up}",
+        None,
+        [401, 200, 200, 404, 404, 404],
+    ),
+    (
+        "GET",
+        API + "/analytics/xapi/statements?cursor=bm90LWEtY3Vyc29y",
+        None,
+        [401, 422, 422, 422, 422, 422],
+    ),
+]
+# --- end xAPI ------------------------------------------------------------------------------
+
+
+def fill(value: Any, names: dict[str, str]) -> Any:
+    """`value` with its `{name}` placeholders replaced, at any depth."""
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, dict):
+        return {key: fill(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill(item, names) for item in value]
+    return value
 
 
 @pytest.mark.parametrize(("method", "template", "body", "expected"), MATRIX)
@@ -103,14 +214,22 @@ async def test_authorization_matrix(
     body: Any,
     expected: list[int],
 ) -> None:
-    path = template.format(**world.ids)
     answers = {}
     for who in CALLERS:
         caller = world.people[who]
-        headers = caller.headers if caller else {}
+        names = {
+            **world.ids,
+            "now": dt.datetime.now(dt.UTC).isoformat(),
+            "event_id": uuid.uuid4().hex,
+        }
         row = await connection.begin_nested()
         try:
-            response = await client.request(method, path, json=body, headers=headers)
+            response = await client.request(
+                method,
+                template.format(**names),
+                json=fill(body, names),
+                headers=caller.headers if caller else {},
+            )
         finally:
             await row.rollback()
         answers[who] = response.status_code

@@ -103,6 +103,9 @@ TASK_MODULES = [
     "lyceum.reminders.tasks",
     "lyceum.system.tasks",
     "lyceum.payments.tasks",
+    "lyceum.analytics.xapi_tasks",
+    "lyceum.analytics.tasks",
+    "lyceum.analytics.facts",
     "lyceum.analytics.report_tasks",
 ]
 

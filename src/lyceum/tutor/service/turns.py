@@ -27,6 +27,7 @@ from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import model_name
 from lyceum.kit.cache import Cache
 from lyceum.kit.errors import Invalid
+from lyceum.kit.events import emit
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
 from lyceum.models.tutor import Conversation, Message, MessageRole, MessageStatus, TutorSettings
@@ -46,6 +47,9 @@ from lyceum.tutor.service.conversations import NEW_TITLE
 from lyceum.tutor.service.settings import TutorSettingsService
 
 SOURCES_PER_TURN = 5
+# Emitted when a learner's question is stored: message_id, user_id, course_id, lesson_id
+# (or None), answered (the material had relevant passages) and the question.
+QUESTION_ASKED = "tutor.question_asked"
 CACHE_PREFIX = "tutor:answer:"
 
 
@@ -184,24 +188,35 @@ class TurnService:
         grounding.history = recent
         grounding.graded = await self.guard.is_graded_question(caller, course, question)
 
-        self.repo.add(
-            Message(
-                conversation_id=conversation.id,
-                course_id=course.id,
-                user_id=caller.id,
-                role=MessageRole.user,
-                content=question,
-                citations=[],
-                tool_calls=[],
-                tokens_in=0,
-                tokens_out=0,
-                status=MessageStatus.complete,
-            )
+        asked = Message(
+            conversation_id=conversation.id,
+            course_id=course.id,
+            user_id=caller.id,
+            role=MessageRole.user,
+            content=question,
+            citations=[],
+            tool_calls=[],
+            tokens_in=0,
+            tokens_out=0,
+            status=MessageStatus.complete,
         )
+        self.repo.add(asked)
         if not previous and conversation.title == NEW_TITLE:
             conversation.title = question[:80]
         conversation.updated_at = self.now
         await self.repo.flush()
+        # Analytics records the question and whether the material answered it, with the
+        # question itself (an internal event: its reactions run in this transaction).
+        await emit(
+            self.session,
+            QUESTION_ASKED,
+            message_id=str(asked.id),
+            user_id=str(caller.id),
+            course_id=str(course.id),
+            lesson_id=str(conversation.lesson_id) if conversation.lesson_id else None,
+            answered=found is not None and found.relevant,
+            question=question,
+        )
 
         cache_key = None
         cached = None
