@@ -359,8 +359,11 @@ class AnalyticsReportRepository:
         await self.session.execute(statement)
 
     async def questions_to_embed(self, message_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+        """The named questions that the material did not answer and that have no
+        embedding yet (only those are grouped into topics)."""
         query = select(TutorQuestion.message_id, TutorQuestion.question).where(
             TutorQuestion.message_id.in_(message_ids),
+            TutorQuestion.answered.is_(False),
             TutorQuestion.embedding.is_(None),
         )
         return (await self.session.execute(query)).all()

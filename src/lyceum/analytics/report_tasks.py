@@ -51,8 +51,9 @@ async def record_question(
 async def embed_questions(
     session: AsyncSession, embedder: Embedder, message_ids: Sequence[uuid.UUID]
 ) -> int:
-    """Embed the named questions that have no embedding yet; returns how many. A second
-    run finds nothing left to do."""
+    """Embed the named unanswered questions that have no embedding yet (answered ones
+    are never grouped: no model time is spent on them); returns how many. A second run
+    finds nothing left to do."""
     repository = AnalyticsReportRepository(session)
     rows = await repository.questions_to_embed(message_ids)
     if not rows:
