@@ -449,6 +449,7 @@ class Settings(BaseSettings):
         if value is not None and not info.data.get("xapi_lrs_username"):
             raise ValueError("needs XAPI_LRS_USERNAME (HTTP Basic sends both)")
         return value
+
     # Learning analytics: event ingest --------------------------------------------
     # Events one POST /analytics/events may carry (at most 500).
     analytics_max_batch_events: int = Field(default=500, ge=1, le=500)
