@@ -389,17 +389,17 @@ async def test_an_event_committed_during_paging_waits_for_the_next_query(
                 reader, scope, StatementFilter(edge, None, None, None, limit=2)
             )
         await slow.commit()
-    listed = [event.event_id for event in first[:2]]
-    after = (first[1].received_at, first[1].id)
+    listed = [row.event.event_id for row in first[:2]]
+    after = (first[1].event.received_at, first[1].event.id)
     async with AsyncSession(engine) as reader:
         rest = await statement_events(
             reader, scope, StatementFilter(edge, None, None, after, limit=100)
         )
-        listed += [event.event_id for event in rest]
+        listed += [row.event.event_id for row in rest]
         # This query's rows (those of transactions finished when it began) once each,
         # in stored order, though the late row and a later one committed meanwhile.
         assert listed == committed[1:4]
         again = await statement_events(
             reader, scope, StatementFilter(await horizon(reader), None, None, None, limit=100)
         )
-    assert [event.event_id for event in again] == committed
+    assert [row.event.event_id for row in again] == committed

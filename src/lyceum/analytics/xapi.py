@@ -12,7 +12,9 @@ the forwarding job hand out.
   URL (`/courses/{id}`, `/lessons/{id}`, `/files/{id}#page=N`, `/quizzes/{id}`,
   `/questions/{id}` for a quiz item, `/assignments/{id}`, `/chat/rooms/{id}`,
   `/courses` for the catalog).
-- `result` carries only what the event has: a score (`raw`, `min` 0 and `max` with
+- `result` carries only what the event has (but a learner reading their own
+  passed/failed statement of a quiz whose review policy is "none" gets neither its
+  score nor its success, as the quiz's own attempt view hides them): a score (`raw`, `min` 0 and `max` with
   `scaled` = raw/max when the maximum is known), `success`, `completion`, `response`,
   `duration` in ISO 8601 (`PT12.34S`, 0.01 s precision, Data 4.6), and for a tutor
   question whether the material answered it (an extension).
@@ -174,13 +176,20 @@ def _score(result: Mapping[str, Any]) -> dict[str, Any] | None:
     return score
 
 
-def _result(base: str, event: EventRow) -> dict[str, Any] | None:
+# Verbs whose score and success a quiz with review policy "none" keeps from its learner.
+GRADED_VERBS = frozenset({Verb.passed.value, Verb.failed.value})
+
+
+def _result(base: str, event: EventRow, *, hide_score: bool) -> dict[str, Any] | None:
     stored = event.result or {}
     result: dict[str, Any] = {}
-    score = _score(stored)
+    hidden = hide_score and event.verb in GRADED_VERBS
+    score = None if hidden else _score(stored)
     if score is not None:
         result["score"] = score
     for key in ("success", "completion"):
+        if key == "success" and hidden:
+            continue
         if isinstance(stored.get(key), bool):
             result[key] = stored[key]
     if isinstance(stored.get("response"), str):
@@ -217,10 +226,14 @@ def _context(base: str, event: EventRow) -> dict[str, Any]:
     return context
 
 
-def statement(event: EventRow, *, base_url: str, stored: bool = True) -> dict[str, Any]:
+def statement(
+    event: EventRow, *, base_url: str, stored: bool = True, hide_score: bool = False
+) -> dict[str, Any]:
     """The xAPI statement of `event`; `base_url` is the deployment's public base URL
     (`Settings.base_url()`). `stored=False` leaves `stored` out (when sending to an LRS,
-    which sets it: Data 2.4.8)."""
+    which sets it: Data 2.4.8). `hide_score` leaves a passed/failed statement's score
+    and success out (a learner reading a quiz whose review policy is "none", which
+    shows its learners neither)."""
     base = base_url.rstrip("/")
     body: dict[str, Any] = {
         "id": str(event.event_id),
@@ -231,7 +244,7 @@ def statement(event: EventRow, *, base_url: str, stored: bool = True) -> dict[st
         "verb": _verb(base, event.verb),
         "object": _object(base, event),
     }
-    result = _result(base, event)
+    result = _result(base, event, hide_score=hide_score)
     if result is not None:
         body["result"] = result
     body["context"] = _context(base, event)

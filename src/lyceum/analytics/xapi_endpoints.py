@@ -165,18 +165,22 @@ def _decode(value: str) -> _Cursor:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         return _Cursor.model_validate(json.loads(raw))
     except (binascii.Error, ValueError, ValidationError, UnicodeDecodeError):
-        raise Invalid(
-            "Not a cursor this feed made: follow `more` as it was answered.",
-            field="query.cursor",
-            slug="invalid-cursor",
-        ) from None
+        raise _invalid_cursor() from None
+
+
+def _invalid_cursor() -> Invalid:
+    return Invalid(
+        "Not a cursor this feed made: follow `more` as it was answered.",
+        field="query.cursor",
+        slug="invalid-cursor",
+    )
 
 
 async def _scope(caller: User, courses: Courses, course_id: uuid.UUID | None) -> StatementScope:
     """What the caller may read (the module docstring says who sees what)."""
     course_ids = [course_id] if course_id is not None else None
     if caller.role is Role.student:
-        return StatementScope(user_id=caller.id, course_ids=course_ids)
+        return StatementScope(user_id=caller.id, course_ids=course_ids, as_learner=True)
     if course_id is not None:
         await courses.editable_course(course_id, caller)  # 404 or 403 to anyone else
         return StatementScope(course_ids=course_ids)
@@ -240,6 +244,10 @@ async def xapi_statements(
 ) -> Response:
     if cursor is not None:
         position = _decode(cursor)
+        if position.h > await horizon(session):
+            # A horizon no first page can have made: past it lie rows of transactions
+            # still running (a forged cursor would page them and fake Consistent-Through).
+            raise _invalid_cursor()
         since, until, course, limit = position.s, position.u, position.c, position.n
         page = StatementFilter(
             horizon=position.h,
@@ -259,12 +267,20 @@ async def xapi_statements(
     if len(events) > limit:
         last = listed[-1]
         following = _Cursor(
-            h=page.horizon, r=last.received_at, i=last.id, s=since, u=until, c=course, n=limit
+            h=page.horizon,
+            r=last.event.received_at,
+            i=last.event.id,
+            s=since,
+            u=until,
+            c=course,
+            n=limit,
         )
         more = f"{request.url.path}?cursor={_encode(following)}"
     base_url = runtime.settings.base_url()
     body = {
-        "statements": [statement(event, base_url=base_url) for event in listed],
+        "statements": [
+            statement(row.event, base_url=base_url, hide_score=row.hide_score) for row in listed
+        ],
         "more": more,
     }
     through = await consistent_through(session, page.horizon)

@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import cast, func, select, text, tuple_, update
+from sqlalchemy import and_, cast, func, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from lyceum.analytics.cursor_repository import Window
+from lyceum.analytics.vocabulary import ObjectType, Verb
 from lyceum.models.analytics import AnalyticsCursor, AnalyticsEvent, Xid8
+from lyceum.models.assessments import Quiz, ReviewPolicy
 from lyceum.models.courses import CourseInstructor
 
 
@@ -33,6 +35,17 @@ class StatementScope:
     user_id: uuid.UUID | None = None
     course_ids: Sequence[uuid.UUID] | None = None
     taught_by: uuid.UUID | None = None
+    # A learner reading: mark passed/failed events of quizzes that hide their scores.
+    as_learner: bool = False
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """A feed row and whether its score is hidden from the reader (a learner's own
+    passed/failed event of a quiz with review policy "none")."""
+
+    event: AnalyticsEvent
+    hide_score: bool
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,25 @@ async def horizon(session: AsyncSession) -> int:
 
 async def statement_events(
     session: AsyncSession, scope: StatementScope, page: StatementFilter
-) -> Sequence[AnalyticsEvent]:
+) -> list[FeedEvent]:
     """The page's events in (received_at, id) order, one more than `limit` (to tell
-    whether another page follows)."""
-    query = select(AnalyticsEvent).where(AnalyticsEvent.tx < _xid8(page.horizon), *_scoped(scope))
+    whether another page follows), each with whether its score is hidden from the
+    reader (joined with the quiz's review policy, for a learner)."""
+    hidden: ColumnElement[bool] = literal(False)
+    if scope.as_learner:
+        hidden = func.coalesce(Quiz.review_policy == ReviewPolicy.none, False)
+    query = select(AnalyticsEvent, hidden).where(
+        AnalyticsEvent.tx < _xid8(page.horizon), *_scoped(scope)
+    )
+    if scope.as_learner:
+        query = query.outerjoin(
+            Quiz,
+            and_(
+                AnalyticsEvent.object_type == ObjectType.quiz.value,
+                AnalyticsEvent.verb.in_([Verb.passed.value, Verb.failed.value]),
+                Quiz.id == AnalyticsEvent.object_id,
+            ),
+        )
     if page.since is not None:
         query = query.where(AnalyticsEvent.received_at > page.since)
     if page.until is not None:
@@ -89,7 +117,8 @@ async def statement_events(
             tuple_(AnalyticsEvent.received_at, AnalyticsEvent.id) > tuple_(*page.after)
         )
     query = query.order_by(AnalyticsEvent.received_at, AnalyticsEvent.id).limit(page.limit + 1)
-    return (await session.scalars(query)).all()
+    rows = (await session.execute(query)).all()
+    return [FeedEvent(event=event, hide_score=bool(hide)) for event, hide in rows]
 
 
 async def consistent_through(session: AsyncSession, horizon: int) -> dt.datetime:
@@ -163,6 +192,7 @@ async def job_in_flight(session: AsyncSession, task_name: str) -> bool:
 
 
 __all__ = [
+    "FeedEvent",
     "StatementFilter",
     "StatementScope",
     "WindowEvent",
