@@ -8,6 +8,7 @@ import base64
 import copy
 import datetime as dt
 import itertools
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -296,3 +297,28 @@ def test_the_fake_lrs_checks_credentials_version_and_batches() -> None:
             httpx.post(lrs.statements_url, json=[body], headers=_headers(lrs)).status_code
             for _ in range(3)
         ] == [503, 503, 200]
+
+
+def test_a_tutor_question_is_never_in_a_statement() -> None:
+    # An `asked` row written before the question was left out of events still holds it.
+    old = sample(Verb.asked, ObjectType.lesson)
+    old.result = {"answered": True, "response": "Is my diagnosis serious?"}
+    body = statement(old, base_url=BASE)
+    assert "response" not in body["result"]
+    assert "Is my diagnosis serious?" not in json.dumps(body)
+    assert body["result"]["extensions"] == {f"{BASE}/xapi/extensions/answered-from-material": True}
+    # An answer to a quiz item keeps its response.
+    answered = sample(Verb.answered, ObjectType.quiz_item)
+    assert statement(answered, base_url=BASE)["result"]["response"] == "b"
+
+
+def test_a_hidden_score_leaves_out_score_and_success_of_graded_verbs_only() -> None:
+    for verb in (Verb.passed, Verb.failed):
+        hidden = statement(sample(verb, ObjectType.quiz), base_url=BASE, hide_score=True)
+        assert "score" not in hidden["result"]
+        assert "success" not in hidden["result"]
+        assert hidden["result"]["completion"] is True
+        shown = statement(sample(verb, ObjectType.quiz), base_url=BASE)
+        assert "score" in shown["result"] and "success" in shown["result"]
+    scored = statement(sample(Verb.scored, ObjectType.assignment), base_url=BASE, hide_score=True)
+    assert scored["result"]["score"]["raw"] == 17

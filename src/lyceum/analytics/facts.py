@@ -9,7 +9,7 @@ transaction, so the fact and its event commit or roll back together.
 | `course.completed` | completed | the course |
 | `quiz.attempt.graded` | passed / failed (result: score, max_score, success) | the quiz |
 | `submission.graded` (an essay's grade released) | scored (result: score, max_score) | the assignment |
-| `tutor.question_asked` | asked (result: answered, response = the question) | the lesson, else the course |
+| `tutor.question_asked` | asked (result: answered; never the question: tutor conversations are private) | the lesson, else the course |
 
 Chat activity is copied by a job instead (`tasks.copy_chat_activity`): the chat's send
 path stays as fast as it is.
@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.analytics import repository
-from lyceum.analytics.schemas import MAX_RESPONSE_CHARS
 from lyceum.analytics.vocabulary import ObjectType, Verb
 from lyceum.kit.events import react
 
@@ -118,10 +117,7 @@ async def question_asked(session: AsyncSession, **payload: Any) -> None:
         object_id=lesson_id or course_id,
         course_id=course_id,
         lesson_id=lesson_id,
-        result={
-            "answered": bool(payload["answered"]),
-            "response": str(payload["question"])[:MAX_RESPONSE_CHARS],
-        },
+        result={"answered": bool(payload["answered"])},
         context={"message_id": payload["message_id"]},
     )
 

@@ -192,7 +192,9 @@ def _result(base: str, event: EventRow, *, hide_score: bool) -> dict[str, Any] |
             continue
         if isinstance(stored.get(key), bool):
             result[key] = stored[key]
-    if isinstance(stored.get("response"), str):
+    # A tutor question stays private (README: tutor conversations are private), even
+    # where an older `asked` row still holds its text.
+    if isinstance(stored.get("response"), str) and event.verb != Verb.asked.value:
         result["response"] = stored["response"]
     if event.duration_ms is not None:
         result["duration"] = duration(event.duration_ms)
