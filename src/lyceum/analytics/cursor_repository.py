@@ -79,6 +79,43 @@ async def advance(session: AsyncSession, name: str) -> Window:
     return window
 
 
+async def peek(session: AsyncSession, name: str) -> Window:
+    """The window `advance` would hand out, read only: no row is written or locked
+    (the transaction takes no id), so a caller can commit, work outside any
+    transaction (call an external service), then `move` the cursor."""
+    lo = (
+        await session.execute(
+            text("SELECT position::text FROM analytics_cursors WHERE name = :name"),
+            {"name": name},
+        )
+    ).scalar_one_or_none()
+    start = 0 if lo is None else int(lo)
+    hi = (
+        await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text"))
+    ).scalar_one()
+    return Window(name=name, lo=start, hi=max(start, int(hi)))
+
+
+async def move(session: AsyncSession, name: str, lo: int, hi: int) -> bool:
+    """Move cursor `name` from `lo` to `hi` if it still stands at `lo` (compare and
+    set; made at 0 on first use); False when another run moved it meanwhile."""
+    await session.execute(
+        text(
+            "INSERT INTO analytics_cursors (name, position) VALUES (:name, '0'::xid8)"
+            " ON CONFLICT (name) DO NOTHING"
+        ),
+        {"name": name},
+    )
+    moved = await session.execute(
+        text(
+            "UPDATE analytics_cursors SET position = CAST(:hi AS xid8), updated_at = now()"
+            " WHERE name = :name AND position = CAST(:lo AS xid8)"
+        ),
+        {"name": name, "lo": str(lo), "hi": str(hi)},
+    )
+    return bool(getattr(moved, "rowcount", 0) == 1)
+
+
 async def position(session: AsyncSession, name: str) -> int | None:
     """Where cursor `name` stands, or None before its first run."""
     value = (

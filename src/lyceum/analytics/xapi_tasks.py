@@ -5,9 +5,11 @@ Every minute a job reads the events whose transactions have finished since its
 watermark (`analytics.cursor_repository`, cursor `xapi_forward`), in (tx, id) order
 and batches of XAPI_FORWARD_BATCH, and POSTs each batch as an array to
 `{XAPI_LRS_URL}/statements` (`X-Experience-API-Version: 1.0.3`, HTTP Basic with
-XAPI_LRS_USERNAME/PASSWORD). The
-watermark moves in the transaction that read the batch, committed only after the LRS
-answered 2xx: a failure leaves it where it was.
+XAPI_LRS_USERNAME/PASSWORD). No transaction is held open across the LRS's answer
+(it would hold back the cluster's oldest-transaction bound, stalling rollups and the
+feed): the rows are read in a short read-only transaction, sent, and the watermark is
+moved afterwards in another short one, by compare and set, only after the LRS answered
+2xx: a failure leaves it where it was.
 
 - 5xx, 429, 401/403, a timeout or a network error: the job fails and the job system
   retries it with backoff; a periodic tick queues the job only when none is queued,
@@ -38,9 +40,9 @@ from typing import Any
 import httpx
 import structlog
 
-from lyceum.analytics.cursor_repository import advance
+from lyceum.analytics.cursor_repository import move, peek
 from lyceum.analytics.xapi import XAPI_VERSION, statement
-from lyceum.analytics.xapi_repository import job_in_flight, settle_cursor, window_events
+from lyceum.analytics.xapi_repository import job_in_flight, window_events
 from lyceum.config import Settings
 from lyceum.kit.delivery import TransientDeliveryError
 from lyceum.kit.jobs import (
@@ -141,40 +143,49 @@ class LrsClient:
 
 
 async def forward(runtime: Resources, settings: Settings, http: httpx.AsyncClient) -> Forwarded:
-    """Send the events not yet forwarded, batch by batch, each batch's watermark move
-    committed after the LRS took it."""
+    """Send the events not yet forwarded, batch by batch. No transaction is open while
+    the LRS is called: the window's rows are read in a short read-only transaction
+    (`peek`, no lock, no transaction id), the batches are sent, and after each batch a
+    second short transaction moves the watermark (compare and set) to the first row not
+    yet sent. A lost compare and set means another run moved it: this one stops (what
+    both sent is harmless, the statement ids are stable)."""
     outcome = Forwarded()
     if settings.xapi_lrs_url is None:
         return outcome
     lrs = LrsClient(http, settings)
     base_url = settings.base_url()
     size = settings.xapi_forward_batch
-    sent_up_to: tuple[int, int] | None = None  # (tx, id) of the last row sent this run
-    for _ in range(MAX_BATCHES_PER_RUN):
+    room = size * MAX_BATCHES_PER_RUN
+    async with transaction(runtime) as session:
+        window = await peek(session, CURSOR)
+        if window.empty:
+            return outcome
+        rows = await window_events(
+            session, window, from_tx=window.lo, after_id=None, limit=room + 1
+        )
+        # Made here, while the rows are attached; sent once the transaction is over.
+        pending = [
+            (row.tx, statement(row.event, base_url=base_url, stored=False)) for row in rows[:room]
+        ]
+    # The rows past this run's share start at rows[room]: the watermark stops at its
+    # transaction (rows of it already sent go again next run: same ids).
+    end = rows[room].tx if len(rows) > room else window.hi
+    at = window.lo
+    for first in range(0, len(pending), size):
+        batch = pending[first : first + size]
+        await lrs.send([body for _, body in batch], outcome)
+        outcome.batches += 1
+        following = pending[first + size][0] if first + size < len(pending) else end
+        if following > at:
+            async with transaction(runtime) as session:
+                moved = await move(session, CURSOR, at, following)
+            if not moved:
+                logger.info("xapi_forward_overtaken", position=at)
+                break
+            at = following
+    if not pending and end > at:
         async with transaction(runtime) as session:
-            window = await advance(session, CURSOR)
-            if window.empty:
-                break
-            after_id = None
-            if sent_up_to is not None and sent_up_to[0] == window.lo:
-                after_id = sent_up_to[1]  # the rest of a transaction larger than a batch
-            rows = await window_events(
-                session, window, from_tx=window.lo, after_id=after_id, limit=size + 1
-            )
-            batch = rows[:size]
-            if batch:
-                await lrs.send(
-                    [statement(row.event, base_url=base_url, stored=False) for row in batch],
-                    outcome,
-                )
-                outcome.batches += 1
-                sent_up_to = (batch[-1].tx, batch[-1].event.id)
-            if len(rows) > size:
-                # Rows of this window remain: the watermark stops at the first of them
-                # (its transaction's rows sent already go again next run: same ids).
-                await settle_cursor(session, CURSOR, rows[size].tx)
-            else:
-                break
+            await move(session, CURSOR, at, end)
     if outcome.batches:
         logger.info(
             "xapi_forwarded",
