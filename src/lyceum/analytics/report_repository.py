@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, extract, func, literal, or_, select, update
+from sqlalchemy import and_, delete, extract, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +39,7 @@ from lyceum.models.courses import (
     Module,
 )
 from lyceum.models.identity import User
+from lyceum.models.tutor import Message
 
 # Unanswered questions clustered per tutor report: the most recent ones of the window.
 MAX_TOPIC_QUESTIONS = 1000
@@ -330,6 +331,18 @@ class AnalyticsReportRepository:
             TutorQuestion.embedding.is_(None),
         )
         return int(await self.session.scalar(query) or 0)
+
+    async def forget_conversation_questions(self, conversation_id: uuid.UUID) -> None:
+        """Delete the questions asked in a tutor conversation (its messages still exist:
+        run before they go)."""
+        messages = select(Message.id).where(Message.conversation_id == conversation_id)
+        await self.session.execute(
+            delete(TutorQuestion).where(TutorQuestion.message_id.in_(messages))
+        )
+
+    async def forget_learner_questions(self, user_id: uuid.UUID) -> None:
+        """Delete every question a learner asked the tutor."""
+        await self.session.execute(delete(TutorQuestion).where(TutorQuestion.user_id == user_id))
 
     async def add_tutor_question(
         self,

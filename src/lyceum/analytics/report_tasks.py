@@ -21,6 +21,8 @@ from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
 logger = structlog.get_logger("lyceum.analytics")
 
 QUESTION_ASKED = "tutor.question_asked"
+CONVERSATION_DELETED = "tutor.conversation_deleted"
+ACCOUNT_DELETED = "user.account_deleted"
 
 
 def _id(value: uuid.UUID | str) -> uuid.UUID:
@@ -84,5 +86,20 @@ async def embed_tutor_question(
     return done
 
 
+async def forget_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID | str, **_: object
+) -> None:
+    """The reaction to a deleted tutor conversation: its questions go too (tutor
+    conversations are private; the emitter runs it before the messages are deleted)."""
+    await AnalyticsReportRepository(session).forget_conversation_questions(_id(conversation_id))
+
+
+async def forget_learner(session: AsyncSession, *, user_id: uuid.UUID | str, **_: object) -> None:
+    """The reaction to a deleted account: every tutor question of the learner goes."""
+    await AnalyticsReportRepository(session).forget_learner_questions(_id(user_id))
+
+
 react(QUESTION_ASKED, record_question)
+react(CONVERSATION_DELETED, forget_conversation)
+react(ACCOUNT_DELETED, forget_learner)
 on(QUESTION_ASKED, embed_tutor_question)

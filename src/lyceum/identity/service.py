@@ -627,6 +627,7 @@ class IdentityService:
         await self.repo.delete_recovery_codes(user.id)
         await self.repo.revoke_user_sessions(user.id, self.now, "account-deleted")
         self._ended(Ended.account, user.id, "account-deleted")
+        await emit(self.session, "user.account_deleted", user_id=str(user.id))
 
     # Administration -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.errors import Invalid, NotFound
+from lyceum.kit.events import emit
 from lyceum.kit.pagination import PageParams
 from lyceum.models.courses import Course
 from lyceum.models.identity import User
@@ -96,4 +97,11 @@ class ConversationService:
         return await self.repo.saved(conversation)
 
     async def delete(self, conversation: Conversation) -> None:
+        # Before the messages go: reactions (analytics' copy of the questions) find them.
+        await emit(
+            self.repo.session,
+            "tutor.conversation_deleted",
+            conversation_id=str(conversation.id),
+            user_id=str(conversation.user_id),
+        )
         await self.repo.delete_conversation(conversation.id)
