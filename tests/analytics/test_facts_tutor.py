@@ -1,6 +1,6 @@
 """The tutor's question hook: a learner's question to the tutor is recorded as an `asked`
 event in the transaction that stores it, with whether the course material answered it
-(the retrieval found relevant passages) and the question itself. The offline tutor on a
+(the retrieval found relevant passages), never the question itself. The offline tutor on a
 demo course indexed by the job worker, on committed data."""
 
 from __future__ import annotations
