@@ -141,20 +141,20 @@ def _present(model: object, keys: tuple[str, ...]) -> dict[str, Any]:
 def _row(user_id: uuid.UUID, event: schemas.ClientEvent, placement: Placement) -> EventRow:
     result = _present(event.result, RESULT_KEYS) if event.result else None
     context = _present(event.context, CONTEXT_KEYS) if event.context else None
-    return EventRow(
-        event_id=statement_id(user_id, event.id),
-        client_event_id=event.id,
-        occurred_at=event.timestamp,
-        verb=event.verb.value,
-        object_type=event.object.type.value,
-        object_id=event.object.id,
-        course_id=placement.course_id,
-        lesson_id=placement.lesson_id,
-        page=event.object.page,
-        duration_ms=event.duration_ms,
-        result=result or None,
-        context=context or None,
-    )
+    return {
+        "client_event_id": event.id,
+        "event_id": str(statement_id(user_id, event.id)),
+        "occurred_at": event.timestamp.isoformat(),
+        "verb": event.verb.value,
+        "object_type": event.object.type.value,
+        "object_id": None if event.object.id is None else str(event.object.id),
+        "course_id": None if placement.course_id is None else str(placement.course_id),
+        "lesson_id": None if placement.lesson_id is None else str(placement.lesson_id),
+        "page": event.object.page,
+        "duration_ms": event.duration_ms,
+        "result": result or None,
+        "context": context or None,
+    }
 
 
 async def ingest(
