@@ -240,7 +240,14 @@ def batches(events: dict[uuid.UUID, list[Event]]) -> list[list[Event]]:
 # Setup ---------------------------------------------------------------------------------
 
 
-def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
+def with_workers(argv: list[str], workers: int) -> list[str]:
+    """The uvicorn command line with `workers` processes instead of one."""
+    changed = list(argv)
+    changed[changed.index("--workers") + 1] = str(workers)
+    return changed
+
+
+def start_lyceum(temp: Path, url: str, secret: str, pool: int, workers: int = 1) -> Server:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -255,7 +262,9 @@ def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
     }
     server = start_server(
         "lyceum",
-        lambda port: uvicorn_argv("lyceum.app:create_app", port, "--factory"),
+        lambda port: with_workers(
+            uvicorn_argv("lyceum.app:create_app", port, "--factory"), workers
+        ),
         log_path=temp / "lyceum.log",
         env=env,
         cwd=temp,
@@ -529,7 +538,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         )
         token_of = dict(zip(learner_ids, learner_tokens, strict=True))
         print(f"seeded 1 instructor and {len(learner_ids)} learners", flush=True)
-        server = start_lyceum(temp, url, secret, args.db_pool_size)
+        server = start_lyceum(temp, url, secret, args.db_pool_size, args.server_workers)
         print(f"lyceum pid {server.pid} port {server.port}, ready in {server.started_in:.1f}s")
         courses = author_courses(server.port, teacher_token, args.courses)
         now = dt.datetime.now(dt.UTC)
@@ -672,6 +681,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             "courses": args.courses,
             "http_events": args.http_events,
             "concurrency": args.concurrency,
+            "server_workers": args.server_workers,
             "seed": args.seed,
         },
         "machine": {
@@ -699,6 +709,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="batches in flight (8)")
     parser.add_argument("--report-requests", type=int, default=40, help="GETs per report (40)")
     parser.add_argument("--db-pool-size", type=int, default=20, help="DB_POOL_SIZE (20)")
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (1; with more, the server CPU figure is the parent's)",
+    )
     parser.add_argument("--seed", type=int, default=19, help="random seed (19)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
