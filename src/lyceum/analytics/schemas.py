@@ -112,6 +112,7 @@ ClientEventId = Annotated[
     ),
 ]
 Score = Annotated[float, Field(ge=-1e9, le=1e9, strict=True), BeforeValidator(integral_float)]
+MaxScore = Annotated[float, Field(ge=0, le=1e9, strict=True), BeforeValidator(integral_float)]
 DurationMs = Annotated[
     int, Field(ge=0, le=MAX_DURATION_MS, strict=True), BeforeValidator(integral_float)
 ]
@@ -155,7 +156,7 @@ class EventResult(Strict):
     """The outcome, where the verb has one (an answered quiz item, a finished video)."""
 
     score: Score | None = None
-    max_score: Score | None = Field(default=None, ge=0)
+    max_score: MaxScore | None = None
     success: StrictBool | None = None
     completion: StrictBool | None = None
     response: SafeStr | None = Field(
