@@ -308,3 +308,13 @@ async def test_quiz_items_quizzes_and_files(
     # not to someone outside the course
     response = await post(client, world.stranger.headers, batch)
     assert fields_named(response) == ["body.events.0.object.id", "body.events.1.object.id"]
+
+
+def test_statement_ids_are_the_uuid5_of_learner_and_event_id() -> None:
+    from lyceum.analytics.ingest import _NAMESPACE, _statement_text
+
+    for number in range(200):
+        user, client_id = uuid.uuid4(), f"ev-{number}-{uuid.uuid4().hex[: number % 9]}"
+        assert _statement_text(_NAMESPACE + f"{user}/".encode(), client_id) == str(
+            statement_id(user, client_id)
+        )

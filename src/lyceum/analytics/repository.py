@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,39 +102,34 @@ async def visible_objects(
     return {(row.kind, row.id): Placement(row.course_id, row.lesson_id) for row in rows}
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One event to store, as the columns of `analytics_events` hold it."""
+class EventRow(TypedDict):
+    """One event to store, in the JSON form the insert reads (ids and times as text)."""
 
-    event_id: uuid.UUID
     client_event_id: str
-    occurred_at: dt.datetime
+    event_id: str
+    occurred_at: str
     verb: str
     object_type: str
-    object_id: uuid.UUID | None
-    course_id: uuid.UUID | None
-    lesson_id: uuid.UUID | None
+    object_id: str | None
+    course_id: str | None
+    lesson_id: str | None
     page: int | None
     duration_ms: int | None
     result: dict[str, Any] | None
     context: dict[str, Any] | None
 
 
-# The new client ids are claimed first (a repeat claims nothing), and only the events
-# whose id was claimed are written: one statement for the whole batch.
+# The batch travels as one JSON document (PostgreSQL reads it into rows far faster than
+# the driver writes a dozen arrays); the new client ids are claimed first (a repeat
+# claims nothing), and only the events whose id was claimed are written: one statement.
 _INSERT_CLIENT_EVENTS = text(
     """
     WITH input AS (
         SELECT *
-        FROM unnest(
-            CAST(:client_event_ids AS text[]), CAST(:event_ids AS uuid[]),
-            CAST(:occurred_at AS timestamptz[]), CAST(:verbs AS text[]),
-            CAST(:object_types AS text[]), CAST(:object_ids AS uuid[]),
-            CAST(:course_ids AS uuid[]), CAST(:lesson_ids AS uuid[]),
-            CAST(:pages AS integer[]), CAST(:durations AS bigint[]),
-            CAST(:results AS text[]), CAST(:contexts AS text[])
-        ) AS t(client_event_id, event_id, occurred_at, verb, object_type, object_id,
-               course_id, lesson_id, page, duration_ms, result, context)
+        FROM json_to_recordset(CAST(:rows AS json)) AS t(
+            client_event_id text, event_id uuid, occurred_at timestamptz, verb text,
+            object_type text, object_id uuid, course_id uuid, lesson_id uuid,
+            page integer, duration_ms bigint, result jsonb, context jsonb)
     ),
     claimed AS (
         INSERT INTO analytics_event_keys (user_id, client_event_id)
@@ -147,7 +142,7 @@ _INSERT_CLIENT_EVENTS = text(
         verb, object_type, object_id, page, duration_ms, result, context)
     SELECT i.occurred_at, i.event_id, :user_id, i.course_id, i.lesson_id, 'client',
            i.client_event_id, i.verb, i.object_type, i.object_id, i.page, i.duration_ms,
-           CAST(i.result AS jsonb), CAST(i.context AS jsonb)
+           i.result, i.context
     FROM input AS i JOIN claimed USING (client_event_id)
     """
 )
@@ -166,21 +161,7 @@ async def insert_client_events(
         return 0
     result = await session.execute(
         _INSERT_CLIENT_EVENTS,
-        {
-            "user_id": user_id,
-            "client_event_ids": [row.client_event_id for row in rows],
-            "event_ids": [row.event_id for row in rows],
-            "occurred_at": [row.occurred_at for row in rows],
-            "verbs": [row.verb for row in rows],
-            "object_types": [row.object_type for row in rows],
-            "object_ids": [row.object_id for row in rows],
-            "course_ids": [row.course_id for row in rows],
-            "lesson_ids": [row.lesson_id for row in rows],
-            "pages": [row.page for row in rows],
-            "durations": [row.duration_ms for row in rows],
-            "results": [_json(row.result) for row in rows],
-            "contexts": [_json(row.context) for row in rows],
-        },
+        {"user_id": user_id, "rows": json.dumps(rows, separators=(",", ":"))},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

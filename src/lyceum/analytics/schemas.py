@@ -11,16 +11,39 @@ from typing import Annotated
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from lyceum.analytics.vocabulary import CLIENT_VERBS, ObjectType, Verb
-from lyceum.kit.validation import IsoDateTime, integral_float
-from lyceum.kit.validation import RequestModel as Strict
+from lyceum.kit.validation import IsoDateTime, SafeStr, integral_float
+
+
+class Strict(BaseModel):
+    """Unknown fields refused, numbers finite. Lighter than `kit.validation.RequestModel`
+    (whose catch-all validator walks every field of every event): the free text fields
+    are `SafeStr` (no NUL, no lone surrogate), the others visible ASCII by pattern."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# The kinds of refusal no JSON schema can state (whether an object exists and is the
+# caller's to see, a time against the server's clock, rules between fields): a schema-
+# valid batch may still meet them (tests/test_openapi_contract.py knows them).
+EVENT_RULE = "event_rule"
+RULES_BEYOND_THE_SCHEMA = frozenset(
+    {EVENT_RULE, "not_visible", "mismatch", "too_old", "too_far_ahead", "too_many_events"}
+)
+
+
+def _rule(message: str) -> PydanticCustomError:
+    return PydanticCustomError(EVENT_RULE, message)
+
 
 # The most events one batch may carry (ANALYTICS_MAX_BATCH_EVENTS may lower it).
 MAX_BATCH_EVENTS = 500
@@ -115,9 +138,9 @@ class EventObject(Strict):
     def _id_fits_type(cls, value: uuid.UUID | None, info: ValidationInfo) -> uuid.UUID | None:
         kind = info.data.get("type")
         if kind is ClientObjectType.catalog and value is not None:
-            raise ValueError("the catalog has no id")
+            raise _rule("the catalog has no id")
         if kind is not None and kind is not ClientObjectType.catalog and value is None:
-            raise ValueError(f"a {kind.value} needs its id")
+            raise _rule(f"a {kind.value} needs its id")
         return value
 
     @field_validator("page")
@@ -125,7 +148,7 @@ class EventObject(Strict):
     def _page_of_file(cls, value: int | None, info: ValidationInfo) -> int | None:
         kind = info.data.get("type")
         if value is not None and kind is not None and kind is not ClientObjectType.file_page:
-            raise ValueError("only a file_page has a page")
+            raise _rule("only a file_page has a page")
         return value
 
 
@@ -136,7 +159,7 @@ class EventResult(Strict):
     max_score: MaxScore | None = None
     success: StrictBool | None = None
     completion: StrictBool | None = None
-    response: str | None = Field(
+    response: SafeStr | None = Field(
         default=None,
         max_length=MAX_RESPONSE_CHARS,
         description=f"The learner's answer as text, at most {MAX_RESPONSE_CHARS} characters.",
@@ -145,7 +168,7 @@ class EventResult(Strict):
     @model_validator(mode="after")
     def _score_within(self) -> EventResult:
         if self.score is not None and self.max_score is not None and self.score > self.max_score:
-            raise ValueError("score must not be more than max_score")
+            raise _rule("score must not be more than max_score")
         return self
 
 
@@ -157,7 +180,7 @@ class EventContext(Strict):
         default=None, max_length=32, pattern=r"^[!-~]+$", examples=["3.2.1"]
     )
     session_id: str | None = Field(default=None, max_length=64, pattern=r"^[!-~]+$")
-    query: str | None = Field(
+    query: SafeStr | None = Field(
         default=None, max_length=200, description="The search terms of a `searched` event."
     )
 
@@ -195,7 +218,7 @@ class ClientEvent(Strict):
         verb = info.data.get("verb")
         if verb is not None and value.type not in OBJECTS_OF_VERB[verb]:
             names = ", ".join(sorted(kind.value for kind in OBJECTS_OF_VERB[verb]))
-            raise ValueError(f"`{verb.value}` takes an object of type {names}")
+            raise _rule(f"`{verb.value}` takes an object of type {names}")
         return value
 
 
