@@ -103,6 +103,7 @@ TASK_MODULES = [
     "lyceum.reminders.tasks",
     "lyceum.system.tasks",
     "lyceum.payments.tasks",
+    "lyceum.recommendations.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

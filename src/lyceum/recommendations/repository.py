@@ -1,0 +1,459 @@
+"""Every query of recommendations: the feedback and course texts a rebuild reads, the
+versions it writes and prunes, and what a request reads (the newest complete version's
+stored neighbours, aggregated for one learner in one query)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.models.courses import (
+    Course,
+    CourseInstructor,
+    CourseStats,
+    CourseStatus,
+    Enrollment,
+    Lesson,
+    LessonCompletion,
+    Review,
+)
+from lyceum.models.recommendations import (
+    RecommendationModel,
+    RecommendationNeighbour,
+    RecommendationPopularity,
+)
+
+# One rebuild at a time, whichever worker runs it (a transaction-level advisory lock).
+REBUILD_LOCK = 0x5EC0_0027
+# Rows per INSERT of a model's neighbours.
+INSERT_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class CourseText:
+    id: uuid.UUID
+    title: str
+    subtitle: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One learner's enrollment in a published course, with its progress and rating."""
+
+    user_id: uuid.UUID
+    course_id: uuid.UUID
+    status: str
+    lesson_share: float
+    rating: int | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recommended course with what its score is made of."""
+
+    course: Course
+    enrollment_count: int
+    rating_average: float | None
+    rating_count: int
+    neighbour_score: float
+    popularity_score: float
+    # The course the learner took that contributed most, and whether collaborative
+    # filtering rather than content similarity led that contribution.
+    source_id: uuid.UUID | None
+    source_title: str | None
+    collaborative_led: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Courses never recommended beyond the unpublished and the taken: priced above
+    `max_price_cents` (None: no cap)."""
+
+    max_price_cents: int | None = None
+
+
+class RecommendationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- rebuilding -------------------------------------------------------------
+
+    async def lock_rebuild(self) -> bool:
+        """Whether this transaction got the rebuild lock (False: another is running)."""
+        got = await self.session.scalar(select(func.pg_try_advisory_xact_lock(REBUILD_LOCK)))
+        return bool(got)
+
+    async def published_course_texts(self) -> list[CourseText]:
+        rows = await self.session.execute(
+            select(Course.id, Course.title, Course.subtitle, Course.description)
+            .where(Course.status == CourseStatus.published)
+            .order_by(Course.id)
+        )
+        return [CourseText(*row) for row in rows]
+
+    async def feedback(self) -> list[Feedback]:
+        """Every enrollment in a published course, with the share of the course's
+        lessons the learner completed and their review's stars."""
+        lessons = (
+            select(Lesson.course_id, func.count().label("lessons"))
+            .group_by(Lesson.course_id)
+            .subquery()
+        )
+        completed = (
+            select(
+                LessonCompletion.user_id,
+                LessonCompletion.course_id,
+                func.count().label("done"),
+            )
+            .group_by(LessonCompletion.user_id, LessonCompletion.course_id)
+            .subquery()
+        )
+        query = (
+            select(
+                Enrollment.user_id,
+                Enrollment.course_id,
+                Enrollment.status,
+                func.coalesce(completed.c.done, 0),
+                func.coalesce(lessons.c.lessons, 0),
+                Review.rating,
+            )
+            .join(Course, Course.id == Enrollment.course_id)
+            .outerjoin(lessons, lessons.c.course_id == Enrollment.course_id)
+            .outerjoin(
+                completed,
+                (completed.c.user_id == Enrollment.user_id)
+                & (completed.c.course_id == Enrollment.course_id),
+            )
+            .outerjoin(
+                Review,
+                (Review.user_id == Enrollment.user_id) & (Review.course_id == Enrollment.course_id),
+            )
+            .where(Course.status == CourseStatus.published)
+        )
+        return [
+            Feedback(user, course, str(status), done / total if total else 0.0, rating)
+            for user, course, status, done, total, rating in await self.session.execute(query)
+        ]
+
+    async def learner_feedback(self, user_id: uuid.UUID) -> list[Feedback]:
+        """The learner's enrollments (any status, any course) with progress and rating."""
+        lessons = (
+            select(func.count())
+            .where(Lesson.course_id == Enrollment.course_id)
+            .correlate(Enrollment)
+            .scalar_subquery()
+        )
+        done = (
+            select(func.count())
+            .where(
+                LessonCompletion.user_id == user_id,
+                LessonCompletion.course_id == Enrollment.course_id,
+            )
+            .correlate(Enrollment)
+            .scalar_subquery()
+        )
+        rating = (
+            select(Review.rating)
+            .where(Review.user_id == user_id, Review.course_id == Enrollment.course_id)
+            .correlate(Enrollment)
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(Enrollment.course_id, Enrollment.status, done, lessons, rating).where(
+                Enrollment.user_id == user_id
+            )
+        )
+        return [
+            Feedback(user_id, course, str(status), d / total if total else 0.0, stars)
+            for course, status, d, total, stars in rows
+        ]
+
+    async def start_model(
+        self,
+        *,
+        started_at: dt.datetime,
+        courses: int,
+        learners: int,
+        interactions: int,
+        parameters: dict[str, object],
+    ) -> int:
+        model_id = await self.session.scalar(
+            insert(RecommendationModel)
+            .values(
+                started_at=started_at,
+                courses=courses,
+                learners=learners,
+                interactions=interactions,
+                parameters=parameters,
+            )
+            .returning(RecommendationModel.id)
+        )
+        assert model_id is not None
+        return int(model_id)
+
+    async def add_neighbours(self, model_id: int, rows: Sequence[dict[str, object]]) -> None:
+        for start in range(0, len(rows), INSERT_BATCH):
+            batch = [{"model_id": model_id, **row} for row in rows[start : start + INSERT_BATCH]]
+            await self.session.execute(insert(RecommendationNeighbour), batch)
+
+    async def add_popularity(self, model_id: int, rows: Sequence[dict[str, object]]) -> None:
+        for start in range(0, len(rows), INSERT_BATCH):
+            batch = [{"model_id": model_id, **row} for row in rows[start : start + INSERT_BATCH]]
+            await self.session.execute(insert(RecommendationPopularity), batch)
+
+    async def complete_model(self, model_id: int, completed_at: dt.datetime) -> None:
+        await self.session.execute(
+            update(RecommendationModel)
+            .where(RecommendationModel.id == model_id)
+            .values(completed_at=completed_at)
+        )
+
+    async def prune_models(self, keep: int) -> list[int]:
+        """Delete all but the newest `keep` complete versions (and any incomplete one
+        older than the newest complete); their rows go by ON DELETE CASCADE."""
+        kept = (
+            select(RecommendationModel.id)
+            .where(RecommendationModel.completed_at.is_not(None))
+            .order_by(RecommendationModel.id.desc())
+            .limit(keep)
+        )
+        newest = select(func.max(kept.subquery().c.id)).scalar_subquery()
+        deleted = await self.session.scalars(
+            delete(RecommendationModel)
+            .where(RecommendationModel.id.not_in(kept), RecommendationModel.id < newest)
+            .returning(RecommendationModel.id)
+        )
+        return sorted(deleted)
+
+    async def newest_model(self) -> RecommendationModel | None:
+        return await self.session.scalar(
+            select(RecommendationModel)
+            .where(RecommendationModel.completed_at.is_not(None))
+            .order_by(RecommendationModel.id.desc())
+            .limit(1)
+        )
+
+    async def model_ids(self) -> list[int]:
+        return list(
+            await self.session.scalars(
+                select(RecommendationModel.id).order_by(RecommendationModel.id)
+            )
+        )
+
+    # --- serving ----------------------------------------------------------------
+
+    async def recommend(
+        self,
+        user_id: uuid.UUID,
+        history: Sequence[tuple[uuid.UUID, float]],
+        *,
+        popularity_weight: float,
+        policy: Policy,
+        limit: int,
+    ) -> list[Candidate] | None:
+        """The learner's best `limit` courses from the newest complete model: the
+        stored neighbours of the courses they took (`history`: course and feedback
+        weight), weighted, summed and divided by the weights' sum, plus
+        `popularity_weight` x popularity; candidates are those neighbours and the most
+        popular courses. None when no model is stored yet."""
+        model_id = await self.session.scalar(NEWEST_MODEL)
+        if model_id is None:
+            return None
+        total = sum(weight for _, weight in history)
+        rows = await self.session.execute(
+            RECOMMEND,
+            {
+                "model_id": model_id,
+                "user_id": user_id,
+                "course_ids": [course for course, _ in history],
+                "weights": [weight for _, weight in history],
+                "total": total if total > 0 else 1.0,
+                "popularity_weight": popularity_weight,
+                "pool": 4 * limit + len(history),
+                "max_price": policy.max_price_cents,
+                "limit": limit,
+            },
+        )
+        return await self._candidates(rows.all())
+
+    async def related(
+        self, course_id: uuid.UUID, *, policy: Policy, limit: int
+    ) -> list[Candidate] | None:
+        """The course's stored neighbours, best first (None: no model stored yet)."""
+        model_id = await self.session.scalar(NEWEST_MODEL)
+        if model_id is None:
+            return None
+        rows = await self.session.execute(
+            RELATED,
+            {
+                "model_id": model_id,
+                "course_id": course_id,
+                "max_price": policy.max_price_cents,
+                "limit": limit,
+            },
+        )
+        return await self._candidates(rows.all())
+
+    async def popular(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        excluded: Sequence[uuid.UUID],
+        policy: Policy,
+        limit: int,
+    ) -> list[Candidate]:
+        """Before any model exists: published courses by learners (course_stats), then
+        rating, then newest; minus `excluded`, the caller's taught courses and the
+        policy's."""
+        query = (
+            select(Course, CourseStats)
+            .outerjoin(CourseStats, CourseStats.course_id == Course.id)
+            .where(Course.status == CourseStatus.published)
+            .order_by(
+                func.coalesce(CourseStats.enrollment_count, 0).desc(),
+                CourseStats.rating_average.desc().nulls_last(),
+                Course.published_at.desc().nulls_last(),
+                Course.id,
+            )
+            .limit(limit)
+        )
+        if excluded:
+            query = query.where(Course.id.not_in(excluded))
+        if user_id is not None:
+            taught = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
+            query = query.where(Course.id.not_in(taught))
+        if policy.max_price_cents is not None:
+            query = query.where(Course.price_cents <= policy.max_price_cents)
+        found = []
+        for course, stats in await self.session.execute(query):
+            found.append(
+                Candidate(
+                    course=course,
+                    enrollment_count=stats.enrollment_count if stats else 0,
+                    rating_average=stats.rating_average if stats else None,
+                    rating_count=stats.rating_count if stats else 0,
+                    neighbour_score=0.0,
+                    popularity_score=0.0,
+                    source_id=None,
+                    source_title=None,
+                    collaborative_led=False,
+                )
+            )
+        return found
+
+    async def _candidates(self, rows: Sequence[Row[Any]]) -> list[Candidate]:
+        if not rows:
+            return []
+        ids = [row.course_id for row in rows]
+        loaded = await self.session.execute(
+            select(Course, CourseStats)
+            .outerjoin(CourseStats, CourseStats.course_id == Course.id)
+            .where(Course.id.in_(ids))
+        )
+        by_id = {course.id: (course, stats) for course, stats in loaded}
+        found = []
+        for row in rows:
+            course, stats = by_id[row.course_id]
+            found.append(
+                Candidate(
+                    course=course,
+                    enrollment_count=stats.enrollment_count if stats else 0,
+                    rating_average=stats.rating_average if stats else None,
+                    rating_count=stats.rating_count if stats else 0,
+                    neighbour_score=float(row.neighbour_score),
+                    popularity_score=float(row.popularity_score),
+                    source_id=row.source_id,
+                    source_title=row.source_title,
+                    collaborative_led=bool(row.collaborative_led),
+                )
+            )
+        return found
+
+
+NEWEST_MODEL = (
+    select(RecommendationModel.id)
+    .where(RecommendationModel.completed_at.is_not(None))
+    .order_by(RecommendationModel.id.desc())
+    .limit(1)
+)
+
+# Eligible: published, within the price policy, not taken (any enrollment status),
+# not taught by the learner.
+RECOMMEND = text(
+    """
+    WITH mine AS (
+        SELECT * FROM unnest(CAST(:course_ids AS uuid[]), CAST(:weights AS float8[]))
+            AS m(course_id, weight)
+    ),
+    contributions AS (
+        SELECT n.neighbour_id AS course_id, m.weight * n.score AS part,
+               n.course_id AS source_id, n.collaborative >= n.content AS collaborative_led
+        FROM mine m
+        JOIN recommendation_neighbours n
+          ON n.model_id = :model_id AND n.course_id = m.course_id
+    ),
+    by_neighbours AS (
+        SELECT course_id, sum(part) / :total AS neighbour_score,
+               (array_agg(source_id ORDER BY part DESC, source_id))[1] AS source_id,
+               (array_agg(collaborative_led ORDER BY part DESC, source_id))[1]
+                   AS collaborative_led
+        FROM contributions
+        GROUP BY course_id
+    ),
+    popular AS (
+        SELECT course_id FROM recommendation_popularity
+        WHERE model_id = :model_id
+        ORDER BY score DESC, course_id
+        LIMIT :pool
+    ),
+    candidates AS (
+        SELECT course_id FROM by_neighbours UNION SELECT course_id FROM popular
+    )
+    SELECT k.course_id,
+           coalesce(b.neighbour_score, 0) AS neighbour_score,
+           :popularity_weight * coalesce(p.score, 0) AS popularity_score,
+           b.source_id, s.title AS source_title,
+           coalesce(b.collaborative_led, false) AS collaborative_led
+    FROM candidates k
+    JOIN courses c ON c.id = k.course_id
+    LEFT JOIN by_neighbours b ON b.course_id = k.course_id
+    LEFT JOIN recommendation_popularity p
+      ON p.model_id = :model_id AND p.course_id = k.course_id
+    LEFT JOIN courses s ON s.id = b.source_id
+    WHERE c.status = 'published'
+      AND (CAST(:max_price AS integer) IS NULL OR c.price_cents <= CAST(:max_price AS integer))
+      AND NOT EXISTS (
+          SELECT 1 FROM enrollments e WHERE e.user_id = :user_id AND e.course_id = k.course_id
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM course_instructors t
+          WHERE t.user_id = :user_id AND t.course_id = k.course_id
+      )
+    ORDER BY coalesce(b.neighbour_score, 0) + :popularity_weight * coalesce(p.score, 0) DESC,
+             k.course_id
+    LIMIT :limit
+    """
+)
+
+RELATED = text(
+    """
+    SELECT n.neighbour_id AS course_id, n.score AS neighbour_score,
+           0.0 AS popularity_score, n.course_id AS source_id, s.title AS source_title,
+           n.collaborative >= n.content AS collaborative_led
+    FROM recommendation_neighbours n
+    JOIN courses c ON c.id = n.neighbour_id
+    JOIN courses s ON s.id = n.course_id
+    WHERE n.model_id = :model_id AND n.course_id = :course_id
+      AND c.status = 'published'
+      AND (CAST(:max_price AS integer) IS NULL OR c.price_cents <= CAST(:max_price AS integer))
+    ORDER BY n.rank
+    LIMIT :limit
+    """
+)
