@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import Row, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +30,7 @@ from lyceum.models.recommendations import (
     RecommendationNeighbour,
     RecommendationPopularity,
 )
+from lyceum.recommendations.builder import Matrix, Model
 
 # One rebuild at a time, whichever worker runs it (a transaction-level advisory lock).
 REBUILD_LOCK = 0x5EC0_0027
@@ -238,6 +241,39 @@ class RecommendationRepository:
             .where(RecommendationModel.completed_at.is_not(None))
             .order_by(RecommendationModel.id.desc())
             .limit(1)
+        )
+
+    async def stored_model(self, model_id: int, course_ids: Sequence[uuid.UUID]) -> Model:
+        """A stored version read back as the builder's `Model`, rows and columns in the
+        order of `course_ids` (what the tests and the bench compare with)."""
+        index = {course_id: position for position, course_id in enumerate(course_ids)}
+        size = len(course_ids)
+        rows = (
+            await self.session.execute(
+                select(
+                    RecommendationNeighbour.course_id,
+                    RecommendationNeighbour.neighbour_id,
+                    RecommendationNeighbour.score,
+                    RecommendationNeighbour.collaborative,
+                    RecommendationNeighbour.content,
+                ).where(RecommendationNeighbour.model_id == model_id)
+            )
+        ).all()
+        at = ([index[row[0]] for row in rows], [index[row[1]] for row in rows])
+
+        def matrix(column: int) -> Matrix:
+            values = [float(row[column]) for row in rows]
+            return sp.csr_matrix((values, at), shape=(size, size), dtype=np.float64)
+
+        popular = np.zeros(size, dtype=np.float64)
+        for course_id, score in await self.session.execute(
+            select(RecommendationPopularity.course_id, RecommendationPopularity.score).where(
+                RecommendationPopularity.model_id == model_id
+            )
+        ):
+            popular[index[course_id]] = score
+        return Model(
+            neighbours=matrix(2), collaborative=matrix(3), content=matrix(4), popularity=popular
         )
 
     async def model_ids(self) -> list[int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.courses.schemas import Price
-from lyceum.kit.ai.embedding import Embedder
+from lyceum.kit.ai.embedding import Embedder, Vectors
 from lyceum.models.courses import Course
 from lyceum.recommendations import schemas
 from lyceum.recommendations.builder import (
@@ -33,7 +34,12 @@ from lyceum.recommendations.builder import (
     course_text,
     feedback_weight,
 )
-from lyceum.recommendations.repository import Candidate, Policy, RecommendationRepository
+from lyceum.recommendations.repository import (
+    Candidate,
+    CourseText,
+    Policy,
+    RecommendationRepository,
+)
 
 logger = structlog.get_logger("lyceum.recommendations")
 
@@ -85,6 +91,12 @@ def neighbour_rows(model: Model, course_ids: list[uuid.UUID]) -> list[dict[str, 
     return rows
 
 
+async def content_vectors(embedder: Embedder, courses: Sequence[CourseText]) -> Vectors:
+    """One unit-length MiniLM vector per course, of its title, subtitle and description
+    (what the rebuild and bench/recommendations.py embed)."""
+    return await embedder.encode([course_text(c.title, c.subtitle, c.description) for c in courses])
+
+
 async def rebuild_model(
     session: AsyncSession, *, embedder: Embedder, settings: Settings, now: dt.datetime
 ) -> Rebuilt | None:
@@ -110,8 +122,7 @@ async def rebuild_model(
         shape=(len(learners), len(course_ids)),
         dtype=np.float64,
     )
-    texts = [course_text(c.title, c.subtitle, c.description) for c in courses]
-    vectors = await embedder.encode(texts)
+    vectors = await content_vectors(embedder, courses)
     k = settings.recommendations_neighbours
     # Neighbour search is CPU work: off the event loop (rule 8).
     model = await asyncio.to_thread(build, matrix, vectors, blend_of(settings), k)
