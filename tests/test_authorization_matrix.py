@@ -45,6 +45,7 @@ from tests.learning import test_authorization_matrix as learning_matrix
 from tests.notifications import test_authorization_matrix as notifications_matrix
 from tests.payments import test_authorization_matrix as payments_matrix
 from tests.payments import test_receipt_authorization as receipts_matrix
+from tests.recommendations import test_authorization_matrix as recommendations_matrix
 from tests.support.authorization import (
     BY_ROLE,
     OPEN,
@@ -275,6 +276,9 @@ WHO: dict[str, Who] = {
     "GET /api/v1/payments/reports/refunds.csv": Who.instructor,
     "GET /api/v1/payments/reports/coupons": Who.instructor,
     "GET /api/v1/payments/reports/coupons.csv": Who.instructor,
+    # recommendations (probed in tests/recommendations/test_authorization_matrix.py)
+    "GET /api/v1/me/recommendations": Who.signed_in,
+    "GET /api/v1/courses/{course_id}/related": Who.anyone,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -484,6 +488,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/channels/test_authorization_matrix.py": channels_matrix.MATRIX,
     "tests/payments/test_authorization_matrix.py": payments_matrix.MATRIX,
     "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
+    "tests/recommendations/test_authorization_matrix.py": recommendations_matrix.MATRIX,
 }
 
 
