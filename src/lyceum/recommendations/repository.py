@@ -248,21 +248,24 @@ class RecommendationRepository:
         order of `course_ids` (what the tests and the bench compare with)."""
         index = {course_id: position for position, course_id in enumerate(course_ids)}
         size = len(course_ids)
-        rows = (
-            await self.session.execute(
-                select(
-                    RecommendationNeighbour.course_id,
-                    RecommendationNeighbour.neighbour_id,
-                    RecommendationNeighbour.score,
-                    RecommendationNeighbour.collaborative,
-                    RecommendationNeighbour.content,
-                ).where(RecommendationNeighbour.model_id == model_id)
-            )
-        ).all()
-        at = ([index[row[0]] for row in rows], [index[row[1]] for row in rows])
+        found = await self.session.execute(
+            select(
+                RecommendationNeighbour.course_id,
+                RecommendationNeighbour.neighbour_id,
+                RecommendationNeighbour.score,
+                RecommendationNeighbour.collaborative,
+                RecommendationNeighbour.content,
+            ).where(RecommendationNeighbour.model_id == model_id)
+        )
+        rows = [
+            (index[course], index[neighbour], (score, collaborative, content))
+            for course, neighbour, score, collaborative, content in found
+            if course in index and neighbour in index
+        ]
+        at = ([row[0] for row in rows], [row[1] for row in rows])
 
-        def matrix(column: int) -> Matrix:
-            values = [float(row[column]) for row in rows]
+        def matrix(part: int) -> Matrix:
+            values = [row[2][part] for row in rows]
             return sp.csr_matrix((values, at), shape=(size, size), dtype=np.float64)
 
         popular = np.zeros(size, dtype=np.float64)
@@ -271,9 +274,10 @@ class RecommendationRepository:
                 RecommendationPopularity.model_id == model_id
             )
         ):
-            popular[index[course_id]] = score
+            if course_id in index:
+                popular[index[course_id]] = score
         return Model(
-            neighbours=matrix(2), collaborative=matrix(3), content=matrix(4), popularity=popular
+            neighbours=matrix(0), collaborative=matrix(1), content=matrix(2), popularity=popular
         )
 
     async def model_ids(self) -> list[int]:
