@@ -8,11 +8,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy import delete, false, func, insert, literal, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
@@ -59,9 +58,18 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A recommended course with what its score is made of."""
+    """A recommended course (the columns its summary shows) with what its score is made
+    of."""
 
-    course: Course
+    course_id: uuid.UUID
+    slug: str
+    title: str
+    subtitle: str
+    language: str
+    level: str
+    category: str
+    price_cents: int
+    currency: str
     enrollment_count: int
     rating_average: float | None
     rating_count: int
@@ -218,6 +226,13 @@ class RecommendationRepository:
             .values(completed_at=completed_at)
         )
 
+    async def analyze_model_tables(self) -> None:
+        await self.session.execute(
+            text(
+                "ANALYZE recommendation_models, recommendation_neighbours, recommendation_popularity"
+            )
+        )
+
     async def prune_models(self, keep: int) -> list[int]:
         """Delete all but the newest `keep` complete versions (and any incomplete one
         older than the newest complete); their rows go by ON DELETE CASCADE."""
@@ -321,7 +336,7 @@ class RecommendationRepository:
                 "limit": limit,
             },
         )
-        return await self._candidates(rows.all())
+        return [Candidate(**row._mapping) for row in rows]
 
     async def related(
         self, course_id: uuid.UUID, *, policy: Policy, limit: int
@@ -339,7 +354,7 @@ class RecommendationRepository:
                 "limit": limit,
             },
         )
-        return await self._candidates(rows.all())
+        return [Candidate(**row._mapping) for row in rows]
 
     async def popular(
         self,
@@ -353,7 +368,14 @@ class RecommendationRepository:
         rating, then newest; minus `excluded`, the caller's taught courses and the
         policy's."""
         query = (
-            select(Course, CourseStats)
+            select(
+                *CARD,
+                literal(0.0).label("neighbour_score"),
+                literal(0.0).label("popularity_score"),
+                null().label("source_id"),
+                null().label("source_title"),
+                false().label("collaborative_led"),
+            )
             .outerjoin(CourseStats, CourseStats.course_id == Course.id)
             .where(Course.status == CourseStatus.published)
             .order_by(
@@ -371,51 +393,24 @@ class RecommendationRepository:
             query = query.where(Course.id.not_in(taught))
         if policy.max_price_cents is not None:
             query = query.where(Course.price_cents <= policy.max_price_cents)
-        found = []
-        for course, stats in await self.session.execute(query):
-            found.append(
-                Candidate(
-                    course=course,
-                    enrollment_count=stats.enrollment_count if stats else 0,
-                    rating_average=stats.rating_average if stats else None,
-                    rating_count=stats.rating_count if stats else 0,
-                    neighbour_score=0.0,
-                    popularity_score=0.0,
-                    source_id=None,
-                    source_title=None,
-                    collaborative_led=False,
-                )
-            )
-        return found
+        return [Candidate(**row._mapping) for row in await self.session.execute(query)]
 
-    async def _candidates(self, rows: Sequence[Row[Any]]) -> list[Candidate]:
-        if not rows:
-            return []
-        ids = [row.course_id for row in rows]
-        loaded = await self.session.execute(
-            select(Course, CourseStats)
-            .outerjoin(CourseStats, CourseStats.course_id == Course.id)
-            .where(Course.id.in_(ids))
-        )
-        by_id = {course.id: (course, stats) for course, stats in loaded}
-        found = []
-        for row in rows:
-            course, stats = by_id[row.course_id]
-            found.append(
-                Candidate(
-                    course=course,
-                    enrollment_count=stats.enrollment_count if stats else 0,
-                    rating_average=stats.rating_average if stats else None,
-                    rating_count=stats.rating_count if stats else 0,
-                    neighbour_score=float(row.neighbour_score),
-                    popularity_score=float(row.popularity_score),
-                    source_id=row.source_id,
-                    source_title=row.source_title,
-                    collaborative_led=bool(row.collaborative_led),
-                )
-            )
-        return found
 
+# The columns of a course's summary, as `Candidate` names them.
+CARD = (
+    Course.id.label("course_id"),
+    Course.slug,
+    Course.title,
+    Course.subtitle,
+    Course.language,
+    Course.level,
+    Course.category,
+    Course.price_cents,
+    Course.currency,
+    func.coalesce(CourseStats.enrollment_count, 0).label("enrollment_count"),
+    CourseStats.rating_average,
+    func.coalesce(CourseStats.rating_count, 0).label("rating_count"),
+)
 
 NEWEST_MODEL = (
     select(RecommendationModel.id)
@@ -455,41 +450,65 @@ RECOMMEND = text(
     ),
     candidates AS (
         SELECT course_id FROM by_neighbours UNION SELECT course_id FROM popular
+    ),
+    scored AS (
+        SELECT k.course_id,
+               coalesce(b.neighbour_score, 0) AS neighbour_score,
+               :popularity_weight * coalesce((
+                   SELECT p.score FROM recommendation_popularity p
+                   WHERE p.model_id = :model_id AND p.course_id = k.course_id
+               ), 0) AS popularity_score,
+               b.source_id,
+               coalesce(b.collaborative_led, false) AS collaborative_led
+        FROM candidates k
+        LEFT JOIN by_neighbours b ON b.course_id = k.course_id
+    ),
+    best AS (
+        SELECT sc.* FROM scored sc
+        JOIN courses c ON c.id = sc.course_id
+        WHERE c.status = 'published'
+          AND (CAST(:max_price AS integer) IS NULL
+               OR c.price_cents <= CAST(:max_price AS integer))
+          AND NOT EXISTS (
+              SELECT 1 FROM enrollments e
+              WHERE e.user_id = :user_id AND e.course_id = sc.course_id
+          )
+          AND NOT EXISTS (
+              SELECT 1 FROM course_instructors t
+              WHERE t.user_id = :user_id AND t.course_id = sc.course_id
+          )
+        ORDER BY sc.neighbour_score + sc.popularity_score DESC, sc.course_id
+        LIMIT :limit
     )
-    SELECT k.course_id,
-           coalesce(b.neighbour_score, 0) AS neighbour_score,
-           :popularity_weight * coalesce(p.score, 0) AS popularity_score,
-           b.source_id, s.title AS source_title,
-           coalesce(b.collaborative_led, false) AS collaborative_led
-    FROM candidates k
-    JOIN courses c ON c.id = k.course_id
-    LEFT JOIN by_neighbours b ON b.course_id = k.course_id
-    LEFT JOIN recommendation_popularity p
-      ON p.model_id = :model_id AND p.course_id = k.course_id
-    LEFT JOIN courses s ON s.id = b.source_id
-    WHERE c.status = 'published'
-      AND (CAST(:max_price AS integer) IS NULL OR c.price_cents <= CAST(:max_price AS integer))
-      AND NOT EXISTS (
-          SELECT 1 FROM enrollments e WHERE e.user_id = :user_id AND e.course_id = k.course_id
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM course_instructors t
-          WHERE t.user_id = :user_id AND t.course_id = k.course_id
-      )
-    ORDER BY coalesce(b.neighbour_score, 0) + :popularity_weight * coalesce(p.score, 0) DESC,
-             k.course_id
-    LIMIT :limit
+    SELECT best.course_id, c.slug, c.title, c.subtitle, c.language, c.level::text AS level,
+           c.category, c.price_cents, c.currency,
+           coalesce(st.enrollment_count, 0) AS enrollment_count,
+           st.rating_average::float8 AS rating_average,
+           coalesce(st.rating_count, 0) AS rating_count,
+           best.neighbour_score, best.popularity_score,
+           best.source_id, s.title AS source_title, best.collaborative_led
+    FROM best
+    JOIN courses c ON c.id = best.course_id
+    LEFT JOIN course_stats st ON st.course_id = best.course_id
+    LEFT JOIN courses s ON s.id = best.source_id
+    ORDER BY best.neighbour_score + best.popularity_score DESC, best.course_id
     """
 )
 
 RELATED = text(
     """
-    SELECT n.neighbour_id AS course_id, n.score AS neighbour_score,
-           0.0 AS popularity_score, n.course_id AS source_id, s.title AS source_title,
+    SELECT n.neighbour_id AS course_id, c.slug, c.title, c.subtitle, c.language,
+           c.level::text AS level, c.category, c.price_cents, c.currency,
+           coalesce(st.enrollment_count, 0) AS enrollment_count,
+           st.rating_average::float8 AS rating_average,
+           coalesce(st.rating_count, 0) AS rating_count,
+           n.score AS neighbour_score, 0.0::float8 AS popularity_score,
+           n.course_id AS source_id, s.title AS source_title,
            n.collaborative >= n.content AS collaborative_led
     FROM recommendation_neighbours n
     JOIN courses c ON c.id = n.neighbour_id
     JOIN courses s ON s.id = n.course_id
+    LEFT JOIN course_stats st ON st.course_id = n.neighbour_id
     WHERE n.model_id = :model_id AND n.course_id = :course_id
       AND c.status = 'published'
       AND (CAST(:max_price AS integer) IS NULL OR c.price_cents <= CAST(:max_price AS integer))

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.config import Settings
 from lyceum.courses.schemas import Price
 from lyceum.kit.ai.embedding import Embedder, Vectors
-from lyceum.models.courses import Course
+from lyceum.kit.jobs import defer
+from lyceum.models.courses import Course, CourseLevel
 from lyceum.recommendations import schemas
 from lyceum.recommendations.builder import (
     Blend,
@@ -44,6 +45,8 @@ from lyceum.recommendations.repository import (
 logger = structlog.get_logger("lyceum.recommendations")
 
 FEEDBACK_WEIGHTS = FeedbackWeights()
+# The queueing lock of the rebuild job: one waiting at a time.
+REBUILD_LOCK = "rebuild_recommendations"
 
 
 def blend_of(settings: Settings) -> Blend:
@@ -142,6 +145,7 @@ async def rebuild_model(
         ],
     )
     await repo.complete_model(model_id, now)
+    await repo.analyze_model_tables()  # the planner sees the new version's sizes at once
     pruned = await repo.prune_models(settings.recommendations_keep_versions)
     logger.info(
         "recommendations_rebuilt",
@@ -154,17 +158,29 @@ async def rebuild_model(
     return Rebuilt(model_id, len(course_ids), len(learners), len(feedback), pruned)
 
 
+async def request_rebuild(session: AsyncSession, now: dt.datetime) -> None:
+    """Enqueue a rebuild in this transaction (none if one is already waiting): what the
+    demo loader does once its enrollment history is in."""
+    from lyceum.recommendations.tasks import rebuild_recommendations  # it imports this module
+
+    await defer(
+        session,
+        rebuild_recommendations,
+        queueing_lock=REBUILD_LOCK,
+        timestamp=int(now.timestamp()),
+    )
+
+
 def _summary(candidate: Candidate) -> schemas.CourseSummary:
-    course: Course = candidate.course
     return schemas.CourseSummary(
-        id=course.id,
-        slug=course.slug,
-        title=course.title,
-        subtitle=course.subtitle,
-        language=course.language,
-        level=course.level,
-        category=course.category,
-        price=Price(amount_cents=course.price_cents, currency=course.currency),
+        id=candidate.course_id,
+        slug=candidate.slug,
+        title=candidate.title,
+        subtitle=candidate.subtitle,
+        language=candidate.language,
+        level=CourseLevel(candidate.level),
+        category=candidate.category,
+        price=Price(amount_cents=candidate.price_cents, currency=candidate.currency),
         enrollment_count=candidate.enrollment_count,
         rating_average=candidate.rating_average,
         rating_count=candidate.rating_count,

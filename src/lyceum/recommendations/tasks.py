@@ -8,7 +8,7 @@ import datetime as dt
 
 from lyceum.kit.ai.embedding import get_embedder
 from lyceum.kit.jobs import JobContext, Queue, job_app, resources, task, transaction
-from lyceum.recommendations.service import rebuild_model
+from lyceum.recommendations.service import REBUILD_LOCK, rebuild_model
 
 
 @job_app.periodic(cron="23 * * * *", periodic_id="rebuild-recommendations")
@@ -17,7 +17,7 @@ from lyceum.recommendations.service import rebuild_model
     queue=Queue.ai,
     pass_context=True,
     retry=False,
-    queueing_lock="rebuild_recommendations",
+    queueing_lock=REBUILD_LOCK,
 )
 async def rebuild_recommendations(context: JobContext, timestamp: int) -> int | None:
     """Build and store a new model version (CPU-bound: course embeddings and the
