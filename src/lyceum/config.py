@@ -395,8 +395,8 @@ class Settings(BaseSettings):
     # The blend: collaborative (item kNN), content (MiniLM cosine) and popularity weights,
     # tuned by bench/recommendations.py on a validation split.
     recommendations_collaborative_weight: float = Field(default=1.0, ge=0, le=100)
-    recommendations_content_weight: float = Field(default=0.3, ge=0, le=100)
-    recommendations_popularity_weight: float = Field(default=0.05, ge=0, le=100)
+    recommendations_content_weight: float = Field(default=0.1, ge=0, le=100)
+    recommendations_popularity_weight: float = Field(default=0.2, ge=0, le=100)
     # Courses priced above this (in the currency's minor unit) are never recommended;
     # unset: no cap.
     recommendations_max_price_cents: int | None = Field(default=None, ge=0)

@@ -58,8 +58,8 @@ class Blend:
     validation split (README, "Recommendations")."""
 
     collaborative: float = 1.0
-    content: float = 0.3
-    popularity: float = 0.05
+    content: float = 0.1
+    popularity: float = 0.2
 
 
 @dataclass
