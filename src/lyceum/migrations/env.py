@@ -17,10 +17,13 @@ target_metadata = Base.metadata
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """Autogenerate ignores procrastinate's tables: its own SQL owns them."""
+    """Autogenerate ignores procrastinate's tables (its own SQL owns them) and the
+    monthly partitions of the analytics events (`lyceum.analytics.partition_repository` owns them)."""
     table = getattr(obj, "table", obj) if type_ == "index" else obj
-    table_name = getattr(table, "name", name) or ""
-    return not str(table_name).startswith("procrastinate_")
+    table_name = str(getattr(table, "name", name) or "")
+    return not table_name.startswith("procrastinate_") and not table_name.startswith(
+        "analytics_events_p"
+    )
 
 
 def run_migrations_offline() -> None:

@@ -1,5 +1,6 @@
 """Every ORM table, one module per aggregate, on one `Base` with a naming convention."""
 
+from lyceum.models import analytics as analytics  # registers the analytics events and rollups
 from lyceum.models import assessments as assessments  # registers the assessment tables
 from lyceum.models import channels as channels  # registers the SMS and push tables
 from lyceum.models import chat as chat  # registers the chat tables on Base.metadata
