@@ -29,7 +29,7 @@ from lyceum.models.recommendations import (
     RecommendationNeighbour,
     RecommendationPopularity,
 )
-from lyceum.recommendations.builder import Matrix, Model
+from lyceum.recommendations.builder import FeedbackWeights, Matrix, Model
 
 # One rebuild at a time, whichever worker runs it (a transaction-level advisory lock).
 REBUILD_LOCK = 0x5EC0_0027
@@ -307,36 +307,39 @@ class RecommendationRepository:
     async def recommend(
         self,
         user_id: uuid.UUID,
-        history: Sequence[tuple[uuid.UUID, float]],
         *,
+        feedback: FeedbackWeights,
         popularity_weight: float,
         policy: Policy,
         limit: int,
     ) -> list[Candidate] | None:
-        """The learner's best `limit` courses from the newest complete model: the
-        stored neighbours of the courses they took (`history`: course and feedback
-        weight), weighted, summed and divided by the weights' sum, plus
-        `popularity_weight` x popularity; candidates are those neighbours and the most
-        popular courses. None when no model is stored yet."""
-        model_id = await self.session.scalar(NEWEST_MODEL)
-        if model_id is None:
-            return None
-        total = sum(weight for _, weight in history)
+        """The learner's best `limit` courses from the newest complete model, in one
+        query: the stored neighbours of the courses they took, each times the
+        learner's feedback weight of that course (`feedback`, as
+        `builder.feedback_weight` computes it), summed and divided by the weights' sum,
+        plus `popularity_weight` x popularity; candidates are those neighbours and the
+        most popular courses. None when no model is stored yet."""
         rows = await self.session.execute(
             RECOMMEND,
             {
-                "model_id": model_id,
                 "user_id": user_id,
-                "course_ids": [course for course, _ in history],
-                "weights": [weight for _, weight in history],
-                "total": total if total > 0 else 1.0,
+                "w_enrolled": feedback.enrolled,
+                "w_completed": feedback.completed,
+                "w_cancelled": feedback.cancelled,
+                "w_progress": feedback.progress,
+                "w_rating": feedback.rating,
+                "w_floor": feedback.floor,
                 "popularity_weight": popularity_weight,
-                "pool": 4 * limit + len(history),
+                "pool": 4 * limit,
                 "max_price": policy.max_price_cents,
                 "limit": limit,
             },
         )
-        return [Candidate(**row._mapping) for row in rows]
+        found = [Candidate(**row._mapping) for row in rows]
+        # The query reads the newest complete model itself: no row may mean no model.
+        if not found and await self.session.scalar(NEWEST_MODEL) is None:
+            return None
+        return found
 
     async def related(
         self, course_id: uuid.UUID, *, policy: Policy, limit: int
@@ -360,13 +363,13 @@ class RecommendationRepository:
         self,
         *,
         user_id: uuid.UUID | None,
-        excluded: Sequence[uuid.UUID],
         policy: Policy,
         limit: int,
+        excluded: uuid.UUID | None = None,
     ) -> list[Candidate]:
         """Before any model exists: published courses by learners (course_stats), then
-        rating, then newest; minus `excluded`, the caller's taught courses and the
-        policy's."""
+        rating, then newest; minus the `excluded` course, the caller's taken and taught
+        courses and the policy's."""
         query = (
             select(
                 *CARD,
@@ -386,9 +389,11 @@ class RecommendationRepository:
             )
             .limit(limit)
         )
-        if excluded:
-            query = query.where(Course.id.not_in(excluded))
+        if excluded is not None:
+            query = query.where(Course.id != excluded)
         if user_id is not None:
+            taken = select(Enrollment.course_id).where(Enrollment.user_id == user_id)
+            query = query.where(Course.id.not_in(taken))
             taught = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user_id)
             query = query.where(Course.id.not_in(taught))
         if policy.max_price_cents is not None:
@@ -423,19 +428,45 @@ NEWEST_MODEL = (
 # not taught by the learner.
 RECOMMEND = text(
     """
-    WITH mine AS (
-        SELECT * FROM unnest(CAST(:course_ids AS uuid[]), CAST(:weights AS float8[]))
-            AS m(course_id, weight)
+    WITH model AS (
+        SELECT id FROM recommendation_models
+        WHERE completed_at IS NOT NULL
+        ORDER BY id DESC
+        LIMIT 1
+    ),
+    mine AS (
+        -- builder.feedback_weight, in SQL, on the learner's enrollments (any status)
+        SELECT e.course_id, greatest(
+            CASE e.status WHEN 'completed' THEN :w_completed
+                          WHEN 'cancelled' THEN :w_cancelled
+                          ELSE :w_enrolled END
+            + :w_progress * CASE WHEN lessons.n > 0
+                                 THEN least(done.n::float8 / lessons.n, 1.0) ELSE 0 END
+            + coalesce(:w_rating * (r.rating - 3), 0),
+            :w_floor) AS weight
+        FROM enrollments e
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM lessons l WHERE l.course_id = e.course_id
+        ) lessons
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM lesson_completions lc
+            WHERE lc.user_id = e.user_id AND lc.course_id = e.course_id
+        ) done
+        LEFT JOIN reviews r ON r.user_id = e.user_id AND r.course_id = e.course_id
+        WHERE e.user_id = :user_id
+    ),
+    total AS (
+        SELECT CASE WHEN sum(weight) > 0 THEN sum(weight) ELSE 1.0 END AS weight FROM mine
     ),
     contributions AS (
         SELECT n.neighbour_id AS course_id, m.weight * n.score AS part,
                n.course_id AS source_id, n.collaborative >= n.content AS collaborative_led
         FROM mine m
         JOIN recommendation_neighbours n
-          ON n.model_id = :model_id AND n.course_id = m.course_id
+          ON n.model_id = (SELECT id FROM model) AND n.course_id = m.course_id
     ),
     by_neighbours AS (
-        SELECT course_id, sum(part) / :total AS neighbour_score,
+        SELECT course_id, sum(part) / (SELECT weight FROM total) AS neighbour_score,
                (array_agg(source_id ORDER BY part DESC, source_id))[1] AS source_id,
                (array_agg(collaborative_led ORDER BY part DESC, source_id))[1]
                    AS collaborative_led
@@ -444,9 +475,9 @@ RECOMMEND = text(
     ),
     popular AS (
         SELECT course_id FROM recommendation_popularity
-        WHERE model_id = :model_id
+        WHERE model_id = (SELECT id FROM model)
         ORDER BY score DESC, course_id
-        LIMIT :pool
+        LIMIT :pool + (SELECT count(*) FROM mine)
     ),
     candidates AS (
         SELECT course_id FROM by_neighbours UNION SELECT course_id FROM popular
@@ -456,7 +487,7 @@ RECOMMEND = text(
                coalesce(b.neighbour_score, 0) AS neighbour_score,
                :popularity_weight * coalesce((
                    SELECT p.score FROM recommendation_popularity p
-                   WHERE p.model_id = :model_id AND p.course_id = k.course_id
+                   WHERE p.model_id = (SELECT id FROM model) AND p.course_id = k.course_id
                ), 0) AS popularity_score,
                b.source_id,
                coalesce(b.collaborative_led, false) AS collaborative_led

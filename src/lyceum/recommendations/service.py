@@ -220,25 +220,15 @@ class Recommendations:
         self.policy = policy_of(settings)
 
     async def for_learner(self, user_id: uuid.UUID, limit: int) -> schemas.RecommendationList:
-        taken = await self.repo.learner_feedback(user_id)
-        history = [
-            (f.course_id, feedback_weight(f.status, f.lesson_share, f.rating, FEEDBACK_WEIGHTS))
-            for f in taken
-        ]
         found = await self.repo.recommend(
             user_id,
-            history,
+            feedback=FEEDBACK_WEIGHTS,
             popularity_weight=self.settings.recommendations_popularity_weight,
             policy=self.policy,
             limit=limit,
         )
         if found is None:  # no model yet: popularity from the database
-            found = await self.repo.popular(
-                user_id=user_id,
-                excluded=[f.course_id for f in taken],
-                policy=self.policy,
-                limit=limit,
-            )
+            found = await self.repo.popular(user_id=user_id, policy=self.policy, limit=limit)
         return schemas.RecommendationList.of_all(
             [
                 schemas.Recommendation(
@@ -254,7 +244,7 @@ class Recommendations:
         found = await self.repo.related(course.id, policy=self.policy, limit=limit)
         if not found:  # no model yet, or a course published since the last build
             found = await self.repo.popular(
-                user_id=None, excluded=[course.id], policy=self.policy, limit=limit
+                user_id=None, policy=self.policy, limit=limit, excluded=course.id
             )
         return schemas.RecommendationList.of_all(
             [
