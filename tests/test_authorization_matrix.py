@@ -46,6 +46,7 @@ from tests.learning import test_authorization_matrix as learning_matrix
 from tests.notifications import test_authorization_matrix as notifications_matrix
 from tests.payments import test_authorization_matrix as payments_matrix
 from tests.payments import test_receipt_authorization as receipts_matrix
+from tests.recommendations import test_authorization_matrix as recommendations_matrix
 from tests.support.authorization import (
     BY_ROLE,
     OPEN,
@@ -289,6 +290,9 @@ WHO: dict[str, Who] = {
     "GET /api/v1/analytics/quizzes/{quiz_id}/items": Who.instructor,
     "GET /api/v1/analytics/assignments/{assignment_id}/rubric": Who.instructor,
     "GET /api/v1/me/analytics": Who.signed_in,
+    # recommendations (probed in tests/recommendations/test_authorization_matrix.py)
+    "GET /api/v1/me/recommendations": Who.signed_in,
+    "GET /api/v1/courses/{course_id}/related": Who.anyone,
 }
 
 # Closed routes that still look an anonymous caller's course up: a course they cannot
@@ -499,6 +503,7 @@ MATRIX_TABLES: dict[str, list[Row]] = {
     "tests/payments/test_authorization_matrix.py": payments_matrix.MATRIX,
     "tests/payments/test_receipt_authorization.py": receipts_matrix.MATRIX,
     "tests/analytics/test_authorization_matrix.py": analytics_matrix.MATRIX,
+    "tests/recommendations/test_authorization_matrix.py": recommendations_matrix.MATRIX,
 }
 
 

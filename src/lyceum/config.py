@@ -393,6 +393,20 @@ class Settings(BaseSettings):
     checkout_success_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     checkout_cancel_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
+    # Recommendations (README "Recommendations") -----------------------------------------
+    # Neighbours stored per course in each model version.
+    recommendations_neighbours: int = Field(default=50, ge=1, le=500)
+    # The blend: collaborative (item kNN), content (MiniLM cosine) and popularity weights,
+    # tuned by bench/recommendations.py on a validation split.
+    recommendations_collaborative_weight: float = Field(default=1.0, ge=0, le=100)
+    recommendations_content_weight: float = Field(default=0.1, ge=0, le=100)
+    recommendations_popularity_weight: float = Field(default=0.2, ge=0, le=100)
+    # Courses priced above this (in the currency's minor unit) are never recommended;
+    # unset: no cap.
+    recommendations_max_price_cents: int | None = Field(default=None, ge=0)
+    # Complete model versions kept (the newest is read; older ones are pruned by a rebuild).
+    recommendations_keep_versions: int = Field(default=2, ge=1, le=100)
+
     @field_validator("payment_providers", mode="before")
     @classmethod
     def _split_providers(cls, value: object) -> object:

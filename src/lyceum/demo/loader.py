@@ -1,5 +1,7 @@
 """`lyceum demo`: six published courses (English and Vietnamese) with real lesson text,
-an instructor who teaches them and a student. Running it again changes nothing."""
+an instructor who teaches them, a student, and an enrollment history of 24 demo
+learners (`history.py`), after which a recommendation model rebuild is enqueued.
+Running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.courses import schemas
 from lyceum.courses.service import CourseService
+from lyceum.demo.history import HistoryResult, load_history
 from lyceum.identity.service import ensure_account
 from lyceum.kit.cache import Cache
 from lyceum.models.identity import Role
+from lyceum.recommendations.service import request_rebuild
 
 INSTRUCTOR_EMAIL = "teacher@demo.lyceum.dev"
 INSTRUCTOR_PASSWORD = "demo teacher passphrase"  # noqa: S105 (published demo login)
@@ -27,6 +31,7 @@ STUDENT_PASSWORD = "demo student passphrase"  # noqa: S105 (published demo login
 class DemoResult:
     created: list[str]
     existing: list[str]
+    history: HistoryResult | None = None  # None: it was loaded before
 
 
 def demo_courses() -> list[dict[str, Any]]:
@@ -47,7 +52,7 @@ async def load_demo(session: AsyncSession, *, cache: Cache, now: dt.datetime) ->
         role=Role.instructor,
         now=now,
     )
-    await ensure_account(
+    student = await ensure_account(
         session,
         email=STUDENT_EMAIL,
         password=STUDENT_PASSWORD,
@@ -95,4 +100,8 @@ async def load_demo(session: AsyncSession, *, cache: Cache, now: dt.datetime) ->
                 )
         await service.publish(course)
         created.append(data["slug"])
-    return DemoResult(created=created, existing=existing)
+    await session.flush()
+    history = await load_history(session, service, student_id=student.id, now=now)
+    if history is not None:  # the model is rebuilt by a job, in this transaction
+        await request_rebuild(session, now)
+    return DemoResult(created=created, existing=existing, history=history)

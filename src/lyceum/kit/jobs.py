@@ -107,6 +107,7 @@ TASK_MODULES = [
     "lyceum.analytics.tasks",
     "lyceum.analytics.facts",
     "lyceum.analytics.report_tasks",
+    "lyceum.recommendations.tasks",
 ]
 
 # How often a worker writes its heartbeat, and after how long without one its

@@ -9,6 +9,7 @@ from lyceum.models import jobs as jobs  # registers the job failure log
 from lyceum.models import mail as mail  # registers the mail delivery log
 from lyceum.models import notifications as notifications  # registers the notification tables
 from lyceum.models import payments as payments  # registers orders, coupons, refunds, events
+from lyceum.models import recommendations as recommendations  # registers the stored model
 from lyceum.models import reminders as reminders  # registers the sent reminders
 from lyceum.models import webhooks as webhooks  # registers webhook endpoints and deliveries
 from lyceum.models.base import Base

@@ -1,0 +1,1 @@
+"""Course recommendations: a stored, versioned item-kNN + content + popularity model."""
