@@ -76,3 +76,12 @@ async def test_questions_are_recorded_with_whether_the_material_answered(
         )
         assert event.lesson_id is None
         uuid.UUID(event.context["message_id"])  # the stored question's id
+    # The course's instructor trying the tutor out is not a learner asking.
+    own = await conversation(live, course["id"], teacher)
+    tried = await live.post(
+        f"/api/v1/tutor/conversations/{own}/messages",
+        json={"content": "What does the mitochondrion do for the cell?"},
+        headers=teacher.headers,
+    )
+    assert tried.status_code == 201, tried.text
+    assert await asked_events(runtime, teacher.id) == []

@@ -290,24 +290,55 @@ async def test_course_and_lesson_must_agree_with_the_object(
 
 
 async def test_quiz_items_quizzes_and_files(
-    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+    client: httpx.AsyncClient, connection: AsyncConnection, runtime: Runtime, world: World
 ) -> None:
-    from tests.assessments.helpers import add_question, add_quiz, single_choice
+    from tests.assessments.helpers import (
+        add_assignment,
+        add_question,
+        add_quiz,
+        member,
+        single_choice,
+        start,
+    )
 
     room = world.room
     question = await add_question(client, room, single_choice())
     quiz = await add_quiz(client, room, [question["id"]])
-    batch = [
-        event("quiz", quiz["id"], verb="started"),
-        event(
-            "quiz_item", question["id"], verb="answered", result={"response": "b", "success": True}
-        ),
-    ]
+    answered = event(
+        "quiz_item", question["id"], verb="answered", result={"response": "b", "success": True}
+    )
+    # a question is the learner's once it was drawn into one of their attempts
+    response = await post(client, world.learner.headers, [answered])
+    assert fields_named(response) == ["body.events.0.object.id"]
+    await start(client, quiz["id"], world.learner)
+    batch = [event("quiz", quiz["id"], verb="started"), answered | {"id": uuid.uuid4().hex}]
     response = await post(client, world.learner.headers, batch)
     assert response.status_code == 202, response.text
     # not to someone outside the course
     response = await post(client, world.stranger.headers, batch)
     assert fields_named(response) == ["body.events.0.object.id", "body.events.1.object.id"]
+
+    # Unpublished quizzes and assignments, and the questions of an unpublished quiz, are
+    # the course's instructors' only: not an enrolled learner's, nor an enrolled
+    # learner's whose account happens to be an instructor's elsewhere.
+    hidden_question = await add_question(client, room, single_choice())
+    hidden_quiz = await add_quiz(client, room, [hidden_question["id"]], published=False)
+    hidden_assignment = await add_assignment(client, room, published=False)
+    teaching_elsewhere = await member(connection, runtime, Role.instructor, prefix="ie")
+    joined = await client.post(
+        f"{API}/courses/{room.course_id}/enrollments", headers=teaching_elsewhere.headers
+    )
+    assert joined.status_code == 201, joined.text
+    hidden = [
+        event("quiz", hidden_quiz["id"], verb="started"),
+        event("quiz_item", hidden_question["id"], verb="answered"),
+        event("assignment", hidden_assignment["id"]),
+    ]
+    for who in (world.learner, teaching_elsewhere):
+        response = await post(client, who.headers, hidden)
+        assert fields_named(response) == [f"body.events.{n}.object.id" for n in range(3)]
+    response = await post(client, room.teacher.headers, hidden)
+    assert response.status_code == 202, response.text
 
 
 def test_statement_ids_are_the_uuid5_of_learner_and_event_id() -> None:

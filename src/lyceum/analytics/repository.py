@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.analytics.cursor_repository import WINDOW_CLAUSE, Window
+
+logger = structlog.get_logger("lyceum.analytics")
 
 # Ingest ---------------------------------------------------------------------------------
 
@@ -28,7 +31,9 @@ class Placement:
 
 # Each kind of object resolved to its course (and lesson), with whether a signed-in
 # visitor of a published course may see it without enrolling (the course page itself,
-# preview lessons); then kept only if the caller may see it: editors (the course's
+# preview lessons) and whether a learner may see it at all (a published quiz or
+# assignment, a file that is ready, a question drawn into one of their attempts); then
+# kept only if the caller may see it: editors (the course's
 # instructors while they are instructors, and admins) see everything of their courses,
 # the others only published courses, and there what is open to visitors or what their
 # (not cancelled) enrollment opens.
@@ -39,27 +44,35 @@ _VISIBLE_OBJECTS = text(
         FROM unnest(CAST(:kinds AS text[]), CAST(:ids AS uuid[])) AS w(kind, id)
     ),
     placed AS (
-        SELECT w.kind, w.id, c.id AS course_id, NULL::uuid AS lesson_id, true AS open
+        SELECT w.kind, w.id, c.id AS course_id, NULL::uuid AS lesson_id,
+               true AS open, true AS shown
         FROM wanted AS w JOIN courses AS c ON c.id = w.id
         WHERE w.kind = 'course'
         UNION ALL
-        SELECT w.kind, w.id, l.course_id, l.id, l.is_preview
+        SELECT w.kind, w.id, l.course_id, l.id, l.is_preview, true
         FROM wanted AS w JOIN lessons AS l ON l.id = w.id
         WHERE w.kind = 'lesson'
         UNION ALL
-        SELECT w.kind, w.id, f.course_id, NULL::uuid, false
+        SELECT w.kind, w.id, f.course_id, NULL::uuid, false,
+               f.status = 'ready'
         FROM wanted AS w JOIN course_files AS f ON f.id = w.id
         WHERE w.kind = 'file_page'
         UNION ALL
-        SELECT w.kind, w.id, q.course_id, q.lesson_id, false
+        SELECT w.kind, w.id, q.course_id, q.lesson_id, false, q.published
         FROM wanted AS w JOIN quizzes AS q ON q.id = w.id
-        WHERE w.kind = 'quiz' AND (q.published OR :editor_role)
+        WHERE w.kind = 'quiz'
         UNION ALL
-        SELECT w.kind, w.id, b.course_id, NULL::uuid, false
+        -- A bank question is seen by a learner once it was drawn into one of their
+        -- attempts (a question of an unpublished quiz, or one never drawn, is not).
+        SELECT w.kind, w.id, b.course_id, NULL::uuid, false, EXISTS (
+                   SELECT 1 FROM quiz_attempts AS qa
+                   JOIN quiz_attempt_items AS qi ON qi.attempt_id = qa.id
+                   WHERE qa.user_id = :user_id AND qa.course_id = b.course_id
+                     AND qi.question_id = b.id)
         FROM wanted AS w JOIN assessment_questions AS b ON b.id = w.id
         WHERE w.kind = 'quiz_item'
         UNION ALL
-        SELECT w.kind, w.id, a.course_id, a.lesson_id, false
+        SELECT w.kind, w.id, a.course_id, a.lesson_id, false, a.published
         FROM wanted AS w JOIN assignments AS a ON a.id = w.id
         WHERE w.kind = 'assignment'
     )
@@ -69,7 +82,7 @@ _VISIBLE_OBJECTS = text(
        OR (:instructor AND EXISTS (
             SELECT 1 FROM course_instructors AS ci
             WHERE ci.course_id = c.id AND ci.user_id = :user_id))
-       OR (c.status = 'published' AND (p.open OR EXISTS (
+       OR (c.status = 'published' AND p.shown AND (p.open OR EXISTS (
             SELECT 1 FROM enrollments AS e
             WHERE e.course_id = c.id AND e.user_id = :user_id AND e.status <> 'cancelled')))
     """
@@ -96,7 +109,6 @@ async def visible_objects(
             "user_id": user_id,
             "admin": admin,
             "instructor": instructor,
-            "editor_role": admin or instructor,
         },
     )
     return {(row.kind, row.id): Placement(row.course_id, row.lesson_id) for row in rows}
@@ -193,7 +205,7 @@ _INSERT_SERVER_EVENT = text(
     INSERT INTO analytics_events (
         occurred_at, event_id, user_id, course_id, lesson_id, source, verb, object_type,
         object_id, result, context)
-    VALUES (
+    SELECT
         now(), :event_id, :user_id, :course_id,
         COALESCE(CAST(:lesson_id AS uuid), CASE CAST(:object_type AS text)
             WHEN 'quiz' THEN (SELECT q.lesson_id FROM quizzes AS q WHERE q.id = :object_id)
@@ -201,7 +213,13 @@ _INSERT_SERVER_EVENT = text(
                 (SELECT a.lesson_id FROM assignments AS a WHERE a.id = :object_id)
         END),
         'server', :verb, :object_type, :object_id,
-        CAST(:result AS jsonb), CAST(:context AS jsonb))
+        CAST(:result AS jsonb), CAST(:context AS jsonb)
+    -- Only when this month's partition exists: a fact must never fail the enrollment
+    -- or the grade that caused it (a catalog lookup by name, one index probe).
+    WHERE EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class
+        WHERE relname = 'analytics_events_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')
+          AND relnamespace = CAST(current_schema() AS regnamespace))
     """
 )
 
@@ -219,8 +237,10 @@ async def insert_server_event(
     context: dict[str, Any] | None = None,
 ) -> None:
     """Record a fact of the platform's, occurred now (the transaction's time); a quiz's
-    or an assignment's lesson is looked up in the same statement."""
-    await session.execute(
+    or an assignment's lesson is looked up in the same statement. Without a partition
+    for this month (the partition job has not run for months) the fact is dropped and
+    logged, never an error for the action that caused it."""
+    written = await session.execute(
         _INSERT_SERVER_EVENT,
         {
             "event_id": uuid.uuid4(),
@@ -234,6 +254,8 @@ async def insert_server_event(
             "context": _json(context),
         },
     )
+    if not getattr(written, "rowcount", 1):
+        logger.warning("analytics_partition_missing", verb=verb, object_type=object_type)
 
 
 # The course chat rooms' messages since the watermark, each once: its key is claimed
@@ -252,7 +274,7 @@ _COPY_CHAT_MESSAGES = text(
     ),
     claimed AS (
         INSERT INTO analytics_event_keys (user_id, client_event_id)
-        SELECT sender_id, 'chat ' || id::text FROM recent
+        SELECT sender_id, 'chat ' || id::text FROM recent WHERE created_at >= :oldest
         ON CONFLICT DO NOTHING
         RETURNING user_id, client_event_id
     ),
@@ -272,14 +294,18 @@ _COPY_CHAT_MESSAGES = text(
 
 
 async def copy_chat_messages(
-    session: AsyncSession, *, after_seq: int, settled_before: dt.datetime
+    session: AsyncSession, *, after_seq: int, settled_before: dt.datetime, oldest: dt.datetime
 ) -> tuple[int, int | None]:
     """Copy the course chat messages with a `seq` above `after_seq` as `commented`
     events (those copied before are skipped); returns (copied, the highest seq among
-    the messages written before `settled_before`, None if none)."""
+    the messages written before `settled_before`, None if none). Messages written
+    before `oldest` are passed over, not copied: the event store keeps no partition for
+    them (a deployment's chat history before analytics existed, or a worker that was
+    down longer than an app may post late)."""
     row = (
         await session.execute(
-            _COPY_CHAT_MESSAGES, {"after_seq": after_seq, "settled_before": settled_before}
+            _COPY_CHAT_MESSAGES,
+            {"after_seq": after_seq, "settled_before": settled_before, "oldest": oldest},
         )
     ).one()
     return int(row.copied), None if row.settled_seq is None else int(row.settled_seq)

@@ -73,11 +73,15 @@ async def defer_rollups(session: AsyncSession) -> None:
         pass
 
 
-async def copy_chat(session: AsyncSession, now: dt.datetime) -> int:
-    """Copy the course chat messages not copied yet; returns how many."""
+async def copy_chat(session: AsyncSession, now: dt.datetime, *, max_age_days: int) -> int:
+    """Copy the course chat messages not copied yet, of the last `max_age_days` (the
+    events an app could still post; older ones have no partition); returns how many."""
     after = await repository.chat_watermark(session, CHAT_CURSOR)
     copied, settled = await repository.copy_chat_messages(
-        session, after_seq=after, settled_before=now - CHAT_SETTLE
+        session,
+        after_seq=after,
+        settled_before=now - CHAT_SETTLE,
+        oldest=now - dt.timedelta(days=max_age_days),
     )
     if settled is not None and settled > after:
         await repository.move_chat_watermark(session, CHAT_CURSOR, settled)
@@ -93,8 +97,13 @@ async def copy_chat(session: AsyncSession, now: dt.datetime) -> int:
     queueing_lock="analytics_chat_activity",
 )
 async def chat_activity(context: JobContext, timestamp: int) -> int:
-    async with transaction(resources(context)) as session:
-        copied = await copy_chat(session, dt.datetime.fromtimestamp(timestamp, dt.UTC))
+    runtime = resources(context)
+    async with transaction(runtime) as session:
+        copied = await copy_chat(
+            session,
+            dt.datetime.fromtimestamp(timestamp, dt.UTC),
+            max_age_days=runtime.settings.analytics_max_event_age_days,
+        )
     if copied:
         logger.info("chat_activity_copied", count=copied)
     return copied

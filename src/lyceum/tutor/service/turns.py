@@ -29,7 +29,7 @@ from lyceum.kit.cache import Cache
 from lyceum.kit.errors import Invalid
 from lyceum.kit.events import emit
 from lyceum.models.courses import Course
-from lyceum.models.identity import User
+from lyceum.models.identity import Role, User
 from lyceum.models.tutor import Conversation, Message, MessageRole, MessageStatus, TutorSettings
 from lyceum.tutor import offline, schemas
 from lyceum.tutor.grounding import (
@@ -205,18 +205,21 @@ class TurnService:
             conversation.title = question[:80]
         conversation.updated_at = self.now
         await self.repo.flush()
-        # Analytics records the question and whether the material answered it, with the
-        # question itself (an internal event: its reactions run in this transaction).
-        await emit(
-            self.session,
-            QUESTION_ASKED,
-            message_id=str(asked.id),
-            user_id=str(caller.id),
-            course_id=str(course.id),
-            lesson_id=str(conversation.lesson_id) if conversation.lesson_id else None,
-            answered=found is not None and found.relevant,
-            question=question,
-        )
+        # Analytics records a learner's question and whether the material answered it,
+        # with the question itself (an internal event: its reactions run in this
+        # transaction). Staff trying the tutor out are not learners asking: their
+        # questions would skew the tutor insights.
+        if caller.role is Role.student:
+            await emit(
+                self.session,
+                QUESTION_ASKED,
+                message_id=str(asked.id),
+                user_id=str(caller.id),
+                course_id=str(course.id),
+                lesson_id=str(conversation.lesson_id) if conversation.lesson_id else None,
+                answered=found is not None and found.relevant,
+                question=question,
+            )
 
         cache_key = None
         cached = None
