@@ -232,8 +232,8 @@ def topics(questions: Sequence[Question], limit: int) -> list[Topic]:
     if len(questions) == 1:
         labels = [0]
     else:
-        from scipy.cluster.hierarchy import fcluster, linkage  # type: ignore[import-untyped]
-        from scipy.spatial.distance import squareform  # type: ignore[import-untyped]
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
 
         distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
         np.fill_diagonal(distances, 0.0)
