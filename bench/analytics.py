@@ -466,13 +466,15 @@ def assessments_of(port: int, teacher: str, course: Course) -> tuple[str | None,
                 "title": "Essay",
                 "prompt": "Explain why the sky is blue.",
                 "points": 10,
+                "published": True,
                 "rubric": {
                     "criteria": [
                         {
-                            "name": "Content",
+                            "id": "content",
+                            "title": "Content",
                             "levels": [
-                                {"points": 0, "description": "Missing"},
-                                {"points": 10, "description": "Complete"},
+                                {"title": "Missing", "descriptor": "No reason.", "points": 0},
+                                {"title": "Complete", "descriptor": "Scattering.", "points": 10},
                             ],
                         }
                     ]
@@ -480,6 +482,8 @@ def assessments_of(port: int, teacher: str, course: Course) -> tuple[str | None,
             },
         )
         assignment_id = assignment.json()["id"] if assignment.status_code == 201 else None
+        if assignment_id is None:
+            print(f"could not create the essay assignment: {assignment.text[:300]}")
     return quiz_id, assignment_id
 
 
