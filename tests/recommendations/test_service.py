@@ -9,10 +9,12 @@ import math
 
 import pytest
 import scipy.sparse as sp
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.models.courses import Course, EnrollmentStatus
+from lyceum.models.recommendations import RecommendationModel
 from lyceum.recommendations.builder import feedback_weight, score_learners
 from lyceum.recommendations.repository import RecommendationRepository
 from lyceum.recommendations.service import Recommendations, rebuild_model
@@ -39,6 +41,9 @@ def titles(answer: object) -> list[str]:
 async def test_before_any_model_a_learner_gets_popular_courses_minus_taken(
     session: AsyncSession, settings: Settings, world: Catalog
 ) -> None:
+    # No model yet: a worker of another test may have built one in this database, so
+    # the test's transaction removes them (rolled back afterwards).
+    await session.execute(delete(RecommendationModel))
     assert await RecommendationRepository(session).newest_model() is None
     learner = await user(session)
     await enroll(session, learner, world.courses["python"])
