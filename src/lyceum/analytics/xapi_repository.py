@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, cast, func, literal, select, text, tuple_, update
+from sqlalchemy import and_, cast, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from lyceum.analytics.cursor_repository import Window
 from lyceum.analytics.vocabulary import ObjectType, Verb
-from lyceum.models.analytics import AnalyticsCursor, AnalyticsEvent, Xid8
+from lyceum.models.analytics import AnalyticsEvent, Xid8
 from lyceum.models.assessments import Quiz, ReviewPolicy
 from lyceum.models.courses import CourseInstructor
 
@@ -169,16 +169,6 @@ async def window_events(
     return [WindowEvent(tx=int(tx), event=event) for event, tx in rows]
 
 
-async def settle_cursor(session: AsyncSession, name: str, position: int) -> None:
-    """Put cursor `name` at `position` (back inside the window `advance` just handed out,
-    when only part of it was done)."""
-    await session.execute(
-        update(AnalyticsCursor)
-        .where(AnalyticsCursor.name == name)
-        .values(position=_xid8(position), updated_at=func.now())
-    )
-
-
 async def job_in_flight(session: AsyncSession, task_name: str) -> bool:
     """Whether a job of `task_name` is queued, running, or waiting for its retry."""
     found = await session.execute(
@@ -199,7 +189,6 @@ __all__ = [
     "consistent_through",
     "horizon",
     "job_in_flight",
-    "settle_cursor",
     "statement_events",
     "window_events",
 ]
