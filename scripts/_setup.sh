@@ -49,3 +49,19 @@ ensure_poppler() {
         exit 1
     fi
 }
+
+ensure_chromium() {
+    # The browser tests drive Debian's chromium through Playwright (no browser download).
+    if command -v chromium >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing chromium (browser tests)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium --no-install-recommends \
+            fonts-liberation >/dev/null
+    else
+        echo "chromium is required by the browser tests: install it (e.g. sudo apt-get install chromium)" >&2
+        exit 1
+    fi
+}

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
-from lyceum import __version__, apidocs
+from lyceum import __version__, apidocs, web
 from lyceum.analytics import endpoints as analytics_endpoints
 from lyceum.analytics import report_endpoints as analytics_report_endpoints
 from lyceum.analytics import xapi_endpoints
@@ -302,6 +302,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(pages.router)
     app.include_router(payment_pages.pages)
     app.include_router(apidocs.router)
+    web.install(app)  # the web app at / (pages, /static)
     app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     chat.attach(app)  # Socket.IO at /socket.io, on the same app and middleware
 

@@ -122,6 +122,15 @@ async def open_sessions(session: AsyncSession, session_ids: list[uuid.UUID]) -> 
     return await IdentityRepository(session).open_sessions(session_ids)
 
 
+async def signed_in_user(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+) -> User | None:
+    """The active user whose login session `session_id` is still open, else None: what
+    a browser session cookie (`lyceum.web`) is checked against on every request."""
+    user, signed_in = await IdentityRepository(session).user_and_session(user_id, session_id)
+    return user if user is not None and user.is_active and signed_in else None
+
+
 async def issue_one_time_token(
     repo: IdentityRepository,
     user: User,

@@ -93,7 +93,7 @@ def constant_time_equal(left: str, right: str) -> bool:
     )
 
 
-TokenType = Literal["access", "refresh"]
+TokenType = Literal["access", "refresh", "web"]
 
 
 class InvalidTokenError(Exception):

@@ -1,0 +1,51 @@
+"""The web app Lyceum serves at `/`: server-rendered pages (Jinja2) made interactive
+with htmx, for learners, instructors and admins.
+
+It is a client of Lyceum's own JSON API (`web.api`, called in process): pages show
+what the API answers and forms do what the API does, so authorization, validation and
+rate limits are the API's. Browser sessions are cookies tied to the API's login
+sessions (`web.session`); every page carries a strict Content-Security-Policy
+(`web.context`). Static files (our CSS and scripts, and the vendored htmx and Socket.IO
+client with their licences, refreshed by `scripts/vendor-assets`) are served from
+`/static`, compressed, with a content hash in their URLs.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from lyceum.web import errors
+from lyceum.web.context import STATIC_PATH
+from lyceum.web.routes import ROUTERS
+
+
+class _Static(StaticFiles):
+    """Static files; a URL with `?v=<hash>` names one version, cached for a year."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            versioned = b"v=" in scope.get("query_string", b"")
+            response.headers["Cache-Control"] = (
+                "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+            )
+        return response
+
+
+def install(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(
+        STATIC_PATH,
+        GZipMiddleware(_Static(packages=[("lyceum.web", "static")]), minimum_size=512),
+        name="web-static",
+    )
+    errors.install(app)
+
+
+__all__ = ["Request", "install"]

@@ -1,0 +1,162 @@
+"""Browser sessions: a cookie tied to a server-side login session, and CSRF tokens.
+
+Signing in from the browser goes through the API's own login (rate limits, MFA, the
+login session row): the `lyceum_session` cookie then holds a signed token (`typ: web`)
+naming the user and that login session, valid until the login session's own expiry.
+It is HttpOnly, SameSite=Lax, and Secure in production. Each request checks the login
+session is still open (one query, the same one the API's bearer check makes), so
+signing out, "sign out everywhere", a password change or a deactivation ends browser
+sessions exactly as they end API tokens.
+
+For its calls to the API the web app mints a short access token for the same login
+session, kept per session until shortly before it expires.
+
+CSRF: every form carries a token and every htmx request sends it in `X-CSRF-Token`; it
+must equal the `lyceum_csrf` cookie (double submit; the cookie is HttpOnly and random
+per browser). Requests whose `Origin` names another site are refused as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lyceum.config import Settings
+from lyceum.kit.security import InvalidTokenError, TokenCodec, constant_time_equal
+
+SESSION_COOKIE = "lyceum_session"
+CSRF_COOKIE = "lyceum_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+# Minted for the web app's own API calls; renewed when less than a minute is left.
+INTERNAL_ACCESS_LIFETIME = dt.timedelta(minutes=5)
+_RENEW_BEFORE = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class WebClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    expires_at: dt.datetime
+
+
+def encode_session(
+    tokens: TokenCodec,
+    *,
+    user_id: uuid.UUID,
+    role: str,
+    session_id: uuid.UUID,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+) -> str:
+    token, _, _ = tokens.encode(
+        subject=user_id,
+        role=role,
+        token_type="web",  # noqa: S106 (a JWT type, not a secret)
+        now=now,
+        lifetime=lifetime,
+        extra={"sid": str(session_id)},
+    )
+    return token
+
+
+def decode_session(tokens: TokenCodec, value: str, *, now: dt.datetime) -> WebClaims | None:
+    try:
+        claims = tokens.decode(value, expected_type="web", now=now)
+        return WebClaims(
+            user_id=uuid.UUID(claims["sub"]),
+            session_id=uuid.UUID(claims["sid"]),
+            role=str(claims["role"]),
+            expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
+        )
+    except (InvalidTokenError, KeyError, ValueError, TypeError):
+        return None
+
+
+class InternalTokens:
+    """Access tokens the web app mints for its in-process API calls, one per login
+    session, reused until a minute before expiry (bounded; oldest forgotten first)."""
+
+    capacity = 10_000
+
+    def __init__(self) -> None:
+        self._tokens: dict[uuid.UUID, tuple[str, dt.datetime]] = {}
+
+    def token_for(self, tokens: TokenCodec, claims: WebClaims, now: dt.datetime) -> str:
+        held = self._tokens.get(claims.session_id)
+        if held is not None and held[1] - _RENEW_BEFORE > now:
+            return held[0]
+        lifetime = min(INTERNAL_ACCESS_LIFETIME, claims.expires_at - now)
+        token, _, expires = tokens.encode(
+            subject=claims.user_id,
+            role=claims.role,
+            token_type="access",  # noqa: S106 (a JWT type, not a secret)
+            now=now,
+            lifetime=lifetime,
+            extra={"sid": str(claims.session_id)},
+        )
+        if len(self._tokens) >= self.capacity:
+            del self._tokens[next(iter(self._tokens))]
+        self._tokens[claims.session_id] = (token, expires)
+        return token
+
+    def forget(self, session_id: uuid.UUID) -> None:
+        self._tokens.pop(session_id, None)
+
+
+def set_session_cookie(response: Response, value: str, *, settings: Settings, max_age: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.is_production
+    )
+
+
+def csrf_token(request: Request) -> tuple[str, bool]:
+    """This browser's CSRF token, and whether it is new (to be set as a cookie)."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    if existing and 20 <= len(existing) <= 100:
+        return existing, False
+    return secrets.token_urlsafe(32), True
+
+
+def set_csrf_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )
+
+
+def csrf_valid(request: Request, submitted: str | None) -> bool:
+    """The submitted token equals this browser's cookie, and the request (if it says
+    where it comes from) comes from this site."""
+    origin = request.headers.get("origin")
+    # The host only: behind a TLS-terminating proxy the scheme seen here is http. An
+    # opaque origin ("null", from a sandboxed frame or a redirect chain) is refused.
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        return False
+    expected = request.cookies.get(CSRF_COOKIE)
+    if not expected or not submitted:
+        return False
+    return constant_time_equal(expected, submitted)

@@ -1,0 +1,49 @@
+"""Starting and ending a browser session from the API's own sign-in answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.responses import Response
+
+from lyceum.kit.security import InvalidTokenError
+from lyceum.web.context import Page, internal_tokens
+from lyceum.web.session import encode_session, set_session_cookie
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never `//host` or a URL)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/learn"
+    return target
+
+
+def start_session(page: Page, pair: dict[str, Any], next_path: str | None) -> Response:
+    """The answer to a successful sign-in: the session cookie for the login session the
+    API's token pair belongs to, and a redirect to `next_path`."""
+    try:
+        claims = page.runtime.tokens.decode_access(str(pair["access_token"]), now=page.now)
+    except (InvalidTokenError, KeyError) as error:
+        raise RuntimeError("the API answered a sign-in without a valid access token") from error
+    lifetime = dt.timedelta(seconds=int(pair.get("refresh_expires_in") or 0))
+    value = encode_session(
+        page.runtime.tokens,
+        user_id=claims.user_id,
+        role=claims.role,
+        session_id=claims.session_id,
+        now=page.now,
+        lifetime=lifetime,
+    )
+    response = page.redirect(safe_next(next_path))
+    set_session_cookie(
+        response, value, settings=page.settings, max_age=int(lifetime.total_seconds())
+    )
+    return response
+
+
+def end_session(page: Page) -> None:
+    """Forget this browser's session (the caller revokes it through the API first)."""
+    if page.claims is not None:
+        internal_tokens().forget(page.claims.session_id)
+    page.clear_session = True
