@@ -160,6 +160,9 @@ class Page:
     new_csrf: bool
     locale: str
     now: dt.datetime
+    # The short access token the web app's API calls carry (None when signed out); a
+    # page script may need it for the Socket.IO connection (`/live/token` hands it out).
+    access_token: str | None = None
     # Cookies to set or clear on whatever response this request ends with.
     clear_session: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
@@ -261,6 +264,7 @@ async def page(request: Request, session: Session, clock: ClockDep) -> Page:
         new_csrf=new_csrf,
         locale=locale,
         now=now,
+        access_token=token,
         clear_session=clear,
     )
 
