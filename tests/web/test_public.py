@@ -125,3 +125,26 @@ def test_a_course_title_with_markup_is_shown_as_text(page: Any, web: WebServer) 
     assert page.locator(".description strong").inner_text() == "bold"
     assert "<script>alert(1)</script>" in page.locator(".description").inner_text()
     assert page.title() != "1"
+
+
+def test_sign_in_never_redirects_off_the_site(web: WebServer) -> None:
+    email, password = web.accounts["student"]
+    for target in (
+        "//evil.example/x",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+    ):
+        client, token = _csrf_client(web)
+        answer = client.post(
+            "/login",
+            data={"email": email, "password": password, "csrf_token": token, "next": target},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/learn", target
+        htmx = client.post(
+            "/language",
+            data={"locale": "en", "csrf_token": token, "next": target},
+            headers={"HX-Request": "true"},
+        )
+        assert htmx.headers["hx-redirect"] == "/", target
