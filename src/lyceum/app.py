@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lyceum import __version__, apidocs, web
 from lyceum.analytics import endpoints as analytics_endpoints
@@ -146,6 +146,26 @@ TAGS = [
         "quiet hours, one-click unsubscribe, course announcements and the delivery log.",
     },
 ]
+
+
+# What other origins may call: the API (bearer tokens), health and the schema.
+CORS_PATHS = (API_PREFIX + "/", "/health/", "/openapi.json")
+
+
+class ApiOnlyCors:
+    """CORS for the API's paths (`CORS_PATHS`), and nothing at all for the others: the
+    web app's pages and `/live/token` ride on a session cookie, and a CORS answer with
+    credentials would let a listed origin's scripts read them."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CORS_PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -316,8 +336,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         ttl=settings.cache_ttl_seconds,
     )
     if settings.cors_origins:
+        # Only the JSON API answers other origins: it authenticates by bearer token. The
+        # web app's pages (cookie sessions) must never be readable from another origin.
         app.add_middleware(
-            CORSMiddleware,
+            ApiOnlyCors,  # type: ignore[arg-type]  # a plain ASGI class, as Starlette's
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["*"],
@@ -336,7 +358,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         max_bytes=settings.max_request_body_bytes,
         # A course file upload: the file and its multipart envelope.
         path_limits=[
-            (f"{API_PREFIX}/courses/[^/]+/files", settings.max_upload_bytes + UPLOAD_ENVELOPE)
+            (f"{API_PREFIX}/courses/[^/]+/files", settings.max_upload_bytes + UPLOAD_ENVELOPE),
+            # The web app's upload forms: the same file limit, refused before any is read.
+            *web.upload_limits(settings.max_upload_bytes + UPLOAD_ENVELOPE),
         ],
     )
     return app

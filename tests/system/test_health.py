@@ -112,6 +112,26 @@ async def test_cors_allows_only_configured_origins(settings: Settings, runtime: 
     assert "access-control-allow-origin" not in denied.headers
 
 
+async def test_the_web_apps_pages_answer_no_other_origin(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """The pages ride on a session cookie: a listed origin's scripts must not read them
+    (the API, which takes bearer tokens only, still answers it)."""
+    with_cors = settings.model_copy(update={"cors_origins": ["https://app.example.com"]})
+    origin = {"Origin": "https://app.example.com"}
+    async with client_for(make_app(with_cors, runtime, None)) as http:
+        api = await http.get("/api/v1/courses", headers=origin)
+        for path in ("/", "/catalog", "/login", "/live/token"):
+            page = await http.get(path, headers=origin)
+            assert "access-control-allow-origin" not in page.headers, path
+            assert "access-control-allow-credentials" not in page.headers, path
+            preflight = await http.options(
+                path, headers={**origin, "Access-Control-Request-Method": "GET"}
+            )
+            assert "access-control-allow-origin" not in preflight.headers, path
+    assert api.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
 async def test_metrics_by_route_template_with_pool_and_jobs(client: httpx.AsyncClient) -> None:
     await client.get("/health/live")
     await client.get("/api/v1/nothing-here/42")

@@ -150,8 +150,11 @@ def web(
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """One chromium per test, stopped after it: the Playwright driver marks its asyncio
+    loop as running in this thread for as long as it lives, and the async tests that
+    the same worker runs next (pytest-asyncio) refuse to start under a running loop."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium is not installed at {CHROMIUM}: apt-get install chromium")
     manager = playwright_sync.sync_playwright().start()

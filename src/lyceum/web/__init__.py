@@ -37,6 +37,19 @@ class _Static(StaticFiles):
         return response
 
 
+# The web routes that take a file (avatar, course files, essay uploads): refused by
+# the body-size middleware above the file limit before anything is read.
+UPLOAD_PATHS = (
+    "/account/avatar",
+    "/teach/courses/[^/]+/files",
+    "/learn/assignments/[^/]+/submission",
+)
+
+
+def upload_limits(limit: int) -> list[tuple[str, int]]:
+    return [(pattern, limit) for pattern in UPLOAD_PATHS]
+
+
 def install(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
@@ -48,4 +61,4 @@ def install(app: FastAPI) -> None:
     errors.install(app)
 
 
-__all__ = ["Request", "install"]
+__all__ = ["Request", "install", "upload_limits"]

@@ -28,6 +28,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, get_currency_precision
 from fastapi import Depends, Request
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from lyceum.config import Settings
@@ -49,6 +50,7 @@ from lyceum.web.session import (
     csrf_token,
     csrf_valid,
     decode_session,
+    secure_cookies,
     set_csrf_cookie,
 )
 
@@ -135,6 +137,16 @@ def format_day(value: str | dt.datetime | None, *, locale: str) -> str:
     return "" if moment is None else str(format_date(moment, "medium", locale=locale))
 
 
+_MARK = re.compile(r"&lt;(/?)mark&gt;")
+
+
+def highlights(fragment: str | None) -> Markup:
+    """The catalog's `snippet` (escaped text with hits in <mark>) as HTML, trusting
+    nothing but <mark>: the whole string is escaped again and only the exact
+    `<mark>`/`</mark>` tags come back."""
+    return Markup(_MARK.sub(r"<\1mark>", str(escape(fragment or ""))))  # noqa: S704
+
+
 @cache
 def environment(locale: str) -> Environment:
     """One Jinja2 environment per language, with its gettext installed (newstyle:
@@ -151,6 +163,7 @@ def environment(locale: str) -> Environment:
     env.globals["static"] = static_url
     env.globals["locale_names"] = i18n.LOCALE_NAMES
     env.filters["markdown"] = render_markdown
+    env.filters["highlights"] = highlights
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     env.filters["money"] = functools.partial(format_money, locale=locale)
     env.filters["when"] = functools.partial(format_when, locale=locale)
@@ -186,11 +199,15 @@ class Page:
         text = i18n.translations(self.locale).gettext(message)
         return text % variables if variables else text
 
+    @property
+    def secure_cookies(self) -> bool:
+        return secure_cookies(self.settings, self.request)
+
     def _finish(self, response: Response) -> Response:
         if self.new_csrf:
-            set_csrf_cookie(response, self.csrf, self.settings)
+            set_csrf_cookie(response, self.csrf, self.secure_cookies)
         if self.clear_session:
-            clear_session_cookie(response, self.settings)
+            clear_session_cookie(response, self.secure_cookies)
         for key, value in self.extra_headers.items():
             response.headers[key] = value
         return response
@@ -229,7 +246,13 @@ class Page:
         return self._finish(RedirectResponse(url, status_code=303))
 
     def finish(self, response: Response) -> Response:
-        """Any other response (a file, a stream): with the cookies this request set."""
+        """Any other response (a file, a stream): with the cookies this request set.
+        A file passed on from the API (a PDF, an image, a CSV) is sandboxed: shown on
+        this origin, it may run nothing and load nothing."""
+        media_type = response.headers.get("content-type", "")
+        if not media_type.startswith(("text/html", "text/event-stream")):
+            response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+            response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         return self._finish(response)
 
 

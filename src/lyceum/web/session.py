@@ -19,6 +19,7 @@ per browser). Requests whose `Origin` names another site are refused as well.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -111,7 +112,20 @@ class InternalTokens:
         self._tokens.pop(session_id, None)
 
 
-def set_session_cookie(response: Response, value: str, *, settings: Settings, max_age: int) -> None:
+def secure_cookies(settings: Settings, request: Request | None = None) -> bool:
+    """Cookies are Secure in production, and wherever the site is served over https
+    (PUBLIC_BASE_URL, or the request itself) even when ENVIRONMENT was left alone."""
+    if settings.is_production:
+        return True
+    base = settings.public_base_url
+    if base is not None and str(base).startswith("https:"):
+        return True
+    return request is not None and request.url.scheme == "https"
+
+
+def set_session_cookie(
+    response: Response, value: str, *, settings: Settings, max_age: int, secure: bool
+) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         value,
@@ -119,32 +133,34 @@ def set_session_cookie(response: Response, value: str, *, settings: Settings, ma
         path="/",
         httponly=True,
         samesite="lax",
-        secure=settings.is_production,
+        secure=secure,
     )
 
 
-def clear_session_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.is_production
-    )
+def clear_session_cookie(response: Response, secure: bool) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
+
+
+_CSRF_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:
-    """This browser's CSRF token, and whether it is new (to be set as a cookie)."""
+    """This browser's CSRF token, and whether it is new (to be set as a cookie). Only
+    a value of the shape this code makes is taken from the cookie."""
     existing = request.cookies.get(CSRF_COOKIE)
-    if existing and 20 <= len(existing) <= 100:
+    if existing and _CSRF_SHAPE.match(existing):
         return existing, False
     return secrets.token_urlsafe(32), True
 
 
-def set_csrf_cookie(response: Response, token: str, settings: Settings) -> None:
+def set_csrf_cookie(response: Response, token: str, secure: bool) -> None:
     response.set_cookie(
         CSRF_COOKIE,
         token,
         path="/",
         httponly=True,
         samesite="lax",
-        secure=settings.is_production,
+        secure=secure,
     )
 
 
@@ -156,7 +172,10 @@ def csrf_valid(request: Request, submitted: str | None) -> bool:
     # opaque origin ("null", from a sandboxed frame or a redirect chain) is refused.
     if origin is not None and urlsplit(origin).netloc != request.url.netloc:
         return False
+    # Without Origin (some extensions strip it), the browser's own Fetch Metadata.
+    if origin is None and request.headers.get("sec-fetch-site") == "cross-site":
+        return False
     expected = request.cookies.get(CSRF_COOKIE)
-    if not expected or not submitted:
+    if not expected or not submitted or not _CSRF_SHAPE.match(expected):
         return False
     return constant_time_equal(expected, submitted)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from lyceum.kit.security import InvalidTokenError
+from lyceum.web.api import ApiProblem
 from lyceum.web.context import Page, internal_tokens, is_local_path
 from lyceum.web.session import encode_session, set_session_cookie
 
@@ -36,7 +37,11 @@ def start_session(page: Page, pair: dict[str, Any], next_path: str | None) -> Re
     )
     response = page.redirect(safe_next(next_path))
     set_session_cookie(
-        response, value, settings=page.settings, max_age=int(lifetime.total_seconds())
+        response,
+        value,
+        settings=page.settings,
+        max_age=int(lifetime.total_seconds()),
+        secure=page.secure_cookies,
     )
     return response
 
@@ -46,3 +51,16 @@ def end_session(page: Page) -> None:
     if page.claims is not None:
         internal_tokens().forget(page.claims.session_id)
     page.clear_session = True
+
+
+async def end_previous_session(page: Page) -> None:
+    """Signing in again in a browser that is signed in: the login session its cookie
+    named is signed out first, so no orphan stays open in the account's sessions."""
+    if page.claims is None or page.user is None:
+        return
+    try:
+        await page.api.post("auth/logout")
+    except ApiProblem as problem:
+        if problem.status != 401:
+            raise
+    internal_tokens().forget(page.claims.session_id)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from lyceum.web.api import ApiProblem
 from lyceum.web.context import FormPage, PageDep, SignedInForm
 from lyceum.web.i18n import LANGUAGE_COOKIE, LOCALES
-from lyceum.web.signin import end_session, safe_next, start_session
+from lyceum.web.signin import end_previous_session, end_session, safe_next, start_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,6 +55,7 @@ async def login(
             if "retry-after" in problem.headers
             else None,
         )
+    await end_previous_session(page)
     if answer.get("mfa_required"):
         return page.render(
             "public/login_mfa.html",
@@ -88,6 +89,7 @@ async def login_mfa(
             mfa_token=mfa_token,
             problem=problem,
         )
+    await end_previous_session(page)
     return start_session(page, answer, next)
 
 
@@ -120,7 +122,7 @@ async def choose_language(
         path="/",
         samesite="lax",
         httponly=True,
-        secure=page.settings.is_production,
+        secure=page.secure_cookies,
     )
     return response
 
