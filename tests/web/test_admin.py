@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import WebServer, audit, shot
+from tests.web.conftest import WebServer, audit, shot, sign_in
 from tests.web.test_live import signed_in_page, verified_learner
 
 ADMIN_PAGES = (
@@ -224,3 +224,21 @@ def test_students_are_refused_the_admin_pages(context: Any, web: WebServer) -> N
         f"/admin/users/{uuid.uuid4()}", data={"role": "admin", "csrf_token": token}
     )
     assert changed.status_code == 403
+
+
+def test_admin_pages_on_a_phone(context: Any, web: WebServer) -> None:
+    page = context(viewport={"width": 375, "height": 740}).new_page()
+    sign_in(page, *web.accounts["admin"])
+    for path in ADMIN_PAGES:
+        page.goto(path)
+        page.get_by_role("heading", level=1).wait_for()
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        culprits = page.evaluate(
+            "() => Array.from(document.querySelectorAll('body *'))"
+            ".filter(e => e.getBoundingClientRect().right > 376)"
+            ".slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+        )
+        assert wide <= 375, (path, wide, culprits)
+        audit(page)
+    page.goto("/admin/users")
+    shot(page, "admin-users-phone")

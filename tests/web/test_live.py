@@ -278,3 +278,23 @@ def test_nobody_reads_or_changes_anothers_notifications(web: WebServer) -> None:
     answer = client.get("/live/token")
     assert answer.headers["cache-control"] == "no-store"
     assert answer.json()["token"]
+
+
+def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> None:
+    course_id = published_course(web, "Phone chat")
+    learner = verified_learner(web, "Phuong")
+    enroll(learner, course_id)
+    page = context(viewport={"width": 375, "height": 740}).new_page()
+    sign_in(page, learner.email, learner.password)
+    for path in (f"/live/courses/{course_id}/chat", "/notifications"):
+        page.goto(path)
+        page.get_by_role("heading", level=1).wait_for()
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 375, (path, wide)
+        audit(page)
+    page.goto(f"/live/courses/{course_id}/chat")
+    page.locator("#chat-status").filter(has_text="Connected.").wait_for()
+    page.get_by_label("Your message").fill("from my phone")
+    page.get_by_role("button", name="Send").click()
+    page.locator(".chat-message .text", has_text="from my phone").wait_for()
+    shot(page, "live-chat-phone")
