@@ -294,7 +294,32 @@ def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> 
         audit(page)
     page.goto(f"/live/courses/{course_id}/chat")
     page.locator("#chat-status").filter(has_text="Connected.").wait_for()
+    # The server refuses events of a connection whose token expired (`token-expired`,
+    # after 5 minutes): the page reconnects with a fresh token, joins again and sends the
+    # message once more. The refusal is simulated on the first send.
+    tokens: list[str] = []
+    page.on("request", lambda r: tokens.append(r.url) if "/live/token" in r.url else None)
+    page.evaluate(
+        """() => {
+        const socket = window.lyceumLive.socket;
+        const emit = socket.emit.bind(socket);
+        let refused = false;
+        socket.emit = function (event, ...args) {
+          if (event === "message" && !refused) {
+            refused = true;
+            const ack = args[args.length - 1];
+            setTimeout(() => ack(null, {ok: false, error: {type: "token-expired",
+              detail: "The access token expired: reconnect with a fresh one."}}), 0);
+            return socket;
+          }
+          return emit(event, ...args);
+        };
+      }"""
+    )
     page.get_by_label("Your message").fill("from my phone")
     page.get_by_role("button", name="Send").click()
     page.locator(".chat-message .text", has_text="from my phone").wait_for()
+    assert tokens, "no fresh token was asked for"
+    assert page.locator(".chat-message .text", has_text="from my phone").count() == 1
+    assert page.get_by_label("Your message").input_value() == ""
     shot(page, "live-chat-phone")
