@@ -163,6 +163,17 @@ def test_chat_between_two_browsers(context: Any, web: WebServer) -> None:
     page_a.locator("#chat-status", has_text="Not sent").wait_for()
     assert page_b.locator(".chat-message .text", has_text="am I muted?").count() == 0
 
+    # The moderator sees who is muted, and lifts it: Ana speaks again.
+    teacher.reload()
+    muted = teacher.locator(".chat-muted li", has_text=ana.full_name)
+    muted.wait_for()
+    audit(teacher)
+    muted.get_by_role("button", name=re.compile(r"^Unmute")).click()
+    teacher.get_by_text("Nobody is muted.").wait_for()
+    page_a.get_by_label("Your message").fill("thank you")
+    page_a.get_by_role("button", name="Send").click()
+    page_b.locator(".chat-message .text", has_text="thank you").wait_for()
+
 
 def test_the_chat_is_for_course_members(context: Any, web: WebServer) -> None:
     course_id = published_course(web, "Members only")

@@ -49,6 +49,7 @@ WEB_WHO: dict[str, WebWho] = {
     "GET /live/token": WebWho.signed_in,
     "GET /live/courses/{course_id}/chat": WebWho.signed_in,
     "GET /live/courses/{course_id}/announcements": WebWho.signed_in,
+    "POST /live/courses/{course_id}/chat/mutes/{user_id}/delete": WebWho.signed_in,
     "GET /notifications": WebWho.signed_in,
     "GET /notifications/badge": WebWho.signed_in,
     "POST /notifications/read-all": WebWho.signed_in,

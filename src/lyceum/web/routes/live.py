@@ -35,15 +35,18 @@ async def live_token(page: SignedInPage) -> Response:
 # Course chat -----------------------------------------------------------------------------
 
 
-async def _can_moderate(page: SignedInPage, course_id: uuid.UUID) -> bool:
-    """The API decides: its mutes list answers the course's instructors and admins."""
+async def _mutes(page: SignedInPage, course_id: uuid.UUID) -> list[dict[str, Any]] | None:
+    """The learners muted in the course's chat now, or None for someone who may not
+    moderate it (the API decides: its mutes list answers the course's instructors and
+    admins only)."""
     try:
-        await page.api.get(f"chat/courses/{course_id}/mutes")
+        found = await page.api.get(f"chat/courses/{course_id}/mutes")
     except ApiProblem as problem:
         if problem.status in (403, 404):
-            return False
+            return None
         raise
-    return True
+    items: list[dict[str, Any]] = found["items"]
+    return items
 
 
 @router.get("/live/courses/{course_id:uuid}/chat")
@@ -53,7 +56,9 @@ async def course_chat(page: SignedInPage, course_id: uuid.UUID) -> Response:
         f"chat/rooms/{room['id']}/messages", params={"limit": HISTORY_SIZE}
     )
     presence = await page.api.get(f"chat/rooms/{room['id']}/presence")
-    moderator = await _can_moderate(page, course_id)
+    mutes = await _mutes(page, course_id)
+    names = {str(m["sender"]["id"]): m["sender"]["full_name"] for m in history["items"]}
+    names.update({str(p["id"]): p["full_name"] for p in presence["online"]})
     return page.render(
         "live/chat.html",
         course_id=course_id,
@@ -61,8 +66,16 @@ async def course_chat(page: SignedInPage, course_id: uuid.UUID) -> Response:
         messages=list(reversed(history["items"])),
         older=history["next"],
         online=presence["online"],
-        moderator=moderator,
+        moderator=mutes is not None,
+        mutes=mutes or [],
+        names=names,
     )
+
+
+@router.post("/live/courses/{course_id:uuid}/chat/mutes/{user_id:uuid}/delete")
+async def lift_mute(page: SignedInForm, course_id: uuid.UUID, user_id: uuid.UUID) -> Response:
+    await page.api.delete(f"chat/courses/{course_id}/mutes/{user_id}")
+    return page.redirect(f"/live/courses/{course_id}/chat")
 
 
 # Announcements ---------------------------------------------------------------------------
