@@ -128,6 +128,8 @@ def web(
         "ACCOUNT_MAIL_RATE_LIMIT": "100000/minute",
         "ACCOUNT_MAIL_IP_RATE_LIMIT": "100000/minute",
         "EMBEDDED_WORKER": "true",
+        # Admin tests register webhook endpoints on a receiver on this machine.
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
     }
     _run(["migrate"], env)
     _run(["demo"], env)
