@@ -133,6 +133,16 @@ def web(
     _run(["demo"], env)
     _run(["create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], env)
     process = start_lyceum(env, port, data_dir / "serve.log")
+    # `serve` runs the jobs itself only on its embedded database: with DATABASE_URL set,
+    # a worker sends the mails, indexes the material and makes the certificates.
+    with (data_dir / "worker.log").open("ab") as worker_log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lyceum", "worker", "--concurrency", "2"],
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until_healthy(url, "/health/live", 120, process)
         yield WebServer(
@@ -147,6 +157,7 @@ def web(
             },
         )
     finally:
+        stop(worker)
         stop(process)
 
 
