@@ -41,7 +41,7 @@
     link.href = href;
     let label = "[" + data.number + "] " + data.title;
     if (data.heading) label += " › " + String(data.heading).split(" › ").pop();
-    if (data.page) label += " · p. " + data.page;
+    if (data.page) label += " · " + form.dataset.page + " " + data.page;
     link.textContent = label;
     item.append(link);
     answer.cites.append(item);
