@@ -233,7 +233,8 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     assert page.locator(f"[id='{anchor}']").count() == 1  # the section it names exists
 
     # A past conversation opens again beside the lesson.
-    page.get_by_text("Past conversations").click()
+    page.reload()  # the citation only scrolled the page: load the panel's list again
+    assert page.locator(".tutor-past").get_attribute("open") is not None
     page.locator(".tutor-past a").first.click()
     page.locator(".tutor-log .tutor-user").first.wait_for()
     assert "for loop" in page.locator(".tutor-log").inner_text().lower()
@@ -270,7 +271,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     # The essay: the prompt and rubric, then the submission waits for the instructor.
     page.goto(f"/learn/assignments/{course.assignment_id}")
     assert page.get_by_role("rowheader", name=re.compile("Content")).is_visible()
-    page.get_by_label("Your essay").fill(
+    page.get_by_label("Your essay", exact=True).fill(
         "I use a for loop when I have a sequence, such as a list, and want to do the "
         "same work for every item in it. The loop variable takes each item in turn."
     )
