@@ -24,6 +24,7 @@
     body.textContent = text;
     item.append(who, body);
     log.append(item);
+    log.scrollTop = log.scrollHeight;
     return { item: item, body: body, cites: null };
   }
 
@@ -115,6 +116,7 @@
         });
         if (!data) continue;
         outcome = handle(name, JSON.parse(data), answer) || outcome;
+        log.scrollTop = log.scrollHeight;
       }
     }
     answer.item.removeAttribute("aria-busy");
