@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.models.identity import Role
+from tests.content.helpers import pdf_pages
 from tests.identity.helpers import Account, account
 
 API = "/api/v1"
@@ -81,3 +82,27 @@ async def test_an_unverified_learner_is_told_to_verify_before_the_tutor(
     assert home.status_code == 200
     assert "<b>Loops</b>" not in home.text
     assert "&lt;b&gt;Loops&lt;/b&gt; &amp; &lt;i&gt;more&lt;/i&gt;" in home.text
+
+
+async def test_a_course_file_opens_in_the_browser_where_a_page_link_can_point(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    teacher = await account(client, connection, role=Role.instructor, prefix="teach")
+    course = await _course(client, teacher)
+    uploaded = await client.post(
+        f"{API}/courses/{course['id']}/files",
+        files={
+            "file": ("notes.pdf", pdf_pages(["First page.", "Second page."]), "application/pdf")
+        },
+        headers=teacher.headers,
+    )
+    assert uploaded.status_code in (200, 201, 202), uploaded.text
+    file_id = uploaded.json()["id"]
+    await _sign_in(client, teacher)
+    opened = await client.get(f"/learn/courses/{course['id']}/files/{file_id}")
+    assert opened.status_code == 200, opened.text
+    assert opened.headers["content-type"] == "application/pdf"
+    # Shown, not saved: `#page=N` on the link then opens the browser's viewer at that page.
+    assert opened.headers["content-disposition"].startswith("inline")
+    assert opened.headers["x-content-type-options"] == "nosniff"  # set for every answer
+    assert opened.content.startswith(b"%PDF")

@@ -176,7 +176,6 @@ async def course_file(page: SignedInPage, course_id: uuid.UUID, file_id: uuid.UU
             media_type=media_type,
             headers={
                 "Content-Disposition": disposition,
-                "X-Content-Type-Options": "nosniff",
                 "Cache-Control": "private, no-store",
             },
         )
