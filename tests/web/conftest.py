@@ -135,6 +135,24 @@ def web(
     _run(["demo"], env)
     _run(["create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], env)
     process = start_lyceum(env, port, data_dir / "serve.log")
+    # `serve` runs the jobs itself only on its embedded database: with DATABASE_URL set,
+    # workers send the mails and make the certificates (user-facing queues, never behind
+    # bulk work) and index the material (the demo catalog's first: minutes).
+    workers = []
+    for name, queues in (
+        ("user-facing", "mail,notifications,certificates,progress,webhooks,maintenance"),
+        ("bulk", "indexing,ai"),
+    ):
+        with (data_dir / f"worker-{name}.log").open("ab") as worker_log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "lyceum", "worker", "--queues", queues],
+                    env={**os.environ, **env},
+                    cwd=REPO_ROOT,
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         wait_until_healthy(url, "/health/live", 120, process)
         yield WebServer(
@@ -149,6 +167,8 @@ def web(
             },
         )
     finally:
+        for worker in workers:
+            stop(worker)
         stop(process)
 
 

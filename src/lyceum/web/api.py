@@ -253,6 +253,8 @@ class Api:
         error status raises `ApiProblem` before anything is handed on. Leaving the block
         early (the browser went away) tells the API the client disconnected."""
         body, raw_headers = self._encode(json, None, None, headers)
+        # One Accept header: the API reads the first, and `_encode` asks for JSON.
+        raw_headers = [(k, v) for k, v in raw_headers if k != b"accept"]
         raw_headers.append((b"accept", b"text/event-stream"))
         scope = self._scope(method, path, params, raw_headers)
         queue: asyncio.Queue[Message | None] = asyncio.Queue()
