@@ -251,7 +251,7 @@ def test_buying_a_priced_course_with_the_sandbox(context: Any, web: WebServer) -
     page.wait_for_url(re.compile(r"/account/orders\?paid="))
     assert page.get_by_role("status").get_by_text("You are enrolled").is_visible()
     row = page.locator("table.orders tbody tr", has_text=course["title"])
-    assert row.get_by_text("Paid").is_visible()
+    assert row.get_by_text("Paid", exact=True).is_visible()
     assert "19.90" in row.inner_text()
     audit(page)
     shot(page, "account-orders")
