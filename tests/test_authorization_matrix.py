@@ -321,7 +321,6 @@ MATRIX: list[Row] = [
     ("GET", "/openapi.json", None, [200] * 6),
     ("GET", "/health/live", None, [200] * 6),
     ("GET", "/metrics", None, [200] * 6),
-    ("GET", "/verify-email", None, [200] * 6),
     ("GET", "/docs", None, [200] * 6),
     # identity: one's own logins; accounts by id for admins
     ("DELETE", "/api/v1/auth/sessions/{spare_session}", None, [401, 204, 404, 404, 404, 404]),
