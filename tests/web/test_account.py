@@ -187,6 +187,7 @@ def test_mfa_enable_then_sign_in_with_a_code(context: Any, web: WebServer) -> No
     page.get_by_label("The 6-digit code the app shows").fill(totp.now())
     page.get_by_role("button", name="Turn on").click()
     assert page.locator(".codes li").count() == 10
+    recovery_code = page.locator(".codes li").first.inner_text().strip()
     audit(page)
     shot(page, "account-mfa-codes")
 
@@ -204,6 +205,11 @@ def test_mfa_enable_then_sign_in_with_a_code(context: Any, web: WebServer) -> No
     page.goto("/account/security")
     assert page.get_by_text("Signing in asks for a code").is_visible()
     audit(page)
+    # Turned off again with the password and a recovery code.
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Code from your app, or a recovery code").fill(recovery_code)
+    page.get_by_role("button", name="Turn off two-factor authentication").click()
+    assert page.get_by_role("status").get_by_text("Two-factor authentication is off.").is_visible()
 
 
 def test_sign_out_everywhere_ends_the_other_browser(context: Any, web: WebServer) -> None:
@@ -350,3 +356,47 @@ def _png() -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+async def test_account_pages_speak_vietnamese(client: httpx.AsyncClient) -> None:
+    for path, text in (
+        ("/signup", "Họ và tên"),
+        ("/forgot-password", "Gửi liên kết"),
+        ("/reset-password?token=" + "x" * 40, "Đặt mật khẩu mới"),
+        ("/verify-email?token=" + "x" * 40, "Xác nhận email của tôi"),
+    ):
+        response = await client.get(path, headers={"Accept-Language": "vi"})
+        assert response.status_code == 200, path
+        assert text in response.text, path
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_change_the_password_then_delete_the_account(page: Any, web: WebServer) -> None:
+    email, password = _new_account(web)
+    sign_in(page, email, password)
+    page.goto("/account/security")
+    new_password = _password()
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill(new_password)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("alert").is_visible()
+    audit(page)
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password").fill(new_password)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("status").get_by_text("Your password is changed.").is_visible()
+
+    page.goto("/account")
+    page.get_by_role("link", name="Delete my account…").click()
+    page.wait_for_url(re.compile(r"/account/delete"))
+    audit(page)
+    shot(page, "account-delete")
+    page.get_by_label("Type your email address to confirm").fill("someone@else.test")
+    page.get_by_role("button", name="Delete my account").click()
+    assert page.get_by_role("alert").is_visible()
+    page.get_by_label("Type your email address to confirm").fill(email)
+    page.get_by_role("button", name="Delete my account").click()
+    page.wait_for_url(re.compile(r"/\?deleted=1"))
+    assert page.get_by_role("link", name="Sign in").first.is_visible()
+    refused = web.api().post("/auth/login", json={"email": email, "password": new_password})
+    assert refused.status_code == 401
