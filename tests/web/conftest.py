@@ -263,3 +263,10 @@ def audit(page: Any, *, allow_console: tuple[str, ...] = ()) -> None:
         if not any(allowed in e for allowed in allow_console)
     ]
     assert errors == [], f"{page.url}: console errors: {errors}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last (the order among them and among the others kept): Playwright's
+    sync API keeps an event loop running in this thread for the rest of the session, in
+    which an async test could no longer run its own."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
