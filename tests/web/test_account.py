@@ -402,3 +402,20 @@ def test_account_pages_speak_vietnamese(web: WebServer) -> None:
         assert response.status_code == 200, path
         assert text in response.text, path
         assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_account_pages_fit_a_phone(context: Any, web: WebServer) -> None:
+    email, password = _new_account(web)
+    page = context(viewport={"width": 375, "height": 800}).new_page()
+    sign_in(page, email, password)
+    for path in ("/account", "/account/security", "/account/notifications", "/account/orders"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            "[...document.querySelectorAll('main *')]"
+            ".filter(e => e.getBoundingClientRect().right > 376)"
+            ".slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+        )
+        assert width <= 375, f"{path} is {width} px wide: {wide}"
+        audit(page)
+    shot(page, "account-orders-phone")
