@@ -72,9 +72,6 @@ WHO: dict[str, Who] = {
     "GET /health/live": Who.anyone,
     "GET /health/ready": Who.anyone,
     "GET /metrics": Who.metrics_scraper,
-    "GET /verify-email": Who.anyone,
-    "GET /reset-password": Who.anyone,
-    "GET /pages/token-page.js": Who.anyone,
     "GET /pages/page.css": Who.anyone,
     "GET /docs": Who.anyone,
     "GET /redoc": Who.anyone,
@@ -324,7 +321,6 @@ MATRIX: list[Row] = [
     ("GET", "/openapi.json", None, [200] * 6),
     ("GET", "/health/live", None, [200] * 6),
     ("GET", "/metrics", None, [200] * 6),
-    ("GET", "/verify-email", None, [200] * 6),
     ("GET", "/docs", None, [200] * 6),
     # identity: one's own logins; accounts by id for admins
     ("DELETE", "/api/v1/auth/sessions/{spare_session}", None, [401, 204, 404, 404, 404, 404]),

@@ -2,7 +2,7 @@
 and an admin) driven by Playwright through Debian's chromium (no browser download).
 
 - `web`: the running server (URL, data dir, the accounts, an API client, the outbox).
-- `browser`: one chromium per test session; `context()` makes a fresh browser profile
+- `browser`: one chromium per test (see the fixture); `context()` makes a fresh profile
   (cookies of its own), `page` is a page in a fresh context.
 - `shot(page, name)`: a screenshot into `test-artifacts/screenshots/` (kept after the run).
 - `audit(page)`: axe-core (vendored, run through the DevTools protocol, so the page's own
@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from lyceum.kit.embedded_pg import EmbeddedPostgres
+from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES
 from tests.support.servers import REPO_ROOT, free_port, start_lyceum, stop, wait_until_healthy
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -75,9 +76,10 @@ class WebServer:
                 found.append(message)  # type: ignore[arg-type]
         return found
 
-    def wait_for_mail(self, address: str, subject_part: str, timeout: float = 30) -> str:
+    def wait_for_mail(self, address: str, subject_part: str, timeout: float = 120) -> str:
         """The text body of the newest mail to `address` whose subject contains
-        `subject_part`, waiting for the worker to send it."""
+        `subject_part`, waiting for the worker to send it (its first start is slow on a
+        busy machine)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in reversed(self.mails_to(address)):
@@ -140,8 +142,8 @@ def web(
     # bulk work) and index the material (the demo catalog's first: minutes).
     workers = []
     for name, queues in (
-        ("user-facing", "mail,notifications,certificates,progress,webhooks,maintenance"),
-        ("bulk", "indexing,ai"),
+        ("user-facing", ",".join(USER_FACING_QUEUES)),
+        ("bulk", ",".join(BULK_QUEUES)),
     ):
         with (data_dir / f"worker-{name}.log").open("ab") as worker_log:
             workers.append(

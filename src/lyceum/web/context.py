@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -162,6 +163,8 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = static_url
     env.globals["locale_names"] = i18n.LOCALE_NAMES
+    # A fresh Idempotency-Key per rendered form (a double submit is one purchase).
+    env.globals["new_key"] = lambda: secrets.token_urlsafe(18)
     env.filters["markdown"] = render_markdown
     env.filters["highlights"] = highlights
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
