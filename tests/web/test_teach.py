@@ -5,16 +5,22 @@ the refusals (students, instructors of other courses)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pytest
 from fpdf import FPDF
 
+from tests.support.servers import REPO_ROOT, stop
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
 # The bulk worker (indexing, essay scoring) runs at a lower CPU priority: on a busy
@@ -26,6 +32,32 @@ ESSAY = (
     "absorbs light, water is split and oxygen released, and the Calvin cycle fixes carbon "
     "dioxide into sugar. The evidence comes from isotope experiments with heavy oxygen."
 )
+
+
+@pytest.fixture(scope="module")
+def bulk_worker(web: WebServer) -> Iterator[None]:
+    """A job worker for the bulk queues (indexing, essay scoring) on the web server's
+    database: `lyceum serve` runs its embedded workers only with its embedded database,
+    and the web tests' server uses the tests' PostgreSQL."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": web.database_url,
+        "LYCEUM_DATA_DIR": str(web.data_dir),
+        "PUBLIC_BASE_URL": web.url,
+        "LOG_LEVEL": "WARNING",
+    }
+    with (web.data_dir / "bulk-worker.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lyceum", "worker", "--queues", "indexing,ai"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        stop(process)
 
 
 def _pdf() -> bytes:
@@ -68,7 +100,9 @@ def _instructor(web: WebServer) -> tuple[str, str, httpx.Client]:
     return address, password, web.api(address, password)
 
 
-def test_the_instructor_journey(context: Any, web: WebServer, tmp_path: Path) -> None:
+def test_the_instructor_journey(
+    context: Any, web: WebServer, bulk_worker: None, tmp_path: Path
+) -> None:
     page = context(accept_downloads=True).new_page()
     sign_in(page, *web.accounts["instructor"])
 
@@ -140,7 +174,7 @@ def test_the_instructor_journey(context: Any, web: WebServer, tmp_path: Path) ->
         print("ROW", row.inner_text())
         api = web.api(*web.accounts["instructor"])
         print("API", api.get(f"/courses/{course_id}/files").text)
-        print("LOG", (web.data_dir / "serve.log").read_text()[-4000:])
+        print("LOG", (web.data_dir / "bulk-worker.log").read_text()[-4000:])
         raise
     audit(page)
     shot(page, "teach-files")
