@@ -1,5 +1,5 @@
 """The instructor's pages in a real browser: a course built from nothing (modules,
-lessons with a markdown preview, a PDF indexed by the server's worker), published,
+lessons with a markdown preview, a PDF indexed by the job worker), published,
 an essay assignment with a rubric reviewed and released, the gradebook exported; and
 the refusals (students, instructors of other courses)."""
 
@@ -23,8 +23,8 @@ from fpdf import FPDF
 from tests.support.servers import REPO_ROOT, stop
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
-# The bulk worker (indexing, essay scoring) runs at a lower CPU priority: on a busy
-# machine its first job waits for it to load its models.
+# The worker loads its embedding model for its first indexing job: on a busy machine
+# that takes minutes.
 BULK_WAIT = 420
 
 ESSAY = (
@@ -35,10 +35,10 @@ ESSAY = (
 
 
 @pytest.fixture(scope="module")
-def bulk_worker(web: WebServer) -> Iterator[None]:
-    """A job worker for the bulk queues (indexing, essay scoring) on the web server's
-    database: `lyceum serve` runs its embedded workers only with its embedded database,
-    and the web tests' server uses the tests' PostgreSQL."""
+def worker(web: WebServer) -> Iterator[None]:
+    """A job worker (mail, indexing, essay scoring, ...) on the web server's database:
+    `lyceum serve` runs its embedded workers only with its embedded database, and the
+    web tests' server uses the tests' PostgreSQL."""
     env = {
         **os.environ,
         "DATABASE_URL": web.database_url,
@@ -46,9 +46,9 @@ def bulk_worker(web: WebServer) -> Iterator[None]:
         "PUBLIC_BASE_URL": web.url,
         "LOG_LEVEL": "WARNING",
     }
-    with (web.data_dir / "bulk-worker.log").open("ab") as log:
+    with (web.data_dir / "teach-worker.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lyceum", "worker", "--queues", "indexing,ai"],
+            [sys.executable, "-m", "lyceum", "worker", "--name", "web-teach"],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,
@@ -100,9 +100,7 @@ def _instructor(web: WebServer) -> tuple[str, str, httpx.Client]:
     return address, password, web.api(address, password)
 
 
-def test_the_instructor_journey(
-    context: Any, web: WebServer, bulk_worker: None, tmp_path: Path
-) -> None:
+def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_path: Path) -> None:
     page = context(accept_downloads=True).new_page()
     sign_in(page, *web.accounts["instructor"])
 
@@ -159,7 +157,7 @@ def test_the_instructor_journey(
     audit(page)
     shot(page, "teach-lesson")
 
-    # A PDF, indexed by the server's worker while the page polls.
+    # A PDF, indexed by the worker while the page polls.
     page.goto(f"/teach/courses/{course_id}/files")
     page.locator("#f-file").set_input_files(
         {"name": "photosynthesis.pdf", "mimeType": "application/pdf", "buffer": _pdf()}
@@ -174,7 +172,7 @@ def test_the_instructor_journey(
         print("ROW", row.inner_text())
         api = web.api(*web.accounts["instructor"])
         print("API", api.get(f"/courses/{course_id}/files").text)
-        print("LOG", (web.data_dir / "bulk-worker.log").read_text()[-4000:])
+        print("LOG", (web.data_dir / "teach-worker.log").read_text()[-4000:])
         raise
     audit(page)
     shot(page, "teach-files")
@@ -305,7 +303,9 @@ def test_students_are_refused_the_teaching_pages(page: Any, web: WebServer) -> N
     shot(page, "teach-forbidden")
 
 
-def test_an_instructor_cannot_open_another_instructors_course(context: Any, web: WebServer) -> None:
+def test_an_instructor_cannot_open_another_instructors_course(
+    context: Any, web: WebServer, worker: None
+) -> None:
     owner = web.api(*web.accounts["instructor"])
     created = owner.post("/courses", json={"title": f"Owned {uuid.uuid4().hex[:6]}"})
     assert created.status_code == 201, created.text
