@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from babel.numbers import get_currency_precision
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -128,6 +128,28 @@ def _iso(local: str) -> str | None:
     return moment.replace(tzinfo=dt.UTC).isoformat()
 
 
+def _done(page: Page, key: str | None) -> str | None:
+    """The notice a form's redirect asks for (`?done=...`): post, redirect, get, so a
+    reload never sends a form again."""
+    messages = {
+        "saved": page.gettext("Saved."),
+        "published": page.gettext("Published."),
+        "archived": page.gettext("Archived."),
+        "question-added": page.gettext("Question added."),
+        "question-deleted": page.gettext("Question deleted."),
+        "quiz-created": page.gettext("Quiz created."),
+        "assignment-created": page.gettext("Assignment created."),
+        "graded": page.gettext("Grade saved."),
+        "accepted": page.gettext("Proposal accepted."),
+        "released": page.gettext("Released."),
+        "posted": page.gettext("Announcement posted."),
+    }
+    return messages.get(key or "")
+
+
+Done = Annotated[str | None, Query(max_length=40)]
+
+
 async def _course(page: Page, course_id: uuid.UUID) -> dict[str, Any]:
     course: dict[str, Any] = await page.api.get(f"courses/{course_id}")
     return course
@@ -211,8 +233,8 @@ async def _editor(
 
 
 @router.get("/teach/courses/{course_id:uuid}")
-async def editor(page: TeachPage, course_id: uuid.UUID) -> Response:
-    return await _editor(page, course_id)
+async def editor(page: TeachPage, course_id: uuid.UUID, done: Done = None) -> Response:
+    return await _editor(page, course_id, notice=_done(page, done))
 
 
 @router.post("/teach/courses/{course_id:uuid}")
@@ -249,7 +271,7 @@ async def save_course(page: TeachForm, course_id: uuid.UUID) -> Response:
         if problem.status not in (400, 409, 422):
             raise
         return await _editor(page, course_id, problem=problem, values=values)
-    return await _editor(page, course_id, notice=page.gettext("Saved."))
+    return page.redirect(f"/teach/courses/{course_id}?done=saved")
 
 
 async def _change_status(page: Page, course_id: uuid.UUID, action: str) -> Response:
@@ -259,8 +281,8 @@ async def _change_status(page: Page, course_id: uuid.UUID, action: str) -> Respo
         if problem.status not in (400, 409, 422):
             raise
         return await _editor(page, course_id, problem=problem)
-    message = page.gettext("Published.") if action == "publish" else page.gettext("Archived.")
-    return await _editor(page, course_id, notice=message)
+    done = "published" if action == "publish" else "archived"
+    return page.redirect(f"/teach/courses/{course_id}?done={done}")
 
 
 @router.post("/teach/courses/{course_id:uuid}/publish")
@@ -406,8 +428,8 @@ async def _lesson_page(
 
 
 @router.get("/teach/lessons/{lesson_id:uuid}")
-async def lesson_editor(page: TeachPage, lesson_id: uuid.UUID) -> Response:
-    return await _lesson_page(page, lesson_id)
+async def lesson_editor(page: TeachPage, lesson_id: uuid.UUID, done: Done = None) -> Response:
+    return await _lesson_page(page, lesson_id, notice=_done(page, done))
 
 
 @router.post("/teach/lessons/{lesson_id:uuid}")
@@ -428,7 +450,7 @@ async def save_lesson(page: TeachForm, lesson_id: uuid.UUID) -> Response:
             raise
         lesson = await page.api.get(f"lessons/{lesson_id}")
         return await _lesson_page(page, lesson_id, problem=problem, values={**lesson, **values})
-    return await _lesson_page(page, lesson_id, notice=page.gettext("Saved."))
+    return page.redirect(f"/teach/lessons/{lesson_id}?done=saved")
 
 
 @router.post("/teach/lessons/{lesson_id:uuid}/delete")
@@ -527,8 +549,8 @@ async def _tutor(
 
 
 @router.get("/teach/courses/{course_id:uuid}/tutor")
-async def tutor_page(page: TeachPage, course_id: uuid.UUID) -> Response:
-    return await _tutor(page, course_id)
+async def tutor_page(page: TeachPage, course_id: uuid.UUID, done: Done = None) -> Response:
+    return await _tutor(page, course_id, notice=_done(page, done))
 
 
 @router.post("/teach/courses/{course_id:uuid}/tutor")
@@ -547,7 +569,7 @@ async def save_tutor(page: TeachForm, course_id: uuid.UUID) -> Response:
         if problem.status not in (400, 409, 422):
             raise
         return await _tutor(page, course_id, problem=problem)
-    return await _tutor(page, course_id, notice=page.gettext("Saved."))
+    return page.redirect(f"/teach/courses/{course_id}/tutor?done=saved")
 
 
 # Assessments: question bank, quizzes, assignments ----------------------------------------
@@ -581,8 +603,8 @@ async def _assessments(
 
 
 @router.get("/teach/courses/{course_id:uuid}/assessments")
-async def assessments_page(page: TeachPage, course_id: uuid.UUID) -> Response:
-    return await _assessments(page, course_id)
+async def assessments_page(page: TeachPage, course_id: uuid.UUID, done: Done = None) -> Response:
+    return await _assessments(page, course_id, notice=_done(page, done))
 
 
 def _question_body(form: FormData) -> dict[str, Any]:
@@ -621,7 +643,7 @@ async def add_question(page: TeachForm, course_id: uuid.UUID) -> Response:
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem, form_name="question")
-    return await _assessments(page, course_id, notice=page.gettext("Question added."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=question-added")
 
 
 @router.post("/teach/courses/{course_id:uuid}/questions/{question_id:uuid}/delete")
@@ -634,7 +656,7 @@ async def delete_question(
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem)
-    return await _assessments(page, course_id, notice=page.gettext("Question deleted."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=question-deleted")
 
 
 @router.post("/teach/courses/{course_id:uuid}/quizzes")
@@ -664,7 +686,7 @@ async def add_quiz(page: TeachForm, course_id: uuid.UUID) -> Response:
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem, form_name="quiz")
-    return await _assessments(page, course_id, notice=page.gettext("Quiz created."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=quiz-created")
 
 
 @router.post("/teach/courses/{course_id:uuid}/quizzes/{quiz_id:uuid}/publish")
@@ -680,7 +702,7 @@ async def publish_quiz(
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem)
-    return await _assessments(page, course_id, notice=page.gettext("Saved."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=saved")
 
 
 def _rubric(form: FormData) -> tuple[list[dict[str, Any]], float]:
@@ -739,7 +761,7 @@ async def add_assignment(page: TeachForm, course_id: uuid.UUID) -> Response:
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem, form_name="assignment")
-    return await _assessments(page, course_id, notice=page.gettext("Assignment created."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=assignment-created")
 
 
 @router.post("/teach/courses/{course_id:uuid}/assignments/{assignment_id:uuid}/publish")
@@ -755,7 +777,7 @@ async def publish_assignment(
         if problem.status not in (400, 409, 422):
             raise
         return await _assessments(page, course_id, problem=problem)
-    return await _assessments(page, course_id, notice=page.gettext("Saved."))
+    return page.redirect(f"/teach/courses/{course_id}/assessments?done=saved")
 
 
 # The review queue ------------------------------------------------------------------------
@@ -803,9 +825,9 @@ async def _submission(
 
 @router.get("/teach/courses/{course_id:uuid}/submissions/{submission_id:uuid}")
 async def submission_page(
-    page: TeachPage, course_id: uuid.UUID, submission_id: uuid.UUID
+    page: TeachPage, course_id: uuid.UUID, submission_id: uuid.UUID, done: Done = None
 ) -> Response:
-    return await _submission(page, course_id, submission_id)
+    return await _submission(page, course_id, submission_id, notice=_done(page, done))
 
 
 @router.post("/teach/courses/{course_id:uuid}/submissions/{submission_id:uuid}/grade")
@@ -838,7 +860,7 @@ async def grade_submission(
         if problem.status not in (400, 409, 422):
             raise
         return await _submission(page, course_id, submission_id, problem=problem)
-    return await _submission(page, course_id, submission_id, notice=page.gettext("Grade saved."))
+    return page.redirect(f"/teach/courses/{course_id}/submissions/{submission_id}?done=graded")
 
 
 async def _settle(
@@ -850,8 +872,8 @@ async def _settle(
         if problem.status not in (400, 409, 422):
             raise
         return await _submission(page, course_id, submission_id, problem=problem)
-    notice = page.gettext("Proposal accepted.") if action == "accept" else page.gettext("Released.")
-    return await _submission(page, course_id, submission_id, notice=notice)
+    done = "accepted" if action == "accept" else "released"
+    return page.redirect(f"/teach/courses/{course_id}/submissions/{submission_id}?done={done}")
 
 
 @router.post("/teach/courses/{course_id:uuid}/submissions/{submission_id:uuid}/accept")
@@ -931,11 +953,11 @@ async def _announcements(
 
 
 @router.get("/teach/courses/{course_id:uuid}/announcements")
-async def announcements_page(page: TeachPage, course_id: uuid.UUID) -> Response:
+async def announcements_page(page: TeachPage, course_id: uuid.UUID, done: Done = None) -> Response:
     # The list is open to the course's learners too: the tutor settings call makes the
     # page refuse anyone who does not teach the course, as the API decides.
     await page.api.get(f"tutor/courses/{course_id}/settings")
-    return await _announcements(page, course_id)
+    return await _announcements(page, course_id, notice=_done(page, done))
 
 
 @router.post("/teach/courses/{course_id:uuid}/announcements")
@@ -956,7 +978,7 @@ async def post_announcement(
         if problem.status not in (400, 409, 422):
             raise
         return await _announcements(page, course_id, problem=problem, values=values)
-    return await _announcements(page, course_id, notice=page.gettext("Announcement posted."))
+    return page.redirect(f"/teach/courses/{course_id}/announcements?done=posted")
 
 
 # Analytics -------------------------------------------------------------------------------
