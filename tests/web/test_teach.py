@@ -327,3 +327,30 @@ def test_an_instructor_cannot_open_another_instructors_course(
         assert response is not None and response.status == 403, path
     response = page.goto(f"/teach/courses/{course_id}/gradebook.csv")
     assert response is not None and response.status == 403
+
+
+def test_the_editor_on_a_phone_with_a_confirmed_delete(context: Any, web: WebServer) -> None:
+    owner = web.api(*web.accounts["instructor"])
+    created = owner.post("/courses", json={"title": f"Phone {uuid.uuid4().hex[:6]}"})
+    assert created.status_code == 201, created.text
+    course_id = created.json()["id"]
+    for title in ("Keep me", "Remove me"):
+        owner.post(f"/courses/{course_id}/modules", json={"title": title}).raise_for_status()
+
+    page = context(viewport={"width": 375, "height": 800}).new_page()
+    sign_in(page, *web.accounts["instructor"])
+    page.goto(f"/teach/courses/{course_id}")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 375, f"the editor is {width} px wide on a 375 px screen"
+    audit(page)
+    shot(page, "teach-editor-phone")
+
+    # A destructive button asks first: dismissed, nothing happens; accepted, it goes.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete module Remove me").click()
+    page.wait_for_timeout(500)
+    assert page.get_by_role("heading", name="Remove me").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete module Remove me").click()
+    page.get_by_role("heading", name="Remove me").wait_for(state="detached")
+    assert page.get_by_role("heading", name="Keep me").is_visible()
