@@ -103,6 +103,7 @@ WHO: dict[str, Who] = {
     # courses
     "GET /api/v1/courses": Who.anyone,
     "GET /api/v1/courses/popular": Who.anyone,
+    "GET /api/v1/courses/teaching": Who.instructor,
     "POST /api/v1/courses": Who.instructor,
     "GET /api/v1/courses/{course_id}": Who.anyone,
     "PATCH /api/v1/courses/{course_id}": Who.course_editor,

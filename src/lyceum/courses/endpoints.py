@@ -85,6 +85,17 @@ async def popular_courses(
     return JSONBytes(await service.catalog_json(CatalogFilters(sort="popular"), page))
 
 
+@courses.get(
+    "/teaching",
+    summary="The courses the caller teaches: drafts, published and archived (instructors)",
+    response_model=schemas.CatalogPage,
+)
+async def teaching_courses(
+    caller: InstructorUser, service: Courses, paging: Paging
+) -> schemas.CatalogPage:
+    return await service.teaching(caller, paging)
+
+
 @courses.post(
     "",
     status_code=status.HTTP_201_CREATED,

@@ -105,6 +105,8 @@ class CatalogFilters:
     language: str | None = None
     tag: str | None = None
     instructor: uuid.UUID | None = None
+    # Drafts and archived courses too (only with `instructor`: the courses one teaches).
+    any_status: bool = False
     price: str | None = None  # "free" | "paid"
     sort: str = "relevance"
 
@@ -341,7 +343,9 @@ class CourseRepository:
     # Catalog --------------------------------------------------------------------------
 
     def _catalog_conditions(self, filters: CatalogFilters) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = [Course.status == CourseStatus.published]
+        conditions: list[ColumnElement[bool]] = []
+        if not (filters.any_status and filters.instructor):
+            conditions.append(Course.status == CourseStatus.published)
         if filters.category:
             conditions.append(Course.category == filters.category)
         if filters.level:
