@@ -164,6 +164,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per target (3)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per target")
     parser.add_argument(
+        "--idle", type=float, default=5.0, help="seconds of idle server CPU measured (5)"
+    )
+    parser.add_argument(
         "--only", metavar="NAMES", help="comma-separated page names (default: every page)"
     )
     parser.add_argument(
@@ -383,12 +386,30 @@ def fmt(value: float, digits: int = 0) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # NaN -> "-"
 
 
-def summarize(rounds: list[LoadResult]) -> dict[str, float]:
+def idle_cpu(server: Server, seconds: float) -> float:
+    """The server's CPU seconds per second with no request (its background work)."""
+    before = server.cpu_seconds()
+    time.sleep(seconds)
+    return (server.cpu_seconds() - before) / seconds
+
+
+def net_cpu_us(result: LoadResult, idle: float) -> float:
+    """CPU per request without the background work the server did meanwhile: a page
+    answered 10 times a second would otherwise carry a tenth of a second's background
+    CPU each, a cached JSON call answered 3,000 times almost none."""
+    if not result.requests:
+        return float("nan")
+    used = result.server_cpu_us_per_request * result.requests / 1e6
+    return max(used - idle * result.elapsed, 0.0) / result.requests * 1e6
+
+
+def summarize(rounds: list[LoadResult], idle: float) -> dict[str, float]:
     return {
         "rps": median([r.rps for r in rounds]),
         "p50_ms": median([r.p50_ms for r in rounds]),
         "p99_ms": median([r.p99_ms for r in rounds]),
-        "server_cpu_us_per_request": median([r.server_cpu_us_per_request for r in rounds]),
+        "server_cpu_us_per_request": median([net_cpu_us(r, idle) for r in rounds]),
+        "gross_cpu_us_per_request": median([r.server_cpu_us_per_request for r in rounds]),
         "errors": float(sum(r.errors for r in rounds)),
     }
 
@@ -436,7 +457,8 @@ def measure_page(
             label = "page" if name == "page" else f"api {name}"
             print(
                 f"  round {index} {label[:48]:<48} {fmt(result.rps):>6} req/s  "
-                f"CPU {fmt(result.server_cpu_us_per_request):>6} us/req  errors {result.errors}",
+                f"CPU {fmt(result.server_cpu_us_per_request):>6} us/req gross  "
+                f"errors {result.errors}",
                 flush=True,
             )
             for sample in result.error_samples:
@@ -451,6 +473,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     report_pages: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     errors = 0
+    idle = float("nan")
     try:
         started = time.perf_counter()
         lyceum_cli(temp, url, "demo")
@@ -461,6 +484,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         base = f"http://{LOOPBACK}:{server.port}"
         identities = {"student": sign_in(base, *STUDENT), "teacher": sign_in(base, *TEACHER)}
         ids = demo_ids(url, base, identities["student"])
+        idle = idle_cpu(server, args.idle)
+        print(f"server CPU when idle: {idle * 1000:.1f} ms per second (subtracted)", flush=True)
         for row in args.pages:
             page = ids.fill(row.page)
             calls = row.api_calls(ids)
@@ -492,7 +517,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             print(f"{row.name}: GET {page} and {len(calls)} API call(s) ...", flush=True)
             results, failed = measure_page(args, temp, server, row, page, calls, headers)
             errors += failed
-            summary = {name: summarize(rounds) for name, rounds in results.items()}
+            summary = {name: summarize(rounds, idle) for name, rounds in results.items()}
             page_cpu = summary["page"]["server_cpu_us_per_request"]
             api_cpu = sum(summary[call]["server_cpu_us_per_request"] for call in calls)
             api_rps = 1.0 / sum(1.0 / summary[call]["rps"] for call in calls)
@@ -523,10 +548,12 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         postgres.stop()
     if args.profile:
         print_profile(temp / "lyceum.stacks")
+        print_breakdown(temp / "lyceum.stacks")
 
     load_after = load_average()
     print_report(report_pages, skipped)
     print(f"\nload average before/after: {load_before} / {load_after}")
+    print(f"server CPU when idle: {idle * 1000:.1f} ms/s, subtracted from every round")
     for name, figures in report_pages.items():
         assets_total = figures["js_gzip_bytes"] + figures["css_gzip_bytes"]
         print(
@@ -538,6 +565,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "scenario": SCENARIO,
         "pages": report_pages,
         "skipped": skipped,
+        "idle_cpu_seconds_per_second": idle,
         "target_ratio": TARGET_RATIO,
         "asset_budget_bytes": ASSET_BUDGET_BYTES,
         "settings": {
@@ -556,6 +584,53 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "errors": errors,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+# Where a page's time goes, from py-spy's collapsed stacks: (label, frames as
+# (function, part of its file's path)); a sample counts for the first label one of whose
+# frames is in its stack.
+BREAKDOWN: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("in-process API calls (Api.call: the API's whole ASGI stack)", (("Api.call", "web/api.py"),)),
+    ("rendering (Page.render: Jinja2, the response)", (("Page.render", "web/context.py"),)),
+    ("session check (signed_in_user)", (("signed_in_user", "identity/service.py"),)),
+    ("rest of the page dependency (context.page)", (("page", "web/context.py"),)),
+    ("the page's route, besides the above", (("", "web/routes/"),)),
+    ("request handling outside the route", (("RequestResponseCycle.run_asgi", "uvicorn"),)),
+)
+ELSEWHERE = "elsewhere (event loop, connections, background)"
+
+
+def _has(frames: list[str], function: str, where: str) -> bool:
+    for frame in frames:
+        name, _, path = frame.partition(" (")
+        if (not function or name == function) and where in path:
+            return True
+    return False
+
+
+def print_breakdown(path: Path) -> None:
+    """The samples by part (each sample counted once, for the innermost part listed
+    first in BREAKDOWN)."""
+    counts = dict.fromkeys([label for label, _ in BREAKDOWN] + [ELSEWHERE], 0)
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        total += int(count_text)
+        label = next(
+            (
+                label
+                for label, markers in BREAKDOWN
+                if any(_has(frames, function, where) for function, where in markers)
+            ),
+            ELSEWHERE,
+        )
+        counts[label] += int(count_text)
+    print(f"\nwhere the samples go ({total}, during the page's rounds):")
+    for label, count in counts.items():
+        print(f"  {100 * count / max(total, 1):5.1f}%  {label}")
 
 
 def print_report(pages: dict[str, Any], skipped: dict[str, str]) -> None:
