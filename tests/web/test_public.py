@@ -125,3 +125,70 @@ def test_a_course_title_with_markup_is_shown_as_text(page: Any, web: WebServer) 
     assert page.locator(".description strong").inner_text() == "bold"
     assert "<script>alert(1)</script>" in page.locator(".description").inner_text()
     assert page.title() != "1"
+
+
+def test_sign_in_never_redirects_off_the_site(web: WebServer) -> None:
+    email, password = web.accounts["student"]
+    for target in (
+        "//evil.example/x",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+    ):
+        client, token = _csrf_client(web)
+        answer = client.post(
+            "/login",
+            data={"email": email, "password": password, "csrf_token": token, "next": target},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/learn", target
+        htmx = client.post(
+            "/language",
+            data={"locale": "en", "csrf_token": token, "next": target},
+            headers={"HX-Request": "true"},
+        )
+        assert htmx.headers["hx-redirect"] == "/", target
+
+
+def test_pages_fit_a_phone_and_the_menu_opens(context: Any, web: WebServer) -> None:
+    phone = context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    for path in ("/", "/catalog", "/login"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{path} scrolls sideways on a phone ({width} px)"
+    page.goto("/")
+    links = page.locator("#nav-links")
+    assert not links.is_visible()
+    page.get_by_role("button", name="Menu").click()
+    assert links.is_visible()
+    assert page.get_by_role("button", name="Menu").get_attribute("aria-expanded") == "true"
+    shot(page, "phone-home-menu")
+
+
+def test_signing_in_with_the_keyboard_alone(page: Any, web: WebServer) -> None:
+    email, password = web.accounts["student"]
+    page.goto("/login")
+    page.keyboard.press("Tab")
+    skip = page.locator(":focus")
+    assert skip.inner_text() == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.get_by_label("Email").focus()
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto("/catalog")
+    assert page.get_by_role("button", name="Sign out").count() == 1
+
+
+def test_a_right_to_left_page_mirrors_without_overflow(page: Any, web: WebServer) -> None:
+    page.goto("/catalog")
+    page.evaluate("document.documentElement.dir = 'rtl'")
+    brand = page.locator(".brand").bounding_box()
+    viewport = page.viewport_size
+    assert brand is not None and viewport is not None
+    assert brand["x"] > viewport["width"] / 2  # the brand moved to the right
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]

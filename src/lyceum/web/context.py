@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -57,6 +58,15 @@ CONTENT_SECURITY_POLICY = (
     "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 STATIC_PATH = "/static"
+# A path of this site: printable URL characters only, one leading slash.
+_LOCAL_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#]*$")
+
+
+def is_local_path(target: str) -> bool:
+    """`target` stays on this site: not `//host`, `/\\host`, a URL, or a path with a
+    tab, line break or space (browsers drop those, which can turn `/\t/host` into
+    `//host`)."""
+    return len(target) <= 2000 and _LOCAL_PATH.match(target) is not None
 
 
 class LoginRequired(Exception):
@@ -222,7 +232,7 @@ class Page:
 
     def redirect(self, url: str) -> Response:
         """A 303 to `url`; for htmx, a 200 telling htmx to go there."""
-        if not url.startswith("/") or url.startswith("//"):
+        if not is_local_path(url):
             url = "/"
         if self.htmx:
             return self._finish(Response(status_code=200, headers={"HX-Redirect": url}))

@@ -8,15 +8,14 @@ from typing import Any
 from starlette.responses import Response
 
 from lyceum.kit.security import InvalidTokenError
-from lyceum.web.context import Page, internal_tokens
+from lyceum.web.context import Page, internal_tokens, is_local_path
 from lyceum.web.session import encode_session, set_session_cookie
 
 
-def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site only (never `//host` or a URL)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/learn"
-    return target
+def safe_next(target: str | None, default: str = "/learn") -> str:
+    """Where to go after signing in: a path on this site only (never `//host`, a URL,
+    a backslash or a control character a browser would drop to make `//host`)."""
+    return target if target and is_local_path(target) else default
 
 
 def start_session(page: Page, pair: dict[str, Any], next_path: str | None) -> Response:

@@ -112,7 +112,7 @@ async def choose_language(
     chosen = locale if locale in LOCALES else "en"
     if page.user is not None:
         await page.api.patch("users/me", json={"locale": chosen})
-    response = page.redirect(safe_next(next) if next != "/learn" else "/learn")
+    response = page.redirect(safe_next(next, default="/"))
     response.set_cookie(
         LANGUAGE_COOKIE,
         chosen,
