@@ -95,6 +95,8 @@ HOSTILE_CONTEXT = dict.fromkeys(
         "max_score",
         "next_lesson_title",
         "week_label",
+        "week_first",
+        "week_last",
         "unsubscribe_url",
         "amount",
         "refunded_amount",
@@ -110,7 +112,7 @@ HOSTILE_CONTEXT = dict.fromkeys(
             "percent": HOSTILE,
             "next_lesson_title": HOSTILE,
             "next_lesson_url": HOSTILE,
-            "lessons_completed_this_week": HOSTILE,
+            "lessons_completed_this_week": 3,  # a count (it picks the plural form)
         }
     ]
 }

@@ -109,7 +109,9 @@ def test_the_unsubscribe_link_shows_only_when_given(settings: Settings) -> None:
 
 def test_locales_choose_a_language_and_fall_back_to_english(settings: Settings) -> None:
     assert language_of("vi-VN") == "vi" and language_of("vi") == "vi"
+    assert language_of("vi_VN") == "vi" and language_of("VI") == "vi"
     assert language_of("en") is None and language_of("fr") is None and language_of(None) is None
-    # A language without this template falls back to English.
-    subject, _, _ = render("test_message", {"note": "x"}, settings, language="vi")
-    assert subject == "Lyceum mail check"
+    # A language without a catalogue gets English; a regional locale its language.
+    for locale, expected in (("fr-FR", "Lyceum mail check"), ("vi-VN", "Kiểm tra thư của Lyceum")):
+        subject, _, _ = render("test_message", {"note": "x"}, settings, language=locale)
+        assert subject == expected

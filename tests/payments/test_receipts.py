@@ -259,7 +259,7 @@ async def test_the_buyer_is_mailed_the_receipt_in_their_language_without_unsubsc
     text, html = parts(message)
     link = f"http://lyceum.test/api/v1/me/orders/{row.id}/receipt"
     assert "Xin chào Nguyễn Thị Minh Khai" in text
-    assert "Số tiền đã thanh toán: 12.345 KWD" in text
+    assert "Số tiền đã thanh toán: 12,345 KWD" in text  # Vietnamese decimal comma
     assert f"Số biên lai: {year}-000001" in text
     assert link in text and f'href="{link}"' in html
     assert "nsubscribe" not in text and "Hủy đăng ký" not in html
@@ -286,7 +286,7 @@ async def test_the_buyer_is_mailed_the_receipt_in_their_language_without_unsubsc
     assert [m["Subject"] for m in refunds] == [
         "Hoàn tiền một phần đơn hàng khóa học Lập trình Python"
     ]
-    assert "Đã hoàn đến nay: 2.345 KWD trên 12.345 KWD" in parts(refunds[0])[0]
+    assert "Đã hoàn đến nay: 2,345 KWD trên 12,345 KWD" in parts(refunds[0])[0]
 
 
 # The PDF ----------------------------------------------------------------------------------

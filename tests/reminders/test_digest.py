@@ -130,7 +130,8 @@ async def test_the_digest_says_progress_next_lesson_and_this_weeks_work(
     assert sent.dedupe_key == "weekly_digest:2026-12-07"
     assert sent.context == {
         "full_name": "Lan Nguyen",
-        "week_label": "30 November to 6 December 2026",
+        "week_first": "2026-11-30",
+        "week_last": "2026-12-06",
         "courses": [
             {
                 "title": "Botany",

@@ -83,7 +83,7 @@ async def test_due_soon_reminds_each_enrolled_learner_once_per_item_until_they_s
     assert leaves.context == {
         "item_title": "Leaves quiz",
         "course_title": "Botany",
-        "due_at": "2026-12-10 06:00 UTC",
+        "due_at": "2026-12-10T06:00:00+00:00",
         "url": f"{BASE}/api/v1/quizzes/{quiz.id}",
     }
     assert leaves.url == leaves.context["url"]

@@ -21,7 +21,7 @@ from lyceum.kit.errors import NotFound
 from lyceum.kit.events import react
 from lyceum.models.notifications import Category
 from lyceum.notifications.service import notify
-from lyceum.payments.money import format_amount
+from lyceum.payments.money import format_amount, to_decimal
 from lyceum.payments.receipt_pdf import Receipt, render_receipt
 from lyceum.payments.receipt_repository import ReceiptRepository
 
@@ -37,6 +37,12 @@ def format_receipt_number(year: int, number: int) -> str:
 
 def receipt_filename(receipt_number: str) -> str:
     return f"receipt-{receipt_number}.pdf"
+
+
+def mail_amount(amount: int, currency: str) -> dict[str, str]:
+    """An amount for a mail's context: the mail writes it the reader's way (`money`
+    filter: `12.345 KWD` in English, `12,345 KWD` in Vietnamese)."""
+    return {"value": str(to_decimal(amount, currency)), "currency": currency}
 
 
 async def assign_receipt_number(
@@ -85,7 +91,7 @@ async def order_paid(
         template="order_paid",
         context={
             "course_title": title,
-            "amount": paid,
+            "amount": mail_amount(amount, currency),
             "receipt_number": number,
             "receipt_url": link,
         },
@@ -134,8 +140,8 @@ async def order_refunded(
         template="order_refunded",
         context={
             "course_title": title,
-            "amount": format_amount(amount, currency),
-            "refunded_amount": refunded_text,
+            "amount": mail_amount(amount, currency),
+            "refunded_amount": mail_amount(refunded, currency),
             "full": full,
             "receipt_number": number,
             "receipt_url": link,

@@ -104,11 +104,6 @@ def digest_zones(tick: dt.datetime) -> tuple[list[str], str]:
     return zones, monday
 
 
-def _week_label(monday: dt.date) -> str:
-    first, last = monday - dt.timedelta(days=7), monday - dt.timedelta(days=1)
-    return f"{first.day} {first:%B} to {last.day} {last:%B %Y}"
-
-
 def _percent(progress: CourseProgress) -> float:
     return round(100 * progress.completed / progress.lessons, 1) if progress.lessons else 0.0
 
@@ -160,7 +155,7 @@ class ReminderService:
         by_user: dict[uuid.UUID, list[CourseProgress]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)
-        label = _week_label(dt.date.fromisoformat(monday))
+        week = dt.date.fromisoformat(monday)
         for user_id, courses in by_user.items():
             done = sum(course.completed_since for course in courses)
             await self.notify(
@@ -177,7 +172,9 @@ class ReminderService:
                 template="weekly_progress",
                 context={
                     "full_name": courses[0].full_name,
-                    "week_label": label,
+                    # The mail writes the week in the reader's language (`days`).
+                    "week_first": (week - dt.timedelta(days=7)).isoformat(),
+                    "week_last": (week - dt.timedelta(days=1)).isoformat(),
                     "courses": [
                         {
                             "title": course.course_title,
@@ -228,7 +225,8 @@ class ReminderService:
                 context={
                     "item_title": item.title,
                     "course_title": item.course_title,
-                    "due_at": due_at,
+                    # ISO 8601: the mail writes it in the reader's language (`when`).
+                    "due_at": item.closes_at.astimezone(dt.UTC).isoformat(),
                     "url": url,
                 },
                 dedupe_key=f"due_soon:{item.id}:{item.closes_at.astimezone(dt.UTC).isoformat()}",

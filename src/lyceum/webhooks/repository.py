@@ -102,12 +102,14 @@ class WebhookRepository:
         )
         return list(rows), total or 0
 
-    async def admin_emails(self) -> list[tuple[str, str]]:
-        """(email, full name) of every active admin."""
+    async def admin_emails(self) -> list[tuple[str, str, str]]:
+        """(email, full name, locale) of every active admin."""
         rows = await self.session.execute(
-            select(User.email, User.full_name).where(User.role == Role.admin, User.is_active)
+            select(User.email, User.full_name, User.locale).where(
+                User.role == Role.admin, User.is_active
+            )
         )
-        return [(email, name) for email, name in rows]
+        return [(email, name, locale) for email, name, locale in rows]
 
     async def purge_deliveries(self, before: dt.datetime) -> int:
         result = await self.session.execute(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.events import PublicEvent, publish_to
 from lyceum.kit.jobs import JobContext, Queue, defer, job_app, resources, task, transaction
+from lyceum.kit.mail import language_of
 from lyceum.kit.security import SecretBox
 from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus
 from lyceum.webhooks.repository import WebhookRepository
@@ -101,13 +102,14 @@ async def mail_endpoint_disabled(context: JobContext, endpoint_id: str, disabled
         url, reason = endpoint.url, endpoint.disabled_reason or ""
         admins = await repo.admin_emails()
     base = runtime.settings.base_url()
-    for email, name in admins:
+    for email, name, locale in admins:
         async with transaction(runtime) as session:
             await runtime.mailer.send_once(
                 session,
                 key=f"webhook_disabled:{endpoint_id}:{disabled_at}:{email}",
                 template="webhook_disabled",
                 to=email,
+                language=language_of(locale),
                 context={
                     "full_name": name,
                     "webhook_url": url,

@@ -4,6 +4,14 @@ runtime's `Mailer`, once per logical message (`Mailer.send_once`).
 With `SMTP_HOST` set, mail goes out over SMTP (aiosmtplib). Without it, each message
 is written as an `.eml` file under `<data dir>/outbox/` and logged, so a new user can
 read what the platform sends.
+
+One set of templates (`templates/mail/<name>.subject.txt`, `.txt`, `.html`) in English,
+every sentence in `_("...")`; the other languages come from gettext catalogues read with
+Babel (`templates/mail/locale/<language>/LC_MESSAGES/mail.po`, compiled in memory when
+first used, no build step), chosen by the recipient's locale (`vi-VN` -> `vi`), English
+otherwise. Numbers, amounts and dates are written the language's way (Babel filters
+`number`, `money`, `when`, `days`). `tests/kit/test_mail_i18n.py` fails while a sentence
+lacks a translation.
 """
 
 from __future__ import annotations
@@ -11,17 +19,27 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import hashlib
+import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from functools import lru_cache
+from functools import cache, partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import structlog
+from babel.dates import format_date, format_interval, format_time, get_datetime_format
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations, Translations
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
@@ -41,74 +59,156 @@ def one_line(value: Any) -> Any:
     """Every value put into a mail stays on one line: a name or course title holding a
     line break can neither add a header through the subject nor forge paragraphs in
     the text part. (HTML parts are escaped as well, by autoescaping.)"""
+    if isinstance(value, Markup):
+        # A translated sentence of an HTML part, its values escaped already (newstyle
+        # gettext): only its line breaks change.
+        return Markup(_BREAKS.sub(" ", value))  # noqa: S704
     if isinstance(value, str):
         return _BREAKS.sub(" ", value)
     return value
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+# Languages with a catalogue (`templates/mail/locale/<language>/LC_MESSAGES/*.po`);
+# English is the source language (the msgids), and every other language falls back to it.
+DEFAULT_LANGUAGE = "en"
+LANGUAGES = ("en", "vi")
+
+
+def language_of(locale: str | None) -> str | None:
+    """The mail language for a user's locale (`vi`, `vi-VN`, `vi_VN`), or None for English
+    (English itself, no locale, or a language without a catalogue)."""
+    if not locale:
+        return None
+    primary = locale.strip().replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES and primary != DEFAULT_LANGUAGE else None
+
+
+@cache
+def translations_for(language: str) -> NullTranslations:
+    """The language's catalogue, compiled in memory from its .po files (no build step);
+    a message it lacks, or marks fuzzy, stays in English."""
+    if language == DEFAULT_LANGUAGE or language not in LANGUAGES:
+        return NullTranslations()
+    folder = resources.files("lyceum") / "templates" / "mail" / "locale" / language
+    catalog = Catalog(locale=language)
+    for source in sorted((folder / "LC_MESSAGES").iterdir(), key=lambda entry: entry.name):
+        if not source.name.endswith(".po"):
+            continue
+        with source.open("rb") as handle:
+            for message in read_po(handle, locale=language):
+                if message.id and message.string and message.id not in catalog:
+                    catalog[message.id] = message
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+# Numbers, amounts and dates as each language writes them (Babel, CLDR data). Every filter
+# passes a value it cannot read through unchanged: a mail queued before a context carried
+# raw values, or any text, still renders.
+
+
+def _number(value: Any, language: str) -> Any:
+    """`8.5` -> `8.5` (en), `8,5` (vi)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value
+    try:
+        return format_decimal(Decimal(str(value)), locale=language)
+    except (ArithmeticError, ValueError):
+        return value
+
+
+def _money(value: Any, language: str) -> Any:
+    """`{"value": "12.345", "currency": "KWD"}` -> `12.345 KWD` (en), `12,345 KWD` (vi):
+    the currency's decimals at least, the code after the amount, as on the receipt."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return format_currency(
+            Decimal(str(value["value"])),
+            str(value["currency"]),
+            format="#,##0.### ¤¤",
+            currency_digits=True,
+            decimal_quantization=False,
+            locale=language,
+        )
+    except (KeyError, ArithmeticError, ValueError):
+        return value
+
+
+def _when(value: Any, language: str) -> Any:
+    """An ISO 8601 date-time -> `Dec 10, 2026, 6:00 AM UTC` (en),
+    `06:00 10 thg 12, 2026 UTC` (vi)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    pattern = str(get_datetime_format("medium", locale=language))
+    written = pattern.replace("{1}", format_date(moment, "medium", locale=language))
+    return written.replace("{0}", format_time(moment, "short", locale=language)) + " UTC"
+
+
+def _days(first: Any, last: Any, language: str) -> Any:
+    """Two ISO dates -> `Nov 30 - Dec 6, 2026` (en), `30 thg 11 - 6 thg 12, 2026` (vi),
+    with the language's own range dash."""
+    try:
+        start, end = date.fromisoformat(str(first)), date.fromisoformat(str(last))
+    except ValueError:
+        return f"{first} - {last}"
+    return format_interval(start, end, "yMMMd", locale=language)
+
+
+@cache
+def _environment(language: str = DEFAULT_LANGUAGE) -> Environment:
+    """One environment per language, with its catalogue installed (newstyle gettext:
+    `{{ _("Hello %(full_name)s,", full_name=full_name) }}` escapes the values it puts
+    in an HTML part)."""
     # Values are raw text (display names, course titles, file names): the HTML parts
-    # escape them; `one_line` keeps every value, in every part, on one line.
-    return Environment(
+    # escape them; `one_line` keeps every value, in every part, on one line (a
+    # translated sentence is one output, so its values are kept on one line with it).
+    env = Environment(
         loader=PackageLoader("lyceum", "templates/mail"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         finalize=one_line,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations_for(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["lang"] = language
+    env.filters["number"] = partial(_number, language=language)
+    env.filters["money"] = partial(_money, language=language)
+    env.filters["when"] = partial(_when, language=language)
+    env.filters["days"] = partial(_days, language=language)
+    return env
 
 
 class UnknownTemplate(ValueError):
     pass
 
 
-# Languages with a template tree of their own (`templates/mail/<language>/`); every
-# other language, and a template a tree lacks, falls back to English.
-LANGUAGES = ("vi",)
-
-
-def language_of(locale: str | None) -> str | None:
-    """The template language for a user's locale (`vi`, `vi-VN`), or None for English."""
-    if not locale:
-        return None
-    primary = locale.replace("_", "-").split("-", 1)[0].lower()
-    return primary if primary in LANGUAGES else None
-
-
-@lru_cache(maxsize=1)
-def _known_templates() -> frozenset[str]:
-    return frozenset(_environment().list_templates())
-
-
-def _templates_of(template: str, language: str | None) -> str:
-    """The template path prefix to use: the language's own, if it has this template."""
-    if language in LANGUAGES:
-        localized = f"{language}/{template}"
-        if f"{localized}.txt" in _known_templates():
-            return localized
-    return template
-
-
 def render(
     template: str, context: dict[str, Any], settings: Settings, *, language: str | None = None
 ) -> tuple[str, str, str]:
-    """Return (subject, text, html) for `template` with `context`, in `language` when
-    there is a translation (English otherwise)."""
+    """Return (subject, text, html) for `template` with `context`, in `language` (a
+    locale such as `vi` or `vi-VN`) when it has a catalogue, in English otherwise."""
     if not _TEMPLATE_NAME.match(template):
         raise UnknownTemplate(template)
-    env = _environment()
+    env = _environment(language_of(language) or DEFAULT_LANGUAGE)
     full_context = {
         "public_base_url": settings.base_url(),
         "product_name": "Lyceum",
         **context,
     }
-    path = _templates_of(template, language)
     try:
-        subject = " ".join(env.get_template(f"{path}.subject.txt").render(full_context).split())
-        text = env.get_template(f"{path}.txt").render(full_context)
-        html = env.get_template(f"{path}.html").render(full_context)
+        subject = " ".join(env.get_template(f"{template}.subject.txt").render(full_context).split())
+        text = env.get_template(f"{template}.txt").render(full_context)
+        html = env.get_template(f"{template}.html").render(full_context)
     except Exception as error:
         if type(error).__name__ == "TemplateNotFound":
             raise UnknownTemplate(template) from error
