@@ -328,7 +328,7 @@ def create_admin(
 
 @cli.command()
 def demo() -> None:
-    """Load the demo catalog: 6 courses (English, Vietnamese), a teacher, a student."""
+    """Load the demo catalog: 6 courses (English, Vietnamese), a teacher, a student, an admin."""
     from rich.table import Table
 
     from lyceum.demo import loader
@@ -372,6 +372,7 @@ def demo() -> None:
     table = Table("role", "email", "password")
     table.add_row("instructor", loader.INSTRUCTOR_EMAIL, loader.INSTRUCTOR_PASSWORD)
     table.add_row("student", loader.STUDENT_EMAIL, loader.STUDENT_PASSWORD)
+    table.add_row("admin", loader.ADMIN_EMAIL, loader.ADMIN_PASSWORD)
     console.print(table)
 
 

@@ -51,6 +51,7 @@ def test_demo_at_info_prints_no_job_lines_and_debug_shows_them(
 ) -> None:
     quiet = run_demo(embedded_pg, tmp_path, "INFO")
     assert "demo catalog ready" in quiet and loader.STUDENT_EMAIL in quiet
+    assert loader.ADMIN_EMAIL in quiet and loader.ADMIN_PASSWORD in quiet
     assert "[debug" not in quiet
     assert "defer" not in quiet.lower()
 
