@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -31,10 +30,10 @@ ESSAY = (
 
 
 @pytest.fixture(scope="module")
-def worker(web: WebServer) -> Iterator[None]:
+def worker(web: WebServer) -> None:
     """The job workers (mail, indexing, essay scoring, ...) run beside the web server
     (the `web` fixture starts them): named here for the tests that need them."""
-    yield
+    return
 
 
 def _pdf() -> bytes:
