@@ -285,10 +285,14 @@ def test_nobody_reads_or_changes_anothers_notifications(web: WebServer) -> None:
         assert title not in answer.text
     still = owner.api.get("/me/notifications").json()["items"]
     assert any(n["id"] == notification["id"] and n["read_at"] is None for n in still)
-    # The token route is the caller's own, never cached.
-    answer = client.get("/live/token")
+    # The token route is the caller's own, never cached, asked by this site's scripts
+    # only (the CSRF header); what it hands out signs a socket in, never the REST API.
+    assert client.get("/live/token").status_code == 403
+    answer = client.get("/live/token", headers={"X-CSRF-Token": token})
     assert answer.headers["cache-control"] == "no-store"
-    assert answer.json()["token"]
+    ticket = answer.json()["token"]
+    refused = httpx.get(web.url + "/api/v1/users/me", headers={"Authorization": f"Bearer {ticket}"})
+    assert refused.status_code == 401
 
 
 def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> None:

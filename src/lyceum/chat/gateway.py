@@ -32,7 +32,7 @@ from lyceum.chat.transport import ConnectionRefused, SocketServer
 from lyceum.chat.writer import MessageWriter
 from lyceum.config import Settings
 from lyceum.courses.service import CourseService
-from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate
+from lyceum.identity.permissions import EMAIL_NOT_VERIFIED, authenticate_socket
 from lyceum.identity.service import DENIED_JTI_PREFIX, open_sessions
 from lyceum.kit import live
 from lyceum.kit.clock import Clock, SystemClock
@@ -300,7 +300,7 @@ class ChatGateway:
         runtime = self.runtime
         try:
             async with self._slots, transaction(runtime) as session:
-                caller = await authenticate(runtime, session, self.clock, token)
+                caller = await authenticate_socket(runtime, session, self.clock, token)
         except Unauthorized as error:
             raise ConnectionRefused(
                 error.detail, {"type": error.slug, "detail": error.detail}

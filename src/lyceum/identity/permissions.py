@@ -18,10 +18,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.identity.repository import IdentityRepository
 from lyceum.identity.service import DENIED_JTI_PREFIX, IdentityService
-from lyceum.kit.clock import ClockDep
+from lyceum.kit.clock import Clock, ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.errors import Forbidden, NotFound, Unauthorized
 from lyceum.kit.openapi import allows_anonymous
@@ -65,6 +66,29 @@ async def authenticate(
         raise Unauthorized(
             "The access token is invalid or expired.", slug="invalid-token"
         ) from None
+    return await _caller(runtime, session, claims)
+
+
+async def authenticate_socket(
+    runtime: Runtime, session: AsyncSession, clock: Clock, token: str
+) -> Caller:
+    """A Socket.IO connection's credential: an access token (apps) or a socket ticket
+    (`typ: socket`, what the web app's pages get from `/live/token`), with the same
+    deny-list and login-session checks."""
+    now = clock.now()
+    try:
+        claims = runtime.tokens.decode_access(token, now=now)
+    except InvalidTokenError:
+        try:
+            claims = runtime.tokens.decode_socket_ticket(token, now=now)
+        except InvalidTokenError:
+            raise Unauthorized(
+                "The access token is invalid or expired.", slug="invalid-token"
+            ) from None
+    return await _caller(runtime, session, claims)
+
+
+async def _caller(runtime: Runtime, session: AsyncSession, claims: AccessClaims) -> Caller:
     if await runtime.cache.get(DENIED_JTI_PREFIX + claims.jti) is not None:
         raise Unauthorized("The access token was revoked.", slug="invalid-token")
     repo = IdentityRepository(session)

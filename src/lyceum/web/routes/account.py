@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from lyceum.web.api import ApiProblem, _problem
-from lyceum.web.context import FormPage, Page, PageDep, SignedInForm, SignedInPage
+from lyceum.web.context import FormPage, Page, PageDep, SignedInForm, SignedInPage, is_local_path
 from lyceum.web.i18n import LOCALE_NAMES
 from lyceum.web.signin import end_session, safe_next, start_session
 
@@ -568,6 +568,16 @@ async def buy(
     if order["status"] == "paid":  # a coupon made it free: enrolled already
         return page.redirect(f"/account/orders?paid={order['id']}")
     url = str(order.get("checkout_url") or "")
-    if not url.startswith(("https://", "http://", "/")) or url.startswith("//"):
+    # The provider's page: a path of this site (the sandbox) or an https address (a real
+    # provider; plain http only outside production).
+    external = url.startswith("https://") or (
+        url.startswith("http://") and not page.settings.is_production
+    )
+    if not (external or is_local_path(url)) or any(c in url for c in "\\\t\r\n "):
         return page.redirect(f"/account/orders/{order['id']}")
+    if external:
+        # The page's CSP allows forms to post to this site only (`form-action 'self'`),
+        # and browsers apply it to the redirects after a form too: a provider on another
+        # origin is reached by a page that sends the browser there instead.
+        return page.render("account/to_checkout.html", url=url, order=order)
     return page.finish(RedirectResponse(url, status_code=303))

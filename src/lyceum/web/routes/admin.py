@@ -7,6 +7,7 @@ module checks no role itself."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -78,6 +79,11 @@ async def admin_users(
     query = urlencode({k: v for k, v in filters.items() if v})
     base = "/admin/users?" + (query + "&" if query else "")
     back = base + (f"page={page_number}" if page_number > 1 else "")
+    # `saved` names the account just changed by its id: the notice shows the email the
+    # API answered for it, never text taken from the link.
+    saved_email = next(
+        (str(u["email"]) for u in users["items"] if saved and str(u["id"]) == saved), None
+    )
     return page.render(
         "admin/users.html",
         users=users,
@@ -87,7 +93,7 @@ async def admin_users(
         page_size=PAGE_SIZE,
         base=base,
         back=back.rstrip("?&"),
-        saved=saved,
+        saved=saved_email,
     )
 
 
@@ -107,7 +113,7 @@ async def admin_change_user(
     updated = await page.api.patch(f"users/{user_id}", json=change)
     target = _back(back, "/admin/users")
     joiner = "&" if "?" in target else "?"
-    return page.redirect(f"{target}{joiner}{urlencode({'saved': updated['email']})}")
+    return page.redirect(f"{target}{joiner}{urlencode({'saved': updated['id']})}")
 
 
 # Webhooks --------------------------------------------------------------------------------
@@ -369,7 +375,11 @@ async def admin_refund(
 ) -> Response:
     body: dict[str, Any] = {"reason": reason}
     if amount.strip():
-        body["amount"] = int(amount) if amount.strip().isdigit() else amount.strip()
+        # Whole minor units of at most 12 ASCII digits; anything else goes to the API as
+        # text, which answers the form with a 422 naming the field.
+        body["amount"] = (
+            int(amount.strip()) if re.fullmatch(r"[0-9]{1,12}", amount.strip()) else amount.strip()
+        )
     key = idempotency_key or str(uuid.uuid4())
     try:
         await page.api.post(

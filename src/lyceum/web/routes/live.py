@@ -1,8 +1,9 @@
 """Live parts: the course chat room, announcements for learners, the notification centre and its bell.
 
 The chat and the bell run over the API's Socket.IO server (`/socket.io`): the page
-scripts (`static/live-bell.js`, `static/live-chat.js`) connect with the short access
-token `/live/token` hands out, asked again on every (re)connection. Everything else is
+scripts (`static/live-bell.js`, `static/live-chat.js`) connect with the short socket
+ticket `/live/token` hands out (no key to the REST API), asked again on every
+(re)connection. Everything else is
 the REST API, as for any app."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Form, Query
 from starlette.responses import JSONResponse, Response
 
 from lyceum.web.api import ApiProblem
-from lyceum.web.context import SignedInForm, SignedInPage
+from lyceum.web.context import CsrfRejected, SignedInForm, SignedInPage
+from lyceum.web.session import CSRF_HEADER, csrf_valid
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,8 +29,12 @@ _COURSE_PATH = re.compile(r"^/api/v1/courses/([0-9a-f-]{36})(/.*)?$")
 
 @router.get("/live/token")
 async def live_token(page: SignedInPage) -> Response:
-    """The access token of this browser session, for the Socket.IO auth payload."""
-    response = JSONResponse({"token": page.access_token}, headers={"Cache-Control": "no-store"})
+    """A socket ticket for this browser session, for the Socket.IO auth payload: it
+    signs a connection in and is refused by the REST API, so a page script never holds
+    a key to the API. Asked with the page's CSRF token (a script of this site only)."""
+    if not csrf_valid(page.request, page.request.headers.get(CSRF_HEADER)):
+        raise CsrfRejected()
+    response = JSONResponse({"token": page.socket_ticket()}, headers={"Cache-Control": "no-store"})
     return page.finish(response)
 
 

@@ -9,6 +9,7 @@ before any call) is decided here, from the signed-in account, as the navigation 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -78,9 +79,11 @@ def _number(form: FormData, name: str) -> float | None:
     if not raw:
         return None
     try:
-        return float(raw.replace(",", "."))
+        number = float(raw.replace(",", "."))
     except ValueError:
         return None
+    # nan and inf are no numbers a form means (and JSON has no way to say them).
+    return number if math.isfinite(number) and abs(number) < 1e12 else None
 
 
 def _int(form: FormData, name: str) -> int | None:

@@ -2,7 +2,8 @@
 // One Socket.IO connection per signed-in page (the API's /socket.io): the bell refreshes
 // when a notification is pushed to this user's personal room, and page scripts (the chat)
 // share the same connection through `window.lyceumLive`. The access token is asked of
-// /live/token on every (re)connection, so a reconnect never reuses an expired one.
+// /live/token on every (re)connection, so a reconnect never reuses an expired one: a
+// socket ticket, which only the Socket.IO connection accepts (not the REST API).
 (function () {
   const me = document.currentScript;
   const waiting = [];
@@ -20,7 +21,11 @@
   window.lyceumLive = live;
 
   function token(callback) {
-    fetch("/live/token", { credentials: "same-origin", cache: "no-store" })
+    fetch("/live/token", {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "X-CSRF-Token": document.body.dataset.csrf || "" },
+    })
       .then(function (r) { return r.ok ? r.json() : { token: "" }; })
       .then(function (body) { callback({ token: body.token || "" }); })
       .catch(function () { callback({ token: "" }); });
