@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import orjson
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +24,11 @@ logger = structlog.get_logger("lyceum.analytics")
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where an object sits: its course and, when it belongs to one, its lesson."""
+    """Where an object sits: its course and, when it belongs to one, its lesson (ids in
+    canonical text form, as the batch names them)."""
 
-    course_id: uuid.UUID | None
-    lesson_id: uuid.UUID | None
+    course_id: str | None
+    lesson_id: str | None
 
 
 # Each kind of object resolved to its course (and lesson), with whether a signed-in
@@ -76,7 +78,8 @@ _VISIBLE_OBJECTS = text(
         FROM wanted AS w JOIN assignments AS a ON a.id = w.id
         WHERE w.kind = 'assignment'
     )
-    SELECT p.kind, p.id, p.course_id, p.lesson_id
+    SELECT p.kind, p.id::text AS id, p.course_id::text AS course_id,
+           p.lesson_id::text AS lesson_id
     FROM placed AS p JOIN courses AS c ON c.id = p.course_id
     WHERE :admin
        OR (:instructor AND EXISTS (
@@ -95,10 +98,11 @@ async def visible_objects(
     user_id: uuid.UUID,
     admin: bool,
     instructor: bool,
-    objects: Sequence[tuple[str, uuid.UUID]],
-) -> dict[tuple[str, uuid.UUID], Placement]:
-    """Of `objects` ((kind, id) pairs), those the user may see, with where they sit; one
-    query whatever their number. Missing and hidden objects are both left out."""
+    objects: Sequence[tuple[str, str]],
+) -> dict[tuple[str, str], Placement]:
+    """Of `objects` ((kind, id) pairs, ids in canonical lowercase text), those the user
+    may see, with where they sit; one query whatever their number. Missing and hidden
+    objects are both left out."""
     if not objects:
         return {}
     rows = await session.execute(
@@ -115,11 +119,11 @@ async def visible_objects(
 
 
 class EventRow(TypedDict):
-    """One event to store, in the JSON form the insert reads (ids and times as text)."""
+    """One event to store, in the JSON form the insert reads (ids as text)."""
 
     client_event_id: str
     event_id: str
-    occurred_at: str
+    occurred_at: dt.datetime
     verb: str
     object_type: str
     object_id: str | None
@@ -127,8 +131,8 @@ class EventRow(TypedDict):
     lesson_id: str | None
     page: int | None
     duration_ms: int | None
-    result: dict[str, Any] | None
-    context: dict[str, Any] | None
+    result: Mapping[str, Any] | None
+    context: Mapping[str, Any] | None
 
 
 # The batch travels as one JSON document (PostgreSQL reads it into rows far faster than
@@ -172,8 +176,7 @@ async def insert_client_events(
     if not rows:
         return 0
     result = await session.execute(
-        _INSERT_CLIENT_EVENTS,
-        {"user_id": user_id, "rows": json.dumps(rows, separators=(",", ":"))},
+        _INSERT_CLIENT_EVENTS, {"user_id": user_id, "rows": orjson.dumps(rows).decode()}
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
