@@ -387,3 +387,31 @@ async def test_a_body_that_is_not_a_batch(
     assert rows["u-1"].object_id == uuid.UUID(world.room.course_id)
     assert rows["u-1"].duration_ms == 5 and rows["u-2"].context is None
     assert rows["u-2"].course_id == uuid.UUID(world.room.course_id)
+
+
+async def test_a_stored_batch_asks_for_one_rollup_run(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+) -> None:
+    from sqlalchemy import text
+
+    from lyceum.analytics.tasks import ROLLUPS_LOCK
+
+    async def waiting() -> int:
+        found = await connection.execute(
+            text(
+                "SELECT count(*) FROM procrastinate_jobs"
+                " WHERE queueing_lock = :lock AND status = 'todo'"
+            ),
+            {"lock": ROLLUPS_LOCK},
+        )
+        return int(found.scalar_one())
+
+    await connection.execute(
+        text("DELETE FROM procrastinate_jobs WHERE queueing_lock = :lock"), {"lock": ROLLUPS_LOCK}
+    )
+    for _ in range(2):
+        response = await post(
+            client, world.learner.headers, [event("course", world.room.course_id)]
+        )
+        assert response.status_code == 202, response.text
+        assert await waiting() == 1

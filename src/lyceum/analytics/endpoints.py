@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from lyceum.analytics import schemas
 from lyceum.analytics.ingest import EventsInvalid, Limits, ingest
-from lyceum.analytics.tasks import defer_rollups
+from lyceum.analytics.tasks import ROLLUPS_LOCK, defer_rollups
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
 from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
@@ -134,9 +134,18 @@ async def post_events(
     settings = runtime.settings
     events = _validated(read)
     try:
-        outcome = await ingest(session, caller, events, limits=Limits.of(settings), now=clock.now())
+        outcome = await ingest(
+            session,
+            caller,
+            events,
+            limits=Limits.of(settings),
+            now=clock.now(),
+            rollups_lock=ROLLUPS_LOCK,
+        )
     except EventsInvalid as refused:
         raise RequestValidationError(refused.problems) from refused
-    if outcome.accepted and settings.analytics_rollup_after_ingest:
+    # Under a stream of batches a rollup run nearly always waits already (the insert
+    # looked): only otherwise is one asked for.
+    if outcome.accepted and settings.analytics_rollup_after_ingest and not outcome.rollups_waiting:
         await defer_rollups(session)
     return schemas.IngestOut(accepted=outcome.accepted, duplicates=outcome.duplicates)

@@ -78,6 +78,7 @@ class EventsInvalid(Invalid):
 class Outcome:
     accepted: int
     duplicates: int
+    rollups_waiting: bool  # a rollup run is asked for already
 
 
 def _problem(index: int, field: tuple[str, ...], message: str, kind: str) -> dict[str, Any]:
@@ -178,10 +179,12 @@ async def ingest(
     *,
     limits: Limits,
     now: dt.datetime,
+    rollups_lock: str,
 ) -> Outcome:
     """Check and store `caller`'s batch (its events as `schemas.read_wire` or
     `schemas.wire_event` give them); raises `EventsInvalid` naming every bad field
-    (nothing is stored then)."""
+    (nothing is stored then). Whether a rollup run (a job of `rollups_lock`) waits
+    already is looked up in the same statement as the insert."""
     if len(events) > limits.max_events:
         raise EventsInvalid(
             [
@@ -231,5 +234,11 @@ async def ingest(
     if problems:
         problems.sort(key=lambda problem: int(problem["loc"][2]))
         raise EventsInvalid(problems)
-    accepted = await repository.insert_client_events(session, caller.id, list(rows.values()))
-    return Outcome(accepted=accepted, duplicates=len(events) - accepted)
+    stored = await repository.insert_client_events(
+        session, caller.id, list(rows.values()), queueing_lock=rollups_lock
+    )
+    return Outcome(
+        accepted=stored.events,
+        duplicates=len(events) - stored.events,
+        rollups_waiting=stored.job_waiting,
+    )

@@ -137,7 +137,9 @@ class EventRow(TypedDict):
 
 # The batch travels as one JSON document (PostgreSQL reads it into rows far faster than
 # the driver writes a dozen arrays); the new client ids are claimed first (a repeat
-# claims nothing), and only the events whose id was claimed are written: one statement.
+# claims nothing), and only the events whose id was claimed are written (as many as were
+# claimed: the rows hold each id once). The same statement says whether a job of the
+# given queueing lock waits already (the rollup run ingest asks for): one round trip.
 _INSERT_CLIENT_EVENTS = text(
     """
     WITH input AS (
@@ -152,33 +154,47 @@ _INSERT_CLIENT_EVENTS = text(
         SELECT :user_id, client_event_id FROM input
         ON CONFLICT DO NOTHING
         RETURNING client_event_id
+    ),
+    written AS (
+        INSERT INTO analytics_events (
+            occurred_at, event_id, user_id, course_id, lesson_id, source, client_event_id,
+            verb, object_type, object_id, page, duration_ms, result, context)
+        SELECT i.occurred_at, i.event_id, :user_id, i.course_id, i.lesson_id, 'client',
+               i.client_event_id, i.verb, i.object_type, i.object_id, i.page, i.duration_ms,
+               i.result, i.context
+        FROM input AS i JOIN claimed USING (client_event_id)
     )
-    INSERT INTO analytics_events (
-        occurred_at, event_id, user_id, course_id, lesson_id, source, client_event_id,
-        verb, object_type, object_id, page, duration_ms, result, context)
-    SELECT i.occurred_at, i.event_id, :user_id, i.course_id, i.lesson_id, 'client',
-           i.client_event_id, i.verb, i.object_type, i.object_id, i.page, i.duration_ms,
-           i.result, i.context
-    FROM input AS i JOIN claimed USING (client_event_id)
+    SELECT (SELECT count(*) FROM claimed) AS stored,
+           EXISTS (SELECT 1 FROM procrastinate_jobs
+                   WHERE queueing_lock = :lock AND status = 'todo') AS job_waiting
     """
 )
 
 
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+@dataclass(frozen=True)
+class Stored:
+    events: int  # how many were new
+    job_waiting: bool  # whether a job of the queueing lock asked about waits to run
 
 
 async def insert_client_events(
-    session: AsyncSession, user_id: uuid.UUID, rows: Sequence[EventRow]
-) -> int:
+    session: AsyncSession, user_id: uuid.UUID, rows: Sequence[EventRow], *, queueing_lock: str
+) -> Stored:
     """Store the events whose client id the user has not sent before (`rows` hold each
-    id once); returns how many were stored."""
+    id once), and look whether a job of `queueing_lock` waits to run."""
     if not rows:
-        return 0
-    result = await session.execute(
-        _INSERT_CLIENT_EVENTS, {"user_id": user_id, "rows": orjson.dumps(rows).decode()}
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+        return Stored(0, await job_waiting(session, queueing_lock))
+    found = (
+        await session.execute(
+            _INSERT_CLIENT_EVENTS,
+            {"user_id": user_id, "rows": orjson.dumps(rows).decode(), "lock": queueing_lock},
+        )
+    ).one()
+    return Stored(int(found.stored), bool(found.job_waiting))
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 async def prune_event_keys(session: AsyncSession, before: dt.datetime) -> int:
