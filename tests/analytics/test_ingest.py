@@ -415,3 +415,21 @@ async def test_a_stored_batch_asks_for_one_rollup_run(
         )
         assert response.status_code == 202, response.text
         assert await waiting() == 1
+
+
+async def test_free_text_is_stored_as_sent(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+) -> None:
+    awkward = 'tab\there\nline\r\\N \\ "quoted" \u2028 é 😀'
+    response = await post(
+        client,
+        world.learner.headers,
+        [
+            event("lesson", world.locked, verb="started", id="a\\b", result={"response": awkward}),
+            event("catalog", verb="searched", id="N", context={"query": awkward}),
+        ],
+    )
+    assert response.json() == {"accepted": 2, "duplicates": 0}, response.text
+    rows = {row.client_event_id: row for row in await stored(connection, world.learner.id)}
+    assert rows["a\\b"].result == {"response": awkward}
+    assert rows["N"].context == {"query": awkward}
