@@ -23,7 +23,9 @@ same rows, the rollup job over everything, and the reports' p95, on one `lyceum 
    field, the objects' visibility (one query) and stores the batch with its dedupe keys
    (one statement). **COPY**: the same rows, pre-rendered, written with one
    `COPY analytics_events FROM STDIN` in the same database (then removed again, so the
-   HTTP rows are the ones kept). The ratio is HTTP events/s over COPY events/s.
+   HTTP rows are the ones kept). The ratio is HTTP events/s over COPY events/s. Beside
+   the rates: the CPU the server process and every PostgreSQL process spent per batch
+   during the HTTP burst, and PostgreSQL's CPU per 500 rows during the COPY.
 5. The rest of the events are loaded with COPY (not measured; said in the output), then
    the rollup job (`analytics.rollups.run_rollups`) runs once over everything: its time.
 6. Each report route of the analytics reports (`--report-requests` GETs each, the
