@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import structlog
@@ -118,64 +118,36 @@ async def visible_objects(
     return {(row.kind, row.id): Placement(row.course_id, row.lesson_id) for row in rows}
 
 
-def event_line(
-    client_event_id: str,
-    event_id: str,
-    occurred_at: dt.datetime,
-    verb: str,
-    object_type: str,
-    object_id: str | None,
-    course_id: str | None,
-    lesson_id: str | None,
-    page: int | None,
-    duration_ms: int | None,
-    result: Mapping[str, Any] | None,
-    context: Mapping[str, Any] | None,
-) -> str:
-    """One event as the insert reads it: its fields joined by tabs, none as empty text.
-    No field can hold a tab or a line break (client ids are visible ASCII, the rest ids,
-    times, numbers and JSON, which escapes control characters), nor be empty itself."""
-    return "\t".join(
-        (
-            client_event_id,
-            event_id,
-            occurred_at.isoformat(),
-            verb,
-            object_type,
-            object_id or "",
-            course_id or "",
-            lesson_id or "",
-            "" if page is None else str(page),
-            "" if duration_ms is None else str(duration_ms),
-            orjson.dumps(result).decode() if result else "",
-            orjson.dumps(context).decode() if context else "",
-        )
-    )
+class EventRow(TypedDict):
+    """One event to store, in the JSON form the insert reads (ids as text)."""
+
+    client_event_id: str
+    event_id: str
+    occurred_at: dt.datetime
+    verb: str
+    object_type: str
+    object_id: str | None
+    course_id: str | None
+    lesson_id: str | None
+    page: int | None
+    duration_ms: int | None
+    result: Mapping[str, Any] | None
+    context: Mapping[str, Any] | None
 
 
-# The batch travels as one text, a line per event (`event_line`), which PostgreSQL
-# splits into rows faster than it reads the same rows from JSON (json_to_recordset
-# builds a hash of every object's keys) or the driver writes a dozen arrays; the new
-# client ids are claimed first (a repeat claims nothing), and only the events whose id
-# was claimed are written (as many as were claimed: the lines hold each id once). The
-# same statement says whether a job of the given queueing lock waits already (the
-# rollup run ingest asks for): one round trip.
+# The batch travels as one JSON document (PostgreSQL reads it into rows far faster than
+# the driver writes a dozen arrays); the new client ids are claimed first (a repeat
+# claims nothing), and only the events whose id was claimed are written (as many as were
+# claimed: the rows hold each id once). The same statement says whether a job of the
+# given queueing lock waits already (the rollup run ingest asks for): one round trip.
 _INSERT_CLIENT_EVENTS = text(
     """
     WITH input AS (
-        SELECT f[1] AS client_event_id, CAST(f[2] AS uuid) AS event_id,
-               CAST(f[3] AS timestamptz) AS occurred_at, f[4] AS verb, f[5] AS object_type,
-               CAST(NULLIF(f[6], '') AS uuid) AS object_id,
-               CAST(NULLIF(f[7], '') AS uuid) AS course_id,
-               CAST(NULLIF(f[8], '') AS uuid) AS lesson_id,
-               CAST(NULLIF(f[9], '') AS integer) AS page,
-               CAST(NULLIF(f[10], '') AS bigint) AS duration_ms,
-               CAST(NULLIF(f[11], '') AS jsonb) AS result,
-               CAST(NULLIF(f[12], '') AS jsonb) AS context
-        FROM (
-            SELECT string_to_array(line, E'\\t') AS f
-            FROM string_to_table(CAST(:lines AS text), E'\\n') AS line
-        ) AS split
+        SELECT *
+        FROM json_to_recordset(CAST(:rows AS json)) AS t(
+            client_event_id text, event_id uuid, occurred_at timestamptz, verb text,
+            object_type text, object_id uuid, course_id uuid, lesson_id uuid,
+            page integer, duration_ms bigint, result jsonb, context jsonb)
     ),
     claimed AS (
         INSERT INTO analytics_event_keys (user_id, client_event_id)
@@ -206,17 +178,16 @@ class Stored:
 
 
 async def insert_client_events(
-    session: AsyncSession, user_id: uuid.UUID, lines: Sequence[str], *, queueing_lock: str
+    session: AsyncSession, user_id: uuid.UUID, rows: Sequence[EventRow], *, queueing_lock: str
 ) -> Stored:
-    """Store the events (`event_line`s) whose client id the user has not sent before
-    (the lines hold each id once), and look whether a job of `queueing_lock` waits to
-    run."""
-    if not lines:
+    """Store the events whose client id the user has not sent before (`rows` hold each
+    id once), and look whether a job of `queueing_lock` waits to run."""
+    if not rows:
         return Stored(0, await job_waiting(session, queueing_lock))
     found = (
         await session.execute(
             _INSERT_CLIENT_EVENTS,
-            {"user_id": user_id, "lines": "\n".join(lines), "lock": queueing_lock},
+            {"user_id": user_id, "rows": orjson.dumps(rows).decode(), "lock": queueing_lock},
         )
     ).one()
     return Stored(int(found.stored), bool(found.job_waiting))
