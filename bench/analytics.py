@@ -410,13 +410,15 @@ def postgres_pids(url: str) -> list[int]:
     of the server's pool among them)."""
     import psutil
 
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url) as conn:  # its backend looked up while it lives
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    backend = psutil.Process(int(row[0])) if row else None
-    parent = backend.parent() if backend else None
-    if parent is None:
-        return []
-    return [parent.pid, *(child.pid for child in parent.children(recursive=True))]
+        try:
+            parent = psutil.Process(int(row[0])).parent() if row else None
+            if parent is None:
+                return []
+            return [parent.pid, *(child.pid for child in parent.children(recursive=True))]
+        except psutil.Error:
+            return []
 
 
 @dataclass(frozen=True)
