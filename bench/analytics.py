@@ -23,7 +23,9 @@ same rows, the rollup job over everything, and the reports' p95, on one `lyceum 
    field, the objects' visibility (one query) and stores the batch with its dedupe keys
    (one statement). **COPY**: the same rows, pre-rendered, written with one
    `COPY analytics_events FROM STDIN` in the same database (then removed again, so the
-   HTTP rows are the ones kept). The ratio is HTTP events/s over COPY events/s.
+   HTTP rows are the ones kept). The ratio is HTTP events/s over COPY events/s. Beside
+   the rates: the CPU the server process and every PostgreSQL process spent per batch
+   during the HTTP burst, and PostgreSQL's CPU per 500 rows during the COPY.
 5. The rest of the events are loaded with COPY (not measured; said in the output), then
    the rollup job (`analytics.rollups.run_rollups`) runs once over everything: its time.
 6. Each report route of the analytics reports (`--report-requests` GETs each, the
@@ -389,18 +391,58 @@ def post_batches(port: int, bodies: Sequence[tuple[str, bytes]], concurrency: in
     return asyncio.run(_post_batches(port, bodies, concurrency))
 
 
-def copy_rows(url: str, lines: Sequence[str]) -> tuple[float, int]:
-    """COPY the pre-rendered rows into analytics_events; (seconds, first id written)."""
+def _cpu(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes (those gone count nothing)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def postgres_pids(url: str) -> list[int]:
+    """The embedded server's processes: the postmaster and its children (the backends
+    of the server's pool among them)."""
+    import psutil
+
+    with psycopg.connect(url) as conn:  # its backend looked up while it lives
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        try:
+            parent = psutil.Process(int(row[0])).parent() if row else None
+            if parent is None:
+                return []
+            return [parent.pid, *(child.pid for child in parent.children(recursive=True))]
+        except psutil.Error:
+            return []
+
+
+@dataclass(frozen=True)
+class Copied:
+    seconds: float
+    first_id: int
+    postgres_cpu: float  # CPU seconds of every PostgreSQL process, COPY and commit
+
+
+def copy_rows(url: str, lines: Sequence[str]) -> Copied:
+    """COPY the pre-rendered rows into analytics_events."""
     buffer = "".join(lines).encode()
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         first = cursor.execute("SELECT nextval('analytics_events_id_seq')").fetchone()
+        pids = postgres_pids(url)  # this connection's backend among them
+        cpu_before = _cpu(pids)
         started = time.perf_counter()
         with cursor.copy(f"COPY analytics_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for offset in range(0, len(buffer), 1 << 20):
                 copy.write(buffer[offset : offset + (1 << 20)])
         conn.commit()
         elapsed = time.perf_counter() - started
-    return elapsed, int(first[0]) if first else 0
+        cpu = _cpu(pids) - cpu_before
+    return Copied(elapsed, int(first[0]) if first else 0, cpu)
 
 
 async def run_rollup_job(url: str) -> float:
@@ -580,9 +622,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         ]
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as load:
             load.submit(post_batches, server.port, warm, args.concurrency).result()
-            cpu_before = server.cpu_seconds()
+            database = postgres_pids(url)
+            cpu_before, database_before = server.cpu_seconds(), _cpu(database)
             result = load.submit(post_batches, server.port, bodies, args.concurrency).result()
             cpu = server.cpu_seconds() - cpu_before
+            database_cpu = _cpu(database) - database_before
         errors.extend(result.errors[:20])
         if result.accepted != http_events:
             errors.append(f"HTTP accepted {result.accepted} of {http_events} events")
@@ -593,18 +637,21 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             f"{args.concurrency} in flight: {result.wall:.2f}s, {fmt(http_rate, 0)} events/s "
             f"(p50 {fmt(percentile(latencies, 50) * 1000, 0)} ms, "
             f"p95 {fmt(percentile(latencies, 95) * 1000, 0)} ms per batch, "
-            f"server CPU {fmt(cpu / max(len(bodies), 1) * 1000, 1)} ms per batch)",
+            f"server CPU {fmt(cpu / max(len(bodies), 1) * 1000, 1)} ms per batch, "
+            f"PostgreSQL CPU {fmt(database_cpu / max(len(bodies), 1) * 1000, 1)} ms per batch)",
             flush=True,
         )
 
-        copy_seconds, first_copied = copy_rows(url, lines)
+        copied = copy_rows(url, lines)
+        copy_seconds, first_copied = copied.seconds, copied.first_id
         copy_rate = http_events / copy_seconds if copy_seconds else 0.0
         with psycopg.connect(url) as conn:
             conn.execute("DELETE FROM analytics_events WHERE id >= %s", (first_copied,))
         ratio = http_rate / copy_rate if copy_rate else 0.0
         print(
             f"bare COPY of the same {http_events} rows: {copy_seconds:.2f}s, "
-            f"{fmt(copy_rate, 0)} events/s",
+            f"{fmt(copy_rate, 0)} events/s (PostgreSQL CPU "
+            f"{fmt(copied.postgres_cpu / max(len(bodies), 1) * 1000, 1)} ms per 500 rows)",
             flush=True,
         )
         print(f"HTTP/COPY ratio: {ratio:.2f} (target >= 0.3)", flush=True)
@@ -615,7 +662,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             for index, batch in enumerate(rest)
             for event in (batch[20:] if index < 20 else batch)
         ]
-        rest_seconds, _ = copy_rows(url, rest_lines)
+        rest_seconds = copy_rows(url, rest_lines).seconds
         print(
             f"the other {len(rest_lines)} events loaded with COPY (not measured as ingest): "
             f"{rest_seconds:.1f}s",
@@ -658,8 +705,14 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 "batch_p50_ms": percentile(latencies, 50) * 1000,
                 "batch_p95_ms": percentile(latencies, 95) * 1000,
                 "server_cpu_ms_per_batch": cpu / max(len(bodies), 1) * 1000,
+                "postgres_cpu_ms_per_batch": database_cpu / max(len(bodies), 1) * 1000,
             },
-            "copy": {"events": http_events, "seconds": copy_seconds, "events_per_s": copy_rate},
+            "copy": {
+                "events": http_events,
+                "seconds": copy_seconds,
+                "events_per_s": copy_rate,
+                "postgres_cpu_ms_per_500": copied.postgres_cpu / max(len(bodies), 1) * 1000,
+            },
             "ratio": ratio,
             "rest_copied": len(rest_lines),
             "rollup_seconds": rollup_seconds,

@@ -5,6 +5,7 @@ ignored, and nobody posts for someone else."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -349,3 +350,86 @@ def test_statement_ids_are_the_uuid5_of_learner_and_event_id() -> None:
         assert _statement_text(_NAMESPACE + f"{user}/".encode(), client_id) == str(
             statement_id(user, client_id)
         )
+
+
+async def test_a_body_that_is_not_a_batch(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+) -> None:
+    headers = world.learner.headers
+    json_headers = headers | {"content-type": "application/json"}
+    broken = await client.post(EVENTS, content=b'{"events": [', headers=json_headers)
+    assert broken.status_code == 400, broken.text
+    assert broken.json()["errors"][0]["type"] == "json_invalid"
+    # malformed JSON is answered before the caller is looked at, as for any JSON body
+    anonymous = await client.post(
+        EVENTS, content=b'{"events": [', headers={"content-type": "application/json"}
+    )
+    assert anonymous.status_code == 400
+    assert fields_named(await client.post(EVENTS, content=b"", headers=json_headers)) == ["body"]
+    assert (await client.post(EVENTS, content=b"")).status_code == 401
+    as_text = await client.post(
+        EVENTS,
+        content=json.dumps({"events": [event("course", world.room.course_id)]}).encode(),
+        headers=headers | {"content-type": "text/plain"},
+    )
+    assert fields_named(as_text) == ["body"]
+    # other spellings of the same values (read by the full schema) are stored alike
+    spelled = await post(
+        client,
+        headers,
+        [
+            event("course", world.room.course_id.upper(), id="u-1", duration_ms=5.0),
+            event("lesson", world.locked, id="u-2", context={"platform": None}),
+        ],
+    )
+    assert spelled.json() == {"accepted": 2, "duplicates": 0}, spelled.text
+    rows = {row.client_event_id: row for row in await stored(connection, world.learner.id)}
+    assert rows["u-1"].object_id == uuid.UUID(world.room.course_id)
+    assert rows["u-1"].duration_ms == 5 and rows["u-2"].context is None
+    assert rows["u-2"].course_id == uuid.UUID(world.room.course_id)
+
+
+async def test_a_stored_batch_asks_for_one_rollup_run(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+) -> None:
+    from sqlalchemy import text
+
+    from lyceum.analytics.tasks import ROLLUPS_LOCK
+
+    async def waiting() -> int:
+        found = await connection.execute(
+            text(
+                "SELECT count(*) FROM procrastinate_jobs"
+                " WHERE queueing_lock = :lock AND status = 'todo'"
+            ),
+            {"lock": ROLLUPS_LOCK},
+        )
+        return int(found.scalar_one())
+
+    await connection.execute(
+        text("DELETE FROM procrastinate_jobs WHERE queueing_lock = :lock"), {"lock": ROLLUPS_LOCK}
+    )
+    for _ in range(2):
+        response = await post(
+            client, world.learner.headers, [event("course", world.room.course_id)]
+        )
+        assert response.status_code == 202, response.text
+        assert await waiting() == 1
+
+
+async def test_free_text_is_stored_as_sent(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World
+) -> None:
+    awkward = 'tab\there\nline\r\\N \\ "quoted" \u2028 é 😀'
+    response = await post(
+        client,
+        world.learner.headers,
+        [
+            event("lesson", world.locked, verb="started", id="a\\b", result={"response": awkward}),
+            event("catalog", verb="searched", id="N", context={"query": awkward}),
+        ],
+    )
+    assert response.json() == {"accepted": 2, "duplicates": 0}, response.text
+    rows = {row.client_event_id: row for row in await stored(connection, world.learner.id)}
+    assert rows["a\\b"].result == {"response": awkward}
+    assert rows["N"].context == {"query": awkward}

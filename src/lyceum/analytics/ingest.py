@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.analytics import repository, schemas
+from lyceum.analytics import repository
 from lyceum.analytics.repository import EventRow, Placement
+from lyceum.analytics.schemas import WireEvent
 from lyceum.config import Settings
 from lyceum.kit.errors import Invalid
 from lyceum.models.identity import Role, User
@@ -33,14 +34,18 @@ def statement_id(user_id: uuid.UUID, client_event_id: str) -> uuid.UUID:
 _NAMESPACE = STATEMENT_NAMESPACE.bytes
 
 
+# The uuid5 version nibble is "5"; the variant's top two bits are 10 (RFC 4122).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def _statement_text(prefix: bytes, client_event_id: str) -> str:
     """`str(statement_id(...))` without building UUID objects (500 per batch); `prefix`
     is the namespace's bytes and the learner's id with its slash."""
-    digest = bytearray(hashlib.sha1(prefix + client_event_id.encode()).digest()[:16])  # noqa: S324 (uuid5)
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    hexed = digest.hex()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+    hexed = hashlib.sha1(prefix + client_event_id.encode()).hexdigest()  # noqa: S324 (uuid5)
+    return (
+        f"{hexed[:8]}-{hexed[8:12]}-5{hexed[13:16]}-{_VARIANT[hexed[16]]}{hexed[17:20]}-"
+        f"{hexed[20:32]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,115 +78,113 @@ class EventsInvalid(Invalid):
 class Outcome:
     accepted: int
     duplicates: int
+    rollups_waiting: bool  # a rollup run is asked for already
 
 
 def _problem(index: int, field: tuple[str, ...], message: str, kind: str) -> dict[str, Any]:
     return {"loc": ("body", "events", index, *field), "msg": message, "type": kind}
 
 
-def _wanted(events: Sequence[schemas.ClientEvent]) -> list[tuple[str, uuid.UUID]]:
+def _wanted(events: Sequence[WireEvent]) -> list[tuple[str, str]]:
     """Every object the batch names: each event's object, and the course and lesson it
     says it happened in."""
-    wanted: set[tuple[str, uuid.UUID]] = set()
+    wanted: set[tuple[str, str]] = set()
     for event in events:
-        if event.object.id is not None:
-            wanted.add((event.object.type.value, event.object.id))
-        if event.course_id is not None:
-            wanted.add(("course", event.course_id))
-        if event.lesson_id is not None:
-            wanted.add(("lesson", event.lesson_id))
+        target = event["object"]
+        if "id" in target:
+            wanted.add((target["type"], target["id"]))
+        if "course_id" in event:
+            wanted.add(("course", event["course_id"]))
+        if "lesson_id" in event:
+            wanted.add(("lesson", event["lesson_id"]))
     return sorted(wanted)
+
+
+_HIDDEN = "no such {}, or not one you may see"
 
 
 def _place(
     index: int,
-    event: schemas.ClientEvent,
-    visible: dict[tuple[str, uuid.UUID], Placement],
+    event: WireEvent,
+    visible: dict[tuple[str, str], Placement],
     problems: list[dict[str, Any]],
-) -> Placement:
+) -> tuple[str | None, str | None]:
     """The event's course and lesson, from its object where it has them; those the
     event names must be visible and agree with its object."""
-    course_id: uuid.UUID | None = None
-    lesson_id: uuid.UUID | None = None
-    hidden = "no such {}, or not one you may see"
-    if event.object.id is not None:
-        placed = visible.get((event.object.type.value, event.object.id))
+    course_id: str | None = None
+    lesson_id: str | None = None
+    target = event["object"]
+    if "id" in target:
+        placed = visible.get((target["type"], target["id"]))
         if placed is None:
             problems.append(
-                _problem(
-                    index, ("object", "id"), hidden.format(event.object.type.value), "not_visible"
-                )
+                _problem(index, ("object", "id"), _HIDDEN.format(target["type"]), "not_visible")
             )
         else:
             course_id, lesson_id = placed.course_id, placed.lesson_id
-    if event.course_id is not None:
-        if ("course", event.course_id) not in visible:
-            problems.append(_problem(index, ("course_id",), hidden.format("course"), "not_visible"))
-        elif course_id is not None and course_id != event.course_id:
+    named = event.get("course_id")
+    if named is not None:
+        if ("course", named) not in visible:
+            problems.append(
+                _problem(index, ("course_id",), _HIDDEN.format("course"), "not_visible")
+            )
+        elif course_id is not None and course_id != named:
             problems.append(
                 _problem(index, ("course_id",), "is not the course of the object", "mismatch")
             )
         else:
-            course_id = event.course_id
-    if event.lesson_id is not None:
-        lesson = visible.get(("lesson", event.lesson_id))
+            course_id = named
+    named = event.get("lesson_id")
+    if named is not None:
+        lesson = visible.get(("lesson", named))
         if lesson is None:
-            problems.append(_problem(index, ("lesson_id",), hidden.format("lesson"), "not_visible"))
-        elif (lesson_id is not None and lesson_id != event.lesson_id) or (
+            problems.append(
+                _problem(index, ("lesson_id",), _HIDDEN.format("lesson"), "not_visible")
+            )
+        elif (lesson_id is not None and lesson_id != named) or (
             course_id is not None and lesson.course_id != course_id
         ):
             problems.append(
                 _problem(index, ("lesson_id",), "is not the lesson of the object", "mismatch")
             )
         else:
-            lesson_id, course_id = event.lesson_id, lesson.course_id
-    return Placement(course_id, lesson_id)
+            lesson_id, course_id = named, lesson.course_id
+    return course_id, lesson_id
 
 
-RESULT_KEYS = ("score", "max_score", "success", "completion", "response")
-CONTEXT_KEYS = ("platform", "app_version", "session_id", "query")
-
-
-def _present(model: object, keys: tuple[str, ...]) -> dict[str, Any]:
-    """The fields that are set (a model_dump of 500 events costs more than the SQL)."""
-    found = {}
-    for key in keys:
-        value = getattr(model, key)
-        if value is not None:
-            found[key] = value
-    return found
-
-
-def _row(prefix: bytes, event: schemas.ClientEvent, placement: Placement) -> EventRow:
-    result = _present(event.result, RESULT_KEYS) if event.result else None
-    context = _present(event.context, CONTEXT_KEYS) if event.context else None
+def _row(prefix: bytes, event: WireEvent, course_id: str | None, lesson_id: str | None) -> EventRow:
+    """The event as the insert reads it (a dict `orjson` writes in one pass; the time
+    as RFC 3339 text, an empty result or context as none)."""
+    target = event["object"]
     return {
-        "client_event_id": event.id,
-        "event_id": _statement_text(prefix, event.id),
-        "occurred_at": event.timestamp.isoformat(),
-        "verb": event.verb.value,
-        "object_type": event.object.type.value,
-        "object_id": None if event.object.id is None else str(event.object.id),
-        "course_id": None if placement.course_id is None else str(placement.course_id),
-        "lesson_id": None if placement.lesson_id is None else str(placement.lesson_id),
-        "page": event.object.page,
-        "duration_ms": event.duration_ms,
-        "result": result or None,
-        "context": context or None,
+        "client_event_id": event["id"],
+        "event_id": _statement_text(prefix, event["id"]),
+        "occurred_at": event["timestamp"],
+        "verb": event["verb"],
+        "object_type": target["type"],
+        "object_id": target.get("id"),
+        "course_id": course_id,
+        "lesson_id": lesson_id,
+        "page": target.get("page"),
+        "duration_ms": event.get("duration_ms"),
+        "result": event.get("result") or None,
+        "context": event.get("context") or None,
     }
 
 
 async def ingest(
     session: AsyncSession,
     caller: User,
-    batch: schemas.EventBatch,
+    events: Sequence[WireEvent],
     *,
     limits: Limits,
     now: dt.datetime,
+    rollups_lock: str,
 ) -> Outcome:
-    """Check and store `caller`'s batch; raises `EventsInvalid` naming every bad field
-    (nothing is stored then)."""
-    events = batch.events
+    """Check and store `caller`'s batch (its events as `schemas.read_wire` or
+    `schemas.wire_event` give them); raises `EventsInvalid` naming every bad field
+    (nothing is stored then). Whether a rollup run (a job of `rollups_lock`) waits
+    already is looked up in the same statement as the insert."""
     if len(events) > limits.max_events:
         raise EventsInvalid(
             [
@@ -195,7 +198,8 @@ async def ingest(
     problems: list[dict[str, Any]] = []
     latest, earliest = now + limits.max_future_skew, now - limits.max_age
     for index, event in enumerate(events):
-        if event.timestamp > latest:
+        occurred = event["timestamp"]
+        if occurred > latest:
             problems.append(
                 _problem(
                     index,
@@ -205,7 +209,7 @@ async def ingest(
                     "too_far_ahead",
                 )
             )
-        elif event.timestamp < earliest:
+        elif occurred < earliest:
             problems.append(
                 _problem(
                     index,
@@ -224,11 +228,17 @@ async def ingest(
     rows: dict[str, EventRow] = {}
     prefix = _NAMESPACE + f"{caller.id}/".encode()
     for index, event in enumerate(events):
-        placement = _place(index, event, visible, problems)
-        if event.id not in rows:  # a repeat within the batch counts as a duplicate
-            rows[event.id] = _row(prefix, event, placement)
+        course_id, lesson_id = _place(index, event, visible, problems)
+        if event["id"] not in rows:  # a repeat within the batch counts as a duplicate
+            rows[event["id"]] = _row(prefix, event, course_id, lesson_id)
     if problems:
         problems.sort(key=lambda problem: int(problem["loc"][2]))
         raise EventsInvalid(problems)
-    accepted = await repository.insert_client_events(session, caller.id, list(rows.values()))
-    return Outcome(accepted=accepted, duplicates=len(events) - accepted)
+    stored = await repository.insert_client_events(
+        session, caller.id, list(rows.values()), queueing_lock=rollups_lock
+    )
+    return Outcome(
+        accepted=stored.events,
+        duplicates=len(events) - stored.events,
+        rollups_waiting=stored.job_waiting,
+    )

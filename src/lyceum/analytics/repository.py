@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import orjson
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +24,11 @@ logger = structlog.get_logger("lyceum.analytics")
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where an object sits: its course and, when it belongs to one, its lesson."""
+    """Where an object sits: its course and, when it belongs to one, its lesson (ids in
+    canonical text form, as the batch names them)."""
 
-    course_id: uuid.UUID | None
-    lesson_id: uuid.UUID | None
+    course_id: str | None
+    lesson_id: str | None
 
 
 # Each kind of object resolved to its course (and lesson), with whether a signed-in
@@ -76,7 +78,8 @@ _VISIBLE_OBJECTS = text(
         FROM wanted AS w JOIN assignments AS a ON a.id = w.id
         WHERE w.kind = 'assignment'
     )
-    SELECT p.kind, p.id, p.course_id, p.lesson_id
+    SELECT p.kind, p.id::text AS id, p.course_id::text AS course_id,
+           p.lesson_id::text AS lesson_id
     FROM placed AS p JOIN courses AS c ON c.id = p.course_id
     WHERE :admin
        OR (:instructor AND EXISTS (
@@ -95,10 +98,11 @@ async def visible_objects(
     user_id: uuid.UUID,
     admin: bool,
     instructor: bool,
-    objects: Sequence[tuple[str, uuid.UUID]],
-) -> dict[tuple[str, uuid.UUID], Placement]:
-    """Of `objects` ((kind, id) pairs), those the user may see, with where they sit; one
-    query whatever their number. Missing and hidden objects are both left out."""
+    objects: Sequence[tuple[str, str]],
+) -> dict[tuple[str, str], Placement]:
+    """Of `objects` ((kind, id) pairs, ids in canonical lowercase text), those the user
+    may see, with where they sit; one query whatever their number. Missing and hidden
+    objects are both left out."""
     if not objects:
         return {}
     rows = await session.execute(
@@ -115,11 +119,11 @@ async def visible_objects(
 
 
 class EventRow(TypedDict):
-    """One event to store, in the JSON form the insert reads (ids and times as text)."""
+    """One event to store, in the JSON form the insert reads (ids as text)."""
 
     client_event_id: str
     event_id: str
-    occurred_at: str
+    occurred_at: dt.datetime
     verb: str
     object_type: str
     object_id: str | None
@@ -127,13 +131,15 @@ class EventRow(TypedDict):
     lesson_id: str | None
     page: int | None
     duration_ms: int | None
-    result: dict[str, Any] | None
-    context: dict[str, Any] | None
+    result: Mapping[str, Any] | None
+    context: Mapping[str, Any] | None
 
 
 # The batch travels as one JSON document (PostgreSQL reads it into rows far faster than
 # the driver writes a dozen arrays); the new client ids are claimed first (a repeat
-# claims nothing), and only the events whose id was claimed are written: one statement.
+# claims nothing), and only the events whose id was claimed are written (as many as were
+# claimed: the rows hold each id once). The same statement says whether a job of the
+# given queueing lock waits already (the rollup run ingest asks for): one round trip.
 _INSERT_CLIENT_EVENTS = text(
     """
     WITH input AS (
@@ -148,34 +154,47 @@ _INSERT_CLIENT_EVENTS = text(
         SELECT :user_id, client_event_id FROM input
         ON CONFLICT DO NOTHING
         RETURNING client_event_id
+    ),
+    written AS (
+        INSERT INTO analytics_events (
+            occurred_at, event_id, user_id, course_id, lesson_id, source, client_event_id,
+            verb, object_type, object_id, page, duration_ms, result, context)
+        SELECT i.occurred_at, i.event_id, :user_id, i.course_id, i.lesson_id, 'client',
+               i.client_event_id, i.verb, i.object_type, i.object_id, i.page, i.duration_ms,
+               i.result, i.context
+        FROM input AS i JOIN claimed USING (client_event_id)
     )
-    INSERT INTO analytics_events (
-        occurred_at, event_id, user_id, course_id, lesson_id, source, client_event_id,
-        verb, object_type, object_id, page, duration_ms, result, context)
-    SELECT i.occurred_at, i.event_id, :user_id, i.course_id, i.lesson_id, 'client',
-           i.client_event_id, i.verb, i.object_type, i.object_id, i.page, i.duration_ms,
-           i.result, i.context
-    FROM input AS i JOIN claimed USING (client_event_id)
+    SELECT (SELECT count(*) FROM claimed) AS stored,
+           EXISTS (SELECT 1 FROM procrastinate_jobs
+                   WHERE queueing_lock = :lock AND status = 'todo') AS job_waiting
     """
 )
 
 
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+@dataclass(frozen=True)
+class Stored:
+    events: int  # how many were new
+    job_waiting: bool  # whether a job of the queueing lock asked about waits to run
 
 
 async def insert_client_events(
-    session: AsyncSession, user_id: uuid.UUID, rows: Sequence[EventRow]
-) -> int:
+    session: AsyncSession, user_id: uuid.UUID, rows: Sequence[EventRow], *, queueing_lock: str
+) -> Stored:
     """Store the events whose client id the user has not sent before (`rows` hold each
-    id once); returns how many were stored."""
+    id once), and look whether a job of `queueing_lock` waits to run."""
     if not rows:
-        return 0
-    result = await session.execute(
-        _INSERT_CLIENT_EVENTS,
-        {"user_id": user_id, "rows": json.dumps(rows, separators=(",", ":"))},
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+        return Stored(0, await job_waiting(session, queueing_lock))
+    found = (
+        await session.execute(
+            _INSERT_CLIENT_EVENTS,
+            {"user_id": user_id, "rows": orjson.dumps(rows).decode(), "lock": queueing_lock},
+        )
+    ).one()
+    return Stored(int(found.stored), bool(found.job_waiting))
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 async def prune_event_keys(session: AsyncSession, before: dt.datetime) -> int:
