@@ -11,6 +11,7 @@ import uuid
 import zoneinfo
 from functools import cache
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.datastructures import FormData
@@ -575,7 +576,7 @@ async def buy(
     )
     if not (external or is_local_path(url)) or any(c in url for c in "\\\t\r\n "):
         return page.redirect(f"/account/orders/{order['id']}")
-    if external:
+    if external and urlsplit(url).netloc != page.request.url.netloc:
         # The page's CSP allows forms to post to this site only (`form-action 'self'`),
         # and browsers apply it to the redirects after a form too: a provider on another
         # origin is reached by a page that sends the browser there instead.
