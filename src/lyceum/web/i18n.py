@@ -14,13 +14,11 @@ The language of a page: the signed-in user's own setting (a visitor's choice in 
 from __future__ import annotations
 
 import functools
-import io
 from importlib import resources
 
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
+
+from lyceum.kit.gettext import compiled
 
 DEFAULT_LOCALE = "en"
 # A signed-out visitor's choice of language (a signed-in user's is on their account).
@@ -35,19 +33,7 @@ RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur"})
 def translations(locale: str) -> NullTranslations:
     if locale == DEFAULT_LOCALE or locale not in LOCALES:
         return NullTranslations()
-    folder = resources.files("lyceum.web") / "locale" / locale / "LC_MESSAGES"
-    catalog = Catalog(locale=locale)
-    for source in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if not source.name.endswith(".po"):
-            continue
-        with source.open("rb") as handle:
-            for message in read_po(handle, locale=locale):
-                if message.id and message.string and message.id not in catalog:
-                    catalog[message.id] = message
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    return compiled(resources.files("lyceum.web") / "locale" / locale / "LC_MESSAGES", locale)
 
 
 def _language(tag: str) -> str:

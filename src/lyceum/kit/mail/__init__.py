@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import hashlib
-import io
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -33,16 +32,14 @@ from typing import Any
 import aiosmtplib
 import structlog
 from babel.dates import format_date, format_interval, format_time, get_datetime_format
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
+from lyceum.kit.gettext import compiled
 from lyceum.kit.mail.repository import MailDeliveries
 
 logger = structlog.get_logger("lyceum.mail")
@@ -90,18 +87,7 @@ def translations_for(language: str) -> NullTranslations:
     if language == DEFAULT_LANGUAGE or language not in LANGUAGES:
         return NullTranslations()
     folder = resources.files("lyceum") / "templates" / "mail" / "locale" / language
-    catalog = Catalog(locale=language)
-    for source in sorted((folder / "LC_MESSAGES").iterdir(), key=lambda entry: entry.name):
-        if not source.name.endswith(".po"):
-            continue
-        with source.open("rb") as handle:
-            for message in read_po(handle, locale=language):
-                if message.id and message.string and message.id not in catalog:
-                    catalog[message.id] = message
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    return compiled(folder / "LC_MESSAGES", language)
 
 
 # Numbers, amounts and dates as each language writes them (Babel, CLDR data). Every filter

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
+
+from lyceum.kit.gettext import first_uses, merged_catalogue, untranslated
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
 _JINJA = {"extensions": "jinja2.ext.i18n"}
@@ -22,44 +23,22 @@ def catalogue_folder(language: str) -> Path:
 
 def source_messages() -> dict[str, str]:
     """msgid -> "file:line" of its first use, for every sentence a mail says."""
-    found: dict[str, str] = {}
-    for filename, line, message, _comments, _context in extract_from_dir(
+    extracted = extract_from_dir(
         str(TEMPLATES),
         method_map=[("**.html", "jinja2"), ("**.txt", "jinja2")],
         options_map={"**.html": _JINJA, "**.txt": _JINJA},
-    ):
-        # ngettext gives (singular, plural): catalogues key them by the singular.
-        msgid = message[0] if isinstance(message, tuple) else message
-        if msgid:
-            found.setdefault(msgid, f"mail/{filename}:{line}")
-    return found
+    )
+    return first_uses(extracted, "mail")
 
 
 def catalogue(language: str) -> Catalog:
-    merged = Catalog(locale=language)
-    for path in sorted(catalogue_folder(language).glob("*.po")):
-        with path.open("rb") as handle:
-            for message in read_po(handle, locale=language):
-                if message.id and message.id not in merged:
-                    merged[message.id] = message
-    return merged
+    return merged_catalogue(catalogue_folder(language), language, translated=False)
 
 
 def missing(language: str) -> dict[str, str]:
     """The sentences used but not translated (or marked fuzzy) for `language`:
     msgid -> where it is used."""
-    catalog = catalogue(language)
-    lacking = {}
-    for msgid, where in source_messages().items():
-        message = catalog.get(msgid)
-        strings = (
-            ()
-            if message is None or message.fuzzy
-            else (message.string if isinstance(message.string, tuple) else (message.string,))
-        )
-        if not strings or not all(strings):
-            lacking[msgid] = where
-    return lacking
+    return untranslated(catalogue(language), source_messages())
 
 
 def unused(language: str) -> list[str]:
