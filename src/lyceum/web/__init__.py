@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -61,4 +60,4 @@ def install(app: FastAPI) -> None:
     errors.install(app)
 
 
-__all__ = ["Request", "install", "upload_limits"]
+__all__ = ["install", "upload_limits"]

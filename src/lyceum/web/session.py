@@ -123,9 +123,7 @@ def secure_cookies(settings: Settings, request: Request | None = None) -> bool:
     return request is not None and request.url.scheme == "https"
 
 
-def set_session_cookie(
-    response: Response, value: str, *, settings: Settings, max_age: int, secure: bool
-) -> None:
+def set_session_cookie(response: Response, value: str, *, max_age: int, secure: bool) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         value,

@@ -39,7 +39,6 @@ def start_session(page: Page, pair: dict[str, Any], next_path: str | None) -> Re
     set_session_cookie(
         response,
         value,
-        settings=page.settings,
         max_age=int(lifetime.total_seconds()),
         secure=page.secure_cookies,
     )
