@@ -65,3 +65,39 @@ ensure_chromium() {
         exit 1
     fi
 }
+
+ensure_kubectl() {
+    # `kubectl kustomize` renders deploy/kubernetes for tests/deploy (any kubectl >= 1.14
+    # will do: one already installed, e.g. from Kubernetes' own apt repository, is kept).
+    if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing kubernetes-client (kubectl kustomize, Kubernetes manifest tests)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+    else
+        echo "kubectl is required by the Kubernetes manifest tests: install it (e.g. sudo apt-get install kubernetes-client)" >&2
+        exit 1
+    fi
+}
+
+ensure_promtool() {
+    # promtool checks and unit-tests deploy/prometheus/alerts.yml. It comes with Debian's
+    # prometheus package, whose install also tries to start the Prometheus service:
+    # where that cannot work (a container without an init system) the install reports
+    # an error after unpacking promtool, which is all the tests need.
+    if command -v promtool >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing prometheus (promtool, alert rule tests)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus --no-install-recommends \
+            >/dev/null 2>&1 || true
+    fi
+    if ! command -v promtool >/dev/null 2>&1; then
+        echo "promtool is required by the alert rule tests: install it (e.g. sudo apt-get install prometheus)" >&2
+        exit 1
+    fi
+}

@@ -79,7 +79,13 @@ def test_the_readme_layout_names_every_package() -> None:
 def test_the_readme_names_the_system_packages_the_tests_install() -> None:
     script = (REPO_ROOT / "scripts" / "_setup.sh").read_text(encoding="utf-8")
     installed = set(re.findall(r"apt-get install -y -qq ([a-z0-9-]+)", script))
-    assert installed == {"redis-server", "poppler-utils", "chromium"}
+    assert installed == {
+        "redis-server",
+        "poppler-utils",
+        "chromium",
+        "kubernetes-client",
+        "prometheus",
+    }
     tests_section = section("Tests, quality gates and benchmarks")
     for package in installed:
         assert f"`{package}`" in README.split("\n## ", 1)[0]
