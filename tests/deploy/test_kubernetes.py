@@ -42,7 +42,7 @@ BULK_QUEUES = {"indexing", "ai"}
 # Variables the manifests pass that are no field of config.py: uvicorn's own, and the
 # migration wait's (init container only).
 NOT_SETTINGS = {"FORWARDED_ALLOW_IPS", "MIGRATION_WAIT_SECONDS"}
-# Settings issue 21's contract names, which other branches add to config.py; until they
+# Settings issue 21's contract names or its other branches add to config.py; until they
 # are merged the manifests may pass them ahead of the code (Settings ignores unknown
 # variables). Once merged, they are ordinary settings and this set is moot.
 CONTRACT_SETTINGS = {
@@ -50,6 +50,8 @@ CONTRACT_SETTINGS = {
     "WORKER_METRICS_PORT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",
+    "OTEL_SAMPLE_RATIO",
+    "DATA_EXPORT_RATE_LIMIT",
 }
 CONTRACT_SHUTDOWN_GRACE_SECONDS = 30
 # Secrets that are not SecretStr fields (they carry passwords or keys all the same).
