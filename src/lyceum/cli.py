@@ -176,6 +176,15 @@ def worker(
             "user-facing ones or `indexing,ai` for bulk work."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics at http://0.0.0.0:<port>/metrics "
+            "(default: WORKER_METRICS_PORT; 0 picks a free port, logged).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
     from lyceum.kit.jobs import queue_names, run_worker
@@ -213,6 +222,18 @@ def worker(
             console.print("[red]the database is not migrated: run `lyceum migrate` first[/red]")
             raise typer.Exit(code=1) from None
         stop_relaying: Callable[[], None] | None = None
+        stop_metrics: Callable[[], None] | None = None
+        port = metrics_port if metrics_port is not None else settings.worker_metrics_port
+        if port is not None:
+            from lyceum.kit.metrics import serve_metrics
+
+            try:
+                port, stop_metrics = serve_metrics(port)
+            except OSError as error:
+                await runtime.stop()
+                console.print(f"[red]--metrics-port {port}: {error}[/red]")
+                raise typer.Exit(code=2) from None
+            logger.info("worker_metrics_serving", url=f"http://0.0.0.0:{port}/metrics")
         if settings.redis_url:
             # Notifications a job writes reach online users through the API processes.
             from lyceum.chat.transport import redis_relay
@@ -247,6 +268,8 @@ def worker(
         finally:
             if stop_relaying is not None:
                 stop_relaying()
+            if stop_metrics is not None:
+                stop_metrics()
             await runtime.stop()
             logger.info("worker_stopped", name=worker_name)
 

@@ -261,6 +261,13 @@ class Settings(BaseSettings):
     # copy of the embedding model, for small machines).
     embedded_bulk_worker: Literal["process", "inline"] = "process"
     worker_concurrency: int = Field(default=4, ge=1, le=100)
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port on which `lyceum worker` serves Prometheus metrics at /metrics "
+        "(all interfaces, no token: keep it off the public network); unset: not served.",
+    )
     # Retention of the periodic cleanups (system/tasks.py, queue `maintenance`): finished
     # jobs; ended (expired or revoked) logins with their refresh tokens; used or expired
     # one-time tokens (verification, password reset); the mail delivery log; and how old

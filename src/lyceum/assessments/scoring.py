@@ -32,6 +32,7 @@ from lyceum.assessments.schemas.submissions import CriterionGrade, ScoreProposal
 from lyceum.config import Settings
 from lyceum.kit.ai.embedding import Embedder
 from lyceum.kit.ai.models import choose_model
+from lyceum.kit.ai.usage import TokenUsage, record_provider_error, record_usage
 from lyceum.kit.prompts import element, quoted, quoted_inline
 
 OFFLINE_SCORER = "offline-estimate"
@@ -227,7 +228,19 @@ def _proposal(
 async def ai_score(settings: Settings, data: ScoringInput) -> ScoreProposal:
     """Raises whatever the provider raises (the job retries)."""
     choice = choose_model(settings)
-    result = await scoring_agent.run(scoring_prompt(data), model=choice.model, deps=data)
+    try:
+        result = await scoring_agent.run(scoring_prompt(data), model=choice.model, deps=data)
+    except Exception as error:
+        record_provider_error(choice.provider, "scoring", error)
+        raise
+    used = result.usage()
+    record_usage(
+        settings,
+        provider=choice.provider,
+        model=choice.name,
+        feature="scoring",
+        usage=TokenUsage(used.input_tokens or 0, used.output_tokens or 0),
+    )
     judgement = result.output
     chosen = {
         item.criterion_id: (item.level, item.justification, item.quote)

@@ -38,6 +38,7 @@ from lyceum.kit import live
 from lyceum.kit.clock import Clock, SystemClock
 from lyceum.kit.errors import DomainError, FieldProblem, Forbidden, RateLimited, Unauthorized
 from lyceum.kit.jobs import transaction
+from lyceum.kit.metrics import CHAT_DELIVERY, CHAT_MESSAGES, CHAT_SOCKETS
 from lyceum.kit.revocations import Ended, Revocation
 from lyceum.kit.runtime import Runtime
 from lyceum.models.chat import RoomKind
@@ -56,6 +57,10 @@ SESSION_ENDED = ("session-ended", "This session was signed out: sign in again to
 ACCOUNT_CLOSED = ("account-inactive", "This account was deactivated or deleted.")
 # The same `typing` state again within this many seconds is not broadcast again.
 TYPING_REPEAT_SECONDS = 2.0
+
+# Bound once: `.labels()` takes a lock and builds a key, too much for every message.
+_DELIVERED = CHAT_MESSAGES.labels("delivered")
+_REJECTED = CHAT_MESSAGES.labels("rejected")
 
 Payload = TypeVar("Payload", bound=BaseModel)
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -155,7 +160,7 @@ class ChatGateway:
         self.sockets.on_disconnect(self._disconnect)
         self._event("join_room", schemas.JoinRoomIn, self._join_room)
         self._event("leave_room", schemas.RoomRefIn, self._leave_room)
-        self._event("message", schemas.MessageIn, self._message)
+        self._event("message", schemas.MessageIn, self._message, refused=_REJECTED.inc)
         self._event("typing", schemas.TypingIn, self._typing)
         self._event("presence", schemas.RoomRefIn, self._presence)
         self._event("read", schemas.ReadIn, self._read)
@@ -213,6 +218,7 @@ class ChatGateway:
             for room_id in connection.rooms:
                 with contextlib.suppress(Exception):
                     await self.presence.remove(room_key(room_id), connection.presence)
+        CHAT_SOCKETS.dec(len(self.connections))
         self.connections.clear()
         self._by_user.clear()
         await self.writer.close()
@@ -255,7 +261,12 @@ class ChatGateway:
         name: str,
         model: type[Payload],
         action: Callable[[Connection, Payload], Awaitable[dict[str, Any]]],
+        *,
+        refused: Callable[[], None] | None = None,
     ) -> None:
+        """`refused` is called for each event refused after sign-in (bad payload,
+        domain error, failure): the chat counts its rejected messages with it."""
+
         async def handle(sid: str, *args: Any) -> dict[str, Any]:
             connection = self.connections.get(sid)
             if connection is None:
@@ -271,13 +282,19 @@ class ChatGateway:
             try:
                 payload = model.model_validate(args[0])
             except ValidationError as error:
+                if refused is not None:
+                    refused()
                 return _validation_ack(error)
             try:
                 async with self._slots:
                     return ok(**await action(connection, payload))
             except DomainError as error:
+                if refused is not None:
+                    refused()
                 return _error_ack(error)
             except Exception:
+                if refused is not None:
+                    refused()
                 logger.exception("chat_event_failed", chat_event=name, sid=sid)
                 return failure(
                     "internal-error", "The server failed to handle this event; it has been logged."
@@ -322,6 +339,7 @@ class ChatGateway:
             session_id=caller.claims.session_id,
         )
         self._by_user.setdefault(caller.user.id, set()).add(sid)
+        CHAT_SOCKETS.inc()
         # The personal room: notifications reach every connection of the user.
         await self.sockets.enter_room(sid, live.user_room(caller.user.id))
         if self._refresher is None:
@@ -334,6 +352,7 @@ class ChatGateway:
         now on (`unauthorized`)."""
         connection = self.connections.pop(sid, None)
         if connection is not None:
+            CHAT_SOCKETS.dec()
             sids = self._by_user.get(connection.user_id)
             if sids is not None:
                 sids.discard(sid)
@@ -548,6 +567,7 @@ class ChatGateway:
         return {"room_id": str(payload.room_id)}
 
     async def _message(self, connection: Connection, payload: schemas.MessageIn) -> dict[str, Any]:
+        received = time.perf_counter()
         joined = self._joined(connection, payload.room_id)
         await self._check_not_revoked(connection)
         pending = await self.policy.admit(
@@ -564,6 +584,8 @@ class ChatGateway:
             return {"message": data, "duplicate": True}
         data = pending.out(stored.created_at).model_dump(mode="json")
         await self.broadcast("message", data, joined.room_id)
+        CHAT_DELIVERY.observe(time.perf_counter() - received)
+        _DELIVERED.inc()
         return {"message": data, "duplicate": False}
 
     async def _typing(self, connection: Connection, payload: schemas.TypingIn) -> dict[str, Any]:

@@ -8,8 +8,10 @@ for the admin endpoints, a connection of their own for /metrics and the CLI.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.kit.jobs import JobContext, Queue, resources
+from lyceum.kit.metrics import JOB_DURATION, JOB_RUNS
 
 logger = structlog.get_logger("lyceum.jobs")
 
@@ -313,3 +316,40 @@ async def record_failures(
         except Exception:
             logger.exception("job_failure_not_recorded", job_id=getattr(context.job, "id", None))
         raise
+
+
+def attempt_outcome(context: JobContext, error: BaseException | None) -> str:
+    """How a job attempt ended, as `lyceum_job_runs_total` counts it: succeeded; aborted
+    (cancelled, or stopped with its worker); retried when the task's retry policy
+    schedules another attempt; failed when none follows."""
+    if error is None:
+        return "succeeded"
+    if isinstance(error, JobAborted | asyncio.CancelledError):
+        return "aborted"
+    job = context.job
+    task = context.app.tasks.get(job.task_name) if job is not None else None
+    if (
+        task is not None
+        and job is not None
+        and task.get_retry_exception(exception=error, job=job) is not None
+    ):
+        return "retried"
+    return "failed"
+
+
+async def record_metrics(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any
+) -> Any:
+    """Worker middleware: count each attempt by queue, task and outcome, and time it."""
+    job = context.job
+    queue, task = (job.queue, job.task_name) if job is not None else ("", "")
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return await call_next()
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        JOB_DURATION.labels(queue, task).observe(time.perf_counter() - started)
+        JOB_RUNS.labels(queue, task, attempt_outcome(context, error)).inc()

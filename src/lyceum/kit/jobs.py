@@ -298,8 +298,9 @@ async def run_worker(
     """Run jobs of `queues` (all when None) with `runtime` as their resources. When
     stopped, running jobs get `shutdown_graceful_timeout` seconds (None: as long as they
     take) to finish; then they are aborted and retried later. Each failed attempt's
-    exception is written to `job_failures` (kit.jobops) for the admins."""
-    from lyceum.kit.jobops import record_failures  # it builds on this module
+    exception is written to `job_failures` (kit.jobops) for the admins, and each attempt
+    counted in `lyceum_job_runs_total` and `lyceum_job_duration_seconds`."""
+    from lyceum.kit.jobops import record_failures, record_metrics  # it builds on this module
 
     options: WorkerOptions = {
         "name": name,
@@ -310,7 +311,7 @@ async def run_worker(
         "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         "listen_notify": True,
         "additional_context": {RESOURCES_KEY: runtime},
-        "worker_middleware": [record_failures],
+        "worker_middleware": [record_metrics, record_failures],
     }
     if queues:  # without `queues` the worker serves every queue
         options["queues"] = list(queues)

@@ -6,7 +6,9 @@ Pool and job gauges are read when `/metrics` is scraped, not on every request.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -146,3 +148,17 @@ WEBHOOK_ENDPOINTS_DISABLED = Gauge(
     "Webhook endpoints Lyceum disabled after repeated failures (read when scraped).",
     registry=REGISTRY,
 )
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> tuple[int, Callable[[], None]]:  # noqa: S104 (scraped from other hosts)
+    """Serve REGISTRY at http://host:port/metrics on a thread of its own (a worker has
+    no HTTP server). Returns the port listened on (`port` 0 picks a free one) and the
+    function that stops serving."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return int(server.server_port), stop

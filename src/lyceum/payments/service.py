@@ -30,8 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
+from lyceum.kit.db import after_commit
 from lyceum.kit.errors import Conflict, DomainError, Invalid, NotFound
 from lyceum.kit.events import emit
+from lyceum.kit.metrics import PAYMENT_NOTIFICATIONS, PAYMENT_PROVIDER_ERRORS, PAYMENTS
 from lyceum.learning import service as learning
 from lyceum.models.courses import Course, CourseStatus
 from lyceum.models.identity import Role, User
@@ -82,10 +84,20 @@ class UntrustedWebhook(DomainError):
     status, slug, title = 400, "invalid-webhook", "Invalid webhook"
 
 
-def _provider_failure(error: ProviderError, what: str) -> DomainError:
+def _provider_failure(error: ProviderError, what: str, provider: str) -> DomainError:
+    PAYMENT_PROVIDER_ERRORS.labels(provider).inc()
     if error.transient:
         return ProviderUnavailable(f"The payment provider could not {what} now; try again.")
     return ProviderRefused(f"The payment provider refused to {what}: {error}")
+
+
+def count_payment(session: AsyncSession, provider: str, outcome: str) -> None:
+    """`lyceum_payments_total{provider, outcome}`, once the transaction has committed."""
+
+    async def count() -> None:
+        PAYMENTS.labels(provider, outcome).inc()
+
+    after_commit(session, count)
 
 
 def request_hash(course_id: uuid.UUID, data: schemas.CheckoutIn) -> str:
@@ -274,6 +286,7 @@ class _Applier:
                 return f"ignored: order is {order.status.value}"
             order.status = OrderStatus.failed
             await self.session.flush()
+            count_payment(self.session, self.provider, "failed")
             await emit(
                 self.session, "order.failed", **_order_payload(order), reason=event.summary[:300]
             )
@@ -317,6 +330,7 @@ class _Applier:
             order.payment_ref = payment_ref or order.payment_ref
             order.flagged_reason = held_back[:300]
             await self.session.flush()
+            count_payment(self.session, self.provider, "paid")
             return f"flagged: {held_back}"
         await self.mark_paid(order, payment_ref)
         for payload in await self.repo.deferred_refund_payloads(order.id):
@@ -350,6 +364,7 @@ class _Applier:
         order.paid_at = self.now
         order.payment_ref = payment_ref or order.payment_ref
         await self.session.flush()
+        count_payment(self.session, self.provider, "paid")
         await learning.enroll_for_order(
             self.session, course_id=order.course_id, user_id=order.user_id, now=self.now
         )
@@ -393,6 +408,7 @@ class _Applier:
         order.refunded_amount = total
         order.status = OrderStatus.refunded if full else OrderStatus.partially_refunded
         await self.session.flush()
+        count_payment(self.session, self.provider, "refunded")
         await emit(
             self.session,
             "order.refunded",
@@ -437,6 +453,7 @@ async def receive_webhook(
     try:
         events = await provider.parse_webhook(body, headers, query)
     except InvalidWebhook as error:
+        PAYMENT_NOTIFICATIONS.labels(provider.name, "rejected").inc()
         raise UntrustedWebhook(f"The webhook was refused: {error}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         # Anyone can post here: whatever in the request trips an adapter before it is
@@ -446,9 +463,11 @@ async def receive_webhook(
         logger.warning(
             "payment_webhook_unreadable", provider=provider.name, error=repr(error)[:300]
         )
+        PAYMENT_NOTIFICATIONS.labels(provider.name, "rejected").inc()
         raise UntrustedWebhook("The webhook was refused: it cannot be read.") from None
     except ProviderError as error:
-        raise _provider_failure(error, "confirm the webhook") from None
+        raise _provider_failure(error, "confirm the webhook", provider.name) from None
+    PAYMENT_NOTIFICATIONS.labels(provider.name, "accepted").inc()
     return await apply_events(
         session, provider.name, events, now=now, refund_ends_access=refund_ends_access
     )
@@ -482,7 +501,11 @@ async def reconcile_order(
     if provider is None:
         return f"provider {order.provider} is not enabled"
     order.last_checked_at = now
-    status = await provider.fetch_status(order_ref(order))
+    try:
+        status = await provider.fetch_status(order_ref(order))
+    except ProviderError:
+        PAYMENT_PROVIDER_ERRORS.labels(provider.name).inc()
+        raise
     if status.kind is not None:
         event = ProviderEvent(
             event_id=status.event_id
@@ -621,7 +644,8 @@ class PaymentService:
             checkout = await provider.create_checkout(request)
         except ProviderError as error:
             # The request's transaction rolls back: no order, no coupon use is left.
-            raise _provider_failure(error, "open a checkout") from None
+            raise _provider_failure(error, "open a checkout", provider.name) from None
+        count_payment(self.session, provider.name, "checkout_started")
         order.provider_ref = checkout.provider_ref
         order.checkout_url = checkout.url
         order.payment_ref = checkout.payment_ref
@@ -784,7 +808,7 @@ class PaymentService:
                 idempotency_key=refund_key(order.id, key),
             )
         except ProviderError as error:
-            raise _provider_failure(error, "refund") from None
+            raise _provider_failure(error, "refund", provider.name) from None
         refund.provider_ref = result.refund_ref
         await self.session.flush()
         if result.succeeded:

@@ -16,7 +16,13 @@ from lyceum.kit import jobops
 from lyceum.kit.ai.embedding import EmbedderLoader, embedder_loader
 from lyceum.kit.db import Session, database_reachable, migration_state
 from lyceum.kit.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
-from lyceum.kit.metrics import DB_POOL, JOB_OLDEST_WAITING, JOBS, REGISTRY
+from lyceum.kit.metrics import (
+    DB_POOL,
+    JOB_OLDEST_WAITING,
+    JOBS,
+    REGISTRY,
+    WEBHOOK_ENDPOINTS_DISABLED,
+)
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
 from lyceum.kit.runtime import Runtime
@@ -32,6 +38,7 @@ from lyceum.system.schemas import (
     QueueOut,
     Readiness,
 )
+from lyceum.webhooks.service import disabled_endpoints
 
 router = APIRouter(tags=["system"])
 
@@ -128,6 +135,8 @@ async def _refresh_job_counts(request: Request) -> None:
     runtime: Runtime = state.runtime
     async with runtime.database.engine.connect() as connection:
         figures = await jobops.queue_figures(connection)
+    async with runtime.database.sessionmaker() as session:
+        WEBHOOK_ENDPOINTS_DISABLED.set(await disabled_endpoints(session))
     # A queue that emptied out of the table (a test's, a renamed one) leaves no stale line.
     JOBS.clear()
     JOB_OLDEST_WAITING.clear()

@@ -50,6 +50,15 @@ class WebhookRepository:
         )
         return list(rows)
 
+    async def count_disabled(self) -> int:
+        """Endpoints Lyceum disabled (inactive, with the reason it gave)."""
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(~WebhookEndpoint.is_active, WebhookEndpoint.disabled_reason.is_not(None))
+        )
+        return int(total or 0)
+
     async def delete_endpoint(self, endpoint: WebhookEndpoint) -> None:
         await self.session.delete(endpoint)
         await self.session.flush()

@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 import ssl
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lyceum.config import Settings
 from lyceum.kit.errors import Conflict, Invalid, NotFound
 from lyceum.kit.events import PublicEvent, catalogue
+from lyceum.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_DURATION
 from lyceum.kit.security import SecretBox
 from lyceum.kit.ssrf import RefusedAddress, check_url, post
 from lyceum.models.identity import User
@@ -306,6 +308,22 @@ async def attempt(
     now: dt.datetime,
 ) -> Outcome:
     """POST the signed body once; every failure is an `Outcome`, never an exception."""
+    started = time.perf_counter()
+    outcome = await _post_once(client, settings, url, secret, message_id, body, now)
+    WEBHOOK_DELIVERY_DURATION.observe(time.perf_counter() - started)
+    WEBHOOK_DELIVERIES.labels("delivered" if outcome.succeeded else "failed").inc()
+    return outcome
+
+
+async def _post_once(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    url: str,
+    secret: str,
+    message_id: str,
+    body: str,
+    now: dt.datetime,
+) -> Outcome:
     try:
         response = await post(
             client,
@@ -327,6 +345,12 @@ async def attempt(
         duration_ms=response.duration_ms,
         response_body=response.body.decode("utf-8", errors="replace"),
     )
+
+
+async def disabled_endpoints(session: AsyncSession) -> int:
+    """How many endpoints Lyceum disabled after failures (an admin's own switch-off
+    is not counted), for `lyceum_webhook_endpoints_disabled`."""
+    return await WebhookRepository(session).count_disabled()
 
 
 def new_client() -> httpx.AsyncClient:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lyceum.config import Settings
+from lyceum.kit.metrics import AI_COST, AI_PROVIDER_ERRORS, AI_TOKENS
 
 # Costs are reported to the micro-dollar: finer digits are noise in an estimate.
 COST_DIGITS = 6
@@ -50,4 +51,51 @@ def estimated_cost(settings: Settings, tokens_in: int | None, tokens_out: int | 
     return TokenPrices.from_settings(settings).cost(TokenUsage(tokens_in or 0, tokens_out or 0))
 
 
-__all__ = ["COST_DIGITS", "TokenPrices", "TokenUsage", "estimated_cost"]
+def record_usage(
+    settings: Settings, *, provider: str, model: str, feature: str, usage: TokenUsage
+) -> None:
+    """Count one model call's tokens and estimated cost (`lyceum_ai_tokens_total`,
+    `lyceum_ai_cost_usd_total`) under `feature` (tutor, scoring)."""
+    if usage.tokens_in:
+        AI_TOKENS.labels(provider, model, feature, "input").inc(usage.tokens_in)
+    if usage.tokens_out:
+        AI_TOKENS.labels(provider, model, feature, "output").inc(usage.tokens_out)
+    cost = TokenPrices.from_settings(settings).cost(usage)
+    if cost:
+        AI_COST.labels(provider, model, feature).inc(cost)
+
+
+def error_kind(error: BaseException) -> str:
+    """timeout, rate_limited, server or other: what the provider's failure was, from the
+    exception or the one it wraps (pydantic-ai's ModelHTTPError, the SDKs' errors)."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, TimeoutError) or "Timeout" in type(seen).__name__:
+            return "timeout"
+        status = getattr(seen, "status_code", None)
+        if isinstance(status, int):
+            if status == 429:
+                return "rate_limited"
+            if status >= 500:
+                return "server"
+            return "other"
+        seen = seen.__cause__ or seen.__context__
+    return "other"
+
+
+def record_provider_error(provider: str, feature: str, error: BaseException) -> None:
+    """Count a failed call to the AI provider (`lyceum_ai_provider_errors_total`)."""
+    AI_PROVIDER_ERRORS.labels(provider, feature, error_kind(error)).inc()
+
+
+__all__ = [
+    "COST_DIGITS",
+    "TokenPrices",
+    "TokenUsage",
+    "error_kind",
+    "estimated_cost",
+    "record_provider_error",
+    "record_usage",
+]

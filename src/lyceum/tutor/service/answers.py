@@ -27,9 +27,10 @@ from lyceum.config import Settings
 from lyceum.content.service import Hit
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import choose_model, model_name
-from lyceum.kit.ai.usage import TokenUsage
+from lyceum.kit.ai.usage import TokenUsage, record_provider_error, record_usage
 from lyceum.kit.cache import Cache
 from lyceum.kit.db import Database, new_transaction
+from lyceum.kit.metrics import TUTOR_ANSWERS, TUTOR_FIRST_TOKEN
 from lyceum.models.tutor import Message, MessageRole, MessageStatus
 from lyceum.tutor import llm, offline, schemas
 from lyceum.tutor.grounding import cited_numbers, instructions, user_prompt
@@ -74,6 +75,23 @@ class _AnswerState:
         return events
 
 
+def _record_answer(settings: Settings, state: _AnswerState) -> None:
+    """`lyceum_tutor_answers_total` by outcome, and the tokens and cost of a provider's
+    answer (an interrupted answer is not counted: the learner went away)."""
+    if state.status is MessageStatus.cached:
+        outcome = "cached"
+    elif state.status is MessageStatus.failed:
+        outcome = "error"
+    elif state.status is MessageStatus.complete:
+        outcome = "offline" if state.provider == "offline" else "answered"
+    else:
+        return
+    provider, model = state.provider or "unknown", state.model or "unknown"
+    TUTOR_ANSWERS.labels(provider, model, outcome).inc()
+    if outcome == "answered" or outcome == "error":
+        record_usage(settings, provider=provider, model=model, feature="tutor", usage=state.usage)
+
+
 def _pieces(text_out: str, size: int = 80) -> list[str]:
     """The offline answer streamed in word-aligned pieces, like a model's deltas."""
     pieces, current = [], ""
@@ -110,11 +128,17 @@ class AnswerService:
         away), what was produced is stored, marked `interrupted`."""
         state = _AnswerState(turn)
         stored = False
+        first_token = turn.cached is None  # a cached answer says nothing of the provider
         try:
             async for event in self._produce(turn, state):
+                if first_token and isinstance(event, DeltaEvent):
+                    first_token = False
+                    elapsed = time.perf_counter() - turn.started
+                    TUTOR_FIRST_TOKEN.labels(state.provider or "unknown").observe(elapsed)
                 yield event
             message = await self._store(turn, state)
             stored = True
+            _record_answer(self.settings, state)
             if state.status is MessageStatus.failed:
                 yield ErrorEvent(message.id, state.error or "The tutor failed.")
             yield DoneEvent(message)
@@ -176,6 +200,7 @@ class AnswerService:
                     state.usage = event.usage
         except Exception as error:
             logger.warning("tutor_provider_failed", error=repr(error)[:500])
+            record_provider_error(state.provider or "unknown", "tutor", error)
             state.status = MessageStatus.failed
             state.error = "The AI provider failed while answering; please try again."
         state.personal = deps.used_personal_data
