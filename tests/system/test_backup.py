@@ -154,6 +154,15 @@ def test_backup_restores_into_a_fresh_data_dir_that_serves_the_same_data(
     finally:
         stop(server)
 
+    # Stopped, --force replaces it, and what was there is moved aside, not deleted.
+    replaced = lyceum(restored, "restore", "--force", str(archive))
+    assert replaced.returncode == 0, replaced.stderr
+    [previous] = [path for path in restored.iterdir() if path.name.startswith(".pre-restore-")]
+    assert (previous / "postgres" / "PG_VERSION").is_file()
+    assert sorted(path.name for path in (previous / "files").iterdir()) == ["avatars"]
+    assert str(previous) in replaced.stderr
+    assert (restored / "postgres" / "PG_VERSION").is_file()
+
 
 def test_backup_with_a_database_server_points_to_its_own_tools(tmp_path: Path) -> None:
     answer = lyceum(
