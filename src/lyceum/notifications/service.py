@@ -34,6 +34,7 @@ from lyceum.models.notifications import (
     Notification,
     NotificationDelivery,
 )
+from lyceum.notifications import schemas
 from lyceum.notifications.repository import (
     ChannelJob,
     FanOut,
@@ -398,3 +399,16 @@ async def publish_due(
     if announcement is None:
         return 0
     return await publish(session, announcement, settings=settings, now=now)
+
+
+def preferences_out(preferences: Preferences) -> schemas.PreferencesOut:
+    """The caller's choices as `GET /me/notification-preferences` shows them."""
+    channels: dict[Category, dict[Channel, bool]] = {}
+    for (category, channel), enabled in preferences.choices.items():
+        channels.setdefault(category, {})[channel] = enabled
+    hours = preferences.quiet_hours
+    return schemas.PreferencesOut(
+        channels=channels,
+        quiet_hours=schemas.QuietHoursIn(start=hours[0], end=hours[1]) if hours else None,
+        time_zone=preferences.time_zone,
+    )

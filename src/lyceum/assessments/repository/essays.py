@@ -48,6 +48,18 @@ class EssayRepository(Repository):
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def submissions_of_learner(
+        self, user_id: uuid.UUID
+    ) -> list[tuple[EssaySubmission, Assignment]]:
+        """Every submission of one learner, with its assignment, oldest first."""
+        rows = await self.session.execute(
+            select(EssaySubmission, Assignment)
+            .join(Assignment, Assignment.id == EssaySubmission.assignment_id)
+            .where(EssaySubmission.user_id == user_id)
+            .order_by(EssaySubmission.submitted_at, EssaySubmission.id)
+        )
+        return [(submission, assignment) for submission, assignment in rows]
+
     async def submissions(
         self,
         *,

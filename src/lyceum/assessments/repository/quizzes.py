@@ -259,6 +259,16 @@ class QuizRepository(QuestionRepository):
             limit,
         )
 
+    async def attempts_of_learner(self, user_id: uuid.UUID) -> list[tuple[QuizAttempt, Quiz]]:
+        """Every attempt of one learner, with its quiz, oldest first (their data export)."""
+        rows = await self.session.execute(
+            select(QuizAttempt, Quiz)
+            .join(Quiz, Quiz.id == QuizAttempt.quiz_id)
+            .where(QuizAttempt.user_id == user_id)
+            .order_by(QuizAttempt.started_at, QuizAttempt.id)
+        )
+        return [(attempt, quiz) for attempt, quiz in rows]
+
     async def expired_attempt_ids(self, before: dt.datetime, limit: int) -> list[uuid.UUID]:
         """Attempts in progress whose deadline (with its grace) has passed."""
         rows = await self.session.execute(

@@ -18,9 +18,10 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository.standings import StandingRepository
+from lyceum.assessments.service.export import learner_export
 from lyceum.models.assessments import ReviewPolicy
 
-__all__ = ["Standing", "standings", "unpassed_required"]
+__all__ = ["Standing", "learner_export", "standings", "unpassed_required"]
 
 
 @dataclass(frozen=True, slots=True)

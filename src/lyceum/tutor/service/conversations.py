@@ -5,6 +5,7 @@ messages look in responses."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +89,27 @@ class ConversationService:
     ) -> tuple[list[Conversation], int]:
         """The caller's conversations (about one course, or all), most recent first."""
         return await self.repo.conversations_of(caller.id, course_id, paging.offset, paging.size)
+
+    async def export(self, caller: User) -> list[dict[str, Any]]:
+        """Every conversation of the caller's with its turns, oldest first (their data
+        export): what `GET /tutor/conversations/{id}/messages` shows them."""
+        conversations, offset = [], 0
+        while True:
+            page, total = await self.repo.conversations_of(caller.id, None, offset, 500)
+            conversations.extend(page)
+            offset += len(page)
+            if not page or offset >= total:
+                break
+        return [
+            {
+                **conversation_out(conversation).model_dump(mode="json"),
+                "messages": [
+                    message_out(message).model_dump(mode="json")
+                    for message in await self.repo.messages(conversation.id)
+                ],
+            }
+            for conversation in reversed(conversations)
+        ]
 
     async def messages(self, conversation: Conversation) -> list[Message]:
         return await self.repo.messages(conversation.id)
