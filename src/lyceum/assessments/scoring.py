@@ -233,7 +233,7 @@ async def ai_score(settings: Settings, data: ScoringInput) -> ScoreProposal:
     except Exception as error:
         record_provider_error(choice.provider, "scoring", error)
         raise
-    used = result.usage()
+    used = result.usage
     record_usage(
         settings,
         provider=choice.provider,
