@@ -504,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         "--spawn-rate", type=float, default=5.0,
         help="locust users started per second (each signs in as it starts)",
     )  # fmt: skip
-    parser.add_argument("--start-rps", type=int, default=50, help="phase 2's first step")
-    parser.add_argument("--step-rps", type=int, default=50, help="phase 2's increment")
+    parser.add_argument("--start-rps", type=int, default=25, help="phase 2's first step")
+    parser.add_argument("--step-rps", type=int, default=25, help="phase 2's increment")
     parser.add_argument("--max-rps", type=int, default=1000, help="phase 2's last step")
     parser.add_argument("--step-seconds", type=float, default=60.0, help="phase 2 seconds per step")
     parser.add_argument("--skip-steps", action="store_true", help="phase 1 only")
