@@ -318,11 +318,34 @@ def route_table(step: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cpu_line(cores: dict[str, float]) -> str:
+def cpu_figures(step: dict[str, Any], sampler: CpuSampler) -> None:
+    """Each group's cores over the step's window and its CPU milliseconds per request;
+    and how many requests/s the machine's cores would serve if the whole system (locust
+    included) had them to itself at that cost: a figure that moves much less than the
+    delivered rate when other work competes for the cores."""
+    cores = sampler.between(step["started"], step["ended"])
+    step["cpu_cores"] = cores
+    requests_per_second = step["requests"] / step["seconds"] if step["seconds"] else 0.0
+    per_request = {
+        name: value * 1000 / requests_per_second if requests_per_second else math.nan
+        for name, value in cores.items()
+    }
+    step["cpu_ms_per_request"] = per_request
+    total = sum(per_request.values())
+    step["cpu_bound_rps"] = (psutil.cpu_count() or 1) * 1000 / total if total else math.nan
+
+
+def cpu_line(step: dict[str, Any]) -> str:
+    cores, per_request = step.get("cpu_cores") or {}, step.get("cpu_ms_per_request") or {}
     if not cores:
         return "  CPU: no samples"
-    parts = ", ".join(f"{name} {value:.2f}" for name, value in cores.items())
-    return f"  CPU (cores): {parts}; total {sum(cores.values()):.2f} of {psutil.cpu_count()}"
+    used = ", ".join(f"{name} {value:.2f}" for name, value in cores.items())
+    costs = ", ".join(f"{name} {value:.1f}" for name, value in per_request.items())
+    return (
+        f"  CPU (cores): {used}; total {sum(cores.values()):.2f} of {psutil.cpu_count()}\n"
+        f"  CPU ms per request: {costs}; total {sum(per_request.values()):.1f} "
+        f"-> {step['cpu_bound_rps']:.0f} requests/s if these cores were the system's alone"
+    )
 
 
 # The run --------------------------------------------------------------------------------
@@ -415,11 +438,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             temp, "phase1", base, hosts, [{"rate": rate, "seconds": args.duration}],
             stop_when_failing=False, locust_pids=locust_pids,
         )  # fmt: skip
-        phase1["cpu_cores"] = sampler.between(phase1["started"], phase1["ended"])
+        cpu_figures(phase1, sampler)
         report["phase1"] = phase1
         report["errors"] += phase1["failures"]
         print(route_table(phase1))
-        print(cpu_line(phase1["cpu_cores"]))
+        print(cpu_line(phase1))
         for error in phase1["errors"]:
             print(
                 f"  ERROR {error['count']} x {error['method']} {error['route']}: {error['error']}"
@@ -436,9 +459,10 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                     stop_when_failing=True, locust_pids=locust_pids,
                 )  # fmt: skip
                 for step in steps:
-                    step["cpu_cores"] = sampler.between(step["started"], step["ended"])
+                    cpu_figures(step, sampler)
                     step["held"] = held(step)
-                    print(cpu_line(step["cpu_cores"]), "held" if step["held"] else "NOT held")
+                    print(f"  {step['rate']} rps:", "held" if step["held"] else "NOT held")
+                    print(cpu_line(step))
                 best = max((step["rate"] for step in steps if step["held"]), default=0)
                 report["steps"][label] = {"steps": steps, "highest_held_rps": best}
             one = report["steps"]["one"]["highest_held_rps"]

@@ -50,3 +50,17 @@ def test_cpu_between_two_moments_uses_the_samples_around_them(load: ModuleType) 
     assert cores == pytest.approx({"api": 0.5, "postgres": 0.15})
     assert sampler.between(5.0, 20.0) == {}  # no sample before the window
     assert sampler.between(10.0, 25.0) == {}  # nor after it
+
+
+def test_cpu_per_request_and_the_rate_the_cores_would_serve(
+    load: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load.psutil, "cpu_count", lambda: 2)
+    sampler = load.CpuSampler({})
+    sampler.samples = [(0.0, {"api": 0.0, "postgres": 0.0}), (10.0, {"api": 8.0, "postgres": 2.0})]
+    step = {"started": 0.0, "ended": 10.0, "seconds": 10.0, "requests": 1000}
+    load.cpu_figures(step, sampler)
+    # 100 requests/s; the API used 0.8 cores (8 ms a request), PostgreSQL 0.2 (2 ms).
+    assert step["cpu_ms_per_request"] == pytest.approx({"api": 8.0, "postgres": 2.0})
+    assert step["cpu_bound_rps"] == pytest.approx(200.0)  # 2 cores / 10 ms
+    assert "10.0 -> 200 requests/s" in load.cpu_line(step)
