@@ -246,6 +246,27 @@ class CpuSampler:
             )
             self._stop.wait(1.0)
 
+    def wait_past(self, moment: float, timeout: float = 15.0) -> None:
+        """Wait until a sample taken at or after `moment` exists (sampling takes a while
+        on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            if self.samples and self.samples[-1][0] >= moment:
+                return
+            time.sleep(0.2)
+
+    def recent_cores(self, names: list[str], seconds: float) -> float:
+        """Cores the named groups used over the last `seconds` (or NaN, too few samples)."""
+        now = time.time()
+        return (
+            sum(
+                self.between(now - seconds, self.samples[-1][0]).get(name, math.nan)
+                for name in names
+            )
+            if self.samples
+            else math.nan
+        )
+
     def between(self, start: float, end: float) -> dict[str, float]:
         before = [s for s in self.samples if s[0] <= start]
         after = [s for s in self.samples if s[0] >= end]
@@ -292,6 +313,21 @@ def run_locust(
     return result
 
 
+def wait_until_idle(sampler: CpuSampler, timeout: float = 240.0) -> None:
+    """Wait until the API processes are idle (under 0.1 core together over 5 s): after an
+    overloaded window they may still be working through requests their clients gave up
+    on, which would be charged to the next window."""
+    started = time.monotonic()
+    time.sleep(6)
+    while time.monotonic() - started < timeout:
+        cores = sampler.recent_cores(["api-a", "api-b"], 5.0)
+        if cores < 0.1:
+            print(f"  (API processes idle after {time.monotonic() - started:.0f}s)", flush=True)
+            return
+        time.sleep(2)
+    print(f"  (API processes still busy after {timeout:.0f}s: going on)", flush=True)
+
+
 def held(step: dict[str, Any]) -> bool:
     return bool(
         step["failures"] == 0
@@ -323,6 +359,7 @@ def cpu_figures(step: dict[str, Any], sampler: CpuSampler) -> None:
     and how many requests/s the machine's cores would serve if the whole system (locust
     included) had them to itself at that cost: a figure that moves much less than the
     delivered rate when other work competes for the cores."""
+    sampler.wait_past(step["ended"])
     cores = sampler.between(step["started"], step["ended"])
     step["cpu_cores"] = cores
     requests_per_second = step["requests"] / step["seconds"] if step["seconds"] else 0.0
@@ -451,6 +488,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         if not args.skip_steps:
             report["steps"] = {}
             for label, targets in (("one", hosts[:1]), ("two", hosts)):
+                wait_until_idle(sampler)
                 print(
                     f"\nphase 2, {label} API process(es): +{args.step_rps} rps every {args.step_seconds:.0f}s"
                 )

@@ -233,6 +233,8 @@ class Learner(FastHttpUser):
         ) as r:
             if r.status_code != 200:
                 r.failure(f"{r.status_code}: {(r.text or '')[:300]}")
+                # A learner whose sign-in failed tries again a little later, not at once.
+                gevent.sleep(10)
                 return
             self.token = r.json()["access_token"]
         # The users start together: a random first visit spreads their sign-ins.
