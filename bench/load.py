@@ -519,7 +519,8 @@ def print_summary(report: dict[str, Any]) -> None:
     print(f"  uptime after:  {report['uptime_after']}")
     print(
         f"  phase 1: {phase1['requests']:,} requests in {phase1['seconds']:.0f}s "
-        f"({phase1['achieved_rps'] * 60:,.0f}/minute, asked {phase1['rate'] * 60:,}), "
+        f"({phase1['achieved_rps'] * 60:,.0f}/minute, asked "
+        f"{report['settings']['rate_per_minute']:,}), "
         f"{phase1['failures']} errors, p50 {phase1['p50_ms']:.0f} ms, p99 {phase1['p99_ms']:.0f} ms"
     )
     if "steps" in report:
@@ -529,9 +530,13 @@ def print_summary(report: dict[str, Any]) -> None:
         print(
             f"  highest rate held (p99 < {P99_LIMIT_MS:.0f} ms, 0 errors): one process {one} rps, two {two} rps"
         )
-        print(
-            f"load ratio two/one processes: {ratio:.2f} (scale-out efficiency {ratio / 2:.2f}, ideal 1.00)"
-        )
+        if math.isnan(ratio):
+            print("load ratio two/one processes: n/a (one process held no step)")
+        else:
+            print(
+                f"load ratio two/one processes: {ratio:.2f} "
+                f"(scale-out efficiency {ratio / 2:.2f}, ideal 1.00)"
+            )
 
 
 def machine() -> str:
