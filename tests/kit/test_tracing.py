@@ -346,6 +346,52 @@ async def test_tracing_off_adds_no_layer_no_hook_and_nothing_to_jobs(
     await test_jobs.run_jobs([test_jobs.QUEUE])
 
 
+class _Echo(http.server.BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append({key.lower(): value for key, value in self.headers.items()})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+async def test_an_outgoing_httpx_call_is_a_client_span_and_passes_traceparent_on(
+    spans: InMemorySpanExporter,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with tracing.span("probe.outgoing") as outer:
+            assert outer is not None
+            async with httpx.AsyncClient() as http_client:
+                response = await http_client.get(f"http://127.0.0.1:{server.server_port}/hook")
+        assert response.status_code == 204
+    finally:
+        server.shutdown()
+    [client_span] = [
+        span
+        for span in spans.get_finished_spans()
+        if span.kind is SpanKind.CLIENT and "db.system" not in attributes(span)
+    ]
+    assert client_span.context is not None
+    assert client_span.parent is not None
+    assert client_span.parent.span_id == outer.get_span_context().span_id
+    # opentelemetry-instrumentation-httpx's names (the pre-1.0 HTTP conventions by default).
+    found = attributes(client_span)
+    assert found.get("http.response.status_code", found.get("http.status_code")) == 204
+    version, trace_id, span_id, flags = _Echo.seen[-1]["traceparent"].split("-")
+    assert (version, trace_id, span_id) == (
+        "00",
+        f"{client_span.context.trace_id:032x}",
+        f"{client_span.context.span_id:016x}",
+    )
+    assert int(flags, 16) & 1  # sampled
+
+
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[tuple[str, str, bytes]] = []
 
