@@ -188,6 +188,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
+    from lyceum.kit import tracing
     from lyceum.kit.jobs import queue_names, run_worker
     from lyceum.kit.runtime import Runtime, UnmigratedDatabase
 
@@ -217,6 +218,7 @@ def worker(
 
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, request_stop)
+        tracing.configure(settings, role="worker")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
         try:
             runtime = await Runtime.start(settings, migrate=False, job_pool_size=slots + 2)
         except UnmigratedDatabase:
@@ -272,6 +274,7 @@ def worker(
             if stop_metrics is not None:
                 stop_metrics()
             await runtime.stop()
+            tracing.shutdown()  # sends the spans still buffered
             logger.info("worker_stopped", name=worker_name)
 
     asyncio.run(run())

@@ -284,6 +284,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None
     sentry_dsn: SecretStr | None = None
+    # OpenTelemetry tracing (kit.tracing): on when the OTLP endpoint is set. The base URL
+    # of an OTLP/HTTP receiver (a collector, Jaeger, Tempo): spans go to <it>/v1/traces.
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL (spans to /v1/traces); unset: tracing is off",
+    )
+    # Unset: `lyceum-api` for `lyceum serve`, `lyceum-worker` for `lyceum worker`.
+    otel_service_name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="service.name of the spans"
+    )
+    # Share of new traces recorded; a request arriving with a sampled traceparent is
+    # recorded whatever this says (parent-based), and the jobs it defers with it.
+    otel_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="share of new traces recorded (parent-based)"
+    )
 
     # Outgoing webhooks. Endpoints on loopback, private and link-local addresses are
     # refused unless this allows them (a receiver on the same network; the tests).

@@ -30,6 +30,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.kit import tracing
 from lyceum.kit.db import Database, libpq_url, raw_connection, unit_of_work
 
 if TYPE_CHECKING:
@@ -255,7 +256,12 @@ async def defer(
 ) -> int | None:
     """Enqueue `task` inside the session's transaction; returns the job id. With a
     `queueing_lock`, a job of the same lock already waiting makes this one redundant:
-    nothing is enqueued and None comes back. With `schedule_at`, the job waits until then."""
+    nothing is enqueued and None comes back. With `schedule_at`, the job waits until then.
+    When tracing is on, the job carries the deferring span's trace context (`kit.tracing`)."""
+    if tracing.enabled():
+        trace_context = tracing.job_trace_context()
+        if trace_context is not None:
+            kwargs[tracing.TRACE_KEY] = trace_context
     connection = await raw_connection(session)
     configured = task.configure(
         connection=connection, queueing_lock=queueing_lock, schedule_at=schedule_at
@@ -311,7 +317,8 @@ async def run_worker(
         "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         "listen_notify": True,
         "additional_context": {RESOURCES_KEY: runtime},
-        "worker_middleware": [record_metrics, record_failures],
+        # The trace context a traced process stored in the job is always taken out.
+        "worker_middleware": [tracing.job_middleware, record_metrics, record_failures],
     }
     if queues:  # without `queues` the worker serves every queue
         options["queues"] = list(queues)

@@ -26,6 +26,7 @@ from lyceum.kit.revocations import Revocations
 from lyceum.kit.sandbox import Sandbox
 from lyceum.kit.security import SecretBox, TokenCodec, verify_password
 from lyceum.kit.storage import Storage, create_storage
+from lyceum.kit.tracing import instrument_engine
 
 logger = structlog.get_logger("lyceum.runtime")
 
@@ -99,6 +100,7 @@ class Runtime:
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
         )
+        instrument_engine(database.engine)  # SQL spans, when tracing is on
         try:
             state = await migration_state(database.engine)
             if not state.up_to_date:

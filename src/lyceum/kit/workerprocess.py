@@ -126,11 +126,13 @@ def main() -> None:
 
 
 async def _work(settings: Settings, database_url: str, queues: list[str]) -> None:
+    from lyceum.kit import tracing
     from lyceum.kit.jobs import run_worker
     from lyceum.kit.logging import configure_logging
     from lyceum.kit.runtime import Runtime
 
     configure_logging(settings.log_level, settings.effective_log_format)
+    tracing.configure(settings, role="worker")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
     runtime = await Runtime.start(settings, database_url=database_url, migrate=False)
     worker = asyncio.create_task(
         run_worker(
@@ -160,6 +162,7 @@ async def _work(settings: Settings, database_url: str, queues: list[str]) -> Non
         logger.info("bulk_worker_stopping", pid=os.getpid())
     finally:
         await runtime.stop()
+        tracing.shutdown()  # sends the spans still buffered
     # Everything is closed and an aborted job is back in its queue. Leaving now, not
     # through asyncio.run's wait for the default executor: a thread still computing
     # embeddings nobody needs any more would only hold up the exit.

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.service import Hit
+from lyceum.kit import tracing
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import choose_model, model_name
 from lyceum.kit.ai.usage import TokenUsage, record_provider_error, record_usage
@@ -129,13 +130,23 @@ class AnswerService:
         state = _AnswerState(turn)
         stored = False
         first_token = turn.cached is None  # a cached answer says nothing of the provider
+        mode = (
+            "cached"
+            if turn.cached is not None
+            else "offline"
+            if self.settings.ai_offline
+            else "model"
+        )
         try:
-            async for event in self._produce(turn, state):
-                if first_token and isinstance(event, DeltaEvent):
-                    first_token = False
-                    elapsed = time.perf_counter() - turn.started
-                    TUTOR_FIRST_TOKEN.labels(state.provider or "unknown").observe(elapsed)
-                yield event
+            with tracing.span("tutor.answer", {"lyceum.tutor.mode": mode}) as span:
+                async for event in self._produce(turn, state):
+                    if first_token and isinstance(event, DeltaEvent):
+                        first_token = False
+                        elapsed = time.perf_counter() - turn.started
+                        TUTOR_FIRST_TOKEN.labels(state.provider or "unknown").observe(elapsed)
+                    yield event
+                if span is not None:
+                    span.set_attribute("lyceum.tutor.status", state.status.value)
             message = await self._store(turn, state)
             stored = True
             _record_answer(self.settings, state)

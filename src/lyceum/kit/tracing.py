@@ -1,0 +1,459 @@
+"""OpenTelemetry tracing, on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (docs/operations.md,
+"Tracing"): spans for requests, SQL, outgoing HTTP, jobs and model calls, sent in batches
+over OTLP/HTTP.
+
+Off (the default) it costs nothing: no middleware layer, no engine event listener, no
+patched httpx transport, no pydantic-ai instrumentation; what remains is one check of a
+module global where a job is deferred, and where a job starts one dict lookup that drops
+the trace context a traced process may have put in it.
+
+- requests: `TracingMiddleware`, a pure-ASGI layer just inside the request context (so
+  it sees the request id and the 500 answer), a SERVER span named by the route template,
+  continuing an incoming W3C `traceparent`;
+- SQL: CLIENT spans from SQLAlchemy's cursor events on each engine (`instrument_engine`),
+  the statement text with its placeholders, never the parameters;
+- outgoing HTTP: opentelemetry-instrumentation-httpx on every httpx transport (webhooks,
+  payment providers, the AI providers' SDKs), which injects `traceparent`;
+- jobs: `defer` stores the W3C trace context in the job's arguments under `TRACE_KEY`;
+  the worker middleware `job_middleware` takes it out again and runs the job in a CONSUMER
+  span that is a *child* of the span that deferred it (see docs/operations.md for why);
+- model calls: pydantic-ai's own instrumentation (the GenAI semantic conventions:
+  `gen_ai.request.model`, `gen_ai.usage.input_tokens` / `output_tokens`, ...), without
+  the prompts and answers (learners' questions are personal data); `span()` for Lyceum's
+  own spans such as `tutor.answer`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import fastapi.routing
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import DefaultGetter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sqlalchemy import event
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lyceum import __version__
+
+# FastAPI >= 0.160 keeps the full template of the matched route in its scope; a private
+# helper reads it, looked up so that an older or newer FastAPI falls back to scope["route"].
+_effective_route: Callable[[Scope], Any] | None = getattr(
+    fastapi.routing, "_get_scope_effective_route_context", None
+)
+
+if TYPE_CHECKING:
+    # The SDK is imported when tracing is turned on: a process that does not trace does
+    # not pay for importing it (about 0.1 s).
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from lyceum.config import Settings
+
+# The job argument that carries the W3C trace context of the span that deferred the job.
+TRACE_KEY = "lyceum_trace"
+# Traces exported per batch, and how long the batch processor waits to fill one.
+EXPORT_BATCH_SIZE = 512
+EXPORT_DELAY_MILLIS = 2000
+
+DEFAULT_SERVICE_NAMES = {"api": "lyceum-api", "worker": "lyceum-worker"}
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_GETTER: DefaultGetter = DefaultGetter()
+_INSTRUMENTATION = "lyceum"
+
+
+@dataclass
+class _Tracing:
+    provider: TracerProvider
+    tracer: trace.Tracer
+    engines: list[Any] = field(default_factory=list)
+
+
+_active: _Tracing | None = None
+
+
+def enabled() -> bool:
+    """Whether this process traces (`configure` or `install` ran, `shutdown` did not)."""
+    return _active is not None
+
+
+def configure(settings: Settings, *, role: str) -> bool:
+    """Turn tracing on for this process when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: spans
+    are batched and sent over OTLP/HTTP. `role` is `api` or `worker` (the default
+    service name, and the `lyceum.process.role` resource attribute). Returns whether
+    tracing is on. A second call in the same process changes nothing."""
+    if settings.otel_exporter_otlp_endpoint is None:
+        return False
+    if _active is not None:
+        return True
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
+    resource = Resource.create(
+        {
+            "service.name": settings.otel_service_name or DEFAULT_SERVICE_NAMES.get(role, role),
+            "service.version": __version__,
+            "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
+            "deployment.environment.name": settings.environment.value,
+            "lyceum.process.role": role,
+        }
+    )
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio))
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=endpoint),
+            max_export_batch_size=EXPORT_BATCH_SIZE,
+            schedule_delay_millis=EXPORT_DELAY_MILLIS,
+        )
+    )
+    # Libraries that look the provider up themselves find this one.
+    trace.set_tracer_provider(provider)
+    install(provider)
+    return True
+
+
+def install_exporter(
+    exporter: SpanExporter, *, service_name: str = "lyceum-test"
+) -> TracerProvider:
+    """Tracing on with an explicit exporter (tests: an InMemorySpanExporter), each span
+    exported as it ends. Not set as the global provider: `shutdown` undoes it all."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    install(provider)
+    return provider
+
+
+def install(provider: TracerProvider) -> None:
+    """Trace with `provider`: outgoing httpx calls and pydantic-ai agents are
+    instrumented from now on; engines with `instrument_engine`, apps when they build
+    their middleware stack."""
+    global _active
+    if _active is not None:
+        shutdown()
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+
+    _active = _Tracing(provider=provider, tracer=provider.get_tracer(_INSTRUMENTATION, __version__))
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    _instrument_httpx2(_active.tracer)
+    Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
+
+
+def shutdown() -> None:
+    """Send the spans still buffered and turn tracing off again (process exit, tests)."""
+    global _active
+    state, _active = _active, None
+    if state is None:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from pydantic_ai import Agent
+
+    for sync_engine in state.engines:
+        _remove_listeners(sync_engine)
+    HTTPXClientInstrumentor().uninstrument()
+    _uninstrument_httpx2()
+    Agent.instrument_all(False)
+    state.provider.shutdown()  # flushes the batch processor
+
+
+def tracer() -> trace.Tracer | None:
+    return _active.tracer if _active is not None else None
+
+
+@contextmanager
+def span(
+    name: str, attributes: Mapping[str, str | int | float | bool] | None = None
+) -> Iterator[trace.Span | None]:
+    """A span of Lyceum's own around a block, current inside it (None when tracing is
+    off: the block then runs as it would without it)."""
+    if _active is None:
+        yield None
+        return
+    with _active.tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+# Requests --------------------------------------------------------------------------
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's full template (`/api/v1/courses/{course_id}`). FastAPI keeps
+    included routers' routes under their own paths (`/courses/{course_id:uuid}`) and
+    records the effective one, prefix included, in its scope; Starlette routes (mounts,
+    pages) carry theirs in `scope["route"]`."""
+    effective = _effective_route(scope) if _effective_route is not None else None
+    template = getattr(effective, "path_format", None)
+    if template:
+        return str(template)
+    route: Any = scope.get("route")
+    found = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(found) if found else None
+
+
+def _carrier(scope: Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        if key == b"traceparent" or key == b"tracestate":
+            found[key.decode()] = value.decode("latin-1")
+    return found
+
+
+class TracingMiddleware:
+    """A SERVER span per HTTP request, current while the app handles it: named
+    `METHOD /route/{template}`, with the request id, the route template and the status.
+    An incoming `traceparent` makes it the child of the caller's span."""
+
+    def __init__(self, app: ASGIApp, *, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        carrier = _carrier(scope)
+        parent = _PROPAGATOR.extract(carrier) if carrier else None
+        request_span = self.tracer.start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+                "lyceum.request_id": scope.get("state", {}).get("request_id", ""),
+            },
+        )
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        token = otel_context.attach(trace.set_span_in_context(request_span))
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as error:
+            request_span.record_exception(error)
+            raise
+        finally:
+            otel_context.detach(token)
+            template = route_template(scope)
+            if template:
+                request_span.update_name(f"{method} {template}")
+                request_span.set_attribute("http.route", template)
+            request_span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                request_span.set_status(Status(StatusCode.ERROR))
+            request_span.end()
+
+
+def wrap_app(app: ASGIApp) -> ASGIApp:
+    """`app` inside a `TracingMiddleware` when tracing is on; `app` itself when off."""
+    if _active is None:
+        return app
+    return TracingMiddleware(app, tracer=_active.tracer)
+
+
+# The AI providers' SDKs (anthropic, openai) send over httpx2, a fork of httpx that
+# opentelemetry-instrumentation-httpx does not know: the same CLIENT span and injected
+# `traceparent`, on its async transport.
+
+
+def _instrument_httpx2(tracer: trace.Tracer) -> None:
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - the SDKs of this version depend on it
+        return
+    transport: Any = httpx2.AsyncHTTPTransport
+    if hasattr(transport.handle_async_request, "__wrapped__"):
+        return
+    original = transport.handle_async_request
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        url = request.url
+        with tracer.start_as_current_span(
+            request.method,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": request.method,
+                "url.full": str(url.copy_with(query=None)),
+                "server.address": url.host,
+                "server.port": url.port or (443 if url.scheme == "https" else 80),
+            },
+        ) as current:
+            _PROPAGATOR.inject(request.headers)
+            response = await original(self, request)
+            current.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                current.set_status(Status(StatusCode.ERROR))
+            return response
+
+    handle_async_request.__wrapped__ = original  # type: ignore[attr-defined]  # undone by shutdown
+    transport.handle_async_request = handle_async_request
+
+
+def _uninstrument_httpx2() -> None:
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover
+        return
+    transport: Any = httpx2.AsyncHTTPTransport
+    original = getattr(transport.handle_async_request, "__wrapped__", None)
+    if original is not None:
+        transport.handle_async_request = original
+
+
+# SQL -------------------------------------------------------------------------------
+
+
+def _before_cursor_execute(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    state = _active
+    if state is None or context is None:
+        return
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    url = conn.engine.url
+    context._lyceum_span = state.tracer.start_span(
+        operation,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": "postgresql",
+            "db.system.name": "postgresql",
+            "db.operation.name": operation,
+            "db.query.text": statement,
+            "db.namespace": url.database or "",
+            "server.address": url.host or "",
+            "server.port": url.port or 5432,
+        },
+    )
+
+
+def _after_cursor_execute(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    current = getattr(context, "_lyceum_span", None)
+    if current is not None:
+        context._lyceum_span = None
+        current.end()
+
+
+def _handle_error(exception_context: Any) -> None:
+    context = exception_context.execution_context
+    current = getattr(context, "_lyceum_span", None)
+    if current is not None:
+        context._lyceum_span = None
+        error = exception_context.original_exception
+        current.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        current.record_exception(error)
+        current.end()
+
+
+_LISTENERS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("before_cursor_execute", _before_cursor_execute),
+    ("after_cursor_execute", _after_cursor_execute),
+    ("handle_error", _handle_error),
+)
+
+
+def instrument_engine(engine: AsyncEngine) -> bool:
+    """SQL spans for every statement `engine` runs, when tracing is on."""
+    if _active is None:
+        return False
+    sync_engine = engine.sync_engine
+    if not event.contains(sync_engine, "before_cursor_execute", _before_cursor_execute):
+        for name, listener in _LISTENERS:
+            event.listen(sync_engine, name, listener)
+        _active.engines.append(sync_engine)
+    return True
+
+
+def _remove_listeners(sync_engine: Any) -> None:
+    for name, listener in _LISTENERS:
+        if event.contains(sync_engine, name, listener):
+            event.remove(sync_engine, name, listener)
+
+
+def engine_is_traced(engine: AsyncEngine) -> bool:
+    return any(event.contains(engine.sync_engine, name, fn) for name, fn in _LISTENERS)
+
+
+# Jobs ------------------------------------------------------------------------------
+
+
+def job_trace_context() -> dict[str, str] | None:
+    """The W3C trace context of the current span, to store in a job being deferred
+    (None when tracing is off or no span is current)."""
+    if _active is None:
+        return None
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier or None
+
+
+async def job_middleware(call_next: Callable[[], Awaitable[Any]], context: Any, worker: Any) -> Any:
+    """Worker middleware: take the trace context out of the job's arguments (always, so
+    a job deferred by a traced process runs on an untraced worker too) and, when tracing
+    is on, run the job in a CONSUMER span, the child of the span that deferred it."""
+    job = context.job
+    carrier = job.task_kwargs.pop(TRACE_KEY, None) if job is not None else None
+    state = _active
+    if state is None or job is None:
+        return await call_next()
+    parent = _PROPAGATOR.extract(carrier, getter=_GETTER) if isinstance(carrier, Mapping) else None
+    with state.tracer.start_as_current_span(
+        f"run {job.task_name}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "procrastinate",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": job.queue,
+            "messaging.message.id": str(job.id),
+            "lyceum.job.task": job.task_name,
+            "lyceum.job.attempt": job.attempts,
+        },
+    ):
+        return await call_next()
+
+
+__all__ = [
+    "TRACE_KEY",
+    "TracingMiddleware",
+    "configure",
+    "enabled",
+    "engine_is_traced",
+    "install",
+    "install_exporter",
+    "instrument_engine",
+    "job_middleware",
+    "job_trace_context",
+    "shutdown",
+    "span",
+    "tracer",
+    "wrap_app",
+]
