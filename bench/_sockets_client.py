@@ -86,12 +86,15 @@ class LeanSocket:
         self.next_ack = itertools.count(1)
         self.reader: asyncio.Task[None] | None = None
         self.dead = False
+        self.ended = ""  # why the reader stopped
         self.seen: list[str] = []  # every event frame, when recording (the official check)
         self.recording = False
 
     @classmethod
     async def open(cls, session: Any, seat: Seat, tallies: dict[str, StepTally]) -> LeanSocket:
-        ws = await session.ws_connect(ws_url(seat.port), autoping=False, max_msg_size=0)
+        # autoping: aiohttp answers the websocket-level pings (uvicorn sends one every 20 s
+        # and closes with 1011 when unanswered); Engine.IO pings are text frames, read below.
+        ws = await session.ws_connect(ws_url(seat.port), autoping=True, max_msg_size=0)
         sock = cls(ws, seat, tallies)
         opening = await ws.receive_str()
         if not opening.startswith("0"):
@@ -160,7 +163,13 @@ class LeanSocket:
                         started, on_ack = entry
                         on_ack(json.loads(data[bracket:])[0], time.perf_counter() - started)
                 elif data.startswith("41"):
-                    break  # the server disconnected this socket
+                    self.ended = "server sent a Socket.IO disconnect (41)"
+                    break
+            else:
+                self.ended = f"websocket closed ({self.ws.close_code}, {self.ws.exception()!r})"
+        except Exception as error:
+            self.ended = f"reader failed: {type(error).__name__}: {error}"[:300]
+            raise
         finally:
             self.dead = True
 
@@ -282,6 +291,7 @@ async def _load(spec: LoaderSpec, control: Connection) -> None:
                         {
                             "cpu": time.process_time(),
                             "dead": sum(sock.dead for sock in sockets),
+                            "ended": sorted({sock.ended for sock in sockets if sock.dead})[:3],
                             "rss_delta_kib": (me.memory_info().rss - rss_ready) / 1024,
                         },
                     )

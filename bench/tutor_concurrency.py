@@ -84,7 +84,7 @@ SCENARIO = "tutor_concurrency"
 DATABASE = "lyceum_bench_tutorc"
 TARGET_RATIO = 0.9
 LYCEUM_STARTUP_TIMEOUT = 180.0
-WARM_QUESTIONS = 5
+WARM_QUESTIONS = 2
 
 
 def question(index: int) -> str:
