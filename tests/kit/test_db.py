@@ -126,6 +126,26 @@ async def test_an_idle_connection_killed_by_the_server_is_replaced_by_the_ping(
         await engine.dispose()
 
 
+async def test_a_pinged_connection_is_handed_out_outside_a_transaction(runtime: Runtime) -> None:
+    """The ping must not leave its transaction open: a connection switched to AUTOCOMMIT
+    after checkout (the chat's message writer) failed with psycopg's "can't change
+    'autocommit' now" whenever its connection had been idle past the window."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=0, ping_after_idle=0)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert raw._connection_record is not None
+            assert raw._connection_record.info.get("pings", 0) == 1
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            assert (await autocommit.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize(("idle_after", "pings"), [(60.0, 0), (0.0, 4)])
 async def test_only_connections_idle_past_the_window_are_pinged(
     runtime: Runtime, idle_after: float, pings: int

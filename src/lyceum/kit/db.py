@@ -114,6 +114,11 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
                 cursor.execute("SELECT 1")
             finally:
                 cursor.close()
+            # The ping began a transaction (psycopg is not in autocommit mode): end it, or
+            # the connection is handed out "in transaction", where changing its isolation
+            # level fails (the chat writer's AUTOCOMMIT connection: "can't change
+            # 'autocommit' now: connection in transaction status INTRANS").
+            dbapi_connection.rollback()
         except Exception as error:
             raise sqlalchemy_exc.DisconnectionError(str(error)) from error
 
