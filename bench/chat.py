@@ -288,7 +288,9 @@ async def _open_sockets(
 
     async def one(token: str, course_id: str) -> RawSocket:
         async with gate:
-            ws = await session.ws_connect(url, autoping=False, max_msg_size=0)
+            # autoping: aiohttp answers the websocket-level pings uvicorn sends every 20 s;
+            # without it uvicorn closes every socket with 1011 after ~40 s.
+            ws = await session.ws_connect(url, autoping=True, max_msg_size=0)
             sock = RawSocket(ws, room_sizes[course_id])
             await sock.handshake(token)
             sock.reader = asyncio.create_task(sock.read(tallies))
