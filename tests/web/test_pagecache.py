@@ -35,7 +35,7 @@ def _cached(path: str, client: httpx.Client) -> httpx.Response:
 
 
 def test_each_visitor_gets_their_own_csrf_token_from_a_cached_page(web: WebServer) -> None:
-    path = f"/catalog?q=python&n={uuid.uuid4().hex[:8]}"  # a page nobody cached yet
+    path = f"/catalog?q=python+{uuid.uuid4().hex[:8]}"  # a page nobody cached yet
     with _visitor(web) as first, _visitor(web) as a, _visitor(web) as b:
         rendered = first.get(path)
         assert rendered.headers["x-cache"] == "miss"
@@ -74,7 +74,7 @@ def test_each_visitor_gets_their_own_csrf_token_from_a_cached_page(web: WebServe
 
 
 def test_a_forged_csrf_cookie_is_replaced_not_echoed(web: WebServer) -> None:
-    path = f"/?n={uuid.uuid4().hex[:8]}"
+    path = "/"
     with _visitor(web) as warm:
         warm.get(path)
     with _visitor(web, Cookie='lyceum_csrf="<script>"') as forged:
@@ -153,8 +153,17 @@ def test_a_signed_in_browser_never_gets_the_signed_out_page(web: WebServer) -> N
             assert "lyceum_session=" in answer.headers["set-cookie"]
 
 
+def test_urls_with_parameters_a_page_does_not_read_are_not_kept(web: WebServer) -> None:
+    with _visitor(web) as visitor:
+        for _ in range(3):
+            answer = visitor.get(f"/catalog?q=python&x={uuid.uuid4().hex[:8]}")
+            assert answer.status_code == 200
+            assert "x-cache" not in answer.headers
+        assert _cached("/catalog?q=python&page=1", visitor).status_code == 200
+
+
 def test_languages_do_not_mix(web: WebServer) -> None:
-    path = f"/catalog?n={uuid.uuid4().hex[:8]}"
+    path = f"/catalog?q={uuid.uuid4().hex[:8]}"
     with (
         _visitor(web, **{"Accept-Language": "vi"}) as vietnamese,
         _visitor(web, **{"Accept-Language": "en-GB,en;q=0.9"}) as english,

@@ -39,8 +39,11 @@ class _Static(StaticFiles):
 
 
 # The pages a signed-out visitor gets from the page cache (`web.pagecache`): they show
-# the catalog and nothing of the visitor's.
-CACHED_PAGES = ("/", "/catalog")
+# the catalog and nothing of the visitor's; with the query parameters each page reads.
+CACHED_PAGES = {
+    "/": frozenset[str](),
+    "/catalog": frozenset({"q", "category", "level", "language", "price", "sort", "page"}),
+}
 
 # The web routes that take a file (avatar, course files, essay uploads): refused by
 # the body-size middleware above the file limit before anything is read.

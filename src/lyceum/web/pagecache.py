@@ -21,8 +21,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import cookie_parser
@@ -71,12 +72,14 @@ class PageCacheMiddleware:
         self,
         app: ASGIApp,
         *,
-        paths: Collection[str],
+        paths: Mapping[str, frozenset[str]],
         version_key: str,
         settings: Settings,
     ) -> None:
         self.app = app
-        self.paths = frozenset(paths)
+        # path -> the query parameters its page reads: a URL with any other is not
+        # kept (random parameters must not fill the cache with copies of one page).
+        self.paths = dict(paths)
         self.version_key = version_key
         self.ttl = float(settings.cache_ttl_seconds)
         self.always_secure = secure_cookies(settings)
@@ -91,6 +94,9 @@ class PageCacheMiddleware:
             or scope["path"] not in self.paths
             or self.ttl <= 0
         ):
+            await self.app(scope, receive, send)
+            return
+        if scope["query_string"] and not self._known_query(scope):
             await self.app(scope, receive, send)
             return
         cookie_header = b""
@@ -126,6 +132,11 @@ class PageCacheMiddleware:
             await self._answer(scope, send, entry, token, secure)
             return
         await self._render_and_keep(scope, receive, send, cache, key, token)
+
+    def _known_query(self, scope: Scope) -> bool:
+        allowed = self.paths[scope["path"]]
+        query = scope["query_string"].decode("latin-1")
+        return all(name in allowed for name, _ in parse_qsl(query, keep_blank_values=True))
 
     async def _answer(
         self, scope: Scope, send: Send, entry: bytes, token: str | None, secure: bool
