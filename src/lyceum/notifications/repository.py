@@ -10,6 +10,7 @@ trip, whatever the number of recipients.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Time,
     Uuid,
     and_,
+    bindparam,
     case,
     cast,
     column,
@@ -107,16 +109,10 @@ class Written:
     created_at: dt.datetime
 
 
-def _recipients(user_ids: Sequence[uuid.UUID] | Select[Any]) -> ColumnElement[bool]:
-    if isinstance(user_ids, Select):
-        return User.id.in_(user_ids.scalar_subquery())
-    return User.id == func.any(cast(list(user_ids), ARRAY(Uuid())))
-
-
-def _held_until(now: dt.datetime) -> ColumnElement[dt.datetime | None]:
+def _held_until(now: ColumnElement[Any]) -> ColumnElement[dt.datetime | None]:
     """When quiet hours end, if the user is in them now (None otherwise): the local
     time in the user's zone against their window, the end as an instant."""
-    local = func.timezone(User.timezone, literal(now, DateTime(timezone=True)))
+    local = func.timezone(User.timezone, now)
     local_time = cast(local, Time())
     inside = or_(
         and_(
@@ -157,171 +153,34 @@ class NotificationRepository:
     ) -> tuple[int, list[Written]]:
         """Write the notifications and queue their channel jobs in one statement.
         Returns the number of notifications written and, with `returning`, the rows
-        (for the live push)."""
-        p = NotificationPreference
-        chosen = (
-            select(
-                p.user_id,
-                *(
-                    func.bool_or(p.enabled).filter(p.channel == channel).label(channel.value)
-                    for channel in Channel
-                ),
-            )
-            .where(p.category == spec.category)
-            .group_by(p.user_id)
-            .subquery("chosen")
-        )
+        (for the live push).
 
-        def wants(channel: Channel) -> ColumnElement[bool]:
-            if channel in spec.locked:
-                return true()
-            default = true() if spec.defaults[channel] else false()
-            return func.coalesce(chosen.c[channel.value], default)
-
-        recipients = (
-            select(
-                User.id.label("user_id"),
-                func.gen_random_uuid().label("notification_id"),
-                *(wants(channel).label(channel.value) for channel in Channel),
-                _held_until(spec.now).label("held_until"),
-                # Batches are cut by this position: no sort per channel.
-                func.row_number().over().label("position"),
-            )
-            .select_from(User)
-            .outerjoin(chosen, chosen.c.user_id == User.id)
-            .outerjoin(QuietHours, QuietHours.user_id == User.id)
-            .where(_recipients(user_ids), User.is_active, User.deleted_at.is_(None))
-            .cte("recipients")
+        Building the statement costs more CPU than running it for one recipient (a
+        graded quiz notifies its learner): for a list of user ids it is built once per
+        shape (category, channels, jobs, deduplicated or not) with its values as bound
+        parameters, and reused."""
+        shape = _Shape(
+            category=spec.category,
+            defaults=tuple(sorted((c.value, on) for c, on in spec.defaults.items())),
+            locked=frozenset(c.value for c in spec.locked),
+            jobs=tuple(spec.jobs),
+            deduplicated=spec.dedupe_key is not None,
+            returning=returning,
+            batch_size=spec.batch_size,
         )
-        n = Notification
-        rows = insert(n).from_select(
-            [
-                "id",
-                "user_id",
-                "category",
-                "kind",
-                "title",
-                "body",
-                "url",
-                "data",
-                "dedupe_key",
-                "listed",
-                "created_at",
-            ],
-            select(
-                recipients.c.notification_id,
-                recipients.c.user_id,
-                literal(spec.category, n.category.type),
-                literal(spec.kind, String()),
-                literal(spec.title, String()),
-                literal(spec.body, String()),
-                literal(spec.url, String()),
-                literal(spec.data, JSONB()),
-                literal(spec.dedupe_key, String()),
-                recipients.c[Channel.in_app.value],
-                literal(spec.now, DateTime(timezone=True)),
-            ),
-        )
-        if spec.dedupe_key is not None:
-            # Only then can a row conflict; without a key the plain insert skips the
-            # speculative-insertion work of ON CONFLICT for every row.
-            rows = rows.on_conflict_do_nothing(
-                index_elements=["user_id", "dedupe_key"],
-                index_where=n.dedupe_key.is_not(None),
+        params: dict[str, Any] = {}
+        if isinstance(user_ids, Select):
+            statement = _fan_out_statement(
+                shape, User.id.in_(user_ids.scalar_subquery()), _literal_values(spec)
             )
-        inserted = rows.returning(n.id, n.user_id, n.listed, n.created_at).cte("inserted")
-        targets = select(
-            recipients.c.notification_id.label("id"),
-            *(recipients.c[job.channel.value] for job in spec.jobs),
-            recipients.c.held_until,
-            recipients.c.position,
-        )
-        if spec.dedupe_key is not None:
-            # Only the rows the insert wrote (not the repeats it skipped) get sends.
-            targets = targets.where(
-                recipients.c.notification_id.in_(select(inserted.c.id).scalar_subquery())
-            )
-        targets_cte = targets.cte("targets")
-        parts = []
-        for job in spec.jobs:
-            # Mail is never held: quiet hours are for what buzzes a phone.
-            held = null() if job.channel is Channel.email else targets_cte.c.held_until
-            parts.append(
-                select(
-                    literal(job.channel.value, String()).label("channel"),
-                    cast(held, DateTime(timezone=True)).label("held_until"),
-                    targets_cte.c.id.label("notification_id"),
-                    ((targets_cte.c.position - 1) // spec.batch_size).label("batch"),
-                ).where(targets_cte.c[job.channel.value])
-            )
-        if parts:
-            sends = union_all(*parts).subquery("sends")
-            by_channel = {job.channel.value: job for job in spec.jobs}
-            queue = case(
-                *((sends.c.channel == name, literal(job.queue)) for name, job in by_channel.items())
-            )
-            task = case(
-                *(
-                    (sends.c.channel == name, literal(job.task_name))
-                    for name, job in by_channel.items()
-                )
-            )
-            priority = case(
-                *(
-                    (sends.c.channel == name, literal(job.priority))
-                    for name, job in by_channel.items()
-                )
-            )
-            args = func.jsonb_build_object(
-                "notification_ids",
-                func.jsonb_agg(cast(sends.c.notification_id, String())),
-                "channel",
-                sends.c.channel,
-                "template",
-                literal(spec.template, String()),
-                "mail_context",
-                literal(spec.context, JSONB()),
-            )
-            jobs = (
-                insert(_jobs)
-                .from_select(
-                    ["queue_name", "task_name", "priority", "args", "scheduled_at"],
-                    select(queue, task, priority, args, sends.c.held_until).group_by(
-                        sends.c.channel, sends.c.held_until, sends.c.batch
-                    ),
-                )
-                .returning(_jobs.c.id)
-                .cte("jobs")
-            )
-            # A data-modifying CTE runs whether or not it is read; reading its count
-            # keeps it in the statement SQLAlchemy compiles.
-            queued: ColumnElement[Any] = select(func.count()).select_from(jobs).scalar_subquery()
         else:
-            queued = literal(0)
+            statement = _cached_fan_out_statement(shape)
+            params = _bound_values(spec, user_ids)
+        result = await self.session.execute(statement, params)
         if returning:
-            found = (
-                await self.session.execute(
-                    select(
-                        inserted.c.id,
-                        inserted.c.user_id,
-                        inserted.c.listed,
-                        inserted.c.created_at,
-                        queued.label("queued"),
-                    )
-                )
-            ).all()
-            written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in found]
+            written = [Written(r.id, r.user_id, r.listed, r.created_at) for r in result.all()]
             return len(written), written
-        if spec.dedupe_key is None:
-            # Every recipient gets a row: count them, and keep the insert in the
-            # statement without materializing what it returns.
-            counted = select(
-                select(func.count()).select_from(recipients).scalar_subquery(), queued
-            ).add_cte(rows.cte("inserted"))
-        else:
-            counted = select(select(func.count()).select_from(inserted).scalar_subquery(), queued)
-        count = (await self.session.execute(counted)).one()
-        return int(count[0]), []
+        return int(result.one()[0]), []
 
     # The notification centre -------------------------------------------------------------
 
@@ -545,3 +404,218 @@ def enrolled_learners(course_id: uuid.UUID) -> Select[Any]:
     return select(Enrollment.user_id).where(
         Enrollment.course_id == course_id, Enrollment.status == EnrollmentStatus.active
     )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the fan-out statement's structure depends on (not its values)."""
+
+    category: Category
+    defaults: tuple[tuple[str, bool], ...]
+    locked: frozenset[str]
+    jobs: tuple[ChannelJob, ...]
+    deduplicated: bool
+    returning: bool
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The values of a fan-out statement, as SQL expressions."""
+
+    kind: ColumnElement[Any]
+    title: ColumnElement[Any]
+    body: ColumnElement[Any]
+    url: ColumnElement[Any]
+    data: ColumnElement[Any]
+    dedupe_key: ColumnElement[Any]
+    template: ColumnElement[Any]
+    context: ColumnElement[Any]
+    now: ColumnElement[Any]
+
+
+_TEXT_VALUES = ("kind", "title", "body", "url", "dedupe_key", "template")
+_JSON_VALUES = ("data", "context")
+
+
+def _literal_values(spec: FanOut) -> _Values:
+    return _Values(
+        **{name: literal(getattr(spec, name), String()) for name in _TEXT_VALUES},
+        **{name: literal(getattr(spec, name), JSONB()) for name in _JSON_VALUES},
+        now=literal(spec.now, DateTime(timezone=True)),
+    )
+
+
+def _bound_values(spec: FanOut, user_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    params = {f"fan_{name}": getattr(spec, name) for name in (*_TEXT_VALUES, *_JSON_VALUES)}
+    params["fan_now"] = spec.now
+    params["fan_user_ids"] = list(user_ids)
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_fan_out_statement(spec: _Shape) -> Select[Any]:
+    """The fan-out statement of a shape for a list of user ids, its values bound."""
+    values = _Values(
+        **{name: bindparam(f"fan_{name}", type_=String()) for name in _TEXT_VALUES},
+        **{name: bindparam(f"fan_{name}", type_=JSONB()) for name in _JSON_VALUES},
+        now=bindparam("fan_now", type_=DateTime(timezone=True)),
+    )
+    ids = bindparam("fan_user_ids", type_=ARRAY(Uuid()))
+    return _fan_out_statement(spec, User.id == func.any(ids), values)
+
+
+def _fan_out_statement(
+    spec: _Shape, recipients_clause: ColumnElement[bool], v: _Values
+) -> Select[Any]:
+    """The fan-out statement of `NotificationRepository.fan_out` for `spec`'s shape,
+    with its values `v` (literals, or bound parameters of a reusable statement)."""
+    p = NotificationPreference
+    chosen = (
+        select(
+            p.user_id,
+            *(
+                func.bool_or(p.enabled).filter(p.channel == channel).label(channel.value)
+                for channel in Channel
+            ),
+        )
+        .where(p.category == spec.category)
+        .group_by(p.user_id)
+        .subquery("chosen")
+    )
+
+    def wants(channel: Channel) -> ColumnElement[bool]:
+        if channel.value in spec.locked:
+            return true()
+        default = true() if dict(spec.defaults)[channel.value] else false()
+        return func.coalesce(chosen.c[channel.value], default)
+
+    recipients = (
+        select(
+            User.id.label("user_id"),
+            func.gen_random_uuid().label("notification_id"),
+            *(wants(channel).label(channel.value) for channel in Channel),
+            _held_until(v.now).label("held_until"),
+            # Batches are cut by this position: no sort per channel.
+            func.row_number().over().label("position"),
+        )
+        .select_from(User)
+        .outerjoin(chosen, chosen.c.user_id == User.id)
+        .outerjoin(QuietHours, QuietHours.user_id == User.id)
+        .where(recipients_clause, User.is_active, User.deleted_at.is_(None))
+        .cte("recipients")
+    )
+    n = Notification
+    rows = insert(n).from_select(
+        [
+            "id",
+            "user_id",
+            "category",
+            "kind",
+            "title",
+            "body",
+            "url",
+            "data",
+            "dedupe_key",
+            "listed",
+            "created_at",
+        ],
+        select(
+            recipients.c.notification_id,
+            recipients.c.user_id,
+            literal(spec.category, n.category.type),
+            v.kind,
+            v.title,
+            v.body,
+            v.url,
+            v.data,
+            v.dedupe_key,
+            recipients.c[Channel.in_app.value],
+            v.now,
+        ),
+    )
+    if spec.deduplicated:
+        # Only then can a row conflict; without a key the plain insert skips the
+        # speculative-insertion work of ON CONFLICT for every row.
+        rows = rows.on_conflict_do_nothing(
+            index_elements=["user_id", "dedupe_key"],
+            index_where=n.dedupe_key.is_not(None),
+        )
+    inserted = rows.returning(n.id, n.user_id, n.listed, n.created_at).cte("inserted")
+    targets = select(
+        recipients.c.notification_id.label("id"),
+        *(recipients.c[job.channel.value] for job in spec.jobs),
+        recipients.c.held_until,
+        recipients.c.position,
+    )
+    if spec.deduplicated:
+        # Only the rows the insert wrote (not the repeats it skipped) get sends.
+        targets = targets.where(
+            recipients.c.notification_id.in_(select(inserted.c.id).scalar_subquery())
+        )
+    targets_cte = targets.cte("targets")
+    parts = []
+    for job in spec.jobs:
+        # Mail is never held: quiet hours are for what buzzes a phone.
+        held = null() if job.channel is Channel.email else targets_cte.c.held_until
+        parts.append(
+            select(
+                literal(job.channel.value, String()).label("channel"),
+                cast(held, DateTime(timezone=True)).label("held_until"),
+                targets_cte.c.id.label("notification_id"),
+                ((targets_cte.c.position - 1) // spec.batch_size).label("batch"),
+            ).where(targets_cte.c[job.channel.value])
+        )
+    if parts:
+        sends = union_all(*parts).subquery("sends")
+        by_channel = {job.channel.value: job for job in spec.jobs}
+        queue = case(
+            *((sends.c.channel == name, literal(job.queue)) for name, job in by_channel.items())
+        )
+        task = case(
+            *((sends.c.channel == name, literal(job.task_name)) for name, job in by_channel.items())
+        )
+        priority = case(
+            *((sends.c.channel == name, literal(job.priority)) for name, job in by_channel.items())
+        )
+        args = func.jsonb_build_object(
+            "notification_ids",
+            func.jsonb_agg(cast(sends.c.notification_id, String())),
+            "channel",
+            sends.c.channel,
+            "template",
+            v.template,
+            "mail_context",
+            v.context,
+        )
+        jobs = (
+            insert(_jobs)
+            .from_select(
+                ["queue_name", "task_name", "priority", "args", "scheduled_at"],
+                select(queue, task, priority, args, sends.c.held_until).group_by(
+                    sends.c.channel, sends.c.held_until, sends.c.batch
+                ),
+            )
+            .returning(_jobs.c.id)
+            .cte("jobs")
+        )
+        # A data-modifying CTE runs whether or not it is read; reading its count
+        # keeps it in the statement SQLAlchemy compiles.
+        queued: ColumnElement[Any] = select(func.count()).select_from(jobs).scalar_subquery()
+    else:
+        queued = literal(0)
+    if spec.returning:
+        return select(
+            inserted.c.id,
+            inserted.c.user_id,
+            inserted.c.listed,
+            inserted.c.created_at,
+            queued.label("queued"),
+        )
+    if not spec.deduplicated:
+        # Every recipient gets a row: count them, and keep the insert in the
+        # statement without materializing what it returns.
+        return select(
+            select(func.count()).select_from(recipients).scalar_subquery(), queued
+        ).add_cte(rows.cte("inserted"))
+    return select(select(func.count()).select_from(inserted).scalar_subquery(), queued)

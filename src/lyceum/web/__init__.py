@@ -18,8 +18,10 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.web import errors
 from lyceum.web.context import STATIC_PATH
+from lyceum.web.pagecache import PageCacheMiddleware
 from lyceum.web.routes import ROUTERS
 
 
@@ -35,6 +37,13 @@ class _Static(StaticFiles):
             )
         return response
 
+
+# The pages a signed-out visitor gets from the page cache (`web.pagecache`): they show
+# the catalog and nothing of the visitor's; with the query parameters each page reads.
+CACHED_PAGES = {
+    "/": frozenset[str](),
+    "/catalog": frozenset({"q", "category", "level", "language", "price", "sort", "page"}),
+}
 
 # The web routes that take a file (avatar, course files, essay uploads): refused by
 # the body-size middleware above the file limit before anything is read.
@@ -58,6 +67,14 @@ def install(app: FastAPI) -> None:
         name="web-static",
     )
     errors.install(app)
+    # Inside every middleware added after this (CORS, body size, the request context with
+    # its request id, access log and metrics), before routing.
+    app.add_middleware(
+        PageCacheMiddleware,
+        paths=CACHED_PAGES,
+        version_key=CATALOG_VERSION_KEY,
+        settings=app.state.settings,
+    )
 
 
 __all__ = ["install", "upload_limits"]

@@ -142,6 +142,11 @@ def clear_session_cookie(response: Response, secure: bool) -> None:
 _CSRF_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
+def csrf_shape_ok(value: str) -> bool:
+    """`value` has the shape of a CSRF token this code makes."""
+    return _CSRF_SHAPE.match(value) is not None
+
+
 def csrf_token(request: Request) -> tuple[str, bool]:
     """This browser's CSRF token, and whether it is new (to be set as a cookie). Only
     a value of the shape this code makes is taken from the cookie."""
