@@ -543,7 +543,9 @@ async def test_rolling_restart_under_load_loses_no_retried_request(
         f"{load.outcomes['lost']} lost; exits {exits}; listener connections "
         f"{listener.connections}"
     )
-    assert [code for code, _ in exits] == [0, 0]
+    assert [code for code, _ in exits] == [0, 0], "\n".join(
+        log.read_text(errors="replace")[-6000:] for log in logs
+    )
     assert all(took < 10 + 5 for _, took in exits), exits
     assert load.lost == [], load.lost[:10]
     assert total > 200
