@@ -32,7 +32,7 @@ from sqlalchemy import text
 from lyceum.kit.db import libpq_url
 from lyceum.kit.jobs import DEFAULT_RETRY, RequeueOnShutdown, ShutdownAborted
 from lyceum.kit.runtime import Runtime
-from lyceum.kit.shutdown import Drain
+from lyceum.kit.shutdown import HOOK_MARGIN_SECONDS, Drain
 from lyceum.models.identity import Role
 from tests.chat import conftest as chat_fixtures
 from tests.chat.helpers import Live, Member, mint
@@ -379,8 +379,18 @@ class Load:
         self.outcomes: Counter[str] = Counter()
         self.lost: list[str] = []
         self.stopping = asyncio.Event()
+        self.slowest = 0.0
 
     async def _one(
+        self, http: httpx.AsyncClient, base: str, write: bool, token: str
+    ) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            return await self._send(http, base, write, token)
+        finally:
+            self.slowest = max(self.slowest, time.monotonic() - started)
+
+    async def _send(
         self, http: httpx.AsyncClient, base: str, write: bool, token: str
     ) -> httpx.Response:
         if write:
@@ -392,7 +402,9 @@ class Load:
 
     async def client(self, number: int) -> None:
         token = self.tokens[number % len(self.tokens)]
-        async with httpx.AsyncClient(timeout=30) as http:
+        # A slow answer is an answer: on two cores shared with other work, a process
+        # loading its embedding model starves the other for seconds.
+        async with httpx.AsyncClient(timeout=90) as http:
             count = 0
             while not self.stopping.is_set():
                 write = count % 2 == 1
@@ -541,12 +553,14 @@ async def test_rolling_restart_under_load_loses_no_retried_request(
     print(
         f"\nrolling restart: {total} requests, {load.outcomes['retried']} retried once, "
         f"{load.outcomes['lost']} lost; exits {exits}; listener connections "
-        f"{listener.connections}"
+        f"{listener.connections}; slowest request {load.slowest:.1f} s"
     )
     assert [code for code, _ in exits] == [0, 0], "\n".join(
         log.read_text(errors="replace")[-6000:] for log in logs
     )
-    assert all(took < 10 + 5 for _, took in exits), exits
+    # The grace, then the margin the drain allows for closing pools (HOOK_MARGIN_SECONDS,
+    # the 10 s that Kubernetes' 45 s leave beyond the preStop pause and the grace).
+    assert all(took < 10 + HOOK_MARGIN_SECONDS for _, took in exits), exits
     assert load.lost == [], load.lost[:10]
     assert total > 200
     assert load.outcomes["first"] > 0
