@@ -45,6 +45,7 @@ from lyceum.kit.openapi import DocumentedAPI
 from lyceum.kit.responsecache import ResponseCacheMiddleware
 from lyceum.kit.routing import add_to_app
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.shutdown import Drain
 from lyceum.kit.workerprocess import supervise
 from lyceum.learning import endpoints as learning_endpoints
 from lyceum.notifications import endpoints as notification_endpoints
@@ -204,6 +205,19 @@ def _init_sentry(settings: Settings) -> None:
     )
 
 
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them (a job worker cancelled stops fetching
+    and gives its running jobs their grace period)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "background_task_failed", task=task.get_name(), error=repr(task.exception())
+            )
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. With `runtime` given (tests, benchmarks) the caller owns it;
     otherwise the lifespan starts one, and in embedded mode an in-process worker."""
@@ -219,6 +233,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             app.state.runtime = runtime
             yield
             return
+        drain: Drain = app.state.drain
         # The embedding model takes seconds to load (tens on a busy machine): start now,
         # in the background, so the first tutor or search question does not wait for
         # it from scratch. /health/ready reports it.
@@ -228,8 +243,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if owned.embedded is not None and settings.embedded_worker:
             # Two workers: user-facing queues (mail, certificates, ...) never wait
             # behind bulk work (indexing a textbook, scoring a class's essays), which
-            # runs in a child process so it never holds up requests either.
-            owned.tasks.append(
+            # runs in a child process so it never holds up requests either. Both stop
+            # when the drain begins, with its grace for their running jobs.
+            grace = settings.shutdown_grace_seconds
+            workers = [
                 asyncio.create_task(
                     run_worker(
                         owned,
@@ -237,22 +254,26 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                         concurrency=settings.worker_concurrency,
                         install_signal_handlers=False,
                         queues=USER_FACING_QUEUES,
+                        shutdown_graceful_timeout=grace,
                     ),
                     name="embedded-worker",
-                )
-            )
-            bulk = (
-                supervise(settings, owned.database_url, BULK_QUEUES)
-                if settings.embedded_bulk_worker == "process"
-                else run_worker(
-                    owned,
-                    name="embedded-bulk",
-                    concurrency=1,
-                    install_signal_handlers=False,
-                    queues=BULK_QUEUES,
-                )
-            )
-            owned.tasks.append(asyncio.create_task(bulk, name="embedded-bulk-worker"))
+                ),
+                asyncio.create_task(
+                    supervise(settings, owned.database_url, BULK_QUEUES)
+                    if settings.embedded_bulk_worker == "process"
+                    else run_worker(
+                        owned,
+                        name="embedded-bulk",
+                        concurrency=1,
+                        install_signal_handlers=False,
+                        queues=BULK_QUEUES,
+                        shutdown_graceful_timeout=grace,
+                    ),
+                    name="embedded-bulk-worker",
+                ),
+            ]
+            owned.tasks.extend(workers)
+            drain.on_drain("job-workers", lambda: stop_tasks(workers))
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections only scan what requests allocate.
         gc.collect()
@@ -269,6 +290,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            await drain.finished()
             await owned.stop()
             access_log.flush()
             payment_http = getattr(app.state, "payment_http", None)  # payments.permissions
@@ -297,6 +319,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
+    # Begun by `lyceum serve` on SIGTERM (kit.shutdown): readiness fails, the chat and
+    # the in-process workers let go.
+    app.state.drain = Drain(settings.shutdown_grace_seconds)
     app.state.embedder_loader = embedder_loader()
     if runtime is not None:
         app.state.runtime = runtime

@@ -120,6 +120,7 @@ def serve(
     from lyceum.app import create_app
     from lyceum.kit.listener import listen, reachable_url
     from lyceum.kit.runtime import resolve_database_url
+    from lyceum.kit.shutdown import GracefulServer
 
     settings = _settings()
     # Bound first: a port in use stops serve before anything starts, and the links
@@ -148,16 +149,24 @@ def serve(
     console.print(f"Lyceum on {url}  (API docs: {url}/docs)")
     if settings.public_base_url is None:
         console.print(f"Links in mails and certificates: {url}  (set PUBLIC_BASE_URL to change)")
-    server = uvicorn.Server(
+    app = create_app(settings)
+    # SIGTERM: drain (kit.shutdown), with SHUTDOWN_GRACE_SECONDS for what is in flight.
+    server = GracefulServer(
         uvicorn.Config(
-            create_app(settings),
+            app,
             host=host,
             port=port,
             log_config=None,
             proxy_headers=proxy_headers,
             server_header=False,
-        )
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        ),
+        app.state.drain,
     )
+    # uvicorn raises the signal it stopped on again once it is done: a stop asked for
+    # is a clean exit (0), not a death by SIGTERM.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: None)
     server.run(sockets=sockets)
     if not server.started:
         raise typer.Exit(code=3)
@@ -256,13 +265,20 @@ def worker(
                     concurrency=slots,
                     queues=served,
                     install_signal_handlers=False,
+                    shutdown_graceful_timeout=settings.shutdown_grace_seconds,
                 )
             )
             asked = asyncio.create_task(stopping.wait())
             await asyncio.wait({working, asked}, return_when=asyncio.FIRST_COMPLETED)
             asked.cancel()
             if not working.done():
-                # procrastinate stops fetching and waits for the jobs it is running.
+                # Stop fetching; running jobs get SHUTDOWN_GRACE_SECONDS, then those
+                # still running are cut and go back to their queue (kit.jobs).
+                logger.info(
+                    "worker_draining",
+                    name=worker_name,
+                    grace_seconds=settings.shutdown_grace_seconds,
+                )
                 working.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await working

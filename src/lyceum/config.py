@@ -271,6 +271,12 @@ class Settings(BaseSettings):
         description="Port on which `lyceum worker` serves Prometheus metrics at /metrics "
         "(all interfaces, no token: keep it off the public network); unset: not served.",
     )
+    # SIGTERM (a rolling restart, a scale-down) starts a drain: no new connections or
+    # jobs are taken, and in-flight requests, streamed tutor answers and running jobs get
+    # this many seconds to finish; what still runs then is cut (an unfinished job goes
+    # back to its queue) and the process exits 0. Keep Kubernetes'
+    # terminationGracePeriodSeconds above it (docs/operations.md).
+    shutdown_grace_seconds: int = Field(default=30, ge=1, le=600)
     # Retention of the periodic cleanups (system/tasks.py, queue `maintenance`): finished
     # jobs; ended (expired or revoked) logins with their refresh tokens; used or expired
     # one-time tokens (verification, password reset); the mail delivery log; and how old

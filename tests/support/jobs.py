@@ -91,3 +91,26 @@ async def slow(context: JobContext, token: str, conninfo: str) -> None:
             "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'finished')",
             (token, attempt),
         )
+
+
+# On a real queue: `lyceum worker --queues` takes only Lyceum's queue names.
+PACED_QUEUE = "maintenance"
+
+
+@job_app.task(name="tests.paced", queue=PACED_QUEUE, pass_context=True)
+async def paced(context: JobContext, token: str, conninfo: str, seconds: list[float]) -> None:
+    """Takes `seconds[attempt]` seconds (the last figure for later attempts), recording
+    its start and end in `test_job_runs`: the graceful-shutdown tests cut it or let it
+    finish."""
+    assert context.job is not None
+    attempt = context.job.attempts
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'started')",
+            (token, attempt),
+        )
+        await asyncio.sleep(seconds[min(attempt, len(seconds) - 1)])
+        await conn.execute(
+            "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'finished')",
+            (token, attempt),
+        )

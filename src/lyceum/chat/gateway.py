@@ -41,6 +41,7 @@ from lyceum.kit.jobs import transaction
 from lyceum.kit.metrics import CHAT_DELIVERY, CHAT_MESSAGES, CHAT_SOCKETS
 from lyceum.kit.revocations import Ended, Revocation
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.shutdown import Drain
 from lyceum.models.chat import RoomKind
 
 logger = structlog.get_logger("lyceum.chat")
@@ -57,6 +58,8 @@ SESSION_ENDED = ("session-ended", "This session was signed out: sign in again to
 ACCOUNT_CLOSED = ("account-inactive", "This account was deactivated or deleted.")
 # The same `typing` state again within this many seconds is not broadcast again.
 TYPING_REPEAT_SECONDS = 2.0
+# How long a shutdown waits for the message writer to store what it holds.
+FLUSH_SECONDS = 5.0
 
 # Bound once: `.labels()` takes a lock and builds a key, too much for every message.
 _DELIVERED = CHAT_MESSAGES.labels("delivered")
@@ -188,6 +191,9 @@ class ChatGateway:
                         self._on_revocation
                     )
                     self._stop_pushing = live.register(self.push_to_users)
+                    drain: Drain | None = getattr(app.state, "drain", None)
+                    if drain is not None:
+                        drain.on_drain("chat", self.hang_up)
                     yield
                 finally:
                     await self.shutdown()
@@ -201,7 +207,18 @@ class ChatGateway:
         for user_id, payload in messages:
             await self.sockets.emit(event, payload, to=live.user_room(user_id))
 
+    async def hang_up(self) -> None:
+        """The drain's first step for the chat (kit.shutdown): store the messages the
+        writer holds (their senders get their acks, their rooms the broadcast), then drop
+        every connection at the transport, without a Socket.IO or Engine.IO close:
+        official clients take that for a lost connection and reconnect, which the load
+        balancer sends to another replica (this one no longer listens)."""
+        flushed = await self.writer.flush(FLUSH_SECONDS)
+        dropped = await self.sockets.drop_all()
+        logger.info("chat_hung_up", connections=dropped, messages_flushed=flushed)
+
     async def shutdown(self) -> None:
+        await self.writer.flush(FLUSH_SECONDS)
         if self._stop_pushing is not None:
             self._stop_pushing()
             self._stop_pushing = None

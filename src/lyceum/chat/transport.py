@@ -205,6 +205,24 @@ class SocketServer:
     async def disconnect(self, sid: str) -> None:
         await self._server.disconnect(sid)
 
+    async def drop_all(self) -> int:
+        """End every Engine.IO connection of this process as a network failure would:
+        no CLOSE packet (python-socketio's client does not reconnect after one), the
+        WebSocket closed or the pending long-poll answered, the session forgotten (a
+        later poll gets 400). Clients reconnect; the disconnect handlers run as for any
+        hang-up. Returns how many connections there were."""
+        engine = self._server.eio
+        sockets = list(engine.sockets.items())
+        for eio_sid, eio_socket in sockets:
+            try:
+                await eio_socket.close(wait=False, abort=True, reason=engine.reason.TRANSPORT_CLOSE)
+                # Wakes its writer: a WebSocket closes, a pending poll returns.
+                eio_socket.queue.put_nowait(None)
+            except Exception:
+                logger.exception("chat_drop_failed", sid=eio_sid)
+            engine.sockets.pop(eio_sid, None)
+        return len(sockets)
+
     def start_background_task(self, target: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         return cast(asyncio.Task[None], self._server.start_background_task(target))
 

@@ -55,6 +55,8 @@ class MessageWriter:
         self._database_of = database_of
         self._now = now
         self._queue: list[Waiting] = []
+        # Every message handed over and not yet answered (queued or being written).
+        self._unanswered: set[asyncio.Future[StoredMessage | None]] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # The pooled connection held for good, and its psycopg connection.
@@ -65,11 +67,22 @@ class MessageWriter:
         """The stored row, or None if nothing was stored (a muted sender, or a client_id
         sent before). A database error is raised to this sender alone."""
         future: asyncio.Future[StoredMessage | None] = asyncio.get_running_loop().create_future()
+        self._unanswered.add(future)
+        future.add_done_callback(self._unanswered.discard)
         self._queue.append((pending, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="chat-message-writer")
         self._wakeup.set()
         return await future
+
+    async def flush(self, within: float) -> int:
+        """Wait (at most `within` seconds) until every message handed over so far is
+        stored or refused: a shutdown answers its senders instead of failing them.
+        Returns how many were waiting."""
+        waiting = set(self._unanswered)
+        if waiting:
+            await asyncio.wait(waiting, timeout=within)
+        return len(waiting)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -15,8 +15,10 @@ once per worker process and closed when it stops, never from module globals.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -24,10 +26,14 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol
 
 import psycopg_pool
 import structlog
-from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.app import WorkerOptions
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.job_context import AbortReason
+from procrastinate.jobs import Job
+from procrastinate.retry import RetryDecision
 from procrastinate.tasks import Task
+from procrastinate.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit import tracing
@@ -290,6 +296,66 @@ def queue_names(queues: Sequence[str] | None) -> list[str] | None:
     return list(dict.fromkeys(queues))
 
 
+# Shutdown ----------------------------------------------------------------------------------
+
+
+class ShutdownAborted(asyncio.CancelledError):
+    """A job cut because its worker is shutting down and the grace period ran out. A
+    CancelledError, so procrastinate records the attempt as aborted, not failed."""
+
+
+async def requeue_on_shutdown(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any
+) -> Any:
+    """Worker middleware (the outermost): tells a job cut by the worker's shutdown
+    apart from one an admin aborted, so `RequeueOnShutdown` can put it back."""
+    try:
+        return await call_next()
+    except asyncio.CancelledError as cancelled:
+        if context.abort_reason() is AbortReason.SHUTDOWN and not isinstance(
+            cancelled, ShutdownAborted
+        ):
+            job = context.job
+            logger.warning("job_cut_by_shutdown", job_id=job.id, task=job.task_name)
+            raise ShutdownAborted(*cancelled.args) from cancelled
+        raise
+
+
+class RequeueOnShutdown(BaseRetryStrategy):
+    """A task's retry strategy (`base`, or none), except that a job cut by a shutdown
+    goes back to its queue at once: status todo, no backoff, whatever its attempts
+    (procrastinate counts the cut run as one), so another worker, or this one restarted,
+    runs it from the start. Tasks are written to be run again (at-least-once)."""
+
+    def __init__(self, base: BaseRetryStrategy | None) -> None:
+        self.base = base
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, ShutdownAborted):
+            return RetryDecision(retry_in={"seconds": 0})
+        if self.base is None:
+            return None
+        return self.base.get_retry_decision(exception=exception, job=job)
+
+
+def _requeue_on_shutdown_everywhere() -> None:
+    """Give every registered task `RequeueOnShutdown` (once: it is idempotent)."""
+    for registered in job_app.tasks.values():
+        if not isinstance(registered.retry_strategy, RequeueOnShutdown):
+            registered.retry_strategy = RequeueOnShutdown(registered.retry_strategy)
+
+
+async def _beat_while_draining(worker: Worker, interval: float) -> None:
+    """procrastinate stops the worker's heartbeat as soon as it starts shutting down,
+    then gives running jobs the grace period: a grace near the stall threshold would let
+    another worker's `requeue_stalled_jobs` take a job that is still running here. The
+    heartbeat goes on until the worker unregisters."""
+    while (worker_id := worker.worker_id) is not None:
+        with contextlib.suppress(Exception):
+            await job_app.job_manager.update_heartbeat(worker_id)
+        await asyncio.sleep(interval)
+
+
 async def run_worker(
     runtime: Resources,
     *,
@@ -301,11 +367,12 @@ async def run_worker(
     queues: Sequence[str] | None = None,
     shutdown_graceful_timeout: float | None = None,
 ) -> None:
-    """Run jobs of `queues` (all when None) with `runtime` as their resources. When
-    stopped, running jobs get `shutdown_graceful_timeout` seconds (None: as long as they
-    take) to finish; then they are aborted and retried later. Each failed attempt's
-    exception is written to `job_failures` (kit.jobops) for the admins, and each attempt
-    counted in `lyceum_job_runs_total` and `lyceum_job_duration_seconds`."""
+    """Run jobs of `queues` (all when None) with `runtime` as their resources, until
+    cancelled. Cancelled, the worker stops fetching and running jobs get
+    `shutdown_graceful_timeout` seconds (None: as long as they take) to finish; the rest
+    are cut and put back in their queue at once (`RequeueOnShutdown`). Each failed
+    attempt's exception is written to `job_failures` (kit.jobops) for the admins, and each
+    attempt counted in `lyceum_job_runs_total` and `lyceum_job_duration_seconds`."""
     from lyceum.kit.jobops import record_failures, record_metrics  # it builds on this module
 
     options: WorkerOptions = {
@@ -317,24 +384,56 @@ async def run_worker(
         "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         "listen_notify": True,
         "additional_context": {RESOURCES_KEY: runtime},
-        # The trace context a traced process stored in the job is always taken out.
-        "worker_middleware": [tracing.job_middleware, record_metrics, record_failures],
+        # requeue_on_shutdown is the outermost; the trace context a traced process
+        # stored in the job is always taken out before the task sees its arguments.
+        "worker_middleware": [
+            requeue_on_shutdown,
+            tracing.job_middleware,
+            record_metrics,
+            record_failures,
+        ],
     }
     if queues:  # without `queues` the worker serves every queue
         options["queues"] = list(queues)
     if shutdown_graceful_timeout is not None:
         options["shutdown_graceful_timeout"] = shutdown_graceful_timeout
-    await job_app.run_worker_async(**options)
+    _requeue_on_shutdown_everywhere()
+    worker = Worker(app=job_app, **options)
+    # procrastinate's Worker.run and Worker.stop carry no annotations.
+    running = asyncio.create_task(
+        worker.run(),  # type: ignore[no-untyped-call]
+        name=f"procrastinate-{name}",
+    )
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        if running.done():
+            raise
+        # Stop fetching, wait for the running jobs (the grace), requeue the rest.
+        beating = asyncio.create_task(_beat_while_draining(worker, heartbeat_seconds))
+        worker.stop()  # type: ignore[no-untyped-call]
+        try:
+            await running
+        finally:
+            beating.cancel()
+        raise
 
 
 async def requeue_stalled_jobs(seconds_since_heartbeat: float = STALLED_AFTER_SECONDS) -> int:
     """Put back in the queue the jobs whose worker stopped sending heartbeats."""
     manager = job_app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat))
+    requeued = 0
     for job in stalled:
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except ConnectorException:
+            # It left `doing` meanwhile: its own worker finished or requeued it.
+            logger.info("stalled_job_already_moved", job_id=job.id, task=job.task_name)
+            continue
+        requeued += 1
         logger.warning("stalled_job_requeued", job_id=job.id, task=job.task_name)
-    return len(stalled)
+    return requeued
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="requeue-stalled")
@@ -356,7 +455,9 @@ __all__ = [
     "USER_FACING_QUEUES",
     "JobContext",
     "Queue",
+    "RequeueOnShutdown",
     "Resources",
+    "ShutdownAborted",
     "close_jobs",
     "defer",
     "is_last_attempt",

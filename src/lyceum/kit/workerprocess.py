@@ -9,8 +9,9 @@ stalled `/health/live` for seconds and tutor answers for minutes). So in embedde
   settings and the embedded database's URL on its stdin, running one job at a time;
 * at a lower CPU priority (nice `NICENESS`) and with `TORCH_THREADS` torch threads, so
   the serving process gets a core whenever it has work and ingestion takes the rest;
-* stopped with the server: SIGTERM, `GRACE_SECONDS` for the running job to finish (then
-  it is aborted and retried later), then SIGKILL if it still runs;
+* stopped with the server: SIGTERM, `SHUTDOWN_GRACE_SECONDS` for the running job to
+  finish (then it is aborted and put back in its queue at once, kit.jobs), then SIGKILL
+  if the child still runs `KILL_AFTER_SECONDS` later;
 * gone with the server if the server dies without stopping it (kill -9): the child
   reads its stdin until end of file, which comes when the server's end closes;
 * started again if it dies, after `RESTART_DELAY_SECONDS`.
@@ -37,7 +38,7 @@ logger = structlog.get_logger("lyceum.bulkworker")
 
 NICENESS: Final = 10
 TORCH_THREADS: Final = 1
-GRACE_SECONDS: Final = 5.0
+KILL_AFTER_SECONDS: Final = 10.0
 RESTART_DELAY_SECONDS: Final = 5.0
 WORKER_NAME: Final = "embedded-bulk"
 
@@ -53,7 +54,7 @@ async def supervise(settings: Settings, database_url: str, queues: Sequence[str]
         try:
             code = await process.wait()
         except asyncio.CancelledError:
-            await _stop(process)
+            await _stop(process, settings.shutdown_grace_seconds + KILL_AFTER_SECONDS)
             raise
         logger.warning("bulk_worker_process_exited", pid=process.pid, code=code)
         await asyncio.sleep(RESTART_DELAY_SECONDS)
@@ -80,13 +81,13 @@ async def _start(
     return process
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def _stop(process: asyncio.subprocess.Process, patience: float) -> None:
     if process.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         process.terminate()
     try:
-        await asyncio.wait_for(process.wait(), GRACE_SECONDS + 10)
+        await asyncio.wait_for(process.wait(), patience)
     except TimeoutError:
         logger.warning("bulk_worker_process_killed", pid=process.pid)
         with contextlib.suppress(ProcessLookupError):
@@ -141,7 +142,7 @@ async def _work(settings: Settings, database_url: str, queues: list[str]) -> Non
             concurrency=1,
             install_signal_handlers=False,
             queues=queues,
-            shutdown_graceful_timeout=GRACE_SECONDS,
+            shutdown_graceful_timeout=settings.shutdown_grace_seconds,
         )
     )
     loop = asyncio.get_running_loop()

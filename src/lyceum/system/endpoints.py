@@ -26,6 +26,7 @@ from lyceum.kit.metrics import (
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
 from lyceum.kit.runtime import Runtime
+from lyceum.kit.shutdown import Drain
 from lyceum.kit.validation import SafeStr
 from lyceum.system import service
 from lyceum.system.permissions import MetricsScraper
@@ -96,11 +97,23 @@ def _embedding_model(request: Request) -> CheckResult:
     description="Checks the database, the migrations, Redis (when REDIS_URL is set) and "
     "the embedding model, which the server starts loading in the background when it "
     "starts: `idle`, `loading` (still ready: a question that needs it waits), `ready`, "
-    "or `failed` (not ready).",
+    "or `failed` (not ready). From the moment the process is asked to stop (SIGTERM) "
+    "until it exits, 503 with the single check `shutdown`: it is draining, send new "
+    "work elsewhere.",
     response_model=Readiness,
-    responses={503: {"model": NotReady, "description": "A dependency is not ready"}},
+    responses={
+        503: {
+            "model": NotReady,
+            "description": "A dependency is not ready, or the process is shutting down",
+        }
+    },
 )
 async def ready(request: Request) -> Response:
+    drain: Drain | None = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:
+        return _not_ready(
+            request, {"shutdown": CheckResult(ok=False, detail="draining: shutting down")}
+        )
     runtime: Runtime = request.app.state.runtime
     probes = [
         _check("database", database_reachable(runtime.database.engine)),
@@ -112,6 +125,10 @@ async def ready(request: Request) -> Response:
     checks["embedding_model"] = _embedding_model(request)
     if all(check.ok for check in checks.values()):
         return JSONResponse(Readiness(checks=checks).model_dump())
+    return _not_ready(request, checks)
+
+
+def _not_ready(request: Request, checks: dict[str, CheckResult]) -> Response:
     problem = NotReady(
         type=PROBLEM_BASE + "not-ready",
         title="Not ready",
