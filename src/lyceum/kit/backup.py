@@ -31,6 +31,7 @@ import secrets
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -106,14 +107,23 @@ def create_backup(settings: Settings, output: Path, *, now: dt.datetime) -> Back
         if not revision:
             raise BackupRefused("the database is empty (never migrated): nothing to back up")
         members: list[dict[str, Any]] = []
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
-            dump = partial.with_name(partial.name + ".dump")
+        # The archive holds the whole database and the signing key: readable by its
+        # owner only (0600), whatever the umask, and never an existing file (O_EXCL).
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with (
+            os.fdopen(descriptor, "wb") as sink,
+            tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        ):
+            # pg_dump's file sits in a private directory (mkdtemp: 0700), not beside
+            # the archive where the umask would leave it readable by all.
+            dump_dir = Path(tempfile.mkdtemp(prefix="lyceum-backup-"))
             try:
+                dump = dump_dir / DUMP
                 _run([str(pg_binary("pg_dump")), "--format=custom", f"--file={dump}", url])
                 with dump.open("rb") as source:
                     members.append(_add(archive, DUMP, source, now))
             finally:
-                dump.unlink(missing_ok=True)
+                shutil.rmtree(dump_dir, ignore_errors=True)
             file_count = 0
             if settings.storage_backend is StorageBackend.local:
                 for key, path in _stored_files(storage_root(settings)):
@@ -260,7 +270,11 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool) -> Restore
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = data_dir / f".restore-{secrets.token_hex(4)}"
-    staging.mkdir()
+    # Private (0700, files 0600): it holds the database and the signing key until the
+    # swap, and stays behind if the process is killed.
+    # (As root, the embedded server's start opens the dir's group/other traversal bits
+    # for its system user; the members stay 0600.)
+    staging.mkdir(mode=0o700)
     try:
         manifest = _extract_verified(archive, staging)
         if manifest.get("storage") == StorageBackend.local.value and not local_files:
@@ -352,7 +366,8 @@ def _extract_verified(archive: Path, staging: Path) -> dict[str, Any]:
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file, checked above
                 digest, size = hashlib.sha256(), 0
-                with target.open("wb") as sink:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                with os.fdopen(os.open(target, flags, 0o600), "wb") as sink:
                     while chunk := source.read(CHUNK):
                         digest.update(chunk)
                         size += len(chunk)
@@ -369,6 +384,12 @@ def _extract_verified(archive: Path, staging: Path) -> dict[str, Any]:
                 )
     except (tarfile.TarError, EOFError, ValueError, KeyError, TypeError) as error:
         raise BackupRefused(f"corrupt archive: {error}") from None
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+        # Members that cannot all be files (`files/a` and `files/a/b`): the staging dir
+        # is fresh and private, so a clash comes from the archive, not the disk.
+        raise BackupRefused(f"corrupt archive: {error.strerror}: {error.filename}") from None
+    except OSError as error:  # a full disk, a read error: refused as cleanly
+        raise BackupRefused(f"cannot extract the archive: {error}") from None
     return manifest
 
 
