@@ -572,7 +572,12 @@ def restore(
     ] = False,
 ) -> None:
     """Restore a `lyceum backup` archive into the data dir (LYCEUM_DATA_DIR), checked
-    first and moved into place only when complete; migrated if older than this version."""
+    first and moved into place only when complete; migrated if older than this version.
+
+    Restore only archives you made yourself and kept private: an archive is not signed
+    (its checksums catch damage, not tampering), its dump runs as the database
+    superuser and its keys/secret_key becomes the signing key, so a crafted archive
+    takes over the site."""
     from lyceum.kit.backup import BackupRefused, restore_backup
 
     settings = _settings()
