@@ -515,3 +515,37 @@ def test_overlays_add_no_object_of_their_own(overlay: str) -> None:
             name = name.rsplit("-", 1)[0]  # the content hash kustomize appends
         rendered.add((manifest["kind"], name))
     assert rendered == in_base
+
+
+def test_only_the_ingress_controller_and_prometheus_pods_reach_lyceum(
+    objects: list[Manifest], overlay: str
+) -> None:
+    """Each NetworkPolicy peer is a namespace AND pod labels, as rendered: kustomize's
+    commonLabels rewrites a peer's podSelector.matchLabels (which would then admit no
+    one), so the pod labels must survive the rendering."""
+
+    def peers(policy: str) -> list[tuple[str, dict[str, list[str]]]]:
+        spec = find(objects, "NetworkPolicy", policy)["spec"]
+        return [
+            (
+                peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                {
+                    e["key"]: e["values"]
+                    for e in peer["podSelector"].get("matchExpressions", [])
+                    if e["operator"] == "In"
+                }
+                | {k: [v] for k, v in peer["podSelector"].get("matchLabels", {}).items()},
+            )
+            for rule in spec["ingress"]
+            for peer in rule["from"]
+        ]
+
+    controller = {
+        "app.kubernetes.io/name": ["ingress-nginx"],
+        "app.kubernetes.io/component": ["controller"],
+    }
+    prometheus = {"app.kubernetes.io/name": ["prometheus"]}
+    assert peers("lyceum-api") == [("ingress-nginx", controller), ("monitoring", prometheus)]
+    assert peers("lyceum-workers") == [("monitoring", prometheus)]
+    trusted = config_map(objects)["FORWARDED_ALLOW_IPS"]
+    assert trusted == ("*" if overlay == "dev" else "10.0.0.0/8")
