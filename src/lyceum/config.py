@@ -268,8 +268,9 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         le=65535,
-        description="Port on which `lyceum worker` serves Prometheus metrics at /metrics "
-        "(all interfaces, no token: keep it off the public network); unset: not served.",
+        description="Port on which `lyceum worker` serves Prometheus metrics at /metrics. "
+        "It listens on all interfaces (0.0.0.0) and has NO token: keep the port on a "
+        "private network that only Prometheus reaches, never published; unset: not served.",
     )
     # SIGTERM (a rolling restart, a scale-down) starts a drain: no new connections or
     # jobs are taken, and in-flight requests, streamed tutor answers and running jobs get

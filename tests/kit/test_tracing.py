@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import AnyHttpUrl, SecretStr
 from pydantic_ai import Agent
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import AIProvider, Settings
@@ -48,6 +49,11 @@ router = APIRouter(prefix="/api/v1/tracing-probe")
 @router.post("/jobs/{token}")
 async def enqueue(token: str, session: Session) -> dict[str, int | None]:
     return {"job_id": await defer(session, test_jobs.record, token=token)}
+
+
+@router.post("/failing-jobs/{token}")
+async def enqueue_failing(token: str, session: Session) -> dict[str, int | None]:
+    return {"job_id": await defer(session, test_jobs.always_fails, token=token)}
 
 
 @pytest.fixture
@@ -84,6 +90,15 @@ def children_of(exporter: InMemorySpanExporter, parent: ReadableSpan) -> list[Re
 
 def attributes(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
+
+
+def everything_recorded(exporter: InMemorySpanExporter) -> str:
+    """Every name, attribute, event and status text of every span, in one string."""
+    parts: list[str] = []
+    for span in exporter.get_finished_spans():
+        parts += [span.name, repr(attributes(span)), str(span.status.description)]
+        parts += [f"{event.name} {dict(event.attributes or {})!r}" for event in span.events]
+    return "\n".join(parts)
 
 
 async def test_a_request_is_a_server_span_by_route_with_its_sql_and_the_callers_parent(
@@ -131,7 +146,8 @@ async def test_a_request_without_traceparent_starts_a_trace_and_a_500_is_an_erro
 
     @app.get("/api/v1/tracing-probe/boom")
     async def boom() -> None:
-        raise RuntimeError("boom")
+        # SQLAlchemy's message of a failed INSERT carries its parameters: never recorded.
+        raise RuntimeError("boom [parameters: {'password_hash': 'hash-secret-1'}]")
 
     async with client_for(app) as http:
         response = await http.get("/api/v1/tracing-probe/boom")
@@ -140,7 +156,11 @@ async def test_a_request_without_traceparent_starts_a_trace_and_a_500_is_an_erro
     assert server.parent is None
     assert attributes(server)["http.response.status_code"] == 500
     assert server.status.is_ok is False
-    assert [event.name for event in server.events] == ["exception"]
+    # The exception's class, not its message or traceback.
+    assert server.status.description == "RuntimeError"
+    assert attributes(server)["exception.type"] == "RuntimeError"
+    assert server.events == ()
+    assert "hash-secret-1" not in everything_recorded(spans)
     assert attributes(server)["lyceum.request_id"] == response.headers["x-request-id"]
 
 
@@ -181,6 +201,94 @@ async def test_a_job_deferred_in_a_traced_request_runs_in_a_child_span_of_it(
     assert attributes(job_span)["messaging.destination.name"] == test_jobs.QUEUE
     assert attributes(job_span)["messaging.message.id"] == str(response.json()["job_id"])
     assert attributes(job_span)["lyceum.job.attempt"] == 0
+
+
+async def test_a_failed_sql_statement_records_the_error_class_never_the_value(
+    spans: InMemorySpanExporter, runtime: Runtime
+) -> None:
+    secret = f"alice-{secrets.token_hex(4)}@example.org"
+    async with runtime.database.engine.connect() as conn:
+        with pytest.raises(DBAPIError) as raised:
+            await conn.execute(text("SELECT CAST(:value AS integer)"), {"value": secret})
+    # PostgreSQL's own message names the value (as a unique violation's DETAIL does)...
+    assert secret in str(raised.value.orig)
+    # ...SQLAlchemy's adds no `[parameters: ...]` (hide_parameters), for logs too...
+    assert "[parameters:" not in str(raised.value)
+    assert "parameters hidden" in str(raised.value)
+    # ...and the span has the error's class only.
+    [failed] = [span for span in spans.get_finished_spans() if not span.status.is_ok]
+    assert failed.kind is SpanKind.CLIENT and failed.name == "SELECT"
+    assert failed.status.description == "InvalidTextRepresentation"
+    assert attributes(failed)["exception.type"] == "psycopg.errors.InvalidTextRepresentation"
+    assert failed.events == ()
+    assert secret not in everything_recorded(spans)
+
+
+async def test_a_failed_job_attempt_records_the_error_class_never_the_message(
+    spans: InMemorySpanExporter, committing_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    token = f"token-{secrets.token_hex(6)}"
+    response = await committing_client.post(f"/api/v1/tracing-probe/failing-jobs/{token}")
+    assert response.status_code == 200
+    await test_jobs.run_jobs([test_jobs.QUEUE])
+
+    [job_span] = [
+        span for span in spans.get_finished_spans() if span.name == "run tests.always_fails"
+    ]
+    assert job_span.status.is_ok is False
+    assert job_span.status.description == "RuntimeError"
+    assert attributes(job_span)["exception.type"] == "RuntimeError"
+    assert job_span.events == ()
+    # (The token is in the request's url.path, by design; the job span has none of it.)
+    assert token not in repr(attributes(job_span))
+
+    # Its retry would be due in 2 s, in another test's worker run: the last attempt now.
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE procrastinate_jobs SET attempts = 3, scheduled_at = now() WHERE id = :id"),
+            {"id": response.json()["job_id"]},
+        )
+    await test_jobs.run_jobs([test_jobs.QUEUE])
+
+
+async def test_a_clients_not_sampled_flag_is_ignored_and_its_tracestate_dropped(
+    spans: InMemorySpanExporter, settings: Settings, runtime: Runtime
+) -> None:
+    app = make_app(settings, runtime, None)
+    async with client_for(app) as http:
+        # Not-sampled flag: with a ratio of 1 (the default) recorded all the same; the
+        # trace goes on, without the client's tracestate.
+        response = await http.get(
+            "/health/live",
+            headers={
+                "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00",
+                "tracestate": "vendor=client-chosen",
+            },
+        )
+    assert response.status_code == 200
+    [server] = server_spans(spans)
+    assert server.context is not None
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.context.trace_flags.sampled
+    assert len(server.context.trace_state) == 0
+
+
+async def test_a_clients_sampled_flag_does_not_force_sampling(
+    settings: Settings, runtime: Runtime
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.install_exporter(exporter, sample_ratio=0.0)
+    try:
+        app = make_app(settings, runtime, None)
+        async with client_for(app) as http:
+            # Sampled flag set: with a ratio of 0 the request is still not recorded.
+            response = await http.get(
+                "/health/live", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+            )
+        assert response.status_code == 200
+        assert server_spans(exporter) == []
+    finally:
+        tracing.shutdown()
 
 
 async def test_a_job_deferred_while_tracing_runs_on_a_worker_that_does_not_trace(
@@ -274,10 +382,13 @@ async def test_a_tutor_answer_has_gen_ai_spans_with_tokens_and_calls_out_with_tr
         span
         for span in finished
         if span.kind is SpanKind.CLIENT
-        and attributes(span).get("url.full", "").endswith("/v1/messages")
+        and attributes(span).get("http.request.method") == "POST"
+        and "db.system" not in attributes(span)
     ]
     assert http_spans
     assert all(attributes(span)["http.response.status_code"] == 200 for span in http_spans)
+    # The provider's origin, without the path (`/v1/messages`).
+    assert {attributes(span)["url.full"] for span in http_spans} == {fake.base_url}
     traceparent = provider_request.headers["traceparent"]
     assert traceparent.split("-")[1] == format(trace_id, "032x")
     sent_from = {format(span.context.span_id, "016x") for span in http_spans if span.context}
@@ -368,7 +479,9 @@ async def test_an_outgoing_httpx_call_is_a_client_span_and_passes_traceparent_on
         with tracing.span("probe.outgoing") as outer:
             assert outer is not None
             async with httpx.AsyncClient() as http_client:
-                response = await http_client.get(f"http://127.0.0.1:{server.server_port}/hook")
+                response = await http_client.get(
+                    f"http://user:pw-secret@127.0.0.1:{server.server_port}/hook/path-secret?token=q-secret"
+                )
         assert response.status_code == 204
     finally:
         server.shutdown()
@@ -383,6 +496,11 @@ async def test_an_outgoing_httpx_call_is_a_client_span_and_passes_traceparent_on
     # opentelemetry-instrumentation-httpx's names (the pre-1.0 HTTP conventions by default).
     found = attributes(client_span)
     assert found.get("http.response.status_code", found.get("http.status_code")) == 204
+    # The origin only: a webhook URL's path and query carry its secret.
+    assert found.get("url.full", found.get("http.url")) == f"http://127.0.0.1:{server.server_port}"
+    recorded = everything_recorded(spans)
+    assert "path-secret" not in recorded and "q-secret" not in recorded
+    assert "pw-secret" not in repr(found)
     version, trace_id, span_id, flags = _Echo.seen[-1]["traceparent"].split("-")
     assert (version, trace_id, span_id) == (
         "00",
@@ -439,3 +557,27 @@ def test_configured_by_the_setting_it_exports_over_otlp_http_and_flushes_on_shut
     assert content_type == "application/x-protobuf"
     assert b"probe.work" in body
     assert b"lyceum-worker" in body
+
+
+async def test_an_outgoing_httpx2_call_records_the_origin_only(
+    spans: InMemorySpanExporter,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        async with httpx2.AsyncClient() as http_client:
+            response = await http_client.get(
+                f"http://127.0.0.1:{server.server_port}/v1/path-secret?key=q-secret"
+            )
+        assert response.status_code == 204
+    finally:
+        server.shutdown()
+    [client_span] = [
+        span
+        for span in spans.get_finished_spans()
+        if span.kind is SpanKind.CLIENT and "db.system" not in attributes(span)
+    ]
+    assert attributes(client_span)["url.full"] == f"http://127.0.0.1:{server.server_port}"
+    recorded = everything_recorded(spans)
+    assert "path-secret" not in recorded and "q-secret" not in recorded

@@ -88,6 +88,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
         pool_recycle=1800,
+        # Errors and logs name the statement, never its parameters (a password hash, an
+        # e-mail address): they reach logs and traces (docs/operations.md, "Tracing").
+        hide_parameters=True,
     )
     ping_idle_connections(engine, ping_after_idle)
     return engine

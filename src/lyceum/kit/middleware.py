@@ -24,6 +24,10 @@ from lyceum.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
+# The methods counted by name; any other (a client may send any token) is "OTHER", so a
+# client cannot add label values, or entries to `_SERIES`, without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 # Resolved metric children by (method, route, status): `.labels()` takes a lock and
 # builds a key on every call; route templates are bounded, so this stays small.
 _SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -102,7 +106,9 @@ class RequestContextMiddleware:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            counter, histogram = _series(method, template, status)
+            counter, histogram = _series(
+                method if method in _METHODS else "OTHER", template, status
+            )
             counter.inc()
             histogram.observe(duration)
             access_log.request(

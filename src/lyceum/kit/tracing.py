@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     # not pay for importing it (about 0.1 s).
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from lyceum.config import Settings
@@ -99,7 +100,6 @@ def configure(settings: Settings, *, role: str) -> bool:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
     resource = Resource.create(
@@ -111,9 +111,7 @@ def configure(settings: Settings, *, role: str) -> bool:
             "lyceum.process.role": role,
         }
     )
-    provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio))
-    )
+    provider = TracerProvider(resource=resource, sampler=sampler(settings.otel_sample_ratio))
     provider.add_span_processor(
         BatchSpanProcessor(
             OTLPSpanExporter(endpoint=endpoint),
@@ -127,16 +125,34 @@ def configure(settings: Settings, *, role: str) -> bool:
     return True
 
 
+def sampler(ratio: float) -> Sampler:
+    """`ratio` of the traces, by trace id, whoever started them. A caller's `traceparent`
+    is not trusted to decide: its sampled flag is ignored (a remote parent, sampled or
+    not, is sampled by the same ratio of its trace id), so a client cannot force its
+    requests into the trace backend with the flag. A job's parent is remote too (its
+    context comes from the job's arguments): same trace id, same ratio, so it gets the
+    decision of the span that deferred it. Local parents are followed."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    by_ratio = TraceIdRatioBased(ratio)
+    return ParentBased(
+        root=by_ratio, remote_parent_sampled=by_ratio, remote_parent_not_sampled=by_ratio
+    )
+
+
 def install_exporter(
-    exporter: SpanExporter, *, service_name: str = "lyceum-test"
+    exporter: SpanExporter, *, service_name: str = "lyceum-test", sample_ratio: float = 1.0
 ) -> TracerProvider:
     """Tracing on with an explicit exporter (tests: an InMemorySpanExporter), each span
-    exported as it ends. Not set as the global provider: `shutdown` undoes it all."""
+    exported as it ends, sampled as `configure` does. Not set as the global provider:
+    `shutdown` undoes it all."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=sampler(sample_ratio)
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     install(provider)
     return provider
@@ -154,7 +170,11 @@ def install(provider: TracerProvider) -> None:
     from pydantic_ai.models.instrumented import InstrumentationSettings
 
     _active = _Tracing(provider=provider, tracer=provider.get_tracer(_INSTRUMENTATION, __version__))
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider,
+        request_hook=_origin_only_hook,
+        async_request_hook=_async_origin_only_hook,
+    )
     _instrument_httpx2(_active.tracer)
     Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
 
@@ -189,8 +209,26 @@ def span(
     if _active is None:
         yield None
         return
-    with _active.tracer.start_as_current_span(name, attributes=attributes) as current:
-        yield current
+    with _active.tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            mark_error(current, error)
+            raise
+
+
+def mark_error(current: trace.Span, error: BaseException) -> None:
+    """Status ERROR with the exception's class, and its class in `exception.type`: never
+    its message or traceback, which carry data (psycopg's DETAIL `Key (email)=(...)`,
+    SQLAlchemy's `[parameters: ...]`, a provider's echo of a prompt)."""
+    kind = type(error)
+    current.set_status(Status(StatusCode.ERROR, kind.__name__))
+    qualified = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        qualified = f"{kind.__module__}.{qualified}"
+    current.set_attribute("exception.type", qualified)
 
 
 # Requests --------------------------------------------------------------------------
@@ -213,8 +251,10 @@ def route_template(scope: Scope) -> str | None:
 def _carrier(scope: Scope) -> dict[str, str]:
     found: dict[str, str] = {}
     for key, value in scope["headers"]:
-        if key == b"traceparent" or key == b"tracestate":
-            found[key.decode()] = value.decode("latin-1")
+        # A client's `tracestate` is never taken: it would ride along on every
+        # outgoing call and job of the request (docs/operations.md, "Tracing").
+        if key == b"traceparent":
+            found["traceparent"] = value.decode("latin-1")
     return found
 
 
@@ -246,6 +286,7 @@ class TracingMiddleware:
             },
         )
         status = 500
+        failed = False
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -257,7 +298,8 @@ class TracingMiddleware:
         try:
             await self.app(scope, receive, send_status)
         except BaseException as error:
-            request_span.record_exception(error)
+            failed = True
+            mark_error(request_span, error)
             raise
         finally:
             otel_context.detach(token)
@@ -266,7 +308,7 @@ class TracingMiddleware:
                 request_span.update_name(f"{method} {template}")
                 request_span.set_attribute("http.route", template)
             request_span.set_attribute("http.response.status_code", status)
-            if status >= 500:
+            if status >= 500 and not failed:
                 request_span.set_status(Status(StatusCode.ERROR))
             request_span.end()
 
@@ -298,15 +340,21 @@ def _instrument_httpx2(tracer: trace.Tracer) -> None:
         with tracer.start_as_current_span(
             request.method,
             kind=SpanKind.CLIENT,
+            record_exception=False,
+            set_status_on_exception=False,
             attributes={
                 "http.request.method": request.method,
-                "url.full": str(url.copy_with(query=None)),
+                "url.full": _origin(url.scheme, url.host, url.port),
                 "server.address": url.host,
                 "server.port": url.port or (443 if url.scheme == "https" else 80),
             },
         ) as current:
             _PROPAGATOR.inject(request.headers)
-            response = await original(self, request)
+            try:
+                response = await original(self, request)
+            except BaseException as error:
+                mark_error(current, error)
+                raise
             current.set_attribute("http.response.status_code", response.status_code)
             if response.status_code >= 400:
                 current.set_status(Status(StatusCode.ERROR))
@@ -314,6 +362,37 @@ def _instrument_httpx2(tracer: trace.Tracer) -> None:
 
     handle_async_request.__wrapped__ = original  # type: ignore[attr-defined]  # undone by shutdown
     transport.handle_async_request = handle_async_request
+
+
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    """`scheme://host:port`: all an outgoing span records of a URL. The path and query
+    are left out (a webhook URL carries its secret in either), and so are credentials."""
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def _origin_only_hook(current: trace.Span, request: Any) -> None:
+    """opentelemetry-instrumentation-httpx's request hook: replaces the recorded URL
+    (`http.url`, or `url.full` with the stable conventions) by its origin."""
+    url = request.url if hasattr(request, "url") else request[1]
+    if isinstance(url, tuple):  # httpx's raw (scheme, host, port, target) form
+        scheme, host, port = (
+            part.decode() if isinstance(part, bytes) else part for part in url[:3]
+        )
+    else:
+        scheme, host, port = url.scheme, url.host, url.port
+    origin = _origin(str(scheme), str(host), int(port) if port else None)
+    recorded = getattr(current, "attributes", None) or {}
+    for key in ("http.url", "url.full"):
+        if key in recorded:
+            current.set_attribute(key, origin)
+
+
+async def _async_origin_only_hook(current: trace.Span, request: Any) -> None:
+    _origin_only_hook(current, request)
 
 
 def _uninstrument_httpx2() -> None:
@@ -367,9 +446,8 @@ def _handle_error(exception_context: Any) -> None:
     current = getattr(context, "_lyceum_span", None)
     if current is not None:
         context._lyceum_span = None
-        error = exception_context.original_exception
-        current.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        current.record_exception(error)
+        # The class only: psycopg's message has the DETAIL with the offending value.
+        mark_error(current, exception_context.original_exception)
         current.end()
 
 
@@ -429,6 +507,8 @@ async def job_middleware(call_next: Callable[[], Awaitable[Any]], context: Any, 
         f"run {job.task_name}",
         context=parent,
         kind=SpanKind.CONSUMER,
+        record_exception=False,
+        set_status_on_exception=False,
         attributes={
             "messaging.system": "procrastinate",
             "messaging.operation.type": "process",
@@ -437,8 +517,12 @@ async def job_middleware(call_next: Callable[[], Awaitable[Any]], context: Any, 
             "lyceum.job.task": job.task_name,
             "lyceum.job.attempt": job.attempts,
         },
-    ):
-        return await call_next()
+    ) as current:
+        try:
+            return await call_next()
+        except BaseException as error:
+            mark_error(current, error)
+            raise
 
 
 __all__ = [
@@ -452,6 +536,8 @@ __all__ = [
     "instrument_engine",
     "job_middleware",
     "job_trace_context",
+    "mark_error",
+    "sampler",
     "shutdown",
     "span",
     "tracer",
