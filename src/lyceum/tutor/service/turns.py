@@ -1,5 +1,9 @@
-"""The first half of a turn, inside the request's transaction: from a learner's question
-to a `PreparedTurn` that `service.answers` answers.
+"""The first half of a turn, in the request's session: from a learner's question to a
+`PreparedTurn` that `service.answers` answers.
+
+Two short transactions, with no pooled connection held between them while the question
+is embedded (CPU-bound, shared by every request of the process): the reads and checks,
+committed early; then the retrieval and the stored question.
 
 `TurnService.prepare` checks the question and the course's limits, retrieves sources,
 builds the grounding (syllabus, lesson, history, whether the question is graded work),
@@ -26,6 +30,7 @@ from lyceum.content.service import Hit, indexing_progress, retrieve
 from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import model_name
 from lyceum.kit.cache import Cache
+from lyceum.kit.db import commit
 from lyceum.kit.errors import Invalid
 from lyceum.kit.events import emit
 from lyceum.models.courses import Course
@@ -152,16 +157,26 @@ class TurnService:
                 field="body.content",
             )
         # Retrieval sees the normalised question, so the same question asked again
-        # finds the same passages (and the cache can answer it). The model encodes it
-        # while the checks and the grounding's queries below run; right after a start
-        # this waits for the model to finish loading, and the latency shows it.
+        # finds the same passages (and the cache can answer it).
         query = normalise_question(question)
-        embedder = await load_embedder(self.embedder)
-        embedder.prefetch_query(query)
         tutor = await self.tutor_settings.enabled(course)
         headers = await self.tutor_settings.check_limits(caller, course, tutor)
-
         previous = await self.repo.messages(conversation.id)
+        grounding = await self._grounding(caller, course, conversation, tutor)
+        # An early commit, on purpose: it ends the transaction of the reads so far (the
+        # caller, the checks, the history, the syllabus), which hands the pooled
+        # connection back while the question is embedded. The embedding model is
+        # CPU-bound and shared: under a burst of questions a turn waits seconds for it,
+        # and a connection held meanwhile starves every other request of the pool.
+        # The retrieval, the stored question and its event below run in a second short
+        # transaction (the session begins it on its next statement), which the endpoint
+        # commits before the answer streams.
+        await commit(self.session)
+        embedder = await load_embedder(self.embedder)
+        # Embedded (in the model's thread) with no connection held; `retrieve` asks for
+        # the same query and gets the vector from the embedder's cache.
+        await embedder.encode_query(query)
+
         turns = exchanges(
             [
                 (
@@ -178,8 +193,8 @@ class TurnService:
                 older[conversation.summarised_messages :], conversation.summary
             )
             conversation.summarised_messages = len(older)
+            grounding.summary = conversation.summary
 
-        grounding = await self._grounding(caller, course, conversation, tutor)
         found = await retrieve(self.session, embedder, course.id, query, SOURCES_PER_TURN)
         if found is not None:
             grounding.sources = found.hits
