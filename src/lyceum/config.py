@@ -234,6 +234,22 @@ class Settings(BaseSettings):
     # Downloads of a user's own data (GET /me/export) per user: each reads every domain
     # and builds a zip with the user's files.
     data_export_rate_limit: str = "5/hour"
+    # Password hashing (argon2id, one thread per core) admits at most this many sign-ins,
+    # registrations and password changes waiting for a thread; beyond that, and for a
+    # request that has waited PASSWORD_HASH_MAX_WAIT_SECONDS, 503 with Retry-After
+    # (kit.security.HashingGate).
+    password_hash_queue: int = Field(
+        default=64,
+        ge=0,
+        le=10_000,
+        description="Most password hashes that may wait for a hashing thread (503 beyond).",
+    )
+    password_hash_max_wait_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A password hash that has waited this long for a thread is dropped (503).",
+    )
     # The most pixels an uploaded image (avatar, cover, course-file image) may decode to,
     # checked from its header before decoding. At most kit.images.PIXEL_CEILING.
     image_max_pixels: int = Field(default=25_000_000, ge=10_000, le=100_000_000)

@@ -26,6 +26,7 @@ from lyceum.kit.errors import Invalid
 from lyceum.kit.openapi import request_body
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.routing import Router
+from lyceum.kit.security import HASHING_RESPONSES
 from lyceum.kit.validation import SafeStr
 from lyceum.models.identity import Role
 
@@ -64,6 +65,7 @@ async def _login_request(request: Request) -> schemas.LoginRequest:
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an account (a welcome and a verification mail follow)",
+    responses=HASHING_RESPONSES,
     description="Limited per client IP (REGISTRATION_RATE_LIMIT, default 20 per hour); "
     "over it: 429 with Retry-After. Until the address is verified the account may browse "
     "and enroll in free courses; the tutor and chat answer 403 `email-not-verified`.",
@@ -85,13 +87,15 @@ LOGIN_LIMITS = (
     "Failed attempts are limited per client IP and email (LOGIN_RATE_LIMIT, default 5 per "
     "15 minutes) and per account from anywhere (LOGIN_ACCOUNT_RATE_LIMIT, default 20 per "
     "hour); a successful sign-in clears both counts. Over a limit, even the right password "
-    "answers 429 with Retry-After."
+    "answers 429 with Retry-After. When password hashing is overloaded (PASSWORD_HASH_QUEUE "
+    "sign-ins already waiting): 503 with Retry-After, and no session is started."
 )
 
 
 @auth.post(
     "/login",
     summary="Sign in with email and password",
+    responses=HASHING_RESPONSES,
     openapi_extra=LOGIN_BODY,
     description=LOGIN_LIMITS + " The OAuth2 password form (see /auth/token) is accepted here too.",
 )
@@ -103,6 +107,7 @@ async def login(request: Request, service: Identity) -> schemas.TokenPair | sche
 @auth.post(
     "/token",
     summary="Sign in with the OAuth2 password grant form (Swagger's Authorize uses it)",
+    responses=HASHING_RESPONSES,
     description=LOGIN_LIMITS + " The same sign-in as /auth/login, with the credentials as "
     "an `application/x-www-form-urlencoded` form (RFC 6749, section 4.3).",
 )
@@ -199,6 +204,7 @@ async def forgot_password(
     "/password/reset",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Set a new password with the mailed token (signs out everywhere)",
+    responses=HASHING_RESPONSES,
 )
 async def reset_password(body: schemas.ResetPasswordRequest, service: Identity) -> None:
     await service.reset_password(body.token, body.new_password)
@@ -208,6 +214,7 @@ async def reset_password(body: schemas.ResetPasswordRequest, service: Identity) 
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change the password (other sessions are signed out)",
+    responses=HASHING_RESPONSES,
 )
 async def change_password(
     body: schemas.ChangePasswordRequest, caller: AuthenticatedCaller, service: Identity
@@ -229,7 +236,12 @@ async def mfa_enable(
     return schemas.RecoveryCodes(recovery_codes=await service.mfa_enable(user, body.code))
 
 
-@auth.post("/mfa/disable", status_code=status.HTTP_204_NO_CONTENT, summary="Turn MFA off")
+@auth.post(
+    "/mfa/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Turn MFA off",
+    responses=HASHING_RESPONSES,
+)
 async def mfa_disable(
     body: schemas.MfaDisableRequest, user: CurrentUser, service: Identity
 ) -> None:

@@ -115,6 +115,19 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(DomainError):
+    """The server is overloaded, not broken: 503 with Retry-After, so clients and load
+    balancers back off and try again."""
+
+    status, slug, title = 503, "overloaded", "Service overloaded"
+
+    def __init__(self, detail: str, *, retry_after: int, title: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(retry_after, 1))})
+        self.retry_after = retry_after
+        if title is not None:
+            self.title = title
+
+
 _HTTP_TITLES = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),

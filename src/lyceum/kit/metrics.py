@@ -60,6 +60,13 @@ JOB_DURATION = Histogram(
 )
 
 # --- The AI provider (tutor answers and essay scoring). ---
+PASSWORD_HASH_REJECTED = Counter(
+    "lyceum_password_hash_rejected_total",
+    "Password hashes refused by the admission gate, by reason: queue (the queue was"
+    " full on arrival) or wait (the wait for a hashing thread passed its bound).",
+    ["reason"],
+    registry=REGISTRY,
+)
 TUTOR_ANSWERS = Counter(
     "lyceum_tutor_answers_total",
     "Tutor answers by provider, model and outcome (answered, cached, offline, error).",

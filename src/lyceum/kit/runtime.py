@@ -24,7 +24,7 @@ from lyceum.kit.mail import Mailer
 from lyceum.kit.ratelimit import RateLimiter
 from lyceum.kit.revocations import Revocations
 from lyceum.kit.sandbox import Sandbox
-from lyceum.kit.security import SecretBox, TokenCodec, verify_password
+from lyceum.kit.security import SecretBox, TokenCodec, hashing_gate, verify_password
 from lyceum.kit.storage import Storage, create_storage
 from lyceum.kit.tracing import instrument_engine
 
@@ -83,6 +83,10 @@ class Runtime:
         migrate: bool | None = None,
         job_pool_size: int = 4,
     ) -> Runtime:
+        hashing_gate.configure(
+            queue_limit=settings.password_hash_queue,
+            max_wait=settings.password_hash_max_wait_seconds,
+        )
         await start_hashing_threads()
         embedded = None
         if database_url is None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -20,12 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import jwt
+import structlog
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+
+from lyceum.kit.errors import Problem, ServiceUnavailable
+from lyceum.kit.metrics import PASSWORD_HASH_REJECTED
 
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
 ARGON2_MEMORY_KIB = 19 * 1024
@@ -51,11 +57,147 @@ _DUMMY_HASH = _password_hash.hash(secrets.token_urlsafe(16))
 # Hashing gets its own pool, one thread per core. With more threads than cores, each
 # argon2id run (19 MiB of memory-hard work) evicts the others' memory from the CPU
 # caches and they all slow down; measured in bench/login.py.
-_hashing_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
+HASHING_THREADS = os.cpu_count() or 1
+_hashing_pool = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
+
+# How long a client refused by the gate is asked to wait before trying again.
+HASHING_RETRY_AFTER = 2
+
+logger = structlog.get_logger("lyceum.security")
+
+
+class HashingOverloaded(ServiceUnavailable):
+    """Every hashing thread is busy and the queue in front of them is full (or this
+    request waited there past its bound): 503 with Retry-After, and nothing written."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail, retry_after=HASHING_RETRY_AFTER, title="Password hashing overloaded"
+        )
+
+
+class HashingGate:
+    """The one way into the hashing threads: at most `slots` hashes run (one per
+    thread, so the pool itself never queues) and at most `queue_limit` wait, first come
+    first served. Beyond that a request is refused at once with `HashingOverloaded`
+    (503) instead of piling up: an unbounded backlog answers sign-ins long after their
+    clients have given up, and keeps a stopping process busy with them.
+
+    A waiter is dropped before it hashes when its task is cancelled (the request has
+    gone) or when it has waited `max_wait` seconds: by then its client has most likely
+    given up, and the hash would be work for nobody. A hash that has started always
+    runs to the end; its slot is given back when the thread finishes, never earlier, so
+    no more than `slots` hashes ever compete for the cores.
+
+    Not thread-safe: used from the event loop of one process."""
+
+    def __init__(self, slots: int, *, queue_limit: int = 64, max_wait: float = 10.0) -> None:
+        self.slots = slots
+        self.queue_limit = queue_limit
+        self.max_wait = max_wait
+        self.running = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def configure(self, *, queue_limit: int, max_wait: float) -> None:
+        self.queue_limit = queue_limit
+        self.max_wait = max_wait
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
+    async def run(self, function: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        if self.running >= self.slots or self._waiters:
+            await self._wait_for_slot(loop)
+        else:
+            self.running += 1
+        try:
+            work = _hashing_pool.submit(function, *args)
+        except BaseException:
+            self._release()
+            raise
+        # The slot is given back when the thread is done, not when the awaiting task is:
+        # a cancelled request leaves its hash running to the end.
+        work.add_done_callback(lambda _: self._release_from_thread(loop))
+        return await asyncio.wrap_future(work, loop=loop)
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.waiting >= self.queue_limit:
+            self._reject("queue")
+            raise HashingOverloaded(
+                "Too many sign-ins and password changes are waiting for the password "
+                f"hashing threads ({self.slots} busy, {self.queue_limit} queued); "
+                "try again in a moment."
+            )
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the slot was handed over just as this waiter gave up
+            else:
+                waiter.cancel()
+                self._discard(waiter)
+            if isinstance(exc, TimeoutError):
+                self._reject("wait")
+                raise HashingOverloaded(
+                    f"This request waited {self.max_wait:g} s for a password hashing "
+                    "thread and was dropped before hashing; try again in a moment."
+                ) from None
+            raise
+
+    def _discard(self, waiter: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(self._release)
+
+    def _release(self) -> None:
+        """A hash ended: hand its slot to the first live waiter, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.running -= 1
+
+    def _reject(self, reason: str) -> None:
+        PASSWORD_HASH_REJECTED.labels(reason=reason).inc()
+        logger.warning(
+            "password_hash_rejected",
+            reason=reason,
+            running=self.running,
+            waiting=self.waiting,
+            queue_limit=self.queue_limit,
+        )
+
+
+hashing_gate = HashingGate(HASHING_THREADS)
+
+# The OpenAPI `responses` of every route that hashes a password.
+HASHING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": Problem,
+        "description": "Password hashing is overloaded: every hashing thread is busy and "
+        "PASSWORD_HASH_QUEUE requests already wait (or this one waited "
+        "PASSWORD_HASH_MAX_WAIT_SECONDS). Nothing was changed; try again after Retry-After.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 
 
 async def _off_loop(function: Callable[..., _T], *args: Any) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(_hashing_pool, function, *args)
+    return await hashing_gate.run(function, *args)
 
 
 async def hash_password(password: str) -> str:
@@ -67,10 +209,17 @@ async def verify_password(password: str, stored_hash: str | None) -> tuple[bool,
     if stored_hash is None:
         await _off_loop(_password_hash.verify, password, _DUMMY_HASH)
         return False, None
+    return await _off_loop(_verify_and_update, password, stored_hash)
+
+
+def _verify_and_update(password: str, stored_hash: str) -> tuple[bool, str | None]:
+    """In the hashing thread. Only the hash's own failures mean "not valid": the gate's
+    refusal (503) must reach the caller, not turn into a wrong password (401)."""
     try:
-        return await _off_loop(_password_hash.verify_and_update, password, stored_hash)
+        result: tuple[bool, str | None] = _password_hash.verify_and_update(password, stored_hash)
     except Exception:  # an unrecognised or corrupt hash never authenticates
         return False, None
+    return result
 
 
 def new_token(nbytes: int = 32) -> str:

@@ -44,7 +44,7 @@ async def login(
     try:
         answer = await page.api.post("auth/login", json={"email": email, "password": password})
     except ApiProblem as problem:
-        status = problem.status if problem.status in (401, 422, 429) else 400
+        status = problem.status if problem.status in (401, 422, 429, 503) else 400
         return page.render(
             "public/login.html",
             status=status,
