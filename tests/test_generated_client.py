@@ -36,7 +36,7 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 # The generator's defaults read JSON, text/* and application/octet-stream bodies; other
 # binary media types (an avatar PNG, a cover WebP, a certificate PDF) it leaves to its
 # `content_type_overrides` setting. Anything else it warns about is a defect of the schema.
-BINARY_BODIES = {"image/png", "image/webp", "application/pdf"}
+BINARY_BODIES = {"image/png", "image/webp", "application/pdf", "application/zip"}
 
 
 async def generate(schema: bytes, into: Path) -> str:
