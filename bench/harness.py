@@ -217,6 +217,33 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def start_lyceum_serve(
+    temp: Path, name: str, env: dict[str, str], timeout: float = 180.0
+) -> Server:
+    """`python -m lyceum serve` (the production entry point) on a free loopback port,
+    run from `temp` (away from the checkout, so a developer's `.env` does not leak in),
+    once its start-up work has settled."""
+    server = start_server(
+        name,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "lyceum",
+            "serve",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+        ],
+        log_path=temp / f"{name}.log",
+        env=env,
+        cwd=temp,
+        timeout=timeout,
+    )
+    wait_until_settled(server)
+    return server
+
+
 def stop_server(server: Server, timeout: float = 30.0) -> int | None:
     """SIGINT, then SIGTERM, then SIGKILL, each after `timeout` (SIGKILL after 5 s).
     Descendants left behind (e.g. an embedded PostgreSQL) get SIGTERM and a warning.

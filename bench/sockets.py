@@ -74,17 +74,16 @@ from bench._sockets_client import (
 )
 from bench.chat import BENCH_RATE_LIMIT, prepare_database
 from bench.harness import (
-    LOOPBACK,
     REPO_ROOT,
     BenchError,
     Server,
     load_average,
     percentile,
     scenario_main,
+    start_lyceum_serve,
     start_server,
     stop_server,
     uvicorn_argv,
-    wait_until_settled,
 )
 
 SCENARIO = "sockets"
@@ -136,25 +135,7 @@ def start_lyceum(temp: Path, name: str, url: str, secret: str, redis_url: str) -
         DB_POOL_SIZE="20",
         DB_MAX_OVERFLOW="10",
     )
-    server = start_server(
-        name,
-        lambda port: [
-            sys.executable,
-            "-m",
-            "lyceum",
-            "serve",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(port),
-        ],
-        log_path=temp / f"{name}.log",
-        env=env,
-        cwd=temp,  # away from the checkout's `.env`
-        timeout=STARTUP_TIMEOUT,
-    )
-    wait_until_settled(server)
-    return server
+    return start_lyceum_serve(temp, name, env, timeout=STARTUP_TIMEOUT)
 
 
 def rss_mib(pid: int) -> float:

@@ -49,16 +49,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    LOOPBACK,
     Server,
     load_average,
     median,
     migrated_postgres,
     scenario_main,
-    start_server,
+    start_lyceum_serve,
     stop_server,
     tail,
-    wait_until_settled,
 )
 from bench.tutor import (
     QUESTIONS,
@@ -90,29 +88,6 @@ WARM_QUESTIONS = 2
 def question(index: int) -> str:
     """A distinct question per index: the answer cache (keyed on the text) never hits."""
     return f"{QUESTIONS[index % len(QUESTIONS)]} (question {index})"
-
-
-def start_lyceum_serve(temp: Path, name: str, env: dict[str, str]) -> Server:
-    """`python -m lyceum serve` (the production entry point) on a free loopback port."""
-    server = start_server(
-        name,
-        lambda port: [
-            sys.executable,
-            "-m",
-            "lyceum",
-            "serve",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(port),
-        ],
-        log_path=temp / f"{name}.log",
-        env=env,
-        cwd=temp,  # away from the checkout, so a developer's `.env` does not leak in
-        timeout=LYCEUM_STARTUP_TIMEOUT,
-    )
-    wait_until_settled(server)
-    return server
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -169,7 +144,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         env = lyceum_env(temp, url, fake, args, secret)
         # The default answer cache, on: the questions are distinct, so it cannot answer.
         env.pop("TUTOR_CACHE_TTL_SECONDS", None)
-        lyceum = start_lyceum_serve(temp, "lyceum", env)
+        lyceum = start_lyceum_serve(temp, "lyceum", env, timeout=LYCEUM_STARTUP_TIMEOUT)
         servers["lyceum"] = lyceum
         print(
             f"  fake pid {fake.pid} (answers stream over {args.stream_duration:g} s); lyceum "
