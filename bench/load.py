@@ -128,14 +128,18 @@ def stop_process(process: subprocess.Popen[bytes], name: str) -> None:
 
 def seed(database_url: str) -> dict[str, Any]:
     """10,000 learners (one precomputed argon2id hash), each enrolled in every free demo
-    course, in set-based SQL; then the catalog the locust users need."""
+    course, in set-based SQL; then the catalog the locust users need. The hash is made
+    by Lyceum's own hasher, as registration makes it: a hash of other parameters would
+    make every sign-in verify at those and then rehash and store the password."""
+    import asyncio
+
     import psycopg
-    from argon2 import PasswordHasher
 
     from lyceum.demo.loader import STUDENT_EMAIL
+    from lyceum.kit.security import hash_password
 
     started = time.perf_counter()
-    password_hash = PasswordHasher().hash(PASSWORD)
+    password_hash = asyncio.run(hash_password(PASSWORD))
     with psycopg.connect(database_url) as conn:
         template = conn.execute(
             "SELECT id FROM users WHERE email = %s", (STUDENT_EMAIL,)
@@ -313,19 +317,35 @@ def run_locust(
     return result
 
 
-def wait_until_idle(sampler: CpuSampler, timeout: float = 240.0) -> None:
-    """Wait until the API processes are idle (under 0.1 core together over 5 s): after an
-    overloaded window they may still be working through requests their clients gave up
-    on, which would be charged to the next window."""
+def jobs_waiting(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+            " AND (scheduled_at IS NULL OR scheduled_at <= now())"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_until_idle(sampler: CpuSampler, database_url: str, timeout: float = 600.0) -> None:
+    """Wait until the API processes and the worker are idle (under 0.1 core each over
+    5 s) and no job is due: after an overloaded window the API may still be working
+    through requests their clients gave up on, and before the first window the worker is
+    still indexing what `lyceum demo` loaded; either would be charged to the window."""
     started = time.monotonic()
     time.sleep(6)
     while time.monotonic() - started < timeout:
-        cores = sampler.recent_cores(["api-a", "api-b"], 5.0)
-        if cores < 0.1:
-            print(f"  (API processes idle after {time.monotonic() - started:.0f}s)", flush=True)
+        api = sampler.recent_cores(["api-a", "api-b"], 5.0)
+        worker = sampler.recent_cores(["worker"], 5.0)
+        if api < 0.1 and worker < 0.1 and jobs_waiting(database_url) == 0:
+            print(
+                f"  (API processes and worker idle after {time.monotonic() - started:.0f}s)",
+                flush=True,
+            )
             return
         time.sleep(2)
-    print(f"  (API processes still busy after {timeout:.0f}s: going on)", flush=True)
+    print(f"  (still busy after {timeout:.0f}s: going on)", flush=True)
 
 
 def held(step: dict[str, Any]) -> bool:
@@ -386,6 +406,24 @@ def cpu_line(step: dict[str, Any]) -> str:
 
 
 # The run --------------------------------------------------------------------------------
+
+
+def jobs_by_task(database_url: str) -> dict[str, int]:
+    """The jobs the worker has run so far, by task: the difference over a window is the
+    worker's share of the mix, to read its CPU per request against."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT task_name, count(*) FROM procrastinate_jobs"
+            " WHERE status IN ('succeeded', 'failed') GROUP BY task_name ORDER BY 2 DESC"
+        ).fetchall()
+    return {str(name): int(count) for name, count in rows}
+
+
+def jobs_line(jobs: dict[str, int]) -> str:
+    done = ", ".join(f"{name.rsplit('.', 1)[-1]} {count}" for name, count in jobs.items())
+    return f"  jobs run by the worker: {sum(jobs.values())} ({done or 'none'})"
 
 
 def step_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -467,6 +505,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             "p99_limit_ms": P99_LIMIT_MS,
         }
 
+        wait_until_idle(sampler, database_url)
+        jobs_before = jobs_by_task(database_url)
         rate = round(args.rate_per_minute / 60)
         print(
             f"\nphase 1: {rate} requests/s ({args.rate_per_minute:,}/minute) for {args.duration:.0f}s over both processes"
@@ -476,10 +516,16 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             stop_when_failing=False, locust_pids=locust_pids,
         )  # fmt: skip
         cpu_figures(phase1, sampler)
+        phase1["jobs"] = {
+            name: count - jobs_before.get(name, 0)
+            for name, count in jobs_by_task(database_url).items()
+            if count > jobs_before.get(name, 0)
+        }
         report["phase1"] = phase1
         report["errors"] += phase1["failures"]
         print(route_table(phase1))
         print(cpu_line(phase1))
+        print(jobs_line(phase1["jobs"]))
         for error in phase1["errors"]:
             print(
                 f"  ERROR {error['count']} x {error['method']} {error['route']}: {error['error']}"
@@ -488,7 +534,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         if not args.skip_steps:
             report["steps"] = {}
             for label, targets in (("one", hosts[:1]), ("two", hosts)):
-                wait_until_idle(sampler)
+                wait_until_idle(sampler, database_url)
                 print(
                     f"\nphase 2, {label} API process(es): +{args.step_rps} rps every {args.step_seconds:.0f}s"
                 )
