@@ -199,7 +199,7 @@ def seed(database_url: str) -> dict[str, Any]:
         "quiz": {"id": quiz[0], "max_attempts": quiz[1] or 1000} if quiz else None,
     }
     print(
-        f"  {ACCOUNTS:,} learners, {enrolled[0]:,} enrollments in "
+        f"  {ACCOUNTS:,} learners, {enrolled[0] if enrolled else 0:,} enrollments in "
         f"{time.perf_counter() - started:.1f}s",
         flush=True,
     )
