@@ -6,7 +6,10 @@ naming the user and that login session, valid until the login session's own expi
 It is HttpOnly, SameSite=Lax, and Secure in production. Each request checks the login
 session is still open (one query, the same one the API's bearer check makes), so
 signing out, "sign out everywhere", a password change or a deactivation ends browser
-sessions exactly as they end API tokens.
+sessions exactly as they end API tokens. (The one exception: the public pages the page
+cache answers a signed-in browser (`web.pagecache`) rely on the session facts a page
+kept after that check, for at most a few minutes, which every one of those changes
+deletes; see `SessionFacts`.)
 
 For its calls to the API the web app mints a short access token for the same login
 session, kept per session until shortly before it expires.
