@@ -105,6 +105,12 @@ class Ticket:
         return self.shown
 
 
+@functools.lru_cache(maxsize=1024)
+def _parameters(query_string: bytes) -> tuple[tuple[str, str], ...]:
+    """A query string's parameters (kept, bounded: the same searches come again)."""
+    return tuple(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+
+
 @functools.cache
 def _csrf_cookie_template(secure: bool) -> tuple[bytes, bytes]:
     """The `Set-Cookie` of a new CSRF token, written by `web.session.set_csrf_cookie`
@@ -231,16 +237,12 @@ class PageCacheMiddleware:
         needed = self.signed_in_paths[scope["path"]]
         if needed is None:
             return True
-        query = scope["query_string"].decode("latin-1")
-        values = [
-            value for name, value in parse_qsl(query, keep_blank_values=True) if name == needed
-        ]
+        values = [value for name, value in _parameters(scope["query_string"]) if name == needed]
         return bool(values) and all(values)
 
     def _known_query(self, scope: Scope) -> bool:
         allowed = self.paths[scope["path"]]
-        query = scope["query_string"].decode("latin-1")
-        return all(name in allowed for name, _ in parse_qsl(query, keep_blank_values=True))
+        return all(name in allowed for name, _ in _parameters(scope["query_string"]))
 
     async def _answer(
         self,
@@ -249,7 +251,7 @@ class PageCacheMiddleware:
         entry: bytes,
         token: str | None,
         secure: bool,
-        name: str | None = None,
+        user_name: str | None = None,
     ) -> None:
         head, _, stored = entry.partition(b"\x00")
         headers = [
@@ -260,8 +262,8 @@ class PageCacheMiddleware:
             before, after = _csrf_cookie_template(secure)
             headers.append((b"set-cookie", before + token.encode() + after))
         body = stored.replace(self.marker, token.encode())
-        if name is not None:  # last: nothing is replaced in the name itself
-            body = body.replace(self.name_marker.encode(), str(escape(name)).encode())
+        if user_name is not None:  # last: nothing is replaced in the name itself
+            body = body.replace(self.name_marker.encode(), str(escape(user_name)).encode())
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-cache", b"hit"))
         scope["route"] = _Served(scope["path"])

@@ -22,6 +22,7 @@ per browser). Requests whose `Origin` names another site are refused as well.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import uuid
@@ -53,6 +54,15 @@ class WebClaims:
     session_id: uuid.UUID
     role: str
     expires_at: dt.datetime
+
+    # Worked out once per (remembered) cookie: the page cache asks on every answer.
+    @functools.cached_property
+    def facts_generation_key(self) -> str:
+        return web_facts_generation_key(self.user_id)
+
+    @functools.cached_property
+    def facts_key_prefix(self) -> str:
+        return f"{_FACTS_PREFIX}{self.session_id}:"
 
 
 def encode_session(
@@ -147,6 +157,10 @@ class SessionFacts:
 
     @classmethod
     def decode(cls, raw: bytes) -> SessionFacts | None:
+        return _decoded_facts(raw)
+
+    @classmethod
+    def _decode(cls, raw: bytes) -> SessionFacts | None:
         try:
             data = orjson.loads(raw)
             return cls(
@@ -159,8 +173,14 @@ class SessionFacts:
             return None
 
 
-def _facts_key(session_id: uuid.UUID, generation: bytes) -> str:
-    return f"{_FACTS_PREFIX}{session_id}:{generation.decode('ascii', 'replace')}"
+# The same few facts are read again and again (immutable: kept, bounded, by their bytes).
+@functools.lru_cache(maxsize=4096)
+def _decoded_facts(raw: bytes) -> SessionFacts | None:
+    return SessionFacts._decode(raw)
+
+
+def _facts_key(claims: WebClaims, generation: bytes) -> str:
+    return claims.facts_key_prefix + generation.decode("ascii", "replace")
 
 
 async def facts_generation(cache: Cache, user_id: uuid.UUID) -> bytes:
@@ -184,15 +204,15 @@ async def keep_facts(
 ) -> None:
     ttl = min(FACTS_TTL, claims.expires_at - now).total_seconds()
     if generation and ttl > 0 and facts.user_id == claims.user_id:
-        await cache.set(_facts_key(claims.session_id, generation), facts.encode(), ttl)
+        await cache.set(_facts_key(claims, generation), facts.encode(), ttl)
 
 
 async def kept_facts(cache: Cache, claims: WebClaims) -> SessionFacts | None:
     """The facts kept for this session under the user's current generation, or None."""
-    generation = await cache.get(web_facts_generation_key(claims.user_id))
+    generation = await cache.get(claims.facts_generation_key)
     if not generation:
         return None
-    raw = await cache.get(_facts_key(claims.session_id, generation))
+    raw = await cache.get(_facts_key(claims, generation))
     facts = None if raw is None else SessionFacts.decode(raw)
     return facts if facts is not None and facts.user_id == claims.user_id else None
 
