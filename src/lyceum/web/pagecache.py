@@ -11,9 +11,9 @@ htmx headers) and the cookie that sets it on a first visit. The stored body has 
 marker (random per process, so no course title can contain it) where the token was;
 each answer puts this browser's token in its place, and a browser without a (valid)
 token gets a fresh one and its `Set-Cookie`, as the page itself would do. A request
-that carries a session cookie, valid or not, is never answered from here: the page
-must check it (and may clear it). Only a 200 whose only cookie is the CSRF cookie is
-stored; the page's own headers (Content-Security-Policy, Cache-Control, Vary) are
+that carries a session cookie is never answered from the signed-out page: it is
+answered as below, or by the page, which checks it (and may clear it). Only a 200 whose
+only cookie is the CSRF cookie is stored; the page's own headers (Content-Security-Policy, Cache-Control, Vary) are
 stored and sent with it.
 
 Signed-in visitors of the same pages (`signed_in_paths`: `/`, and `/catalog` when it
