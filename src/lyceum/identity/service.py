@@ -20,7 +20,7 @@ from lyceum.identity import schemas
 from lyceum.identity.passwords import password_problem
 from lyceum.identity.repository import IdentityRepository
 from lyceum.kit.cache import Cache
-from lyceum.kit.db import commit
+from lyceum.kit.db import after_commit, commit
 from lyceum.kit.errors import (
     Conflict,
     Forbidden,
@@ -131,6 +131,29 @@ async def signed_in_user(
     return user if user is not None and user.is_active and signed_in else None
 
 
+# What the web app's layout shows of a signed-in user (name, role, language) is kept in
+# the cache for a few minutes per login session (`web.session.SessionFacts`), under a
+# per-user generation this key holds. Anything that ends a user's login sessions or
+# changes what is kept deletes it, before the transaction commits and again after (a
+# page that checked the database in between may have kept facts under a new one): the
+# kept facts of every session of that user are then never read again.
+WEB_FACTS_GENERATION_PREFIX = "web-facts-gen:"
+
+
+def web_facts_generation_key(user_id: uuid.UUID) -> str:
+    return f"{WEB_FACTS_GENERATION_PREFIX}{user_id}"
+
+
+async def forget_web_facts(session: AsyncSession, cache: Cache, user_id: uuid.UUID) -> None:
+    key = web_facts_generation_key(user_id)
+    await cache.delete(key)
+
+    async def again() -> None:
+        await cache.delete(key)
+
+    after_commit(session, again)
+
+
 async def issue_one_time_token(
     repo: IdentityRepository,
     user: User,
@@ -231,6 +254,10 @@ class IdentityService:
         self.storage = storage
         self.revocations = revocations
         self.now = now
+
+    async def _changed(self, user_id: uuid.UUID) -> None:
+        """The user's sessions ended or what the web layout shows of them changed."""
+        await forget_web_facts(self.session, self.cache, user_id)
 
     def _ended(
         self,
@@ -378,6 +405,7 @@ class IdentityService:
         if record.used_at is not None:
             # Someone replayed a rotated token: the family may be stolen. Revoke it all.
             await self.repo.revoke_session(login.id, self.now, "refresh-token-reuse")
+            await self._changed(login.user_id)
             self._ended(Ended.sessions, login.user_id, "refresh-token-reuse", [login.id])
             raise TokenReuse(
                 "This refresh token was already used; every session token descended from "
@@ -397,6 +425,7 @@ class IdentityService:
         self, user: User, session_id: uuid.UUID, jti: str, expires_at: dt.datetime
     ) -> None:
         await self.repo.revoke_session(session_id, self.now, "logout")
+        await self._changed(user.id)
         self._ended(Ended.sessions, user.id, "logout", [session_id])
         await self.deny_access_token(jti, expires_at)
 
@@ -427,6 +456,7 @@ class IdentityService:
 
     async def revoke_session(self, user: User, login: LoginSession) -> None:
         await self.repo.revoke_session(login.id, self.now, "revoked-by-user")
+        await self._changed(user.id)
         self._ended(Ended.sessions, user.id, "revoked-by-user", [login.id])
 
     # One-time tokens: email verification and password reset -------------------------
@@ -455,6 +485,7 @@ class IdentityService:
         if user.email_verified_at is None:
             user.email_verified_at = self.now
             await emit(self.session, "user.email_verified", user_id=str(user.id))
+            await self._changed(user.id)
         return user
 
     async def request_verification_mail(self, user: User, client: ClientInfo) -> None:
@@ -481,6 +512,7 @@ class IdentityService:
         user.password_hash = await hash_password(new_password)
         await self.repo.expire_tokens(user.id, TokenPurpose.reset_password, self.now)
         ended = await self.repo.revoke_user_sessions(user.id, self.now, "password-reset")
+        await self._changed(user.id)
         self._ended(Ended.sessions, user.id, "password-reset", ended)
 
     async def change_password(
@@ -498,6 +530,7 @@ class IdentityService:
         ended = await self.repo.revoke_user_sessions(
             user.id, self.now, "password-changed", keep=keep_session
         )
+        await self._changed(user.id)
         self._ended(Ended.sessions, user.id, "password-changed", ended)
 
     # MFA ----------------------------------------------------------------------------
@@ -526,6 +559,7 @@ class IdentityService:
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         await self.limiter.clear(MFA_ATTEMPTS, "mfa-code", str(user.id))
         user.mfa_enabled_at = self.now
+        await self._changed(user.id)
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
         await self.repo.replace_recovery_codes(
             user.id, [token_digest(_normalise_recovery_code(code)) for code in codes]
@@ -546,6 +580,7 @@ class IdentityService:
         user.mfa_secret_sealed = None
         user.mfa_last_step = None
         await self.repo.delete_recovery_codes(user.id)
+        await self._changed(user.id)
 
     def _check_totp(self, user: User, code: str) -> bool:
         """A TOTP code of the current step or its neighbours, each step usable once."""
@@ -592,6 +627,7 @@ class IdentityService:
                 continue  # null leaves a required field as it is; it clears only the bio
             setattr(user, field, value)
         await self.session.flush()
+        await self._changed(user.id)
         return user
 
     async def set_avatar(self, user: User, data: bytes, sandbox: Sandbox) -> User:
@@ -607,6 +643,7 @@ class IdentityService:
         previous = user.avatar_key
         user.avatar_key = key
         await self.session.flush()
+        await self._changed(user.id)
         delete_after_commit(self.session, self.storage, previous)
         return user
 
@@ -635,6 +672,7 @@ class IdentityService:
         user.deleted_at = self.now
         await self.repo.delete_recovery_codes(user.id)
         await self.repo.revoke_user_sessions(user.id, self.now, "account-deleted")
+        await self._changed(user.id)
         self._ended(Ended.account, user.id, "account-deleted")
         await emit(self.session, "user.account_deleted", user_id=str(user.id))
 
@@ -645,6 +683,7 @@ class IdentityService:
             (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
         ):
             raise Conflict("Admins cannot demote or deactivate themselves.")
+        await self._changed(user.id)
         if changes.role is not None and changes.role != user.role:
             user.role = changes.role
             # A demoted instructor leaves the rooms of the courses they taught.
@@ -676,6 +715,7 @@ class IdentityService:
         if existing is not None:
             existing.role = Role.admin
             existing.is_active = True
+            await self._changed(existing.id)
             return existing, False
         _check_password(password, "password")
         user = User(

@@ -44,6 +44,11 @@ CACHED_PAGES = {
     "/": frozenset[str](),
     "/catalog": frozenset({"q", "category", "level", "language", "price", "sort", "page"}),
 }
+# Of those, the ones a signed-in user is served from it as well (kept per role and
+# language, the user's name filled in), with the query parameter that must be given for
+# the page to show them nothing of their own but the header: the catalog without a
+# search shows the user's recommendations.
+SIGNED_IN_CACHED_PAGES: dict[str, str | None] = {"/": None, "/catalog": "q"}
 
 # The web routes that take a file (avatar, course files, essay uploads): refused by
 # the body-size middleware above the file limit before anything is read.
@@ -72,6 +77,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(
         PageCacheMiddleware,
         paths=CACHED_PAGES,
+        signed_in_paths=SIGNED_IN_CACHED_PAGES,
         version_key=CATALOG_VERSION_KEY,
         settings=app.state.settings,
     )

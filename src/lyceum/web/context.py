@@ -41,17 +41,21 @@ from lyceum.models.identity import User
 from lyceum.web import i18n
 from lyceum.web.api import Api
 from lyceum.web.markdown import render_markdown
+from lyceum.web.pagecache import TICKET, ShownUser, Ticket
 from lyceum.web.session import (
     CSRF_FIELD,
     CSRF_HEADER,
     INTERNAL_ACCESS_LIFETIME,
     SESSION_COOKIE,
     InternalTokens,
+    SessionFacts,
     WebClaims,
     clear_session_cookie,
     csrf_token,
     csrf_valid,
     decode_session,
+    facts_generation,
+    keep_facts,
     secure_cookies,
     set_csrf_cookie,
 )
@@ -203,6 +207,9 @@ class Page:
     # Cookies to set or clear on whatever response this request ends with.
     clear_session: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # For a page the page cache keeps for every user of a role: the user as templates
+    # show them there (the name a marker the cache fills in per answer).
+    shown_user: ShownUser | None = None
 
     @property
     def htmx(self) -> bool:
@@ -252,7 +259,7 @@ class Page:
         env = environment(self.locale)
         html = env.get_template(template).render(
             page=self,
-            user=self.user,
+            user=self.shown_user if self.shown_user is not None else self.user,
             csrf_token=self.csrf,
             csrf_field=CSRF_FIELD,
             locale=self.locale,
@@ -299,14 +306,24 @@ async def page(request: Request, session: Session, clock: ClockDep) -> Page:
     user: User | None = None
     claims: WebClaims | None = None
     clear = False
+    shown: ShownUser | None = None
+    # The page cache keeps this page for every user of a role (`web.pagecache`).
+    ticket: Ticket | None = request.scope.get(TICKET)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         claims = decode_session(runtime.tokens, cookie, now=now)
         if claims is not None:
+            # Read before the check: facts kept under it are the check's (see
+            # `web.session.facts_generation`).
+            generation = await facts_generation(runtime.cache, claims.user_id) if ticket else b""
             user = await signed_in_user(session, claims.user_id, claims.session_id)
             if user is None:
                 _internal_tokens.forget(claims.session_id)
                 claims = None
+            elif ticket is not None:
+                facts = SessionFacts.of(user)
+                await keep_facts(runtime.cache, claims, generation, facts, now)
+                shown = ticket.checked(facts)
         if claims is None:
             clear = True
     # The page's own transaction ends here: its API calls take connections of their own.
@@ -328,6 +345,7 @@ async def page(request: Request, session: Session, clock: ClockDep) -> Page:
         now=now,
         access_token=token,
         clear_session=clear,
+        shown_user=shown,
     )
 
 

@@ -6,7 +6,10 @@ naming the user and that login session, valid until the login session's own expi
 It is HttpOnly, SameSite=Lax, and Secure in production. Each request checks the login
 session is still open (one query, the same one the API's bearer check makes), so
 signing out, "sign out everywhere", a password change or a deactivation ends browser
-sessions exactly as they end API tokens.
+sessions exactly as they end API tokens. (The one exception: the public pages the page
+cache answers a signed-in browser (`web.pagecache`) rely on the session facts a page
+kept after that check, for at most a few minutes, which every one of those changes
+deletes; see `SessionFacts`.)
 
 For its calls to the API the web app mints a short access token for the same login
 session, kept per session until shortly before it expires.
@@ -19,17 +22,22 @@ per browser). Requests whose `Origin` names another site are refused as well.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from lyceum.config import Settings
+from lyceum.identity.service import web_facts_generation_key
+from lyceum.kit.cache import Cache
 from lyceum.kit.security import InvalidTokenError, TokenCodec, constant_time_equal
+from lyceum.models.identity import Role, User
 
 SESSION_COOKIE = "lyceum_session"
 CSRF_COOKIE = "lyceum_csrf"
@@ -46,6 +54,15 @@ class WebClaims:
     session_id: uuid.UUID
     role: str
     expires_at: dt.datetime
+
+    # Worked out once per (remembered) cookie: the page cache asks on every answer.
+    @functools.cached_property
+    def facts_generation_key(self) -> str:
+        return web_facts_generation_key(self.user_id)
+
+    @functools.cached_property
+    def facts_key_prefix(self) -> str:
+        return f"{_FACTS_PREFIX}{self.session_id}:"
 
 
 def encode_session(
@@ -79,6 +96,125 @@ def decode_session(tokens: TokenCodec, value: str, *, now: dt.datetime) -> WebCl
         )
     except (InvalidTokenError, KeyError, ValueError, TypeError):
         return None
+
+
+class SessionClaimsMemo:
+    """The claims of session cookies seen before, by the cookie's exact text (bounded;
+    oldest forgotten first), so a repeated cookie is not verified again. Only valid
+    cookies are kept, and expiry is checked on every use."""
+
+    capacity = 10_000
+
+    def __init__(self) -> None:
+        self._claims: dict[str, WebClaims] = {}
+
+    def decode(self, tokens: TokenCodec, value: str, *, now: dt.datetime) -> WebClaims | None:
+        claims = self._claims.get(value)
+        if claims is None:
+            claims = decode_session(tokens, value, now=now)
+            if claims is None:
+                return None
+            if len(self._claims) >= self.capacity:
+                del self._claims[next(iter(self._claims))]
+            self._claims[value] = claims
+        return claims if claims.expires_at > now else None
+
+
+# Session facts: what the layout shows of a signed-in user ---------------------------------
+#
+# A page that has checked a login session in the database keeps, for a few minutes (never
+# past the session's expiry), what the layout shows of its user, under the login session
+# and the user's current generation (`identity.service.web_facts_generation_key`), which
+# anything that ends the user's sessions or changes these facts deletes. The page cache
+# (`web.pagecache`) answers a signed-in browser's public page from them without the
+# database; without them (expired, evicted, deleted, another process's memory) the page
+# checks the database again.
+FACTS_TTL = dt.timedelta(minutes=5)
+_GENERATION_TTL = 3600.0  # seconds; a lost generation only costs a database check
+_FACTS_PREFIX = "web-facts:"
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    user_id: uuid.UUID
+    role: Role
+    full_name: str
+    locale: str | None
+
+    @classmethod
+    def of(cls, user: User) -> SessionFacts:
+        return cls(user_id=user.id, role=user.role, full_name=user.full_name, locale=user.locale)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "user_id": str(self.user_id),
+                "role": self.role.value,
+                "full_name": self.full_name,
+                "locale": self.locale,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SessionFacts | None:
+        return _decoded_facts(raw)
+
+    @classmethod
+    def _decode(cls, raw: bytes) -> SessionFacts | None:
+        try:
+            data = orjson.loads(raw)
+            return cls(
+                user_id=uuid.UUID(data["user_id"]),
+                role=Role(data["role"]),
+                full_name=str(data["full_name"]),
+                locale=None if data["locale"] is None else str(data["locale"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+            return None
+
+
+# The same few facts are read again and again (immutable: kept, bounded, by their bytes).
+@functools.lru_cache(maxsize=4096)
+def _decoded_facts(raw: bytes) -> SessionFacts | None:
+    return SessionFacts._decode(raw)
+
+
+def _facts_key(claims: WebClaims, generation: bytes) -> str:
+    return claims.facts_key_prefix + generation.decode("ascii", "replace")
+
+
+async def facts_generation(cache: Cache, user_id: uuid.UUID) -> bytes:
+    """The user's current generation, a new one if there is none: to be read BEFORE the
+    database check whose result is kept under it (an invalidation that commits after the
+    read deletes it, so what is kept under it is never read)."""
+    key = web_facts_generation_key(user_id)
+    current = await cache.get(key)
+    if current is None:
+        await cache.add(key, secrets.token_hex(8).encode(), _GENERATION_TTL)
+        current = await cache.get(key)
+    return current or b""
+
+
+async def keep_facts(
+    cache: Cache,
+    claims: WebClaims,
+    generation: bytes,
+    facts: SessionFacts,
+    now: dt.datetime,
+) -> None:
+    ttl = min(FACTS_TTL, claims.expires_at - now).total_seconds()
+    if generation and ttl > 0 and facts.user_id == claims.user_id:
+        await cache.set(_facts_key(claims, generation), facts.encode(), ttl)
+
+
+async def kept_facts(cache: Cache, claims: WebClaims) -> SessionFacts | None:
+    """The facts kept for this session under the user's current generation, or None."""
+    generation = await cache.get(claims.facts_generation_key)
+    if not generation:
+        return None
+    raw = await cache.get(_facts_key(claims, generation))
+    facts = None if raw is None else SessionFacts.decode(raw)
+    return facts if facts is not None and facts.user_id == claims.user_id else None
 
 
 class InternalTokens:
