@@ -306,7 +306,7 @@ def create_admin(
 ) -> None:
     """Create the first admin account, or promote an existing one (idempotent)."""
     from lyceum.identity.service import IdentityService
-    from lyceum.kit.cache import MemoryCache
+    from lyceum.kit.cache import create_cache
     from lyceum.kit.clock import SystemClock
     from lyceum.kit.errors import DomainError
     from lyceum.kit.ratelimit import RateLimiter
@@ -321,6 +321,9 @@ def create_admin(
 
     async def run() -> tuple[bool, str]:
         database = Database(database_url, pool_size=1, max_overflow=0)
+        # The servers' cache (Redis when set): a promotion forgets the account's kept
+        # web session facts there, where the servers read them.
+        cache = create_cache(settings.redis_url)
         try:
             if not (await migration_state(database.engine)).up_to_date:
                 raise typer.Exit(code=1)
@@ -333,7 +336,7 @@ def create_admin(
                         secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience
                     ),
                     secret_box=SecretBox(secret),
-                    cache=MemoryCache(),
+                    cache=cache,
                     limiter=RateLimiter(None),
                     storage=create_storage(settings),
                     # Promoting an account ends nobody's access: nothing to announce.
@@ -352,6 +355,7 @@ def create_admin(
                     )
                 return created, str(user.id)
         finally:
+            await cache.close()
             await database.dispose()
 
     try:

@@ -64,7 +64,7 @@ from lyceum.web.session import (
 
 # Pages of this size or under are kept (a catalog page is ~20 KB).
 MAX_ENTRY_BYTES = 512 * 1024
-KEY_PREFIX = "page:"
+KEY_PREFIX = "page2:"  # entries of the format below (with their markers)
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,11 @@ class PageCacheMiddleware:
         self.version_key = version_key
         self.ttl = float(settings.cache_ttl_seconds)
         self.always_secure = secure_cookies(settings)
-        # Where the browser's CSRF token goes in a stored page: random per process.
+        # Where the browser's CSRF token goes in a stored page: random per process, and
+        # written into each entry, so a replica answering another's entry (one Redis)
+        # puts its browser's token where that replica's marker is.
         self.marker = f"csrf-{secrets.token_hex(16)}".encode()
-        # Where a signed-in user's name goes: random per process as well.
+        # Where a signed-in user's name goes: random per process, kept in each entry too.
         self.name_marker = f"name-{secrets.token_hex(16)}"
         self._claims = SessionClaimsMemo()
 
@@ -162,13 +164,21 @@ class PageCacheMiddleware:
             return
         cookie_header = b""
         accept_language: bytes | None = None
-        htmx = b""
+        htmx: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_header = cookie_header + b"; " + value if cookie_header else value
             elif name == b"accept-language":
+                if accept_language is not None:
+                    # Repeated: which one the page reads is not this code's to guess, and
+                    # a page rendered from one must not be kept under the other's key.
+                    await self.app(scope, receive, send)
+                    return
                 accept_language = value
             elif name == b"hx-request":
+                if htmx is not None:
+                    await self.app(scope, receive, send)
+                    return
                 htmx = value
         cookies = cookie_parser(cookie_header.decode("latin-1")) if cookie_header else {}
         accept = accept_language.decode("latin-1") if accept_language is not None else None
@@ -254,16 +264,17 @@ class PageCacheMiddleware:
         user_name: str | None = None,
     ) -> None:
         head, _, stored = entry.partition(b"\x00")
+        kept = orjson.loads(head)
         headers = [
-            (name.encode("latin-1"), value.encode("latin-1")) for name, value in orjson.loads(head)
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in kept["headers"]
         ]
         if token is None:
             token = secrets.token_urlsafe(32)
             before, after = _csrf_cookie_template(secure)
             headers.append((b"set-cookie", before + token.encode() + after))
-        body = stored.replace(self.marker, token.encode())
+        body = stored.replace(kept["csrf"].encode(), token.encode())
         if user_name is not None:  # last: nothing is replaced in the name itself
-            body = body.replace(self.name_marker.encode(), str(escape(user_name)).encode())
+            body = body.replace(kept["name"].encode(), str(escape(user_name)).encode())
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-cache", b"hit"))
         scope["route"] = _Served(scope["path"])
@@ -344,7 +355,8 @@ class PageCacheMiddleware:
         if token is None:
             return  # whose token the page carries is unknown: keep nothing
         body = b"".join(parts).replace(token.encode(), self.marker)
-        await cache.set(key, orjson.dumps(kept) + b"\x00" + body, self.ttl)
+        head = {"headers": kept, "csrf": self.marker.decode(), "name": self.name_marker}
+        await cache.set(key, orjson.dumps(head) + b"\x00" + body, self.ttl)
 
     async def _send_named(self, send: Send, start: Message, body: bytes, name: str) -> None:
         """The held answer, with the user's escaped name where the page put the marker."""
