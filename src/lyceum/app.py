@@ -32,7 +32,7 @@ from lyceum.courses.service import CATALOG_VERSION_KEY
 from lyceum.identity import endpoints as identity_endpoints
 from lyceum.kit import tracing
 from lyceum.kit.accesslog import access_log
-from lyceum.kit.ai.embedding import embedder_loader, get_embedder
+from lyceum.kit.ai.embedding import embedder_loader, get_embedder, use_serving_threads
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker
@@ -237,6 +237,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # The embedding model takes seconds to load (tens on a busy machine): start now,
         # in the background, so the first tutor or search question does not wait for
         # it from scratch. /health/ready reports it.
+        use_serving_threads()
         app.state.embedder_loader.start()
         owned = await Runtime.start(settings)
         app.state.runtime = owned

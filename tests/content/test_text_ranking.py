@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.content.repository import SearchRepository, candidate_tiers
+from lyceum.content.repository import SearchRepository, candidate_tiers, text_ranking_query
 from lyceum.models.content import EMBEDDING_DIMENSIONS, ContentChunk
 from lyceum.models.courses import Course, CourseLevel, Lesson, LessonKind, Module
 from lyceum.models.identity import Role, User
@@ -110,3 +111,25 @@ async def test_within_the_budget_the_ranking_is_the_unbounded_one(session: Async
     assert len(unbounded) == 3
     assert await search.text_ranking(course_id, question, "lyceum_english", 10) == unbounded
     assert await search.text_ranking(course_id, "the and of", "lyceum_english", 10) == []
+
+
+def test_the_ranking_statement_is_built_once_per_number_of_tiers() -> None:
+    """Questions with as many tiers share one statement; their words are bound values,
+    never SQL text."""
+    course_id = uuid.uuid4()
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    first = text_ranking_query(course_id, candidate_tiers(["soil", "compost"]), 1000, 20)
+    second = text_ranking_query(course_id, candidate_tiers(["it's", "rain"]), 500, 10)
+    one_tier = text_ranking_query(course_id, candidate_tiers(["soil"]), 1000, 20)
+    compiled = first.compile(dialect=dialect)
+    other = second.compile(dialect=dialect)
+    assert str(compiled) == str(other) != str(one_tier.compile(dialect=dialect))
+    assert "soil" not in str(compiled) and "it''s" not in str(other)
+    assert other.params == {
+        "course_id": course_id,
+        "budget": 500,
+        "limit": 10,
+        "tier_0": "('it''s' & 'rain')",
+        "tier_1": "'it''s' | 'rain'",
+    }
+    assert compiled.params["tier_1"] == "'soil' | 'compost'"

@@ -15,8 +15,10 @@ from lyceum.content.chunking import chunk_sections
 from lyceum.kit.ai.embedding import (
     EMBEDDING_DIMENSIONS,
     MODEL_NAME,
+    SERVING_TORCH_THREADS,
     Embedder,
     get_embedder,
+    use_serving_threads,
 )
 from lyceum.kit.documents.extraction import Section
 
@@ -201,3 +203,25 @@ def test_chunks_measured_by_the_tokenizer_fit_the_model(embedder: Embedder) -> N
     assert all(chunk.token_count <= embedder.max_tokens for chunk in chunks)
     vectors = embedder.encode_sync([chunk.text for chunk in chunks])
     assert vectors.shape == (len(chunks), 384)
+
+
+def test_an_api_process_embeds_on_one_torch_thread_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        use_serving_threads()
+        assert os.environ["OMP_NUM_THREADS"] == str(SERVING_TORCH_THREADS) == "1"
+        # torch is already imported here: its thread count is set as well.
+        assert torch.get_num_threads() == SERVING_TORCH_THREADS
+        # An operator's own setting wins.
+        torch.set_num_threads(before)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        use_serving_threads()
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -15,19 +15,20 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import (
+    Integer,
     Row,
     Select,
-    cast,
+    String,
+    TextClause,
+    Uuid,
+    bindparam,
     delete,
     func,
     insert,
-    literal,
     select,
     text,
-    union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.content import (
@@ -346,29 +347,49 @@ def candidate_tiers(lexemes: Sequence[str]) -> list[str]:
     return tiers
 
 
+def _text_ranking_sql(tiers: int) -> TextClause:
+    """The statement of `text_ranking_query` for `tiers` tiers (bound as :tier_0, ...)."""
+    last = f"CAST(:tier_{tiers - 1} AS TSQUERY)"
+    branches = []
+    for index in range(tiers):
+        where = f"c.course_id = :course_id AND c.search @@ CAST(:tier_{index} AS TSQUERY)"
+        if index:
+            where += f" AND NOT (c.search @@ CAST(:tier_{index - 1} AS TSQUERY))"
+        branches.append(
+            f"SELECT c.id AS id, ts_rank_cd(c.search, {last}, 1) AS rank "  # noqa: S608 (numbered binds)
+            f"FROM content_chunks AS c WHERE {where}"
+        )
+    sql = (
+        f"SELECT candidates.id FROM ({' UNION ALL '.join(branches)} LIMIT :budget) AS "  # noqa: S608
+        "candidates ORDER BY candidates.rank DESC, candidates.id LIMIT :limit"
+    )
+    return text(sql).bindparams(
+        bindparam("course_id", type_=Uuid()),
+        bindparam("budget", type_=Integer()),
+        bindparam("limit", type_=Integer()),
+        *(bindparam(f"tier_{index}", type_=String()) for index in range(tiers)),
+    )
+
+
+# The ranking statement by number of tiers: a question's tiers vary only in their
+# values, so the SQL text is built once per shape rather than as a new Core statement
+# (and a new compiled-cache key) per question.
+_TEXT_RANKING: dict[int, TextClause] = {}
+
+
 def text_ranking_query(
     course_id: uuid.UUID, tiers: Sequence[str], budget: int, limit: int
-) -> Select[int]:
+) -> TextClause:
     """The first `budget` rows of the tiers (strictest first; the last is "any word")
     ranked by ts_rank_cd against "any word". Each tier skips the rows of the one before
     it (they are nested), and the LIMIT stops the scans once the budget is reached: a
     looser tier's rows are not read when the stricter ones already fill it. When fewer
     rows match, the tiers together are every match: the unbounded ranking."""
-    queries = [cast(literal(tier), TSQUERY) for tier in tiers]
-    rank = func.ts_rank_cd(ContentChunk.search, queries[-1], 1).label("rank")
-    branches = []
-    for index, query in enumerate(queries):
-        branch = select(ContentChunk.id, rank).where(
-            ContentChunk.course_id == course_id,
-            ContentChunk.search.op("@@", is_comparison=True)(query),
-        )
-        if index:
-            branch = branch.where(
-                ~ContentChunk.search.op("@@", is_comparison=True)(queries[index - 1])
-            )
-        branches.append(branch)
-    candidates = union_all(*branches).limit(budget).subquery("candidates")
-    return select(candidates.c.id).order_by(candidates.c.rank.desc(), candidates.c.id).limit(limit)
+    statement = _TEXT_RANKING.get(len(tiers))
+    if statement is None:
+        statement = _TEXT_RANKING[len(tiers)] = _text_ranking_sql(len(tiers))
+    values = {f"tier_{index}": tier for index, tier in enumerate(tiers)}
+    return statement.bindparams(course_id=course_id, budget=budget, limit=limit, **values)
 
 
 # With each hit, its words as the relevance check compares them with the question's:

@@ -8,7 +8,18 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import exists, func, or_, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    DateTime,
+    Integer,
+    Uuid,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    union_all,
+)
 
 from lyceum.assessments.repository.base import Repository
 from lyceum.models.assessments import (
@@ -152,37 +163,54 @@ class StandingRepository(Repository):
         """In one round trip: the question texts of the learner's attempts in progress in
         a course, then the openings (`prompt_chars`) of the prompts of the course's
         published assignments they have yet to submit and still could."""
-        attempts = (
-            select(AttemptItem.snapshot["prompt"].astext.label("prompt"))
-            .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
-            .where(
-                QuizAttempt.user_id == user_id,
-                QuizAttempt.course_id == course_id,
-                QuizAttempt.status == AttemptStatus.in_progress,
-                or_(QuizAttempt.deadline_at.is_(None), QuizAttempt.deadline_at > now),
-            )
-            .limit(500)
-            .subquery()
-        )
-        submitted = exists().where(
-            EssaySubmission.assignment_id == Assignment.id, EssaySubmission.user_id == user_id
-        )
-        assignments = (
-            select(func.substr(Assignment.prompt, 1, prompt_chars).label("prompt"))
-            .where(
-                Assignment.course_id == course_id,
-                Assignment.published.is_(True),
-                ~submitted,
-                or_(
-                    Assignment.due_at.is_(None),
-                    Assignment.due_at > now,
-                    Assignment.late_policy != "refuse",
-                ),
-            )
-            .limit(100)
-            .subquery()
-        )
         rows = await self.session.execute(
-            union_all(select(attempts.c.prompt), select(assignments.c.prompt))
+            _GRADED_PROMPTS,
+            {"user_id": user_id, "course_id": course_id, "now": now, "prompt_chars": prompt_chars},
         )
         return [prompt for prompt in rows.scalars() if prompt]
+
+
+def _graded_prompts() -> CompoundSelect[str]:
+    """`graded_prompts`' statement, with its values as bound parameters: built once, so a
+    question does not pay for building it (and its cache key) again."""
+    user_id = bindparam("user_id", type_=Uuid())
+    course_id = bindparam("course_id", type_=Uuid())
+    now = bindparam("now", type_=DateTime(timezone=True))
+    attempts = (
+        select(AttemptItem.snapshot["prompt"].astext.label("prompt"))
+        .join(QuizAttempt, QuizAttempt.id == AttemptItem.attempt_id)
+        .where(
+            QuizAttempt.user_id == user_id,
+            QuizAttempt.course_id == course_id,
+            QuizAttempt.status == AttemptStatus.in_progress,
+            or_(QuizAttempt.deadline_at.is_(None), QuizAttempt.deadline_at > now),
+        )
+        .limit(500)
+        .subquery()
+    )
+    submitted = exists().where(
+        EssaySubmission.assignment_id == Assignment.id, EssaySubmission.user_id == user_id
+    )
+    assignments = (
+        select(
+            func.substr(Assignment.prompt, 1, bindparam("prompt_chars", type_=Integer())).label(
+                "prompt"
+            )
+        )
+        .where(
+            Assignment.course_id == course_id,
+            Assignment.published.is_(True),
+            ~submitted,
+            or_(
+                Assignment.due_at.is_(None),
+                Assignment.due_at > now,
+                Assignment.late_policy != "refuse",
+            ),
+        )
+        .limit(100)
+        .subquery()
+    )
+    return union_all(select(attempts.c.prompt), select(assignments.c.prompt))
+
+
+_GRADED_PROMPTS = _graded_prompts()
