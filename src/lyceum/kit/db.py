@@ -314,3 +314,25 @@ def driver_sql(statement: Executable) -> str:
     connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
     with a plain result). Compiled once at import: it must hold no literal values."""
     return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]) -> DriverResult:
+    """Run one fixed hot statement (`driver_sql`) on the driver connection of the
+    session's transaction, as a prepared statement, after flushing what the session has
+    pending (as SQLAlchemy's autoflush would): its rows (none for a statement that
+    returns none) and the rows it wrote. For the small statements a quiz submission's
+    side effects send (the event row, its webhook subscribers, the notification's
+    course title, the analytics fact): SQLAlchemy's per-call work costs more CPU than
+    sending the statement."""
+    await session.flush()
+    connection = await raw_connection(session)
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params, prepare=True)
+        rows = await cursor.fetchall() if cursor.description is not None else []
+        return DriverResult(rows, cursor.rowcount)
