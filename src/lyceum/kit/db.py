@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from lyceum.kit import tracing
 from lyceum.kit.errors import DomainError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -332,6 +333,15 @@ async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]
     sending the statement."""
     await session.flush()
     connection = await raw_connection(session)
+    if not tracing.enabled():
+        return await _run_on_driver(connection, sql, params)
+    with tracing.sql_span(sql):
+        return await _run_on_driver(connection, sql, params)
+
+
+async def _run_on_driver(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> DriverResult:
     async with connection.cursor() as cursor:
         await cursor.execute(sql, params, prepare=True)
         rows = await cursor.fetchall() if cursor.description is not None else []
