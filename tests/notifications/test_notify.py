@@ -228,6 +228,7 @@ def test_the_fan_out_statement_stays_in_psycopgs_statement_cache() -> None:
             returning=returning,
             batch_size=250,
         )
-        compiled = _cached_fan_out_statement(shape).compile(dialect=PGDialect_psycopg())
+        dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+        compiled = _cached_fan_out_statement(shape).compile(dialect=dialect)
         assert len(str(compiled)) <= _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, shape
         assert len(compiled.params) <= _psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, shape
