@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import psycopg
 import pytest
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.config import AIProvider, Settings
 from lyceum.kit import tracing
-from lyceum.kit.db import Session
+from lyceum.kit.db import Session, driver_execute
 from lyceum.kit.jobs import defer
 from lyceum.kit.middleware import RequestContextMiddleware
 from lyceum.kit.runtime import Runtime
@@ -137,6 +138,38 @@ async def test_a_request_is_a_server_span_by_route_with_its_sql_and_the_callers_
     assert any(
         "courses" in attributes(span)["db.query.text"] and span.name == "SELECT" for span in sql
     )
+
+
+async def test_a_statement_sent_on_the_driver_connection_is_a_sql_span_too(
+    spans: InMemorySpanExporter, runtime: Runtime
+) -> None:
+    """`kit.db.driver_execute` (a graded quiz's side effects) bypasses SQLAlchemy's
+    cursor events, so it makes the same span itself; a failing one is an error span
+    with the class only."""
+    async with runtime.database.sessionmaker() as session:
+        found = await driver_execute(session, "SELECT %(secret)s::int + 1 AS probe", {"secret": 41})
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await driver_execute(session, "SELECT 1 / %(zero)s::int AS probe", {"zero": 0})
+        await session.rollback()
+    assert found.rows == [(42,)] and found.rowcount == 1
+    probes = [
+        span
+        for span in spans.get_finished_spans()
+        if "AS probe" in str(attributes(span).get("db.query.text", ""))
+    ]
+    assert [span.name for span in probes] == ["SELECT", "SELECT"]
+    ok, failed = probes
+    assert ok.kind is SpanKind.CLIENT
+    assert attributes(ok) == {
+        "db.system": "postgresql",
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+        "db.query.text": "SELECT %(secret)s::int + 1 AS probe",
+    }
+    assert ok.status.status_code.name == "UNSET"
+    assert failed.status.status_code.name == "ERROR"
+    assert attributes(failed)["exception.type"] == "psycopg.errors.DivisionByZero"
+    assert "41" not in everything_recorded(spans)
 
 
 async def test_a_request_without_traceparent_starts_a_trace_and_a_500_is_an_error(

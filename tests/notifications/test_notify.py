@@ -4,16 +4,20 @@ written in batches (one statement, not a round trip per recipient)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 import zoneinfo
 from typing import Any
 
+import psycopg._queries as _psycopg_queries
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.identity import User
 from lyceum.models.notifications import Category, Channel, NotificationPreference, QuietHours
-from lyceum.notifications.service import notify
+from lyceum.notifications.repository import _cached_fan_out_statement, _Shape
+from lyceum.notifications.service import CHANNEL_JOBS, default_enabled, is_locked, notify
 
 
 async def people(session: AsyncSession, count: int, **fields: Any) -> list[User]:
@@ -206,3 +210,25 @@ async def test_retention_deletes_old_read_notifications_only(session: AsyncSessi
     assert deleted == 1
     left = await session.scalars(select(Notification.title).where(Notification.user_id == user.id))
     assert sorted(left) == ["new read", "old unread"]
+
+
+def test_the_fan_out_statement_stays_in_psycopgs_statement_cache() -> None:
+    """psycopg parses the placeholders of a statement it does not cache again on every
+    execution; every shape of the fan-out statement (one per category and options) fits
+    the cache that `kit.db` raises for it: its length and its parameters."""
+    for category, deduplicated, returning in itertools.product(
+        Category, (False, True), (False, True)
+    ):
+        shape = _Shape(
+            category=category,
+            defaults=tuple(sorted((c.value, default_enabled(category, c)) for c in Channel)),
+            locked=frozenset(c.value for c in Channel if is_locked(category, c)),
+            jobs=CHANNEL_JOBS,
+            deduplicated=deduplicated,
+            returning=returning,
+            batch_size=250,
+        )
+        dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+        compiled = _cached_fan_out_statement(shape).compile(dialect=dialect)
+        assert len(str(compiled)) <= _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, shape
+        assert len(compiled.params) <= _psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, shape

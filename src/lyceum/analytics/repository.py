@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.analytics.cursor_repository import WINDOW_CLAUSE, Window
+from lyceum.kit.db import driver_execute, driver_sql
 
 logger = structlog.get_logger("lyceum.analytics")
 
@@ -243,6 +244,11 @@ _INSERT_SERVER_EVENT = text(
 )
 
 
+# Every graded quiz attempt, enrollment and completion writes one: compiled once and
+# sent as a prepared statement on the driver connection (`kit.db.driver_execute`).
+_INSERT_SERVER_EVENT_SQL = driver_sql(_INSERT_SERVER_EVENT)
+
+
 async def insert_server_event(
     session: AsyncSession,
     *,
@@ -259,8 +265,9 @@ async def insert_server_event(
     or an assignment's lesson is looked up in the same statement. Without a partition
     for this month (the partition job has not run for months) the fact is dropped and
     logged, never an error for the action that caused it."""
-    written = await session.execute(
-        _INSERT_SERVER_EVENT,
+    written = await driver_execute(
+        session,
+        _INSERT_SERVER_EVENT_SQL,
         {
             "event_id": uuid.uuid4(),
             "user_id": user_id,
@@ -273,7 +280,7 @@ async def insert_server_event(
             "context": _json(context),
         },
     )
-    if not getattr(written, "rowcount", 1):
+    if not written.rowcount:
         logger.warning("analytics_partition_missing", verb=verb, object_type=object_type)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
+import psycopg._queries as _psycopg_queries
 import structlog
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from lyceum.kit import tracing
 from lyceum.kit.errors import DomainError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -56,6 +58,17 @@ def sqlalchemy_url(url: str) -> str:
     """`postgresql+psycopg://...` so SQLAlchemy uses psycopg 3 (docs/architecture.md, rule 5: jobs share the connection)."""
     return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
 
+
+# psycopg parses a statement's placeholders again on every execution when the statement
+# is longer than MAX_CACHED_STATEMENT_LENGTH (4096 characters). `notify`'s fan-out
+# statement is ~5,400: parsing it was ~40% of the CPU of sending it, on every graded quiz
+# attempt and every enrollment. Statements up to 16 KiB are cached instead (psycopg's
+# cache keeps 128); a statement with more than MAX_CACHED_STATEMENT_PARAMS (50)
+# parameters, the many-row INSERTs the limit is there for, is still never cached.
+STATEMENT_CACHE_MAX_LENGTH = 16_384
+_psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
+    _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, STATEMENT_CACHE_MAX_LENGTH
+)
 
 # A pooled connection that sat unused this long is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -314,3 +327,34 @@ def driver_sql(statement: Executable) -> str:
     connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
     with a plain result). Compiled once at import: it must hold no literal values."""
     return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]) -> DriverResult:
+    """Run one fixed hot statement (`driver_sql`) on the driver connection of the
+    session's transaction, as a prepared statement, after flushing what the session has
+    pending (as SQLAlchemy's autoflush would): its rows (none for a statement that
+    returns none) and the rows it wrote. For the small statements a quiz submission's
+    side effects send (the event row, its webhook subscribers, the notification's
+    course title, the analytics fact): SQLAlchemy's per-call work costs more CPU than
+    sending the statement."""
+    await session.flush()
+    connection = await raw_connection(session)
+    if not tracing.enabled():
+        return await _run_on_driver(connection, sql, params)
+    with tracing.sql_span(sql):
+        return await _run_on_driver(connection, sql, params)
+
+
+async def _run_on_driver(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> DriverResult:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params, prepare=True)
+        rows = await cursor.fetchall() if cursor.description is not None else []
+        return DriverResult(rows, cursor.rowcount)

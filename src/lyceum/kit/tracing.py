@@ -432,6 +432,34 @@ def _before_cursor_execute(
     )
 
 
+@contextmanager
+def sql_span(statement: str) -> Iterator[None]:
+    """The span of a statement sent on a driver connection directly (`kit.db.driver_execute`),
+    as `_before_cursor_execute` makes one for every statement SQLAlchemy sends."""
+    state = _active
+    if state is None:
+        yield
+        return
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    with state.tracer.start_as_current_span(
+        operation,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": "postgresql",
+            "db.system.name": "postgresql",
+            "db.operation.name": operation,
+            "db.query.text": statement,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield
+        except BaseException as error:
+            mark_error(current, error)
+            raise
+
+
 def _after_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:

@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.kit.db import driver_execute, driver_sql
 from lyceum.models.courses import Course, Enrollment, EnrollmentStatus
 from lyceum.models.identity import User
 from lyceum.models.notifications import (
@@ -140,6 +141,11 @@ def _held_until(now: ColumnElement[Any]) -> ColumnElement[dt.datetime | None]:
         (QuietHours.user_id.is_(None), null()),
         else_=case((inside, func.timezone(User.timezone, ends_local)), else_=null()),
     )
+
+
+_COURSE_TITLE_SQL = driver_sql(
+    select(Course.title).where(Course.id == bindparam("course_id", type_=Uuid()))
+)
 
 
 class NotificationRepository:
@@ -396,7 +402,10 @@ class NotificationRepository:
         return list(rows), int(total or 0)
 
     async def course_title(self, course_id: uuid.UUID) -> str | None:
-        return await self.session.scalar(select(Course.title).where(Course.id == course_id))
+        """Asked by every notification about a course (a graded quiz attempt's): a
+        prepared statement on the driver connection."""
+        found = await driver_execute(self.session, _COURSE_TITLE_SQL, {"course_id": course_id})
+        return str(found.rows[0][0]) if found.rows else None
 
 
 def enrolled_learners(course_id: uuid.UUID) -> Select[Any]:

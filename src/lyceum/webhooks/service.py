@@ -250,20 +250,20 @@ class WebhookService:
 async def fan_out(session: AsyncSession, event: PublicEvent, enqueue: Enqueue) -> int:
     """A delivery row and a job per endpoint subscribed to the event, in its transaction."""
     repo = WebhookRepository(session)
-    endpoints = await repo.subscribed_to(event.type)
-    if not endpoints:
+    endpoint_ids = await repo.subscribed_to(event.type)
+    if not endpoint_ids:
         return 0
     body = encode(event.envelope())
     deliveries = [
         WebhookDelivery(
             id=uuid.uuid4(),
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint_id,
             event_id=event.id,
             event_type=event.type,
             body=body,
             created_at=event.occurred_at,
         )
-        for endpoint in endpoints
+        for endpoint_id in endpoint_ids
     ]
     await repo.add_deliveries(deliveries)
     for delivery in deliveries:
