@@ -12,6 +12,7 @@ Where transactions begin and end, all through `unit_of_work`:
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
-import psycopg._queries as _psycopg_queries
 import structlog
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -66,9 +66,16 @@ def sqlalchemy_url(url: str) -> str:
 # cache keeps 128); a statement with more than MAX_CACHED_STATEMENT_PARAMS (50)
 # parameters, the many-row INSERTs the limit is there for, is still never cached.
 STATEMENT_CACHE_MAX_LENGTH = 16_384
-_psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
-    _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, STATEMENT_CACHE_MAX_LENGTH
-)
+# The limit is psycopg's internal: a release without it leaves psycopg's own behaviour.
+_psycopg_queries: Any
+try:
+    _psycopg_queries = importlib.import_module("psycopg._queries")
+except ImportError:  # pragma: no cover (psycopg moved it)
+    _psycopg_queries = None
+if isinstance(getattr(_psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", None), int):
+    _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
+        _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, STATEMENT_CACHE_MAX_LENGTH
+    )
 
 # A pooled connection that sat unused this long is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 10.0
