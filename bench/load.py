@@ -217,6 +217,7 @@ class CpuSampler:
         self.groups = groups  # name -> callable returning root pids
         self.samples: list[tuple[float, dict[str, float]]] = []
         self.finished: dict[str, float] = {}
+        self._seen: dict[str, dict[int, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -228,25 +229,37 @@ class CpuSampler:
         self._thread.join()
 
     @staticmethod
-    def _cpu(pids: list[int]) -> float:
-        total = 0.0
-        for pid in pids:
+    def _cpu(pid: int) -> float | None:
+        """CPU seconds of `pid` and its descendants so far; None once it has exited."""
+        try:
+            root = psutil.Process(pid)
+            times = root.cpu_times()
+        except psutil.Error:
+            return None
+        # children_*: the reaped children (PostgreSQL backends that exited).
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                root = psutil.Process(pid)
-                times = root.cpu_times()
-                # children_*: the reaped children (PostgreSQL backends that exited).
-                total += times.user + times.system + times.children_user + times.children_system
-                for child in root.children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        child_times = child.cpu_times()
-                        total += child_times.user + child_times.system
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
         return total
+
+    def _group(self, name: str, pids: list[int]) -> float:
+        """A group's CPU seconds so far, counting the last reading of each process it
+        ever had: a process that exits (a locust run ending before the window's closing
+        sample) keeps what it used instead of taking it out of the window."""
+        seen = self._seen.setdefault(name, {})
+        for pid in pids:
+            used = self._cpu(pid)
+            if used is not None:
+                seen[pid] = used
+        return sum(seen.values())
 
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.time()
             self.samples.append(
-                (now, {name: self._cpu(pids()) for name, pids in self.groups.items()})
+                (now, {name: self._group(name, pids()) for name, pids in self.groups.items()})
             )
             self._stop.wait(1.0)
 
