@@ -286,7 +286,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             environment=settings.environment.value,
             database="embedded" if owned.embedded else "external",
             cache=owned.cache.backend,
-            in_process_worker=bool(owned.tasks),
+            in_process_worker=owned.embedded is not None and settings.embedded_worker,
         )
         try:
             yield
