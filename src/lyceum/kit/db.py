@@ -347,7 +347,8 @@ async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]
 def driver_sql(statement: Executable) -> str:
     """A statement as psycopg runs it, for the few hot statements executed on the driver
     connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
-    with a plain result). Compiled once at import: it must hold no literal values."""
+    with a plain result). Compiled once at import: it must hold no literal values
+    (`driver_statement` keeps them)."""
     return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]
 
 
