@@ -3,10 +3,21 @@ writes made outside it before a rollback are undone."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import text
+import datetime as dt
+import enum
 
-from lyceum.kit.db import after_commit, after_rollback, new_transaction, unit_of_work
+import pytest
+from sqlalchemy import Enum, Integer, Interval, bindparam, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lyceum.kit.db import (
+    after_commit,
+    after_rollback,
+    driver_execute,
+    driver_statement,
+    new_transaction,
+    unit_of_work,
+)
 from lyceum.kit.errors import Conflict, TokenReuse
 from lyceum.kit.runtime import Runtime
 
@@ -167,3 +178,25 @@ async def test_only_connections_idle_past_the_window_are_pinged(
             assert raw._connection_record.info.get("pings", 0) == pings
     finally:
         await engine.dispose()
+
+
+class Colour(enum.Enum):
+    red = "r"
+
+
+async def test_a_driver_statement_sends_its_constants_as_sqlalchemy_converts_them(
+    session: AsyncSession,
+) -> None:
+    """The literals of a statement built once (an enum member stored by its name, an
+    interval) travel with it, converted by their types; a bindparam without a value is
+    the caller's."""
+    prepared = driver_statement(
+        select(
+            literal(Colour.red, Enum(Colour, native_enum=False)).label("colour"),
+            literal(dt.timedelta(days=1), Interval()).label("day"),
+            bindparam("wanted", type_=Integer()).label("wanted"),
+        )
+    )
+    assert set(prepared.constants) == {"param_1", "param_2"}
+    found = await driver_execute(session, prepared.sql, {**prepared.constants, "wanted": 3})
+    assert found.rows == [("red", dt.timedelta(days=1), 3)]

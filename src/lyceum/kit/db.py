@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session as SyncSession
 
 from lyceum.kit import tracing
 from lyceum.kit.errors import DomainError
@@ -322,6 +323,20 @@ async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     return await driver_of(await session.connection())
 
 
+def _flush_and_connect(session: SyncSession) -> psycopg.AsyncConnection[Any]:
+    session.flush()
+    pooled = session.connection().connection
+    driver: psycopg.AsyncConnection[Any] = pooled.driver_connection  # type: ignore[assignment]
+    return driver
+
+
+async def flushed_driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """`raw_connection` after flushing what the session has pending (as an autoflush
+    would before a statement), in one pass into SQLAlchemy's synchronous side where the
+    two calls made three."""
+    return await session.run_sync(_flush_and_connect)
+
+
 async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under a SQLAlchemy connection."""
     raw = await connection.get_raw_connection()
@@ -332,8 +347,36 @@ async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]
 def driver_sql(statement: Executable) -> str:
     """A statement as psycopg runs it, for the few hot statements executed on the driver
     connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
-    with a plain result). Compiled once at import: it must hold no literal values."""
+    with a plain result). Compiled once at import: it must hold no literal values
+    (`driver_statement` keeps them)."""
     return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement as psycopg runs it, with the values of its constants (the literals
+    SQLAlchemy sends as parameters: an enum member, a queue name, a batch size), already
+    converted as SQLAlchemy would convert them: `driver_execute` sends them along with
+    the caller's parameters."""
+
+    sql: str
+    constants: dict[str, Any]
+
+
+def driver_statement(statement: Executable) -> DriverStatement:
+    """`driver_sql` for a statement that holds literal values (built once, reused): the
+    values are kept, converted by their types, as `constants`. A parameter left to the
+    caller is a `bindparam` without a value; the caller passes it by its name."""
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    constants: dict[str, Any] = {}
+    for bind, name in compiled.bind_names.items():
+        if bind.required:
+            continue
+        value = bind.effective_value
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        constants[name] = processor(value) if processor is not None else value
+    return DriverStatement(str(compiled), constants)
 
 
 @dataclass(frozen=True)
@@ -347,11 +390,10 @@ async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]
     session's transaction, as a prepared statement, after flushing what the session has
     pending (as SQLAlchemy's autoflush would): its rows (none for a statement that
     returns none) and the rows it wrote. For the small statements a quiz submission's
-    side effects send (the event row, its webhook subscribers, the notification's
-    course title, the analytics fact): SQLAlchemy's per-call work costs more CPU than
-    sending the statement."""
-    await session.flush()
-    connection = await raw_connection(session)
+    side effects send (the event row with its webhook subscribers, the notification's
+    course title and its fan-out, the analytics fact): SQLAlchemy's per-call work costs
+    more CPU than sending the statement."""
+    connection = await flushed_driver_connection(session)
     if not tracing.enabled():
         return await _run_on_driver(connection, sql, params)
     with tracing.sql_span(sql):

@@ -11,15 +11,16 @@ transaction. Internal events (not catalogued) pass as they are."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
 from procrastinate.tasks import Task
 from pydantic import BaseModel
-from sqlalchemy import DateTime, String, Table, Uuid, bindparam, insert
+from sqlalchemy import ColumnElement, DateTime, ScalarSelect, String, Table, Uuid, bindparam, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,9 @@ class PublicEvent:
     version: str
     occurred_at: dt.datetime
     data: dict[str, Any]
+    # What the event row's INSERT answered of the questions publishers ask with it
+    # (`ask_with_events`), by name; a question not answered here is absent.
+    answers: Mapping[str, Any] = field(default_factory=dict)
 
     def envelope(self) -> dict[str, Any]:
         """The JSON document published for the event (the webhook body)."""
@@ -64,10 +68,15 @@ class CatalogueEntry:
     summary: str
 
 
+Question = Callable[[ColumnElement[str]], ScalarSelect[Any]]
+"""`question(event_type)`: a scalar subquery of the event's type, answered by the event
+row's INSERT (`ask_with_events`)."""
+
 _subscribers: dict[str, list[Task[Any, Any, Any]]] = {}
 _reactions: dict[str, list[Reaction]] = {}
 _catalogue: dict[str, CatalogueEntry] = {}
 _publishers: list[Publisher] = []
+_questions: dict[str, Question] = {}
 
 
 def on(event: str, task: Task[Any, Any, Any]) -> None:
@@ -95,6 +104,14 @@ def publish_to(publisher: Publisher) -> None:
         _publishers.append(publisher)
 
 
+def ask_with_events(name: str, question: Question) -> None:
+    """Have every public event's INSERT answer `question` in the same statement (a
+    publisher's lookup that depends on the event's type only, such as the webhook
+    endpoints subscribed to it): the answer reaches the publishers as
+    `event.answers[name]`, without a round trip of its own."""
+    _questions[name] = question
+
+
 def catalogue() -> dict[str, CatalogueEntry]:
     """Every public event, by name (the modules that catalogue them are loaded first)."""
     load_task_modules()
@@ -109,18 +126,25 @@ def reactions(event: str) -> list[Reaction]:
     return list(_reactions.get(event, ()))
 
 
-# The event row's INSERT, compiled once and sent as a prepared statement: every graded
-# quiz attempt writes one, and the unit of work's flush of an added `Event` cost more
-# CPU than the statement.
-_INSERT_EVENT_SQL = driver_sql(
-    insert(cast(Table, Event.__table__)).values(
+@functools.cache
+def _insert_event_sql(questions: tuple[tuple[str, Question], ...]) -> str:
+    """The event row's INSERT, returning the answers to `questions`: compiled once per
+    set of questions and sent as a prepared statement. Every graded quiz attempt writes
+    one, and the unit of work's flush of an added `Event` cost more CPU than the
+    statement."""
+    event_type = bindparam("event_type", type_=String())
+    statement = insert(cast(Table, Event.__table__)).values(
         id=bindparam("event_id", type_=Uuid()),
-        type=bindparam("event_type", type_=String()),
+        type=event_type,
         version=bindparam("event_version", type_=String()),
         occurred_at=bindparam("event_occurred_at", type_=DateTime(timezone=True)),
         payload=bindparam("event_payload", type_=JSONB()),
     )
-)
+    if questions:
+        statement = statement.returning(
+            *(question(event_type).label(name) for name, question in questions)
+        )
+    return driver_sql(statement)
 
 
 async def record(
@@ -129,23 +153,31 @@ async def record(
     """Validate the payload (a mismatch is a programming error: it raises), write the
     event row and run the publishers."""
     data = entry.payload.model_validate(payload).model_dump(mode="json")
-    event = PublicEvent(
-        id=uuid.uuid4(),
-        type=entry.name,
-        version=entry.version,
-        occurred_at=dt.datetime.now(dt.UTC),
-        data=data,
-    )
-    await driver_execute(
+    event_id, occurred_at = uuid.uuid4(), dt.datetime.now(dt.UTC)
+    questions = tuple(_questions.items())
+    written = await driver_execute(
         session,
-        _INSERT_EVENT_SQL,
+        _insert_event_sql(questions),
         {
-            "event_id": event.id,
-            "event_type": event.type,
-            "event_version": event.version,
-            "event_occurred_at": event.occurred_at,
+            "event_id": event_id,
+            "event_type": entry.name,
+            "event_version": entry.version,
+            "event_occurred_at": occurred_at,
             "event_payload": orjson.dumps(data).decode(),
         },
+    )
+    answers = (
+        dict(zip((name for name, _ in questions), written.rows[0], strict=True))
+        if questions
+        else {}
+    )
+    event = PublicEvent(
+        id=event_id,
+        type=entry.name,
+        version=entry.version,
+        occurred_at=occurred_at,
+        data=data,
+        answers=answers,
     )
     for publisher in _publishers:
         await publisher(session, event)

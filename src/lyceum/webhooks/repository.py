@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import String, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, String, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.db import driver_execute, driver_sql
@@ -14,13 +15,22 @@ from lyceum.models.events import Event
 from lyceum.models.identity import Role, User
 from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
-# Asked on every public event (a graded quiz attempt is one), and nearly always
-# answered "none": compiled once, sent as a prepared statement.
-_SUBSCRIBED_IDS_SQL = driver_sql(
-    select(WebhookEndpoint.id).where(
-        WebhookEndpoint.is_active,
-        WebhookEndpoint.event_types.any_() == bindparam("event_type", type_=String()),
+
+def subscribed_ids(event_type: ColumnElement[str]) -> ScalarSelect[Any]:
+    """The ids of the active endpoints that receive `event_type`, as one array (NULL
+    for none). Asked on every public event (a graded quiz attempt is one), and nearly
+    always answered "none": the event row's INSERT answers it
+    (`kit.events.ask_with_events`), so it costs no round trip of its own."""
+    return (
+        select(func.array_agg(WebhookEndpoint.id))
+        .where(WebhookEndpoint.is_active, WebhookEndpoint.event_types.any_() == event_type)
+        .scalar_subquery()
     )
+
+
+# For an event recorded without the question (compiled once, a prepared statement).
+_SUBSCRIBED_IDS_SQL = driver_sql(
+    select(subscribed_ids(bindparam("event_type", type_=String())).label("ids"))
 )
 
 
@@ -53,7 +63,7 @@ class WebhookRepository:
     async def subscribed_to(self, event_type: str) -> list[uuid.UUID]:
         """The ids of the active endpoints that receive `event_type`."""
         found = await driver_execute(self.session, _SUBSCRIBED_IDS_SQL, {"event_type": event_type})
-        return [endpoint_id for (endpoint_id,) in found.rows]
+        return list(found.rows[0][0] or [])
 
     async def count_disabled(self) -> int:
         """Endpoints Lyceum disabled (inactive, with the reason it gave)."""

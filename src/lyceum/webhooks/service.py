@@ -247,10 +247,19 @@ class WebhookService:
         return delivery
 
 
+# The name of the question the event row's INSERT answers for webhooks: the endpoints
+# subscribed to the event (`repository.subscribed_ids`, asked in `tasks`).
+SUBSCRIBED = "webhook_endpoints"
+
+
 async def fan_out(session: AsyncSession, event: PublicEvent, enqueue: Enqueue) -> int:
-    """A delivery row and a job per endpoint subscribed to the event, in its transaction."""
+    """A delivery row and a job per endpoint subscribed to the event, in its transaction.
+    The subscribed endpoints come with the event when its INSERT answered them."""
     repo = WebhookRepository(session)
-    endpoint_ids = await repo.subscribed_to(event.type)
+    if SUBSCRIBED in event.answers:
+        endpoint_ids: list[uuid.UUID] = list(event.answers[SUBSCRIBED] or [])
+    else:
+        endpoint_ids = await repo.subscribed_to(event.type)
     if not endpoint_ids:
         return 0
     body = encode(event.envelope())

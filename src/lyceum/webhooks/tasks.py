@@ -10,13 +10,13 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.events import PublicEvent, publish_to
+from lyceum.kit.events import PublicEvent, ask_with_events, publish_to
 from lyceum.kit.jobs import JobContext, Queue, defer, job_app, resources, task, transaction
 from lyceum.kit.mail import language_of
 from lyceum.kit.security import SecretBox
 from lyceum.models.webhooks import WebhookDelivery, WebhookDeliveryStatus
-from lyceum.webhooks.repository import WebhookRepository
-from lyceum.webhooks.service import attempt, fan_out, new_client, settle
+from lyceum.webhooks.repository import WebhookRepository, subscribed_ids
+from lyceum.webhooks.service import SUBSCRIBED, attempt, fan_out, new_client, settle
 
 logger = structlog.get_logger("lyceum.webhooks")
 
@@ -141,4 +141,5 @@ async def purge_webhook_deliveries(context: JobContext, timestamp: int) -> int:
     return purged
 
 
+ask_with_events(SUBSCRIBED, subscribed_ids)
 publish_to(deliver_event)

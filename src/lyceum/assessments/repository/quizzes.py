@@ -25,7 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.identity import IdentityMap
 
 from lyceum.assessments.repository.questions import QuestionRepository
-from lyceum.kit.db import driver_sql, raw_connection
+from lyceum.kit.db import driver_sql, flushed_driver_connection
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
 
 _GRADED_ITEM_COLUMNS = ("response", "answered_at", "awarded", "is_correct", "comment")
@@ -235,8 +235,7 @@ class QuizRepository(QuestionRepository):
         for item in items:
             _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
         _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
-        await self.session.flush()
-        connection = await raw_connection(self.session)
+        connection = await flushed_driver_connection(self.session)
         async with connection.cursor() as cursor:
             await cursor.execute(_SAVE_GRADED_SQL, params, prepare=True)
 
