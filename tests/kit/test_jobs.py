@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 import psycopg
@@ -130,6 +131,22 @@ def test_default_retry_strategy_backs_off_exponentially() -> None:
     assert waits == [2, 4, 8, 16, 32]
     last = Job(id=1, queue="q", lock=None, queueing_lock=None, task_name="t", attempts=6)
     assert DEFAULT_RETRY.get_retry_decision(exception=RuntimeError(), job=last) is None
+
+
+def test_is_last_attempt_agrees_with_the_retry_decision() -> None:
+    """A task's "this failure is final" handling (a file marked failed, an essay left to
+    the instructor) runs exactly on the run after which procrastinate retries no more."""
+    from types import SimpleNamespace
+
+    from procrastinate.jobs import Job
+
+    from lyceum.kit.jobs import JobContext, is_last_attempt
+
+    for attempts in range((DEFAULT_RETRY.max_attempts or 0) + 1):
+        job = Job(id=1, queue="q", lock=None, queueing_lock=None, task_name="t", attempts=attempts)
+        context = cast(JobContext, SimpleNamespace(job=job))
+        retried = DEFAULT_RETRY.get_retry_decision(exception=RuntimeError(), job=job) is not None
+        assert is_last_attempt(context) is not retried, attempts
 
 
 def test_stalled_job_rescue_is_a_periodic_job() -> None:

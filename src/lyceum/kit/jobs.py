@@ -174,9 +174,11 @@ def task(
 
 
 def is_last_attempt(context: JobContext) -> bool:
-    """Whether a failure now is final (no retry follows)."""
+    """Whether a failure now is final (no retry follows). `job.attempts` counts the runs
+    before this one, and procrastinate retries while it is under `max_attempts`: a task
+    runs `max_attempts + 1` times, the last with `attempts == max_attempts`."""
     attempts = context.job.attempts if context.job is not None else 0
-    return attempts + 1 >= (DEFAULT_RETRY.max_attempts or 1)
+    return attempts >= (DEFAULT_RETRY.max_attempts or 0)
 
 
 # The worker's runtime ---------------------------------------------------------------
