@@ -67,10 +67,9 @@ class IndexedSource:
     indexed_at: dt.datetime | None
 
 
-# One round trip, for every tutor question that finds nothing relevant.
-_PROGRESS = text(
-    """
-    SELECT
+# How much of a course's material is waiting or failed: on its own (`progress`), or
+# with a tutor question's search setup (`SearchRepository.setup(progress=True)`).
+_PROGRESS_COLUMNS = """
         (SELECT count(*) FROM lesson_indexing
          WHERE course_id = :course AND status IN ('pending', 'processing')) AS lessons_waiting,
         (SELECT count(*) FROM course_files
@@ -79,8 +78,17 @@ _PROGRESS = text(
          WHERE course_id = :course AND status = 'failed') AS lessons_failed,
         (SELECT count(*) FROM course_files
          WHERE course_id = :course AND status = 'failed') AS files_failed
-    """
-)
+"""
+_PROGRESS = text("SELECT" + _PROGRESS_COLUMNS)
+
+
+def _progress_of(row: Any) -> IndexingProgress:
+    return IndexingProgress(
+        lessons_waiting=int(row.lessons_waiting),
+        files_waiting=int(row.files_waiting),
+        lessons_failed=int(row.lessons_failed),
+        files_failed=int(row.files_failed),
+    )
 
 
 class IndexingRepository:
@@ -90,13 +98,7 @@ class IndexingRepository:
     # A course's state -----------------------------------------------------------------
 
     async def progress(self, course_id: uuid.UUID) -> IndexingProgress:
-        row = (await self.session.execute(_PROGRESS, {"course": course_id})).one()
-        return IndexingProgress(
-            lessons_waiting=int(row.lessons_waiting),
-            files_waiting=int(row.files_waiting),
-            lessons_failed=int(row.lessons_failed),
-            files_failed=int(row.files_failed),
-        )
+        return _progress_of((await self.session.execute(_PROGRESS, {"course": course_id})).one())
 
     async def sources(self, course_id: uuid.UUID) -> list[IndexedSource]:
         """Every lesson (in course order) and file (oldest first) of the course with its
@@ -284,15 +286,18 @@ class ChunkRepository:
 # The course's language, the question's words both ways the relevance check may compare
 # them, and (for the rest of the transaction) the HNSW search settings of the vector
 # query, in one round trip.
-_SEARCH_SETUP = text(
-    """
+_SEARCH_SETUP_SQL = """
     SELECT language,
            tsvector_to_array(to_tsvector('lyceum_english', :query)) AS stemmed,
            tsvector_to_array(to_tsvector('simple', normalize(:query, NFC))) AS words,
            set_config('hnsw.ef_search', :ef_search, true),
-           set_config('hnsw.iterative_scan', 'relaxed_order', true)
+           set_config('hnsw.iterative_scan', 'relaxed_order', true){progress}
     FROM courses WHERE id = :id
-    """
+"""
+_SEARCH_SETUP = text(_SEARCH_SETUP_SQL.format(progress=""))
+# A tutor question's: the course's indexing progress in the same round trip.
+_SEARCH_SETUP_PROGRESS = text(
+    _SEARCH_SETUP_SQL.format(progress="," + _PROGRESS_COLUMNS.replace(":course", ":id"))
 )
 
 # Full-text ranking. Any of the question's words may match (a question rarely repeats a
@@ -420,6 +425,7 @@ class QuestionWords:
     language: str
     stemmed: list[str]
     words: list[str]
+    progress: IndexingProgress | None = None
 
 
 def nearest_query(
@@ -446,18 +452,27 @@ class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def setup(self, course_id: uuid.UUID, query: str, ef_search: int) -> QuestionWords | None:
-        """The course's language and the question's words (None: no such course); also
-        sets this transaction's HNSW search breadth, with iterative scans that go on
-        until enough rows of *this* course pass the filter."""
+    async def setup(
+        self, course_id: uuid.UUID, query: str, ef_search: int, *, progress: bool = False
+    ) -> QuestionWords | None:
+        """The course's language and the question's words (None: no such course), with
+        `progress` the course's indexing progress too; also sets this transaction's HNSW
+        search breadth, with iterative scans that go on until enough rows of *this*
+        course pass the filter."""
         row = (
             await self.session.execute(
-                _SEARCH_SETUP, {"id": course_id, "query": query, "ef_search": str(ef_search)}
+                _SEARCH_SETUP_PROGRESS if progress else _SEARCH_SETUP,
+                {"id": course_id, "query": query, "ef_search": str(ef_search)},
             )
         ).first()
         if row is None:
             return None
-        return QuestionWords(row.language, list(row.stemmed), list(row.words))
+        return QuestionWords(
+            row.language,
+            list(row.stemmed),
+            list(row.words),
+            _progress_of(row) if progress else None,
+        )
 
     async def vector_ranking(
         self, course_id: uuid.UUID, vector: NDArray[np.float32], limit: int

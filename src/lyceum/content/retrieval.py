@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.content.repository import SearchRepository
+from lyceum.content.repository import IndexingProgress, SearchRepository
 
 Mode = Literal["hybrid", "vector", "text"]
 
@@ -161,6 +161,8 @@ class Retrieval:
     # The share of the question's words (stemmed for English, accents kept otherwise)
     # that the best hit contains, its heading included.
     coverage: float
+    # The course's indexing progress, when asked for (`retrieve(with_progress=True)`).
+    indexing: IndexingProgress | None = None
 
     @property
     def score(self) -> float:
@@ -196,6 +198,7 @@ class SearchSetup:
     # words for English material; otherwise lower-cased with accents, without
     # Vietnamese function words.
     words: frozenset[str]
+    progress: IndexingProgress | None = None
 
     @property
     def stemmed(self) -> bool:
@@ -203,18 +206,26 @@ class SearchSetup:
 
 
 async def prepare_search(
-    session: AsyncSession, course_id: uuid.UUID, query: str, candidates: int = CANDIDATES
+    session: AsyncSession,
+    course_id: uuid.UUID,
+    query: str,
+    candidates: int = CANDIDATES,
+    *,
+    with_progress: bool = False,
 ) -> SearchSetup | None:
-    """The course's language and the question's words (None: no such course); also
-    sets up the vector search of this transaction."""
+    """The course's language and the question's words (None: no such course), with
+    `with_progress` its indexing progress (same round trip); also sets up the vector
+    search of this transaction."""
     found = await SearchRepository(session).setup(
-        course_id, query, ef_search=max(EF_SEARCH, candidates)
+        course_id, query, ef_search=max(EF_SEARCH, candidates), progress=with_progress
     )
     if found is None:
         return None
     if found.language.lower().startswith("en"):
-        return SearchSetup(found.language, frozenset(found.stemmed))
-    return SearchSetup(found.language, frozenset(found.words) - VIETNAMESE_FUNCTION_WORDS)
+        return SearchSetup(found.language, frozenset(found.stemmed), found.progress)
+    return SearchSetup(
+        found.language, frozenset(found.words) - VIETNAMESE_FUNCTION_WORDS, found.progress
+    )
 
 
 def fuse(
@@ -251,9 +262,11 @@ async def retrieve(
     k: int = 5,
     *,
     mode: Mode = "hybrid",
+    with_progress: bool = False,
 ) -> Retrieval | None:
-    """The `k` best passages for `query` and whether they answer it; None if there is
-    no such course."""
+    """The `k` best passages for `query` and whether they answer it, with
+    `with_progress` the course's indexing progress (read in the search's first round
+    trip); None if there is no such course."""
     k = max(1, min(k, MAX_K))
     query = query.strip()
     candidates = max(CANDIDATES, 2 * k)
@@ -266,11 +279,13 @@ async def retrieve(
     )
     try:
         repository = SearchRepository(session)
-        setup = await prepare_search(session, course_id, query, candidates)
+        setup = await prepare_search(
+            session, course_id, query, candidates, with_progress=with_progress
+        )
         if setup is None:
             return None
         if not query:
-            return Retrieval([], setup.language, 0.0, 0.0)
+            return Retrieval([], setup.language, 0.0, 0.0, setup.progress)
         text_hits = (
             await repository.text_ranking(
                 course_id, query, search_config(setup.language), candidates
@@ -295,7 +310,7 @@ async def retrieve(
             encoding.cancel()
     fused = fuse(rankings, k, weights)
     if not fused:
-        return Retrieval([], setup.language, similarity, 0.0)
+        return Retrieval([], setup.language, similarity, 0.0, setup.progress)
     by_id = await repository.passages([chunk_id for chunk_id, _ in fused], setup.stemmed)
     hits = []
     coverage = 0.0
@@ -313,4 +328,4 @@ async def retrieve(
         if setup.words:
             found = len(setup.words.intersection(row.words or ()))
             coverage = max(coverage, found / len(setup.words))
-    return Retrieval(hits, setup.language, similarity, coverage)
+    return Retrieval(hits, setup.language, similarity, coverage, setup.progress)

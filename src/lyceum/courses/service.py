@@ -69,6 +69,17 @@ async def fold_counters(session: AsyncSession, cache: Cache) -> int:
     return len(changed)
 
 
+def _can_see(course: Course, teaches: bool, caller: User | None) -> bool:
+    """Whether `caller` edits `course` (admins, and instructors who teach it); a course
+    they do not edit that is not published does not exist for them (404)."""
+    can_edit = caller is not None and (
+        caller.role is Role.admin or (teaches and caller.role is Role.instructor)
+    )
+    if course.status is not CourseStatus.published and not can_edit:
+        raise NotFound("No such course.")
+    return can_edit
+
+
 def slugify(title: str) -> str:
     """ "Lập trình Python cơ bản" -> "lap-trinh-python-co-ban"."""
     text = title.replace("đ", "d").replace("Đ", "D")
@@ -206,18 +217,28 @@ class CourseService:
         if found is None:
             raise NotFound("No such course.")
         course, teaches, enrolled = found
-        can_edit = caller is not None and (
-            caller.role is Role.admin or (teaches and caller.role is Role.instructor)
-        )
-        if course.status is not CourseStatus.published and not can_edit:
-            raise NotFound("No such course.")
-        return course, can_edit, enrolled
+        return course, _can_see(course, teaches, caller), enrolled
 
     async def member_access(self, course_id: uuid.UUID, caller: User | None) -> tuple[Course, bool]:
         """(course, can_edit) for the course's members: its enrolled learners (published
         courses), its instructors and admins. Course material and the tutor are theirs;
         drafts stay invisible (404) to everyone else."""
         course, can_edit, enrolled = await self._membership(course_id, caller)
+        return self._member(course, can_edit, enrolled, caller)
+
+    def member_access_of(
+        self, course: Course, *, teaches: bool, enrolled: bool, caller: User
+    ) -> tuple[Course, bool]:
+        """`member_access`'s rule, for a course another domain has read with the
+        caller's roles in it (the tutor reads a conversation's course in the same round
+        trip as the conversation): whether the caller teaches it, and is enrolled in it
+        (an active or completed enrollment)."""
+        return self._member(course, _can_see(course, teaches, caller), enrolled, caller)
+
+    @staticmethod
+    def _member(
+        course: Course, can_edit: bool, enrolled: bool, caller: User | None
+    ) -> tuple[Course, bool]:
         if can_edit:
             return course, True
         if caller is None:

@@ -35,6 +35,8 @@ class TutorMode(enum.StrEnum):
 class Conversation(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "tutor_conversations"
     __table_args__ = (Index("ix_tutor_conversations_user_updated", "user_id", "updated_at"),)
+    # The INSERT and UPDATE return the server-made times: a response needs no SELECT.
+    __mapper_args__ = {"eager_defaults": True}
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     course_id: Mapped[uuid.UUID] = mapped_column(

@@ -171,7 +171,9 @@ async def ask(
     session: Session,
 ) -> Response:
     conversation = tutored.conversation
-    turn, headers = await turns.prepare(caller, tutored.course, conversation, body.content)
+    turn, headers = await turns.prepare(
+        caller, tutored.course, conversation, body.content, state=tutored.state
+    )
     headers = {**headers, "Location": f"/api/v1/tutor/conversations/{conversation.id}"}
     # An early commit, on purpose: the question is stored whatever happens to its
     # answer, which is produced (and stored in transactions of its own, see

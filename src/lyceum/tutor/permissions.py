@@ -33,6 +33,7 @@ from lyceum.tutor.interfaces import GradedWork
 from lyceum.tutor.service import (
     AnswerService,
     ConversationService,
+    ConversationState,
     TurnService,
     TutorSettingsService,
     UsageScope,
@@ -46,7 +47,11 @@ async def tutor_settings_service(
     session: Session, runtime: RuntimeDep, clock: ClockDep
 ) -> TutorSettingsService:
     return TutorSettingsService(
-        session, settings=runtime.settings, limiter=runtime.rate_limiter, now=clock.now()
+        session,
+        settings=runtime.settings,
+        limiter=runtime.rate_limiter,
+        now=clock.now(),
+        cache=runtime.cache,
     )
 
 
@@ -116,17 +121,30 @@ OwnedConversation = Annotated[Conversation, Depends(owned_conversation)]
 
 @dataclass(frozen=True)
 class Tutored:
-    """A conversation the caller owns, and its course, which they are a member of."""
+    """A conversation the caller owns, and its course, which they are a member of, with
+    what a question reads of them (`ConversationState`), read in the same round trip."""
 
     conversation: Conversation
     course: Course
+    state: ConversationState
 
 
 async def tutored_conversation(
-    conversation: OwnedConversation, caller: VerifiedUser, courses: Courses
+    conversation_id: uuid.UUID,
+    caller: VerifiedUser,
+    conversations: Conversations,
+    courses: Courses,
 ) -> Tutored:
-    course, _ = await courses.member_access(conversation.course_id, caller)
-    return Tutored(conversation, course)
+    # One round trip: the conversation (404 unless the caller's), its course and the
+    # caller's roles in it, which `courses` rules on as `member_access` would, and what
+    # the question reads of them (progress, the messages so far).
+    found = await conversations.tutored(caller, conversation_id)
+    course, _ = courses.member_access_of(
+        found.course, teaches=found.teaches, enrolled=found.enrolled, caller=caller
+    )
+    return Tutored(
+        found.conversation, course, ConversationState(found.completed_lessons, found.history)
+    )
 
 
 TutoredConversation = Annotated[Tutored, Depends(tutored_conversation)]

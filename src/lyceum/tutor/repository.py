@@ -8,12 +8,57 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import Date, Row, cast, delete, func, select, text
+from sqlalchemy import (
+    JSON,
+    Date,
+    Row,
+    Table,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from lyceum.models.courses import CourseInstructor, Lesson, Module
-from lyceum.models.tutor import Conversation, Message, MessageRole, TutorSettings
+from lyceum.models.courses import (
+    Course,
+    CourseInstructor,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonCompletion,
+    Module,
+)
+from lyceum.models.tutor import Conversation, Message, MessageRole, MessageStatus, TutorSettings
+
+
+@dataclass(frozen=True, slots=True)
+class TutoredRow:
+    """A conversation with its course, what its owner is in that course (what
+    `courses.service.CoursesService.member_access_of` decides on), the lessons they
+    have completed in it (None if they are not enrolled) and its messages so far."""
+
+    conversation: Conversation
+    course: Course
+    teaches: bool
+    enrolled: bool
+    completed_lessons: int | None
+    # The conversation's messages in order: (role, content, status) of each.
+    history: list[tuple[MessageRole, str, MessageStatus]]
+
+
+_MESSAGES = typed(Table, Message.__table__)
+_CONVERSATIONS = typed(Table, Conversation.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +109,9 @@ class TutorRepository:
         await self.session.flush()
 
     async def saved(self, conversation: Conversation) -> Conversation:
-        """The conversation written, with what the database filled in (times)."""
+        """The conversation written, with what the database filled in (its times, which
+        the INSERT or UPDATE returns: `eager_defaults`)."""
         await self.session.flush()
-        await self.session.refresh(conversation)
         return conversation
 
     # Conversations and messages -------------------------------------------------------
@@ -94,8 +139,117 @@ class TutorRepository:
         )
         return list(rows.scalars()), int(total)
 
+    async def tutored(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> TutoredRow | None:
+        """The conversation, if it is `user_id`'s, with its course, whether they teach
+        it, are enrolled in it (as `courses` counts a member: active or completed), how
+        many of its lessons they have completed and the conversation's messages so far,
+        in one round trip (a question's first): None for no such conversation of
+        theirs."""
+        course_id = Conversation.course_id
+        teaches = exists().where(
+            CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
+        )
+        enrolled = exists().where(
+            Enrollment.course_id == course_id,
+            Enrollment.user_id == user_id,
+            Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+        )
+        completed = (
+            select(func.count())
+            .select_from(LessonCompletion)
+            .where(LessonCompletion.course_id == course_id, LessonCompletion.user_id == user_id)
+            .scalar_subquery()
+        )
+        # The completions count only for a learner with an enrollment (of any status).
+        done = case(
+            (
+                exists().where(Enrollment.course_id == course_id, Enrollment.user_id == user_id),
+                completed,
+            ),
+            else_=None,
+        )
+        history = (
+            select(
+                func.coalesce(
+                    func.json_agg(
+                        aggregate_order_by(
+                            func.json_build_array(Message.role, Message.content, Message.status),
+                            Message.seq,
+                        )
+                    ),
+                    func.json_build_array(),
+                    type_=JSON,
+                )
+            )
+            .where(Message.conversation_id == Conversation.id)
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                select(Conversation, Course, teaches.label("teaches"), enrolled.label("enrolled"))
+                .add_columns(done.label("done"), history.label("history"))
+                .join(Course, Course.id == course_id)
+                .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return TutoredRow(
+            row[0],
+            row[1],
+            bool(row[2]),
+            bool(row[3]),
+            row[4],
+            [
+                (MessageRole(role), content, MessageStatus(status))
+                for role, content, status in row[5]
+            ],
+        )
+
     async def delete_conversation(self, conversation_id: uuid.UUID) -> None:
         await self.session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+    async def store_question(
+        self,
+        conversation: Conversation,
+        *,
+        course_id: uuid.UUID,
+        user_id: uuid.UUID,
+        content: str,
+        changes: dict[str, Any],
+    ) -> uuid.UUID:
+        """A learner's question stored in `conversation`, and the conversation's
+        `changes` (its time, maybe its title and summary), in one statement (the
+        question's INSERT as a CTE of the conversation's UPDATE); `conversation` shows
+        the changes as written. Returns the question's id."""
+        message_id = uuid.uuid4()
+        asked = (
+            insert(_MESSAGES)
+            .values(
+                id=message_id,
+                conversation_id=conversation.id,
+                course_id=course_id,
+                user_id=user_id,
+                role=MessageRole.user,
+                content=content,
+                citations=[],
+                tool_calls=[],
+                tokens_in=0,
+                tokens_out=0,
+                status=MessageStatus.complete,
+            )
+            .returning(_MESSAGES.c.id)
+            .cte("asked")
+        )
+        await self.session.execute(
+            update(_CONVERSATIONS)
+            .where(_CONVERSATIONS.c.id == conversation.id)
+            .values(**changes)
+            .add_cte(asked)
+        )
+        for name, value in changes.items():
+            set_committed_value(conversation, name, value)
+        return message_id
 
     async def messages(self, conversation_id: uuid.UUID) -> list[Message]:
         rows = await self.session.execute(

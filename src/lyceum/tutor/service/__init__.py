@@ -20,6 +20,7 @@ from lyceum.tutor.service.conversations import (
 from lyceum.tutor.service.settings import TutorSettingsService
 from lyceum.tutor.service.turns import (
     CitationEvent,
+    ConversationState,
     DeltaEvent,
     DoneEvent,
     ErrorEvent,
@@ -35,6 +36,7 @@ __all__ = [
     "AnswerService",
     "CitationEvent",
     "ConversationService",
+    "ConversationState",
     "DeltaEvent",
     "DoneEvent",
     "ErrorEvent",

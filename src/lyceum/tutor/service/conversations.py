@@ -16,7 +16,7 @@ from lyceum.models.courses import Course
 from lyceum.models.identity import User
 from lyceum.models.tutor import Conversation, Message
 from lyceum.tutor import schemas
-from lyceum.tutor.repository import TutorRepository
+from lyceum.tutor.repository import TutoredRow, TutorRepository
 from lyceum.tutor.service.settings import TutorSettingsService
 
 NEW_TITLE = "New conversation"
@@ -83,6 +83,15 @@ class ConversationService:
         if conversation is None or conversation.user_id != caller.id:
             raise NotFound("No such conversation.")
         return conversation
+
+    async def tutored(self, caller: User, conversation_id: uuid.UUID) -> TutoredRow:
+        """`owned`, with the conversation's course, the caller's roles in it and their
+        progress, in one round trip (a question's first): the course's access rule is
+        then `courses`' (`member_access_of`)."""
+        found = await self.repo.tutored(conversation_id, caller.id)
+        if found is None:
+            raise NotFound("No such conversation.")
+        return found
 
     async def of(
         self, caller: User, paging: PageParams, course_id: uuid.UUID | None

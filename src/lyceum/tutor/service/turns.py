@@ -35,7 +35,7 @@ from lyceum.kit.errors import Invalid
 from lyceum.kit.events import emit
 from lyceum.models.courses import Course
 from lyceum.models.identity import Role, User
-from lyceum.models.tutor import Conversation, Message, MessageRole, MessageStatus, TutorSettings
+from lyceum.models.tutor import Conversation, MessageRole, MessageStatus
 from lyceum.tutor import offline, schemas
 from lyceum.tutor.grounding import (
     Grounding,
@@ -49,7 +49,7 @@ from lyceum.tutor.grounding import (
 from lyceum.tutor.interfaces import GradedQuestionGuard
 from lyceum.tutor.repository import TutorRepository
 from lyceum.tutor.service.conversations import NEW_TITLE
-from lyceum.tutor.service.settings import TutorSettingsService
+from lyceum.tutor.service.settings import CourseTutorFacts, TutorSettingsService
 
 SOURCES_PER_TURN = 5
 # Emitted when a learner's question is stored: message_id, user_id, course_id, lesson_id
@@ -107,6 +107,17 @@ class PreparedTurn:
     started: float
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """What a question reads of its learner and conversation, when the caller has read
+    it already (`tutor.permissions.Tutored`, in the round trip of the conversation):
+    the lessons of the course they have completed (None: not enrolled) and the
+    conversation's messages so far, in order, as (role, content, status)."""
+
+    completed_lessons: int | None
+    history: list[tuple[MessageRole, str, MessageStatus]]
+
+
 def citation_for(number: int, hit: Hit) -> schemas.Citation:
     return schemas.Citation(
         number=number,
@@ -145,10 +156,17 @@ class TurnService:
         self.repo = TutorRepository(session)
 
     async def prepare(
-        self, caller: User, course: Course, conversation: Conversation, question: str
+        self,
+        caller: User,
+        course: Course,
+        conversation: Conversation,
+        question: str,
+        *,
+        state: ConversationState | None = None,
     ) -> tuple[PreparedTurn, dict[str, str]]:
         """A question of `caller`'s, who owns `conversation` and is a member of its
-        `course`. Returns the turn and the rate-limit headers of the response."""
+        `course`, whose `state` the caller has read (None: read here). Returns the turn
+        and the rate-limit headers of the response."""
         started = time.perf_counter()
         question = question.strip()
         if len(question) > self.settings.tutor_max_message_chars:
@@ -159,12 +177,21 @@ class TurnService:
         # Retrieval sees the normalised question, so the same question asked again
         # finds the same passages (and the cache can answer it).
         query = normalise_question(question)
-        tutor = await self.tutor_settings.enabled(course)
+        facts = await self.tutor_settings.enabled_facts(course)
+        tutor = facts.settings
         headers = await self.tutor_settings.check_limits(caller, course, tutor)
-        previous = await self.repo.messages(conversation.id)
-        grounding = await self._grounding(caller, course, conversation, tutor)
+        if state is None:
+            state = ConversationState(
+                await self.repo.completed_lessons(course.id, caller.id),
+                [
+                    (message.role, message.content, message.status)
+                    for message in await self.repo.messages(conversation.id)
+                ],
+            )
+        previous = state.history
+        grounding = await self._grounding(course, conversation, facts, state)
         # An early commit, on purpose: it ends the transaction of the reads so far (the
-        # caller, the checks, the history, the syllabus), which hands the pooled
+        # caller, the checks, the history, the progress), which hands the pooled
         # connection back while the question is embedded. The embedding model is
         # CPU-bound and shared: under a burst of questions a turn waits seconds for it,
         # and a connection held meanwhile starves every other request of the pool.
@@ -179,47 +206,39 @@ class TurnService:
 
         turns = exchanges(
             [
-                (
-                    message.role.value,
-                    message.content,
-                    message.status is not MessageStatus.failed,
-                )
-                for message in previous
+                (role.value, content, status is not MessageStatus.failed)
+                for role, content, status in previous
             ]
         )
         older, recent = fit_history(turns, self.settings.tutor_history_tokens)
+        # The conversation's changes are written with the question, in one statement.
+        changes: dict[str, Any] = {"updated_at": self.now}
         if len(older) > conversation.summarised_messages:
-            conversation.summary = summarise(
+            changes["summary"] = summarise(
                 older[conversation.summarised_messages :], conversation.summary
             )
-            conversation.summarised_messages = len(older)
-            grounding.summary = conversation.summary
+            changes["summarised_messages"] = len(older)
+            grounding.summary = changes["summary"]
 
-        found = await retrieve(self.session, embedder, course.id, query, SOURCES_PER_TURN)
+        found = await retrieve(
+            self.session, embedder, course.id, query, SOURCES_PER_TURN, with_progress=True
+        )
         if found is not None:
             grounding.sources = found.hits
             grounding.relevant = found.relevant
-        grounding.indexing = await indexing_progress(self.session, course.id)
+        grounding.indexing = (
+            found.indexing
+            if found is not None and found.indexing is not None
+            else await indexing_progress(self.session, course.id)
+        )
         grounding.history = recent
         grounding.graded = await self.guard.is_graded_question(caller, course, question)
 
-        asked = Message(
-            conversation_id=conversation.id,
-            course_id=course.id,
-            user_id=caller.id,
-            role=MessageRole.user,
-            content=question,
-            citations=[],
-            tool_calls=[],
-            tokens_in=0,
-            tokens_out=0,
-            status=MessageStatus.complete,
-        )
-        self.repo.add(asked)
         if not previous and conversation.title == NEW_TITLE:
-            conversation.title = question[:80]
-        conversation.updated_at = self.now
-        await self.repo.flush()
+            changes["title"] = question[:80]
+        asked_id = await self.repo.store_question(
+            conversation, course_id=course.id, user_id=caller.id, content=question, changes=changes
+        )
         # Analytics records a learner's question and whether the material answered it,
         # with the question itself (an internal event: its reactions run in this
         # transaction). Staff trying the tutor out are not learners asking: their
@@ -228,7 +247,7 @@ class TurnService:
             await emit(
                 self.session,
                 QUESTION_ASKED,
-                message_id=str(asked.id),
+                message_id=str(asked_id),
                 user_id=str(caller.id),
                 course_id=str(course.id),
                 lesson_id=str(conversation.lesson_id) if conversation.lesson_id else None,
@@ -284,13 +303,14 @@ class TurnService:
 
     async def _grounding(
         self,
-        caller: User,
         course: Course,
         conversation: Conversation,
-        tutor: TutorSettings,
+        facts: CourseTutorFacts,
+        state: ConversationState,
     ) -> Grounding:
         """Everything the prompt carries but the retrieved sources and the history."""
-        entries = await self.repo.syllabus(course.id)
+        tutor = facts.settings
+        entries = facts.syllabus
         syllabus: dict[uuid.UUID, tuple[str, list[SyllabusLesson]]] = {}
         lesson_title = None
         lessons = 0
@@ -301,10 +321,10 @@ class TurnService:
                 numbered.append(SyllabusLesson(lessons, entry.lesson_id, entry.lesson_title))
                 if entry.lesson_id == conversation.lesson_id:
                     lesson_title = entry.lesson_title
-        progress = None
-        done = await self.repo.completed_lessons(course.id, caller.id)
+        percent = None
+        done = state.completed_lessons
         if done is not None and lessons:
-            progress = 100 * done / lessons
+            percent = 100 * done / lessons
         return Grounding(
             course_id=course.id,
             course_title=course.title,
@@ -313,7 +333,7 @@ class TurnService:
             syllabus=list(syllabus.values()),
             lesson_title=lesson_title,
             lesson_id=conversation.lesson_id,
-            progress_percent=progress,
+            progress_percent=percent,
             sources=[],
             summary=conversation.summary,
             mode=tutor.mode,
