@@ -166,7 +166,10 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         warm_samples = run_client(
             SequentialSpec(warm), 60 + WARM_QUESTIONS * 4 * args.stream_duration
         )
-        errors += sum(1 for pair in warm_samples for s in pair if not s.ok)
+        failed_warm = [s for pair in warm_samples for s in pair if not s.ok]
+        for sample in failed_warm[:3]:
+            print(f"    warm-up question error: {sample}", flush=True)
+        errors += len(failed_warm)
         chats = chats[WARM_QUESTIONS:]
         budget = 120 + REQUEST_TIMEOUT + args.stream_duration
         for index in range(total):
@@ -202,6 +205,12 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             print(_round_line(label, result, fake_result, n), flush=True)
             for sample in result["error_samples"][:3] + fake_result["error_samples"][:3]:
                 print(f"    error: {sample}", flush=True)
+            if result["short_circuited"]:
+                print(
+                    f"    error: {result['short_circuited']} answer(s) ended before half the "
+                    "stream's duration (not the provider's stream)",
+                    flush=True,
+                )
             errors += result["errors"] + fake_result["errors"] + result["short_circuited"]
             time.sleep(2.0)  # the answers' storing ends before the next burst
         print(
