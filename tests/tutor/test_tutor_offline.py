@@ -452,6 +452,29 @@ async def test_a_client_leaving_mid_stream_still_gets_a_stored_partial_answer(
     assert answer["content"] == first.text
 
 
+async def test_a_conversation_deleted_while_its_question_is_prepared_is_a_404(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    """Deleted in another tab between the ask's access check and the question's store:
+    the question's foreign key refuses it, and the learner is told the conversation is
+    gone (404), not a 500."""
+    from lyceum.kit.ai.embedding import get_embedder
+    from lyceum.kit.errors import NotFound
+
+    course, teacher = cell_course
+    chat = await conversation(live, course["id"], teacher)
+    async with runtime.database.sessionmaker() as session:
+        turns, _, user, course_row, chat_row = await turn_services(
+            session, runtime, get_embedder, teacher, chat
+        )
+        await session.commit()  # the ask's own reads are done: the other tab deletes
+        gone = await live.delete(f"/api/v1/tutor/conversations/{chat}", headers=teacher.headers)
+        assert gone.status_code == 204, gone.text
+        with pytest.raises(NotFound):
+            await turns.prepare(user, course_row, chat_row, "Explain the cell membrane.")
+        await session.rollback()
+
+
 async def test_offline_answers_use_no_provider_tokens_and_cost_nothing(
     live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
 ) -> None:

@@ -27,6 +27,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -58,6 +60,7 @@ class TutoredRow:
 
 
 _MESSAGES = typed(Table, Message.__table__)
+_FOREIGN_KEY_VIOLATION = "23503"
 _CONVERSATIONS = typed(Table, Conversation.__table__)
 
 
@@ -217,11 +220,13 @@ class TutorRepository:
         user_id: uuid.UUID,
         content: str,
         changes: dict[str, Any],
-    ) -> uuid.UUID:
+    ) -> uuid.UUID | None:
         """A learner's question stored in `conversation`, and the conversation's
         `changes` (its time, maybe its title and summary), in one statement (the
         question's INSERT as a CTE of the conversation's UPDATE); `conversation` shows
-        the changes as written. Returns the question's id."""
+        the changes as written. Returns the question's id; None when the conversation
+        is gone (deleted, in another tab, while the question was being prepared: the
+        question's foreign key refuses it, and the transaction must be rolled back)."""
         message_id = uuid.uuid4()
         asked = (
             insert(_MESSAGES)
@@ -241,12 +246,19 @@ class TutorRepository:
             .returning(_MESSAGES.c.id)
             .cte("asked")
         )
-        await self.session.execute(
-            update(_CONVERSATIONS)
-            .where(_CONVERSATIONS.c.id == conversation.id)
-            .values(**changes)
-            .add_cte(asked)
-        )
+        try:
+            result = await self.session.execute(
+                update(_CONVERSATIONS)
+                .where(_CONVERSATIONS.c.id == conversation.id)
+                .values(**changes)
+                .add_cte(asked)
+            )
+        except IntegrityError as error:
+            if getattr(error.orig, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
+                return None
+            raise
+        if typed(CursorResult[Any], result).rowcount == 0:
+            return None
         for name, value in changes.items():
             set_committed_value(conversation, name, value)
         return message_id

@@ -31,7 +31,7 @@ from lyceum.kit.ai.embedding import Embedder, load_embedder
 from lyceum.kit.ai.models import model_name
 from lyceum.kit.cache import Cache
 from lyceum.kit.db import commit
-from lyceum.kit.errors import Invalid
+from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.events import emit
 from lyceum.models.courses import Course
 from lyceum.models.identity import Role, User
@@ -239,6 +239,8 @@ class TurnService:
         asked_id = await self.repo.store_question(
             conversation, course_id=course.id, user_id=caller.id, content=question, changes=changes
         )
+        if asked_id is None:
+            raise NotFound("No such conversation.")
         # Analytics records a learner's question and whether the material answered it,
         # with the question itself (an internal event: its reactions run in this
         # transaction). Staff trying the tutor out are not learners asking: their
