@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.kit.db import Session, libpq_url
@@ -209,3 +210,16 @@ async def test_worker_killed_mid_job_gets_its_job_retried(
             )
         ).fetchall()
     assert states == [(0, "started"), (1, "started"), (1, "finished")]
+
+
+async def test_a_job_already_queued_under_its_lock_leaves_the_transaction_usable(
+    session: AsyncSession,
+) -> None:
+    """A second job under a queueing lock that is already waiting is refused by the
+    jobs table's unique index; `defer` answers None and the caller's transaction goes on
+    (the refusal is confined to a savepoint), as the demo loader's second run needs."""
+    lock = f"tests-lock-{uuid.uuid4()}"
+    first = await defer(session, test_jobs.record, queueing_lock=lock, token="first")
+    second = await defer(session, test_jobs.record, queueing_lock=lock, token="second")
+    assert first is not None and second is None
+    assert (await session.execute(text("SELECT 1"))).scalar_one() == 1

@@ -270,16 +270,21 @@ async def defer(
         trace_context = tracing.job_trace_context()
         if trace_context is not None:
             kwargs[tracing.TRACE_KEY] = trace_context
-    connection = await raw_connection(session)
-    configured = task.configure(
-        connection=connection, queueing_lock=queueing_lock, schedule_at=schedule_at
-    )
     if queueing_lock is None:
+        connection = await raw_connection(session)
+        configured = task.configure(connection=connection, schedule_at=schedule_at)
         job_id: int = await configured.defer_async(**kwargs)
         return job_id
-    # A duplicate must not abort the caller's transaction: try it in a savepoint.
+    # A duplicate must not abort the caller's transaction: try it in a savepoint. The
+    # connection is asked for inside the nested transaction, which is what makes
+    # SQLAlchemy send its SAVEPOINT (a connection taken before it would run the INSERT
+    # with no savepoint at all, and a refused duplicate would abort the transaction).
     try:
         async with session.begin_nested():
+            connection = await raw_connection(session)
+            configured = task.configure(
+                connection=connection, queueing_lock=queueing_lock, schedule_at=schedule_at
+            )
             return int(await configured.defer_async(**kwargs))
     except AlreadyEnqueued:
         return None
