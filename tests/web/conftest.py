@@ -33,6 +33,10 @@ from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES
 from tests.support.servers import REPO_ROOT, free_port, start_lyceum, stop, wait_until_healthy
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+# Assertions on a page go through `expect`, which retries until the page agrees (a click
+# that submits a form returns before the next page has loaded); the same patience as the
+# contexts' actions. `tests/web/test_assertions_wait.py` keeps the non-waiting reads out.
+playwright_sync.expect.set_options(timeout=20_000)
 
 CHROMIUM = os.environ.get("LYCEUM_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
@@ -201,8 +202,8 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     shot(page, "learn-course")
 
     page.goto("/learn")
-    assert page.get_by_role("link", name=course.title).is_visible()
-    assert page.get_by_role("heading", name="Continue where you stopped").is_visible()
+    expect(page.get_by_role("link", name=course.title)).to_be_visible()
+    expect(page.get_by_role("heading", name="Continue where you stopped")).to_be_visible()
     audit(page)
     shot(page, "learn-home")
 
@@ -210,7 +211,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     page.goto(f"/learn/courses/{course.id}")
     page.get_by_role("link", name="Start").click()
     page.wait_for_url(f"**/learn/lessons/{course.lessons[0]}")
-    assert page.locator("h2#s-loops-with-for").is_visible()
+    expect(page.locator("h2#s-loops-with-for")).to_be_visible()
 
     # The tutor answers (offline: from the material), streamed, with a citation.
     wait_for_indexing(learner.api, course.id)
@@ -218,7 +219,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     page.get_by_role("button", name="Ask").click()
     page.get_by_role("status").filter(has_text="Answer complete.").wait_for(timeout=180_000)
     answer = page.locator(".tutor-assistant .tutor-text").last
-    assert "for loop" in answer.inner_text().lower()
+    expect(answer).to_contain_text(re.compile("for loop", re.IGNORECASE))
     links = page.locator(".tutor-assistant .tutor-cites a")
     hrefs = [links.nth(i).get_attribute("href") or "" for i in range(links.count())]
     sections = [h for h in hrefs if h.startswith(f"/learn/lessons/{course.lessons[0]}#s-")]
@@ -230,14 +231,14 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     citation.click()
     page.wait_for_url(re.compile(r"#s-"))
     anchor = href.split("#", 1)[1]
-    assert page.locator(f"[id='{anchor}']").count() == 1  # the section it names exists
+    expect(page.locator(f"[id='{anchor}']")).to_have_count(1)  # the section it names exists
 
     # A past conversation opens again beside the lesson.
     page.reload()  # the citation only scrolled the page: load the panel's list again
     assert page.locator(".tutor-past").get_attribute("open") is not None
     page.locator(".tutor-past a").first.click()
     page.locator(".tutor-log .tutor-user").first.wait_for()
-    assert "for loop" in page.locator(".tutor-log").inner_text().lower()
+    expect(page.locator(".tutor-log")).to_contain_text(re.compile("for loop", re.IGNORECASE))
 
     # Mark complete (htmx), then the next lesson.
     page.get_by_role("button", name="Mark complete").click()
@@ -256,7 +257,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     shot(page, "learn-quiz")
     page.get_by_role("button", name="Start the quiz").click()
     page.wait_for_url(re.compile(r"/learn/attempts/[0-9a-f-]+$"))
-    assert page.locator("#timer-left").is_visible()
+    expect(page.locator("#timer-left")).to_be_visible()
     audit(page)
     shot(page, "learn-attempt")
     page.get_by_label("for", exact=True).check()
@@ -264,20 +265,20 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     page.get_by_role("button", name="Submit answers").click()
     page.wait_for_url(re.compile(r"/result$"))
     assert "Score: 2 of 2 (100%)" in page.inner_text("main")
-    assert page.get_by_text("Correct answer:").count() == 2
+    expect(page.get_by_text("Correct answer:")).to_have_count(2)
     audit(page)
     shot(page, "learn-result")
 
     # The essay: the prompt and rubric, then the submission waits for the instructor.
     page.goto(f"/learn/assignments/{course.assignment_id}")
-    assert page.get_by_role("rowheader", name=re.compile("Content")).is_visible()
+    expect(page.get_by_role("rowheader", name=re.compile("Content"))).to_be_visible()
     page.get_by_label("Your essay", exact=True).fill(
         "I use a for loop when I have a sequence, such as a list, and want to do the "
         "same work for every item in it. The loop variable takes each item in turn."
     )
     page.get_by_role("button", name="Submit", exact=True).click()
     page.get_by_role("heading", name="Your submission").wait_for()
-    assert page.get_by_text("Waiting for your instructor").is_visible()
+    expect(page.get_by_text("Waiting for your instructor")).to_be_visible()
     audit(page)
     shot(page, "learn-assignment")
 
@@ -290,7 +291,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
             break
         assert time.monotonic() < deadline, "no certificate within 60 s"
         time.sleep(1)
-    assert page.get_by_role("heading", name="Course completed").is_visible()
+    expect(page.get_by_role("heading", name="Course completed")).to_be_visible()
     audit(page)
     shot(page, "learn-course-completed")
     with page.expect_download() as download:
@@ -309,8 +310,8 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     # The public link works for anyone, signed in or not.
     stranger = context().new_page()
     stranger.goto(public)
-    assert stranger.get_by_text("This certificate is genuine").is_visible()
-    assert stranger.get_by_text(course.title).is_visible()
+    expect(stranger.get_by_text("This certificate is genuine")).to_be_visible()
+    expect(stranger.get_by_text(course.title)).to_be_visible()
     audit(stranger)
     shot(stranger, "learn-certificate-public")
     assert stranger.goto("/certificates/LYC-AAAA-BBBB-CCCC").status == 404
@@ -363,9 +364,9 @@ def test_another_student_cannot_open_someone_elses_work(
         assert response is not None
         assert response.status in (403, 404), f"{path}: {response.status}"
     page.goto(f"/learn/assignments/{course.assignment_id}")
-    assert page.get_by_role("heading", name="Submit your essay").is_visible()
+    expect(page.get_by_role("heading", name="Submit your essay")).to_be_visible()
     assert "for loop repeats its block for every item" not in page.inner_text("main")
     response = page.goto(f"/learn/lessons/{course.lessons[0]}?conversation={conversation['id']}")
     assert response is not None
     assert response.status == 200  # the lesson, with the tutor refusing that conversation
-    assert page.locator(".tutor-log .tutor-msg").count() == 0
+    expect(page.locator(".tutor-log .tutor-msg")).to_have_count(0)

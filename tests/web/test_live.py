@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from playwright.sync_api import expect
 
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
@@ -112,17 +113,19 @@ def test_chat_between_two_browsers(context: Any, web: WebServer) -> None:
     page_b.get_by_label("Your message").press("Enter")
     sent = page_a.locator(".chat-message .text", has_text="onerror")
     sent.wait_for()
-    assert sent.inner_text() == MARKUP
-    assert page_a.locator("#chat-messages b").count() == 0
-    assert page_a.locator("#chat-messages img").count() == 0
-    assert page_a.locator("#chat-typing").inner_text() == ""  # the message ended the typing
+    expect(sent).to_have_text(MARKUP)
+    expect(page_a.locator("#chat-messages b")).to_have_count(0)
+    expect(page_a.locator("#chat-messages img")).to_have_count(0)
+    expect(page_a.locator("#chat-typing")).to_have_text("")  # the message ended the typing
     # Binh's own copy is there once; the input is cleared.
     page_b.locator(".chat-message .text", has_text="onerror").wait_for()
-    assert page_b.locator(".chat-message .text", has_text="onerror").count() == 1
+    expect(page_b.locator(".chat-message .text", has_text="onerror")).to_have_count(1)
     assert page_b.get_by_label("Your message").input_value() == ""
     # A learner may delete only their own messages; nobody's is mutable by a learner.
-    assert page_a.locator(".chat-message", has_text="onerror").get_by_role("button").count() == 0
-    assert page_a.locator("[data-mute]").count() == 0
+    expect(page_a.locator(".chat-message", has_text="onerror").get_by_role("button")).to_have_count(
+        0
+    )
+    expect(page_a.locator("[data-mute]")).to_have_count(0)
     audit(page_a)
     shot(page_a, "live-chat")
 
@@ -136,21 +139,21 @@ def test_chat_between_two_browsers(context: Any, web: WebServer) -> None:
     # History: a reload shows both messages (from the REST API), still as text.
     page_b.reload()
     page_b.locator("#chat-status").filter(has_text="Connected.").wait_for()
-    assert page_b.locator(".chat-message .text", has_text="onerror").inner_text() == MARKUP
-    assert page_b.locator("#chat-messages img").count() == 0
+    expect(page_b.locator(".chat-message .text", has_text="onerror")).to_have_text(MARKUP)
+    expect(page_b.locator("#chat-messages img")).to_have_count(0)
 
     # The course's instructor moderates: deletes Binh's message, it goes for everyone.
     teacher = signed_in_page(context, *web.accounts["instructor"])
     open_chat(teacher, course_id)
     message = teacher.locator(".chat-message", has_text="onerror")
-    assert message.get_by_role("button", name="Mute for 10 minutes").is_visible()
+    expect(message.get_by_role("button", name="Mute for 10 minutes")).to_be_visible()
     audit(teacher)
     shot(teacher, "live-chat-moderator")
     teacher.once("dialog", lambda dialog: dialog.accept())
     message.get_by_role("button", name="Delete").click()
     page_a.locator(".chat-message .text", has_text="onerror").wait_for(state="detached")
     page_b.locator(".chat-message .text", has_text="onerror").wait_for(state="detached")
-    assert teacher.locator(".chat-message", has_text="onerror").count() == 0
+    expect(teacher.locator(".chat-message", has_text="onerror")).to_have_count(0)
 
     # And mutes Ana: her next message is refused, with the reason shown.
     teacher.locator(".chat-message", has_text="back again").get_by_role(
@@ -161,7 +164,7 @@ def test_chat_between_two_browsers(context: Any, web: WebServer) -> None:
     page_a.get_by_label("Your message").fill("am I muted?")
     page_a.get_by_role("button", name="Send").click()
     page_a.locator("#chat-status", has_text="Not sent").wait_for()
-    assert page_b.locator(".chat-message .text", has_text="am I muted?").count() == 0
+    expect(page_b.locator(".chat-message .text", has_text="am I muted?")).to_have_count(0)
 
     # The moderator sees who is muted, and lifts it: Ana speaks again.
     teacher.reload()
@@ -181,7 +184,7 @@ def test_the_chat_is_for_course_members(context: Any, web: WebServer) -> None:
     page = signed_in_page(context, outsider.email, outsider.password)
     answer = page.goto(f"/live/courses/{course_id}/chat")
     assert answer is not None and answer.status == 403
-    assert page.locator("#chat").count() == 0
+    expect(page.locator("#chat")).to_have_count(0)
     audit(page)
 
 
@@ -213,7 +216,7 @@ def test_the_bell_rings_without_a_reload(context: Any, web: WebServer) -> None:
         f" return c && Number(c.textContent) > {before}; }}"
     )
     page.locator(".notification", has_text=title).wait_for()
-    assert "unread" in (page.get_by_role("link", name="Notifications").inner_text())
+    expect(page.get_by_role("link", name="Notifications")).to_contain_text("unread")
     audit(page)
     shot(page, "live-notifications")
 
@@ -236,8 +239,8 @@ def test_the_bell_rings_without_a_reload(context: Any, web: WebServer) -> None:
     page.locator(".notification", has_text=title).get_by_role("link", name=title).click()
     page.wait_for_url(re.compile(rf"/live/courses/{course_id}/announcements"))
     announcement = page.locator(".announcement", has_text=title)
-    assert announcement.locator("strong").inner_text() == "on Friday"
-    assert announcement.locator("script").count() == 0
+    expect(announcement.locator("strong")).to_have_text("on Friday")
+    expect(announcement.locator("script")).to_have_count(0)
     audit(page)
     shot(page, "live-announcements")
 
@@ -335,6 +338,6 @@ def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> 
     page.get_by_role("button", name="Send").click()
     page.locator(".chat-message .text", has_text="from my phone").wait_for()
     assert tokens, "no fresh token was asked for"
-    assert page.locator(".chat-message .text", has_text="from my phone").count() == 1
+    expect(page.locator(".chat-message .text", has_text="from my phone")).to_have_count(1)
     assert page.get_by_label("Your message").input_value() == ""
     shot(page, "live-chat-phone")

@@ -8,13 +8,14 @@ import uuid
 from typing import Any
 
 import httpx
+from playwright.sync_api import expect
 
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
 
 def test_home_and_catalog_search_in_the_browser(page: Any, web: WebServer) -> None:
     page.goto("/")
-    assert page.get_by_role("heading", level=1).is_visible()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
     audit(page)
     shot(page, "home")
     page.get_by_role("link", name="Catalog").first.click()
@@ -22,8 +23,8 @@ def test_home_and_catalog_search_in_the_browser(page: Any, web: WebServer) -> No
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"q=python"))
     cards = page.locator(".course-card")
-    assert cards.count() >= 1
-    assert page.locator(".course-card mark").count() >= 1  # hits highlighted
+    expect(cards.first).to_be_visible()
+    expect(page.locator(".course-card mark").first).to_be_visible()  # hits highlighted
     audit(page)
     shot(page, "catalog-search")
     cards.first.get_by_role("link").click()
@@ -42,11 +43,11 @@ def test_sign_in_and_out_with_the_session_cookie(context: Any, web: WebServer) -
     assert session["sameSite"] == "Lax"
     assert cookies["lyceum_csrf"]["httpOnly"] is True
     page.goto("/catalog")
-    assert page.get_by_role("button", name="Sign out").is_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(web.url + "/")
     assert "lyceum_session" not in {c["name"] for c in browser_context.cookies()}
-    assert page.get_by_role("link", name="Sign in").first.is_visible()
+    expect(page.get_by_role("link", name="Sign in").first).to_be_visible()
 
 
 def test_a_wrong_password_is_shown_on_the_form(page: Any, web: WebServer) -> None:
@@ -54,7 +55,7 @@ def test_a_wrong_password_is_shown_on_the_form(page: Any, web: WebServer) -> Non
     page.get_by_label("Email").fill(web.accounts["student"][0])
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").is_visible()
+    expect(page.get_by_role("alert")).to_be_visible()
     assert "/login" in page.url
     audit(page)
 
@@ -119,11 +120,11 @@ def test_a_course_title_with_markup_is_shown_as_text(page: Any, web: WebServer) 
     assert api.post(f"/courses/{course_id}/publish").status_code == 200
     page.goto(f"/courses/{course_id}")
     heading = page.get_by_role("heading", level=1)
-    assert heading.inner_text() == title
-    assert page.locator("main img").count() == 0
-    assert page.locator("main script").count() == 0
-    assert page.locator(".description strong").inner_text() == "bold"
-    assert "<script>alert(1)</script>" in page.locator(".description").inner_text()
+    expect(heading).to_have_text(title)
+    expect(page.locator("main img")).to_have_count(0)
+    expect(page.locator("main script")).to_have_count(0)
+    expect(page.locator(".description strong")).to_have_text("bold")
+    expect(page.locator(".description")).to_contain_text("<script>alert(1)</script>")
     assert page.title() != "1"
 
 
@@ -159,9 +160,9 @@ def test_pages_fit_a_phone_and_the_menu_opens(context: Any, web: WebServer) -> N
         assert width <= 375, f"{path} scrolls sideways on a phone ({width} px)"
     page.goto("/")
     links = page.locator("#nav-links")
-    assert not links.is_visible()
+    expect(links).not_to_be_visible()
     page.get_by_role("button", name="Menu").click()
-    assert links.is_visible()
+    expect(links).to_be_visible()
     assert page.get_by_role("button", name="Menu").get_attribute("aria-expanded") == "true"
     shot(page, "phone-home-menu")
 
@@ -171,7 +172,7 @@ def test_signing_in_with_the_keyboard_alone(page: Any, web: WebServer) -> None:
     page.goto("/login")
     page.keyboard.press("Tab")
     skip = page.locator(":focus")
-    assert skip.inner_text() == "Skip to content"
+    expect(skip).to_have_text("Skip to content")
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
     page.get_by_label("Email").focus()
@@ -181,7 +182,7 @@ def test_signing_in_with_the_keyboard_alone(page: Any, web: WebServer) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/login" not in url)
     page.goto("/catalog")
-    assert page.get_by_role("button", name="Sign out").count() == 1
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(1)
 
 
 def test_a_right_to_left_page_mirrors_without_overflow(page: Any, web: WebServer) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from fpdf import FPDF
+from playwright.sync_api import expect
 
 from tests.web.conftest import WebServer, audit, shot, sign_in
 
@@ -89,18 +90,18 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     page.get_by_role("button", name="Create the draft").click()
     page.wait_for_url(re.compile(r"/teach/courses/[0-9a-f-]{36}$"))
     course_id = page.url.rsplit("/", 1)[-1]
-    assert page.get_by_role("heading", level=1).inner_text() == f"Edit {title}"  # as text
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Edit {title}")  # as text
 
     # Publishing an empty course: the API's refusal is shown.
     page.get_by_role("button", name="Publish").click()
     page.get_by_role("alert").wait_for()
-    assert "lesson" in page.get_by_role("alert").inner_text().lower()
+    expect(page.get_by_role("alert")).to_contain_text(re.compile("lesson", re.IGNORECASE))
 
     # Details with a live markdown preview.
     page.get_by_label("Subtitle").fill("Light into sugar")
     page.get_by_label("Description").fill("## What you learn\n\nThe **Calvin cycle**.")
     page.locator("#preview-description strong").wait_for()
-    assert page.locator("#preview-description strong").inner_text() == "Calvin cycle"
+    expect(page.locator("#preview-description strong")).to_have_text("Calvin cycle")
     page.get_by_role("button", name="Save details").click()
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
 
@@ -126,7 +127,7 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     page.wait_for_url(re.compile(r"/teach/lessons/"))
     page.get_by_label("Content").fill("# Chlorophyll\n\nIt absorbs **red and blue** light.")
     page.locator("#preview-content strong").wait_for()
-    assert page.locator("#preview-content h1, #preview-content h2").count() >= 1
+    expect(page.locator("#preview-content h1, #preview-content h2").first).to_be_visible()
     page.get_by_label("Free preview (anyone may read it)").check()
     page.get_by_role("button", name="Save lesson").click()
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
@@ -201,7 +202,7 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     page.locator("#preview-body strong").wait_for()
     page.get_by_role("button", name="Post", exact=True).click()
     page.get_by_role("status").filter(has_text="Announcement posted.").wait_for()
-    assert page.locator(".announcement strong").inner_text() == "Chlorophyll"
+    expect(page.locator(".announcement strong")).to_have_text("Chlorophyll")
     audit(page)
     shot(page, "teach-announcements")
 
@@ -254,8 +255,8 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     # Analytics: charts with their tables.
     page.get_by_role("link", name="Analytics").click()
     page.get_by_role("heading", name="Lesson funnel").wait_for()
-    assert page.locator("svg.chart title").count() >= 2
-    assert page.locator("svg.chart rect").count() >= 1
+    expect(page.locator("svg.chart title").nth(1)).to_be_attached()
+    expect(page.locator("svg.chart rect").first).to_be_attached()
     audit(page)
     shot(page, "teach-analytics")
     with page.expect_download() as download_info:
@@ -267,7 +268,7 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     # The course is in my list, published.
     page.goto("/teach")
     course_row = page.locator("tr", has_text=title)
-    assert "Published" in course_row.inner_text()
+    expect(course_row).to_contain_text("Published")
 
 
 def test_students_are_refused_the_teaching_pages(page: Any, web: WebServer) -> None:
@@ -297,7 +298,7 @@ def test_an_instructor_cannot_open_another_instructors_course(
     page = context().new_page()
     sign_in(page, email_address, password)
     page.goto("/teach")
-    assert page.get_by_text("You teach no course yet").is_visible()
+    expect(page.get_by_text("You teach no course yet")).to_be_visible()
     for path in ("", "/review", "/gradebook", "/files", "/analytics", "/announcements"):
         response = page.goto(f"/teach/courses/{course_id}{path}")
         assert response is not None and response.status == 403, path
@@ -325,8 +326,8 @@ def test_the_editor_on_a_phone_with_a_confirmed_delete(context: Any, web: WebSer
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Delete module Remove me").click()
     page.wait_for_timeout(500)
-    assert page.get_by_role("heading", name="Remove me").count() == 1
+    expect(page.get_by_role("heading", name="Remove me")).to_have_count(1)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete module Remove me").click()
     page.get_by_role("heading", name="Remove me").wait_for(state="detached")
-    assert page.get_by_role("heading", name="Keep me").is_visible()
+    expect(page.get_by_role("heading", name="Keep me")).to_be_visible()
