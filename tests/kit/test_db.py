@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+import psycopg
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import Enum, Integer, Interval, bindparam, literal, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lyceum.kit.db import (
     after_commit,
@@ -200,3 +202,52 @@ async def test_a_driver_statement_sends_its_constants_as_sqlalchemy_converts_the
     assert set(prepared.constants) == {"param_1", "param_2"}
     found = await driver_execute(session, prepared.sql, {**prepared.constants, "wanted": 3})
     assert found.rows == [("red", dt.timedelta(days=1), 3)]
+
+
+async def test_a_driver_statement_fails_with_the_error_sqlalchemy_would_raise(
+    runtime: Runtime,
+) -> None:
+    """`driver_execute` sends on psycopg directly, but callers catch SQLAlchemy's classes
+    (`except IntegrityError` around a race): a unique violation is SQLAlchemy's
+    `IntegrityError`, with psycopg's error as its cause, and the transaction rolls back."""
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS probe_driver_unique (n int UNIQUE)"))
+        await conn.execute(text("TRUNCATE probe_driver_unique"))
+    insert = "INSERT INTO probe_driver_unique VALUES (%(n)s)"
+    async with runtime.database.sessionmaker() as session:
+        await driver_execute(session, insert, {"n": 1})
+        with pytest.raises(sqlalchemy.exc.IntegrityError) as raised:
+            await driver_execute(session, insert, {"n": 1})
+        assert isinstance(raised.value.orig, psycopg.errors.UniqueViolation)
+        assert not raised.value.connection_invalidated
+        await session.rollback()
+        assert (
+            await session.execute(text("SELECT count(*) FROM probe_driver_unique"))
+        ).scalar() == 0
+
+
+async def test_a_connection_lost_under_a_driver_statement_is_not_handed_out_again(
+    runtime: Runtime,
+) -> None:
+    """The server ends the backend mid-transaction (a failover, an admin's kill): the
+    error is SQLAlchemy's, marked as a lost connection, and the pool drops that
+    connection, so the next session gets a working one instead of the dead one."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=0)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        async with sessions() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with runtime.database.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(sqlalchemy.exc.DBAPIError) as raised:
+                await driver_execute(session, "SELECT 1 AS probe", {})
+            assert raised.value.connection_invalidated
+            assert isinstance(raised.value.orig, psycopg.OperationalError)
+            await session.rollback()
+        async with sessions() as session:
+            fresh = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert fresh != pid
+    finally:
+        await engine.dispose()

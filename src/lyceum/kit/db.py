@@ -394,10 +394,37 @@ async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]
     course title and its fan-out, the analytics fact): SQLAlchemy's per-call work costs
     more CPU than sending the statement."""
     connection = await flushed_driver_connection(session)
-    if not tracing.enabled():
-        return await _run_on_driver(connection, sql, params)
-    with tracing.sql_span(sql):
-        return await _run_on_driver(connection, sql, params)
+    try:
+        if not tracing.enabled():
+            return await _run_on_driver(connection, sql, params)
+        with tracing.sql_span(sql, session.get_bind().engine.url):
+            return await _run_on_driver(connection, sql, params)
+    except psycopg.Error as error:
+        raise await _as_sqlalchemy_error(session, connection, sql, params, error) from error
+
+
+async def _as_sqlalchemy_error(
+    session: AsyncSession,
+    driver: psycopg.AsyncConnection[Any],
+    sql: str,
+    params: dict[str, Any],
+    error: psycopg.Error,
+) -> sqlalchemy_exc.DBAPIError:
+    """A driver error as SQLAlchemy raises it for a statement it sent: the same class
+    (`IntegrityError` for a unique violation, which callers catch by that name), and on
+    a lost connection the session's connection invalidated, so the pool drops it instead
+    of handing the broken one out again."""
+    dialect = session.get_bind().dialect
+    # The dialect reads the driver connection's `closed`/`broken`, as for its own statements.
+    lost = dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+    if lost:
+        connection = await session.connection()
+        await connection.invalidate(error)
+    wrapped = sqlalchemy_exc.DBAPIError.instance(
+        sql, params, error, psycopg.Error, connection_invalidated=lost, dialect=dialect
+    )
+    assert isinstance(wrapped, sqlalchemy_exc.DBAPIError)
+    return wrapped
 
 
 async def _run_on_driver(

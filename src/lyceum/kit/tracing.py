@@ -409,47 +409,47 @@ def _uninstrument_httpx2() -> None:
 # SQL -------------------------------------------------------------------------------
 
 
+def _sql_attributes(statement: str, url: Any) -> tuple[str, dict[str, Any]]:
+    """The span name and attributes of one SQL statement (the database semantic
+    conventions), the same whether SQLAlchemy or `kit.db.driver_execute` sent it."""
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    return operation, {
+        "db.system": "postgresql",
+        "db.system.name": "postgresql",
+        "db.operation.name": operation,
+        "db.query.text": statement,
+        "db.namespace": url.database or "",
+        "server.address": url.host or "",
+        "server.port": url.port or 5432,
+    }
+
+
 def _before_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
     state = _active
     if state is None or context is None:
         return
-    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-    url = conn.engine.url
+    name, attributes = _sql_attributes(statement, conn.engine.url)
     context._lyceum_span = state.tracer.start_span(
-        operation,
-        kind=SpanKind.CLIENT,
-        attributes={
-            "db.system": "postgresql",
-            "db.system.name": "postgresql",
-            "db.operation.name": operation,
-            "db.query.text": statement,
-            "db.namespace": url.database or "",
-            "server.address": url.host or "",
-            "server.port": url.port or 5432,
-        },
+        name, kind=SpanKind.CLIENT, attributes=attributes
     )
 
 
 @contextmanager
-def sql_span(statement: str) -> Iterator[None]:
+def sql_span(statement: str, url: Any) -> Iterator[None]:
     """The span of a statement sent on a driver connection directly (`kit.db.driver_execute`),
-    as `_before_cursor_execute` makes one for every statement SQLAlchemy sends."""
+    as `_before_cursor_execute` makes one for every statement SQLAlchemy sends; `url` is
+    the engine's (`sqlalchemy.engine.URL`)."""
     state = _active
     if state is None:
         yield
         return
-    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    name, attributes = _sql_attributes(statement, url)
     with state.tracer.start_as_current_span(
-        operation,
+        name,
         kind=SpanKind.CLIENT,
-        attributes={
-            "db.system": "postgresql",
-            "db.system.name": "postgresql",
-            "db.operation.name": operation,
-            "db.query.text": statement,
-        },
+        attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as current:
