@@ -2,14 +2,15 @@
 auto-graded in its request.
 
     python bench/assessments.py [--learners N] [--questions N] [--rounds R]
-                                [--db-pool-size N] [--json PATH] [--keep-temp]
+                                [--db-pool-size N] [--db-max-overflow N]
+                                [--json PATH] [--keep-temp]
 
 1. Starts its own embedded PostgreSQL in a temp dir, creates a fresh database and
    migrates it, then seeds an instructor and `--learners` learner accounts directly
    (COPY; no password hashing: the learners' access tokens are minted with the
    server's SECRET_KEY, exactly as a login would mint them).
 2. Starts Lyceum (uvicorn, one worker, `LOG_LEVEL=INFO` so the access log is on, a
-   database pool of `--db-pool-size` + as many overflow connections).
+   database pool of `--db-pool-size` + `--db-max-overflow` connections).
 3. Through the API: the instructor creates a course with a lesson and publishes it,
    adds `--questions` questions of every auto-graded kind (single choice, multiple
    choice with partial credit, true/false, short answer exact / case-insensitive /
@@ -27,8 +28,9 @@ auto-graded in its request.
    A burst is N requests sent at once from a separate process, each on its own
    connection; its wall time runs from the first request written to the last
    response read; throughput = N / wall time.
-5. Prints per round and the median of the rounds: p50/p99 latency, throughput, server
-   CPU per request, and `submit/baseline throughput ratio`. Then checks the database:
+5. Prints per round and the median of the rounds: p50/p99 latency, throughput, CPU per
+   request of the Lyceum process and of the whole PostgreSQL server (its backends, the
+   reaped ones included), and `submit/baseline throughput ratio`. Then checks the database:
    exactly one graded attempt per learner per round, none left in progress.
 
 Exit code 0 whatever the figures; 1 if a server fails to start or any request fails.
@@ -61,10 +63,12 @@ from bench.harness import (
     LOOPBACK,
     BenchError,
     Server,
+    database_cpu_seconds,
     load_average,
     median,
     migrated_postgres,
     percentile,
+    postmaster_of,
     scenario_main,
     start_server,
     stop_server,
@@ -306,7 +310,7 @@ def mint_tokens(secret: str, users: Sequence[tuple[uuid.UUID, str]]) -> list[str
     ]
 
 
-def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
+def start_lyceum(temp: Path, url: str, secret: str, pool: int, overflow: int) -> Server:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -315,7 +319,7 @@ def start_lyceum(temp: Path, url: str, secret: str, pool: int) -> Server:
         "ENVIRONMENT": "development",
         "SECRET_KEY": secret,
         "DB_POOL_SIZE": str(pool),
-        "DB_MAX_OVERFLOW": str(pool),
+        "DB_MAX_OVERFLOW": str(overflow),
     }
     server = start_server(
         "lyceum",
@@ -389,10 +393,11 @@ class Figures:
     p99_ms: float
     max_ms: float
     server_cpu_ms_per_request: float
+    database_cpu_ms_per_request: float
     client_cpu: float
 
 
-def figures(name: str, index: int, result: BurstResult, cpu: float) -> Figures:
+def figures(name: str, index: int, result: BurstResult, cpu: float, database_cpu: float) -> Figures:
     ok = sum(1 for status in result.statuses if status == 200)
     latencies = sorted(latency for latency in result.latencies if latency > 0)
     return Figures(
@@ -406,6 +411,7 @@ def figures(name: str, index: int, result: BurstResult, cpu: float) -> Figures:
         p99_ms=percentile(latencies, 99) * 1000,
         max_ms=(latencies[-1] * 1000) if latencies else float("nan"),
         server_cpu_ms_per_request=cpu / len(result.statuses) * 1000,
+        database_cpu_ms_per_request=database_cpu / len(result.statuses) * 1000,
         client_cpu=result.client_cpu,
     )
 
@@ -429,28 +435,36 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             [(teacher_id, "instructor"), *((learner, "student") for learner in learner_ids)],
         )
         print(f"seeded 1 instructor and {len(tokens)} learners", flush=True)
-        server = start_lyceum(temp, url, secret, args.db_pool_size)
+        server = start_lyceum(temp, url, secret, args.db_pool_size, args.db_max_overflow)
         print(
             f"lyceum pid {server.pid} port {server.port}, ready in {server.started_in:.1f}s",
             flush=True,
         )
+        postmaster = postmaster_of(url)
         course_id, quiz_id, answers = author(server.port, teacher_token, args.questions)
         print(f"authored a course, {len(answers)} questions and a quiz through the API", flush=True)
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as load:
 
-            def burst(calls: list[Call], keep_bodies: bool = False) -> tuple[BurstResult, float]:
+            def burst(
+                calls: list[Call], keep_bodies: bool = False
+            ) -> tuple[BurstResult, float, float]:
                 assert server is not None
                 cpu_before = server.cpu_seconds()
+                database_before = database_cpu_seconds(postmaster)
                 result = load.submit(run_burst, server.port, calls, keep_bodies).result()
                 errors.extend(result.errors)
-                return result, server.cpu_seconds() - cpu_before
+                return (
+                    result,
+                    server.cpu_seconds() - cpu_before,
+                    database_cpu_seconds(postmaster) - database_before,
+                )
 
             # Set-up, not measured: in slices of 50, so that a machine busy with other
             # work does not keep an enrollment waiting for a connection past the pool
             # timeout (503) before the measured bursts even start.
             statuses: list[int] = []
             for first in range(0, len(tokens), ENROLL_SLICE):
-                enrolled, _ = burst(
+                enrolled, _, _ = burst(
                     [
                         Call("POST", f"/api/v1/courses/{course_id}/enrollments", token)
                         for token in tokens[first : first + ENROLL_SLICE]
@@ -464,14 +478,14 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             print(f"{len(tokens)} learners enrolled; warm-up done", flush=True)
 
             for index in range(1, args.rounds + 1):
-                started, start_cpu = burst(
+                started, start_cpu, start_database = burst(
                     [
                         Call("POST", f"/api/v1/quizzes/{quiz_id}/attempts", token)
                         for token in tokens
                     ],
                     keep_bodies=True,
                 )
-                start_figures = figures("start", index, started, start_cpu)
+                start_figures = figures("start", index, started, start_cpu, start_database)
                 measured.append(start_figures)
                 submits: list[Call] = []
                 expected: list[float] = []
@@ -504,7 +518,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 order = ("submit", "baseline") if index % 2 else ("baseline", "submit")
                 for name in order:
                     if name == "submit":
-                        result, cpu = burst(submits, keep_bodies=True)
+                        result, cpu, database = burst(submits, keep_bodies=True)
                         for body, status, score in zip(
                             result.bodies, result.statuses, expected, strict=True
                         ):
@@ -515,11 +529,13 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                                     f"submit graded {body['status']} {body['score']}, expected {score}"
                                 )
                     else:
-                        result, cpu = burst([Call("GET", BASELINE_PATH, token) for token in tokens])
+                        result, cpu, database = burst(
+                            [Call("GET", BASELINE_PATH, token) for token in tokens]
+                        )
                         for status in result.statuses:
                             if status != 200:
                                 errors.append(f"baseline -> {status}")
-                    row = figures(name, index, result, cpu)
+                    row = figures(name, index, result, cpu, database)
                     measured.append(row)
                 print(
                     "  round "
@@ -560,6 +576,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 "p99_ms",
                 "max_ms",
                 "server_cpu_ms_per_request",
+                "database_cpu_ms_per_request",
                 "wall_s",
             )
         }
@@ -573,6 +590,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     header = (
         f"{'burst of ' + str(args.learners) + ' (median of ' + str(args.rounds) + ')':<34} "
         f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'wall s':>7} {'srv CPU ms/req':>14}"
+        f" {'DB CPU ms/req':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -586,6 +604,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             f"{labels[name]:<34} {fmt(summary_row['throughput'], 0):>8} {fmt(summary_row['p50_ms'], 0):>8} "
             f"{fmt(summary_row['p99_ms'], 0):>8} {fmt(summary_row['max_ms'], 0):>8} {fmt(summary_row['wall_s'], 2):>7} "
             f"{fmt(summary_row['server_cpu_ms_per_request'], 2):>14}"
+            f" {fmt(summary_row['database_cpu_ms_per_request'], 2):>13}"
         )
     print()
     print(f"load average before/after: {load_before} / {load_after}")
@@ -630,6 +649,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, default=10, help="questions in the quiz (10)")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (3)")
     parser.add_argument("--db-pool-size", type=int, default=20, help="DB_POOL_SIZE (20)")
+    parser.add_argument("--db-max-overflow", type=int, default=20, help="DB_MAX_OVERFLOW (20)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
     args = parser.parse_args(argv)

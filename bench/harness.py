@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import psycopg
 
 if TYPE_CHECKING:
     from lyceum.kit.embedded_pg import EmbeddedPostgres
@@ -110,6 +111,40 @@ class Server:
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
+
+
+def postmaster_of(url: str) -> int | None:
+    """The pid of the PostgreSQL server (the postmaster) that `url` reaches on this
+    machine, found through a backend of its own (the parent of every backend)."""
+    with psycopg.connect(url) as conn:  # its backend looked up while it lives
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        try:
+            parent = psutil.Process(int(row[0])).parent() if row else None
+        except psutil.Error:
+            return None
+    return parent.pid if parent is not None else None
+
+
+def database_cpu_seconds(postmaster: int | None) -> float:
+    """User + system CPU seconds of the whole PostgreSQL server: the postmaster, its
+    live children (backends, WAL writer, checkpointer) and the children it has reaped
+    (a pool's overflow connection closed after a burst still counts)."""
+    if postmaster is None:
+        return math.nan
+    try:
+        server = psutil.Process(postmaster)
+        times = server.cpu_times()
+        children = server.children(recursive=True)
+    except psutil.Error:
+        return math.nan
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in children:
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue  # reaped since: counted in the postmaster's children times next time
+        total += child_times.user + child_times.system
+    return float(total)
 
 
 def tail(path: Path, lines: int = 40) -> str:
