@@ -65,9 +65,11 @@ from bench.harness import (
     LOOPBACK,
     BenchError,
     Server,
+    database_cpu_seconds,
     load_average,
     migrated_postgres,
     percentile,
+    postmaster_of,
     scenario_main,
     start_server,
     stop_server,
@@ -391,36 +393,6 @@ def post_batches(port: int, bodies: Sequence[tuple[str, bytes]], concurrency: in
     return asyncio.run(_post_batches(port, bodies, concurrency))
 
 
-def _cpu(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of these processes (those gone count nothing)."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
-def postgres_pids(url: str) -> list[int]:
-    """The embedded server's processes: the postmaster and its children (the backends
-    of the server's pool among them)."""
-    import psutil
-
-    with psycopg.connect(url) as conn:  # its backend looked up while it lives
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        try:
-            parent = psutil.Process(int(row[0])).parent() if row else None
-            if parent is None:
-                return []
-            return [parent.pid, *(child.pid for child in parent.children(recursive=True))]
-        except psutil.Error:
-            return []
-
-
 @dataclass(frozen=True)
 class Copied:
     seconds: float
@@ -433,15 +405,15 @@ def copy_rows(url: str, lines: Sequence[str]) -> Copied:
     buffer = "".join(lines).encode()
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         first = cursor.execute("SELECT nextval('analytics_events_id_seq')").fetchone()
-        pids = postgres_pids(url)  # this connection's backend among them
-        cpu_before = _cpu(pids)
+        postmaster = postmaster_of(url)
+        cpu_before = database_cpu_seconds(postmaster)
         started = time.perf_counter()
         with cursor.copy(f"COPY analytics_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for offset in range(0, len(buffer), 1 << 20):
                 copy.write(buffer[offset : offset + (1 << 20)])
         conn.commit()
         elapsed = time.perf_counter() - started
-        cpu = _cpu(pids) - cpu_before
+        cpu = database_cpu_seconds(postmaster) - cpu_before
     return Copied(elapsed, int(first[0]) if first else 0, cpu)
 
 
@@ -622,11 +594,12 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         ]
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as load:
             load.submit(post_batches, server.port, warm, args.concurrency).result()
-            database = postgres_pids(url)
-            cpu_before, database_before = server.cpu_seconds(), _cpu(database)
+            database = postmaster_of(url)
+            cpu_before = server.cpu_seconds()
+            database_before = database_cpu_seconds(database)
             result = load.submit(post_batches, server.port, bodies, args.concurrency).result()
             cpu = server.cpu_seconds() - cpu_before
-            database_cpu = _cpu(database) - database_before
+            database_cpu = database_cpu_seconds(database) - database_before
         errors.extend(result.errors[:20])
         if result.accepted != http_events:
             errors.append(f"HTTP accepted {result.accepted} of {http_events} events")

@@ -6,21 +6,24 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
+from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.app import create_app
-from lyceum.config import Environment, Settings, get_settings
+from lyceum.config import AIProvider, Environment, Settings, get_settings
 from lyceum.kit.db import alembic_config, get_session, unit_of_work
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from lyceum.kit.runtime import Runtime
 from tests.support import jobs as test_jobs
 from tests.support.clock import FrozenClock
+from tests.support.fake_llm import FakeLLM
 from tests.support.servers import REPO_ROOT, redis_server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -151,6 +154,38 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
         app=app, raise_app_exceptions=False, client=(address, 50000 + number % 10000)
     )
     return httpx.AsyncClient(transport=transport, base_url="http://lyceum.test")
+
+
+@asynccontextmanager
+async def client_on_fake_provider(
+    runtime: Runtime,
+    fake: FakeLLM,
+    provider: AIProvider = AIProvider.claude,
+    **settings: object,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app outside any test transaction (its requests commit, as a
+    server's do) with `provider` pointed at the fake model server, and `settings` on top.
+    The runtime's settings, rate limits and the fake's script are reset around it."""
+    original = runtime.settings
+    base = fake.base_url if provider is AIProvider.claude else fake.openai_base_url
+    runtime.settings = original.model_copy(
+        update={
+            "ai_provider": provider,
+            "ai_api_key": SecretStr("test-key"),
+            "ai_base_url": AnyHttpUrl(base),
+            **settings,
+        }
+    )
+    await runtime.rate_limiter.reset()
+    fake.reset()
+    try:
+        application = make_app(runtime.settings, runtime, None)
+        application.state.clock = FrozenClock()
+        async with client_for(application) as http:
+            yield http
+    finally:
+        runtime.settings = original
+        fake.reset()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 
 from lyceum.assessments.guard import contains, normalise
-from lyceum.config import AIProvider
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from tests.assessments.helpers import API, assignment_body
-from tests.conftest import client_for, make_app
+from tests.conftest import client_for, client_on_fake_provider, make_app
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
 from tests.support.clock import FrozenClock
 from tests.support.fake_llm import FakeLLM, fake_llm_server
@@ -65,22 +63,8 @@ async def offline(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def claude(runtime: Runtime, fake: FakeLLM) -> AsyncIterator[httpx.AsyncClient]:
-    original = runtime.settings
-    runtime.settings = original.model_copy(
-        update={
-            "ai_provider": AIProvider.claude,
-            "ai_api_key": SecretStr("test-key"),
-            "ai_base_url": AnyHttpUrl(fake.base_url),
-            "tutor_cache_ttl_seconds": 0,
-        }
-    )
-    fake.reset()
-    try:
-        async with await live_app(runtime) as http:
-            yield http
-    finally:
-        runtime.settings = original
-        fake.reset()
+    async with client_on_fake_provider(runtime, fake, tutor_cache_ttl_seconds=0) as http:
+        yield http
 
 
 async def quiz_in_progress(

@@ -23,19 +23,18 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from pydantic import AnyHttpUrl, SecretStr
 from pydantic_ai import Agent
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lyceum.config import AIProvider, Settings
+from lyceum.config import Settings
 from lyceum.kit import tracing
 from lyceum.kit.db import Session, driver_execute
 from lyceum.kit.jobs import defer
 from lyceum.kit.middleware import RequestContextMiddleware
 from lyceum.kit.runtime import Runtime
-from tests.conftest import client_for, make_app
+from tests.conftest import client_for, client_on_fake_provider, make_app
 from tests.support import jobs as test_jobs
 from tests.support.clock import FrozenClock
 from tests.support.fake_llm import FakeLLM, fake_llm_server
@@ -353,26 +352,10 @@ def fake() -> Iterator[FakeLLM]:
 async def tutor_client(
     fake: FakeLLM, runtime: Runtime, spans: InMemorySpanExporter
 ) -> AsyncIterator[httpx.AsyncClient]:
-    original = runtime.settings
-    runtime.settings = original.model_copy(
-        update={
-            "ai_provider": AIProvider.claude,
-            "ai_api_key": SecretStr("test-key"),
-            "ai_base_url": AnyHttpUrl(fake.base_url),
-            "ai_max_retries": 0,
-            "tutor_cache_ttl_seconds": 0,
-        }
-    )
-    await runtime.rate_limiter.reset()
-    fake.reset()
-    try:
-        app = make_app(runtime.settings, runtime, None)
-        app.state.clock = FrozenClock()
-        async with client_for(app) as http:
-            yield http
-    finally:
-        runtime.settings = original
-        fake.reset()
+    async with client_on_fake_provider(
+        runtime, fake, ai_max_retries=0, tutor_cache_ttl_seconds=0
+    ) as http:
+        yield http
 
 
 async def test_a_tutor_answer_has_gen_ai_spans_with_tokens_and_calls_out_with_traceparent(

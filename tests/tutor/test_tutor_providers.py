@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy import select
 
 from lyceum.config import AIProvider
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import ContentChunk
 from lyceum.models.identity import Role
-from tests.conftest import client_for, make_app
+from tests.conftest import client_on_fake_provider
 from tests.content.helpers import (
     Person,
     course_with_lesson,
@@ -27,7 +26,6 @@ from tests.content.helpers import (
     person,
     upload,
 )
-from tests.support.clock import FrozenClock
 from tests.support.fake_llm import FakeLLM, RecordedRequest, fake_llm_server
 from tests.tutor.test_tutor_offline import parse_sse
 
@@ -52,28 +50,10 @@ async def live(
     request: pytest.FixtureRequest, fake: FakeLLM, runtime: Runtime
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its provider pointed at the fake server."""
-    provider: AIProvider = request.param
-    base = fake.base_url if provider is AIProvider.claude else fake.openai_base_url
-    original = runtime.settings
-    runtime.settings = original.model_copy(
-        update={
-            "ai_provider": provider,
-            "ai_api_key": SecretStr("test-key"),
-            "ai_base_url": AnyHttpUrl(base),
-            "ai_max_retries": 2,
-            "tutor_cache_ttl_seconds": 0,
-        }
-    )
-    await runtime.rate_limiter.reset()
-    fake.reset()
-    try:
-        app = make_app(runtime.settings, runtime, None)
-        app.state.clock = FrozenClock()
-        async with client_for(app) as http:
-            yield http
-    finally:
-        runtime.settings = original
-        fake.reset()
+    async with client_on_fake_provider(
+        runtime, fake, request.param, ai_max_retries=2, tutor_cache_ttl_seconds=0
+    ) as http:
+        yield http
 
 
 async def ask(

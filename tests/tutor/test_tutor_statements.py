@@ -14,12 +14,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 
-from lyceum.config import AIProvider
 from lyceum.kit.runtime import Runtime
-from tests.conftest import client_for, make_app
-from tests.support.clock import FrozenClock
+from tests.conftest import client_on_fake_provider
 from tests.support.fake_llm import FakeLLM, fake_llm_server
 from tests.tutor.test_tutor_offline import parse_sse
 from tests.tutor.test_tutor_providers import MITOCHONDRIA, ask, course_about, course_taught
@@ -70,24 +67,8 @@ def fake() -> Iterator[FakeLLM]:
 
 @pytest.fixture
 async def live(fake: FakeLLM, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    original = runtime.settings
-    runtime.settings = original.model_copy(
-        update={
-            "ai_provider": AIProvider.claude,
-            "ai_api_key": SecretStr("test-key"),
-            "ai_base_url": AnyHttpUrl(fake.base_url),
-        }
-    )
-    await runtime.rate_limiter.reset()
-    fake.reset()
-    try:
-        app = make_app(runtime.settings, runtime, None)
-        app.state.clock = FrozenClock()
-        async with client_for(app) as http:
-            yield http
-    finally:
-        runtime.settings = original
-        fake.reset()
+    async with client_on_fake_provider(runtime, fake) as http:
+        yield http
 
 
 def shown(sent: list[str]) -> str:
