@@ -19,7 +19,7 @@ from lyceum.analytics.report_repository import AnalyticsReportRepository
 from lyceum.kit.csvexport import csv_text
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import Page, PageParams
-from lyceum.kit.periods import Period
+from lyceum.kit.periods import Period, days_ending
 from lyceum.models.assessments import Assignment, Quiz
 
 # Without `from`, a windowed report covers the 30 days up to `to` (default: today, UTC);
@@ -38,7 +38,7 @@ def window_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) ->
     """`to` defaults to today, `from` to 29 days before `to`; `from` may not be after
     `to` nor more than 366 days before it (422 naming `from`)."""
     last = last or today
-    first = first or last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    first = first or days_ending(last, DEFAULT_DAYS)
     if first > last:
         raise Invalid("`from` is after `to`.", field="from")
     if (last - first).days + 1 > MAX_DAYS:

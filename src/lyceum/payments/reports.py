@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # csv_safe and the CSV writer moved to kit (the analytics reports use them too).
 from lyceum.kit.csvexport import csv_safe as csv_safe
 from lyceum.kit.csvexport import csv_text
-from lyceum.kit.periods import Period
+from lyceum.kit.periods import Period, days_ending
 from lyceum.payments import report_schemas as schemas
 from lyceum.payments.money import exponent, to_decimal
 from lyceum.payments.report_repository import MAX_ROWS, ReportRepository, Scope
@@ -26,7 +26,7 @@ def period_of(first: dt.date | None, last: dt.date | None, *, today: dt.date) ->
     span is answered (a `from` after `to` covers no day); a report's rows are capped
     (`report_repository.MAX_ROWS`), not its period."""
     last = last or today
-    first = first or last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    first = first or days_ending(last, DEFAULT_DAYS)
     return Period(first, last)
 
 
