@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -69,6 +70,8 @@ from bench.harness import (
     migrated_postgres,
     percentile,
     postmaster_of,
+    print_profile,
+    sampled,
     scenario_main,
     start_server,
     stop_server,
@@ -517,8 +520,14 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                     expected.append(score)
                 order = ("submit", "baseline") if index % 2 else ("baseline", "submit")
                 for name in order:
+                    profiled = (
+                        sampled(server.pid, temp / f"{name}-{index}.stacks")
+                        if args.profile
+                        else contextlib.nullcontext()
+                    )
                     if name == "submit":
-                        result, cpu, database = burst(submits, keep_bodies=True)
+                        with profiled:
+                            result, cpu, database = burst(submits, keep_bodies=True)
                         for body, status, score in zip(
                             result.bodies, result.statuses, expected, strict=True
                         ):
@@ -529,9 +538,10 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                                     f"submit graded {body['status']} {body['score']}, expected {score}"
                                 )
                     else:
-                        result, cpu, database = burst(
-                            [Call("GET", BASELINE_PATH, token) for token in tokens]
-                        )
+                        with profiled:
+                            result, cpu, database = burst(
+                                [Call("GET", BASELINE_PATH, token) for token in tokens]
+                            )
                         for status in result.statuses:
                             if status != 200:
                                 errors.append(f"baseline -> {status}")
@@ -616,6 +626,13 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         f"({args.learners} concurrent submissions of {args.questions} questions, each graded "
         "in its request)"
     )
+    if args.profile:
+        for name in ("submit", "baseline"):
+            print_profile(
+                f"{labels[name]}, sampled by py-spy",
+                sorted(temp.glob(f"{name}-*.stacks")),
+                top=30,
+            )
     return {
         "scenario": SCENARIO,
         "settings": {
@@ -651,6 +668,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-pool-size", type=int, default=20, help="DB_POOL_SIZE (20)")
     parser.add_argument("--db-max-overflow", type=int, default=20, help="DB_MAX_OVERFLOW (20)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample Lyceum with py-spy (--gil) during the submit and baseline bursts and "
+        "print each one's top frames (the sampler's own CPU counts in the figures)",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
     args = parser.parse_args(argv)
     if args.learners < 1 or args.questions < 1 or args.rounds < 1 or args.db_pool_size < 1:

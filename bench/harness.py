@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
@@ -644,6 +645,80 @@ def migrated_postgres(temp: Path, database: str) -> tuple[EmbeddedPostgres, str]
         raise
     print(f"  ready and migrated in {time.perf_counter() - started:.1f}s", flush=True)
     return postgres, url
+
+
+@contextlib.contextmanager
+def sampled(pid: int, output: Path) -> Iterator[None]:
+    """py-spy sampling process `pid` while the block runs, writing collapsed stacks
+    (`frame;frame;... count`) to `output`. Only the thread holding the GIL is sampled,
+    so idle pool threads and the event loop waiting in epoll are left out: the profile
+    is Python's CPU."""
+    recorder = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--gil",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(0.5)  # attached before the block's first request
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        try:
+            recorder.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+
+
+def print_profile(title: str, paths: Sequence[Path], top: int = 25) -> None:
+    """Top frames by own samples and by inclusive samples, summed over py-spy's
+    collapsed stacks in `paths`."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for path in paths:
+        if not path.exists():
+            print(f"  (no samples in {path}: is py-spy allowed to attach?)")
+            continue
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack:
+                continue
+            count = int(count_text)
+            frames = [_short_frame(frame) for frame in stack.split(";")]
+            total += count
+            own[frames[-1]] += count
+            for frame in set(frames):
+                inclusive[frame] += count
+    print(f"\n{title}: {total} samples ({', '.join(str(path) for path in paths)})")
+    if not total:
+        return
+    for kind, counter in (("own", own), ("inclusive", inclusive)):
+        print(f"top {top} frames by {kind} samples:")
+        for frame, count in counter.most_common(top):
+            print(f"  {100 * count / total:5.1f}%  {frame}")
+
+
+def _short_frame(frame: str) -> str:
+    """`function (path/to/module.py:line)` -> `function (package/module.py)`."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "src/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
 
 
 def load_average() -> str:

@@ -27,13 +27,12 @@ Exit code 0 whatever the figures; 1 if a server fails to start or any request er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import secrets
-import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,9 @@ from bench.harness import (
     measure,
     median,
     migrated_postgres,
+    print_profile,
     probe,
+    sampled,
     scenario_main,
     start_server,
     stop_server,
@@ -153,65 +154,6 @@ def start_apps(temp: Path, url: str, secret: str, profile: Path | None = None) -
     )
     wait_until_settled(servers["lyceum"])
     return servers
-
-
-def record_profile(pid: int, output: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """py-spy sampling the server for `seconds`, writing collapsed stacks to `output`;
-    only the thread holding the GIL is sampled, so idle pool threads and the event loop
-    waiting in epoll are left out."""
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "--pid",
-            str(pid),
-            "--duration",
-            str(max(1, round(seconds))),
-            "--rate",
-            "200",
-            "--gil",  # only the thread holding the GIL: Python's CPU, not waiting threads
-            "--format",
-            "raw",
-            "--output",
-            str(output),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def print_profile(path: Path, top: int = 25) -> None:
-    """Top frames by own samples and by inclusive samples, from py-spy's collapsed
-    stacks (`frame;frame;... count`)."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        frames = [_short(frame) for frame in stack.split(";")]
-        total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    print(f"\nLyceum sampled by py-spy: {total} samples ({path})")
-    for title, counter in (("own", own), ("inclusive", inclusive)):
-        print(f"top {top} frames by {title} samples:")
-        for frame, count in counter.most_common(top):
-            print(f"  {100 * count / total:5.1f}%  {frame}")
-
-
-def _short(frame: str) -> str:
-    """`function (path/to/module.py:line)` -> `function (package/module.py)`."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "src/", "lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{name} ({path})"
 
 
 def seed(url: str, port: int, enrollments: int) -> str:
@@ -319,14 +261,12 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             measured[route.name] = {name: [] for name in TARGETS}
             for index in range(1, args.rounds + 1):
                 for name in TARGETS:
-                    recorder = None
-                    if args.profile and name == "lyceum":
-                        recorder = record_profile(
-                            servers[name].pid, temp / "lyceum.stacks", args.duration
-                        )
-                    result = measure(servers[name], spec(name, args.duration))
-                    if recorder is not None:
-                        recorder.wait(timeout=60)
+                    with (
+                        sampled(servers[name].pid, temp / f"lyceum-{index}.stacks")
+                        if args.profile and name == "lyceum"
+                        else contextlib.nullcontext()
+                    ):
+                        result = measure(servers[name], spec(name, args.duration))
                     measured[route.name][name].append(result)
                     errors += result.errors
                     print(
@@ -344,7 +284,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 print(f"  {server.name} exited with code {code}; log {server.log_path}")
         postgres.stop()
     if args.profile:
-        print_profile(temp / "lyceum.stacks")
+        print_profile("Lyceum sampled by py-spy", sorted(temp.glob("lyceum-*.stacks")), top=25)
         raise SystemExit(0)
 
     report_routes: dict[str, Any] = {}

@@ -3,14 +3,17 @@ writes made outside it before a rollback are undone."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import enum
+from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import Enum, Integer, Interval, bindparam, literal, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Enum, Integer, Interval, bindparam, event, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lyceum.kit.db import (
     after_commit,
@@ -178,6 +181,95 @@ async def test_only_connections_idle_past_the_window_are_pinged(
             raw = await conn.get_raw_connection()
             assert raw._connection_record is not None
             assert raw._connection_record.info.get("pings", 0) == pings
+    finally:
+        await engine.dispose()
+
+
+async def _hold(engine: AsyncEngine, count: int) -> list[int]:
+    """Check out `count` connections at once, each running a statement, then return them
+    all; the backends' pids."""
+    async with contextlib.AsyncExitStack() as stack:
+        connections = [await stack.enter_async_context(engine.connect()) for _ in range(count)]
+        return [
+            (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            for conn in connections
+        ]
+
+
+def _count_pool_events(engine: AsyncEngine) -> dict[str, int]:
+    counts = {"connect": 0, "close": 0}
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(*_: Any) -> None:
+        counts["connect"] += 1
+
+    @event.listens_for(engine.sync_engine, "close")
+    def _closed(*_: Any) -> None:
+        counts["close"] += 1
+
+    return counts
+
+
+async def test_overflow_connections_are_reused_while_the_load_needs_them(
+    runtime: Runtime,
+) -> None:
+    """A load that keeps more requests in the database than the pool's size reuses its
+    overflow connections: SQLAlchemy's QueuePool closed each one on its return, so every
+    request beyond the pool opened a new PostgreSQL backend (16 a second under the
+    capacity bench's mix, and the database's CPU per request tripled)."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=2)
+    counts = _count_pool_events(engine)
+    try:
+        first = await _hold(engine, 3)
+        for _ in range(5):
+            assert sorted(await _hold(engine, 3)) == sorted(first)
+        assert counts == {"connect": 3, "close": 0}
+        pool = engine.sync_engine.pool
+        assert (pool.checkedout(), pool.checkedin(), pool.overflow()) == (0, 3, 2)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert counts == {"connect": 3, "close": 3}
+
+
+async def test_overflow_connections_close_once_idle_past_the_linger(runtime: Runtime) -> None:
+    """Only the pool's own size stays open once the load is gone."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=2, overflow_linger=0.05)
+    counts = _count_pool_events(engine)
+    try:
+        await _hold(engine, 3)
+        await asyncio.sleep(0.1)
+        await _hold(engine, 1)
+        assert counts == {"connect": 3, "close": 2}
+        pool = engine.sync_engine.pool
+        assert (pool.checkedout(), pool.checkedin(), pool.overflow()) == (0, 1, 0)  # type: ignore[attr-defined]
+        # The next burst opens overflow connections again, within the bound.
+        await _hold(engine, 3)
+        assert counts == {"connect": 5, "close": 2}
+    finally:
+        await engine.dispose()
+
+
+async def test_lingering_connections_keep_the_pool_bounded(runtime: Runtime) -> None:
+    """At most pool_size + max_overflow connections are open: a checkout beyond them waits
+    for one and gives up after the pool timeout (a 503 in a request), and a lingering
+    connection is handed to the next checkout instead of a new one."""
+    from lyceum.kit.db import create_engine
+
+    engine = create_engine(runtime.database.url, pool_size=1, max_overflow=1, pool_timeout=0.2)
+    counts = _count_pool_events(engine)
+    try:
+        await _hold(engine, 2)
+        async with engine.connect() as one, engine.connect() as two:
+            await one.execute(text("SELECT 1"))
+            await two.execute(text("SELECT 1"))
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                async with engine.connect() as third:
+                    await third.execute(text("SELECT 1"))
+        assert counts["connect"] == 2
     finally:
         await engine.dispose()
 
