@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,98 @@ class CpuSampler:
         return {name: (last[name] - first[name]) / (t1 - t0) for name in first}
 
 
+class LagSampler:
+    """Every `every` seconds (as often as a Prometheus scrape), each API process's
+    `lyceum_event_loop_lag_seconds` histogram from its /metrics; `between(t0, t1)` gives
+    each process's lag p50 / p99 / max bucket over a window: how long ready work waited
+    for the process's event loop, which is in every route's latency at once."""
+
+    def __init__(self, urls: dict[str, str], every: float = 5.0) -> None:
+        self.urls = urls
+        self.every = every
+        self.samples: list[tuple[float, dict[str, dict[float, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _buckets(url: str) -> dict[float, float]:
+        """Cumulative counts by upper bound (`le`), or {} if the scrape failed."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (loopback)
+                text = answer.read().decode()
+        except OSError:
+            return {}
+        for family in text_string_to_metric_families(text):
+            if family.name == "lyceum_event_loop_lag_seconds":
+                return {
+                    float(sample.labels["le"]): sample.value
+                    for sample in family.samples
+                    if sample.name.endswith("_bucket")
+                }
+        return {}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            self.samples.append(
+                (now, {name: self._buckets(url) for name, url in self.urls.items()})
+            )
+            self._stop.wait(self.every)
+
+    def between(self, start: float, end: float) -> dict[str, dict[str, float]]:
+        deadline = time.monotonic() + self.every + 10
+        while time.monotonic() < deadline and self._thread.is_alive():
+            if self.samples and self.samples[-1][0] >= end:
+                break
+            time.sleep(0.2)
+        before = [s for s in self.samples if s[0] <= start]
+        after = [s for s in self.samples if s[0] >= end]
+        if not before or not after:
+            return {}
+        first, last = before[-1][1], after[0][1]
+        figures: dict[str, dict[str, float]] = {}
+        for name in self.urls:
+            if not first.get(name) or not last.get(name):
+                continue
+            bounds = sorted(last[name])
+            counts = [last[name][b] - first[name].get(b, 0.0) for b in bounds]
+            total = counts[-1] if counts else 0.0
+            if total <= 0:
+                continue
+
+            def upper(
+                q: float,
+                bounds: list[float] = bounds,
+                counts: list[float] = counts,
+                total: float = total,
+            ) -> float:
+                return next(b for b, c in zip(bounds, counts, strict=True) if c >= q * total)
+
+            worst = next(b for b, c in zip(bounds, counts, strict=True) if c >= total)
+            figures[name] = {"probes": total, "p50_s": upper(0.5), "p99_s": upper(0.99),
+                             "max_bucket_s": worst}  # fmt: skip
+        return figures
+
+
+def lag_line(step: dict[str, Any]) -> str:
+    lag = step.get("event_loop_lag") or {}
+    if not lag:
+        return "  event loop lag: no samples"
+    return "  event loop lag (bucket upper bounds), " + ", ".join(
+        f"{name}: p50 <= {figures['p50_s'] * 1000:g} ms, p99 <= {figures['p99_s'] * 1000:g} ms"
+        for name, figures in lag.items()
+    )
+
+
 # Locust runs ----------------------------------------------------------------------------
 
 
@@ -507,6 +600,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         sampler.start()
         stack.callback(sampler.stop)
         hosts = [f"http://{harness.LOOPBACK}:{server.port}" for server in servers]
+        lags = LagSampler(
+            {server.name: f"{host}/metrics" for server, host in zip(servers, hosts, strict=True)}
+        )
+        lags.start()
+        stack.callback(lags.stop)
         base = {
             "accounts": [f"learner{n}@{ACCOUNT_DOMAIN}" for n in range(1, ACCOUNTS + 1)],
             "account_offset": 0,
@@ -529,6 +627,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             stop_when_failing=False, locust_pids=locust_pids,
         )  # fmt: skip
         cpu_figures(phase1, sampler)
+        phase1["event_loop_lag"] = lags.between(phase1["started"], phase1["ended"])
         phase1["jobs"] = {
             name: count - jobs_before.get(name, 0)
             for name, count in jobs_by_task(database_url).items()
@@ -538,6 +637,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         report["errors"] += phase1["failures"]
         print(route_table(phase1))
         print(cpu_line(phase1))
+        print(lag_line(phase1))
         print(jobs_line(phase1["jobs"]))
         for error in phase1["errors"]:
             print(
@@ -557,9 +657,11 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 )  # fmt: skip
                 for step in steps:
                     cpu_figures(step, sampler)
+                    step["event_loop_lag"] = lags.between(step["started"], step["ended"])
                     step["held"] = held(step)
                     print(f"  {step['rate']} rps:", "held" if step["held"] else "NOT held")
                     print(cpu_line(step))
+                    print(lag_line(step))
                 best = max((step["rate"] for step in steps if step["held"]), default=0)
                 report["steps"][label] = {"steps": steps, "highest_held_rps": best}
             one = report["steps"]["one"]["highest_held_rps"]

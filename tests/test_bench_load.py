@@ -52,6 +52,24 @@ def test_cpu_between_two_moments_uses_the_samples_around_them(load: ModuleType) 
     assert sampler.between(10.0, 25.0) == {}  # nor after it
 
 
+def test_event_loop_lag_over_a_window_from_the_histograms_around_it(load: ModuleType) -> None:
+    sampler = load.LagSampler({"api-a": "unused"})
+    bounds = (0.001, 0.01, 0.1, 1.0, float("inf"))
+
+    def cumulative(*counts: float) -> dict[float, float]:
+        return dict(zip(bounds, counts, strict=True))
+
+    sampler.samples = [
+        (0.0, {"api-a": cumulative(10, 10, 10, 10, 10)}),
+        # 100 probes in the window: 90 under 1 ms, 9 under 10 ms, 1 under 1 s.
+        (10.0, {"api-a": cumulative(100, 109, 109, 110, 110)}),
+    ]
+    lag = sampler.between(0.0, 10.0)["api-a"]
+    assert lag == {"probes": 100, "p50_s": 0.001, "p99_s": 0.01, "max_bucket_s": 1.0}
+    assert sampler.between(-1.0, 10.0) == {}  # no sample before the window
+    assert "p99 <= 10 ms" in load.lag_line({"event_loop_lag": {"api-a": lag}})
+
+
 def test_cpu_per_request_and_the_rate_the_cores_would_serve(
     load: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:

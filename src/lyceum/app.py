@@ -37,6 +37,7 @@ from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
 from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker
 from lyceum.kit.logging import configure_logging
+from lyceum.kit.looplag import watch_event_loop
 from lyceum.kit.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -280,6 +281,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         owned.tasks.append(asyncio.create_task(GcPolicy().run(), name="gc-policy"))
+        owned.tasks.append(asyncio.create_task(watch_event_loop(), name="event-loop-lag"))
         logger.info(
             "lyceum_started",
             version=__version__,

@@ -246,6 +246,9 @@ def worker(
                 console.print(f"[red]--metrics-port {port}: {error}[/red]")
                 raise typer.Exit(code=2) from None
             logger.info("worker_metrics_serving", url=f"http://0.0.0.0:{port}/metrics")
+            from lyceum.kit.looplag import watch_event_loop
+
+            runtime.tasks.append(asyncio.create_task(watch_event_loop(), name="event-loop-lag"))
         if settings.redis_url:
             # Notifications a job writes reach online users through the API processes.
             from lyceum.chat.transport import redis_relay

@@ -25,6 +25,13 @@ HTTP_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "lyceum_event_loop_lag_seconds",
+    "How late this process's event loop woke a timer due now: the time every request "
+    "and job of the process waits behind work already running (kit.looplag).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
 DB_POOL = Gauge(
     "lyceum_db_pool_connections",
     "SQLAlchemy pool connections of this process by state.",
