@@ -12,7 +12,8 @@ against ONE API process, then against TWO, and reports the highest rate each hel
 p99 < 500 ms, no error and at least 95 % of the asked rate delivered: the ratio two/one
 and the scale-out efficiency (ratio / 2). The CPU each process group used in each
 window (the two API processes, the worker, PostgreSQL, Redis, locust) is measured with
-psutil, so the reader can see where the cores went. See bench/README.md.
+psutil, so the reader can see where the cores went, and each API process's event loop
+lag over the window from its /metrics. See bench/README.md.
 """
 
 from __future__ import annotations
