@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lyceum.app import create_app
 from lyceum.config import AIProvider, Environment, Settings, get_settings
-from lyceum.kit.db import alembic_config, get_session, unit_of_work
+from lyceum.kit.db import READ_ONLY, alembic_config, get_session, route_reads_only, unit_of_work
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from lyceum.kit.runtime import Runtime
 from tests.support import jobs as test_jobs
@@ -112,12 +112,15 @@ def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection |
     app = create_app(settings, runtime=runtime)
     if connection is not None:
 
-        async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+        async def session_in_test_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+            # A route marked `reads_only` gets the read-only guard here too, so a write
+            # in one fails every test that calls it.
             async with (
                 AsyncSession(
                     bind=connection,
                     join_transaction_mode="create_savepoint",
                     expire_on_commit=False,
+                    info={READ_ONLY: True} if route_reads_only(request) else {},
                 ) as db_session,
                 unit_of_work(db_session),
             ):

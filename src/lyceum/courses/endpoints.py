@@ -21,6 +21,7 @@ from lyceum.courses.permissions import (
 from lyceum.courses.repository import CatalogFilters
 from lyceum.courses.service import catalog_item, lesson_out
 from lyceum.identity.permissions import Identity, ImageUploadQuota, InstructorUser, RuntimeDep
+from lyceum.kit.db import reads_only
 from lyceum.kit.errors import Invalid, NotFound
 from lyceum.kit.pagination import PageParams, Paging
 from lyceum.kit.routing import Router
@@ -110,6 +111,7 @@ async def create_course(
 
 
 @courses.get("/{course_id:uuid}", summary="A course with its syllabus")
+@reads_only
 async def get_course(course: VisibleCourse, service: Courses) -> schemas.CourseDetail:
     return await service.detail(course)
 
@@ -195,6 +197,7 @@ async def get_cover(course: VisibleCourse, runtime: RuntimeDep) -> Response:
 
 
 @courses.get("/{course_id:uuid}/modules", summary="The syllabus: modules and lesson titles")
+@reads_only
 async def list_modules(course: VisibleCourse, service: Courses) -> list[schemas.ModuleOut]:
     return (await service.detail(course)).modules
 
@@ -274,6 +277,7 @@ async def reorder_lessons(
     "/{lesson_id:uuid}",
     summary="A lesson with its body (enrolled learners, instructors, admins; previews: all)",
 )
+@reads_only
 async def get_lesson(lesson: ReadableLesson) -> schemas.LessonOut:
     return lesson_out(lesson)
 

@@ -22,6 +22,7 @@ from lyceum.identity.permissions import (
     RuntimeDep,
 )
 from lyceum.identity.service import ClientInfo, user_out, user_summary
+from lyceum.kit.db import reads_only
 from lyceum.kit.errors import Invalid
 from lyceum.kit.openapi import request_body
 from lyceum.kit.pagination import Page, Paging
@@ -252,6 +253,7 @@ async def mfa_disable(
 
 
 @users.get("/me", summary="The caller's profile")
+@reads_only
 async def get_me(user: CurrentUser, runtime: RuntimeDep) -> schemas.UserOut:
     return user_out(user, runtime.settings)
 

@@ -8,11 +8,14 @@ Where transactions begin and end, all through `unit_of_work`:
 - work a request starts that outlives its session (the tutor's streamed answer):
   `new_transaction(database)`;
 - a job step: `kit.jobs.transaction(runtime)`;
+- a GET route marked `reads_only`: no transaction at all (each statement on its own,
+  writes refused);
 - an error that must keep the changes made before it: `DomainError.persist_changes`."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -297,6 +300,14 @@ class Database:
             url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Requests to routes marked `reads_only`: each statement runs on its own (the
+        # connection in autocommit), so no BEGIN and no COMMIT round trips; writing
+        # through such a session raises (`ReadOnlySessionError`).
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            info={READ_ONLY: True},
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -396,16 +407,61 @@ async def new_transaction(database: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+READ_ONLY = "lyceum.read_only"
+_READS_ONLY = "__lyceum_reads_only__"
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A write through the session of a route marked `reads_only`: a programming error
+    (the route is not read-only after all), never a client's."""
+
+
+def reads_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a GET endpoint whose request only reads the database, its dependencies
+    included: its session runs each statement on its own, without the BEGIN and COMMIT
+    round trips of a transaction. PostgreSQL's default isolation (read committed) gives
+    every statement its own snapshot inside a transaction too, so the reads see the same
+    data; what a route gives up is locking (`FOR UPDATE` holds nothing) and writing,
+    which the session refuses. Put it under the route decorator."""
+    setattr(endpoint, _READS_ONLY, True)
+    return endpoint
+
+
+_WRITING = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
+@event.listens_for(SyncSession, "before_flush")
+def _refuse_read_only_flush(session: SyncSession, *_: Any) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlySessionError("A read-only request's session has changes to write.")
+
+
+@event.listens_for(SyncSession, "do_orm_execute")
+def _refuse_read_only_write(state: Any) -> None:
+    if state.session.info.get(READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlySessionError("A read-only request's session was asked to write.")
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: commit on success, roll back on any error.
 
     Services only `flush()`. Jobs deferred through `kit.jobs.defer` ride on this
     session's connection, so they commit or roll back with the data; side effects
-    registered with `after_commit` run once the commit has happened.
+    registered with `after_commit` run once the commit has happened. A route marked
+    `reads_only` gets a session without a transaction instead.
     """
     database: Database = request.app.state.runtime.database
-    async with database.sessionmaker() as session, unit_of_work(session):
+    factory = database.read_sessionmaker if route_reads_only(request) else database.sessionmaker
+    async with factory() as session, unit_of_work(session):
         yield session
+
+
+def route_reads_only(request: Request) -> bool:
+    """Whether the request's route is marked `reads_only`."""
+    route = request.scope.get("route")
+    return bool(getattr(getattr(route, "endpoint", None), _READS_ONLY, False))
 
 
 # scope="function": commit before the response is sent, so a client that sees 2xx can
@@ -488,6 +544,8 @@ async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]
     side effects send (the event row with its webhook subscribers, the notification's
     course title and its fan-out, the analytics fact): SQLAlchemy's per-call work costs
     more CPU than sending the statement."""
+    if session.info.get(READ_ONLY) and _WRITING.search(sql):
+        raise ReadOnlySessionError("A read-only request's session was asked to write.")
     connection = await flushed_driver_connection(session)
     try:
         if not tracing.enabled():

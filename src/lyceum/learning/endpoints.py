@@ -6,7 +6,7 @@ from fastapi import Response, status
 
 from lyceum.courses.permissions import EditableCourse, SignedInVisibleCourse, VisibleCourse
 from lyceum.identity.permissions import CurrentUser, RuntimeDep
-from lyceum.kit.db import Session
+from lyceum.kit.db import Session, reads_only
 from lyceum.kit.pagination import Page, Paging
 from lyceum.kit.revocations import Ended, Revocation
 from lyceum.kit.routing import Router
@@ -74,6 +74,7 @@ async def roster(
 
 
 @learning.get("/me/enrollments", summary="The caller's courses with their progress")
+@reads_only
 async def my_enrollments(
     caller: CurrentUser, service: Learning, paging: Paging
 ) -> Page[schemas.EnrollmentOut]:
@@ -95,6 +96,7 @@ async def complete_lesson(
     "/courses/{course_id:uuid}/progress",
     summary="The caller's progress in a course: per lesson, percent, resume point",
 )
+@reads_only
 async def progress(learner: ActiveEnrollment, service: Learning) -> schemas.CourseProgress:
     return await service.progress(learner.course, learner.enrollment)
 
