@@ -710,14 +710,21 @@ def print_profile(title: str, paths: Sequence[Path], top: int = 25) -> None:
             print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
-def _short_frame(frame: str) -> str:
-    """`function (path/to/module.py:line)` -> `function (package/module.py)`."""
+def frame_parts(frame: str) -> tuple[str, str]:
+    """A py-spy frame `function (path/to/module.py:line)` as (function, package path):
+    the path from the package on, without the line."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "src/", "lib/python3"):
+    for marker in ("site-packages/", "/src/", "/lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
+    return name, path
+
+
+def _short_frame(frame: str) -> str:
+    """`function (path/to/module.py:line)` -> `function (package/module.py)`."""
+    name, path = frame_parts(frame)
     return f"{name} ({path})"
 
 

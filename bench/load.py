@@ -211,17 +211,19 @@ def seed(database_url: str) -> dict[str, Any]:
 # CPU per process group ----------------------------------------------------------------
 
 
-class CpuSampler:
-    """Every second, the CPU seconds (user + system) used so far by each group of
-    processes; `between(t0, t1)` gives each group's cores (CPU seconds / wall seconds)."""
+class Sampler:
+    """A thread that takes a reading every `every` seconds into `samples` (time,
+    reading) until stopped; `around(t0, t1)` gives the last sample at or before t0 and
+    the first at or after t1 (waiting a little for the latter)."""
 
-    def __init__(self, groups: dict[str, Any]) -> None:
-        self.groups = groups  # name -> callable returning root pids
-        self.samples: list[tuple[float, dict[str, float]]] = []
-        self.finished: dict[str, float] = {}
-        self._seen: dict[str, dict[int, float]] = {}
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.samples: list[tuple[float, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def read(self) -> Any:
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
@@ -229,6 +231,39 @@ class CpuSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            self.samples.append((now, self.read()))
+            self._stop.wait(self.every)
+
+    def wait_past(self, moment: float, timeout: float = 15.0) -> None:
+        """Wait until a sample taken at or after `moment` exists (sampling takes a while
+        on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            if self.samples and self.samples[-1][0] >= moment:
+                return
+            time.sleep(0.2)
+
+    def around(
+        self, start: float, end: float
+    ) -> tuple[tuple[float, Any], tuple[float, Any]] | None:
+        self.wait_past(end, timeout=self.every + 10)
+        before = [s for s in self.samples if s[0] <= start]
+        after = [s for s in self.samples if s[0] >= end]
+        return (before[-1], after[0]) if before and after else None
+
+
+class CpuSampler(Sampler):
+    """Every second, the CPU seconds (user + system) used so far by each group of
+    processes; `between(t0, t1)` gives each group's cores (CPU seconds / wall seconds)."""
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        super().__init__(every=1.0)
+        self.groups = groups  # name -> callable returning root pids
+        self._seen: dict[str, dict[int, float]] = {}
 
     @staticmethod
     def _cpu(pid: int) -> float | None:
@@ -257,22 +292,8 @@ class CpuSampler:
                 seen[pid] = used
         return sum(seen.values())
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            self.samples.append(
-                (now, {name: self._group(name, pids()) for name, pids in self.groups.items()})
-            )
-            self._stop.wait(1.0)
-
-    def wait_past(self, moment: float, timeout: float = 15.0) -> None:
-        """Wait until a sample taken at or after `moment` exists (sampling takes a while
-        on a busy machine)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._thread.is_alive():
-            if self.samples and self.samples[-1][0] >= moment:
-                return
-            time.sleep(0.2)
+    def read(self) -> dict[str, float]:
+        return {name: self._group(name, pids()) for name, pids in self.groups.items()}
 
     def recent_cores(self, names: list[str], seconds: float) -> float:
         """Cores the named groups used over the last `seconds` (or NaN, too few samples)."""
@@ -287,33 +308,22 @@ class CpuSampler:
         )
 
     def between(self, start: float, end: float) -> dict[str, float]:
-        before = [s for s in self.samples if s[0] <= start]
-        after = [s for s in self.samples if s[0] >= end]
-        if not before or not after:
+        window = self.around(start, end)
+        if window is None:
             return {}
-        (t0, first), (t1, last) = before[-1], after[0]
+        (t0, first), (t1, last) = window
         return {name: (last[name] - first[name]) / (t1 - t0) for name in first}
 
 
-class LagSampler:
+class LagSampler(Sampler):
     """Every `every` seconds (as often as a Prometheus scrape), each API process's
     `lyceum_event_loop_lag_seconds` histogram from its /metrics; `between(t0, t1)` gives
     each process's lag p50 / p99 / max bucket over a window: how long ready work waited
     for the process's event loop, which is in every route's latency at once."""
 
     def __init__(self, urls: dict[str, str], every: float = 5.0) -> None:
+        super().__init__(every)
         self.urls = urls
-        self.every = every
-        self.samples: list[tuple[float, dict[str, dict[float, float]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
     @staticmethod
     def _buckets(url: str) -> dict[float, float]:
@@ -334,25 +344,14 @@ class LagSampler:
                 }
         return {}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            self.samples.append(
-                (now, {name: self._buckets(url) for name, url in self.urls.items()})
-            )
-            self._stop.wait(self.every)
+    def read(self) -> dict[str, dict[float, float]]:
+        return {name: self._buckets(url) for name, url in self.urls.items()}
 
     def between(self, start: float, end: float) -> dict[str, dict[str, float]]:
-        deadline = time.monotonic() + self.every + 10
-        while time.monotonic() < deadline and self._thread.is_alive():
-            if self.samples and self.samples[-1][0] >= end:
-                break
-            time.sleep(0.2)
-        before = [s for s in self.samples if s[0] <= start]
-        after = [s for s in self.samples if s[0] >= end]
-        if not before or not after:
+        window = self.around(start, end)
+        if window is None:
             return {}
-        first, last = before[-1][1], after[0][1]
+        (_, first), (_, last) = window
         figures: dict[str, dict[str, float]] = {}
         for name in self.urls:
             if not first.get(name) or not last.get(name):
@@ -363,18 +362,16 @@ class LagSampler:
             if total <= 0:
                 continue
 
-            def upper(
-                q: float,
-                bounds: list[float] = bounds,
-                counts: list[float] = counts,
-                total: float = total,
-            ) -> float:
-                return next(b for b, c in zip(bounds, counts, strict=True) if c >= q * total)
-
-            worst = next(b for b, c in zip(bounds, counts, strict=True) if c >= total)
-            figures[name] = {"probes": total, "p50_s": upper(0.5), "p99_s": upper(0.99),
-                             "max_bucket_s": worst}  # fmt: skip
+            held = {share: _bucket_holding(bounds, counts, share) for share in (0.5, 0.99, 1.0)}
+            figures[name] = {"probes": total, "p50_s": held[0.5], "p99_s": held[0.99],
+                             "max_bucket_s": held[1.0]}  # fmt: skip
         return figures
+
+
+def _bucket_holding(bounds: list[float], counts: list[float], share: float) -> float:
+    """The upper bound of the first histogram bucket (cumulative `counts`) that holds
+    `share` of the observations."""
+    return next(b for b, c in zip(bounds, counts, strict=True) if c >= share * counts[-1])
 
 
 def lag_line(step: dict[str, Any]) -> str:

@@ -63,6 +63,7 @@ from bench.harness import (
     REPO_ROOT,
     BenchError,
     Server,
+    frame_parts,
     load_average,
     median,
     migrated_postgres,
@@ -913,12 +914,7 @@ class Profiler:
 
 def _frame_label(frame: str) -> str:
     """`func (path/to/module.py:12)` -> `module.py:func`, shortened to the package path."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
+    name, path = frame_parts(frame)
     return f"{path}:{name}"
 
 

@@ -15,10 +15,17 @@ from alembic import command
 from fastapi import FastAPI, Request
 from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session as SyncSession
 
 from lyceum.app import create_app
 from lyceum.config import AIProvider, Environment, Settings, get_settings
-from lyceum.kit.db import READ_ONLY, alembic_config, get_session, route_reads_only, unit_of_work
+from lyceum.kit.db import (
+    ReadOnlySession,
+    alembic_config,
+    get_session,
+    route_reads_only,
+    unit_of_work,
+)
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from lyceum.kit.runtime import Runtime
 from tests.support import jobs as test_jobs
@@ -120,7 +127,9 @@ def make_app(settings: Settings, runtime: Runtime, connection: AsyncConnection |
                     bind=connection,
                     join_transaction_mode="create_savepoint",
                     expire_on_commit=False,
-                    info={READ_ONLY: True} if route_reads_only(request) else {},
+                    sync_session_class=(
+                        ReadOnlySession if route_reads_only(request) else SyncSession
+                    ),
                 ) as db_session,
                 unit_of_work(db_session),
             ):

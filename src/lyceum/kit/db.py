@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 import structlog
@@ -136,24 +136,20 @@ class LingeringPool(AsyncAdaptedQueuePool):
         return super()._do_get()
 
     def _close_idle_overflow(self) -> None:
-        cutoff = time.monotonic() - self.linger
-        with self._lingering_lock:
-            idle = 0
-            while idle < len(self._lingering) and self._lingering[idle][0] < cutoff:
-                idle += 1
-            closing = [record for _, record in self._lingering[:idle]]
-            del self._lingering[:idle]
-        for record in closing:
-            try:
-                record.close()
-            finally:
-                self._dec_overflow()
+        if self._lingering:  # checked without the lock: most checkouts have none
+            self._close_lingering(idle_since_before=time.monotonic() - self.linger)
 
     def close_lingering(self) -> None:
         """Close every returned overflow connection now (dispose, tests)."""
+        self._close_lingering(idle_since_before=float("inf"))
+
+    def _close_lingering(self, idle_since_before: float) -> None:
         with self._lingering_lock:
-            closing = [record for _, record in self._lingering]
-            self._lingering.clear()
+            idle = 0
+            while idle < len(self._lingering) and self._lingering[idle][0] < idle_since_before:
+                idle += 1
+            closing = [record for _, record in self._lingering[:idle]]
+            del self._lingering[:idle]
         for record in closing:
             try:
                 record.close()
@@ -306,7 +302,7 @@ class Database:
         self.read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
-            info={READ_ONLY: True},
+            sync_session_class=ReadOnlySession,
         )
 
     async def dispose(self) -> None:
@@ -407,8 +403,8 @@ async def new_transaction(database: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-READ_ONLY = "lyceum.read_only"
 _READS_ONLY = "__lyceum_reads_only__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 class ReadOnlySessionError(RuntimeError):
@@ -416,7 +412,7 @@ class ReadOnlySessionError(RuntimeError):
     (the route is not read-only after all), never a client's."""
 
 
-def reads_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+def reads_only(endpoint: Endpoint) -> Endpoint:
     """Mark a GET endpoint whose request only reads the database, its dependencies
     included: its session runs each statement on its own, without the BEGIN and COMMIT
     round trips of a transaction. PostgreSQL's default isolation (read committed) gives
@@ -427,20 +423,24 @@ def reads_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return endpoint
 
 
+class ReadOnlySession(SyncSession):
+    """The session of a route marked `reads_only`: it refuses a flush with changes and
+    an INSERT, UPDATE or DELETE statement (`driver_execute` checks for itself). The
+    checks are listeners on this class only, so no other session pays for them."""
+
+
 _WRITING = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 
 
-@event.listens_for(SyncSession, "before_flush")
+@event.listens_for(ReadOnlySession, "before_flush")
 def _refuse_read_only_flush(session: SyncSession, *_: Any) -> None:
-    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+    if session.new or session.dirty or session.deleted:
         raise ReadOnlySessionError("A read-only request's session has changes to write.")
 
 
-@event.listens_for(SyncSession, "do_orm_execute")
+@event.listens_for(ReadOnlySession, "do_orm_execute")
 def _refuse_read_only_write(state: Any) -> None:
-    if state.session.info.get(READ_ONLY) and (
-        state.is_insert or state.is_update or state.is_delete
-    ):
+    if state.is_insert or state.is_update or state.is_delete:
         raise ReadOnlySessionError("A read-only request's session was asked to write.")
 
 
@@ -544,7 +544,7 @@ async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]
     side effects send (the event row with its webhook subscribers, the notification's
     course title and its fan-out, the analytics fact): SQLAlchemy's per-call work costs
     more CPU than sending the statement."""
-    if session.info.get(READ_ONLY) and _WRITING.search(sql):
+    if isinstance(session.sync_session, ReadOnlySession) and _WRITING.search(sql):
         raise ReadOnlySessionError("A read-only request's session was asked to write.")
     connection = await flushed_driver_connection(session)
     try:
