@@ -275,6 +275,10 @@ async def _read_stream(
     return keep_alive
 
 
+# How a write on a keep-alive connection the server has already closed ends.
+CLOSED_IDLE = ("IncompleteReadError: 0 bytes", "ConnectionResetError", "BrokenPipeError")
+
+
 class _Connection:
     """A keep-alive connection to one port, reopened when the server closes it."""
 
@@ -284,6 +288,16 @@ class _Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def stream(self, request: StreamRequest) -> StreamSample:
+        reused = self.writer is not None
+        sample = await self._stream(request)
+        if reused and sample.status == 0 and (sample.error or "").startswith(CLOSED_IDLE):
+            # The server closed the idle keep-alive connection (uvicorn's keep-alive
+            # timeout) before reading the request: nothing was sent to the application,
+            # so the request is written again on a new connection, as HTTP clients do.
+            sample = await self._stream(request)
+        return sample
+
+    async def _stream(self, request: StreamRequest) -> StreamSample:
         sample = StreamSample(kind=request.kind)
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):

@@ -1,7 +1,7 @@
 """Scenario: the tutor's realistic concurrency, 200 conversations whose answers take 10 s.
 
     python bench/tutor_concurrency.py [--streams 200] [--stream-duration 10] [--rounds 2]
-                                      [--provider claude|openai] [--json PATH]
+                                      [--provider claude|openai] [--profile] [--json PATH]
 
 Issue 21's third target: 200 concurrent tutor conversations, each answered by a provider
 that streams its answer over 10 s, against one `lyceum serve`, as a ratio of ideal
@@ -34,6 +34,7 @@ Exit code 0 whatever the figures; 1 if a server fails to start or any request fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import secrets
@@ -53,6 +54,8 @@ from bench.harness import (
     load_average,
     median,
     migrated_postgres,
+    print_profile,
+    sampled,
     scenario_main,
     start_lyceum_serve,
     stop_server,
@@ -102,11 +105,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=2, help="measured bursts (2)")
     parser.add_argument("--warmup-rounds", type=int, default=1, help="unmeasured bursts (1)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="`lyceum serve` processes, the questions spread over them in turn (1)",
+    )
     parser.add_argument("--learners", type=int, default=20, help="learner accounts (20)")
     parser.add_argument("--db-pool-size", type=int, default=40, help="DB_POOL_SIZE (40)")
     parser.add_argument("--db-max-overflow", type=int, default=40, help="DB_MAX_OVERFLOW (40)")
     parser.add_argument(
         "--torch-threads", type=int, default=0, help="OMP_NUM_THREADS for Lyceum (0: unset)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample Lyceum with py-spy during the first measured burst and print the top frames",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
@@ -136,6 +150,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     errors = 0
+    profile = temp / "tutor_concurrency.prof"
     try:
         print("loading the demo catalog and indexing one course ...", flush=True)
         course_id, _, _, _ = seed_course(temp, url)
@@ -144,11 +159,16 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         env = lyceum_env(temp, url, fake, args, secret)
         # The default answer cache, on: the questions are distinct, so it cannot answer.
         env.pop("TUTOR_CACHE_TTL_SECONDS", None)
-        lyceum = start_lyceum_serve(temp, "lyceum", env, timeout=LYCEUM_STARTUP_TIMEOUT)
-        servers["lyceum"] = lyceum
+        apis: list[Server] = []
+        for number in range(args.processes):
+            name = "lyceum" if number == 0 else f"lyceum{number + 1}"
+            apis.append(start_lyceum_serve(temp, name, env, timeout=LYCEUM_STARTUP_TIMEOUT))
+            servers[name] = apis[-1]
+        lyceum = apis[0]
         print(
             f"  fake pid {fake.pid} (answers stream over {args.stream_duration:g} s); lyceum "
-            f"serve pid {lyceum.pid}, ready in {lyceum.started_in:.1f}s",
+            f"serve pid(s) {', '.join(str(api.pid) for api in apis)}, ready in "
+            f"{', '.join(f'{api.started_in:.1f}' for api in apis)} s",
             flush=True,
         )
         learners = register_learners(lyceum.port, url, course_id, args.learners)
@@ -159,7 +179,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         warm = tuple(
             (
                 fake_request(fake.port, args.provider, question(-1 - i)),
-                lyceum_request(lyceum.port, chat, learner.token, question(-1 - i)),
+                lyceum_request(apis[i % len(apis)].port, chat, learner.token, question(-1 - i)),
             )
             for i, (chat, learner) in enumerate(chats[:WARM_QUESTIONS])
         )
@@ -182,17 +202,22 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             )
             ours = BurstSpec(
                 tuple(
-                    lyceum_request(lyceum.port, chat, learner.token, question(first + i))
+                    lyceum_request(
+                        apis[i % len(apis)].port, chat, learner.token, question(first + i)
+                    )
                     for i, (chat, learner) in enumerate(batch)
                 )
             )
             fake_burst = run_client(control, budget)
             fake_result = burst_figures(fake_burst, args.stream_duration)
             time.sleep(1.0)
-            meter = CpuMeter({"lyceum": lyceum, "fake": fake}, pgdata)
-            meter.start()
-            burst = run_client(ours, budget)
-            cpu = meter.stop()
+            meter = CpuMeter({**{api.name: api for api in apis}, "fake": fake}, pgdata)
+            profiled = args.profile and index == args.warmup_rounds
+            with sampled(lyceum.pid, profile) if profiled else contextlib.nullcontext():
+                meter.start()
+                burst = run_client(ours, budget)
+                cpu = meter.stop()
+            cpu["lyceum"] = sum(cpu.pop(api.name) for api in apis)
             result = burst_figures(burst, args.stream_duration)
             result["cpu_seconds"] = cpu
             result["cpu_ms_per_answer"] = cpu["lyceum"] / max(result["ok"], 1) * 1000
@@ -225,6 +250,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                 120 + 4 * args.stream_duration,
             )
         ]
+        if args.profile:
+            print_profile("Lyceum during the first measured burst", [profile])
     finally:
         logs = {name: server.log_path for name, server in servers.items()}
         for name in list(servers):
@@ -256,7 +283,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     print()
     print(
         f"{n} concurrent conversations, answers streaming over {args.stream_duration:g} s "
-        f"(provider: fake {args.provider}), one `lyceum serve`:"
+        f"(provider: fake {args.provider}), {args.processes} `lyceum serve` process(es):"
     )
     for entry in measured:
         r = entry["lyceum"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -110,6 +111,39 @@ async def test_malformed_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> N
     )
     body = assert_problem(response, 400)
     assert body["type"] == "https://lyceum.dev/problems/malformed-json"
+
+
+async def test_a_database_that_refuses_connections_is_a_503_with_retry_after(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """The class of "too many clients already" (found with two API processes whose pools
+    together passed PostgreSQL's max_connections): the database refusing a connection
+    is transient, so the caller gets 503 and Retry-After, not a 500. Here the app's own
+    session dependency points at a port with no server, and an authenticated request
+    (its first query is the caller's account) needs a connection."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = Database(f"postgresql://lyceum@127.0.0.1:{port}/lyceum", pool_size=1, max_overflow=0)
+    app = make_app(settings, dataclasses.replace(runtime, database=down, tasks=[]), None)
+    token, _, _ = runtime.tokens.encode(
+        subject=uuid.uuid4(),
+        role="student",
+        token_type="access",
+        now=dt.datetime.now(dt.UTC),
+        lifetime=dt.timedelta(minutes=5),
+        extra={"sid": str(uuid.uuid4())},
+    )
+    try:
+        async with client_for(app) as http:
+            response = await http.get(
+                "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+            )
+        body = assert_problem(response, 503)
+        assert body["type"] == "https://lyceum.dev/problems/database-unavailable"
+        assert int(response.headers["retry-after"]) >= 1
+    finally:
+        await down.dispose()
 
 
 async def test_domain_errors_map_to_their_status(client: httpx.AsyncClient) -> None:

@@ -293,9 +293,32 @@ async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused or dropped the connection (down, restarting, out of
+    connection slots: "too many clients"), or ended the transaction for a conflict it
+    resolves by aborting one side (a serialization failure, a deadlock): transient, and
+    nothing was committed. 503 with Retry-After, like an exhausted pool, not a 500."""
+    original = getattr(exc, "orig", None)
+    logger.warning(
+        "database_unavailable",
+        path=request.url.path,
+        method=request.method,
+        error=type(original or exc).__name__,
+        sqlstate=getattr(original, "sqlstate", None),
+    )
+    return problem_response(
+        503,
+        "The database is unavailable or busy; try again in a moment.",
+        slug="database-unavailable",
+        instance=request.url.path,
+        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(sqlalchemy.exc.TimeoutError, _pool_exhausted)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled_error)
