@@ -446,8 +446,8 @@ def run_client(spec: SequentialSpec | BurstSpec, budget: float) -> Any:
 @dataclass(frozen=True)
 class FloorSpec:
     """`streams` answers at once from the fake, in one process, through the provider's
-    SDK alone and through Lyceum's own `llm.stream_answer` (pydantic-ai over the same
-    SDK), without the rest of Lyceum."""
+    SDK alone and through Lyceum's own `llm.stream_answer` (its stream and tool loop over
+    the same SDK client), without the rest of Lyceum."""
 
     port: int
     provider: str
@@ -524,7 +524,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
             deltas += bool(chunk.choices and chunk.choices[0].delta.content)
         return deltas
 
-    async def through_pydantic_ai() -> int:
+    async def through_stream_answer() -> int:
         deltas = 0
         async for event in llm.stream_answer(
             choice,
@@ -539,7 +539,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     results = []
     for label, one in (
         ("SDK alone", through_sdk),
-        ("pydantic-ai (llm.stream_answer)", through_pydantic_ai),
+        ("llm.stream_answer", through_stream_answer),
     ):
         await asyncio.gather(*(one() for _ in range(5)))  # warm: imports, connections
         cpu, started = time.process_time(), time.perf_counter()
@@ -937,7 +937,7 @@ def _frame_label(frame: str) -> str:
 # without the awaiting coroutine, so that work has a bucket of its own.
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("answer: store the answer (AnswerService._store)", ("AnswerService._store",)),
-    ("answer: pydantic-ai agent run (model request, SSE parsing)", ("run_agent",)),
+    ("answer: model stream (llm.stream_answer: SDK request, SSE parsing)", ("stream_answer",)),
     ("answer: Lyceum's loop over the model events", ("AnswerService._produce",)),
     ("answer: SSE framing and writes", ("ask.<locals>.stream", "StreamingResponse")),
     ("ask: retrieval (search_course_material)", ("search_course_material",)),

@@ -1,10 +1,12 @@
 """Scenario: the tutor's realistic concurrency, 200 conversations whose answers take 10 s.
 
     python bench/tutor_concurrency.py [--streams 200] [--stream-duration 10] [--rounds 2]
-                                      [--provider claude|openai] [--profile] [--json PATH]
+                                      [--processes 1] [--provider claude|openai]
+                                      [--profile] [--json PATH]
 
 Issue 21's third target: 200 concurrent tutor conversations, each answered by a provider
-that streams its answer over 10 s, against one `lyceum serve`, as a ratio of ideal
+that streams its answer over 10 s, against one `lyceum serve` (or `--processes N`, the
+questions spread over them in turn, as a Service spreads them over pods), as a ratio of ideal
 (ideal wall = one answer's 10 s, since they all run at once; ratio = 10 s / actual wall;
 target >= 0.9), and the CPU per streamed answer against the provider SDK alone.
 
@@ -25,7 +27,7 @@ target >= 0.9), and the CPU per streamed answer against the provider SDK alone.
 4. The provider SDK alone (`anthropic` or `openai`, whichever the fake speaks, one shared
    client, `stream=True`) streaming the same number of answers at once from the same fake
    in a bare asyncio loop in a process of its own, and Lyceum's own `llm.stream_answer`
-   (pydantic-ai over that SDK) the same way: CPU per answer of each, and the ratio Lyceum
+   (its stream and tool loop over that SDK's client) the same way: CPU per answer of each, and the ratio Lyceum
    CPU per answer / SDK CPU per answer, all in this run.
 
 Exit code 0 whatever the figures; 1 if a server fails to start or any request fails.
@@ -239,7 +241,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             errors += result["errors"] + fake_result["errors"] + result["short_circuited"]
             time.sleep(2.0)  # the answers' storing ends before the next burst
         print(
-            f"  the provider SDK alone and pydantic-ai alone: {n} answers at once from the "
+            f"  the provider SDK alone and llm.stream_answer alone: {n} answers at once from the "
             "same fake, in a process of their own ...",
             flush=True,
         )
@@ -265,7 +267,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
 
     measured = [r for r in rounds if not r["warmup"]]
     sdk = next(f for f in floor if f["path"] == "SDK alone")
-    pydantic_ai = next(f for f in floor if f["path"] != "SDK alone")
+    stream_only = next(f for f in floor if f["path"] != "SDK alone")
     lyceum_cpu = median([r["lyceum"]["cpu_ms_per_answer"] for r in measured])
     summary = {
         "completed": [r["lyceum"]["ok"] for r in measured],
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "first_token_p99_ms": median([r["lyceum"]["first_delta"]["p99_ms"] for r in measured]),
         "lyceum_cpu_ms_per_answer": lyceum_cpu,
         "sdk_cpu_ms_per_answer": sdk["cpu_ms_per_answer"],
-        "pydantic_ai_cpu_ms_per_answer": pydantic_ai["cpu_ms_per_answer"],
+        "stream_answer_cpu_ms_per_answer": stream_only["cpu_ms_per_answer"],
         "cpu_ratio_lyceum_over_sdk": lyceum_cpu / sdk["cpu_ms_per_answer"],
     }
     load_after = load_average()
@@ -299,8 +301,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         )
     print(
         f"CPU per streamed answer: lyceum {lyceum_cpu:.1f} ms, the {args.provider} SDK alone "
-        f"{sdk['cpu_ms_per_answer']:.1f} ms (W {sdk['wall_s']:.2f} s), pydantic-ai alone "
-        f"{pydantic_ai['cpu_ms_per_answer']:.1f} ms (W {pydantic_ai['wall_s']:.2f} s)"
+        f"{sdk['cpu_ms_per_answer']:.1f} ms (W {sdk['wall_s']:.2f} s), llm.stream_answer alone "
+        f"{stream_only['cpu_ms_per_answer']:.1f} ms (W {stream_only['wall_s']:.2f} s)"
     )
     print(
         f"load average before/after: {load_before} / {load_after}; {os.cpu_count()} CPUs; "

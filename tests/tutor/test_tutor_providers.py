@@ -142,6 +142,49 @@ async def test_a_tool_call_round_trips(
     assert len(fake.requests) == 2 and fake.requests[1].tool_results
 
 
+async def test_a_tool_call_with_bad_arguments_or_an_unknown_tool_is_answered_with_an_error(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    """The tools run in Lyceum's own loop over the SDK stream: a call the schema does not
+    allow (a lesson number that is not an integer) or a tool that does not exist gets an
+    error the model can read as the tool's result, and the answer goes on."""
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    fake.call_tool("get_lesson", {"lesson": "the first one"})
+    fake.call_tool("delete_everything", {})
+    fake.reply(lambda request: f"Noted: {request.tool_results[-1].content}")
+    events = await ask(live, learner, course["id"], "Read me the first lesson")
+    tools = [data for kind, data in events if kind == "tool"]
+    assert [tool["name"] for tool in tools] == ["get_lesson", "delete_everything"]
+    assert "Invalid arguments for get_lesson" in tools[0]["result"]
+    assert "lesson" in tools[0]["result"] and "integer" in tools[0]["result"]
+    assert "There is no tool delete_everything" in tools[1]["result"]
+    assert events[-1][0] == "done" and events[-1][1]["status"] == "complete"
+    assert "Invalid arguments" in fake.requests[1].tool_results[-1].content
+    assert "There is no tool" in fake.requests[2].tool_results[-1].content
+
+
+async def test_a_model_that_keeps_calling_tools_is_asked_for_text_in_the_last_request(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    """An answer is at most MAX_MODEL_REQUESTS model requests: the last one offers no tool
+    call (tool choice "none"), and a model that calls one anyway ends the answer with
+    what it wrote; its tokens are counted for every request."""
+    from lyceum.tutor.llm import MAX_MODEL_REQUESTS
+
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    for _ in range(MAX_MODEL_REQUESTS):
+        fake.call_tool("get_my_progress", {}, text="Checking. ")
+    events = await ask(live, learner, course["id"], "How far am I?")
+    assert len(fake.requests) == MAX_MODEL_REQUESTS
+    choices = [request.json.get("tool_choice") for request in fake.requests]
+    assert choices[-1] in ({"type": "none"}, "none")
+    assert all(choice in ({"type": "auto"}, "auto") for choice in choices[:-1])
+    assert [kind for kind, _ in events].count("tool") == MAX_MODEL_REQUESTS - 1
+    done = events[-1][1]
+    assert done["status"] == "complete"
+    assert done["usage"]["tokens_in"] == sum(r.input_tokens for r in fake.requests)
+
+
 async def test_a_provider_429_is_retried_then_answered(
     live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
 ) -> None:

@@ -1,34 +1,27 @@
-"""The tutor's agent on the model `lyceum.kit.ai.models` chooses (Anthropic, OpenAI or
-any OpenAI-compatible server, through pydantic-ai), streaming text deltas, tool uses
-and the call's token usage (`lyceum.kit.ai.usage`).
+"""The tutor's answers from the model `lyceum.kit.ai.models` chooses (Anthropic, OpenAI
+or any OpenAI-compatible server), streamed from the provider SDK: text deltas, tool
+uses and the answer's token usage (`lyceum.kit.ai.usage`).
 
-The tutor agent has four tools (course material, a lesson, the learner's progress, the
-catalog) and hands questions about which course to take to a catalog agent."""
+The tutor has four tools (course material, a lesson, the learner's progress, the
+catalog advisor) and hands questions about which course to take to the catalog advisor,
+a pydantic-ai agent with the catalog search as its tool."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from opentelemetry.trace import SpanKind
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.messages import (
-    FunctionToolCallEvent,
-    FunctionToolResultEvent,
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    PartDeltaEvent,
-    PartStartEvent,
-    TextPart,
-    TextPartDelta,
-    UserPromptPart,
-)
 from pydantic_ai.models import Model
 
+from lyceum.kit import tracing
 from lyceum.kit.ai.models import ModelChoice
 from lyceum.kit.ai.usage import TokenUsage
-from lyceum.kit.prompts import quoted
+from lyceum.kit.prompts import quoted, quoted_inline
 from lyceum.tutor.grounding import Turn, question_element
 
 
@@ -87,61 +80,100 @@ async def search_catalog(ctx: RunContext[TutorDeps], query: str) -> str:
     return await ctx.deps.tools.search_catalog(query)
 
 
-tutor_agent: Agent[TutorDeps, str] = Agent(deps_type=TutorDeps, output_type=str, name="tutor")
+# The tutor's tools, as the provider APIs declare them (JSON Schema arguments). The
+# answer is streamed straight from the provider SDK (see `stream_answer`), so the
+# tools are declared and run here rather than through a pydantic-ai agent.
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
-@tutor_agent.tool(name="search_course_material")
-async def _material(ctx: RunContext[TutorDeps], query: str) -> str:
-    """Find more passages of this course's material; returns numbered passages with
-    their lesson or file."""
-    return await ctx.deps.tools.search_course_material(query)
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
-@tutor_agent.tool(name="get_lesson")
-async def _lesson(ctx: RunContext[TutorDeps], lesson: int) -> str:
-    """Read one lesson of this course in full, by its number: the n of its
-    <lesson n="..."> element in the syllabus."""
-    return await ctx.deps.tools.get_lesson(lesson)
+TUTOR_TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "search_course_material",
+        "Find more passages of this course's material; returns numbered passages with "
+        "their lesson or file.",
+        _object(query={"type": "string", "description": "what to look for"}),
+    ),
+    ToolSpec(
+        "get_lesson",
+        "Read one lesson of this course in full, by its number: the n of its "
+        '<lesson n="..."> element in the syllabus.',
+        _object(lesson={"type": "integer", "description": "the lesson's n in the syllabus"}),
+    ),
+    ToolSpec(
+        "get_my_progress",
+        "The learner's progress in this course: lessons done and where to continue.",
+        _object(),
+    ),
+    ToolSpec(
+        "ask_catalog_advisor",
+        "Hand a question about which course to take to the catalog advisor.",
+        _object(question={"type": "string", "description": "the learner's question"}),
+    ),
+)
+TOOL_NAMES: Final = frozenset(tool.name for tool in TUTOR_TOOLS)
+# Model requests in one answer: each tool round trip is one more. The last request
+# offers no tool call (tool choice "none"), so the answer always ends in text.
+MAX_MODEL_REQUESTS: Final = 6
+# Anthropic requires a bound on the answer's tokens; the SDKs' own default for this size.
+MAX_ANSWER_TOKENS: Final = 4096
 
 
-@tutor_agent.tool(name="get_my_progress")
-async def _progress(ctx: RunContext[TutorDeps]) -> str:
-    """The learner's progress in this course: lessons done and where to continue."""
-    ctx.deps.used_personal_data = True
-    return await ctx.deps.tools.get_my_progress()
+NO_USAGE: Final = TokenUsage()
 
 
-@tutor_agent.tool(name="ask_catalog_advisor")
-async def _advisor(ctx: RunContext[TutorDeps], question: str) -> str:
-    """Hand a question about which course to take to the catalog advisor."""
-    result = await catalog_agent.run(
-        question_element(question), deps=ctx.deps, usage=ctx.usage, model=ctx.deps.model
-    )
-    # The advisor's answer is made of catalog entries: data, like every tool result.
-    return quoted("advisor_answer", result.output)
+class ToolArgumentError(ValueError):
+    """The model called a tool with arguments its schema does not allow."""
 
 
-def history_messages(turns: list[Turn]) -> list[ModelMessage]:
-    """The conversation so far (alternating, see `grounding.exchanges`), the learner's
-    questions quoted as they were asked."""
-    messages: list[ModelMessage] = []
-    for turn in turns:
-        if turn.role == "user":
-            messages.append(
-                ModelRequest(parts=[UserPromptPart(content=question_element(turn.content))])
+def _argument(args: dict[str, Any], name: str, kind: type) -> Any:
+    value = args.get(name)
+    if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ToolArgumentError(f"`{name}` must be a {'string' if kind is str else 'integer'}")
+    return value
+
+
+async def run_tool(deps: TutorDeps, name: str, args: dict[str, Any]) -> tuple[str, TokenUsage]:
+    """One tool call's result for the model, and the tokens it used (the catalog advisor
+    is a model call of its own). A call the schema does not allow gets an error the
+    model can read and correct, as a tool result."""
+    tools = deps.tools
+    try:
+        if name == "search_course_material":
+            return await tools.search_course_material(_argument(args, "query", str)), NO_USAGE
+        if name == "get_lesson":
+            return await tools.get_lesson(_argument(args, "lesson", int)), NO_USAGE
+        if name == "get_my_progress":
+            deps.used_personal_data = True
+            return await tools.get_my_progress(), NO_USAGE
+        if name == "ask_catalog_advisor":
+            question = _argument(args, "question", str)
+            result = await catalog_agent.run(
+                question_element(question), deps=deps, model=deps.model
             )
-        else:
-            messages.append(ModelResponse(parts=[TextPart(content=turn.content)]))
-    return messages
-
-
-def _text_of(event: object) -> str | None:
-    """The text a model stream's event adds to the answer, if any."""
-    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
-        return event.part.content
-    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-        return event.delta.content_delta
-    return None
+            used = result.usage
+            # The advisor's answer is made of catalog entries: data, like every tool result.
+            return quoted("advisor_answer", result.output), TokenUsage(
+                used.input_tokens or 0, used.output_tokens or 0
+            )
+    except ToolArgumentError as error:
+        return quoted_inline("error", f"Invalid arguments for {name}: {error}."), NO_USAGE
+    known = ", ".join(sorted(TOOL_NAMES))
+    return quoted_inline("error", f"There is no tool {name}; the tools are {known}."), NO_USAGE
 
 
 async def stream_answer(
@@ -154,38 +186,215 @@ async def stream_answer(
 ) -> AsyncIterator[ProviderEvent]:
     """The answer as it arrives: text deltas, tool uses, then the token usage.
 
-    The run's nodes are streamed in place (`Agent.iter`, each node's own event stream)
-    rather than through `run_stream_events`, which runs the agent in a task of its own
-    and hands every event over a memory stream: the same events, a task, a task group
-    and a stream hand-over per event less (bench/tutor_concurrency.py's pydantic-ai
-    floor: about 10% less CPU per answer)."""
-    calls: dict[str, tuple[str, dict[str, Any]]] = {}
-    async with tutor_agent.iter(
-        prompt,
-        model=choice.model,
-        instructions=instructions,
-        message_history=history_messages(history),
-        deps=deps,
-    ) as run:
-        async for node in run:
-            if Agent.is_model_request_node(node):
-                async with node.stream(run.ctx) as stream:
-                    async for event in stream:
-                        text = _text_of(event)
-                        if text:
-                            yield TextDelta(text)
-            elif Agent.is_call_tools_node(node):
-                async with node.stream(run.ctx) as tool_events:
-                    async for tool_event in tool_events:
-                        if isinstance(tool_event, FunctionToolCallEvent):
-                            args = tool_event.part.args_as_dict()
-                            calls[tool_event.part.tool_call_id] = (tool_event.part.tool_name, args)
-                        elif isinstance(tool_event, FunctionToolResultEvent):
-                            name, args = calls.get(
-                                tool_event.tool_call_id, (tool_event.part.tool_name, {})
-                            )
-                            yield ToolUse(
-                                name=name, args=args, result=str(tool_event.part.content)[:2000]
-                            )
-        usage = run.usage
-        yield Finished(TokenUsage(usage.input_tokens or 0, usage.output_tokens or 0))
+    Streamed straight from the provider SDK's client (`ModelChoice.client`, the one the
+    pydantic-ai model wraps), with the tool round trips run here: the same requests
+    and events as through a pydantic-ai agent, without its per-request preparation and
+    per-event layers, which cost about three times the SDK's own CPU per streamed
+    answer (bench/tutor_concurrency.py measures both). Each model request is a GenAI
+    CLIENT span (`chat {model}`, with its token counts) when tracing is on."""
+    if choice.provider == "claude":
+        events = _anthropic_answer(choice, instructions, history, prompt, deps)
+    else:
+        events = _openai_answer(choice, instructions, history, prompt, deps)
+    async for event in events:
+        yield event
+
+
+@contextmanager
+def _model_span(system: str, model: str) -> Iterator[Any]:
+    """A GenAI CLIENT span around one model request (no prompt or answer text in it:
+    learners' questions are personal data); None when tracing is off."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        yield None
+        return
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": system,
+        "gen_ai.provider.name": system,
+        "gen_ai.request.model": model,
+    }
+    with tracer.start_as_current_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            tracing.mark_error(current, error)
+            raise
+
+
+def _record_usage(span: Any, tokens_in: int, tokens_out: int) -> None:
+    if span is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", tokens_in)
+        span.set_attribute("gen_ai.usage.output_tokens", tokens_out)
+
+
+def _parsed_arguments(raw: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+async def _anthropic_answer(
+    choice: ModelChoice, instructions: str, history: list[Turn], prompt: str, deps: TutorDeps
+) -> AsyncIterator[ProviderEvent]:
+    messages: list[dict[str, Any]] = [
+        {
+            "role": turn.role,
+            "content": question_element(turn.content) if turn.role == "user" else turn.content,
+        }
+        for turn in history
+    ]
+    messages.append({"role": "user", "content": prompt})
+    tools = [
+        {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+        for tool in TUTOR_TOOLS
+    ]
+    total = TokenUsage(0, 0)
+    for request in range(MAX_MODEL_REQUESTS):
+        last = request == MAX_MODEL_REQUESTS - 1
+        texts: dict[int, str] = {}
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments json]
+        stop_reason = None
+        tokens_in = tokens_out = 0
+        with _model_span("anthropic", choice.name) as span:
+            stream = await choice.client.messages.create(
+                model=choice.name,
+                max_tokens=MAX_ANSWER_TOKENS,
+                system=instructions,
+                messages=messages,
+                tools=tools,
+                tool_choice={"type": "none"} if last else {"type": "auto"},
+                stream=True,
+            )
+            async with stream:
+                async for event in stream:
+                    kind = event.type
+                    if kind == "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta":
+                            if delta.text:
+                                texts[event.index] = texts.get(event.index, "") + delta.text
+                                yield TextDelta(delta.text)
+                        elif delta.type == "input_json_delta" and event.index in calls:
+                            calls[event.index][2] += delta.partial_json
+                    elif kind == "content_block_start":
+                        block = event.content_block
+                        if block.type == "text":
+                            texts[event.index] = block.text
+                            if block.text:
+                                yield TextDelta(block.text)
+                        elif block.type == "tool_use":
+                            calls[event.index] = [block.id, block.name, ""]
+                    elif kind == "message_start":
+                        tokens_in = event.message.usage.input_tokens or 0
+                        tokens_out = event.message.usage.output_tokens or 0
+                    elif kind == "message_delta":
+                        stop_reason = event.delta.stop_reason
+                        tokens_out = event.usage.output_tokens or tokens_out
+            _record_usage(span, tokens_in, tokens_out)
+        total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
+        if stop_reason != "tool_use" or not calls or last:
+            break
+        content: list[dict[str, Any]] = [
+            {"type": "text", "text": text} for _, text in sorted(texts.items()) if text
+        ]
+        results: list[dict[str, Any]] = []
+        for _, (call_id, name, raw) in sorted(calls.items()):
+            args = _parsed_arguments(raw)
+            content.append({"type": "tool_use", "id": call_id, "name": name, "input": args})
+            result, used = await run_tool(deps, name, args)
+            total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
+            yield ToolUse(name=name, args=args, result=result[:2000])
+            results.append({"type": "tool_result", "tool_use_id": call_id, "content": result})
+        messages.append({"role": "assistant", "content": content})
+        messages.append({"role": "user", "content": results})
+    yield Finished(total)
+
+
+async def _openai_answer(
+    choice: ModelChoice, instructions: str, history: list[Turn], prompt: str, deps: TutorDeps
+) -> AsyncIterator[ProviderEvent]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}]
+    messages += [
+        {
+            "role": turn.role,
+            "content": question_element(turn.content) if turn.role == "user" else turn.content,
+        }
+        for turn in history
+    ]
+    messages.append({"role": "user", "content": prompt})
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in TUTOR_TOOLS
+    ]
+    total = TokenUsage(0, 0)
+    for request in range(MAX_MODEL_REQUESTS):
+        last = request == MAX_MODEL_REQUESTS - 1
+        text = ""
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments json]
+        finish = None
+        tokens_in = tokens_out = 0
+        with _model_span("openai", choice.name) as span:
+            stream = await choice.client.chat.completions.create(
+                model=choice.name,
+                messages=messages,
+                tools=tools,
+                tool_choice="none" if last else "auto",
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        tokens_in = chunk.usage.prompt_tokens or 0
+                        tokens_out = chunk.usage.completion_tokens or 0
+                    if not chunk.choices:
+                        continue
+                    first = chunk.choices[0]
+                    delta = first.delta
+                    if delta.content:
+                        text += delta.content
+                        yield TextDelta(delta.content)
+                    for call in delta.tool_calls or ():
+                        entry = calls.setdefault(call.index, ["", "", ""])
+                        if call.id:
+                            entry[0] = call.id
+                        if call.function is not None:
+                            if call.function.name:
+                                entry[1] = call.function.name
+                            if call.function.arguments:
+                                entry[2] += call.function.arguments
+                    if first.finish_reason:
+                        finish = first.finish_reason
+            _record_usage(span, tokens_in, tokens_out)
+        total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
+        if finish != "tool_calls" or not calls or last:
+            break
+        assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
+        assistant["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}
+            for _, (call_id, name, raw) in sorted(calls.items())
+        ]
+        messages.append(assistant)
+        for _, (call_id, name, raw) in sorted(calls.items()):
+            args = _parsed_arguments(raw)
+            result, used = await run_tool(deps, name, args)
+            total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
+            yield ToolUse(name=name, args=args, result=result[:2000])
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+    yield Finished(total)

@@ -378,6 +378,12 @@ def get_embedder() -> Embedder:
     return _loader.get()
 
 
+def loaded_embedder(factory: Callable[[], Embedder] = get_embedder) -> Embedder | None:
+    """The process-wide embedder if `factory` is its getter and it is loaded (asking
+    for it then blocks on nothing), else None."""
+    return _loader.loaded if factory is get_embedder else None
+
+
 async def load_embedder(factory: Callable[[], Embedder] = get_embedder) -> Embedder:
     """The embedder, loaded in a worker thread the first time (it blocks for seconds,
     or until a background load finishes); once loaded, returned without a thread hop."""

@@ -1,12 +1,14 @@
-"""The model provider, through pydantic-ai: Anthropic (Claude), OpenAI, or any
-OpenAI-compatible server (vLLM, Ollama, llama.cpp), chosen by settings. Only the base
-URL differs between production and the tests' fake provider. No domain knowledge: the
-tutor and the essay scorer build their agents on the model this returns."""
+"""The model provider: Anthropic (Claude), OpenAI, or any OpenAI-compatible server
+(vLLM, Ollama, llama.cpp), chosen by settings. Only the base URL differs between
+production and the tests' fake provider. No domain knowledge: the essay scorer and the
+catalog advisor build pydantic-ai agents on the model this returns, and the tutor
+streams its answers through the same provider SDK client (`ModelChoice.client`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from pydantic_ai.models import Model
 
@@ -24,6 +26,9 @@ class ModelChoice:
     provider: str
     name: str
     model: Model = field(compare=False)
+    # The provider SDK's client under `model` (AsyncAnthropic or AsyncOpenAI): one per
+    # configuration and process, with its connection pool and retries.
+    client: Any = field(default=None, compare=False)
 
 
 def model_name(settings: Settings) -> str:
@@ -38,7 +43,7 @@ def _build(
     base_url: str | None,
     timeout: float,
     retries: int,
-) -> Model:
+) -> tuple[Model, Any]:
     """One model (and one HTTP client with its connection pool) per configuration and
     process. The SDK clients retry 429 and 5xx with exponential backoff, honouring
     Retry-After."""
@@ -50,7 +55,7 @@ def _build(
         client = AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries
         )
-        return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=client))
+        return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=client)), client
     from openai import AsyncOpenAI
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
@@ -61,17 +66,18 @@ def _build(
         timeout=timeout,
         max_retries=retries,
     )
-    return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=openai_client))
+    model = OpenAIChatModel(name, provider=OpenAIProvider(openai_client=openai_client))
+    return model, openai_client
 
 
 def choose_model(settings: Settings) -> ModelChoice:
     name = model_name(settings)
     key = settings.ai_api_key.get_secret_value() if settings.ai_api_key else None
     base = str(settings.ai_base_url).rstrip("/") if settings.ai_base_url else None
-    model = _build(
+    model, client = _build(
         settings.ai_provider, name, key, base, settings.ai_timeout_seconds, settings.ai_max_retries
     )
-    return ModelChoice(provider=settings.ai_provider.value, name=name, model=model)
+    return ModelChoice(provider=settings.ai_provider.value, name=name, model=model, client=client)
 
 
 __all__ = ["DEFAULT_MODELS", "ModelChoice", "choose_model", "model_name"]

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.content.service import Hit, indexing_progress, retrieve
-from lyceum.kit.ai.embedding import Embedder, load_embedder
+from lyceum.kit.ai.embedding import Embedder, load_embedder, loaded_embedder
 from lyceum.kit.ai.models import model_name
 from lyceum.kit.cache import Cache
 from lyceum.kit.db import commit
@@ -177,6 +177,11 @@ class TurnService:
         # Retrieval sees the normalised question, so the same question asked again
         # finds the same passages (and the cache can answer it).
         query = normalise_question(question)
+        # The model starts on the question now, in its thread, while the reads below
+        # wait on the database; `encode_query` further down shares the same work.
+        ready = loaded_embedder(self.embedder)
+        if ready is not None:
+            ready.prefetch_query(query)
         facts = await self.tutor_settings.enabled_facts(course)
         tutor = facts.settings
         headers = await self.tutor_settings.check_limits(caller, course, tutor)
