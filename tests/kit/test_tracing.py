@@ -391,6 +391,7 @@ async def test_a_tutor_answer_has_gen_ai_spans_with_tokens_and_calls_out_with_tr
         found = attributes(span)
         assert span.context is not None and span.context.trace_id == trace_id
         assert found["gen_ai.request.model"] == provider_request.model
+        assert found["gen_ai.response.model"] == provider_request.model
         assert found["gen_ai.usage.input_tokens"] > 0
         assert found["gen_ai.usage.output_tokens"] > 0
         assert "anthropic" in {found.get("gen_ai.system"), found.get("gen_ai.provider.name")}

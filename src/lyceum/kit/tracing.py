@@ -17,10 +17,12 @@ the trace context a traced process may have put in it.
 - jobs: `defer` stores the W3C trace context in the job's arguments under `TRACE_KEY`;
   the worker middleware `job_middleware` takes it out again and runs the job in a CONSUMER
   span that is a *child* of the span that deferred it (see docs/operations.md for why);
-- model calls: pydantic-ai's own instrumentation (the GenAI semantic conventions:
-  `gen_ai.request.model`, `gen_ai.usage.input_tokens` / `output_tokens`, ...), without
-  the prompts and answers (learners' questions are personal data); `span()` for Lyceum's
-  own spans such as `tutor.answer`.
+- model calls (the GenAI semantic conventions: `gen_ai.request.model`,
+  `gen_ai.usage.input_tokens` / `output_tokens`, ...), without the prompts and answers
+  (learners' questions are personal data): the tutor's streamed requests from
+  `tutor.llm` (`tracer()`), the agents' (catalog advisor, essay scoring) from
+  pydantic-ai's own instrumentation; `span()` for Lyceum's own spans such as
+  `tutor.answer`.
 """
 
 from __future__ import annotations

@@ -228,8 +228,14 @@ def _model_span(system: str, model: str) -> Iterator[Any]:
             raise
 
 
-def _record_usage(span: Any, tokens_in: int, tokens_out: int) -> None:
+def _record_response(
+    span: Any, model: str | None, finish: str | None, tokens_in: int, tokens_out: int
+) -> None:
     if span is not None:
+        if model:
+            span.set_attribute("gen_ai.response.model", model)
+        if finish:
+            span.set_attribute("gen_ai.response.finish_reasons", [finish])
         span.set_attribute("gen_ai.usage.input_tokens", tokens_in)
         span.set_attribute("gen_ai.usage.output_tokens", tokens_out)
 
@@ -263,6 +269,7 @@ async def _anthropic_answer(
         texts: dict[int, str] = {}
         calls: dict[int, list[str]] = {}  # index -> [id, name, arguments json]
         stop_reason = None
+        answered_by: str | None = None
         tokens_in = tokens_out = 0
         with _model_span("anthropic", choice.name) as span:
             stream = await choice.client.messages.create(
@@ -294,12 +301,13 @@ async def _anthropic_answer(
                         elif block.type == "tool_use":
                             calls[event.index] = [block.id, block.name, ""]
                     elif kind == "message_start":
+                        answered_by = event.message.model
                         tokens_in = event.message.usage.input_tokens or 0
                         tokens_out = event.message.usage.output_tokens or 0
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason
                         tokens_out = event.usage.output_tokens or tokens_out
-            _record_usage(span, tokens_in, tokens_out)
+            _record_response(span, answered_by, stop_reason, tokens_in, tokens_out)
         total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
         if stop_reason != "tool_use" or not calls or last:
             break
@@ -348,6 +356,7 @@ async def _openai_answer(
         text = ""
         calls: dict[int, list[str]] = {}  # index -> [id, name, arguments json]
         finish = None
+        answered_by = None
         tokens_in = tokens_out = 0
         with _model_span("openai", choice.name) as span:
             stream = await choice.client.chat.completions.create(
@@ -360,6 +369,7 @@ async def _openai_answer(
             )
             async with stream:
                 async for chunk in stream:
+                    answered_by = answered_by or chunk.model
                     if chunk.usage is not None:
                         tokens_in = chunk.usage.prompt_tokens or 0
                         tokens_out = chunk.usage.completion_tokens or 0
@@ -381,7 +391,7 @@ async def _openai_answer(
                                 entry[2] += call.function.arguments
                     if first.finish_reason:
                         finish = first.finish_reason
-            _record_usage(span, tokens_in, tokens_out)
+            _record_response(span, answered_by, finish, tokens_in, tokens_out)
         total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
         if finish != "tool_calls" or not calls or last:
             break
