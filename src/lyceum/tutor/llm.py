@@ -125,7 +125,7 @@ TUTOR_TOOLS: tuple[ToolSpec, ...] = (
 )
 TOOL_NAMES: Final = frozenset(tool.name for tool in TUTOR_TOOLS)
 # Model requests in one answer: each tool round trip is one more. The last request
-# offers no tool call (tool choice "none"), so the answer always ends in text.
+# allows no tool call (tool choice "none"), so the answer always ends in text.
 MAX_MODEL_REQUESTS: Final = 6
 # Anthropic requires a bound on the answer's tokens; the SDKs' own default for this size.
 MAX_ANSWER_TOKENS: Final = 4096
@@ -278,7 +278,9 @@ async def _anthropic_answer(
                 system=instructions,
                 messages=messages,
                 tools=tools,
-                tool_choice={"type": "none"} if last else {"type": "auto"},
+                # Offered tools are the model's choice (the API's default) until the last
+                # request, which must be answered in text.
+                **({"tool_choice": {"type": "none"}} if last else {}),
                 stream=True,
             )
             async with stream:
@@ -363,7 +365,10 @@ async def _openai_answer(
                 model=choice.name,
                 messages=messages,
                 tools=tools,
-                tool_choice="none" if last else "auto",
+                # Left out (the server's default, `auto` where tools are offered) until the
+                # last request: some OpenAI-compatible servers refuse an explicit "auto"
+                # unless they were started with automatic tool choice.
+                **({"tool_choice": "none"} if last else {}),
                 stream=True,
                 stream_options={"include_usage": True},
             )
