@@ -8,13 +8,14 @@ a pydantic-ai agent with the catalog search as its tool."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind, use_span
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import Model
 
@@ -138,28 +139,34 @@ class ToolArgumentError(ValueError):
     """The model called a tool with arguments its schema does not allow."""
 
 
-def _argument(args: dict[str, Any], name: str, kind: type) -> Any:
+def _argument(args: dict[str, Any] | None, name: str, kind: type) -> Any:
+    if args is None:
+        raise ToolArgumentError("the arguments were not a JSON object")
     value = args.get(name)
-    if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if kind is int and isinstance(value, str):
+        with suppress(ValueError):  # a string that is no integer is refused below
+            value = int(value.strip())
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ToolArgumentError(f"`{name}` must be a {'string' if kind is str else 'integer'}")
+        raise ToolArgumentError(f"`{name}` must be {'a string' if kind is str else 'an integer'}")
     return value
 
 
-async def run_tool(deps: TutorDeps, name: str, args: dict[str, Any]) -> tuple[str, TokenUsage]:
+async def run_tool(
+    deps: TutorDeps, name: str, args: dict[str, Any] | None
+) -> tuple[str, TokenUsage]:
     """One tool call's result for the model, and the tokens it used (the catalog advisor
-    is a model call of its own). A call the schema does not allow gets an error the
-    model can read and correct, as a tool result."""
+    is a model call of its own). A call the schema does not allow (`args` None: they
+    were not a JSON object) gets an error the model can read and correct, as a tool
+    result."""
     tools = deps.tools
     try:
+        if name == "get_my_progress":
+            deps.used_personal_data = True
+            return await tools.get_my_progress(), NO_USAGE
         if name == "search_course_material":
             return await tools.search_course_material(_argument(args, "query", str)), NO_USAGE
         if name == "get_lesson":
             return await tools.get_lesson(_argument(args, "lesson", int)), NO_USAGE
-        if name == "get_my_progress":
-            deps.used_personal_data = True
-            return await tools.get_my_progress(), NO_USAGE
         if name == "ask_catalog_advisor":
             question = _argument(args, "question", str)
             result = await catalog_agent.run(
@@ -176,14 +183,14 @@ async def run_tool(deps: TutorDeps, name: str, args: dict[str, Any]) -> tuple[st
     return quoted_inline("error", f"There is no tool {name}; the tools are {known}."), NO_USAGE
 
 
-async def stream_answer(
+def stream_answer(
     choice: ModelChoice,
     *,
     instructions: str,
     history: list[Turn],
     prompt: str,
     deps: TutorDeps,
-) -> AsyncIterator[ProviderEvent]:
+) -> AsyncGenerator[ProviderEvent, None]:
     """The answer as it arrives: text deltas, tool uses, then the token usage.
 
     Streamed straight from the provider SDK's client (`ModelChoice.client`, the one the
@@ -193,17 +200,21 @@ async def stream_answer(
     answer (bench/tutor_concurrency.py measures both). Each model request is a GenAI
     CLIENT span (`chat {model}`, with its token counts) when tracing is on."""
     if choice.provider == "claude":
-        events = _anthropic_answer(choice, instructions, history, prompt, deps)
-    else:
-        events = _openai_answer(choice, instructions, history, prompt, deps)
-    async for event in events:
-        yield event
+        return _anthropic_answer(choice, instructions, history, prompt, deps)
+    return _openai_answer(choice, instructions, history, prompt, deps)
 
 
 @contextmanager
-def _model_span(system: str, model: str) -> Iterator[Any]:
-    """A GenAI CLIENT span around one model request (no prompt or answer text in it:
-    learners' questions are personal data); None when tracing is off."""
+def _model_span(system: str, model: str) -> Iterator[Span | None]:
+    """A GenAI CLIENT span over one model request and its stream (no prompt or answer
+    text in it: learners' questions are personal data); None when tracing is off.
+
+    Not made current: the block yields events to the consumer, and a span left current
+    across those yields would be the consumer's current span between them (and could
+    not be detached if the generator is closed from another task). `_sending` makes it
+    current only while the request is sent, so the SDK's HTTP span is its child and the
+    provider gets its traceparent. A consumer stopping early (GeneratorExit, a
+    cancelled task: the learner went away) ends it without an error."""
     tracer = tracing.tracer()
     if tracer is None:
         yield None
@@ -214,18 +225,27 @@ def _model_span(system: str, model: str) -> Iterator[Any]:
         "gen_ai.provider.name": system,
         "gen_ai.request.model": model,
     }
-    with tracer.start_as_current_span(
-        f"chat {model}",
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as current:
-        try:
-            yield current
-        except BaseException as error:
-            tracing.mark_error(current, error)
-            raise
+    current = tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
+    try:
+        yield current
+    except (GeneratorExit, asyncio.CancelledError):
+        raise
+    except BaseException as error:
+        tracing.mark_error(current, error)
+        raise
+    finally:
+        current.end()
+
+
+def _sending(span: Span | None) -> AbstractContextManager[Any]:
+    if span is None:
+        return nullcontext()
+    return use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+
+
+class StreamEndedEarly(RuntimeError):
+    """The provider's stream ended without saying why (no stop or finish reason): a
+    proxy or connection cut it short, and the answer is not complete."""
 
 
 def _record_response(
@@ -240,17 +260,19 @@ def _record_response(
         span.set_attribute("gen_ai.usage.output_tokens", tokens_out)
 
 
-def _parsed_arguments(raw: str) -> dict[str, Any]:
+def _parsed_arguments(raw: str) -> dict[str, Any] | None:
+    """A tool call's arguments (a JSON object; none sent: no arguments), or None when
+    they are not a JSON object."""
     try:
         parsed = json.loads(raw) if raw.strip() else {}
     except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 async def _anthropic_answer(
     choice: ModelChoice, instructions: str, history: list[Turn], prompt: str, deps: TutorDeps
-) -> AsyncIterator[ProviderEvent]:
+) -> AsyncGenerator[ProviderEvent, None]:
     messages: list[dict[str, Any]] = [
         {
             "role": turn.role,
@@ -272,17 +294,18 @@ async def _anthropic_answer(
         answered_by: str | None = None
         tokens_in = tokens_out = 0
         with _model_span("anthropic", choice.name) as span:
-            stream = await choice.client.messages.create(
-                model=choice.name,
-                max_tokens=MAX_ANSWER_TOKENS,
-                system=instructions,
-                messages=messages,
-                tools=tools,
-                # Offered tools are the model's choice (the API's default) until the last
-                # request, which must be answered in text.
-                **({"tool_choice": {"type": "none"}} if last else {}),
-                stream=True,
-            )
+            with _sending(span):
+                stream = await choice.client.messages.create(
+                    model=choice.name,
+                    max_tokens=MAX_ANSWER_TOKENS,
+                    system=instructions,
+                    messages=messages,
+                    tools=tools,
+                    # Offered tools are the model's choice (the API's default) until the last
+                    # request, which must be answered in text.
+                    **({"tool_choice": {"type": "none"}} if last else {}),
+                    stream=True,
+                )
             async with stream:
                 async for event in stream:
                     kind = event.type
@@ -310,8 +333,12 @@ async def _anthropic_answer(
                         stop_reason = event.delta.stop_reason
                         tokens_out = event.usage.output_tokens or tokens_out
             _record_response(span, answered_by, stop_reason, tokens_in, tokens_out)
+            if stop_reason is None:
+                raise StreamEndedEarly("the model's stream ended without a stop reason")
         total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
-        if stop_reason != "tool_use" or not calls or last:
+        # Tool calls are run whatever the stop reason says, unless the answer ran out of
+        # tokens (the last call's arguments may be cut off).
+        if not calls or last or stop_reason == "max_tokens":
             break
         content: list[dict[str, Any]] = [
             {"type": "text", "text": text} for _, text in sorted(texts.items()) if text
@@ -319,10 +346,10 @@ async def _anthropic_answer(
         results: list[dict[str, Any]] = []
         for _, (call_id, name, raw) in sorted(calls.items()):
             args = _parsed_arguments(raw)
-            content.append({"type": "tool_use", "id": call_id, "name": name, "input": args})
+            content.append({"type": "tool_use", "id": call_id, "name": name, "input": args or {}})
             result, used = await run_tool(deps, name, args)
             total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
-            yield ToolUse(name=name, args=args, result=result[:2000])
+            yield ToolUse(name=name, args=args or {}, result=result[:2000])
             results.append({"type": "tool_result", "tool_use_id": call_id, "content": result})
         messages.append({"role": "assistant", "content": content})
         messages.append({"role": "user", "content": results})
@@ -331,7 +358,7 @@ async def _anthropic_answer(
 
 async def _openai_answer(
     choice: ModelChoice, instructions: str, history: list[Turn], prompt: str, deps: TutorDeps
-) -> AsyncIterator[ProviderEvent]:
+) -> AsyncGenerator[ProviderEvent, None]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}]
     messages += [
         {
@@ -361,17 +388,18 @@ async def _openai_answer(
         answered_by = None
         tokens_in = tokens_out = 0
         with _model_span("openai", choice.name) as span:
-            stream = await choice.client.chat.completions.create(
-                model=choice.name,
-                messages=messages,
-                tools=tools,
-                # Left out (the server's default, `auto` where tools are offered) until the
-                # last request: some OpenAI-compatible servers refuse an explicit "auto"
-                # unless they were started with automatic tool choice.
-                **({"tool_choice": "none"} if last else {}),
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            with _sending(span):
+                stream = await choice.client.chat.completions.create(
+                    model=choice.name,
+                    messages=messages,
+                    tools=tools,
+                    # Left out (the server's default, `auto` where tools are offered) until the
+                    # last request: some OpenAI-compatible servers refuse an explicit "auto"
+                    # unless they were started with automatic tool choice.
+                    **({"tool_choice": "none"} if last else {}),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
             async with stream:
                 async for chunk in stream:
                     answered_by = answered_by or chunk.model
@@ -397,12 +425,25 @@ async def _openai_answer(
                     if first.finish_reason:
                         finish = first.finish_reason
             _record_response(span, answered_by, finish, tokens_in, tokens_out)
+            if finish is None:
+                raise StreamEndedEarly("the model's stream ended without a finish reason")
         total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
-        if finish != "tool_calls" or not calls or last:
+        # Tool calls are run whatever the finish reason says (some servers, OpenAI's own
+        # with a named tool choice among them, finish a tool call with "stop"), unless
+        # the answer ran out of tokens (the last call's arguments may be cut off).
+        if not calls or last or finish == "length":
             break
         assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
         assistant["tool_calls"] = [
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}
+            {
+                "id": call_id,
+                "type": "function",
+                # Sent back as the model wrote them when they parse, else as an object.
+                "function": {
+                    "name": name,
+                    "arguments": raw if _parsed_arguments(raw) is not None else "{}",
+                },
+            }
             for _, (call_id, name, raw) in sorted(calls.items())
         ]
         messages.append(assistant)
@@ -410,6 +451,6 @@ async def _openai_answer(
             args = _parsed_arguments(raw)
             result, used = await run_tool(deps, name, args)
             total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
-            yield ToolUse(name=name, args=args, result=result[:2000])
+            yield ToolUse(name=name, args=args or {}, result=result[:2000])
             messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
     yield Finished(total)

@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 
 import structlog
@@ -189,26 +189,31 @@ class AnswerService:
         try:
             choice = choose_model(self.settings)
             deps.model = choice.model
-            async for event in llm.stream_answer(
+            events = llm.stream_answer(
                 choice,
                 instructions=instructions(turn.grounding),
                 history=turn.grounding.history,
                 prompt=user_prompt(turn.grounding, turn.question),
                 deps=deps,
-            ):
-                if isinstance(event, llm.TextDelta):
-                    state.text += event.text
-                    yield DeltaEvent(event.text)
-                    for citation_event in state.new_citations(sources):
-                        yield citation_event
-                elif isinstance(event, llm.ToolUse):
-                    call = schemas.ToolCallOut(
-                        name=event.name, args=event.args, result=event.result
-                    )
-                    state.tool_calls.append(call)
-                    yield ToolEvent(call)
-                else:
-                    state.usage = event.usage
+            )
+            # Closed here if the consumer stops early (the learner went away): the
+            # provider's response and its span end now, not when the generator is
+            # collected.
+            async with aclosing(events):
+                async for event in events:
+                    if isinstance(event, llm.TextDelta):
+                        state.text += event.text
+                        yield DeltaEvent(event.text)
+                        for citation_event in state.new_citations(sources):
+                            yield citation_event
+                    elif isinstance(event, llm.ToolUse):
+                        call = schemas.ToolCallOut(
+                            name=event.name, args=event.args, result=event.result
+                        )
+                        state.tool_calls.append(call)
+                        yield ToolEvent(call)
+                    else:
+                        state.usage = event.usage
         except Exception as error:
             logger.warning("tutor_provider_failed", error=repr(error)[:500])
             record_provider_error(state.provider or "unknown", "tutor", error)
