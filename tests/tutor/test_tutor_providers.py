@@ -185,6 +185,24 @@ async def test_a_model_that_keeps_calling_tools_is_asked_for_text_in_the_last_re
     assert done["usage"]["tokens_in"] == sum(r.input_tokens for r in fake.requests)
 
 
+async def test_an_answer_failing_after_a_tool_round_trip_keeps_the_tokens_it_spent(
+    live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
+) -> None:
+    """The first request (a tool call) was answered and billed; the second fails past
+    its retries. The failed answer is stored with the first request's tokens, not 0."""
+    course, learner, _ = await course_about(live, runtime, MITOCHONDRIA)
+    fake.call_tool("get_my_progress", {})
+    fake.fail(500, times=3)  # the request and its two retries
+    events = await ask(live, learner, course["id"], "How far am I?")
+    kinds = [kind for kind, _ in events]
+    assert "tool" in kinds and kinds[-2:] == ["error", "done"]
+    done = events[-1][1]
+    assert done["status"] == "failed"
+    first = fake.requests[0]
+    assert done["usage"]["tokens_in"] == first.input_tokens > 0
+    assert done["usage"]["tokens_out"] > 0
+
+
 async def test_a_provider_429_is_retried_then_answered(
     live: httpx.AsyncClient, runtime: Runtime, fake: FakeLLM
 ) -> None:

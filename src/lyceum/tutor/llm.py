@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from opentelemetry.trace import Span, SpanKind, use_span
@@ -40,6 +40,15 @@ class TutorDeps:
     tools: TutorTools
     model: Model | None = None
     used_personal_data: bool = False
+    # The answer's tokens so far, every model request and tool call of it, counted as
+    # the provider reports them: what is stored and priced, also when the answer fails
+    # or is cut off halfway.
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+    def spend(self, tokens_in: int, tokens_out: int) -> None:
+        self.usage = TokenUsage(
+            self.usage.tokens_in + tokens_in, self.usage.tokens_out + tokens_out
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +294,6 @@ async def _anthropic_answer(
         {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
         for tool in TUTOR_TOOLS
     ]
-    total = TokenUsage(0, 0)
     for request in range(MAX_MODEL_REQUESTS):
         last = request == MAX_MODEL_REQUESTS - 1
         texts: dict[int, str] = {}
@@ -329,13 +337,16 @@ async def _anthropic_answer(
                         answered_by = event.message.model
                         tokens_in = event.message.usage.input_tokens or 0
                         tokens_out = event.message.usage.output_tokens or 0
+                        deps.spend(tokens_in, tokens_out)
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason
-                        tokens_out = event.usage.output_tokens or tokens_out
+                        # Cumulative: what it adds to the count so far is spent.
+                        written = event.usage.output_tokens or tokens_out
+                        deps.spend(0, written - tokens_out)
+                        tokens_out = written
             _record_response(span, answered_by, stop_reason, tokens_in, tokens_out)
             if stop_reason is None:
                 raise StreamEndedEarly("the model's stream ended without a stop reason")
-        total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
         # Tool calls are run whatever the stop reason says, unless the answer ran out of
         # tokens (the last call's arguments may be cut off).
         if not calls or last or stop_reason == "max_tokens":
@@ -348,12 +359,12 @@ async def _anthropic_answer(
             args = _parsed_arguments(raw)
             content.append({"type": "tool_use", "id": call_id, "name": name, "input": args or {}})
             result, used = await run_tool(deps, name, args)
-            total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
+            deps.spend(used.tokens_in, used.tokens_out)
             yield ToolUse(name=name, args=args or {}, result=result[:2000])
             results.append({"type": "tool_result", "tool_use_id": call_id, "content": result})
         messages.append({"role": "assistant", "content": content})
         messages.append({"role": "user", "content": results})
-    yield Finished(total)
+    yield Finished(deps.usage)
 
 
 async def _openai_answer(
@@ -379,7 +390,6 @@ async def _openai_answer(
         }
         for tool in TUTOR_TOOLS
     ]
-    total = TokenUsage(0, 0)
     for request in range(MAX_MODEL_REQUESTS):
         last = request == MAX_MODEL_REQUESTS - 1
         text = ""
@@ -406,6 +416,7 @@ async def _openai_answer(
                     if chunk.usage is not None:
                         tokens_in = chunk.usage.prompt_tokens or 0
                         tokens_out = chunk.usage.completion_tokens or 0
+                        deps.spend(tokens_in, tokens_out)
                     if not chunk.choices:
                         continue
                     first = chunk.choices[0]
@@ -427,7 +438,6 @@ async def _openai_answer(
             _record_response(span, answered_by, finish, tokens_in, tokens_out)
             if finish is None:
                 raise StreamEndedEarly("the model's stream ended without a finish reason")
-        total = TokenUsage(total.tokens_in + tokens_in, total.tokens_out + tokens_out)
         # Tool calls are run whatever the finish reason says (some servers, OpenAI's own
         # with a named tool choice among them, finish a tool call with "stop"), unless
         # the answer ran out of tokens (the last call's arguments may be cut off).
@@ -450,7 +460,7 @@ async def _openai_answer(
         for _, (call_id, name, raw) in sorted(calls.items()):
             args = _parsed_arguments(raw)
             result, used = await run_tool(deps, name, args)
-            total = TokenUsage(total.tokens_in + used.tokens_in, total.tokens_out + used.tokens_out)
+            deps.spend(used.tokens_in, used.tokens_out)
             yield ToolUse(name=name, args=args or {}, result=result[:2000])
             messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
-    yield Finished(total)
+    yield Finished(deps.usage)

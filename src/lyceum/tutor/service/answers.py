@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 
@@ -139,12 +139,16 @@ class AnswerService:
         )
         try:
             with tracing.span("tutor.answer", {"lyceum.tutor.mode": mode}) as span:
-                async for event in self._produce(turn, state):
-                    if first_token and isinstance(event, DeltaEvent):
-                        first_token = False
-                        elapsed = time.perf_counter() - turn.started
-                        TUTOR_FIRST_TOKEN.labels(state.provider or "unknown").observe(elapsed)
-                    yield event
+                produced = self._produce(turn, state)
+                # Closed before the answer is stored, also when the learner goes away:
+                # what it read of the provider (text, tokens) is in `state` by then.
+                async with aclosing(produced):
+                    async for event in produced:
+                        if first_token and isinstance(event, DeltaEvent):
+                            first_token = False
+                            elapsed = time.perf_counter() - turn.started
+                            TUTOR_FIRST_TOKEN.labels(state.provider or "unknown").observe(elapsed)
+                        yield event
                 if span is not None:
                     span.set_attribute("lyceum.tutor.status", state.status.value)
             message = await self._store(turn, state)
@@ -159,7 +163,9 @@ class AnswerService:
                 # Shielded: the task may be cancelled, the answer must still be kept.
                 await asyncio.shield(self._store(turn, state))
 
-    async def _produce(self, turn: PreparedTurn, state: _AnswerState) -> AsyncIterator[TurnEvent]:
+    async def _produce(
+        self, turn: PreparedTurn, state: _AnswerState
+    ) -> AsyncGenerator[TurnEvent, None]:
         sources = turn.grounding.sources
         if turn.cached is not None:
             state.status = MessageStatus.cached
@@ -219,6 +225,10 @@ class AnswerService:
             record_provider_error(state.provider or "unknown", "tutor", error)
             state.status = MessageStatus.failed
             state.error = "The AI provider failed while answering; please try again."
+        finally:
+            # Every token the provider reported is spent, also those of an answer that
+            # failed or was cut off after a tool round trip.
+            state.usage = deps.usage
         state.personal = deps.used_personal_data
 
     async def _offline_text(self, turn: PreparedTurn) -> str:
