@@ -113,6 +113,20 @@ async def test_malformed_json_is_a_400_not_a_500(client: httpx.AsyncClient) -> N
     assert body["type"] == "https://lyceum.dev/problems/malformed-json"
 
 
+def stranger(runtime: Runtime) -> dict[str, str]:
+    """The headers of a valid access token for an account that does not exist: its
+    request's first query (the caller's account) needs a database connection."""
+    token, _, _ = runtime.tokens.encode(
+        subject=uuid.uuid4(),
+        role="student",
+        token_type="access",
+        now=dt.datetime.now(dt.UTC),
+        lifetime=dt.timedelta(minutes=5),
+        extra={"sid": str(uuid.uuid4())},
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def test_a_database_that_refuses_connections_is_a_503_with_retry_after(
     settings: Settings, runtime: Runtime
 ) -> None:
@@ -126,19 +140,9 @@ async def test_a_database_that_refuses_connections_is_a_503_with_retry_after(
         port = closed.getsockname()[1]
     down = Database(f"postgresql://lyceum@127.0.0.1:{port}/lyceum", pool_size=1, max_overflow=0)
     app = make_app(settings, dataclasses.replace(runtime, database=down, tasks=[]), None)
-    token, _, _ = runtime.tokens.encode(
-        subject=uuid.uuid4(),
-        role="student",
-        token_type="access",
-        now=dt.datetime.now(dt.UTC),
-        lifetime=dt.timedelta(minutes=5),
-        extra={"sid": str(uuid.uuid4())},
-    )
     try:
         async with client_for(app) as http:
-            response = await http.get(
-                "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
-            )
+            response = await http.get("/api/v1/users/me", headers=stranger(runtime))
         body = assert_problem(response, 503)
         assert body["type"] == "https://lyceum.dev/problems/database-unavailable"
         assert int(response.headers["retry-after"]) >= 1
@@ -171,15 +175,7 @@ async def test_a_request_waiting_past_the_pool_timeout_gets_503_with_retry_after
     Retry-After instead of queueing on; once it is free, requests are served again."""
     tiny = Database(runtime.database_url, pool_size=1, max_overflow=0, pool_timeout=0.05)
     app = make_app(settings, dataclasses.replace(runtime, database=tiny, tasks=[]), None)
-    token, _, _ = runtime.tokens.encode(
-        subject=uuid.uuid4(),
-        role="student",
-        token_type="access",
-        now=dt.datetime.now(dt.UTC),
-        lifetime=dt.timedelta(minutes=5),
-        extra={"sid": str(uuid.uuid4())},
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = stranger(runtime)
     try:
         async with client_for(app) as http:
             async with tiny.engine.connect() as taken:

@@ -279,18 +279,25 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 OVERLOADED_RETRY_AFTER = 2
 
 
+def _try_again(request: Request, detail: str, slug: str) -> JSONResponse:
+    """503 with Retry-After: the server is overloaded or its database unavailable for a
+    moment, not broken, so clients and load balancers back off instead of reporting
+    an error."""
+    return problem_response(
+        503,
+        detail,
+        slug=slug,
+        instance=request.url.path,
+        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+    )
+
+
 async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
     """No database connection came free within the pool timeout: the server is
     overloaded, not broken. 503 with Retry-After lets clients and load balancers back
     off instead of reporting an error."""
     logger.warning("database_pool_exhausted", path=request.url.path, method=request.method)
-    return problem_response(
-        503,
-        "The server is busy; try again in a moment.",
-        slug="overloaded",
-        instance=request.url.path,
-        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
-    )
+    return _try_again(request, "The server is busy; try again in a moment.", "overloaded")
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -306,12 +313,10 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         error=type(original or exc).__name__,
         sqlstate=getattr(original, "sqlstate", None),
     )
-    return problem_response(
-        503,
+    return _try_again(
+        request,
         "The database is unavailable or busy; try again in a moment.",
-        slug="database-unavailable",
-        instance=request.url.path,
-        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+        "database-unavailable",
     )
 
 
