@@ -4,7 +4,6 @@ each a set-based statement, whatever the number of events it handles."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,7 +194,7 @@ async def insert_client_events(
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else orjson.dumps(value).decode()
 
 
 async def prune_event_keys(session: AsyncSession, before: dt.datetime) -> int:

@@ -47,7 +47,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lyceum.kit.db import DriverStatement, driver_execute, driver_sql, driver_statement
+from lyceum.kit.db import (
+    COURSE_TITLES,
+    DriverStatement,
+    driver_execute,
+    driver_sql,
+    driver_statement,
+    transaction_memo,
+)
 from lyceum.models.courses import Course, Enrollment, EnrollmentStatus
 from lyceum.models.identity import User
 from lyceum.models.notifications import (
@@ -407,8 +414,12 @@ class NotificationRepository:
         return list(rows), int(total or 0)
 
     async def course_title(self, course_id: uuid.UUID) -> str | None:
-        """Asked by every notification about a course (a graded quiz attempt's): a
-        prepared statement on the driver connection."""
+        """Asked by every notification about a course (a graded quiz attempt's): the
+        title this transaction already read (`kit.db.transaction_memo`, kind
+        `COURSE_TITLES`), or a prepared statement on the driver connection."""
+        known = transaction_memo(self.session, COURSE_TITLES).get(course_id)
+        if known is not None:
+            return str(known)
         found = await driver_execute(self.session, _COURSE_TITLE_SQL, {"course_id": course_id})
         return str(found.rows[0][0]) if found.rows else None
 
