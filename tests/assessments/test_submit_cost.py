@@ -84,3 +84,30 @@ async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
     read, write = on_attempts
     assert read.startswith("SELECT") and "FOR UPDATE" in read
     assert write.startswith("WITH") and "UPDATE quiz_attempt_items" in write
+
+
+async def test_the_graded_notification_names_the_course_without_reading_it_again(
+    client: httpx.AsyncClient, room: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt's read brings the course title along (`kit.db.transaction_memo`):
+    the "New grade" notification names the course, and no statement asks for the title
+    on its own. All a submission sends: the account, the attempt's read and write, the
+    event row, the notification and the analytics fact."""
+    question = await add_question(client, room, single_choice())
+    quiz = await add_quiz(client, room, [question["id"]], pass_percent=50)
+    sheet = await start(client, quiz["id"], room.learner)
+    with statements(monkeypatch) as sent:
+        result = await client.post(
+            f"{API}/attempts/{sheet['id']}/submit",
+            json={"answers": [{"question_id": question["id"], "choice": "b"}]},
+            headers=room.learner.headers,
+        )
+    assert result.status_code == 200, result.text
+    assert not [s for s in sent if "courses.title" in s and "quiz_attempt" not in s], sent
+    # (The tests run each request in a savepoint of their own transaction.)
+    sent = [s[:60] for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(sent) == 6, sent
+    inbox = await client.get(f"{API}/me/notifications", headers=room.learner.headers)
+    assert inbox.status_code == 200, inbox.text
+    titles = [item["title"] for item in inbox.json()["items"]]
+    assert f"New grade in {room.course['title']}" in titles, titles

@@ -13,14 +13,18 @@ import psycopg
 import pytest
 import sqlalchemy.exc
 from sqlalchemy import Enum, Integer, Interval, bindparam, event, literal, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lyceum.kit.db import (
     after_commit,
     after_rollback,
+    commit,
     driver_execute,
     driver_statement,
     new_transaction,
+    rollback,
+    transaction_memo,
     unit_of_work,
 )
 from lyceum.kit.errors import Conflict, TokenReuse
@@ -343,3 +347,30 @@ async def test_a_connection_lost_under_a_driver_statement_is_not_handed_out_agai
         assert fresh != pid
     finally:
         await engine.dispose()
+
+
+async def test_a_transaction_memo_is_forgotten_when_the_transaction_ends(
+    runtime: Runtime,
+) -> None:
+    async with runtime.database.sessionmaker() as session:
+        transaction_memo(session, "titles")["course"] = "Old title"
+        assert transaction_memo(session, "titles") == {"course": "Old title"}
+        assert transaction_memo(session, "other") == {}
+        await commit(session)
+        assert transaction_memo(session, "titles") == {}
+        transaction_memo(session, "titles")["course"] = "Another"
+        await rollback(session)
+        assert transaction_memo(session, "titles") == {}
+
+
+async def test_json_values_keep_what_orjson_cannot_hold(runtime: Runtime) -> None:
+    """JSONB goes through orjson, and through the standard library for the values
+    orjson refuses: an integer past 64 bits written, a number past a double read."""
+    big = 2**70
+    async with runtime.database.sessionmaker() as session:
+        stored = await session.scalar(
+            select(bindparam("doc", type_=JSONB())), {"doc": {"n": big, 3: "int key"}}
+        )
+        assert stored == {"n": big, "3": "int key"}
+        huge = await session.scalar(text("SELECT CAST('{\"x\": 1e400}' AS jsonb)"))
+        assert huge == {"x": 10**400}  # PostgreSQL writes it out in full

@@ -18,6 +18,7 @@ from lyceum.models.identity import User
 from lyceum.models.notifications import Category, Channel, NotificationPreference, QuietHours
 from lyceum.notifications.repository import _cached_fan_out_statement, _Shape
 from lyceum.notifications.service import CHANNEL_JOBS, default_enabled, is_locked, notify
+from tests.support.metrics import sample
 
 
 async def people(session: AsyncSession, count: int, **fields: Any) -> list[User]:
@@ -94,6 +95,14 @@ async def test_rows_and_batched_jobs_in_one_go(session: AsyncSession) -> None:
     assert {job["task_name"] for job in push} == {"lyceum.notifications.deliver"}
     assert mail[0]["args"]["mail_context"] == {"title": "Hello"}
     assert all(job["scheduled_at"] is None for job in jobs)
+
+
+async def test_the_notifications_written_are_counted_by_category(session: AsyncSession) -> None:
+    before = sample("lyceum_notifications_total", category="announcements")
+    users = await people(session, 3)
+    await send(session, users, dedupe_key="counted")
+    await send(session, users, dedupe_key="counted")  # a repeat writes nothing
+    assert sample("lyceum_notifications_total", category="announcements") == before + 3
 
 
 async def test_recipients_by_select_and_inactive_accounts_skipped(session: AsyncSession) -> None:

@@ -126,6 +126,15 @@ CHAT_DELIVERY = Histogram(
     registry=REGISTRY,
 )
 
+# --- Notifications. ---
+NOTIFICATIONS = Counter(
+    "lyceum_notifications_total",
+    "Notifications written (one per recipient, in-app row), by category; counted as "
+    "they are written, in the transaction that writes them.",
+    ["category"],
+    registry=REGISTRY,
+)
+
 # --- Payments and webhooks. ---
 PAYMENTS = Counter(
     "lyceum_payments_total",
