@@ -3,19 +3,24 @@ written in batches (one statement, not a round trip per recipient)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg._queries as _psycopg_queries
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lyceum.kit.db import flushed_driver_connection
 from lyceum.models.identity import User
 from lyceum.models.notifications import Category, Channel, NotificationPreference, QuietHours
+from lyceum.notifications import repository
 from lyceum.notifications.repository import _cached_fan_out_statement, _Shape
 from lyceum.notifications.service import CHANNEL_JOBS, default_enabled, is_locked, notify
 from tests.support.metrics import sample
@@ -103,6 +108,59 @@ async def test_the_notifications_written_are_counted_by_category(session: AsyncS
     await send(session, users, dedupe_key="counted")
     await send(session, users, dedupe_key="counted")  # a repeat writes nothing
     assert sample("lyceum_notifications_total", category="announcements") == before + 3
+
+
+class _Undo(Exception):
+    pass
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+async def test_a_recipients_preferences_are_read_alone(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graded quiz notifies one learner: the statement reads that learner's
+    preferences through the primary key, not every user's preferences of the category
+    (it used to aggregate them all for each notification, a cost growing with the
+    number of users who ever set one). Checked on the executed plan: rows read from
+    the preferences per loop, kept or filtered out, at most one per channel."""
+    others = await people(session, 300)
+    session.add_all(
+        NotificationPreference(
+            user_id=user.id, category=Category.grades, channel=channel, enabled=False
+        )
+        for user in others
+        for channel in Channel
+    )
+    (learner,) = await people(session, 1)
+    await session.flush()
+    await session.execute(text("ANALYZE notification_preferences"))
+    plans: list[Any] = []
+    real = repository.driver_execute
+
+    async def explained(s: AsyncSession, sql: str, params: dict[str, Any]) -> Any:
+        if "INSERT INTO notifications" in sql:
+            driver = await flushed_driver_connection(s)
+            with contextlib.suppress(_Undo):
+                async with driver.transaction():  # a savepoint, rolled back
+                    cursor = await driver.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    plans.append(row[0][0]["Plan"])
+                    raise _Undo
+        return await real(s, sql, params)
+
+    monkeypatch.setattr(repository, "driver_execute", explained)
+    assert await send(session, [learner], category=Category.grades) == 1
+    scans = [n for n in _nodes(plans[0]) if n.get("Relation Name") == "notification_preferences"]
+    assert scans, plans
+    for scan in scans:
+        read = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
+        assert read <= len(Channel), scan
 
 
 async def test_recipients_by_select_and_inactive_accounts_skipped(session: AsyncSession) -> None:

@@ -507,15 +507,17 @@ def _fan_out_statement(
     p = NotificationPreference
     chosen = (
         select(
-            p.user_id,
             *(
                 func.bool_or(p.enabled).filter(p.channel == channel).label(channel.value)
                 for channel in Channel
             ),
         )
-        .where(p.category == spec.category)
-        .group_by(p.user_id)
-        .subquery("chosen")
+        .where(p.user_id == User.id, p.category == spec.category)
+        # Per recipient, through the preferences' primary key: a subquery grouping
+        # every user's preferences of the category was aggregated whole for each
+        # notification, one learner's graded quiz paying for every user who ever set
+        # a preference. One row per recipient (nulls when none are set).
+        .lateral("chosen")
     )
 
     def wants(channel: Channel) -> ColumnElement[bool]:
@@ -534,7 +536,7 @@ def _fan_out_statement(
             func.row_number().over().label("position"),
         )
         .select_from(User)
-        .outerjoin(chosen, chosen.c.user_id == User.id)
+        .outerjoin(chosen, true())
         .outerjoin(QuietHours, QuietHours.user_id == User.id)
         .where(recipients_clause, User.is_active, User.deleted_at.is_(None))
         .cte("recipients")
