@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.kit.db import flushed_driver_connection
+from lyceum.models.channels import PushDevice, PushSubscription, UserPhone
 from lyceum.models.identity import User
 from lyceum.models.notifications import Category, Channel, NotificationPreference, QuietHours
 from lyceum.notifications import repository
@@ -26,7 +27,10 @@ from lyceum.notifications.service import CHANNEL_JOBS, default_enabled, is_locke
 from tests.support.metrics import sample
 
 
-async def people(session: AsyncSession, count: int, **fields: Any) -> list[User]:
+async def people(
+    session: AsyncSession, count: int, *, reachable: bool = True, **fields: Any
+) -> list[User]:
+    """Users; `reachable` ones have a mobile device for push and a verified phone."""
     users = [
         User(
             id=uuid.uuid4(),
@@ -38,6 +42,13 @@ async def people(session: AsyncSession, count: int, **fields: Any) -> list[User]
     ]
     session.add_all(users)
     await session.flush()
+    if reachable:
+        now = dt.datetime.now(dt.UTC)
+        for user in users:
+            session.add(PushDevice(user_id=user.id, token=uuid.uuid4().hex, platform="android"))
+            number = f"+1555{uuid.uuid4().int % 10**7:07d}"
+            session.add(UserPhone(user_id=user.id, number=number, verified_at=now))
+        await session.flush()
     return users
 
 
@@ -100,6 +111,44 @@ async def test_rows_and_batched_jobs_in_one_go(session: AsyncSession) -> None:
     assert {job["task_name"] for job in push} == {"lyceum.notifications.deliver"}
     assert mail[0]["args"]["mail_context"] == {"title": "Hello"}
     assert all(job["scheduled_at"] is None for job in jobs)
+
+
+async def test_push_and_sms_jobs_only_for_users_with_somewhere_to_send_them(
+    session: AsyncSession,
+) -> None:
+    """Push wanted by default, SMS turned on by everyone here: a job only for those
+    with a push subscription or device, or a verified phone. Mail and the in-app row
+    for everyone."""
+    bare, browser = await people(session, 2, reachable=False)
+    (phone_only,) = await people(session, 1, reachable=False)
+    (everything,) = await people(session, 1)
+    session.add(
+        PushSubscription(
+            user_id=browser.id,
+            endpoint=f"https://push.example/{uuid.uuid4()}",
+            p256dh="k",
+            auth="a",
+        )
+    )
+    session.add(
+        UserPhone(user_id=phone_only.id, number="+15550001111", verified_at=dt.datetime.now(dt.UTC))
+    )
+    session.add(UserPhone(user_id=bare.id, number="+15550002222"))  # not verified
+    users = [bare, browser, phone_only, everything]
+    session.add_all(
+        NotificationPreference(
+            user_id=user.id, category=Category.grades, channel=Channel.sms, enabled=True
+        )
+        for user in users
+    )
+    await session.flush()
+    template = f"t{uuid.uuid4().hex[:10]}"
+    assert await send(session, users, category=Category.grades, template=template) == 4
+    ids = await notification_ids(session, users)
+    jobs = await jobs_for(session, template)
+    assert sorted(ids_on(jobs, Channel.email)) == sorted(ids.values())
+    assert sorted(ids_on(jobs, Channel.push)) == sorted([ids[browser.id], ids[everything.id]])
+    assert sorted(ids_on(jobs, Channel.sms)) == sorted([ids[phone_only.id], ids[everything.id]])
 
 
 async def test_the_notifications_written_are_counted_by_category(session: AsyncSession) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     cast,
     column,
     delete,
+    exists,
     false,
     func,
     literal,
@@ -55,6 +56,7 @@ from lyceum.kit.db import (
     driver_statement,
     transaction_memo,
 )
+from lyceum.models.channels import PushDevice, PushSubscription, UserPhone
 from lyceum.models.courses import Course, Enrollment, EnrollmentStatus
 from lyceum.models.identity import User
 from lyceum.models.notifications import (
@@ -116,6 +118,28 @@ class Written:
     user_id: uuid.UUID
     listed: bool
     created_at: dt.datetime
+
+
+def _has_push_destination() -> ColumnElement[bool]:
+    return or_(
+        exists().where(PushSubscription.user_id == User.id),
+        exists().where(PushDevice.user_id == User.id),
+    )
+
+
+def _has_verified_phone() -> ColumnElement[bool]:
+    return exists().where(UserPhone.user_id == User.id, UserPhone.verified_at.is_not(None))
+
+
+# A channel with somewhere to go only for some users: a recipient without a push
+# subscription or device gets no push job, one without a verified phone no SMS job. Such
+# a job used to run anyway and record "nothing to send to"; most learners register
+# neither, so it was a job, a row and a wake-up of the workers per notification for
+# nothing. What counts is what the user has when the notification is written.
+_REACHABLE: dict[Channel, Callable[[], ColumnElement[bool]]] = {
+    Channel.push: _has_push_destination,
+    Channel.sms: _has_verified_phone,
+}
 
 
 def _held_until(now: ColumnElement[Any]) -> ColumnElement[dt.datetime | None]:
@@ -522,9 +546,12 @@ def _fan_out_statement(
 
     def wants(channel: Channel) -> ColumnElement[bool]:
         if channel.value in spec.locked:
-            return true()
-        default = true() if dict(spec.defaults)[channel.value] else false()
-        return func.coalesce(chosen.c[channel.value], default)
+            chosen_or_locked: ColumnElement[bool] = true()
+        else:
+            default = true() if dict(spec.defaults)[channel.value] else false()
+            chosen_or_locked = func.coalesce(chosen.c[channel.value], default)
+        reachable = _REACHABLE.get(channel)
+        return chosen_or_locked if reachable is None else and_(chosen_or_locked, reachable())
 
     recipients = (
         select(
