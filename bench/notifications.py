@@ -5,7 +5,9 @@
 1. Starts its own embedded PostgreSQL in a temp dir, creates a fresh database, migrates
    it, and seeds one published course with `--learners` enrolled learners (COPY), a
    tenth of them with preferences of their own (mail off for announcements) and a
-   tenth with quiet hours, so the preference and quiet-hour joins have rows to join.
+   tenth with quiet hours, and a fifth with the mobile app (a push device), so the
+   preference, quiet-hour and destination lookups have rows to find. Push jobs are for
+   that fifth only: a learner with nowhere to push to gets none.
 2. Each round, in this order, each in a transaction of its own, timed until committed:
    * **lyceum**: `notifications.service.publish` of a new announcement: the
      announcement row, `announcement.published`, and `notify` to every enrolled
@@ -97,6 +99,11 @@ def seed(url: str, learners: int) -> uuid.UUID:
             "INSERT INTO notification_quiet_hours (user_id, starts, ends) "
             "SELECT id, '22:00', '07:00' FROM users "
             "WHERE role = 'student' AND right(email, 13) LIKE '%%1@bench.test'"
+        )
+        cursor.execute(
+            "INSERT INTO push_devices (id, user_id, token, platform) "
+            "SELECT gen_random_uuid(), id, 'fcm-' || id, 'android' FROM users "
+            "WHERE role = 'student' AND right(email, 13) SIMILAR TO '%%(2|3)@bench.test'"
         )
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
