@@ -10,13 +10,12 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import (
     Integer,
-    Row,
     Select,
     String,
     TextClause,
@@ -29,8 +28,11 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
+from lyceum.kit.db import driver_execute, driver_sql, driver_statement
 from lyceum.models.content import (
     ContentChunk,
     CourseFile,
@@ -299,6 +301,8 @@ _SEARCH_SETUP = text(_SEARCH_SETUP_SQL.format(progress=""))
 _SEARCH_SETUP_PROGRESS = text(
     _SEARCH_SETUP_SQL.format(progress="," + _PROGRESS_COLUMNS.replace(":course", ":id"))
 )
+_SEARCH_SETUP_SQL_DRIVER = driver_sql(_SEARCH_SETUP)
+_SEARCH_SETUP_PROGRESS_SQL = driver_sql(_SEARCH_SETUP_PROGRESS)
 
 # Full-text ranking. Any of the question's words may match (a question rarely repeats a
 # passage word for word), and ts_rank_cd rewards passages that hold more of them, closer
@@ -330,6 +334,7 @@ _LEXEMES = text(
            set_config('max_parallel_workers_per_gather', '0', true)
     """
 )
+_LEXEMES_SQL = driver_sql(_LEXEMES)
 
 
 def _tsquery_term(lexeme: str) -> str:
@@ -378,8 +383,9 @@ def _text_ranking_sql(tiers: int) -> TextClause:
 
 # The ranking statement by number of tiers: a question's tiers vary only in their
 # values, so the SQL text is built once per shape rather than as a new Core statement
-# (and a new compiled-cache key) per question.
+# (and a new compiled-cache key) per question; the search sends it as psycopg runs it.
 _TEXT_RANKING: dict[int, TextClause] = {}
+_TEXT_RANKING_SQL: dict[int, str] = {}
 
 
 def text_ranking_query(
@@ -393,8 +399,21 @@ def text_ranking_query(
     statement = _TEXT_RANKING.get(len(tiers))
     if statement is None:
         statement = _TEXT_RANKING[len(tiers)] = _text_ranking_sql(len(tiers))
+    return statement.bindparams(**_text_ranking_values(course_id, tiers, budget, limit))
+
+
+def _text_ranking_values(
+    course_id: uuid.UUID, tiers: Sequence[str], budget: int, limit: int
+) -> dict[str, Any]:
     values = {f"tier_{index}": tier for index, tier in enumerate(tiers)}
-    return statement.bindparams(course_id=course_id, budget=budget, limit=limit, **values)
+    return {"course_id": course_id, "budget": budget, "limit": limit, **values}
+
+
+def _text_ranking_driver_sql(tiers: int) -> str:
+    sql = _TEXT_RANKING_SQL.get(tiers)
+    if sql is None:
+        sql = _TEXT_RANKING_SQL[tiers] = driver_sql(_text_ranking_sql(tiers))
+    return sql
 
 
 # With each hit, its words as the relevance check compares them with the question's:
@@ -417,6 +436,33 @@ DETAILS_SQL = """
 _DETAILS = text(DETAILS_SQL.format(words=HIT_WORDS))
 
 
+class Passage(NamedTuple):
+    """A hit's chunk as `SearchRepository.passages` reads it."""
+
+    id: int
+    text: str
+    page: int | None
+    heading: str | None
+    file_id: uuid.UUID | None
+    lesson_id: uuid.UUID | None
+    title: str  # the file's display name or the lesson's title, whichever it is from
+    words: list[str] | None
+
+    @property
+    def source_id(self) -> uuid.UUID:
+        """The file's or the lesson's id (a chunk is one's or the other's)."""
+        source = self.file_id or self.lesson_id
+        assert source is not None
+        return source
+
+
+# The search's statements run on the driver connection of the session's transaction as
+# prepared statements (`kit.db.driver_execute`): five round trips a question (the tutor's
+# and the search endpoints'), where SQLAlchemy's per-call work, and building the vector
+# query anew for each question, cost more CPU than sending them.
+_DETAILS_SQL = driver_sql(_DETAILS)
+
+
 @dataclass(frozen=True, slots=True)
 class QuestionWords:
     """A course's language and a question's words: stemmed without stop words (as the
@@ -429,7 +475,9 @@ class QuestionWords:
 
 
 def nearest_query(
-    course_id: uuid.UUID, vector: NDArray[np.float32], limit: int
+    course_id: uuid.UUID | BindParameter[Any],
+    vector: NDArray[np.float32] | BindParameter[Any],
+    limit: int | BindParameter[Any],
 ) -> Select[int, float]:
     """(chunk id, cosine similarity) of the course's `limit` chunks nearest to `vector`,
     nearest first: the inner ORDER BY distance LIMIT is what the HNSW index answers."""
@@ -446,6 +494,18 @@ def nearest_query(
     )
 
 
+_NEAREST = driver_statement(
+    nearest_query(
+        bindparam("course_id", type_=Uuid()),
+        bindparam("vector", type_=ContentChunk.embedding.type),
+        bindparam("limit", type_=Integer()),
+    )
+)
+_dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+# The vector as pgvector's text form, converted as SQLAlchemy's column type would.
+_vector_text: Any = ContentChunk.embedding.type.dialect_impl(_dialect).bind_processor(_dialect)
+
+
 class SearchRepository:
     """The queries of course-material search (content.retrieval)."""
 
@@ -459,19 +519,20 @@ class SearchRepository:
         `progress` the course's indexing progress too; also sets this transaction's HNSW
         search breadth, with iterative scans that go on until enough rows of *this*
         course pass the filter."""
-        row = (
-            await self.session.execute(
-                _SEARCH_SETUP_PROGRESS if progress else _SEARCH_SETUP,
-                {"id": course_id, "query": query, "ef_search": str(ef_search)},
-            )
-        ).first()
-        if row is None:
+        found = await driver_execute(
+            self.session,
+            _SEARCH_SETUP_PROGRESS_SQL if progress else _SEARCH_SETUP_SQL_DRIVER,
+            {"id": course_id, "query": query, "ef_search": str(ef_search)},
+        )
+        if not found.rows:
             return None
+        row = found.rows[0]
+        # language, stemmed, words, the two settings, then the progress counts.
         return QuestionWords(
-            row.language,
-            list(row.stemmed),
-            list(row.words),
-            _progress_of(row) if progress else None,
+            row[0],
+            list(row[1]),
+            list(row[2]),
+            IndexingProgress(*(int(count) for count in row[5:9])) if progress else None,
         )
 
     async def vector_ranking(
@@ -479,8 +540,17 @@ class SearchRepository:
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity), nearest first. Needs `setup` called first in
         the same transaction (search settings)."""
-        rows = await self.session.execute(nearest_query(course_id, vector, limit))
-        return [(row[0], float(row[1])) for row in rows]
+        found = await driver_execute(
+            self.session,
+            _NEAREST.sql,
+            {
+                **_NEAREST.constants,
+                "course_id": course_id,
+                "vector": _vector_text(vector),
+                "limit": limit,
+            },
+        )
+        return [(row[0], float(row[1])) for row in found.rows]
 
     async def text_ranking(
         self,
@@ -494,14 +564,21 @@ class SearchRepository:
         """Chunk ids, best full-text match first, ranking at most `budget` candidates
         (default TEXT_CANDIDATES)."""
         budget = TEXT_CANDIDATES if budget is None else budget
-        found = await self.session.execute(_LEXEMES, {"config": config, "query": query})
-        lexemes = found.one()[0]
+        found = await driver_execute(self.session, _LEXEMES_SQL, {"config": config, "query": query})
+        lexemes = found.rows[0][0]
         if not lexemes:
             return []  # only stop words
-        ranking = text_ranking_query(course_id, candidate_tiers(lexemes), budget, limit)
-        return list((await self.session.execute(ranking)).scalars())
+        tiers = candidate_tiers(lexemes)
+        ranked = await driver_execute(
+            self.session,
+            _text_ranking_driver_sql(len(tiers)),
+            _text_ranking_values(course_id, tiers, budget, limit),
+        )
+        return [row[0] for row in ranked.rows]
 
-    async def passages(self, ids: Sequence[int], stemmed: bool) -> dict[int, Row[Any]]:
+    async def passages(self, ids: Sequence[int], stemmed: bool) -> dict[int, Passage]:
         """The chunks' text, source and words (see HIT_WORDS), by id."""
-        rows = await self.session.execute(_DETAILS, {"ids": list(ids), "stemmed": stemmed})
-        return {row.id: row for row in rows}
+        found = await driver_execute(
+            self.session, _DETAILS_SQL, {"ids": list(ids), "stemmed": stemmed}
+        )
+        return {row[0]: Passage(*row) for row in found.rows}

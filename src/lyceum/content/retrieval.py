@@ -319,7 +319,7 @@ async def retrieve(
         is_file = row.file_id is not None
         source = Source(
             kind="file" if is_file else "lesson",
-            id=row.file_id if is_file else row.lesson_id,
+            id=row.source_id,
             title=row.title,
             page=row.page if is_file else None,
             heading=row.heading or None,
