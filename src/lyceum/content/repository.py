@@ -5,6 +5,7 @@ course stands in the index (pending, processing, ready, failed)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 import uuid
@@ -28,11 +29,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from lyceum.kit.db import driver_execute, driver_sql, driver_statement
+from lyceum.kit.db import driver_converter, driver_execute, driver_sql, driver_statement
 from lyceum.models.content import (
     ContentChunk,
     CourseFile,
@@ -357,6 +357,10 @@ def candidate_tiers(lexemes: Sequence[str]) -> list[str]:
     return tiers
 
 
+# The ranking statement by number of tiers: a question's tiers vary only in their
+# values, so the SQL text is built once per shape rather than as a new Core statement
+# (and a new compiled-cache key) per question; the search sends it as psycopg runs it.
+@functools.cache
 def _text_ranking_sql(tiers: int) -> TextClause:
     """The statement of `text_ranking_query` for `tiers` tiers (bound as :tier_0, ...)."""
     last = f"CAST(:tier_{tiers - 1} AS TSQUERY)"
@@ -381,13 +385,6 @@ def _text_ranking_sql(tiers: int) -> TextClause:
     )
 
 
-# The ranking statement by number of tiers: a question's tiers vary only in their
-# values, so the SQL text is built once per shape rather than as a new Core statement
-# (and a new compiled-cache key) per question; the search sends it as psycopg runs it.
-_TEXT_RANKING: dict[int, TextClause] = {}
-_TEXT_RANKING_SQL: dict[int, str] = {}
-
-
 def text_ranking_query(
     course_id: uuid.UUID, tiers: Sequence[str], budget: int, limit: int
 ) -> TextClause:
@@ -396,10 +393,8 @@ def text_ranking_query(
     it (they are nested), and the LIMIT stops the scans once the budget is reached: a
     looser tier's rows are not read when the stricter ones already fill it. When fewer
     rows match, the tiers together are every match: the unbounded ranking."""
-    statement = _TEXT_RANKING.get(len(tiers))
-    if statement is None:
-        statement = _TEXT_RANKING[len(tiers)] = _text_ranking_sql(len(tiers))
-    return statement.bindparams(**_text_ranking_values(course_id, tiers, budget, limit))
+    values = _text_ranking_values(course_id, tiers, budget, limit)
+    return _text_ranking_sql(len(tiers)).bindparams(**values)
 
 
 def _text_ranking_values(
@@ -409,11 +404,9 @@ def _text_ranking_values(
     return {"course_id": course_id, "budget": budget, "limit": limit, **values}
 
 
+@functools.cache
 def _text_ranking_driver_sql(tiers: int) -> str:
-    sql = _TEXT_RANKING_SQL.get(tiers)
-    if sql is None:
-        sql = _TEXT_RANKING_SQL[tiers] = driver_sql(_text_ranking_sql(tiers))
-    return sql
+    return driver_sql(_text_ranking_sql(tiers))
 
 
 # With each hit, its words as the relevance check compares them with the question's:
@@ -501,9 +494,8 @@ _NEAREST = driver_statement(
         bindparam("limit", type_=Integer()),
     )
 )
-_dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 # The vector as pgvector's text form, converted as SQLAlchemy's column type would.
-_vector_text: Any = ContentChunk.embedding.type.dialect_impl(_dialect).bind_processor(_dialect)
+_vector_text = driver_converter(ContentChunk.embedding.type)
 
 
 class SearchRepository:

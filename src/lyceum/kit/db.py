@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.types import TypeEngine
 
 from lyceum.kit import tracing
 from lyceum.kit.errors import DomainError
@@ -536,12 +537,15 @@ async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]
     return driver
 
 
+_DRIVER_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+
 def driver_sql(statement: Executable) -> str:
     """A statement as psycopg runs it, for the few hot statements executed on the driver
     connection directly (SQLAlchemy's per-call work buys nothing for one fixed statement
     with a plain result). Compiled once at import: it must hold no literal values
     (`driver_statement` keeps them)."""
-    return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[attr-defined,no-untyped-call]
+    return str(statement.compile(dialect=_DRIVER_DIALECT))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -559,16 +563,24 @@ def driver_statement(statement: Executable) -> DriverStatement:
     """`driver_sql` for a statement that holds literal values (built once, reused): the
     values are kept, converted by their types, as `constants`. A parameter left to the
     caller is a `bindparam` without a value; the caller passes it by its name."""
-    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-    compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    compiled: Any = statement.compile(dialect=_DRIVER_DIALECT)  # type: ignore[attr-defined]
     constants: dict[str, Any] = {}
     for bind, name in compiled.bind_names.items():
-        if bind.required:
-            continue
-        value = bind.effective_value
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        constants[name] = processor(value) if processor is not None else value
+        if not bind.required:
+            constants[name] = driver_converter(bind.type)(bind.effective_value)
     return DriverStatement(str(compiled), constants)
+
+
+def driver_converter(type_: TypeEngine[Any]) -> Callable[[Any], Any]:
+    """How SQLAlchemy would convert a value of `type_` before handing it to psycopg (a
+    pgvector vector to its text form, an enum member to its name), for a value a caller
+    passes to `driver_execute` itself."""
+    processor = type_.dialect_impl(_DRIVER_DIALECT).bind_processor(_DRIVER_DIALECT)
+    return processor if processor is not None else _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
