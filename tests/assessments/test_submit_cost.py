@@ -42,7 +42,9 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     execute = psycopg.AsyncCursor.execute
 
     async def record(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(" ".join(str(query).split()))
+        # Driver statements go as bytes (PostgreSQL's numbered placeholders).
+        text = query.decode() if isinstance(query, bytes) else str(query)
+        sent.append(" ".join(text.split()))
         return await execute(self, query, *args, **kwargs)
 
     with monkeypatch.context() as patch:

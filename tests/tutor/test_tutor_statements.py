@@ -43,7 +43,9 @@ def statements() -> Iterator[list[str]]:
     original_commit = psycopg.AsyncConnection.commit
 
     async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(query if isinstance(query, str) else repr(query))
+        # Driver statements go as bytes (PostgreSQL's numbered placeholders).
+        text = query.decode() if isinstance(query, bytes) else query
+        sent.append(text if isinstance(text, str) else repr(text))
         return await original(self, query, *args, **kwargs)
 
     async def commit(self: Any) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from lyceum.kit.db import driver_sql
+from lyceum.kit.db import driver_sql, run_on_cursor
 from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
 from lyceum.models.courses import (
     Course,
@@ -213,8 +213,8 @@ async def insert_messages(
         ]
     )
     params = {"rows": document.decode(), "now": now}
-    async with connection.cursor() as cursor:
-        await cursor.execute(INSERT_MESSAGES_SQL, params, prepare=True)
+    async with psycopg.AsyncRawCursor(connection) as cursor:
+        await run_on_cursor(cursor, INSERT_MESSAGES_SQL, params)
         stored = await cursor.fetchall()
     return {id_: StoredMessage(id_, seq, created_at) for id_, seq, created_at in stored}
 

@@ -27,8 +27,8 @@ from sqlalchemy.orm.identity import IdentityMap
 from lyceum.assessments.repository.questions import QuestionRepository
 from lyceum.kit.db import (
     COURSE_TITLES,
+    driver_execute,
     driver_sql,
-    flushed_driver_connection,
     transaction_memo,
 )
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
@@ -246,9 +246,7 @@ class QuizRepository(QuestionRepository):
         for item in items:
             _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
         _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
-        connection = await flushed_driver_connection(self.session)
-        async with connection.cursor() as cursor:
-            await cursor.execute(_SAVE_GRADED_SQL, params, prepare=True)
+        await driver_execute(self.session, _SAVE_GRADED_SQL, params)
 
     async def attempts(
         self,
