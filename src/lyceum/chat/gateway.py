@@ -24,6 +24,7 @@ import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import State
+from starlette.routing import Mount
 
 from lyceum.chat import schemas
 from lyceum.chat.presence import PresenceEntry, PresenceStore, create_presence, distinct_users
@@ -176,7 +177,10 @@ class ChatGateway:
     def attach(self, app: FastAPI) -> None:
         self._state = app.state
         app.state.chat = self
-        app.mount(SOCKET_PATH, self.sockets.asgi_app())
+        # First among the app's routes: a Socket.IO handshake (every socket's connect,
+        # thousands at once when a deploy makes every client reconnect) would otherwise
+        # be tried against each API route before it reaches the mount at the end.
+        app.router.routes.insert(0, Mount(SOCKET_PATH, app=self.sockets.asgi_app()))
 
     def lifespan(self, inner: Lifespan) -> Lifespan:
         """The app's lifespan, then the chat's own shutdown (before the runtime's)."""
@@ -333,7 +337,9 @@ class ChatGateway:
             )
         runtime = self.runtime
         try:
-            async with self._slots, transaction(runtime) as session:
+            # Reads only: no BEGIN and COMMIT round trips (a reconnecting class is
+            # thousands of connects at once).
+            async with self._slots, runtime.database.read_sessionmaker() as session:
                 caller = await authenticate_socket(runtime, session, self.clock, token)
         except Unauthorized as error:
             raise ConnectionRefused(

@@ -130,6 +130,57 @@ def _still_open_query() -> Select[uuid.UUID, uuid.UUID]:
 STILL_OPEN = _still_open_query()
 
 
+# The statements a socket's `join_room` sends, built once: building a statement and its
+# cache key cost more of the event loop's CPU than running it (a reconnecting class is
+# thousands of joins at once).
+_COURSE_ROOM = select(ChatRoom).where(ChatRoom.course_id == bindparam("course"))
+_CREATE_COURSE_ROOM = (
+    insert(ChatRoom)
+    .values(id=bindparam("room"), kind=RoomKind.course, course_id=bindparam("course"))
+    .on_conflict_do_nothing(index_elements=[ChatRoom.course_id])
+)
+_ADD_MEMBER = (
+    insert(ChatMember)
+    .values(room_id=bindparam("room"), user_id=bindparam("user"), last_read_seq=0)
+    .on_conflict_do_nothing(index_elements=[ChatMember.room_id, ChatMember.user_id])
+)
+
+
+def _room_row_query() -> Select[Any]:
+    """`ChatRepository.room_row`'s statement: the unread count and the last message
+    are computed as `rooms_for` computes them for a page of rooms."""
+    room, user = bindparam("room", type_=Uuid()), bindparam("user", type_=Uuid())
+    last_read = (
+        select(ChatMember.last_read_seq)
+        .where(ChatMember.room_id == room, ChatMember.user_id == user)
+        .scalar_subquery()
+    )
+    unread = (
+        select(func.count())
+        .where(
+            ChatMessage.room_id == room,
+            ChatMessage.seq > func.coalesce(last_read, 0),
+            ChatMessage.sender_id != user,
+            ChatMessage.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    last_at = (
+        select(ChatMessage.created_at)
+        .where(ChatMessage.room_id == room, ChatMessage.deleted_at.is_(None))
+        .order_by(ChatMessage.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    title = (
+        select(Course.title).where(Course.id == bindparam("course", type_=Uuid())).scalar_subquery()
+    )
+    return select(title, unread, last_at)
+
+
+_ROOM_ROW = _room_row_query()
+
+
 def direct_key(first: uuid.UUID, second: uuid.UUID) -> str:
     low, high = sorted((str(first), str(second)))
     return f"{low}:{high}"
@@ -243,14 +294,13 @@ class ChatRepository:
         return await self.session.get(ChatRoom, room_id)
 
     async def course_room(self, course_id: uuid.UUID) -> ChatRoom:
-        """The course's room, created on first use (concurrent first uses agree)."""
-        await self.session.execute(
-            insert(ChatRoom)
-            .values(id=uuid.uuid4(), kind=RoomKind.course, course_id=course_id)
-            .on_conflict_do_nothing(index_elements=[ChatRoom.course_id])
-        )
-        query = select(ChatRoom).where(ChatRoom.course_id == course_id)
-        return (await self.session.execute(query)).scalar_one()
+        """The course's room, created on first use (concurrent first uses agree). Read
+        first: every join of a course room asks, and only the first finds none."""
+        found = (await self.session.execute(_COURSE_ROOM, {"course": course_id})).scalar()
+        if found is not None:
+            return found
+        await self.session.execute(_CREATE_COURSE_ROOM, {"room": uuid.uuid4(), "course": course_id})
+        return (await self.session.execute(_COURSE_ROOM, {"course": course_id})).scalar_one()
 
     async def ensure_course_rooms(self, user_id: uuid.UUID) -> None:
         """A room for every course the user belongs to, so listing shows them all."""
@@ -347,9 +397,16 @@ class ChatRepository:
         )
         return [RoomRow(room, title, count, at) for room, title, count, at in rows.all()], total
 
-    async def course_title(self, course_id: uuid.UUID) -> str:
-        title = await self.session.scalar(select(Course.title).where(Course.id == course_id))
-        return title or ""
+    async def room_row(self, room: ChatRoom, user_id: uuid.UUID) -> RoomRow:
+        """One room as the caller lists it (its course's title, the caller's unread
+        count, its last message's time), in one statement: a socket's `join_room` asks
+        for it every time."""
+        title, unread, last_at = (
+            await self.session.execute(
+                _ROOM_ROW, {"room": room.id, "user": user_id, "course": room.course_id}
+            )
+        ).one()
+        return RoomRow(room, title, int(unread), last_at)
 
     async def peers(self, room_ids: list[uuid.UUID], user_id: uuid.UUID) -> dict[uuid.UUID, User]:
         """The other person of each direct room."""
@@ -376,14 +433,6 @@ class ChatRepository:
         )
         return int((await self.session.execute(query)).scalar_one())
 
-    async def last_message_at(self, room_id: uuid.UUID) -> dt.datetime | None:
-        return await self.session.scalar(
-            select(ChatMessage.created_at)
-            .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
-            .order_by(ChatMessage.seq.desc())
-            .limit(1)
-        )
-
     # Members ----------------------------------------------------------------------------
 
     async def still_open(
@@ -406,11 +455,7 @@ class ChatRepository:
         return (await self.session.execute(query)).first() is not None
 
     async def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        await self.session.execute(
-            insert(ChatMember)
-            .values(room_id=room_id, user_id=user_id, last_read_seq=0)
-            .on_conflict_do_nothing(index_elements=[ChatMember.room_id, ChatMember.user_id])
-        )
+        await self.session.execute(_ADD_MEMBER, {"room": room_id, "user": user_id})
 
     async def mark_read(self, room_id: uuid.UUID, user_id: uuid.UUID, message: ChatMessage) -> None:
         """Move the read marker forward to `message` (never back)."""

@@ -220,13 +220,7 @@ class ChatService:
         return access
 
     async def room_out(self, access: RoomAccess, caller: User) -> schemas.RoomOut:
-        room = access.room
-        row = RoomRow(
-            room=room,
-            course_title=await self.repo.course_title(room.course_id) if room.course_id else None,
-            unread_count=await self.repo.unread_count(room.id, caller.id),
-            last_message_at=await self.repo.last_message_at(room.id),
-        )
+        row = await self.repo.room_row(access.room, caller.id)
         return (await self._rooms_out([row], caller))[0]
 
     async def _rooms_out(self, rows: list[RoomRow], caller: User) -> list[schemas.RoomOut]:

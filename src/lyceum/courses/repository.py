@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
+    Uuid,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -109,6 +111,31 @@ class CatalogFilters:
     any_status: bool = False
     price: str | None = None  # "free" | "paid"
     sort: str = "relevance"
+
+
+def _course_and_roles_query() -> Any:
+    """`CourseRepository.course_and_roles`'s statement, built once: it runs for every
+    read of a course's material (a lesson, the outline, progress, the tutor, a chat
+    room's join), and building it cost more CPU than SQLAlchemy's cached execution."""
+    course_id, user_id = bindparam("course", type_=Uuid()), bindparam("user", type_=Uuid())
+    teaches = (
+        exists()
+        .where(CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id)
+        .label("teaches")
+    )
+    enrolled = (
+        exists()
+        .where(
+            Enrollment.course_id == course_id,
+            Enrollment.user_id == user_id,
+            Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+        )
+        .label("enrolled")
+    )
+    return select(Course, teaches, enrolled).where(Course.id == course_id)
+
+
+_COURSE_AND_ROLES = _course_and_roles_query()
 
 
 class CourseRepository:
@@ -220,24 +247,8 @@ class CourseRepository:
         if user_id is None:
             found = await self.course(course_id)
             return None if found is None else (found, False, False)
-        teaches = (
-            exists()
-            .where(CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id)
-            .label("teaches")
-        )
-        enrolled = (
-            exists()
-            .where(
-                Enrollment.course_id == course_id,
-                Enrollment.user_id == user_id,
-                Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
-            )
-            .label("enrolled")
-        )
         row = (
-            await self.session.execute(
-                select(Course, teaches, enrolled).where(Course.id == course_id)
-            )
+            await self.session.execute(_COURSE_AND_ROLES, {"course": course_id, "user": user_id})
         ).first()
         return None if row is None else (row[0], bool(row[1]), bool(row[2]))
 
