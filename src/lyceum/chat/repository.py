@@ -33,7 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from lyceum.kit.db import driver_sql, run_on_cursor
 from lyceum.models.chat import ChatMember, ChatMessage, ChatMute, ChatRoom, RoomKind
@@ -146,39 +148,49 @@ _ADD_MEMBER = (
 )
 
 
-def _room_row_query() -> Select[Any]:
-    """`ChatRepository.room_row`'s statement: the unread count and the last message
-    are computed as `rooms_for` computes them for a page of rooms."""
-    room, user = bindparam("room", type_=Uuid()), bindparam("user", type_=Uuid())
+def _room_activity(
+    room_id: ColumnElement[Any] | InstrumentedAttribute[Any], user_id: ColumnElement[Any]
+) -> tuple[ScalarSelect[Any], ScalarSelect[Any]]:
+    """A room's unread count for a user (messages past their read marker, not their
+    own, not deleted) and the time of its last message, as scalar subqueries: of a
+    listed room (`ChatRoom.id`) or of one given room (a bound parameter)."""
     last_read = (
         select(ChatMember.last_read_seq)
-        .where(ChatMember.room_id == room, ChatMember.user_id == user)
+        .where(ChatMember.room_id == room_id, ChatMember.user_id == user_id)
+        # Two levels down, inside the count: correlate with the listed room itself.
+        .correlate(ChatRoom)
         .scalar_subquery()
     )
     unread = (
         select(func.count())
         .where(
-            ChatMessage.room_id == room,
+            ChatMessage.room_id == room_id,
             ChatMessage.seq > func.coalesce(last_read, 0),
-            ChatMessage.sender_id != user,
+            ChatMessage.sender_id != user_id,
             ChatMessage.deleted_at.is_(None),
         )
         .scalar_subquery()
     )
     last_at = (
         select(ChatMessage.created_at)
-        .where(ChatMessage.room_id == room, ChatMessage.deleted_at.is_(None))
+        .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
         .order_by(ChatMessage.seq.desc())
         .limit(1)
         .scalar_subquery()
     )
-    title = (
-        select(Course.title).where(Course.id == bindparam("course", type_=Uuid())).scalar_subquery()
-    )
-    return select(title, unread, last_at)
+    return unread, last_at
 
 
-_ROOM_ROW = _room_row_query()
+_ROOM = bindparam("room", type_=Uuid())
+_USER = bindparam("user", type_=Uuid())
+_UNREAD, _LAST_AT = _room_activity(_ROOM, _USER)
+# `ChatRepository.room_row`: a room as `rooms_for` lists it, in one statement.
+_ROOM_ROW = select(
+    select(Course.title).where(Course.id == bindparam("course", type_=Uuid())).scalar_subquery(),
+    _UNREAD,
+    _LAST_AT,
+)
+_UNREAD_COUNT = select(_UNREAD)
 
 
 def direct_key(first: uuid.UUID, second: uuid.UUID) -> str:
@@ -360,30 +372,7 @@ class ChatRepository:
         self, user_id: uuid.UUID, *, is_admin: bool, offset: int, limit: int
     ) -> tuple[list[RoomRow], int]:
         visible = self._visible(user_id, is_admin)
-        last_read = (
-            select(ChatMember.last_read_seq)
-            .where(ChatMember.room_id == ChatRoom.id, ChatMember.user_id == user_id)
-            # Two levels down, inside the count: correlate with the listed room itself.
-            .correlate(ChatRoom)
-            .scalar_subquery()
-        )
-        unread = (
-            select(func.count())
-            .where(
-                ChatMessage.room_id == ChatRoom.id,
-                ChatMessage.seq > func.coalesce(last_read, 0),
-                ChatMessage.sender_id != user_id,
-                ChatMessage.deleted_at.is_(None),
-            )
-            .scalar_subquery()
-        )
-        last_at = (
-            select(ChatMessage.created_at)
-            .where(ChatMessage.room_id == ChatRoom.id, ChatMessage.deleted_at.is_(None))
-            .order_by(ChatMessage.seq.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+        unread, last_at = _room_activity(ChatRoom.id, literal(user_id, Uuid()))
         total = (
             await self.session.execute(select(func.count()).select_from(ChatRoom).where(visible))
         ).scalar_one()
@@ -420,18 +409,8 @@ class ChatRepository:
         return dict(rows.all())
 
     async def unread_count(self, room_id: uuid.UUID, user_id: uuid.UUID) -> int:
-        last_read = (
-            select(ChatMember.last_read_seq)
-            .where(ChatMember.room_id == room_id, ChatMember.user_id == user_id)
-            .scalar_subquery()
-        )
-        query = select(func.count()).where(
-            ChatMessage.room_id == room_id,
-            ChatMessage.seq > func.coalesce(last_read, 0),
-            ChatMessage.sender_id != user_id,
-            ChatMessage.deleted_at.is_(None),
-        )
-        return int((await self.session.execute(query)).scalar_one())
+        found = await self.session.execute(_UNREAD_COUNT, {"room": room_id, "user": user_id})
+        return int(found.scalar_one())
 
     # Members ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     Uuid,
     and_,
@@ -113,7 +114,7 @@ class CatalogFilters:
     sort: str = "relevance"
 
 
-def _course_and_roles_query() -> Any:
+def _course_and_roles_query() -> Select[Course, bool, bool]:
     """`CourseRepository.course_and_roles`'s statement, built once: it runs for every
     read of a course's material (a lesson, the outline, progress, the tutor, a chat
     room's join), and building it cost more CPU than SQLAlchemy's cached execution."""
