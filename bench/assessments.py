@@ -481,13 +481,18 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             print(f"{len(tokens)} learners enrolled; warm-up done", flush=True)
 
             for index in range(1, args.rounds + 1):
-                started, start_cpu, start_database = burst(
-                    [
-                        Call("POST", f"/api/v1/quizzes/{quiz_id}/attempts", token)
-                        for token in tokens
-                    ],
-                    keep_bodies=True,
-                )
+                with (
+                    sampled(server.pid, temp / f"start-{index}.stacks")
+                    if args.profile
+                    else contextlib.nullcontext()
+                ):
+                    started, start_cpu, start_database = burst(
+                        [
+                            Call("POST", f"/api/v1/quizzes/{quiz_id}/attempts", token)
+                            for token in tokens
+                        ],
+                        keep_bodies=True,
+                    )
                 start_figures = figures("start", index, started, start_cpu, start_database)
                 measured.append(start_figures)
                 submits: list[Call] = []
@@ -627,7 +632,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "in its request)"
     )
     if args.profile:
-        for name in ("submit", "baseline"):
+        for name in ("start", "submit", "baseline"):
             print_profile(
                 f"{labels[name]}, sampled by py-spy",
                 sorted(temp.glob(f"{name}-*.stacks")),
@@ -671,8 +676,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="sample Lyceum with py-spy (--gil) during the submit and baseline bursts and "
-        "print each one's top frames (the sampler's own CPU counts in the figures)",
+        help="sample Lyceum with py-spy (--gil) during the start, submit and baseline bursts "
+        "and print each one's top frames (the sampler's own CPU counts in the figures)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
     args = parser.parse_args(argv)

@@ -16,11 +16,15 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     inspect,
+    literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.identity import IdentityMap
 
@@ -29,6 +33,7 @@ from lyceum.kit.db import (
     COURSE_TITLES,
     driver_execute,
     driver_sql,
+    driver_statement,
     transaction_memo,
 )
 from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
@@ -84,6 +89,67 @@ def _save_graded_statement() -> Any:
 _SAVE_GRADED = _save_graded_statement()
 # As psycopg runs it: no literal values, so compiled once.
 _SAVE_GRADED_SQL = driver_sql(_SAVE_GRADED)
+
+
+# A new attempt's columns (the rest start NULL) and its items' columns, as
+# `insert_attempt` writes them.
+_NEW_ATTEMPT_COLUMNS = (
+    "id",
+    "quiz_id",
+    "course_id",
+    "user_id",
+    "number",
+    "status",
+    "started_at",
+    "deadline_at",
+    "auto_submitted",
+    "late",
+    "max_score",
+)
+_NEW_ITEM_COLUMNS = ("position", "question_id", "kind", "points", "snapshot")
+
+
+def _insert_attempt_statement() -> Any:
+    """`insert_attempt`'s statement, built once: the attempt's INSERT, which does
+    nothing when a unique constraint refuses it (another attempt took its number, or is
+    in progress already), and in a CTE of it the INSERT of its items from one JSON
+    document, made from the attempt's RETURNING (so no attempt, no items). It answers
+    how many attempts it wrote: 1 or 0."""
+    attempt_table = cast(Table, QuizAttempt.__table__)
+    item_table = cast(Table, AttemptItem.__table__)
+    attempt = (
+        pg_insert(attempt_table)
+        .values(
+            {
+                name: bindparam(f"new_{name}", type_=attempt_table.c[name].type)
+                for name in _NEW_ATTEMPT_COLUMNS
+            }
+        )
+        .on_conflict_do_nothing()
+        .returning(attempt_table.c.id)
+        .cte("new_attempt")
+    )
+    drawn = (
+        func.jsonb_to_recordset(bindparam("new_items", type_=JSONB))
+        .table_valued(*(column(name, item_table.c[name].type) for name in _NEW_ITEM_COLUMNS))
+        .render_derived(name="drawn", with_types=True)
+    )
+    items = (
+        insert(item_table)
+        .from_select(
+            ["attempt_id", *_NEW_ITEM_COLUMNS, "comment"],
+            select(
+                attempt.c.id,
+                *(drawn.c[name] for name in _NEW_ITEM_COLUMNS),
+                literal("", item_table.c.comment.type),
+            ).select_from(attempt.join(drawn, true())),
+        )
+        .cte("new_items")
+    )
+    return select(func.count()).select_from(attempt).add_cte(items)
+
+
+_INSERT_ATTEMPT = driver_statement(_insert_attempt_statement())
 
 
 def _mark_saved(entity: object, columns: Sequence[str], identity_map: IdentityMap) -> None:
@@ -189,6 +255,36 @@ class QuizRepository(QuestionRepository):
         # (`NotificationRepository.course_title`): one statement fewer per submission.
         transaction_memo(self.session, COURSE_TITLES)[attempt.course_id] = rows[0][3]
         return attempt, rows[0][1], [row[2] for row in rows]
+
+    async def insert_attempt(self, attempt: QuizAttempt, items: Sequence[AttemptItem]) -> bool:
+        """Write a new attempt and its items in one statement: False, and nothing
+        written, when a unique constraint refuses the attempt (a second start racing the
+        first for its number, or an attempt already in progress). The objects are not
+        added to the session: they stay transient, as the response reads them; reading
+        the attempt again (`attempt_for_answers`) loads it from the row. Against the
+        unit of work's flush of 1 + N objects (a savepoint, the attempt's INSERT, an
+        INSERT per item, the savepoint's release), one round trip."""
+        document = orjson.dumps(
+            [
+                {
+                    "position": item.position,
+                    "question_id": item.question_id,
+                    "kind": item.kind,
+                    "points": item.points,
+                    "snapshot": item.snapshot,
+                }
+                for item in items
+            ]
+        ).decode()
+        params: dict[str, Any] = {
+            f"new_{name}": getattr(attempt, name) for name in _NEW_ATTEMPT_COLUMNS
+        }
+        params["new_status"] = attempt.status.value
+        params["new_items"] = document
+        found = await driver_execute(
+            self.session, _INSERT_ATTEMPT.sql, {**_INSERT_ATTEMPT.constants, **params}
+        )
+        return bool(found.rows[0][0])
 
     async def open_attempt(self, quiz_id: uuid.UUID, user_id: uuid.UUID) -> QuizAttempt | None:
         query = (

@@ -165,7 +165,7 @@ class AttemptService:
             )
             for position, question in enumerate(questions)
         ]
-        if not await self.repo.add_unique([attempt], items):
+        if not await self.repo.insert_attempt(attempt, items):
             raise Conflict(
                 "Another attempt at this quiz started at the same moment; reload it.",
                 slug="attempt-race",
