@@ -1,9 +1,10 @@
-"""Starting a quiz attempt: the attempt and every item drawn into it are written in one
-statement (`QuizRepository.insert_attempt`), however many questions, where the unit of
-work sent a savepoint, the attempt's INSERT, an INSERT per item and the savepoint's
-release. When 500 learners open an exam at the same moment, that is the burst. The
-statement writes nothing at all when a unique constraint refuses the attempt (a second
-start racing the first), and what it writes is what the start's response showed."""
+"""Starting a quiz attempt: the quiz's sections are read with their questions in one
+statement, and the attempt and every item drawn into it are written in one statement
+(`QuizRepository.insert_attempt`), however many questions, where the unit of work sent
+a savepoint, the attempt's INSERT, an INSERT per item and the savepoint's release. When
+500 learners open an exam at the same moment, that is the burst. The write does nothing
+at all when a unique constraint refuses the attempt (a second start racing the first),
+and what it writes is what the start's response showed."""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ async def test_a_start_writes_the_attempt_and_its_items_in_one_statement(
     assert len(writes) == 1, writes
     (write,) = writes
     assert "INSERT INTO quiz_attempts" in write and "INSERT INTO quiz_attempt_items" in write
+    # The quiz's sections are read with their questions.
+    reads = [s for s in sent if s.startswith("SELECT") and "quiz_sections" in s]
+    assert len(reads) == 1 and "assessment_questions" in reads[0], reads
+    assert not [s for s in sent if s.startswith("SELECT assessment_questions")], sent
     # The tests run each request in a savepoint of their own; the start opens none.
     assert len([s for s in sent if s.startswith("SAVEPOINT")]) == 1, sent
 

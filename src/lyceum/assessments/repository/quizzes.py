@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import (
     Integer,
     Table,
+    and_,
     bindparam,
     column,
     delete,
@@ -36,7 +37,14 @@ from lyceum.kit.db import (
     driver_statement,
     transaction_memo,
 )
-from lyceum.models.assessments import AttemptItem, AttemptStatus, Quiz, QuizAttempt, QuizSection
+from lyceum.models.assessments import (
+    AttemptItem,
+    AttemptStatus,
+    Question,
+    Quiz,
+    QuizAttempt,
+    QuizSection,
+)
 from lyceum.models.courses import Course
 
 _GRADED_ITEM_COLUMNS = ("response", "answered_at", "awarded", "is_correct", "comment")
@@ -189,6 +197,29 @@ _ATTEMPT_ITEMS = (
     .where(AttemptItem.attempt_id == bindparam("attempt"))
     .order_by(AttemptItem.position)
 )
+# What a start reads before it draws (a learner's attempt in progress, the number of
+# attempts used) and the quiz's sections with their fixed questions of the course.
+_OPEN_ATTEMPT = (
+    select(QuizAttempt)
+    .where(
+        QuizAttempt.quiz_id == bindparam("quiz"),
+        QuizAttempt.user_id == bindparam("user"),
+        QuizAttempt.status == AttemptStatus.in_progress,
+    )
+    .with_for_update()
+)
+_ATTEMPTS_USED = select(func.coalesce(func.max(QuizAttempt.number), 0)).where(
+    QuizAttempt.quiz_id == bindparam("quiz"), QuizAttempt.user_id == bindparam("user")
+)
+_SECTIONS_TO_DRAW = (
+    select(QuizSection, Question)
+    .outerjoin(
+        Question,
+        and_(Question.id == QuizSection.question_id, Question.course_id == bindparam("course")),
+    )
+    .where(QuizSection.quiz_id == bindparam("quiz"))
+    .order_by(QuizSection.position)
+)
 
 
 class QuizRepository(QuestionRepository):
@@ -214,6 +245,15 @@ class QuizRepository(QuestionRepository):
         for section in rows.scalars():
             found[section.quiz_id].append(section)
         return found
+
+    async def sections_to_draw(self, quiz: Quiz) -> list[tuple[QuizSection, Question | None]]:
+        """A quiz's sections in order, each with its fixed question when it names one
+        that is still in the quiz's course (None for a section drawn by tag, or whose
+        question is gone): what a start draws from, in one round trip."""
+        rows = await self.session.execute(
+            _SECTIONS_TO_DRAW, {"quiz": quiz.id, "course": quiz.course_id}
+        )
+        return [(row[0], row[1]) for row in rows]
 
     async def replace_sections(self, quiz_id: uuid.UUID, sections: list[QuizSection]) -> None:
         await self.session.execute(delete(QuizSection).where(QuizSection.quiz_id == quiz_id))
@@ -287,22 +327,12 @@ class QuizRepository(QuestionRepository):
         return bool(found.rows[0][0])
 
     async def open_attempt(self, quiz_id: uuid.UUID, user_id: uuid.UUID) -> QuizAttempt | None:
-        query = (
-            select(QuizAttempt)
-            .where(
-                QuizAttempt.quiz_id == quiz_id,
-                QuizAttempt.user_id == user_id,
-                QuizAttempt.status == AttemptStatus.in_progress,
-            )
-            .with_for_update()
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        rows = await self.session.execute(_OPEN_ATTEMPT, {"quiz": quiz_id, "user": user_id})
+        return rows.scalar_one_or_none()
 
     async def attempts_used(self, quiz_id: uuid.UUID, user_id: uuid.UUID) -> int:
-        query = select(func.coalesce(func.max(QuizAttempt.number), 0)).where(
-            QuizAttempt.quiz_id == quiz_id, QuizAttempt.user_id == user_id
-        )
-        return int((await self.session.execute(query)).scalar_one())
+        rows = await self.session.execute(_ATTEMPTS_USED, {"quiz": quiz_id, "user": user_id})
+        return int(rows.scalar_one())
 
     async def items(self, attempt_id: uuid.UUID) -> list[AttemptItem]:
         rows = await self.session.execute(_ATTEMPT_ITEMS, {"attempt": attempt_id})

@@ -64,18 +64,13 @@ class AttemptService:
         return deadline_passed(attempt, self.now, self.grace_seconds)
 
     async def _draw(self, quiz: Quiz) -> list[Question]:
-        sections = (await self.repo.sections([quiz.id]))[quiz.id]
-        fixed = await self.repo.questions_by_id(
-            quiz.course_id, [section.question_id for section in sections if section.question_id]
-        )
         chosen: list[Question] = []
         taken: set[uuid.UUID] = set()
-        for section in sections:
+        for section, fixed in await self.repo.sections_to_draw(quiz):
             if section.question_id is not None:
-                question = fixed.get(section.question_id)
-                if question is not None and question.id not in taken:
-                    chosen.append(question)
-                    taken.add(question.id)
+                if fixed is not None and fixed.id not in taken:
+                    chosen.append(fixed)
+                    taken.add(fixed.id)
                 continue
             assert section.tag is not None
             pool = [
