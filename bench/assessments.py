@@ -17,8 +17,10 @@ auto-graded in its request.
    regex / numeric with tolerance) and a published quiz with all of them, questions
    and options shuffled, a one-hour limit; every learner enrolls.
 4. Each round: every learner starts an attempt (a burst of N concurrent requests:
-   the server draws and snapshots the questions), then the measured bursts, in
-   alternating order across rounds:
+   the server draws and snapshots the questions), then saves all its answers (a
+   burst of N concurrent `PUT /attempts/{id}/answers`, an exam's autosave: the server
+   checks every answer against the attempt and stores it), then the two bursts the
+   ratio compares, in alternating order across rounds:
    * **submit**: N concurrent `POST /attempts/{id}/submit` carrying all the answers
      (a quarter of the learners get one wrong); the server checks every answer
      against the attempt, stores it, grades each item, totals, and answers the result.
@@ -495,6 +497,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                     )
                 start_figures = figures("start", index, started, start_cpu, start_database)
                 measured.append(start_figures)
+                saves: list[Call] = []
                 submits: list[Call] = []
                 expected: list[float] = []
                 for learner, (token, status, sheet) in enumerate(
@@ -514,6 +517,14 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                         # Every wrong answer earns 0 (the partial-credit one has one
                         # right and one wrong choice: +1 -1).
                         score += 0.0 if missed else item["points"]
+                    saves.append(
+                        Call(
+                            "PUT",
+                            f"/api/v1/attempts/{sheet['id']}/answers",
+                            token,
+                            {"answers": chosen},
+                        )
+                    )
                     submits.append(
                         Call(
                             "POST",
@@ -523,6 +534,16 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
                         )
                     )
                     expected.append(score)
+                with (
+                    sampled(server.pid, temp / f"answers-{index}.stacks")
+                    if args.profile
+                    else contextlib.nullcontext()
+                ):
+                    saved, save_cpu, save_database = burst(saves)
+                for status in saved.statuses:
+                    if status != 200:
+                        errors.append(f"save answers -> {status}")
+                measured.append(figures("answers", index, saved, save_cpu, save_database))
                 order = ("submit", "baseline") if index % 2 else ("baseline", "submit")
                 for name in order:
                     profiled = (
@@ -596,7 +617,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             )
         }
 
-    results = {name: summary(name) for name in ("start", "submit", "baseline")}
+    results = {name: summary(name) for name in ("start", "answers", "submit", "baseline")}
     baseline = results["baseline"]["throughput"]
     ratio = results["submit"]["throughput"] / baseline if baseline else 0.0
     load_after = load_average()
@@ -611,6 +632,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     print("-" * len(header))
     labels = {
         "start": "start attempt (draw + snapshot)",
+        "answers": "save answers (autosave)",
         "submit": "submit + auto-grade",
         "baseline": f"baseline GET {BASELINE_PATH}",
     }
@@ -632,7 +654,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "in its request)"
     )
     if args.profile:
-        for name in ("start", "submit", "baseline"):
+        for name in ("start", "answers", "submit", "baseline"):
             print_profile(
                 f"{labels[name]}, sampled by py-spy",
                 sorted(temp.glob(f"{name}-*.stacks")),
@@ -676,8 +698,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="sample Lyceum with py-spy (--gil) during the start, submit and baseline bursts "
-        "and print each one's top frames (the sampler's own CPU counts in the figures)",
+        help="sample Lyceum with py-spy (--gil) during every burst (start, answers, submit, "
+        "baseline) and print each one's top frames (the sampler's own CPU counts in the figures)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir afterwards")
     args = parser.parse_args(argv)

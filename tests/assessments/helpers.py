@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -287,3 +289,31 @@ def in_test_transaction(session: AsyncSession) -> Any:
             yield session
 
     return scope
+
+
+@contextmanager
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement psycopg sends, through SQLAlchemy or on the driver connection,
+    one by one or as a batch (`executemany`, which the unit of work uses for rows of one
+    table: each of its rows counts as a statement), whitespace collapsed."""
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+    executemany = psycopg.AsyncCursor.executemany
+
+    def text_of(query: Any) -> str:
+        # Driver statements go as bytes (PostgreSQL's numbered placeholders).
+        return " ".join((query.decode() if isinstance(query, bytes) else str(query)).split())
+
+    async def record(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(text_of(query))
+        return await execute(self, query, *args, **kwargs)
+
+    async def record_many(self: Any, query: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        params = list(params)
+        sent.extend(text_of(query) for _ in params)
+        return await executemany(self, query, params, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.AsyncCursor, "execute", record)
+        patch.setattr(psycopg.AsyncCursor, "executemany", record_many)
+        yield sent

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -33,6 +30,7 @@ from tests.assessments.helpers import (
     short_answer,
     single_choice,
     start,
+    statements,
     true_false,
 )
 
@@ -42,32 +40,6 @@ async def room(
     client: httpx.AsyncClient, connection: AsyncConnection, runtime: Runtime
 ) -> Classroom:
     return await classroom(client, connection, runtime)
-
-
-@contextmanager
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every statement psycopg sends, one by one or as a batch (`executemany`, which the
-    unit of work uses for rows of one table), through SQLAlchemy or on the driver."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-    executemany = psycopg.AsyncCursor.executemany
-
-    def text_of(query: Any) -> str:
-        return " ".join((query.decode() if isinstance(query, bytes) else str(query)).split())
-
-    async def record(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(text_of(query))
-        return await execute(self, query, *args, **kwargs)
-
-    async def record_many(self: Any, query: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
-        params = list(params)
-        sent.extend(text_of(query) for _ in params)
-        return await executemany(self, query, params, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(psycopg.AsyncCursor, "execute", record)
-        patch.setattr(psycopg.AsyncCursor, "executemany", record_many)
-        yield sent
 
 
 async def _quiz(client: httpx.AsyncClient, room: Classroom, count: int) -> dict[str, Any]:

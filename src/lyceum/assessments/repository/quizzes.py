@@ -98,6 +98,34 @@ _SAVE_GRADED = _save_graded_statement()
 # As psycopg runs it: no literal values, so compiled once.
 _SAVE_GRADED_SQL = driver_sql(_SAVE_GRADED)
 
+# What saving answers writes of an item.
+_ANSWER_COLUMNS = ("response", "answered_at")
+
+
+def _save_answers_statement() -> Any:
+    """`save_answers`' statement, built once: the answered items' UPDATE from one JSON
+    document (a JSON null, an answer cleared, becomes SQL NULL)."""
+    item_table = cast(Table, AttemptItem.__table__)
+    answered = (
+        func.jsonb_to_recordset(bindparam("answered_items", type_=JSONB))
+        .table_valued(
+            column("position", Integer),
+            *(column(name, item_table.c[name].type) for name in _ANSWER_COLUMNS),
+        )
+        .render_derived(name="answered", with_types=True)
+    )
+    return (
+        update(item_table)
+        .where(
+            item_table.c.attempt_id == bindparam("answered_attempt"),
+            item_table.c.position == answered.c.position,
+        )
+        .values({name: answered.c[name] for name in _ANSWER_COLUMNS})
+    )
+
+
+_SAVE_ANSWERS_SQL = driver_sql(_save_answers_statement())
+
 
 # A new attempt's columns (the rest start NULL) and its items' columns, as
 # `insert_attempt` writes them.
@@ -373,6 +401,32 @@ class QuizRepository(QuestionRepository):
             _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
         _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
         await driver_execute(self.session, _SAVE_GRADED_SQL, params)
+
+    async def save_answers(self, attempt_id: uuid.UUID, items: Sequence[AttemptItem]) -> None:
+        """Write the answers of `items` (an autosave of some of an attempt's answers)
+        in one statement, where the unit of work sent an UPDATE per item: learners save
+        as they go, so this is a quiz's most frequent write. The items are marked as
+        saved, as `save_graded` marks them."""
+        if not items:
+            return
+        document = orjson.dumps(
+            [
+                {
+                    "position": item.position,
+                    "response": item.response,
+                    "answered_at": item.answered_at,
+                }
+                for item in items
+            ]
+        ).decode()
+        identity_map = self.session.sync_session.identity_map
+        for item in items:
+            _mark_saved(item, _ANSWER_COLUMNS, identity_map)
+        await driver_execute(
+            self.session,
+            _SAVE_ANSWERS_SQL,
+            {"answered_attempt": attempt_id, "answered_items": document},
+        )
 
     async def attempts(
         self,

@@ -195,8 +195,7 @@ class AttemptService:
         self, held: AttemptOfQuiz, answers: list[schemas.AnswerIn]
     ) -> list[AttemptItem]:
         items = await self._open_for_answers(held)
-        self._apply_answers(items, answers)
-        await self.repo.flush()
+        await self.repo.save_answers(held.attempt.id, self._apply_answers(items, answers))
         return items
 
     async def submit(
@@ -207,8 +206,11 @@ class AttemptService:
         await self.grader.finalise(held.quiz, held.attempt, items, auto=False)
         return items
 
-    def _apply_answers(self, items: list[AttemptItem], answers: list[schemas.AnswerIn]) -> None:
-        """Check every answer, then store them all: a bad one stores none."""
+    def _apply_answers(
+        self, items: list[AttemptItem], answers: list[schemas.AnswerIn]
+    ) -> list[AttemptItem]:
+        """Check every answer, then set them all on their items: a bad one sets none.
+        Returns the items answered."""
         by_question = {item.question_id: item for item in items}
         responses: list[tuple[AttemptItem, dict[str, Any] | None]] = []
         seen: set[uuid.UUID] = set()
@@ -222,6 +224,7 @@ class AttemptService:
         for item, response in responses:
             item.response = response
             item.answered_at = self.now if response is not None else None
+        return [item for item, _ in responses]
 
     async def result(self, held: AttemptOfQuiz) -> list[AttemptItem]:
         items = await self.read(held)
