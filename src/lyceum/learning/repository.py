@@ -7,8 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Integer, Uuid, bindparam, exists, func, insert, select
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.models.courses import (
@@ -19,6 +32,7 @@ from lyceum.models.courses import (
     EnrollmentStatus,
     Lesson,
     LessonCompletion,
+    Module,
     Review,
 )
 from lyceum.models.identity import User
@@ -74,6 +88,66 @@ _ENROLLMENTS_OF = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LessonDone:
+    """A lesson of a course as a learner's progress lists it."""
+
+    id: uuid.UUID
+    title: str
+    module_id: uuid.UUID
+    completed_at: dt.datetime | None  # None: not completed
+
+
+# The reads of every progress update and lesson completion, built once (building a
+# select costs more CPU than SQLAlchemy's cached execution of it).
+_ENROLLMENT = select(Enrollment).where(
+    Enrollment.course_id == bindparam("course_id", type_=Uuid()),
+    Enrollment.user_id == bindparam("user_id", type_=Uuid()),
+)
+_ENROLLMENT_LOCKED = _ENROLLMENT.with_for_update()
+# The course's lessons in course order, each with the learner's completion: titles only,
+# no lesson bodies.
+_LESSON_PROGRESS = (
+    select(Lesson.id, Lesson.title, Lesson.module_id, LessonCompletion.completed_at)
+    .join(Module, Module.id == Lesson.module_id)
+    .outerjoin(
+        LessonCompletion,
+        and_(
+            LessonCompletion.lesson_id == Lesson.id,
+            LessonCompletion.user_id == bindparam("user_id", type_=Uuid()),
+        ),
+    )
+    .where(Lesson.course_id == bindparam("course_id", type_=Uuid()))
+    .order_by(Module.position, Lesson.position)
+)
+_LESSONS_LEFT = (
+    select(func.count())
+    .select_from(Lesson)
+    .where(
+        Lesson.course_id == bindparam("course_id", type_=Uuid()),
+        ~exists().where(
+            LessonCompletion.lesson_id == Lesson.id,
+            LessonCompletion.user_id == bindparam("user_id", type_=Uuid()),
+        ),
+    )
+)
+
+# A lesson completed: written unless the learner completed it before (the first
+# completion's time stands), in one statement that says which.
+_COMPLETIONS = cast(Table, LessonCompletion.__table__)
+_ADD_COMPLETION = (
+    pg_insert(_COMPLETIONS)
+    .values(
+        user_id=bindparam("done_user", type_=Uuid()),
+        lesson_id=bindparam("done_lesson", type_=Uuid()),
+        course_id=bindparam("done_course", type_=Uuid()),
+        completed_at=bindparam("done_at", type_=DateTime(timezone=True)),
+    )
+    .on_conflict_do_nothing()
+    .returning(_COMPLETIONS.c.lesson_id)
+)
+
+
 class LearningRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -81,12 +155,9 @@ class LearningRepository:
     async def enrollment(
         self, course_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
     ) -> Enrollment | None:
-        query = select(Enrollment).where(
-            Enrollment.course_id == course_id, Enrollment.user_id == user_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()
+        query = _ENROLLMENT_LOCKED if for_update else _ENROLLMENT
+        rows = await self.session.execute(query, {"course_id": course_id, "user_id": user_id})
+        return rows.scalar_one_or_none()
 
     async def enrollment_by_id(self, enrollment_id: uuid.UUID) -> Enrollment | None:
         return await self.session.get(Enrollment, enrollment_id)
@@ -121,18 +192,21 @@ class LearningRepository:
             insert(CourseStatChange).values(course_id=course_id, enrollments=delta)
         )
 
-    async def completions(
-        self, course_id: uuid.UUID, user_id: uuid.UUID
-    ) -> dict[uuid.UUID, LessonCompletion]:
+    async def add_completion(
+        self, user_id: uuid.UUID, lesson_id: uuid.UUID, course_id: uuid.UUID, at: dt.datetime
+    ) -> bool:
+        """Record that the learner completed the lesson: False, and nothing written,
+        when they had completed it before."""
         rows = await self.session.execute(
-            select(LessonCompletion).where(
-                LessonCompletion.course_id == course_id, LessonCompletion.user_id == user_id
-            )
+            _ADD_COMPLETION,
+            {
+                "done_user": user_id,
+                "done_lesson": lesson_id,
+                "done_course": course_id,
+                "done_at": at,
+            },
         )
-        return {row.lesson_id: row for row in rows.scalars()}
-
-    async def completion(self, lesson_id: uuid.UUID, user_id: uuid.UUID) -> LessonCompletion | None:
-        return await self.session.get(LessonCompletion, (user_id, lesson_id))
+        return rows.first() is not None
 
     async def percent_by_enrollment(self, enrollments: list[Enrollment]) -> dict[uuid.UUID, float]:
         """Percent complete for each enrollment, in two grouped queries."""
@@ -299,8 +373,16 @@ class LearningRepository:
     async def lessons_left(self, course_id: uuid.UUID, user_id: uuid.UUID) -> int:
         """How many of the course's lessons the learner has not completed (one count,
         no lesson bodies loaded: this runs on every passing submission)."""
-        done = exists().where(
-            LessonCompletion.lesson_id == Lesson.id, LessonCompletion.user_id == user_id
+        rows = await self.session.execute(
+            _LESSONS_LEFT, {"course_id": course_id, "user_id": user_id}
         )
-        query = select(func.count()).select_from(Lesson).where(Lesson.course_id == course_id, ~done)
-        return int((await self.session.execute(query)).scalar_one())
+        return int(rows.scalar_one())
+
+    async def lesson_progress(self, course_id: uuid.UUID, user_id: uuid.UUID) -> list[LessonDone]:
+        """The course's lessons in course order (module, then lesson position), each with
+        when the learner completed it, in one statement: what a progress page and every
+        completed lesson answer."""
+        rows = await self.session.execute(
+            _LESSON_PROGRESS, {"course_id": course_id, "user_id": user_id}
+        )
+        return [LessonDone(*row) for row in rows]

@@ -20,7 +20,6 @@ from lyceum.models.courses import (
     Enrollment,
     EnrollmentStatus,
     Lesson,
-    LessonCompletion,
     Review,
 )
 from lyceum.models.identity import User
@@ -178,15 +177,7 @@ class LearningService:
     async def complete_lesson(
         self, caller: User, lesson: Lesson, course: Course, enrollment: Enrollment
     ) -> schemas.CourseProgress:
-        if await self.repo.completion(lesson.id, caller.id) is None:
-            await self.repo.add(
-                LessonCompletion(
-                    user_id=caller.id,
-                    lesson_id=lesson.id,
-                    course_id=course.id,
-                    completed_at=self.now,
-                )
-            )
+        if await self.repo.add_completion(caller.id, lesson.id, course.id, self.now):
             await emit(
                 self.session,
                 "lesson.completed",
@@ -201,17 +192,15 @@ class LearningService:
         return await self.progress(course, enrollment)
 
     async def progress(self, course: Course, enrollment: Enrollment) -> schemas.CourseProgress:
-        lessons = await self.courses.lessons(course.id)
-        done = await self.repo.completions(course.id, enrollment.user_id)
         items = [
             schemas.LessonProgress(
                 id=lesson.id,
                 title=lesson.title,
                 module_id=lesson.module_id,
-                completed=lesson.id in done,
-                completed_at=done[lesson.id].completed_at if lesson.id in done else None,
+                completed=lesson.completed_at is not None,
+                completed_at=lesson.completed_at,
             )
-            for lesson in lessons
+            for lesson in await self.repo.lesson_progress(course.id, enrollment.user_id)
         ]
         completed = sum(item.completed for item in items)
         resume = next((item.id for item in items if not item.completed), None)
