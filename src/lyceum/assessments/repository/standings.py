@@ -7,17 +7,23 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     CompoundSelect,
     DateTime,
     Integer,
+    Row,
     Uuid,
+    and_,
     bindparam,
     exists,
+    false,
     func,
+    literal,
     or_,
     select,
+    true,
     union_all,
 )
 
@@ -29,10 +35,79 @@ from lyceum.models.assessments import (
     EssaySubmission,
     Quiz,
     QuizAttempt,
+    ReviewPolicy,
     SubmissionStatus,
 )
 from lyceum.models.courses import Enrollment, EnrollmentStatus
 from lyceum.models.identity import User
+
+
+def _standings_of_learner() -> CompoundSelect[Any]:
+    """`standings_of`'s statement, built once: the course's published quizzes, each with
+    the learner's best graded attempt (a lateral aggregate: NULLs when there is none),
+    then its published assignments, each with the learner's released grade (at most
+    one submission per learner and assignment), each part oldest first."""
+    course_id = bindparam("course_id", type_=Uuid())
+    user_id = bindparam("user_id", type_=Uuid())
+    best = (
+        select(
+            func.max(QuizAttempt.percent).label("percent"),
+            func.bool_or(QuizAttempt.passed).label("passed"),
+        )
+        .where(
+            QuizAttempt.quiz_id == Quiz.id,
+            QuizAttempt.user_id == user_id,
+            QuizAttempt.status == AttemptStatus.graded,
+        )
+        .lateral("best")
+    )
+    quizzes = (
+        select(
+            Quiz.id,
+            literal(0).label("part"),
+            Quiz.title,
+            Quiz.required,
+            Quiz.weight,
+            Quiz.pass_percent,
+            (Quiz.review_policy == ReviewPolicy.none).label("hidden"),
+            best.c.percent,
+            best.c.passed,
+            Quiz.created_at,
+        )
+        .select_from(Quiz)
+        .outerjoin(best, true())
+        .where(Quiz.course_id == course_id, Quiz.published.is_(True))
+    )
+    released = (
+        select(
+            Assignment.id,
+            literal(1),
+            Assignment.title,
+            Assignment.required,
+            Assignment.weight,
+            Assignment.pass_percent,
+            false(),
+            EssaySubmission.percent,
+            EssaySubmission.passed,
+            Assignment.created_at,
+        )
+        .select_from(Assignment)
+        .outerjoin(
+            EssaySubmission,
+            and_(
+                EssaySubmission.assignment_id == Assignment.id,
+                EssaySubmission.user_id == user_id,
+                EssaySubmission.status == SubmissionStatus.released,
+            ),
+        )
+        .where(Assignment.course_id == course_id, Assignment.published.is_(True))
+    )
+    both: CompoundSelect[Any] = union_all(quizzes, released)
+    columns = both.selected_columns
+    return both.order_by(columns.part, columns.created_at, columns.id)
+
+
+_STANDINGS_OF_LEARNER = _standings_of_learner()
 
 
 class StandingRepository(Repository):
@@ -50,6 +125,19 @@ class StandingRepository(Repository):
             .order_by(Assignment.created_at, Assignment.id)
         )
         return list(quizzes.scalars()), list(assignments.scalars())
+
+    async def standings_of(self, course_id: uuid.UUID, user_id: uuid.UUID) -> list[Row[Any]]:
+        """One learner's standing on every published assessment of the course, in one
+        statement (`_standings_of_learner`): rows of (id, part: 0 a quiz, 1 an
+        assignment, title, required, weight, pass_percent, hidden: a quiz that shows no
+        score, percent, passed: None when nothing is graded or released), quizzes first,
+        each part oldest first. What a progress read and every completed lesson answer;
+        the gradebook reads the same for many learners (`best_quiz_results`,
+        `released_results`)."""
+        rows = await self.session.execute(
+            _STANDINGS_OF_LEARNER, {"course_id": course_id, "user_id": user_id}
+        )
+        return list(rows)
 
     async def learners(
         self, course_id: uuid.UUID, offset: int, limit: int | None

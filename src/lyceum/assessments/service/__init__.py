@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.assessments.repository.standings import StandingRepository
 from lyceum.assessments.service.export import learner_export
-from lyceum.models.assessments import ReviewPolicy
 
 __all__ = ["Standing", "learner_export", "standings", "unpassed_required"]
 
@@ -43,40 +42,22 @@ async def standings(
 ) -> list[Standing]:
     """The learner's standing on every published assessment of the course (quizzes, then
     assignments, each oldest first): the best graded attempt of a quiz, the released
-    grade of an assignment. The same queries as the gradebook's, for one learner."""
-    repo = StandingRepository(session)
-    quizzes, assignments = await repo.published_assessments(course_id)
-    best = await repo.best_quiz_results(course_id, [user_id])
-    released = await repo.released_results(course_id, [user_id])
+    grade of an assignment, as the gradebook counts them. One statement: it runs on
+    every progress read and completed lesson."""
     found = []
-    for quiz in quizzes:
-        percent, passed = best.get((quiz.id, user_id), (None, False))
-        if quiz.review_policy is ReviewPolicy.none:
-            percent = None  # the quiz shows its learners no score
+    for row in await StandingRepository(session).standings_of(course_id, user_id):
+        graded = row.passed is not None
+        percent = float(row.percent or 0.0) if graded else None
         found.append(
             Standing(
-                quiz.id,
-                "quiz",
-                quiz.title,
-                quiz.required,
-                quiz.weight,
-                quiz.pass_percent,
-                percent,
-                passed,
-            )
-        )
-    for assignment in assignments:
-        percent, passed = released.get((assignment.id, user_id), (None, False))
-        found.append(
-            Standing(
-                assignment.id,
-                "assignment",
-                assignment.title,
-                assignment.required,
-                assignment.weight,
-                assignment.pass_percent,
-                percent,
-                passed,
+                row.id,
+                "quiz" if row.part == 0 else "assignment",
+                row.title,
+                row.required,
+                row.weight,
+                row.pass_percent,
+                None if row.hidden else percent,  # a quiz that shows its learners no score
+                bool(row.passed),
             )
         )
     return found
