@@ -137,6 +137,9 @@ def _course_and_roles_query() -> Select[Course, bool, bool]:
 
 
 _COURSE_AND_ROLES = _course_and_roles_query()
+# A course by id (every course page, progress read and lesson), built once.
+_COURSE = select(Course).where(Course.id == bindparam("course_id", type_=Uuid()))
+_COURSE_LOCKED = _COURSE.with_for_update()
 
 
 class CourseRepository:
@@ -153,10 +156,8 @@ class CourseRepository:
         await self.session.flush()
 
     async def course(self, course_id: uuid.UUID, *, for_update: bool = False) -> Course | None:
-        query = select(Course).where(Course.id == course_id)
-        if for_update:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()
+        query = _COURSE_LOCKED if for_update else _COURSE
+        return (await self.session.execute(query, {"course_id": course_id})).scalar_one_or_none()
 
     # Counters -------------------------------------------------------------------------
 
