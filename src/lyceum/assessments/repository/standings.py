@@ -44,7 +44,7 @@ from lyceum.models.identity import User
 
 def _standings_of_learner() -> CompoundSelect[Any]:
     """`standings_of`'s statement, built once: the course's published quizzes, each with
-    the learner's best graded attempt (a lateral aggregate: NULLs when there is none),
+    the learner's best graded attempt (a lateral aggregate, with how many there are),
     then its published assignments, each with the learner's released grade (at most
     one submission per learner and assignment), each part oldest first."""
     course_id = bindparam("course_id", type_=Uuid())
@@ -53,6 +53,7 @@ def _standings_of_learner() -> CompoundSelect[Any]:
         select(
             func.max(QuizAttempt.percent).label("percent"),
             func.bool_or(QuizAttempt.passed).label("passed"),
+            func.count().label("graded"),
         )
         .where(
             QuizAttempt.quiz_id == Quiz.id,
@@ -70,6 +71,7 @@ def _standings_of_learner() -> CompoundSelect[Any]:
             Quiz.weight,
             Quiz.pass_percent,
             (Quiz.review_policy == ReviewPolicy.none).label("hidden"),
+            (best.c.graded > 0).label("graded"),
             best.c.percent,
             best.c.passed,
             Quiz.created_at,
@@ -87,6 +89,7 @@ def _standings_of_learner() -> CompoundSelect[Any]:
             Assignment.weight,
             Assignment.pass_percent,
             false(),
+            EssaySubmission.id.is_not(None),
             EssaySubmission.percent,
             EssaySubmission.passed,
             Assignment.created_at,
@@ -130,8 +133,8 @@ class StandingRepository(Repository):
         """One learner's standing on every published assessment of the course, in one
         statement (`_standings_of_learner`): rows of (id, part: 0 a quiz, 1 an
         assignment, title, required, weight, pass_percent, hidden: a quiz that shows no
-        score, percent, passed: None when nothing is graded or released), quizzes first,
-        each part oldest first. What a progress read and every completed lesson answer;
+        score, graded: whether a graded attempt or a released grade exists, percent,
+        passed), quizzes first, each part oldest first. What a progress read and every completed lesson answer;
         the gradebook reads the same for many learners (`best_quiz_results`,
         `released_results`)."""
         rows = await self.session.execute(

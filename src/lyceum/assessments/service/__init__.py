@@ -46,8 +46,7 @@ async def standings(
     every progress read and completed lesson."""
     found = []
     for row in await StandingRepository(session).standings_of(course_id, user_id):
-        graded = row.passed is not None
-        percent = float(row.percent or 0.0) if graded else None
+        percent = float(row.percent or 0.0) if row.graded else None
         found.append(
             Standing(
                 row.id,
