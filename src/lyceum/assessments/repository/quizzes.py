@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
-    Integer,
     Table,
     and_,
     bindparam,
@@ -60,6 +59,25 @@ _GRADED_ATTEMPT_COLUMNS = (
 )
 
 
+def _items_document(items: Sequence[AttemptItem], columns: Sequence[str]) -> str:
+    """Attempt items as one JSON document, a row per item with `columns`: what the
+    set-based statements below read back with `_items_recordset`."""
+    return orjson.dumps(
+        [{name: getattr(item, name) for name in columns} for item in items]
+    ).decode()
+
+
+def _items_recordset(param: str, columns: Sequence[str], name: str) -> Any:
+    """The rows of an `_items_document` bound as `param`, typed as the item table's
+    `columns` (`jsonb_to_recordset` turns a JSON null into SQL NULL)."""
+    table = cast(Table, AttemptItem.__table__).c
+    return (
+        func.jsonb_to_recordset(bindparam(param, type_=JSONB))
+        .table_valued(*(column(col, table[col].type) for col in columns))
+        .render_derived(name=name, with_types=True)
+    )
+
+
 def _save_graded_statement() -> Any:
     """`save_graded`'s statement, built once. `jsonb_to_recordset` turns a JSON null
     into SQL NULL, so a missing answer stays NULL."""
@@ -68,15 +86,7 @@ def _save_graded_statement() -> Any:
     # parameters of an UPDATE named after its columns would become SET clauses.
     item_table = cast(Table, AttemptItem.__table__)
     attempt_table = cast(Table, QuizAttempt.__table__)
-    table = item_table.c
-    graded = (
-        func.jsonb_to_recordset(bindparam("graded_items", type_=JSONB))
-        .table_valued(
-            column("position", Integer),
-            *(column(name, table[name].type) for name in _GRADED_ITEM_COLUMNS),
-        )
-        .render_derived(name="graded", with_types=True)
-    )
+    graded = _items_recordset("graded_items", ("position", *_GRADED_ITEM_COLUMNS), "graded")
     items = (
         update(item_table)
         .where(
@@ -106,14 +116,7 @@ def _save_answers_statement() -> Any:
     """`save_answers`' statement, built once: the answered items' UPDATE from one JSON
     document (a JSON null, an answer cleared, becomes SQL NULL)."""
     item_table = cast(Table, AttemptItem.__table__)
-    answered = (
-        func.jsonb_to_recordset(bindparam("answered_items", type_=JSONB))
-        .table_valued(
-            column("position", Integer),
-            *(column(name, item_table.c[name].type) for name in _ANSWER_COLUMNS),
-        )
-        .render_derived(name="answered", with_types=True)
-    )
+    answered = _items_recordset("answered_items", ("position", *_ANSWER_COLUMNS), "answered")
     return (
         update(item_table)
         .where(
@@ -165,11 +168,7 @@ def _insert_attempt_statement() -> Any:
         .returning(attempt_table.c.id)
         .cte("new_attempt")
     )
-    drawn = (
-        func.jsonb_to_recordset(bindparam("new_items", type_=JSONB))
-        .table_valued(*(column(name, item_table.c[name].type) for name in _NEW_ITEM_COLUMNS))
-        .render_derived(name="drawn", with_types=True)
-    )
+    drawn = _items_recordset("new_items", _NEW_ITEM_COLUMNS, "drawn")
     items = (
         insert(item_table)
         .from_select(
@@ -332,18 +331,7 @@ class QuizRepository(QuestionRepository):
         the attempt again (`attempt_for_answers`) loads it from the row. Against the
         unit of work's flush of 1 + N objects (a savepoint, the attempt's INSERT, an
         INSERT per item, the savepoint's release), one round trip."""
-        document = orjson.dumps(
-            [
-                {
-                    "position": item.position,
-                    "question_id": item.question_id,
-                    "kind": item.kind,
-                    "points": item.points,
-                    "snapshot": item.snapshot,
-                }
-                for item in items
-            ]
-        ).decode()
+        document = _items_document(items, _NEW_ITEM_COLUMNS)
         params: dict[str, Any] = {
             f"new_{name}": getattr(attempt, name) for name in _NEW_ATTEMPT_COLUMNS
         }
@@ -375,19 +363,7 @@ class QuizRepository(QuestionRepository):
         fixed statement with no result gains nothing from SQLAlchemy's per-call work
         (~0.2 ms of CPU). The objects are marked as saved, so the session does not
         write them again."""
-        document = orjson.dumps(
-            [
-                {
-                    "position": item.position,
-                    "response": item.response,
-                    "answered_at": item.answered_at,
-                    "awarded": item.awarded,
-                    "is_correct": item.is_correct,
-                    "comment": item.comment,
-                }
-                for item in items
-            ]
-        ).decode()
+        document = _items_document(items, ("position", *_GRADED_ITEM_COLUMNS))
         params: dict[str, Any] = {
             f"graded_{name}": getattr(attempt, name) for name in _GRADED_ATTEMPT_COLUMNS
         }
@@ -409,16 +385,7 @@ class QuizRepository(QuestionRepository):
         saved, as `save_graded` marks them."""
         if not items:
             return
-        document = orjson.dumps(
-            [
-                {
-                    "position": item.position,
-                    "response": item.response,
-                    "answered_at": item.answered_at,
-                }
-                for item in items
-            ]
-        ).decode()
+        document = _items_document(items, ("position", *_ANSWER_COLUMNS))
         identity_map = self.session.sync_session.identity_map
         for item in items:
             _mark_saved(item, _ANSWER_COLUMNS, identity_map)
