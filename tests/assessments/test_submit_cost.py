@@ -42,10 +42,11 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("count", [2, 12])
-async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
-    client: httpx.AsyncClient, room: Classroom, monkeypatch: pytest.MonkeyPatch, count: int
-) -> None:
+async def _started(
+    client: httpx.AsyncClient, room: Classroom, count: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """A started attempt at a quiz of `count` questions of every auto-graded kind:
+    (questions, the attempt's sheet, a right answer to each)."""
     kinds = [single_choice(), multiple_choice(partial_credit=True), true_false(), short_answer()]
     bodies = [kinds[index % len(kinds)] for index in range(count)]
     questions = [await add_question(client, room, body) for body in bodies]
@@ -55,6 +56,14 @@ async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
         {"question_id": question["id"], **ANSWERS[body["kind"]]}
         for question, body in zip(questions, bodies, strict=True)
     ]
+    return questions, sheet, answers
+
+
+@pytest.mark.parametrize("count", [2, 12])
+async def test_a_submission_is_one_read_and_one_write_of_the_attempt(
+    client: httpx.AsyncClient, room: Classroom, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    _, sheet, answers = await _started(client, room, count)
     with statements(monkeypatch) as sent:
         result = await client.post(
             f"{API}/attempts/{sheet['id']}/submit",
@@ -105,15 +114,7 @@ async def test_saving_answers_is_one_read_and_one_write_of_the_attempt(
     UPDATE of the answered items (the unit of work sent one per item). What it wrote is
     what the attempt shows when read again; an answer with no value clears the saved
     one (SQL NULL, not a JSON null)."""
-    kinds = [single_choice(), multiple_choice(partial_credit=True), true_false(), short_answer()]
-    bodies = [kinds[index % len(kinds)] for index in range(count)]
-    questions = [await add_question(client, room, body) for body in bodies]
-    quiz = await add_quiz(client, room, [q["id"] for q in questions], pass_percent=50)
-    sheet = await start(client, quiz["id"], room.learner)
-    answers = [
-        {"question_id": question["id"], **ANSWERS[body["kind"]]}
-        for question, body in zip(questions, bodies, strict=True)
-    ]
+    questions, sheet, answers = await _started(client, room, count)
     with statements(monkeypatch) as sent:
         saved = await client.put(
             f"{API}/attempts/{sheet['id']}/answers",
