@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import uuid
+
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from lyceum.assessments.repository.quizzes import QuizRepository
+from lyceum.kit.db import DriverEntity
 from lyceum.kit.runtime import Runtime
+from lyceum.models.assessments import AttemptItem, Question, Quiz, QuizAttempt
 from tests.assessments.helpers import (
     API,
     Classroom,
@@ -149,3 +155,64 @@ async def test_saving_answers_is_one_read_and_one_write_of_the_attempt(
     assert shown[questions[0]["id"]] is None
     for question in questions[1:]:
         assert shown[question["id"]] == expected[question["id"]], question["id"]
+
+
+def _columns(entity: object) -> dict[str, Any]:
+    """Every column attribute of a mapped object, with its value's type."""
+    mapper = inspect(type(entity))
+    return {
+        attribute.key: (getattr(entity, attribute.key), type(getattr(entity, attribute.key)))
+        for attribute in mapper.column_attrs
+    }
+
+
+@pytest.mark.parametrize("submitted", [False, True])
+async def test_the_attempt_read_for_answers_is_what_the_orm_reads(
+    client: httpx.AsyncClient, room: Classroom, session: AsyncSession, submitted: bool
+) -> None:
+    """`attempt_for_answers` builds its objects from a driver statement's row
+    (`kit.db.DriverEntity`): every column of the attempt, its quiz and its items holds
+    what the ORM's own loading holds, value and type (floats, enum members, JSON,
+    timestamps with their zone), before and after grading."""
+    _, sheet, answers = await _started(client, room, 5)
+    saved = await client.put(
+        f"{API}/attempts/{sheet['id']}/answers",
+        json={"answers": answers[:3]},
+        headers=room.learner.headers,
+    )
+    assert saved.status_code == 200, saved.text
+    if submitted:
+        done = await client.post(
+            f"{API}/attempts/{sheet['id']}/submit",
+            json={"answers": answers[3:4]},
+            headers=room.learner.headers,
+        )
+        assert done.status_code == 200, done.text
+    attempt_id = uuid.UUID(sheet["id"])
+    found = await QuizRepository(session).attempt_for_answers(attempt_id)
+    assert found is not None
+    attempt, quiz, items = found
+    orm_attempt = await session.get(QuizAttempt, attempt_id)
+    assert orm_attempt is not None
+    orm_quiz = await session.get(Quiz, orm_attempt.quiz_id)
+    orm_items = (
+        await session.scalars(
+            select(AttemptItem)
+            .where(AttemptItem.attempt_id == attempt_id)
+            .order_by(AttemptItem.position)
+        )
+    ).all()
+    assert _columns(attempt) == _columns(orm_attempt)
+    assert _columns(quiz) == _columns(orm_quiz)
+    assert [_columns(item) for item in items] == [_columns(item) for item in orm_items]
+    assert orm_attempt.score is not None if submitted else orm_attempt.score is None
+    assert sum(item.response is not None for item in items) == (4 if submitted else 3)
+    # Built, not loaded: in no session, so a change to one is never flushed.
+    assert all(inspect(entity).transient for entity in (attempt, quiz, *items))
+
+
+def test_a_driver_entity_refuses_a_column_it_cannot_convert() -> None:
+    """A question's tags are a PostgreSQL array, which SQLAlchemy converts: reading
+    questions from a driver row is refused when the entity is made, not wrong later."""
+    with pytest.raises(TypeError, match="Question.tags"):
+        DriverEntity.of(Question)

@@ -19,12 +19,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 import psycopg
@@ -33,8 +33,24 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import Depends, Request
-from sqlalchemy import Connection, Executable, event, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Executable,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Uuid,
+    cast,
+    event,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import exc as sqlalchemy_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -45,6 +61,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from lyceum.kit import tracing
@@ -604,6 +621,83 @@ def _unchanged(value: Any) -> Any:
 class DriverResult:
     rows: list[tuple[Any, ...]]
     rowcount: int
+
+
+_Entity = TypeVar("_Entity")
+
+
+@dataclass(frozen=True)
+class DriverEntity(Generic[_Entity]):
+    """A mapped class read by a driver statement (`driver_statement`, `driver_execute`)
+    instead of the ORM's loading: `columns` go into the statement's SELECT list, and
+    `build` makes an instance from them. For the rows a hot request reads and then
+    changes with explicit statements of its own (a quiz attempt and its items, read for
+    an autosave or a submission): the ORM's per-row work (its identity map, a state
+    and a populator per column, the result's processing per column) cost more CPU than
+    the statement.
+
+    The instance is transient (in no session, as `QuizRepository.insert_attempt`'s
+    are): its attributes read as usual, a change to one is never flushed (the caller's
+    own statement writes it) and a relationship does not load. Values need the
+    conversion SQLAlchemy would make only for two kinds of column, done here: a numeric
+    that Python reads as float (cast to double precision in the statement) and an enum
+    (its member, from the text psycopg reads). Any other type that SQLAlchemy would
+    convert is refused when the entity is made, so a new column cannot come back
+    unconverted."""
+
+    model: type[_Entity]
+    keys: tuple[str, ...]
+    columns: tuple[ColumnElement[Any], ...]
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+    new_instance: Callable[[], _Entity]
+
+    @classmethod
+    def of(cls, model: type[_Entity]) -> DriverEntity[_Entity]:
+        mapper = sa_inspect(model)
+        keys: list[str] = []
+        columns: list[ColumnElement[Any]] = []
+        converters: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, attribute in enumerate(mapper.column_attrs):
+            column = attribute.columns[0]
+            type_ = column.type
+            keys.append(attribute.key)
+            if isinstance(type_, SAEnum) and type_.enum_class is not None:
+                columns.append(column)
+                converters.append((index, type_.enum_class))
+            elif isinstance(type_, Numeric) and not isinstance(type_, Float):
+                if type_.asdecimal:
+                    raise TypeError(f"{model.__name__}.{attribute.key}: a Decimal column")
+                columns.append(cast(column, Float))
+            elif isinstance(type_, _PLAIN_TYPES):
+                columns.append(column)
+            else:
+                raise TypeError(
+                    f"{model.__name__}.{attribute.key}: {type_!r} needs SQLAlchemy's "
+                    "conversion; read it through the ORM"
+                )
+        return cls(
+            model,
+            tuple(keys),
+            tuple(columns),
+            tuple(converters),
+            mapper.class_manager.new_instance,
+        )
+
+    def build(self, row: Sequence[Any], start: int = 0) -> _Entity:
+        """The instance from `row[start:start + len(columns)]`."""
+        values = list(row[start : start + len(self.keys)])
+        for index, convert in self.converters:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        instance = self.new_instance()
+        # A transient instance's attribute values live in its __dict__ (its state's
+        # `dict`), where the ORM's own loading puts them too.
+        instance.__dict__.update(zip(self.keys, values, strict=True))
+        return instance
+
+
+# The column types whose values psycopg reads as SQLAlchemy would hand them over.
+_PLAIN_TYPES = (Uuid, DateTime, Boolean, Integer, String, JSON, Float)
 
 
 async def driver_execute(session: AsyncSession, sql: str, params: dict[str, Any]) -> DriverResult:
