@@ -43,6 +43,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Text,
     Uuid,
     cast,
     event,
@@ -641,7 +642,7 @@ class DriverEntity(Generic[_Entity]):
     own statement writes it) and a relationship does not load. Values need the
     conversion SQLAlchemy would make only for two kinds of column, done here: a numeric
     that Python reads as float (cast to double precision in the statement) and an enum
-    (its member, from the text psycopg reads). Any other type that SQLAlchemy would
+    (its member, from its text: cast to text in the statement). Any other type that SQLAlchemy would
     convert is refused when the entity is made, so a new column cannot come back
     unconverted."""
 
@@ -662,7 +663,9 @@ class DriverEntity(Generic[_Entity]):
             type_ = column.type
             keys.append(attribute.key)
             if isinstance(type_, SAEnum) and type_.enum_class is not None:
-                columns.append(column)
+                # As text: psycopg has no loader of its own for a PostgreSQL enum type,
+                # and finding that out for each column of each result costs CPU.
+                columns.append(cast(column, Text))
                 converters.append((index, type_.enum_class))
             elif isinstance(type_, Numeric) and not isinstance(type_, Float):
                 if type_.asdecimal:
@@ -749,7 +752,11 @@ async def _run_on_driver(
 ) -> DriverResult:
     async with psycopg.AsyncRawCursor(connection) as cursor:
         await run_on_cursor(cursor, sql, params)
-        rows = await cursor.fetchall() if cursor.description is not None else []
+        # Whether there are rows, from the result's status: `cursor.description` would
+        # build a column object for each of its columns, on every call.
+        result = cursor.pgresult
+        returned = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+        rows = await cursor.fetchall() if returned else []
         return DriverResult(rows, cursor.rowcount)
 
 
