@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import Enum, Integer, Interval, bindparam, event, literal, select, text
+from sqlalchemy import Enum, Integer, Interval, String, bindparam, event, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -301,6 +301,31 @@ async def test_a_driver_statement_sends_its_constants_as_sqlalchemy_converts_the
     assert set(prepared.constants) == {"param_1", "param_2"}
     found = await driver_execute(session, prepared.sql, {**prepared.constants, "wanted": 3})
     assert found.rows == [("red", dt.timedelta(days=1), 3)]
+
+
+async def test_a_driver_statement_can_write_its_constants_into_the_sql(
+    session: AsyncSession,
+) -> None:
+    """With `inline_constants` the constants that have a literal form are in the SQL
+    (quotes and percent signs escaped), so psycopg has fewer parameters to dump; the
+    others (JSON here) and the caller's stay parameters. The values are the same."""
+    statement = select(
+        literal(Colour.red, Enum(Colour, native_enum=False)).label("colour"),
+        literal("it's 100% done", String()).label("text"),
+        literal(7, Integer()).label("seven"),
+        literal({"a": [1, "%s"]}, JSONB()).label("document"),
+        bindparam("wanted", type_=Integer()).label("wanted"),
+    )
+    inlined = driver_statement(statement, inline_constants=True)
+    assert "'red'" in inlined.sql and "7" in inlined.sql
+    assert len(inlined.constants) == 1  # the JSON document
+    found = await driver_execute(session, inlined.sql, {**inlined.constants, "wanted": 3})
+    expected = [("red", "it's 100% done", 7, {"a": [1, "%s"]}, 3)]
+    assert found.rows == expected
+    plain = driver_statement(statement)
+    assert len(plain.constants) == 4
+    again = await driver_execute(session, plain.sql, {**plain.constants, "wanted": 3})
+    assert again.rows == expected
 
 
 async def test_a_driver_statement_fails_with_the_error_sqlalchemy_would_raise(

@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.dialects.postgresql.psycopg import PGCompiler_psycopg, PGDialect_psycopg
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from lyceum.kit import tracing
@@ -594,11 +594,33 @@ class DriverStatement:
     constants: dict[str, Any]
 
 
-def driver_statement(statement: Executable) -> DriverStatement:
+class _InliningCompiler(PGCompiler_psycopg):
+    """Renders a statement's constants (its bound values that the caller does not
+    pass) as SQL literals, where their type renders one; the others stay parameters."""
+
+    def visit_bindparam(self, bindparam: BindParameter[Any], **kw: Any) -> Any:  # type: ignore[override]
+        if not bindparam.required and not bindparam.expanding:
+            try:
+                return self.render_literal_bindparam(bindparam, **kw)  # type: ignore[no-untyped-call]
+            except (sqlalchemy_exc.CompileError, NotImplementedError):
+                pass  # no literal form (JSONB, arrays): sent as a parameter
+        return super().visit_bindparam(bindparam, **kw)  # type: ignore[no-untyped-call]
+
+
+def driver_statement(statement: Executable, *, inline_constants: bool = False) -> DriverStatement:
     """`driver_sql` for a statement that holds literal values (built once, reused): the
     values are kept, converted by their types, as `constants`. A parameter left to the
-    caller is a `bindparam` without a value; the caller passes it by its name."""
-    compiled: Any = statement.compile(dialect=_DRIVER_DIALECT)  # type: ignore[attr-defined]
+    caller is a `bindparam` without a value; the caller passes it by its name.
+
+    With `inline_constants`, the constants are written into the SQL as literals instead
+    (those of a type that has a literal form): psycopg dumps every parameter of every
+    execution, one by one, so a statement of many constants (the notification fan-out:
+    39 of its 49 parameters) pays for each of them on each call."""
+    compiled: Any = (
+        _InliningCompiler(_DRIVER_DIALECT, statement)  # type: ignore[arg-type]
+        if inline_constants
+        else statement.compile(dialect=_DRIVER_DIALECT)  # type: ignore[attr-defined]
+    )
     constants: dict[str, Any] = {}
     for bind, name in compiled.bind_names.items():
         if not bind.required:
@@ -642,9 +664,9 @@ class DriverEntity(Generic[_Entity]):
     own statement writes it) and a relationship does not load. Values need the
     conversion SQLAlchemy would make only for two kinds of column, done here: a numeric
     that Python reads as float (cast to double precision in the statement) and an enum
-    (its member, from its text: cast to text in the statement). Any other type that SQLAlchemy would
-    convert is refused when the entity is made, so a new column cannot come back
-    unconverted."""
+    (its member, from its text: cast to text in the statement). Any other type that
+    SQLAlchemy would convert is refused when the entity is made, so a new column cannot
+    come back unconverted."""
 
     model: type[_Entity]
     keys: tuple[str, ...]
