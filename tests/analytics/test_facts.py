@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from structlog.testing import capture_logs
 
 from lyceum.analytics.tasks import copy_chat
 from lyceum.kit.runtime import Runtime
@@ -145,4 +146,23 @@ async def test_a_missing_partition_never_fails_the_action_that_caused_the_fact(
         f"{API}/lessons/{room.lessons[0]}/complete", headers=room.learner.headers
     )
     assert done.status_code == 200, done.text
+    # A graded quiz's fact is written by its event's own INSERT (a CTE of it): without
+    # the partition the event row is still written, the fact is not, and it is logged.
+    question = await add_question(client, room, true_false(points=2))
+    quiz = await add_quiz(client, room, [question["id"]], pass_percent=50)
+    sheet = await start(client, quiz["id"], room.learner)
+    with capture_logs() as logs:
+        submitted = await client.post(
+            f"{API}/attempts/{sheet['id']}/submit",
+            json={"answers": [{"question_id": question["id"], "value": True}]},
+            headers=room.learner.headers,
+        )
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "graded"
     assert [e.verb for e in await stored(connection, room.learner.id, source="server")] == []
+    missing = [log for log in logs if log["event"] == "analytics_partition_missing"]
+    assert [log["object_type"] for log in missing] == ["quiz"], logs
+    recorded = await connection.execute(
+        text("SELECT count(*) FROM events WHERE type = 'quiz.attempt.graded'")
+    )
+    assert recorded.scalar_one() >= 1

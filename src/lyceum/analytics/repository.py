@@ -7,15 +7,35 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import orjson
 import structlog
-from sqlalchemy import text
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    ColumnElement,
+    Insert,
+    Table,
+    Text,
+    Uuid,
+    case,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    true,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.analytics.cursor_repository import WINDOW_CLAUSE, Window
+from lyceum.analytics.vocabulary import ObjectType, Verb
 from lyceum.kit.db import driver_execute, driver_sql
+from lyceum.models.analytics import AnalyticsEvent
+from lyceum.models.assessments import Quiz
 
 logger = structlog.get_logger("lyceum.analytics")
 
@@ -219,6 +239,72 @@ async def job_waiting(session: AsyncSession, queueing_lock: str) -> bool:
 
 # Server-side facts ----------------------------------------------------------------------
 
+# Only when this month's partition exists: a fact must never fail the enrollment or the
+# grade that caused it (a catalog lookup by name, one index probe).
+_PARTITION_EXISTS = """EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class
+        WHERE relname = 'analytics_events_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')
+          AND relnamespace = CAST(current_schema() AS regnamespace))"""
+
+
+def graded_quiz_fact(payload: BindParameter[Any]) -> Insert:
+    """The `passed` or `failed` fact of a graded quiz attempt, from the event's payload
+    (`quiz.attempt.graded`: attempt_id, quiz_id, user_id, course_id, score, max_score,
+    passed), written by the event row's own INSERT (`kit.events.write_with_event`): the
+    same row `insert_server_event` writes (the quiz's lesson looked up, score and
+    success in `result`, the attempt in `context`), without a statement of its own."""
+    events = cast(Table, AnalyticsEvent.__table__)
+
+    # The payload's keys are written into the SQL (the statement is compiled once,
+    # `kit.db.driver_sql`, and holds no bound value of its own).
+    def member(key: str) -> ColumnElement[Any]:
+        return payload.op("->", return_type=JSONB())(literal_column(f"'{key}'"))
+
+    def member_as(key: str, type_: Any) -> ColumnElement[Any]:
+        return sql_cast(payload.op("->>", return_type=Text())(literal_column(f"'{key}'")), type_)
+
+    quiz_id = member_as("quiz_id", Uuid())
+    fact = select(
+        func.now(),
+        func.gen_random_uuid(),
+        member_as("user_id", Uuid()),
+        member_as("course_id", Uuid()),
+        select(Quiz.lesson_id).where(Quiz.id == quiz_id).scalar_subquery(),
+        literal_column("'server'"),
+        case(
+            (member_as("passed", Boolean()), literal_column(f"'{Verb.passed.value}'")),
+            else_=literal_column(f"'{Verb.failed.value}'"),
+        ),
+        literal_column(f"'{ObjectType.quiz.value}'"),
+        quiz_id,
+        func.jsonb_build_object(
+            literal_column("'score'"),
+            member("score"),
+            literal_column("'max_score'"),
+            member("max_score"),
+            literal_column("'success'"),
+            member("passed"),
+            literal_column("'completion'"),
+            true(),
+        ),
+        func.jsonb_build_object(literal_column("'attempt_id'"), member("attempt_id")),
+    ).where(text(_PARTITION_EXISTS))
+    columns = (
+        "occurred_at",
+        "event_id",
+        "user_id",
+        "course_id",
+        "lesson_id",
+        "source",
+        "verb",
+        "object_type",
+        "object_id",
+        "result",
+        "context",
+    )
+    return insert(events).from_select([events.c[name] for name in columns], fact)
+
+
 _INSERT_SERVER_EVENT = text(
     """
     INSERT INTO analytics_events (
@@ -233,13 +319,8 @@ _INSERT_SERVER_EVENT = text(
         END),
         'server', :verb, :object_type, :object_id,
         CAST(:result AS jsonb), CAST(:context AS jsonb)
-    -- Only when this month's partition exists: a fact must never fail the enrollment
-    -- or the grade that caused it (a catalog lookup by name, one index probe).
-    WHERE EXISTS (
-        SELECT 1 FROM pg_catalog.pg_class
-        WHERE relname = 'analytics_events_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')
-          AND relnamespace = CAST(current_schema() AS regnamespace))
-    """
+    WHERE """  # noqa: S608 (two constant strings joined; every value is a bound parameter)
+    + _PARTITION_EXISTS
 )
 
 
