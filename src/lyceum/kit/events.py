@@ -242,6 +242,9 @@ async def emit(session: AsyncSession, event: str, **payload: Any) -> None:
     entry = _catalogue.get(event)
     if entry is not None:
         await record(session, entry, payload)
+    elif event in _companions:
+        # Only a public event has a row to write its companions with.
+        raise RuntimeError(f"{event} has rows written with it but is not a public event")
     for reaction in reactions(event):
         await reaction(session, **payload)
     for task in subscribers(event):
