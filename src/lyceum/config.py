@@ -294,6 +294,12 @@ class Settings(BaseSettings):
     # back to its queue) and the process exits 0. Keep Kubernetes'
     # terminationGracePeriodSeconds above it (docs/operations.md).
     shutdown_grace_seconds: int = Field(default=30, ge=1, le=600)
+    # How long `serve` keeps an idle HTTP keep-alive connection open. Keep it above the
+    # idle timeout of the load balancer or proxy in front (60 s for an AWS ALB and for
+    # nginx's upstream keepalive_timeout): a server that closes an idle connection just
+    # as the proxy reuses it makes the proxy answer 502, and a client its request
+    # fails. uvicorn's own default is 5 s.
+    http_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
     # Retention of the periodic cleanups (system/tasks.py, queue `maintenance`): finished
     # jobs; ended (expired or revoked) logins with their refresh tokens; used or expired
     # one-time tokens (verification, password reset); the mail delivery log; and how old
