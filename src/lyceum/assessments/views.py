@@ -109,6 +109,19 @@ def _options(item: AttemptItem) -> list[dict[str, Any]]:
     return options
 
 
+def _question(item: AttemptItem) -> dict[str, Any]:
+    """What every view of an item shows: the question as drawn and the saved answer."""
+    return {
+        "question_id": item.question_id,
+        "position": item.position,
+        "kind": item.kind,
+        "prompt": item.snapshot["prompt"],
+        "points": item.points,
+        "options": _options(item),
+        "answer": _answer(item),
+    }
+
+
 # The attempt views are built as one document and validated by their schema in one call
 # (`model_validate`): the nested options, answers and items become their schema classes
 # (`Option`: id and text, nothing else of the snapshot) inside pydantic's validator, where
@@ -132,15 +145,9 @@ def attempt_sheet(attempt: QuizAttempt, items: list[AttemptItem], now: dt.dateti
             "submitted_at": attempt.submitted_at,
             "questions": [
                 {
-                    "question_id": item.question_id,
-                    "position": item.position,
-                    "kind": item.kind,
-                    "prompt": item.snapshot["prompt"],
-                    "points": item.points,
-                    "options": _options(item),
+                    **_question(item),
                     "min_words": item.snapshot.get("min_words"),
                     "max_words": item.snapshot.get("max_words"),
-                    "answer": _answer(item),
                 }
                 for item in items
             ],
@@ -169,13 +176,7 @@ def correct_answer(item: AttemptItem) -> dict[str, Any] | None:
 def _item_result(item: AttemptItem) -> dict[str, Any]:
     """An item whole (`ItemResult`'s fields): its grade, correct answer, explanation."""
     return {
-        "question_id": item.question_id,
-        "position": item.position,
-        "kind": item.kind,
-        "prompt": item.snapshot["prompt"],
-        "points": item.points,
-        "options": _options(item),
-        "answer": _answer(item),
+        **_question(item),
         "awarded": item.awarded,
         "is_correct": item.is_correct,
         "comment": item.comment,
@@ -191,13 +192,7 @@ def _learner_item(item: AttemptItem) -> dict[str, Any]:
     if item.awarded is not None:
         return _item_result(item)
     return {
-        "question_id": item.question_id,
-        "position": item.position,
-        "kind": item.kind,
-        "prompt": item.snapshot["prompt"],
-        "points": item.points,
-        "options": _options(item),
-        "answer": _answer(item),
+        **_question(item),
         "awarded": None,
         "is_correct": None,
         "comment": "",
