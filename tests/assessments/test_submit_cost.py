@@ -89,9 +89,9 @@ async def test_the_graded_notification_names_the_course_without_reading_it_again
 ) -> None:
     """The attempt's read brings the course title along (`kit.db.transaction_memo`):
     the "New grade" notification names the course, and no statement asks for the title
-    on its own. All a submission sends: the account, the attempt's read and write, the
-    event row (which writes the analytics fact too: `kit.events.write_with_event`) and
-    the notification."""
+    on its own. All a submission sends: the account, the attempt's read, the event row
+    (which writes the attempt's items and totals, `kit.events.Alongside`, and the
+    analytics fact, `kit.events.write_with_event`) and the notification."""
     question = await add_question(client, room, single_choice())
     quiz = await add_quiz(client, room, [question["id"]], pass_percent=50)
     sheet = await start(client, quiz["id"], room.learner)
@@ -105,9 +105,10 @@ async def test_the_graded_notification_names_the_course_without_reading_it_again
     assert not [s for s in sent if "courses.title" in s and "quiz_attempt" not in s], sent
     # (The tests run each request in a savepoint of their own transaction.)
     sent = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    assert len(sent) == 5, [s[:60] for s in sent]
+    assert len(sent) == 4, [s[:60] for s in sent]
     facts = [s for s in sent if "INSERT INTO analytics_events" in s]
     assert len(facts) == 1 and "INSERT INTO events" in facts[0], [s[:60] for s in sent]
+    assert "UPDATE quiz_attempt_items" in facts[0] and "UPDATE quiz_attempts" in facts[0]
     inbox = await client.get(f"{API}/me/notifications", headers=room.learner.headers)
     assert inbox.status_code == 200, inbox.text
     titles = [item["title"] for item in inbox.json()["items"]]

@@ -9,7 +9,18 @@ from typing import Any, cast
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import BindParameter, Insert, Table, Text, Uuid, insert, literal_column, select
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,3 +89,75 @@ async def test_an_event_with_companions_must_be_public(
     monkeypatch.setitem(events._companions, "test.internal", {"claim": events.Companion(_claim)})
     with pytest.raises(RuntimeError, match="not a public event"):
         await events.emit(session, "test.internal", user_id=str(uuid.uuid4()), key="k")
+
+
+# The emitter's own write, sent with the event (`kit.events.Alongside`): built once, as
+# the statement's SQL is compiled once per statement object.
+_users = cast(Table, User.__table__)
+_RENAME = (
+    update(_users)
+    .where(_users.c.id == bindparam("along_user", type_=Uuid()))
+    .values(full_name=bindparam("along_name"))
+)
+
+
+async def test_an_alongside_write_goes_in_the_event_statement(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement writes the event row, its companions and the emitter's own write;
+    what reacts to the event sees the write done."""
+    user = User(
+        email=f"{uuid.uuid4().hex}@example.com",
+        password_hash="x",
+        full_name="Before",
+        role=Role.student,
+    )
+    session.add(user)
+    await session.flush()
+    seen: list[str | None] = []
+
+    async def reaction(session: AsyncSession, **payload: Any) -> None:
+        seen.append(await session.scalar(select(_users.c.full_name).where(_users.c.id == user.id)))
+
+    monkeypatch.setitem(
+        events._catalogue,
+        "test.claimed",
+        events.CatalogueEntry("test.claimed", "1", Claimed, "A test event."),
+    )
+    monkeypatch.setitem(events._companions, "test.claimed", {"claim": events.Companion(_claim)})
+    monkeypatch.setitem(events._reactions, "test.claimed", [reaction])
+    with statements(monkeypatch) as sent:
+        await events.emit(
+            session,
+            "test.claimed",
+            alongside=events.Alongside(_RENAME, {"along_user": user.id, "along_name": "After"}),
+            user_id=str(user.id),
+            key="the key",
+        )
+    sent = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    written = [s for s in sent if "INSERT INTO events" in s]
+    assert len(written) == 1 and "UPDATE users" in written[0], sent
+    assert "INSERT INTO analytics_event_keys" in written[0]
+    assert seen == ["After"]
+    claimed = await session.scalar(
+        select(AnalyticsEventKey.client_event_id).where(AnalyticsEventKey.user_id == user.id)
+    )
+    assert claimed == "the key"
+
+
+async def test_an_alongside_write_needs_a_public_event_and_its_own_parameter_names(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = events.Alongside(_RENAME, {"along_user": uuid.uuid4(), "along_name": "x"})
+    with pytest.raises(RuntimeError, match="not a public event"):
+        await events.emit(session, "test.internal", alongside=write, user_id="u", key="k")
+    monkeypatch.setitem(
+        events._catalogue,
+        "test.claimed",
+        events.CatalogueEntry("test.claimed", "1", Claimed, "A test event."),
+    )
+    clashing = events.Alongside(_RENAME, {"event_id": uuid.uuid4(), "along_name": "x"})
+    with pytest.raises(RuntimeError, match="reuses the event's parameters"):
+        await events.emit(
+            session, "test.claimed", alongside=clashing, user_id=str(uuid.uuid4()), key="k"
+        )

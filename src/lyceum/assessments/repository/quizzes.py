@@ -37,6 +37,7 @@ from lyceum.kit.db import (
     driver_statement,
     transaction_memo,
 )
+from lyceum.kit.events import Alongside
 from lyceum.models.assessments import (
     AttemptItem,
     AttemptStatus,
@@ -373,13 +374,21 @@ class QuizRepository(QuestionRepository):
 
     async def save_graded(self, attempt: QuizAttempt, items: Sequence[AttemptItem]) -> None:
         """Write an attempt's items (answers, grades, comments) and its totals in one
-        statement: a set-based UPDATE of the items from one JSON document (a row per
-        item, written by orjson), in a CTE of the attempt's UPDATE, where the unit of
-        work sent an UPDATE per item and another for the attempt. It runs on the
-        driver connection of the session's transaction, as a prepared statement: one
-        fixed statement with no result gains nothing from SQLAlchemy's per-call work
-        (~0.2 ms of CPU). The objects are marked as saved, so the session does not
-        write them again."""
+        statement (`graded_write`), sent on its own: an attempt left waiting for an
+        instructor, which has no event to carry it."""
+        write = self.graded_write(attempt, items)
+        await driver_execute(self.session, _SAVE_GRADED_SQL, dict(write.params))
+
+    def graded_write(self, attempt: QuizAttempt, items: Sequence[AttemptItem]) -> Alongside:
+        """The statement that writes an attempt's items (answers, grades, comments) and
+        its totals, with its parameters: a set-based UPDATE of the items from one JSON
+        document (a row per item, written by orjson), in a CTE of the attempt's UPDATE,
+        where the unit of work sent an UPDATE per item and another for the attempt. A
+        graded attempt's goes in its `quiz.attempt.graded` event's INSERT
+        (`kit.events.Alongside`); `save_graded` sends it alone. Either way it runs on
+        the driver connection of the session's transaction, as a prepared statement,
+        and the objects are marked as saved now, so the session does not write them
+        again."""
         document = _items_document(items, ("position", *_GRADED_ITEM_COLUMNS))
         params: dict[str, Any] = {
             f"graded_{name}": getattr(attempt, name) for name in _GRADED_ATTEMPT_COLUMNS
@@ -387,13 +396,14 @@ class QuizRepository(QuestionRepository):
         params["graded_status"] = attempt.status.value
         params["graded_attempt"] = attempt.id
         params["graded_items"] = document
-        # Marked as saved first, so that the flush below, which sends anything else
-        # pending (as an autoflush would before a statement), does not write them.
+        # Marked as saved first, so that the flush the statement's execution starts
+        # with (which sends anything else pending, as an autoflush would before a
+        # statement) does not write them.
         identity_map = self.session.sync_session.identity_map
         for item in items:
             _mark_saved(item, _GRADED_ITEM_COLUMNS, identity_map)
         _mark_saved(attempt, _GRADED_ATTEMPT_COLUMNS, identity_map)
-        await driver_execute(self.session, _SAVE_GRADED_SQL, params)
+        return Alongside(_SAVE_GRADED, params)
 
     async def save_answers(self, attempt_id: uuid.UUID, items: Sequence[AttemptItem]) -> None:
         """Write the answers of `items` (an autosave of some of an attempt's answers)

@@ -46,7 +46,8 @@ class Grader:
 
     async def settle(self, quiz: Quiz, attempt: QuizAttempt, items: list[AttemptItem]) -> None:
         """Totals from the items' points; graded once no item waits for an instructor.
-        The items and the attempt are written in one statement (`save_graded`)."""
+        The items and the attempt are written in one statement (`graded_write`): the
+        `quiz.attempt.graded` event's own when the attempt is graded, else alone."""
         attempt.score = round(sum(item.awarded or 0.0 for item in items), 2)
         if any(item.awarded is None for item in items):
             attempt.status = AttemptStatus.needs_review
@@ -59,11 +60,12 @@ class Grader:
                 round(100 * attempt.score / attempt.max_score, 2) if attempt.max_score else 100.0
             )
             attempt.passed = attempt.percent >= quiz.pass_percent
-        await self.repo.save_graded(attempt, items)
         if attempt.status is AttemptStatus.graded:
+            # The items and totals go in the event row's statement: one round trip.
             await emit(
                 self.session,
                 "quiz.attempt.graded",
+                alongside=self.repo.graded_write(attempt, items),
                 attempt_id=str(attempt.id),
                 quiz_id=str(attempt.quiz_id),
                 user_id=str(attempt.user_id),
@@ -72,6 +74,8 @@ class Grader:
                 max_score=float(attempt.max_score),
                 passed=bool(attempt.passed),
             )
+        else:
+            await self.repo.save_graded(attempt, items)
         if attempt.passed:
             await passed(
                 self.session,
