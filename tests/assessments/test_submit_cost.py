@@ -1,7 +1,8 @@
 """What a quiz submission and an autosave of answers cost the database: the statements
 they send on the attempt, counted. However many questions, a submission reads the
 attempt, its quiz and its items in one statement and writes every item and the totals
-in another; an autosave reads the same way and writes the answered items in one."""
+in another (its graded event's INSERT, `kit.events.Alongside`); an autosave reads the
+same way and writes the answered items in one."""
 
 from __future__ import annotations
 
