@@ -48,23 +48,44 @@ def _claim(payload: BindParameter[Any]) -> Insert:
     )
 
 
-async def test_a_companion_row_is_written_by_the_event_statement(
-    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    user = User(
-        email=f"{uuid.uuid4().hex}@example.com",
-        password_hash="x",
-        full_name="Companion",
-        role=Role.student,
-    )
-    session.add(user)
-    await session.flush()
-    told: list[tuple[int, Mapping[str, Any]]] = []
+def _public_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catalogue `test.claimed` (a `Claimed` payload) for the test's duration."""
     monkeypatch.setitem(
         events._catalogue,
         "test.claimed",
         events.CatalogueEntry("test.claimed", "1", Claimed, "A test event."),
     )
+
+
+async def _new_user(session: AsyncSession, full_name: str) -> User:
+    user = User(
+        email=f"{uuid.uuid4().hex}@example.com",
+        password_hash="x",
+        full_name=full_name,
+        role=Role.student,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def _claimed_key(session: AsyncSession, user: User) -> str | None:
+    return await session.scalar(
+        select(AnalyticsEventKey.client_event_id).where(AnalyticsEventKey.user_id == user.id)
+    )
+
+
+def _sent_outside_savepoints(sent: list[str]) -> list[str]:
+    """What was sent, the tests' own savepoints left out."""
+    return [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+async def test_a_companion_row_is_written_by_the_event_statement(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await _new_user(session, "Companion")
+    told: list[tuple[int, Mapping[str, Any]]] = []
+    _public_claimed(monkeypatch)
     monkeypatch.setitem(
         events._companions,
         "test.claimed",
@@ -72,13 +93,10 @@ async def test_a_companion_row_is_written_by_the_event_statement(
     )
     with statements(monkeypatch) as sent:
         await events.emit(session, "test.claimed", user_id=str(user.id), key="the key")
-    sent = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    sent = _sent_outside_savepoints(sent)
     assert len(sent) == 1 and "INSERT INTO events" in sent[0], sent
     assert told == [(1, {"user_id": str(user.id), "key": "the key"})]
-    found = await session.scalar(
-        select(AnalyticsEventKey.client_event_id).where(AnalyticsEventKey.user_id == user.id)
-    )
-    assert found == "the key"
+    assert await _claimed_key(session, user) == "the key"
 
 
 async def test_an_event_with_companions_must_be_public(
@@ -106,24 +124,13 @@ async def test_an_alongside_write_goes_in_the_event_statement(
 ) -> None:
     """One statement writes the event row, its companions and the emitter's own write;
     what reacts to the event sees the write done."""
-    user = User(
-        email=f"{uuid.uuid4().hex}@example.com",
-        password_hash="x",
-        full_name="Before",
-        role=Role.student,
-    )
-    session.add(user)
-    await session.flush()
+    user = await _new_user(session, "Before")
     seen: list[str | None] = []
 
     async def reaction(session: AsyncSession, **payload: Any) -> None:
         seen.append(await session.scalar(select(_users.c.full_name).where(_users.c.id == user.id)))
 
-    monkeypatch.setitem(
-        events._catalogue,
-        "test.claimed",
-        events.CatalogueEntry("test.claimed", "1", Claimed, "A test event."),
-    )
+    _public_claimed(monkeypatch)
     monkeypatch.setitem(events._companions, "test.claimed", {"claim": events.Companion(_claim)})
     monkeypatch.setitem(events._reactions, "test.claimed", [reaction])
     with statements(monkeypatch) as sent:
@@ -134,15 +141,12 @@ async def test_an_alongside_write_goes_in_the_event_statement(
             user_id=str(user.id),
             key="the key",
         )
-    sent = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    written = [s for s in sent if "INSERT INTO events" in s]
-    assert len(written) == 1 and "UPDATE users" in written[0], sent
-    assert "INSERT INTO analytics_event_keys" in written[0]
+    # The event's statement, then the reaction's read.
+    event, read = _sent_outside_savepoints(sent)
+    assert "INSERT INTO events" in event and read.startswith("SELECT"), sent
+    assert "UPDATE users" in event and "INSERT INTO analytics_event_keys" in event
     assert seen == ["After"]
-    claimed = await session.scalar(
-        select(AnalyticsEventKey.client_event_id).where(AnalyticsEventKey.user_id == user.id)
-    )
-    assert claimed == "the key"
+    assert await _claimed_key(session, user) == "the key"
 
 
 async def test_an_alongside_write_needs_a_public_event_and_its_own_parameter_names(
@@ -151,11 +155,7 @@ async def test_an_alongside_write_needs_a_public_event_and_its_own_parameter_nam
     write = events.Alongside(_RENAME, {"along_user": uuid.uuid4(), "along_name": "x"})
     with pytest.raises(RuntimeError, match="not a public event"):
         await events.emit(session, "test.internal", alongside=write, user_id="u", key="k")
-    monkeypatch.setitem(
-        events._catalogue,
-        "test.claimed",
-        events.CatalogueEntry("test.claimed", "1", Claimed, "A test event."),
-    )
+    _public_claimed(monkeypatch)
     clashing = events.Alongside(_RENAME, {"event_id": uuid.uuid4(), "along_name": "x"})
     with pytest.raises(RuntimeError, match="reuses the event's parameters"):
         await events.emit(
