@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.config import Settings
 from lyceum.demo.loader import demo_courses
-from lyceum.kit.ai.embedding import Embedder
+from lyceum.kit.ai.embedding import Embedder, get_embedder
 from lyceum.kit.runtime import Runtime
+from lyceum.models.analytics import TutorQuestion
 from lyceum.models.courses import Course
 from lyceum.models.identity import Role, User
 from lyceum.models.tutor import Conversation, Message
@@ -504,6 +506,84 @@ async def test_offline_answers_use_no_provider_tokens_and_cost_nothing(
         assert row["tokens_in"] == row["tokens_out"] == 0 and row["estimated_cost_usd"] == 0
     finally:
         runtime.settings = original
+
+
+async def test_older_turns_are_summarised_into_the_conversation_as_it_grows(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    """With a history budget smaller than one answer, each question summarises the
+    turns that no longer fit into the conversation's summary, written with the
+    question (the statement's shape with the summary's columns)."""
+    course, _ = cell_course
+    original = runtime.settings
+    runtime.settings = original.model_copy(update={"tutor_history_tokens": 100})
+    try:
+        learner = await person(live, runtime)
+        await enroll(live, course["id"], learner)
+        chat = await conversation(live, course["id"], learner)
+        questions = [
+            "What does the mitochondrion do for the cell?",
+            "What does the nucleus contain?",
+            "What is the cell membrane made of?",
+        ]
+        for question in questions:
+            response = await live.post(
+                f"/api/v1/tutor/conversations/{chat}/messages",
+                json={"content": question},
+                headers=learner.headers,
+            )
+            assert response.status_code == 201, response.text
+        async with runtime.database.sessionmaker() as session:
+            stored = await session.get(Conversation, uuid.UUID(chat))
+        assert stored is not None
+        assert stored.title == questions[0]
+        # Before the third question the first two exchanges no longer fit: four messages.
+        assert stored.summarised_messages == 4
+        assert stored.summary.startswith(f"Learner asked: {questions[0]}")
+        assert f"Learner asked: {questions[1]}" in stored.summary
+        assert "Tutor said: " in stored.summary
+    finally:
+        runtime.settings = original
+
+
+async def test_an_unanswered_question_is_recorded_with_the_vector_retrieval_used(
+    live: httpx.AsyncClient, runtime: Runtime, cell_course: tuple[dict[str, Any], Person]
+) -> None:
+    """The tutor report's record of a question the material did not answer carries the
+    embedding the tutor computed for its retrieval, written with the question: no job
+    embeds it again. An answered question is recorded without one (never grouped)."""
+    course, _ = cell_course
+    learner = await person(live, runtime)
+    await enroll(live, course["id"], learner)
+    chat = await conversation(live, course["id"], learner)
+    asked = {
+        "When is the final exam of this course?": False,
+        "What does the mitochondrion do for the cell?": True,
+    }
+    for question in asked:
+        response = await live.post(
+            f"/api/v1/tutor/conversations/{chat}/messages",
+            json={"content": question},
+            headers=learner.headers,
+        )
+        assert response.status_code == 201, response.text
+    async with runtime.database.sessionmaker() as session:
+        rows = (
+            await session.execute(select(TutorQuestion).where(TutorQuestion.user_id == learner.id))
+        ).scalars()
+        recorded = {row.question: row for row in rows}
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(text("procrastinate_jobs"))
+            .where(text("task_name = 'lyceum.analytics.embed_tutor_question'"))
+        )
+    assert {question: row.answered for question, row in recorded.items()} == asked
+    unanswered = recorded["When is the final exam of this course?"]
+    assert unanswered.embedding is not None
+    expected = get_embedder().encode_sync(["when is the final exam of this course"])[0]
+    assert float(np.dot(np.asarray(unanswered.embedding), expected)) > 0.999
+    assert recorded["What does the mitochondrion do for the cell?"].embedding is None
+    assert queued == 0
 
 
 async def test_the_latency_clock_starts_before_waiting_for_the_embedding_model(

@@ -9,7 +9,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, extract, func, literal, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +56,22 @@ from lyceum.models.tutor import Message
 
 # Unanswered questions clustered per tutor report: the most recent ones of the window.
 MAX_TOPIC_QUESTIONS = 1000
+# Every tutor question writes one (`add_tutor_question`): built once, its values bound,
+# since building the INSERT cost more CPU than SQLAlchemy's cached execution of it.
+_ADD_TUTOR_QUESTION = (
+    insert(TutorQuestion)
+    .values(
+        message_id=bindparam("message_id", type_=Uuid()),
+        user_id=bindparam("user_id", type_=Uuid()),
+        course_id=bindparam("course_id", type_=Uuid()),
+        lesson_id=bindparam("lesson_id", type_=Uuid()),
+        answered=bindparam("answered", type_=Boolean()),
+        question=bindparam("question", type_=Text()),
+        embedding=bindparam("embedding", type_=TutorQuestion.embedding.type),
+        asked_at=func.now(),
+    )
+    .on_conflict_do_nothing(index_elements=[TutorQuestion.message_id])
+)
 RECENT_SCORES = 10
 
 
@@ -353,23 +382,22 @@ class AnalyticsReportRepository:
         lesson_id: uuid.UUID | None,
         answered: bool,
         question: str,
+        embedding: Sequence[float] | None = None,
     ) -> None:
         """Record a question once (a repeated event changes nothing), asked now (the
-        emitting transaction's time)."""
-        statement = (
-            insert(TutorQuestion)
-            .values(
-                message_id=message_id,
-                user_id=user_id,
-                course_id=course_id,
-                lesson_id=lesson_id,
-                answered=answered,
-                question=question,
-                asked_at=func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=[TutorQuestion.message_id])
+        emitting transaction's time), with its `embedding` when the caller has it."""
+        await self.session.execute(
+            _ADD_TUTOR_QUESTION,
+            {
+                "message_id": message_id,
+                "user_id": user_id,
+                "course_id": course_id,
+                "lesson_id": lesson_id,
+                "answered": answered,
+                "question": question,
+                "embedding": embedding,
+            },
         )
-        await self.session.execute(statement)
 
     async def questions_to_embed(self, message_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
         """The named questions that the material did not answer and that have no

@@ -1,8 +1,10 @@
 """What the tutor report needs from the tutor: every question asked is recorded in
 `analytics_tutor_questions` in the transaction that stores it (a reaction to the
-internal event `tutor.question_asked`), and a job embeds it afterwards with the
-platform's embedder (all-MiniLM-L6-v2 from its wheel, never downloaded), so the report
-can group the unanswered ones by meaning."""
+internal event `tutor.question_asked`), with its embedding by the platform's embedder
+(all-MiniLM-L6-v2 from its wheel, never downloaded), so the report can group the
+unanswered ones by meaning. The tutor embeds every question for its retrieval anyway
+and sends that vector with the event (`question_vector`); a question that comes
+without one (an emitter that has none) is embedded afterwards by a job."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lyceum.analytics.report_repository import AnalyticsReportRepository
-from lyceum.kit.ai.embedding import Embedder, get_embedder
-from lyceum.kit.events import on, react
-from lyceum.kit.jobs import JobContext, Queue, resources, task, transaction
+from lyceum.kit.ai.embedding import Embedder, Vector, get_embedder
+from lyceum.kit.events import react
+from lyceum.kit.jobs import JobContext, Queue, defer, resources, task, transaction
 
 logger = structlog.get_logger("lyceum.analytics")
 
@@ -38,8 +40,14 @@ async def record_question(
     lesson_id: uuid.UUID | str | None,
     answered: bool,
     question: str,
+    question_vector: Vector | None = None,
 ) -> None:
-    """The reaction: one row per tutor message, asked at the transaction's time."""
+    """The reaction: one row per tutor message, asked at the transaction's time, with
+    its embedding if it is unanswered (only those are grouped): the `question_vector`
+    that came with the event, else a job's, queued here."""
+    embedding = None
+    if not answered and question_vector is not None:
+        embedding = question_vector.tolist()
     await AnalyticsReportRepository(session).add_tutor_question(
         message_id=_id(message_id),
         user_id=_id(user_id),
@@ -47,7 +55,10 @@ async def record_question(
         lesson_id=None if lesson_id is None else _id(lesson_id),
         answered=bool(answered),
         question=question,
+        embedding=embedding,
     )
+    if not answered and embedding is None:
+        await defer(session, embed_tutor_question, message_id=str(message_id))
 
 
 async def embed_questions(
@@ -67,17 +78,9 @@ async def embed_questions(
 
 
 @task(name="lyceum.analytics.embed_tutor_question", queue=Queue.indexing, pass_context=True)
-async def embed_tutor_question(
-    context: JobContext,
-    message_id: str,
-    user_id: str,
-    course_id: str,
-    lesson_id: str | None,
-    answered: bool,
-    question: str,
-) -> int:
-    """The job: reloads the row by its message id (the payload's text is not trusted to
-    be current) and stores its embedding."""
+async def embed_tutor_question(context: JobContext, /, message_id: str, **_: object) -> int:
+    """The job: reloads the row by its message id and stores its embedding. (Jobs
+    queued by earlier versions carry the whole event's payload; only the id is read.)"""
     runtime = resources(context)
     embedder = await asyncio.to_thread(get_embedder)
     async with transaction(runtime) as session:
@@ -102,4 +105,3 @@ async def forget_learner(session: AsyncSession, *, user_id: uuid.UUID | str, **_
 react(QUESTION_ASKED, record_question)
 react(CONVERSATION_DELETED, forget_conversation)
 react(ACCOUNT_DELETED, forget_learner)
-on(QUESTION_ASKED, embed_tutor_question)

@@ -172,7 +172,8 @@ class LearnerDaily(Base):
 
 class TutorQuestion(Base):
     """A learner's question to the tutor, whether the material answered it, and (for
-    the unanswered ones, filled by a job) its embedding for grouping by meaning."""
+    the unanswered ones, written with it, or by a job when the question came without one)
+    its embedding for grouping by meaning."""
 
     __tablename__ = "analytics_tutor_questions"
     __table_args__ = (

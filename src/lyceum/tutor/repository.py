@@ -5,6 +5,7 @@ see), and the catalog matches of the offline hand-off."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from sqlalchemy import (
     JSON,
     Date,
     Row,
+    Select,
     Table,
+    Text,
+    Update,
+    Uuid,
+    bindparam,
     case,
     cast,
     delete,
@@ -62,6 +68,100 @@ class TutoredRow:
 _MESSAGES = typed(Table, Message.__table__)
 _FOREIGN_KEY_VIOLATION = "23503"
 _CONVERSATIONS = typed(Table, Conversation.__table__)
+
+
+def _tutored_statement() -> Select[Any]:
+    """`TutorRepository.tutored`'s statement, built once: building it (three EXISTS, a
+    count, the history's aggregate) cost more CPU than SQLAlchemy's cached execution of
+    it, on every question."""
+    course_id = Conversation.course_id
+    user_id = bindparam("user", type_=Uuid())
+    teaches = exists().where(
+        CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
+    )
+    enrolled = exists().where(
+        Enrollment.course_id == course_id,
+        Enrollment.user_id == user_id,
+        Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
+    )
+    completed = (
+        select(func.count())
+        .select_from(LessonCompletion)
+        .where(LessonCompletion.course_id == course_id, LessonCompletion.user_id == user_id)
+        .scalar_subquery()
+    )
+    # The completions count only for a learner with an enrollment (of any status).
+    done = case(
+        (
+            exists().where(Enrollment.course_id == course_id, Enrollment.user_id == user_id),
+            completed,
+        ),
+        else_=None,
+    )
+    history = (
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_array(Message.role, Message.content, Message.status),
+                        Message.seq,
+                    )
+                ),
+                func.json_build_array(),
+                type_=JSON,
+            )
+        )
+        .where(Message.conversation_id == Conversation.id)
+        .scalar_subquery()
+    )
+    return (
+        select(Conversation, Course, teaches.label("teaches"), enrolled.label("enrolled"))
+        .add_columns(done.label("done"), history.label("history"))
+        .join(Course, Course.id == course_id)
+        .where(
+            Conversation.id == bindparam("conversation", type_=Uuid()),
+            Conversation.user_id == user_id,
+        )
+    )
+
+
+_TUTORED = _tutored_statement()
+
+
+@functools.cache
+def _store_question_statement(changed: tuple[str, ...]) -> Update:
+    """`TutorRepository.store_question`'s statement for the conversation's columns
+    `changed` (its time always; its title on a first question, its summary when the
+    history outgrew the prompt), built once per set of them, the values bound."""
+    asked = (
+        insert(_MESSAGES)
+        .values(
+            id=bindparam("message", type_=Uuid()),
+            conversation_id=bindparam("conversation", type_=Uuid()),
+            course_id=bindparam("course", type_=Uuid()),
+            user_id=bindparam("user", type_=Uuid()),
+            role=MessageRole.user,
+            content=bindparam("content", type_=Text()),
+            citations=[],
+            tool_calls=[],
+            tokens_in=0,
+            tokens_out=0,
+            status=MessageStatus.complete,
+        )
+        .returning(_MESSAGES.c.id)
+        .cte("asked")
+    )
+    return (
+        update(_CONVERSATIONS)
+        .where(_CONVERSATIONS.c.id == bindparam("conversation", type_=Uuid()))
+        .values(
+            {
+                name: bindparam(f"change_{name}", type_=_CONVERSATIONS.c[name].type)
+                for name in changed
+            }
+        )
+        .add_cte(asked)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,52 +248,8 @@ class TutorRepository:
         many of its lessons they have completed and the conversation's messages so far,
         in one round trip (a question's first): None for no such conversation of
         theirs."""
-        course_id = Conversation.course_id
-        teaches = exists().where(
-            CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id
-        )
-        enrolled = exists().where(
-            Enrollment.course_id == course_id,
-            Enrollment.user_id == user_id,
-            Enrollment.status.in_([EnrollmentStatus.active, EnrollmentStatus.completed]),
-        )
-        completed = (
-            select(func.count())
-            .select_from(LessonCompletion)
-            .where(LessonCompletion.course_id == course_id, LessonCompletion.user_id == user_id)
-            .scalar_subquery()
-        )
-        # The completions count only for a learner with an enrollment (of any status).
-        done = case(
-            (
-                exists().where(Enrollment.course_id == course_id, Enrollment.user_id == user_id),
-                completed,
-            ),
-            else_=None,
-        )
-        history = (
-            select(
-                func.coalesce(
-                    func.json_agg(
-                        aggregate_order_by(
-                            func.json_build_array(Message.role, Message.content, Message.status),
-                            Message.seq,
-                        )
-                    ),
-                    func.json_build_array(),
-                    type_=JSON,
-                )
-            )
-            .where(Message.conversation_id == Conversation.id)
-            .scalar_subquery()
-        )
         row = (
-            await self.session.execute(
-                select(Conversation, Course, teaches.label("teaches"), enrolled.label("enrolled"))
-                .add_columns(done.label("done"), history.label("history"))
-                .join(Course, Course.id == course_id)
-                .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
-            )
+            await self.session.execute(_TUTORED, {"conversation": conversation_id, "user": user_id})
         ).first()
         if row is None:
             return None
@@ -228,30 +284,17 @@ class TutorRepository:
         is gone (deleted, in another tab, while the question was being prepared: the
         question's foreign key refuses it, and the transaction must be rolled back)."""
         message_id = uuid.uuid4()
-        asked = (
-            insert(_MESSAGES)
-            .values(
-                id=message_id,
-                conversation_id=conversation.id,
-                course_id=course_id,
-                user_id=user_id,
-                role=MessageRole.user,
-                content=content,
-                citations=[],
-                tool_calls=[],
-                tokens_in=0,
-                tokens_out=0,
-                status=MessageStatus.complete,
-            )
-            .returning(_MESSAGES.c.id)
-            .cte("asked")
-        )
         try:
             result = await self.session.execute(
-                update(_CONVERSATIONS)
-                .where(_CONVERSATIONS.c.id == conversation.id)
-                .values(**changes)
-                .add_cte(asked)
+                _store_question_statement(tuple(sorted(changes))),
+                {
+                    "message": message_id,
+                    "conversation": conversation.id,
+                    "course": course_id,
+                    "user": user_id,
+                    "content": content,
+                    **{f"change_{name}": value for name, value in changes.items()},
+                },
             )
         except IntegrityError as error:
             if getattr(error.orig, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:

@@ -207,7 +207,7 @@ class TurnService:
         embedder = await load_embedder(self.embedder)
         # Embedded (in the model's thread) with no connection held; `retrieve` asks for
         # the same query and gets the vector from the embedder's cache.
-        await embedder.encode_query(query)
+        vector = await embedder.encode_query(query)
 
         turns = exchanges(
             [
@@ -260,6 +260,10 @@ class TurnService:
                 lesson_id=str(conversation.lesson_id) if conversation.lesson_id else None,
                 answered=found is not None and found.relevant,
                 question=question,
+                # The question's vector, already computed for retrieval: the tutor
+                # report groups unanswered questions by it, and embedding the question
+                # again in a job would cost a job and the model's time per question.
+                question_vector=vector,
             )
 
         cache_key = None
