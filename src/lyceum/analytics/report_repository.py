@@ -56,6 +56,8 @@ from lyceum.models.tutor import Message
 
 # Unanswered questions clustered per tutor report: the most recent ones of the window.
 MAX_TOPIC_QUESTIONS = 1000
+RECENT_SCORES = 10
+
 # Every tutor question writes one (`add_tutor_question`): built once, its values bound,
 # since building the INSERT cost more CPU than SQLAlchemy's cached execution of it.
 _ADD_TUTOR_QUESTION = (
@@ -72,7 +74,6 @@ _ADD_TUTOR_QUESTION = (
     )
     .on_conflict_do_nothing(index_elements=[TutorQuestion.message_id])
 )
-RECENT_SCORES = 10
 
 
 class AnalyticsReportRepository:
