@@ -92,6 +92,16 @@ async def conversation(http: httpx.AsyncClient, course_id: str, who: Person) -> 
     return str(response.json()["id"])
 
 
+async def ask_in(http: httpx.AsyncClient, chat: str, who: Person, question: str) -> None:
+    """One question in conversation `chat`, answered."""
+    response = await http.post(
+        f"/api/v1/tutor/conversations/{chat}/messages",
+        json={"content": question},
+        headers=who.headers,
+    )
+    assert response.status_code == 201, response.text
+
+
 async def turn_services(
     session: AsyncSession,
     runtime: Runtime,
@@ -527,12 +537,7 @@ async def test_older_turns_are_summarised_into_the_conversation_as_it_grows(
             "What is the cell membrane made of?",
         ]
         for question in questions:
-            response = await live.post(
-                f"/api/v1/tutor/conversations/{chat}/messages",
-                json={"content": question},
-                headers=learner.headers,
-            )
-            assert response.status_code == 201, response.text
+            await ask_in(live, chat, learner, question)
         async with runtime.database.sessionmaker() as session:
             stored = await session.get(Conversation, uuid.UUID(chat))
         assert stored is not None
@@ -561,12 +566,7 @@ async def test_an_unanswered_question_is_recorded_with_the_vector_retrieval_used
         "What does the mitochondrion do for the cell?": True,
     }
     for question in asked:
-        response = await live.post(
-            f"/api/v1/tutor/conversations/{chat}/messages",
-            json={"content": question},
-            headers=learner.headers,
-        )
-        assert response.status_code == 201, response.text
+        await ask_in(live, chat, learner, question)
     async with runtime.database.sessionmaker() as session:
         rows = (
             await session.execute(select(TutorQuestion).where(TutorQuestion.user_id == learner.id))
