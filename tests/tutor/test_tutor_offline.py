@@ -572,10 +572,16 @@ async def test_an_unanswered_question_is_recorded_with_the_vector_retrieval_used
             await session.execute(select(TutorQuestion).where(TutorQuestion.user_id == learner.id))
         ).scalars()
         recorded = {row.question: row for row in rows}
+        # This learner's questions only: other tests' jobs may share the database.
         queued = await session.scalar(
             select(func.count())
             .select_from(text("procrastinate_jobs"))
-            .where(text("task_name = 'lyceum.analytics.embed_tutor_question'"))
+            .where(
+                text("task_name = 'lyceum.analytics.embed_tutor_question'"),
+                text("args->>'message_id' = ANY(:ids)").bindparams(
+                    ids=[str(row.message_id) for row in recorded.values()]
+                ),
+            )
         )
     assert {question: row.answered for question, row in recorded.items()} == asked
     unanswered = recorded["When is the final exam of this course?"]
