@@ -16,6 +16,7 @@ import structlog
 from alembic import command
 
 from lyceum.config import Settings
+from lyceum.kit.ai.models import close_streaming_clients
 from lyceum.kit.cache import Cache, create_cache
 from lyceum.kit.db import Database, alembic_config, migration_state
 from lyceum.kit.embedded_pg import EmbeddedPostgres, start_embedded
@@ -179,6 +180,7 @@ class Runtime:
             await self.revocations.close()
         if "sandbox" in self.__dict__:
             self.sandbox.close()
+        await close_streaming_clients()
         await self.database.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)

@@ -27,6 +27,7 @@ the trace context a traced process may have put in it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -324,15 +325,32 @@ def wrap_app(app: ASGIApp) -> ASGIApp:
 
 # The AI providers' SDKs (anthropic, openai) send over httpx2, a fork of httpx that
 # opentelemetry-instrumentation-httpx does not know: the same CLIENT span and injected
-# `traceparent`, on its async transport.
+# `traceparent`, on its async transport and on the aiohttp transport each SDK vendors
+# (`DefaultAioHttpClient`, which the tutor's streamed answers use).
+
+_SDK_TRANSPORTS = (
+    ("httpx2", "AsyncHTTPTransport"),
+    ("anthropic._vendor.httpx_aiohttp.transport", "AiohttpTransport"),
+    ("openai._vendor.httpx_aiohttp.transport", "AiohttpTransport"),
+)
+
+
+def _sdk_transports() -> list[Any]:
+    found = []
+    for module, name in _SDK_TRANSPORTS:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # pragma: no cover - an SDK without it
+            continue
+    return found
 
 
 def _instrument_httpx2(tracer: trace.Tracer) -> None:
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover - the SDKs of this version depend on it
-        return
-    transport: Any = httpx2.AsyncHTTPTransport
+    for transport in _sdk_transports():
+        _instrument_transport(transport, tracer)
+
+
+def _instrument_transport(transport: Any, tracer: trace.Tracer) -> None:
     if hasattr(transport.handle_async_request, "__wrapped__"):
         return
     original = transport.handle_async_request
@@ -398,14 +416,10 @@ async def _async_origin_only_hook(current: trace.Span, request: Any) -> None:
 
 
 def _uninstrument_httpx2() -> None:
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover
-        return
-    transport: Any = httpx2.AsyncHTTPTransport
-    original = getattr(transport.handle_async_request, "__wrapped__", None)
-    if original is not None:
-        transport.handle_async_request = original
+    for transport in _sdk_transports():
+        original = getattr(transport.handle_async_request, "__wrapped__", None)
+        if original is not None:
+            transport.handle_async_request = original
 
 
 # SQL -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import Model
 
 from lyceum.kit import tracing
-from lyceum.kit.ai.models import ModelChoice
+from lyceum.kit.ai.models import ModelChoice, streaming_client
 from lyceum.kit.ai.usage import TokenUsage
 from lyceum.kit.prompts import quoted, quoted_inline
 from lyceum.tutor.grounding import Turn, question_element
@@ -202,8 +202,9 @@ def stream_answer(
 ) -> AsyncGenerator[ProviderEvent, None]:
     """The answer as it arrives: text deltas, tool uses, then the token usage.
 
-    Streamed straight from the provider SDK's client (`ModelChoice.client`, the one the
-    pydantic-ai model wraps), with the tool round trips run here: the same requests
+    Streamed straight from the provider SDK's client (a copy of `ModelChoice.client`,
+    the one the pydantic-ai model wraps, over the SDK's aiohttp transport:
+    `kit.ai.models.streaming_client`), with the tool round trips run here: the same requests
     and events as through a pydantic-ai agent, without its per-request preparation and
     per-event layers, which cost about three times the SDK's own CPU per streamed
     answer (bench/tutor_concurrency.py measures both). Each model request is a GenAI
@@ -303,7 +304,7 @@ async def _anthropic_answer(
         tokens_in = tokens_out = 0
         with _model_span("anthropic", choice.name) as span:
             with _sending(span):
-                stream = await choice.client.messages.create(
+                stream = await streaming_client(choice).messages.create(
                     model=choice.name,
                     max_tokens=MAX_ANSWER_TOKENS,
                     system=instructions,
@@ -399,7 +400,7 @@ async def _openai_answer(
         tokens_in = tokens_out = 0
         with _model_span("openai", choice.name) as span:
             with _sending(span):
-                stream = await choice.client.chat.completions.create(
+                stream = await streaming_client(choice).chat.completions.create(
                     model=choice.name,
                     messages=messages,
                     tools=tools,

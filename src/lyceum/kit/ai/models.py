@@ -2,17 +2,21 @@
 (vLLM, Ollama, llama.cpp), chosen by settings. Only the base URL differs between
 production and the tests' fake provider. No domain knowledge: the essay scorer and the
 catalog advisor build pydantic-ai agents on the model this returns, and the tutor
-streams its answers through the same provider SDK client (`ModelChoice.client`)."""
+streams its answers through a copy of the same provider SDK client
+(`streaming_client`) that sends over the SDK's aiohttp transport."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
-
-from pydantic_ai.models import Model
+from typing import TYPE_CHECKING, Any
 
 from lyceum.config import AIProvider, Settings
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
 
 DEFAULT_MODELS = {
     AIProvider.claude: "claude-sonnet-5-5",
@@ -80,4 +84,51 @@ def choose_model(settings: Settings) -> ModelChoice:
     return ModelChoice(provider=settings.ai_provider.value, name=name, model=model, client=client)
 
 
-__all__ = ["DEFAULT_MODELS", "ModelChoice", "choose_model", "model_name"]
+# Streamed answers ---------------------------------------------------------------------
+#
+# The SDKs' default transport (httpx2 over httpcore2) costs about twice the CPU per
+# streamed answer of their documented aiohttp transport (`DefaultAioHttpClient`, the
+# `anthropic[aiohttp]` / `openai[aiohttp]` option): an anyio cancel scope and a
+# timeout per read of the stream. bench/tutor_concurrency.py measures both. An aiohttp
+# session belongs to the event loop it was first used on, so each loop gets its own
+# copy of the client; `close_streaming_clients` closes the running loop's copies (the
+# runtime's stop does, before the loop ends).
+
+_STREAMING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def streaming_client(choice: ModelChoice) -> Any:
+    """`choice.client` (same key, base URL, timeout and retries) over the SDK's aiohttp
+    transport, for the running event loop. Proxies from the environment are honoured
+    as the default transport honours them."""
+    loop = asyncio.get_running_loop()
+    copies = _STREAMING.get(loop)
+    if copies is None:
+        copies = _STREAMING[loop] = {}
+    client = copies.get(choice.client)
+    if client is None:
+        if choice.provider == AIProvider.claude.value:
+            from anthropic import DefaultAioHttpClient
+        else:
+            from openai import DefaultAioHttpClient
+        client = copies[choice.client] = choice.client.copy(http_client=DefaultAioHttpClient())
+    return client
+
+
+async def close_streaming_clients() -> None:
+    """Close the running loop's streaming clients (their aiohttp sessions)."""
+    copies = _STREAMING.pop(asyncio.get_running_loop(), None)
+    for client in (copies or {}).values():
+        await client.close()
+
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "ModelChoice",
+    "choose_model",
+    "close_streaming_clients",
+    "model_name",
+    "streaming_client",
+]
