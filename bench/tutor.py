@@ -498,12 +498,25 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     # One client each, as Lyceum keeps one (`kit.ai.models._build`): a client per answer would
     # measure client construction and connection set-up.
     from anthropic import AsyncAnthropic
+    from anthropic import DefaultAioHttpClient as AnthropicAioHttp
     from openai import AsyncOpenAI
+    from openai import DefaultAioHttpClient as OpenAIAioHttp
 
-    anthropic = AsyncAnthropic(api_key="bench-key", base_url=base, max_retries=0)
-    openai = AsyncOpenAI(api_key="bench-key", base_url=base, max_retries=0)
+    default_transport = (
+        AsyncAnthropic(api_key="bench-key", base_url=base, max_retries=0),
+        AsyncOpenAI(api_key="bench-key", base_url=base, max_retries=0),
+    )
+    # The SDKs' documented aiohttp transport (their `aiohttp` extra), which Lyceum
+    # streams over (`kit.ai.models.streaming_client`): the like-for-like floor.
+    aiohttp_transport = (
+        AsyncAnthropic(
+            api_key="bench-key", base_url=base, max_retries=0, http_client=AnthropicAioHttp()
+        ),
+        AsyncOpenAI(api_key="bench-key", base_url=base, max_retries=0, http_client=OpenAIAioHttp()),
+    )
 
-    async def through_sdk() -> int:
+    async def through_sdk(clients: tuple[AsyncAnthropic, AsyncOpenAI] = default_transport) -> int:
+        anthropic, openai = clients
         deltas = 0
         if provider is AIProvider.claude:
             stream = await anthropic.messages.create(
@@ -537,8 +550,13 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
         return deltas
 
     results = []
+
+    async def through_sdk_aiohttp() -> int:
+        return await through_sdk(aiohttp_transport)
+
     for label, one in (
         ("SDK alone", through_sdk),
+        ("SDK alone, aiohttp transport", through_sdk_aiohttp),
         ("llm.stream_answer", through_stream_answer),
     ):
         await asyncio.gather(*(one() for _ in range(5)))  # warm: imports, connections

@@ -26,9 +26,11 @@ target >= 0.9), and the CPU per streamed answer against the provider SDK alone.
    each request's own write, and Lyceum's process CPU over the burst / answers.
 4. The provider SDK alone (`anthropic` or `openai`, whichever the fake speaks, one shared
    client, `stream=True`) streaming the same number of answers at once from the same fake
-   in a bare asyncio loop in a process of its own, and Lyceum's own `llm.stream_answer`
-   (its stream and tool loop over that SDK's client) the same way: CPU per answer of each, and the ratio Lyceum
-   CPU per answer / SDK CPU per answer, all in this run.
+   in a bare asyncio loop in a process of its own, once over the SDK's default transport
+   (httpx2) and once over its aiohttp transport (`DefaultAioHttpClient`, which Lyceum
+   streams over), and Lyceum's own `llm.stream_answer` (its stream and tool loop) the
+   same way: CPU per answer of each, and the ratio Lyceum CPU per answer / SDK CPU per
+   answer against both, all in this run.
 
 Exit code 0 whatever the figures; 1 if a server fails to start or any request fails.
 """
@@ -241,7 +243,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             errors += result["errors"] + fake_result["errors"] + result["short_circuited"]
             time.sleep(2.0)  # the answers' storing ends before the next burst
         print(
-            f"  the provider SDK alone and llm.stream_answer alone: {n} answers at once from the "
+            f"  the provider SDK alone (its two transports) and llm.stream_answer alone: {n} "
+            "answers at once from the "
             "same fake, in a process of their own ...",
             flush=True,
         )
@@ -267,7 +270,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
 
     measured = [r for r in rounds if not r["warmup"]]
     sdk = next(f for f in floor if f["path"] == "SDK alone")
-    stream_only = next(f for f in floor if f["path"] != "SDK alone")
+    sdk_aiohttp = next(f for f in floor if f["path"] == "SDK alone, aiohttp transport")
+    stream_only = next(f for f in floor if f["path"] == "llm.stream_answer")
     lyceum_cpu = median([r["lyceum"]["cpu_ms_per_answer"] for r in measured])
     summary = {
         "completed": [r["lyceum"]["ok"] for r in measured],
@@ -280,6 +284,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         "sdk_cpu_ms_per_answer": sdk["cpu_ms_per_answer"],
         "stream_answer_cpu_ms_per_answer": stream_only["cpu_ms_per_answer"],
         "cpu_ratio_lyceum_over_sdk": lyceum_cpu / sdk["cpu_ms_per_answer"],
+        "sdk_aiohttp_cpu_ms_per_answer": sdk_aiohttp["cpu_ms_per_answer"],
+        "cpu_ratio_lyceum_over_sdk_aiohttp": lyceum_cpu / sdk_aiohttp["cpu_ms_per_answer"],
     }
     load_after = load_average()
     print()
@@ -301,7 +307,9 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         )
     print(
         f"CPU per streamed answer: lyceum {lyceum_cpu:.1f} ms, the {args.provider} SDK alone "
-        f"{sdk['cpu_ms_per_answer']:.1f} ms (W {sdk['wall_s']:.2f} s), llm.stream_answer alone "
+        f"{sdk['cpu_ms_per_answer']:.1f} ms (W {sdk['wall_s']:.2f} s), the SDK alone over its "
+        f"aiohttp transport {sdk_aiohttp['cpu_ms_per_answer']:.1f} ms (W "
+        f"{sdk_aiohttp['wall_s']:.2f} s), llm.stream_answer alone "
         f"{stream_only['cpu_ms_per_answer']:.1f} ms (W {stream_only['wall_s']:.2f} s)"
     )
     print(
@@ -313,7 +321,8 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
         f"{summary['ratio']:.3f} (target >= {TARGET_RATIO}; the fake alone "
         f"{summary['fake_ratio']:.3f}); first token p50 {summary['first_token_p50_ms']:.0f} ms "
         f"p99 {summary['first_token_p99_ms']:.0f} ms; CPU per answer lyceum/SDK "
-        f"{summary['cpu_ratio_lyceum_over_sdk']:.1f}x"
+        f"{summary['cpu_ratio_lyceum_over_sdk']:.1f}x (over the SDK's aiohttp transport: "
+        f"{summary['cpu_ratio_lyceum_over_sdk_aiohttp']:.1f}x)"
     )
     if any(r["lyceum"]["short_circuited"] for r in measured):
         print("error: some answers came back faster than the provider streams them")
