@@ -468,7 +468,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     from pydantic import AnyHttpUrl, SecretStr
 
     from lyceum.config import AIProvider, Settings
-    from lyceum.kit.ai.models import choose_model
+    from lyceum.kit.ai.models import choose_model, close_streaming_clients
     from lyceum.tutor import llm
 
     provider = AIProvider.claude if spec.provider == "claude" else AIProvider.openai
@@ -554,24 +554,29 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     async def through_sdk_aiohttp() -> int:
         return await through_sdk(aiohttp_transport)
 
-    for label, one in (
-        ("SDK alone", through_sdk),
-        ("SDK alone, aiohttp transport", through_sdk_aiohttp),
-        ("llm.stream_answer", through_stream_answer),
-    ):
-        await asyncio.gather(*(one() for _ in range(5)))  # warm: imports, connections
-        cpu, started = time.process_time(), time.perf_counter()
-        counts = await asyncio.gather(*(one() for _ in range(spec.streams)))
-        wall, used = time.perf_counter() - started, time.process_time() - cpu
-        results.append(
-            FloorResult(
-                path=label,
-                answers=spec.streams,
-                deltas=int(median([float(count) for count in counts])),
-                wall_s=wall,
-                cpu_ms_per_answer=used / spec.streams * 1000,
+    try:
+        for label, one in (
+            ("SDK alone", through_sdk),
+            ("SDK alone, aiohttp transport", through_sdk_aiohttp),
+            ("llm.stream_answer", through_stream_answer),
+        ):
+            await asyncio.gather(*(one() for _ in range(5)))  # warm: imports, connections
+            cpu, started = time.process_time(), time.perf_counter()
+            counts = await asyncio.gather(*(one() for _ in range(spec.streams)))
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            results.append(
+                FloorResult(
+                    path=label,
+                    answers=spec.streams,
+                    deltas=int(median([float(count) for count in counts])),
+                    wall_s=wall,
+                    cpu_ms_per_answer=used / spec.streams * 1000,
+                )
             )
-        )
+    finally:
+        for client in (*default_transport, *aiohttp_transport):
+            await client.close()
+        await close_streaming_clients()
     return results
 
 

@@ -116,8 +116,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="`lyceum serve` processes, the questions spread over them in turn (1)",
     )
     parser.add_argument("--learners", type=int, default=20, help="learner accounts (20)")
-    parser.add_argument("--db-pool-size", type=int, default=40, help="DB_POOL_SIZE (40)")
-    parser.add_argument("--db-max-overflow", type=int, default=40, help="DB_MAX_OVERFLOW (40)")
+    # 80 connections in all, whatever the number of processes: the embedded server
+    # takes 100 (max_connections), and a pool bigger than it refuses connections
+    # ("too many clients") that the app answers 503.
+    parser.add_argument(
+        "--db-pool-size", type=int, help="DB_POOL_SIZE per process (40 / --processes)"
+    )
+    parser.add_argument(
+        "--db-max-overflow", type=int, help="DB_MAX_OVERFLOW per process (40 / --processes)"
+    )
     parser.add_argument(
         "--torch-threads", type=int, default=0, help="OMP_NUM_THREADS for Lyceum (0: unset)"
     )
@@ -131,6 +138,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.streams < 1 or args.stream_duration <= 0 or args.rounds < 1 or args.learners < 1:
         parser.error("need --streams, --rounds, --learners >= 1 and --stream-duration > 0")
+    if args.processes < 1:
+        parser.error("need --processes >= 1")
+    if args.db_pool_size is None:
+        args.db_pool_size = max(5, 40 // args.processes)
+    if args.db_max_overflow is None:
+        args.db_max_overflow = max(0, 40 // args.processes)
     return args
 
 
