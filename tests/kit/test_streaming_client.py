@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import anthropic
+import openai
 import pytest
 from pydantic import AnyHttpUrl, SecretStr
 
@@ -46,7 +49,7 @@ class NoTools:
         return ""
 
 
-def choice_on(fake: FakeLLM, provider: AIProvider) -> ModelChoice:
+def choice_on(fake: FakeLLM, provider: AIProvider, timeout: float = 60.0) -> ModelChoice:
     base = fake.base_url if provider is AIProvider.claude else fake.openai_base_url
     return choose_model(
         Settings(
@@ -54,6 +57,7 @@ def choice_on(fake: FakeLLM, provider: AIProvider) -> ModelChoice:
             ai_api_key=SecretStr("test-key"),
             ai_base_url=AnyHttpUrl(base),
             ai_max_retries=0,
+            ai_timeout_seconds=timeout,
         )
     )
 
@@ -145,3 +149,21 @@ async def test_each_event_loop_streams_with_its_own_client(
     fake.reply("Still here.")
     assert await answer(choice) == "Still here."
     assert streaming_client(choice) is here
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_stream_that_stalls_past_the_timeout_fails_as_a_timeout(
+    fake: FakeLLM, provider: AIProvider
+) -> None:
+    """AI_TIMEOUT_SECONDS bounds each read of the stream on this transport as on the
+    default one: the SDK's timeout error, long before the provider's next chunk."""
+    fake.reset()
+    choice = choice_on(fake, provider, timeout=0.5)
+    fake.chunk_delay = 6.0
+    fake.reply("one two three", chunks=3)
+    started = time.perf_counter()
+    with pytest.raises((anthropic.APITimeoutError, openai.APITimeoutError)):
+        await answer(choice)
+    waited = time.perf_counter() - started
+    fake.reset()
+    assert waited < 6.0  # the first chunk's stall, not the provider's pace, ended it
