@@ -178,7 +178,7 @@ def install(provider: TracerProvider) -> None:
         request_hook=_origin_only_hook,
         async_request_hook=_async_origin_only_hook,
     )
-    _instrument_httpx2(_active.tracer)
+    _instrument_sdk_transports(_active.tracer)
     Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
 
 
@@ -194,7 +194,7 @@ def shutdown() -> None:
     for sync_engine in state.engines:
         _remove_listeners(sync_engine)
     HTTPXClientInstrumentor().uninstrument()
-    _uninstrument_httpx2()
+    _uninstrument_sdk_transports()
     Agent.instrument_all(False)
     state.provider.shutdown()  # flushes the batch processor
 
@@ -345,7 +345,7 @@ def _sdk_transports() -> list[Any]:
     return found
 
 
-def _instrument_httpx2(tracer: trace.Tracer) -> None:
+def _instrument_sdk_transports(tracer: trace.Tracer) -> None:
     for transport in _sdk_transports():
         _instrument_transport(transport, tracer)
 
@@ -415,7 +415,7 @@ async def _async_origin_only_hook(current: trace.Span, request: Any) -> None:
     _origin_only_hook(current, request)
 
 
-def _uninstrument_httpx2() -> None:
+def _uninstrument_sdk_transports() -> None:
     for transport in _sdk_transports():
         original = getattr(transport.handle_async_request, "__wrapped__", None)
         if original is not None:
