@@ -466,6 +466,7 @@ class FloorResult:
 
 async def _floor(spec: FloorSpec) -> list[FloorResult]:
     from pydantic import AnyHttpUrl, SecretStr
+    from tests.support.fake_llm import NoTutorTools
 
     from lyceum.config import AIProvider, Settings
     from lyceum.kit.ai.models import choose_model, close_streaming_clients
@@ -481,19 +482,6 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
     )
     choice = choose_model(settings)
     prompt = f"{FAKE_PREAMBLE}\n\n{spec.question}"
-
-    class NoTools:
-        async def search_course_material(self, query: str) -> str:
-            return ""
-
-        async def get_lesson(self, lesson: int) -> str:
-            return ""
-
-        async def get_my_progress(self) -> str:
-            return ""
-
-        async def search_catalog(self, query: str) -> str:
-            return ""
 
     # One client each, as Lyceum keeps one (`kit.ai.models._build`): a client per answer would
     # measure client construction and connection set-up.
@@ -544,7 +532,7 @@ async def _floor(spec: FloorSpec) -> list[FloorResult]:
             instructions="You are the tutor of a course.",
             history=[],
             prompt=prompt,
-            deps=llm.TutorDeps(tools=NoTools()),
+            deps=llm.TutorDeps(tools=NoTutorTools()),
         ):
             deltas += isinstance(event, llm.TextDelta)
         return deltas

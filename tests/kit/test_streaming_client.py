@@ -24,7 +24,7 @@ from lyceum.kit.ai.models import (
     streaming_client,
 )
 from lyceum.tutor import llm
-from tests.support.fake_llm import FakeLLM, fake_llm_server
+from tests.support.fake_llm import FakeLLM, NoTutorTools, fake_llm_server
 
 PROVIDERS = [AIProvider.claude, AIProvider.openai]
 
@@ -33,20 +33,6 @@ PROVIDERS = [AIProvider.claude, AIProvider.openai]
 def fake() -> Iterator[FakeLLM]:
     with fake_llm_server() as server:
         yield server
-
-
-class NoTools:
-    async def search_course_material(self, query: str) -> str:
-        return ""
-
-    async def get_lesson(self, lesson: int) -> str:
-        return ""
-
-    async def get_my_progress(self) -> str:
-        return ""
-
-    async def search_catalog(self, query: str) -> str:
-        return ""
 
 
 def choice_on(fake: FakeLLM, provider: AIProvider, timeout: float = 60.0) -> ModelChoice:
@@ -69,7 +55,7 @@ async def answer(choice: ModelChoice) -> str:
         instructions="You are the tutor of a course.",
         history=[],
         prompt="What do mitochondria do?",
-        deps=llm.TutorDeps(tools=NoTools()),
+        deps=llm.TutorDeps(tools=NoTutorTools()),
     ):
         if isinstance(event, llm.TextDelta):
             parts.append(event.text)

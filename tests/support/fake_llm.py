@@ -1084,6 +1084,23 @@ async def _send_json(
     await send({"type": "http.response.body", "body": data, "more_body": False})
 
 
+class NoTutorTools:
+    """The tutor's tools (`lyceum.tutor.llm.TutorTools`) with nothing behind them: the
+    provider path alone (`llm.stream_answer`), tested or measured without a course."""
+
+    async def search_course_material(self, query: str) -> str:
+        return ""
+
+    async def get_lesson(self, lesson: int) -> str:
+        return ""
+
+    async def get_my_progress(self) -> str:
+        return ""
+
+    async def search_catalog(self, query: str) -> str:
+        return ""
+
+
 def main() -> None:  # pragma: no cover - a manual tool
     parser = argparse.ArgumentParser(description="Serve the fake LLM until interrupted.")
     parser.add_argument("--port", type=int, default=0)
