@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import enum
+import gc
 import uuid
+import weakref
 from typing import Any
 
 import psycopg
@@ -464,6 +466,29 @@ async def test_a_driver_statement_flushes_pending_changes_and_follows_the_transa
         await nested.rollback()
         assert (await driver_execute(session, count, {"id": event.id})).rows == [(0,)]
         await rollback(session)
+
+
+async def test_a_session_that_used_its_driver_connection_is_freed_without_the_collector(
+    runtime: Runtime,
+) -> None:
+    """No reference cycle through the session: once the request's block is done, its
+    session (with its transaction, connection and their event dispatchers) is freed by
+    reference counting. The driver connection's memo once held the transaction, which
+    holds the session: ~40 objects a request that only the collector's full passes freed
+    (41,000 at a time in a burst of quiz submissions, 70-260 ms each)."""
+    gc.disable()  # what goes now goes by reference counting alone
+    try:
+        async with runtime.database.sessionmaker() as session, unit_of_work(session):
+            assert (await driver_execute(session, "SELECT 1", {})).rows == [(1,)]
+            await commit(session)  # an early commit, then the next transaction's
+            assert (await driver_execute(session, "SELECT 2", {})).rows == [(2,)]
+            sync = weakref.ref(session.sync_session)
+            transaction = weakref.ref(session.sync_session.get_transaction())
+        del session
+        assert sync() is None
+        assert transaction() is None
+    finally:
+        gc.enable()
 
 
 async def test_a_transaction_memo_is_forgotten_when_the_transaction_ends(
