@@ -6,17 +6,22 @@ memo in `session.info` once held the transaction, which holds the session) makes
 objects a request that only the garbage collector's full passes free: under a burst of
 500 quiz submissions, 41,000 objects at a time and 70-260 ms of stopped event loop each.
 This drives the requests of a quiz (the path where it was found), a profile read and a
-profile change, then collects with every unreachable object kept for inspection."""
+profile change, and a tutor question with its streamed answer (stored in transactions of
+its own) and catalog reads on a server-like app, then collects with every unreachable
+object kept for inspection."""
 
 from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lyceum.config import Settings
 from lyceum.kit.runtime import Runtime
 from tests.assessments.helpers import (
     API,
@@ -28,6 +33,9 @@ from tests.assessments.helpers import (
     start,
     true_false,
 )
+from tests.conftest import client_for, make_app
+from tests.support.clock import FrozenClock
+from tests.tutor.test_tutor_providers import course_about
 
 # What a request's database work is made of; none may be left for the collector.
 REQUEST_OBJECTS = {
@@ -94,6 +102,52 @@ async def test_a_quiz_and_profile_requests_leave_no_session_for_the_collector(
             f"{API}/users/me", json={"bio": "No cycles here."}, headers=learner
         )
         assert renamed.status_code == 200, renamed.text
+        left = left_for_the_collector(engine)
+    finally:
+        gc.enable()
+    assert not left, left
+
+
+@pytest.fixture
+async def live(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as a server runs it: every request commits (the tutor's answer is stored
+    after the question's transaction, in sessions of its own)."""
+    await runtime.rate_limiter.reset()
+    app = make_app(settings, runtime, None)
+    app.state.clock = FrozenClock()
+    async with client_for(app) as http:
+        yield http
+
+
+async def test_a_tutor_question_and_catalog_reads_leave_no_session_for_the_collector(
+    live: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    course, learner, _ = await course_about(
+        live, runtime, "# Energy\n\nMitochondria turn glucose into ATP."
+    )
+    chat = await live.post(
+        f"{API}/tutor/conversations", json={"course_id": course["id"]}, headers=learner.headers
+    )
+    assert chat.status_code == 201, chat.text
+    engine = runtime.database.engine.sync_engine
+    left_for_the_collector(engine)
+    gc.disable()
+    try:
+        asked = await live.post(
+            f"{API}/tutor/conversations/{chat.json()['id']}/messages",
+            json={"content": "What do mitochondria do?"},
+            headers={**learner.headers, "Accept": "text/event-stream"},
+        )
+        assert asked.status_code == 201, asked.text
+        assert "event: done" in asked.text
+        history = await live.get(
+            f"{API}/tutor/conversations/{chat.json()['id']}", headers=learner.headers
+        )
+        assert history.status_code == 200, history.text
+        catalog = await live.get(f"{API}/courses", params={"q": "energy"})
+        assert catalog.status_code == 200, catalog.text
+        one = await live.get(f"{API}/courses/{course['id']}", headers=learner.headers)
+        assert one.status_code == 200, one.text
         left = left_for_the_collector(engine)
     finally:
         gc.enable()
