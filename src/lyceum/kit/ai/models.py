@@ -86,7 +86,7 @@ def choose_model(settings: Settings) -> ModelChoice:
 
 # Streamed answers ---------------------------------------------------------------------
 #
-# The SDKs' default transport (httpx2 over httpcore2) costs about twice the CPU per
+# The SDKs' default transport (httpx2 over httpcore2) costs 1.5-2x the CPU per
 # streamed answer of their documented aiohttp transport (`DefaultAioHttpClient`, the
 # `anthropic[aiohttp]` / `openai[aiohttp]` option): an anyio cancel scope and a
 # timeout per read of the stream. bench/tutor_concurrency.py measures both. An aiohttp
