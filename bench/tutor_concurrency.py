@@ -257,8 +257,7 @@ def run(args: argparse.Namespace, temp: Path) -> dict[str, Any]:
             time.sleep(2.0)  # the answers' storing ends before the next burst
         print(
             f"  the provider SDK alone (its two transports) and llm.stream_answer alone: {n} "
-            "answers at once from the "
-            "same fake, in a process of their own ...",
+            "answers at once from the same fake, in a process of their own ...",
             flush=True,
         )
         floor = [
