@@ -169,6 +169,18 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
+async def committing_client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app as a server runs it: outside any test transaction, so every
+    request commits (jobs and other sessions see what it wrote), on a frozen clock, with
+    the runtime's current settings and its rate limits reset."""
+    await runtime.rate_limiter.reset()
+    application = make_app(runtime.settings, runtime, None)
+    application.state.clock = FrozenClock()
+    async with client_for(application) as http:
+        yield http
+
+
+@asynccontextmanager
 async def client_on_fake_provider(
     runtime: Runtime,
     fake: FakeLLM,
@@ -188,12 +200,9 @@ async def client_on_fake_provider(
             **settings,
         }
     )
-    await runtime.rate_limiter.reset()
     fake.reset()
     try:
-        application = make_app(runtime.settings, runtime, None)
-        application.state.clock = FrozenClock()
-        async with client_for(application) as http:
+        async with committing_client(runtime) as http:
             yield http
     finally:
         runtime.settings = original

@@ -21,7 +21,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lyceum.config import Settings
 from lyceum.kit.runtime import Runtime
 from tests.assessments.helpers import (
     API,
@@ -33,8 +32,7 @@ from tests.assessments.helpers import (
     start,
     true_false,
 )
-from tests.conftest import client_for, make_app
-from tests.support.clock import FrozenClock
+from tests.conftest import committing_client
 from tests.tutor.test_tutor_providers import course_about
 
 # What a request's database work is made of; none may be left for the collector.
@@ -109,13 +107,10 @@ async def test_a_quiz_and_profile_requests_leave_no_session_for_the_collector(
 
 
 @pytest.fixture
-async def live(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """The app as a server runs it: every request commits (the tutor's answer is stored
-    after the question's transaction, in sessions of its own)."""
-    await runtime.rate_limiter.reset()
-    app = make_app(settings, runtime, None)
-    app.state.clock = FrozenClock()
-    async with client_for(app) as http:
+async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """Every request commits (the tutor's answer is stored after the question's
+    transaction, in sessions of its own)."""
+    async with committing_client(runtime) as http:
         yield http
 
 

@@ -20,17 +20,14 @@ from lyceum.kit.runtime import Runtime
 from lyceum.models.assessments import AuditEntry, EssaySubmission, SimilarityFlag
 from lyceum.models.identity import Role
 from tests.assessments.helpers import API, GOOD_ESSAY, assignment_body
-from tests.conftest import client_for, make_app
+from tests.conftest import committing_client
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person
-from tests.support.clock import FrozenClock
 
 
 @pytest.fixture
 async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """The app on real, committed sessions, so the worker sees what the API wrote."""
-    app = make_app(runtime.settings, runtime, None)
-    app.state.clock = FrozenClock()
-    async with client_for(app) as http:
+    async with committing_client(runtime) as http:
         yield http
 
 

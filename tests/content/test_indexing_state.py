@@ -11,21 +11,17 @@ from typing import Any
 import httpx
 import pytest
 
-from lyceum.config import Settings
 from lyceum.content.repository import IndexingRepository
 from lyceum.kit.runtime import Runtime
 from lyceum.models.content import FileStatus
 from lyceum.models.identity import Role
-from tests.conftest import client_for, make_app
+from tests.conftest import committing_client
 from tests.content.helpers import Person, course_with_lesson, drain_jobs, enroll, person, upload
-from tests.support.clock import FrozenClock
 
 
 @pytest.fixture
-async def live(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(settings, runtime, None)
-    app.state.clock = FrozenClock()
-    async with client_for(app) as http:
+async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with committing_client(runtime) as http:
         yield http
 
 

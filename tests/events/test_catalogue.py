@@ -31,10 +31,9 @@ from tests.assessments.helpers import (
     start,
     true_false,
 )
-from tests.conftest import client_for, make_app
+from tests.conftest import committing_client
 from tests.identity.flows_helpers import mails_to, token_in
 from tests.identity.helpers import register, unique_email
-from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs
 
 API = "/api/v1"
@@ -203,11 +202,8 @@ async def test_graded_quiz_attempts_and_released_grades_are_recorded(
 
 
 @pytest.fixture
-async def live(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    await runtime.rate_limiter.reset()
-    app = make_app(settings, runtime, None)
-    app.state.clock = FrozenClock()
-    async with client_for(app) as http:
+async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with committing_client(runtime) as http:
         yield http
 
 

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lyceum.kit.runtime import Runtime
 from lyceum.models.courses import EnrollmentStatus
 from lyceum.models.identity import Role
-from tests.conftest import client_for, make_app
+from tests.conftest import committing_client
 from tests.content.helpers import Person, person
 from tests.identity.helpers import Account
 from tests.payments.helpers import API, checkout, enrollment_status, pay_on_page, priced_course
-from tests.support.clock import FrozenClock
 
 
 def code() -> str:
@@ -167,10 +166,7 @@ async def test_who_makes_which_coupon(
 
 @pytest.fixture
 async def live(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    await runtime.rate_limiter.reset()
-    app = make_app(runtime.settings, runtime, None)
-    app.state.clock = FrozenClock()
-    async with client_for(app) as client:
+    async with committing_client(runtime) as client:
         yield client
 
 
