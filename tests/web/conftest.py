@@ -5,6 +5,7 @@ and an admin) driven by Playwright through Debian's chromium (no browser downloa
 - `browser`: one chromium per test (see the fixture); `context()` makes a fresh profile
   (cookies of its own), `page` is a page in a fresh context.
 - `shot(page, name)`: a screenshot into `test-artifacts/screenshots/` (kept after the run).
+- `fits(page, width)`: the page does not scroll sideways at that width (waited for).
 - `audit(page)`: axe-core (vendored, run through the DevTools protocol, so the page's own
   CSP still holds) must find no serious or critical violation, and the page must have
   logged no error (a CSP violation is one).
@@ -264,6 +265,26 @@ def shot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def fits(page: Any, width: float) -> None:
+    """The page does not scroll sideways at `width` px. Waited for, like an `expect`
+    (`page.evaluate` reads the layout at one instant); the failure names the width."""
+    try:
+        page.wait_for_function(
+            "width => document.documentElement.scrollWidth <= width", arg=width, timeout=10_000
+        )
+    except playwright_sync.TimeoutError:
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        culprits = page.evaluate(
+            "width => [...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > width + 1)"
+            ".slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)",
+            width,
+        )
+        raise AssertionError(
+            f"{page.url} scrolls sideways at {width} px ({wide} px wide): {culprits}"
+        ) from None
 
 
 def audit(page: Any, *, allow_console: tuple[str, ...] = ()) -> None:

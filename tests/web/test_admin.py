@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import WebServer, audit, shot, sign_in
+from tests.web.conftest import WebServer, audit, fits, shot, sign_in
 from tests.web.test_live import signed_in_page, verified_learner
 
 ADMIN_PAGES = (
@@ -77,7 +77,7 @@ def test_an_admin_makes_a_student_an_instructor(context: Any, web: WebServer) ->
     row.get_by_role("button", name=re.compile(r"^Change role")).click()
     admin.get_by_role("status").filter(has_text=person.email).wait_for()
     row = admin.locator("tbody tr", has_text=person.email)
-    assert row.get_by_label(f"Role of {person.full_name}").input_value() == "instructor"
+    expect(row.get_by_label(f"Role of {person.full_name}")).to_have_value("instructor")
     audit(admin)
 
     learner.reload()
@@ -233,13 +233,7 @@ def test_admin_pages_on_a_phone(context: Any, web: WebServer) -> None:
     for path in ADMIN_PAGES:
         page.goto(path)
         page.get_by_role("heading", level=1).wait_for()
-        wide = page.evaluate("() => document.documentElement.scrollWidth")
-        culprits = page.evaluate(
-            "() => Array.from(document.querySelectorAll('body *'))"
-            ".filter(e => e.getBoundingClientRect().right > 376)"
-            ".slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"
-        )
-        assert wide <= 375, (path, wide, culprits)
+        fits(page, 375)
         audit(page)
     page.goto("/admin/users")
     shot(page, "admin-users-phone")

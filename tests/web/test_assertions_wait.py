@@ -7,6 +7,13 @@ page is in), so `assert page.locator(".codes li").count() == 10` failed in CI on
 machine while the right page was on its way. `expect(...)` retries until the page agrees
 or its timeout passes. This test reads the browser tests' source and fails on an
 `assert` built on such a read, so the next one is caught before CI is.
+
+The same race failed CI again on `input_value()`, a read this check did not list: the
+chat shows the sent message (the room's broadcast) a moment before the page clears the
+input (the server's acknowledgement), and `assert ....input_value() == ""` read the
+input in between. Every Playwright read that answers at once is listed now, with the
+page-level forms that take a selector (`page.inner_text("main")`), and `evaluate`, whose
+page state is waited for with `page.wait_for_function` instead.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ INSTANT_READS = {
     "text_content",
     "all_inner_texts",
     "all_text_contents",
+    "input_value",
+    "get_attribute",
+    "title",
+    "evaluate",
 }
 
 
@@ -44,7 +55,9 @@ def instant_reads_in_asserts(source: str) -> list[int]:
                 isinstance(inner, ast.Call)
                 and isinstance(inner.func, ast.Attribute)
                 and inner.func.attr in INSTANT_READS
-                and not inner.args  # `list.count(x)` takes an argument; a locator's doesn't
+                # `list.count(x)` takes an argument; a locator's doesn't. The other reads
+                # are Playwright's with or without one (`page.inner_text("main")`).
+                and not (inner.func.attr == "count" and inner.args)
             ):
                 lines.append(node.lineno)
                 break
@@ -60,8 +73,14 @@ def test_the_check_finds_an_instant_read_in_an_assert() -> None:
         "    assert 'x' in page.locator('p').inner_text().lower()\n"
         "    assert ['a', 'b'].count('a') == 1\n"
         "    expect(page.locator('.codes li')).to_have_count(10)\n"
+        "    assert page.get_by_label('Your message').input_value() == ''\n"
+        "    assert 'Score' in page.inner_text('main')\n"
+        "    assert page.get_by_role('link').get_attribute('href') == '/x'\n"
+        "    assert page.evaluate('document.activeElement.id') == 'main'\n"
+        "    assert page.title() != '1'\n"
+        "    expect(page.get_by_label('Your message')).to_have_value('')\n"
     )
-    assert instant_reads_in_asserts(source) == [3, 4, 5]
+    assert instant_reads_in_asserts(source) == [3, 4, 5, 8, 9, 10, 11, 12]
 
 
 def test_no_browser_test_asserts_on_an_instant_read() -> None:

@@ -195,8 +195,8 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     page.get_by_role("button", name="Enroll for free").click()
     page.wait_for_url(f"**/learn/courses/{course.id}")
     page.get_by_role("heading", name=course.title).wait_for()
-    assert page.get_by_role("link", name="Course chat").get_attribute("href") == (
-        f"/live/courses/{course.id}/chat"
+    expect(page.get_by_role("link", name="Course chat")).to_have_attribute(
+        "href", f"/live/courses/{course.id}/chat"
     )
     audit(page)
     shot(page, "learn-course")
@@ -235,7 +235,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
 
     # A past conversation opens again beside the lesson.
     page.reload()  # the citation only scrolled the page: load the panel's list again
-    assert page.locator(".tutor-past").get_attribute("open") is not None
+    expect(page.locator(".tutor-past")).to_have_attribute("open", re.compile(r".*"))
     page.locator(".tutor-past a").first.click()
     page.locator(".tutor-log .tutor-user").first.wait_for()
     expect(page.locator(".tutor-log")).to_contain_text(re.compile("for loop", re.IGNORECASE))
@@ -264,7 +264,7 @@ def test_the_learner_journey(context: Any, web: WebServer, course: Course) -> No
     page.get_by_label("True", exact=True).check()
     page.get_by_role("button", name="Submit answers").click()
     page.wait_for_url(re.compile(r"/result$"))
-    assert "Score: 2 of 2 (100%)" in page.inner_text("main")
+    expect(page.locator("main")).to_contain_text("Score: 2 of 2 (100%)")
     expect(page.get_by_text("Correct answer:")).to_have_count(2)
     audit(page)
     shot(page, "learn-result")
@@ -347,7 +347,7 @@ def test_another_student_cannot_open_someone_elses_work(
         response = page.goto(path)
         assert response is not None
         assert response.status in (403, 404), f"{path}: {response.status}"
-        assert "for loop repeats" not in page.inner_text("main")
+        expect(page.locator("main")).not_to_contain_text("for loop repeats")
     audit(page)
     shot(page, "learn-refused")
 
@@ -365,7 +365,7 @@ def test_another_student_cannot_open_someone_elses_work(
         assert response.status in (403, 404), f"{path}: {response.status}"
     page.goto(f"/learn/assignments/{course.assignment_id}")
     expect(page.get_by_role("heading", name="Submit your essay")).to_be_visible()
-    assert "for loop repeats its block for every item" not in page.inner_text("main")
+    expect(page.locator("main")).not_to_contain_text("for loop repeats its block for every item")
     response = page.goto(f"/learn/lessons/{course.lessons[0]}?conversation={conversation['id']}")
     assert response is not None
     assert response.status == 200  # the lesson, with the tutor refusing that conversation

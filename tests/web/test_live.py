@@ -13,7 +13,7 @@ import httpx
 import psycopg
 from playwright.sync_api import expect
 
-from tests.web.conftest import WebServer, audit, shot, sign_in
+from tests.web.conftest import WebServer, audit, fits, shot, sign_in
 
 MARKUP = "<b>hi</b><img src=x onerror=alert(1)>"
 
@@ -120,7 +120,7 @@ def test_chat_between_two_browsers(context: Any, web: WebServer) -> None:
     # Binh's own copy is there once; the input is cleared.
     page_b.locator(".chat-message .text", has_text="onerror").wait_for()
     expect(page_b.locator(".chat-message .text", has_text="onerror")).to_have_count(1)
-    assert page_b.get_by_label("Your message").input_value() == ""
+    expect(page_b.get_by_label("Your message")).to_have_value("")
     # A learner may delete only their own messages; nobody's is mutable by a learner.
     expect(page_a.locator(".chat-message", has_text="onerror").get_by_role("button")).to_have_count(
         0
@@ -307,8 +307,7 @@ def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> 
     for path in (f"/live/courses/{course_id}/chat", "/notifications"):
         page.goto(path)
         page.get_by_role("heading", level=1).wait_for()
-        wide = page.evaluate("() => document.documentElement.scrollWidth")
-        assert wide <= 375, (path, wide)
+        fits(page, 375)
         audit(page)
     page.goto(f"/live/courses/{course_id}/chat")
     page.locator("#chat-status").filter(has_text="Connected.").wait_for()
@@ -339,5 +338,5 @@ def test_the_chat_and_notifications_on_a_phone(context: Any, web: WebServer) -> 
     page.locator(".chat-message .text", has_text="from my phone").wait_for()
     assert tokens, "no fresh token was asked for"
     expect(page.locator(".chat-message .text", has_text="from my phone")).to_have_count(1)
-    assert page.get_by_label("Your message").input_value() == ""
+    expect(page.get_by_label("Your message")).to_have_value("")
     shot(page, "live-chat-phone")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import expect
 
-from tests.web.conftest import WebServer, audit, shot, sign_in
+from tests.web.conftest import WebServer, audit, fits, shot, sign_in
 
 
 def test_home_and_catalog_search_in_the_browser(page: Any, web: WebServer) -> None:
@@ -125,7 +125,7 @@ def test_a_course_title_with_markup_is_shown_as_text(page: Any, web: WebServer) 
     expect(page.locator("main script")).to_have_count(0)
     expect(page.locator(".description strong")).to_have_text("bold")
     expect(page.locator(".description")).to_contain_text("<script>alert(1)</script>")
-    assert page.title() != "1"
+    expect(page).not_to_have_title("1")
 
 
 def test_sign_in_never_redirects_off_the_site(web: WebServer) -> None:
@@ -156,14 +156,13 @@ def test_pages_fit_a_phone_and_the_menu_opens(context: Any, web: WebServer) -> N
     page = phone.new_page()
     for path in ("/", "/catalog", "/login"):
         page.goto(path)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375, f"{path} scrolls sideways on a phone ({width} px)"
+        fits(page, 375)
     page.goto("/")
     links = page.locator("#nav-links")
     expect(links).not_to_be_visible()
     page.get_by_role("button", name="Menu").click()
     expect(links).to_be_visible()
-    assert page.get_by_role("button", name="Menu").get_attribute("aria-expanded") == "true"
+    expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "true")
     shot(page, "phone-home-menu")
 
 
@@ -174,7 +173,7 @@ def test_signing_in_with_the_keyboard_alone(page: Any, web: WebServer) -> None:
     skip = page.locator(":focus")
     expect(skip).to_have_text("Skip to content")
     page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.id") == "main"
+    expect(page.locator("#main")).to_be_focused()
     page.get_by_label("Email").focus()
     page.keyboard.type(email)
     page.keyboard.press("Tab")
@@ -192,4 +191,4 @@ def test_a_right_to_left_page_mirrors_without_overflow(page: Any, web: WebServer
     viewport = page.viewport_size
     assert brand is not None and viewport is not None
     assert brand["x"] > viewport["width"] / 2  # the brand moved to the right
-    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    fits(page, viewport["width"])

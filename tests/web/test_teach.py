@@ -17,7 +17,7 @@ import pytest
 from fpdf import FPDF
 from playwright.sync_api import expect
 
-from tests.web.conftest import WebServer, audit, shot, sign_in
+from tests.web.conftest import WebServer, audit, fits, shot, sign_in
 
 # The worker loads its embedding model for its first indexing job: on a busy machine
 # that takes minutes.
@@ -229,7 +229,7 @@ def test_the_instructor_journey(context: Any, web: WebServer, worker: None, tmp_
     page.get_by_label("Comment on Accuracy").fill("Name the products of the light reactions.")
     page.get_by_role("button", name="Save the grade").click()
     page.get_by_role("status").filter(has_text="Grade saved.").wait_for()
-    assert page.get_by_label("Points for Accuracy").input_value() == "5.5"
+    expect(page.get_by_label("Points for Accuracy")).to_have_value("5.5")
     audit(page)
     shot(page, "teach-submission")
     page.get_by_role("button", name="Release the grade").click()
@@ -317,8 +317,7 @@ def test_the_editor_on_a_phone_with_a_confirmed_delete(context: Any, web: WebSer
     page = context(viewport={"width": 375, "height": 800}).new_page()
     sign_in(page, *web.accounts["instructor"])
     page.goto(f"/teach/courses/{course_id}")
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= 375, f"the editor is {width} px wide on a 375 px screen"
+    fits(page, 375)
     audit(page)
     shot(page, "teach-editor-phone")
 
