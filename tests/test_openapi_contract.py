@@ -116,9 +116,10 @@ def admin_headers(client: httpx.Client, *, renew: bool = False) -> dict[str, str
     return {"Authorization": f"Bearer {token}"}
 
 
-# Calls that end the account they are made as. Made as the admin, the first one deleted
-# it, and every operation generated after it on that worker ran signed out (401s only);
-# each is made as a learner of its own instead.
+# Calls that can end the account they are made as. Made as the admin, the first deletion
+# (before it asked for the password) ended the fuzzer's account, and every operation
+# generated after it on that worker ran signed out (401s only): each is made as a
+# learner of its own instead.
 ENDS_THE_ACCOUNT = {"DELETE /api/v1/users/me"}
 
 

@@ -13,6 +13,7 @@ from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import Role
 from tests.analytics.test_facts_tutor import live
 from tests.content.helpers import enroll, person
+from tests.identity.helpers import PASSWORD
 from tests.tutor.test_tutor_offline import conversation, demo_course
 
 __all__ = ["live"]
@@ -54,6 +55,8 @@ async def test_deleting_a_conversation_or_the_account_forgets_its_questions(
     assert deleted.status_code == 204, deleted.text
     assert await questions(runtime, learner.id) == ["What is a ribosome made of?"]
 
-    gone = await live.delete("/api/v1/users/me", headers=learner.headers)
+    gone = await live.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=learner.headers
+    )
     assert gone.status_code == 204, gone.text
     assert await questions(runtime, learner.id) == []

@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import httpx
+import pyotp
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.models.identity import Role, User
 from tests.identity.helpers import PASSWORD, account, unique_email
+from tests.support.clock import FrozenClock
 from tests.support.servers import REPO_ROOT
 
 
@@ -177,7 +179,10 @@ async def test_delete_me_anonymises_and_signs_out(
     client: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
     me = await account(client, connection)
-    assert (await client.delete("/api/v1/users/me", headers=me.headers)).status_code == 204
+    deleted = await client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=me.headers
+    )
+    assert deleted.status_code == 204
     assert (await client.get("/api/v1/users/me", headers=me.headers)).status_code == 401
     assert (
         await client.post("/api/v1/auth/refresh", json={"refresh_token": me.refresh_token})
@@ -193,6 +198,53 @@ async def test_delete_me_anonymises_and_signs_out(
     ).one()
     assert row.email.endswith("@deleted.invalid") and row.full_name == "Deleted user"
     assert row.password_hash is None and not row.is_active and row.deleted_at is not None
+
+
+async def test_deleting_the_account_asks_for_the_password_again(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """An access token alone (a borrowed laptop, a leaked token) does not end the
+    account: the password is asked again, as for changing it."""
+    me = await account(client, connection)
+    for body, field in (
+        ({"password": "not the password"}, "body.password"),
+        ({}, "body.password"),
+    ):
+        refused = await client.request("DELETE", "/api/v1/users/me", json=body, headers=me.headers)
+        assert refused.status_code in (403, 422), refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == field
+    # Nothing was changed: the account answers and signs in as before.
+    assert (await client.get("/api/v1/users/me", headers=me.headers)).json()["email"] == me.email
+    login = await client.post("/api/v1/auth/login", json={"email": me.email, "password": PASSWORD})
+    assert login.status_code == 200
+
+
+async def test_deleting_an_account_with_mfa_asks_for_a_code_too(
+    client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
+) -> None:
+    me = await account(client, connection)
+    secret = (await client.post("/api/v1/auth/mfa/setup", headers=me.headers)).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    enabled = await client.post(
+        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=me.headers
+    )
+    assert enabled.status_code == 200, enabled.text
+    clock.advance(seconds=30)  # each TOTP step is usable once
+    for body in ({"password": PASSWORD}, {"password": PASSWORD, "code": "000000"}):
+        refused = await client.request("DELETE", "/api/v1/users/me", json=body, headers=me.headers)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"].endswith("/invalid-mfa-code")
+        assert refused.json()["errors"][0]["field"] == "body.code"
+    assert (await client.get("/api/v1/users/me", headers=me.headers)).status_code == 200
+    deleted = await client.request(
+        "DELETE",
+        "/api/v1/users/me",
+        json={"password": PASSWORD, "code": totp.at(clock.now())},
+        headers=me.headers,
+    )
+    assert deleted.status_code == 204, deleted.text
+    assert (await client.get("/api/v1/users/me", headers=me.headers)).status_code == 401
 
 
 # Administration -----------------------------------------------------------------------
@@ -277,7 +329,7 @@ ME_ENDPOINTS = [
         {"current_password": PASSWORD, "new_password": "another passphrase"},
     ),
     ("POST", "/api/v1/auth/logout", None),
-    ("DELETE", "/api/v1/users/me", None),
+    ("DELETE", "/api/v1/users/me", {"password": PASSWORD}),
 ]
 
 

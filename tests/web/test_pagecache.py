@@ -273,7 +273,7 @@ def _cached_then(web: WebServer, change: str) -> tuple[httpx.Response, str]:
             admin.patch(f"/users/{user_id}", json={"is_active": False}).raise_for_status()
         elif change == "account deletion":
             # Deleting an account signs it out everywhere (here: from the API).
-            deleted = elsewhere.delete("/users/me")
+            deleted = elsewhere.request("DELETE", "/users/me", json={"password": password})
             assert deleted.status_code == 204, deleted.text
         elif change == "role change":
             admin.patch(f"/users/{user_id}", json={"role": "instructor"}).raise_for_status()

@@ -291,9 +291,13 @@ async def put_avatar(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete the caller's account (deactivated and anonymised; signed out)",
+    description="Asks for the password again, and for a code when the account has MFA: "
+    "403 `invalid-credentials` or `invalid-mfa-code` otherwise, and nothing is changed.",
 )
-async def delete_me(caller: AuthenticatedCaller, service: Identity) -> None:
-    await service.delete_account(caller.user)
+async def delete_me(
+    body: schemas.DeleteAccountRequest, caller: AuthenticatedCaller, service: Identity
+) -> None:
+    await service.delete_account(caller.user, body.password, body.code)
     await service.deny_access_token(caller.claims.jti, caller.claims.expires_at)
 
 

@@ -192,6 +192,14 @@ class MfaDisableRequest(Strict):
     code: Code
 
 
+class DeleteAccountRequest(Strict):
+    password: Password = Field(description="The account's password, asked again.")
+    code: Code | None = Field(
+        default=None,
+        description="Required when the account has MFA: a code from the app, or a recovery code.",
+    )
+
+
 class RecoveryCodes(BaseModel):
     recovery_codes: list[str] = Field(description="Shown once; each works once.")
 

@@ -656,9 +656,24 @@ class IdentityService:
             raise NotFound("This user has no avatar.")
         return data
 
-    async def delete_account(self, user: User) -> None:
+    async def delete_account(self, user: User, password: str, code: str | None) -> None:
         """Deactivate and anonymise: the row stays (so references elsewhere hold) but
-        nothing identifies the person any more."""
+        nothing identifies the person any more. Asks for the password again, and for a
+        second-factor code when the account has MFA, as disabling MFA does: an access
+        token alone (a borrowed laptop, a leaked token) cannot end the account."""
+        valid, _ = await verify_password(password, user.password_hash)
+        if not valid:
+            raise Forbidden(
+                "The password is incorrect.", field="body.password", slug="invalid-credentials"
+            )
+        if user.mfa_enabled_at is not None and (
+            code is None or not await self._second_factor_guess(user, code)
+        ):
+            raise Forbidden(
+                "A valid code from the authenticator app (or a recovery code) is required.",
+                field="body.code",
+                slug="invalid-mfa-code",
+            )
         delete_after_commit(self.session, self.storage, user.avatar_key)
         user.email = f"deleted-{user.id.hex}@deleted.invalid"
         user.full_name = "Deleted user"

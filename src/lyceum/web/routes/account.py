@@ -471,18 +471,22 @@ async def delete_account_form(page: SignedInPage) -> Response:
 
 @router.post("/account/delete")
 async def delete_account(
-    page: SignedInForm, confirm_email: Annotated[str, Form(max_length=320)] = ""
+    page: SignedInForm,
+    password: Annotated[str, Form(max_length=1024)] = "",
+    code: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    me = await page.api.get("users/me")
-    if confirm_email.strip().lower() != str(me["email"]).lower():
-        problem = ApiProblem(
-            422,
-            page.gettext("Not deleted"),
-            page.gettext("Type your email address exactly to confirm."),
-            "invalid",
+    body = {"password": password, "code": code.strip() or None}
+    try:
+        await page.api.delete("users/me", json=body)
+    except ApiProblem as problem:
+        me = await page.api.get("users/me")
+        return page.render(
+            "account/delete.html",
+            status=_form_status(problem),
+            me=me,
+            problem=problem,
+            tab="profile",
         )
-        return page.render("account/delete.html", status=422, me=me, problem=problem, tab="profile")
-    await page.api.delete("users/me")
     end_session(page)
     return page.redirect("/?deleted=1")
 
