@@ -6,10 +6,12 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+import pyotp
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.models.identity import Role, User
+from tests.support.clock import FrozenClock
 
 PASSWORD = "correct horse battery staple"
 
@@ -67,3 +69,15 @@ async def account(
     await connection.execute(update(User).where(User.id == user_id).values(**values))
     tokens = await login(client, email)
     return Account(user_id, email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
+
+
+async def enable_mfa(client: httpx.AsyncClient, who: Account, clock: FrozenClock) -> pyotp.TOTP:
+    """Set up and enable TOTP MFA on `who`'s account (the code of the clock's present step
+    is used up by it); the authenticator to make further codes with."""
+    secret = (await client.post("/api/v1/auth/mfa/setup", headers=who.headers)).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    enabled = await client.post(
+        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=who.headers
+    )
+    assert enabled.status_code == 200, enabled.text
+    return totp

@@ -14,7 +14,7 @@ from lyceum.config import Settings
 from lyceum.kit.runtime import Runtime
 from tests.conftest import client_for, make_app
 from tests.identity.flows_helpers import body_of, mails_to, token_in
-from tests.identity.helpers import PASSWORD, account, login, register, unique_email
+from tests.identity.helpers import PASSWORD, account, enable_mfa, login, register, unique_email
 from tests.support.clock import FrozenClock
 from tests.support.jobs import run_jobs as drain
 
@@ -293,11 +293,7 @@ async def test_mfa_token_expires_after_5_minutes(
     client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
 ) -> None:
     me = await account(client, connection)
-    secret = (await client.post("/api/v1/auth/mfa/setup", headers=me.headers)).json()["secret"]
-    totp = pyotp.TOTP(secret)
-    await client.post(
-        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=me.headers
-    )
+    totp = await enable_mfa(client, me, clock)
     challenge = (
         await client.post("/api/v1/auth/login", json={"email": me.email, "password": PASSWORD})
     ).json()
@@ -313,12 +309,7 @@ async def test_mfa_codes_cannot_be_brute_forced(
     client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
 ) -> None:
     me = await account(client, connection)
-    secret = (await client.post("/api/v1/auth/mfa/setup", headers=me.headers)).json()["secret"]
-    await client.post(
-        "/api/v1/auth/mfa/enable",
-        json={"code": pyotp.TOTP(secret).at(clock.now())},
-        headers=me.headers,
-    )
+    await enable_mfa(client, me, clock)
     challenge = (
         await client.post("/api/v1/auth/login", json={"email": me.email, "password": PASSWORD})
     ).json()

@@ -6,12 +6,11 @@ client can trigger are limited per client IP (and per recipient)."""
 from __future__ import annotations
 
 import httpx
-import pyotp
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.conftest import client_for
-from tests.identity.helpers import PASSWORD, account, register, unique_email
+from tests.identity.helpers import PASSWORD, account, enable_mfa, register, unique_email
 from tests.support.clock import FrozenClock
 
 LOGIN = "/api/v1/auth/login"
@@ -64,13 +63,7 @@ async def test_mfa_guesses_are_limited_per_account_not_per_login(
     client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
 ) -> None:
     me = await account(client, connection)
-    secret = (await client.post("/api/v1/auth/mfa/setup", headers=me.headers)).json()["secret"]
-    enabled = await client.post(
-        "/api/v1/auth/mfa/enable",
-        json={"code": pyotp.TOTP(secret).at(clock.now())},
-        headers=me.headers,
-    )
-    assert enabled.status_code == 200, enabled.text
+    await enable_mfa(client, me, clock)
 
     async def guesses(count: int, start: int) -> list[int]:
         challenge = (

@@ -10,14 +10,13 @@ import sys
 import uuid
 
 import httpx
-import pyotp
 import pytest
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lyceum.models.identity import Role, User
-from tests.identity.helpers import PASSWORD, account, unique_email
+from tests.identity.helpers import PASSWORD, account, enable_mfa, unique_email
 from tests.support.clock import FrozenClock
 from tests.support.servers import REPO_ROOT
 
@@ -224,12 +223,7 @@ async def test_deleting_an_account_with_mfa_asks_for_a_code_too(
     client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
 ) -> None:
     me = await account(client, connection)
-    secret = (await client.post("/api/v1/auth/mfa/setup", headers=me.headers)).json()["secret"]
-    totp = pyotp.TOTP(secret)
-    enabled = await client.post(
-        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=me.headers
-    )
-    assert enabled.status_code == 200, enabled.text
+    totp = await enable_mfa(client, me, clock)
     clock.advance(seconds=30)  # each TOTP step is usable once
     for body in ({"password": PASSWORD}, {"password": PASSWORD, "code": "000000"}):
         refused = await client.request("DELETE", "/api/v1/users/me", json=body, headers=me.headers)
