@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from lyceum.web import i18n
-from lyceum.web.translations import missing, source_messages
+from lyceum.web.translations import missing, source_messages, unused
 
 
 def test_every_string_of_the_web_app_has_a_vietnamese_translation() -> None:
@@ -16,6 +16,11 @@ def test_every_string_of_the_web_app_has_a_vietnamese_translation() -> None:
         f"{len(lacking)} strings lack a Vietnamese translation (run scripts/i18n vi): "
         + ", ".join(f"{msgid!r} ({where})" for msgid, where in list(lacking.items())[:30])
     )
+
+
+def test_no_translation_is_left_for_a_string_the_web_app_no_longer_shows() -> None:
+    stale = unused("vi")
+    assert not stale, f"catalogue entries no template or web route says any more: {stale}"
 
 
 def test_the_language_is_negotiated() -> None:

@@ -68,3 +68,12 @@ def untranslated(catalog: Catalog, used: dict[str, str]) -> dict[str, str]:
         if not strings or not all(strings):
             lacking[msgid] = where
     return lacking
+
+
+def unused_entries(catalog: Catalog, used: dict[str, str]) -> list[str]:
+    """The msgids `catalog` holds that none of the `used` strings is any more (a string
+    reworded or removed), sorted; a plural is keyed by its singular."""
+    ids = (message.id for message in catalog if message.id)
+    return sorted(
+        msgid for msgid in (i if isinstance(i, str) else i[0] for i in ids) if msgid not in used
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 
-from lyceum.kit.gettext import first_uses, merged_catalogue, untranslated
+from lyceum.kit.gettext import first_uses, merged_catalogue, untranslated, unused_entries
 
 SRC = Path(__file__).resolve().parents[1]  # src/lyceum
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
@@ -42,3 +42,9 @@ def missing(locale: str) -> dict[str, str]:
     """The strings used but not translated (or marked fuzzy) for `locale`:
     msgid -> where it is used."""
     return untranslated(catalogue(locale), source_messages())
+
+
+def unused(locale: str) -> list[str]:
+    """The catalogue's entries for `locale` that the web app no longer shows (a string
+    reworded or removed): left in, they would look translated and be dead."""
+    return unused_entries(catalogue(locale), source_messages())

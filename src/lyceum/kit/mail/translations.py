@@ -11,7 +11,7 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 
-from lyceum.kit.gettext import first_uses, merged_catalogue, untranslated
+from lyceum.kit.gettext import first_uses, merged_catalogue, untranslated, unused_entries
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
 _JINJA = {"extensions": "jinja2.ext.i18n"}
@@ -43,8 +43,4 @@ def missing(language: str) -> dict[str, str]:
 
 def unused(language: str) -> list[str]:
     """Catalogue entries no template says any more (a sentence was reworded)."""
-    used = source_messages()
-    ids = (message.id for message in catalogue(language) if message.id)
-    return sorted(
-        msgid for msgid in (i if isinstance(i, str) else i[0] for i in ids) if msgid not in used
-    )
+    return unused_entries(catalogue(language), source_messages())
