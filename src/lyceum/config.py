@@ -139,7 +139,8 @@ class Settings(BaseSettings):
     jwt_issuer: str = "lyceum"
     jwt_audience: str = "lyceum-api"
     # Failed sign-ins (a success clears them) per client IP and email, and per account
-    # from anywhere; past either, even the right password waits.
+    # from anywhere (with the wrong passwords given to change it, disable MFA or delete
+    # the account); past either, even the right password waits.
     login_rate_limit: str = "5/15 minutes"
     login_account_rate_limit: str = "20/hour"
     # Registrations per client IP.

@@ -59,6 +59,37 @@ async def test_failures_from_many_addresses_meet_the_per_account_cap(
     assert int(refused.headers["retry-after"]) > 0
 
 
+async def test_password_guesses_with_a_token_share_the_accounts_sign_in_limit(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """Changing the password and deleting the account ask for it again: a stolen access
+    token could otherwise try passwords without limit. Their guesses count against the
+    account's sign-in limit (LOGIN_ACCOUNT_RATE_LIMIT, 20 per hour), the form's too."""
+    me = await account(client, connection)
+    change = {"current_password": WRONG, "new_password": "another long passphrase"}
+    statuses = [
+        (
+            await client.post("/api/v1/auth/password/change", json=change, headers=me.headers)
+        ).status_code
+        for _ in range(10)
+    ] + [
+        (
+            await client.request(
+                "DELETE", "/api/v1/users/me", json={"password": WRONG}, headers=me.headers
+            )
+        ).status_code
+        for _ in range(10)
+    ]
+    assert statuses == [403] * 20
+    refused = await client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=me.headers
+    )
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    assert await sign_in(client, me.email) == 429  # one limit for the account
+    assert (await client.get("/api/v1/users/me", headers=me.headers)).status_code == 200
+
+
 async def test_mfa_guesses_are_limited_per_account_not_per_login(
     client: httpx.AsyncClient, connection: AsyncConnection, clock: FrozenClock
 ) -> None:

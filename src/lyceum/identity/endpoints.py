@@ -83,6 +83,12 @@ async def register(
     return user_out(user, runtime.settings)
 
 
+REAUTH_LIMIT = (
+    "A wrong password counts against the account's sign-in limit (LOGIN_ACCOUNT_RATE_LIMIT, "
+    "default 20 per hour, shared with failed sign-ins); past it, even the right one answers "
+    "429 with Retry-After."
+)
+
 LOGIN_LIMITS = (
     "Answers a token pair, or `{mfa_required: true, mfa_token}` when the account has MFA. "
     "Failed attempts are limited per client IP and email (LOGIN_RATE_LIMIT, default 5 per "
@@ -216,6 +222,7 @@ async def reset_password(body: schemas.ResetPasswordRequest, service: Identity) 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change the password (other sessions are signed out)",
     responses=HASHING_RESPONSES,
+    description=REAUTH_LIMIT,
 )
 async def change_password(
     body: schemas.ChangePasswordRequest, caller: AuthenticatedCaller, service: Identity
@@ -242,6 +249,7 @@ async def mfa_enable(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Turn MFA off",
     responses=HASHING_RESPONSES,
+    description=REAUTH_LIMIT,
 )
 async def mfa_disable(
     body: schemas.MfaDisableRequest, user: CurrentUser, service: Identity
@@ -291,8 +299,10 @@ async def put_avatar(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete the caller's account (deactivated and anonymised; signed out)",
+    responses=HASHING_RESPONSES,
     description="Asks for the password again, and for a code when the account has MFA: "
-    "403 `invalid-credentials` or `invalid-mfa-code` otherwise, and nothing is changed.",
+    "403 `invalid-credentials` or `invalid-mfa-code` otherwise, and nothing is changed. "
+    f"{REAUTH_LIMIT}",
 )
 async def delete_me(
     body: schemas.DeleteAccountRequest, caller: AuthenticatedCaller, service: Identity

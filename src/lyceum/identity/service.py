@@ -518,13 +518,9 @@ class IdentityService:
     async def change_password(
         self, user: User, current: str, new: str, keep_session: uuid.UUID
     ) -> None:
-        valid, _ = await verify_password(current, user.password_hash)
-        if not valid:
-            raise Forbidden(
-                "The current password is incorrect.",
-                field="body.current_password",
-                slug="invalid-credentials",
-            )
+        await self._password_again(
+            user, current, "body.current_password", "The current password is incorrect."
+        )
         _check_password(new, "body.new_password")
         user.password_hash = await hash_password(new)
         ended = await self.repo.revoke_user_sessions(
@@ -532,6 +528,18 @@ class IdentityService:
         )
         await self._changed(user.id)
         self._ended(Ended.sessions, user.id, "password-changed", ended)
+
+    async def _password_again(self, user: User, password: str, field: str, wrong: str) -> None:
+        """The password asked again of a signed-in caller (changing it, disabling MFA,
+        deleting the account). Each guess takes a slot of the account's sign-in limit
+        (LOGIN_ACCOUNT_RATE_LIMIT) before it is checked, so an access token cannot try
+        passwords any faster than the sign-in form can; the right one gives them back."""
+        by_account = (self.settings.login_account_rate_limit, "login-account", user.email.lower())
+        await self.limiter.check(*by_account)
+        valid, _ = await verify_password(password, user.password_hash)
+        if not valid:
+            raise Forbidden(wrong, field=field, slug="invalid-credentials")
+        await self.limiter.clear(*by_account)
 
     # MFA ----------------------------------------------------------------------------
 
@@ -569,11 +577,7 @@ class IdentityService:
     async def mfa_disable(self, user: User, password: str, code: str) -> None:
         if user.mfa_enabled_at is None:
             raise Conflict("MFA is not enabled.")
-        valid, _ = await verify_password(password, user.password_hash)
-        if not valid:
-            raise Forbidden(
-                "The password is incorrect.", field="body.password", slug="invalid-credentials"
-            )
+        await self._password_again(user, password, "body.password", "The password is incorrect.")
         if not await self._second_factor_guess(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")
         user.mfa_enabled_at = None
@@ -661,11 +665,7 @@ class IdentityService:
         nothing identifies the person any more. Asks for the password again, and for a
         second-factor code when the account has MFA, as disabling MFA does: an access
         token alone (a borrowed laptop, a leaked token) cannot end the account."""
-        valid, _ = await verify_password(password, user.password_hash)
-        if not valid:
-            raise Forbidden(
-                "The password is incorrect.", field="body.password", slug="invalid-credentials"
-            )
+        await self._password_again(user, password, "body.password", "The password is incorrect.")
         if user.mfa_enabled_at is not None and (
             code is None or not await self._second_factor_guess(user, code)
         ):
