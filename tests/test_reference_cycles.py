@@ -13,7 +13,6 @@ object kept for inspection."""
 from __future__ import annotations
 
 import gc
-import types
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,37 +46,17 @@ REQUEST_OBJECTS = {
 }
 
 
-def _held_by_a_traceback(garbage: list[Any]) -> set[int]:
-    """The ids of the unreachable objects that a traceback among them leads to. A job
-    that fails (another test's, run by the test runtime's worker in the background while
-    this test's requests run) keeps its frames, and the connections in them, in a cycle
-    through its exception; the requests driven here raise nothing, so what such a cycle
-    holds is not theirs."""
-    unreachable = {id(o): o for o in garbage}
-    held: set[int] = set()
-    stack = [o for o in garbage if isinstance(o, types.TracebackType)]
-    while stack:
-        for referent in gc.get_referents(stack.pop()):
-            if id(referent) in unreachable and id(referent) not in held:
-                held.add(id(referent))
-                stack.append(referent)
-    return held
-
-
 def left_for_the_collector(engine: Any) -> Counter[str]:
     """The request objects (of `engine`: the migrations' own connection, from the test
-    session's set-up, is not a request's) that a full collection finds unreachable now,
-    leaving out what a failed background job's traceback holds."""
+    session's set-up, is not a request's) that a full collection finds unreachable now."""
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.collect()
-        held = _held_by_a_traceback(gc.garbage)
         found = Counter(
             f"{type(o).__module__}.{type(o).__qualname__}"
             for o in gc.garbage
             if f"{type(o).__module__}.{type(o).__qualname__}" in REQUEST_OBJECTS
             and getattr(o, "engine", engine) is engine
-            and id(o) not in held
         )
     finally:
         gc.set_debug(0)
