@@ -21,10 +21,10 @@ from lyceum.models.channels import PushDevice, PushSubscription, UserPhone
 from lyceum.models.identity import Role
 from tests.chat.helpers import Member, member_in
 from tests.conftest import client_for, make_app
+from tests.support.channel_fakes import browser_keys
 from tests.support.clock import FrozenClock
 
 CALLERS = ["anonymous", "enrolled", "other_learner", "instructor", "other_instructor", "admin"]
-P256DH = "B" + "A" * 86
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,7 @@ async def world(connection: AsyncConnection, runtime: Runtime, clock: FrozenCloc
             id=uuid.uuid4(),
             user_id=owner.id,
             endpoint=f"https://push.example.org/{uuid.uuid4()}",
-            p256dh=P256DH,
-            auth="A" * 22,
+            **browser_keys(),
         )
         device = PushDevice(
             id=uuid.uuid4(), user_id=owner.id, token=f"tok-{uuid.uuid4()}", platform="android"

@@ -146,17 +146,32 @@ async def test_the_development_vapid_key_is_generated_once(live: Live) -> None:
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("p256dh", "short", "at least 80"),
+        # The right length and alphabet, but no point on P-256: every send would fail.
+        ("p256dh", "B" + "A" * 86, "must be a point on the P-256 curve"),
+        ("p256dh", "A" * 87, "must be an uncompressed P-256 point"),
+        ("p256dh", "B" * 80 + "!" * 7, "pattern"),
+        ("auth", "A" * 30, "must be a 16-byte secret"),
+    ],
+)
 async def test_a_subscription_body_that_is_not_a_browser_subscription_is_422(
-    live: Live, push_service: FakePushService
+    live: Live, push_service: FakePushService, key: str, value: str, says: str
 ) -> None:
     person = await live.person()
     body = push_service.subscribe().to_json()
-    body["keys"]["p256dh"] = "short"
+    body["keys"][key] = value
     answer = await live.http.post(
         "/api/v1/me/push-subscriptions", json=body, headers=person.headers
     )
-    assert answer.status_code == 422
-    assert [error["field"] for error in answer.json()["errors"]] == ["body.keys.p256dh"]
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == f"body.keys.{key}"
+    assert says in error["message"]
+    listed = await live.http.get("/api/v1/me/push-subscriptions", headers=person.headers)
+    assert listed.json()["items"] == []
 
 
 async def test_in_production_web_push_needs_its_key_and_takes_https_push_services_only(

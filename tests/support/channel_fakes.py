@@ -252,14 +252,23 @@ class BrowserSubscription:
 
     def to_json(self) -> dict[str, Any]:
         """`PushSubscription.toJSON()`, as the browser posts it to the server."""
-        public = self.private_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
         return {
             "endpoint": self.endpoint,
             "expirationTime": None,
-            "keys": {"p256dh": _b64url(public), "auth": _b64url(self.auth_secret)},
+            "keys": browser_keys(self.private_key, self.auth_secret),
         }
+
+
+def browser_keys(
+    private_key: ec.EllipticCurvePrivateKey | None = None, auth_secret: bytes | None = None
+) -> dict[str, str]:
+    """A subscription's `keys` as a browser gives them (new ones unless given): its
+    public key, an uncompressed P-256 point, and its 16-byte secret, base64url."""
+    key = private_key or ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return {"p256dh": _b64url(public), "auth": _b64url(auth_secret or secrets.token_bytes(16))}
 
 
 @dataclass

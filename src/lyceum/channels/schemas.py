@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from lyceum.kit.validation import JsonInt, RequestModel
+from lyceum.kit.webpush import check_auth, check_p256dh
 
 
 class PhoneIn(RequestModel):
@@ -42,8 +43,20 @@ class VapidKeyOut(BaseModel):
 
 
 class PushKeysIn(RequestModel):
-    p256dh: str = Field(min_length=80, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$")
-    auth: str = Field(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_\-=]+$")
+    p256dh: Annotated[str, AfterValidator(check_p256dh)] = Field(
+        min_length=80,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_\-=]+$",
+        description="The browser's public key: base64url of an uncompressed P-256 point "
+        "(65 bytes). A value that is not one is refused (422), not stored to fail at "
+        "every send.",
+    )
+    auth: Annotated[str, AfterValidator(check_auth)] = Field(
+        min_length=16,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-=]+$",
+        description="The subscription's authentication secret: base64url of 16 bytes.",
+    )
 
 
 class PushSubscriptionIn(RequestModel):

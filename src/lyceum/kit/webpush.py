@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -35,7 +36,13 @@ PUSH_TTL_SECONDS = 24 * 3600
 
 
 class SubscriptionGone(PermanentDeliveryError):
-    """The push service no longer knows the subscription (404/410): forget it."""
+    """The push service no longer knows the subscription (404/410), or its keys cannot
+    be encrypted for: forget it."""
+
+
+# RFC 8291: the browser's key is an uncompressed P-256 point, its secret 16 bytes.
+P256_POINT_BYTES = 65
+AUTH_SECRET_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,56 @@ class Subscription:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    stripped = text.rstrip("=")
+    try:
+        return base64.b64decode(
+            stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True
+        )
+    except binascii.Error:
+        raise ValueError("must be base64url") from None
+
+
+def check_p256dh(value: str) -> str:
+    """`value` if it is a browser's public key (base64url of an uncompressed point on
+    P-256, as `PushSubscription.toJSON()` gives it); ValueError saying why not."""
+    raw = _b64url_decode(value)
+    if len(raw) != P256_POINT_BYTES or raw[0] != 4:
+        raise ValueError(
+            f"must be an uncompressed P-256 point ({P256_POINT_BYTES} bytes starting with "
+            f"0x04, base64url); this is {len(raw)} bytes"
+        )
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValueError("must be a point on the P-256 curve; this one is not") from None
+    return value
+
+
+def check_auth(value: str) -> str:
+    """`value` if it is a subscription's authentication secret (16 bytes, base64url);
+    ValueError saying why not."""
+    raw = _b64url_decode(value)
+    if len(raw) != AUTH_SECRET_BYTES:
+        raise ValueError(
+            f"must be a {AUTH_SECRET_BYTES}-byte secret (base64url); this is {len(raw)} bytes"
+        )
+    return value
+
+
+def unusable_keys(subscription: Subscription) -> str | None:
+    """Why no message can be encrypted for `subscription`'s keys, or None."""
+    for name, check, value in (
+        ("p256dh", check_p256dh, subscription.p256dh),
+        ("auth", check_auth, subscription.auth),
+    ):
+        try:
+            check(value)
+        except ValueError as error:
+            return f"{name} {error}"
+    return None
 
 
 def _raw_private_key(key: ec.EllipticCurvePrivateKey) -> str:
@@ -92,6 +149,11 @@ class WebPushSender:
         return _b64url(point)
 
     def _send(self, subscription: Subscription, payload: str, topic: str) -> int:
+        problem = unusable_keys(subscription)
+        if problem is not None:
+            # Stored before keys were checked on the way in: no attempt can ever
+            # encrypt for it.
+            raise SubscriptionGone(f"subscription keys unusable: {problem}")
         try:
             response = webpush(
                 subscription_info={
@@ -132,6 +194,8 @@ __all__ = [
     "Subscription",
     "SubscriptionGone",
     "WebPushSender",
+    "check_auth",
+    "check_p256dh",
     "load_vapid",
     "topic_for",
 ]
