@@ -123,9 +123,13 @@ async def send_sms(
 
 @dataclass
 class _Fanout:
+    """What a send to each target came to. The failures' reasons, not the exceptions:
+    a caught exception's traceback holds the frame that caught it, which holds this,
+    a cycle through the session left for the garbage collector."""
+
     reached: int = 0
-    transient: list[DeliveryError] = field(default_factory=list)
-    permanent: list[DeliveryError] = field(default_factory=list)
+    transient: list[str] = field(default_factory=list)
+    permanent: list[str] = field(default_factory=list)
 
 
 def web_payload(*, title: str, body: str, url: str | None, data: dict[str, str]) -> str:
@@ -200,13 +204,13 @@ async def send_push(
             except SubscriptionGone as gone:
                 logger.info("push_subscription_gone", subscription_id=str(subscription.id))
                 await _forget_subscription(runtime, subscription.id)
-                outcome.permanent.append(gone)
+                outcome.permanent.append(gone.reason)
                 continue
             except TransientDeliveryError as error:
-                outcome.transient.append(error)
+                outcome.transient.append(error.reason)
                 continue
             except PermanentDeliveryError as error:
-                outcome.permanent.append(error)
+                outcome.permanent.append(error.reason)
                 continue
             await _record(runtime, key, channel="web_push", user_id=user_id, provider_id=None)
             outcome.reached += 1
@@ -226,21 +230,21 @@ async def send_push(
             except DeviceGone as gone:
                 logger.info("push_device_gone", device_id=str(device.id))
                 await _forget_device(runtime, device.id)
-                outcome.permanent.append(gone)
+                outcome.permanent.append(gone.reason)
                 continue
             except TransientDeliveryError as error:
-                outcome.transient.append(error)
+                outcome.transient.append(error.reason)
                 continue
             except PermanentDeliveryError as error:
-                outcome.permanent.append(error)
+                outcome.permanent.append(error.reason)
                 continue
             await _record(runtime, key, channel="fcm", user_id=user_id, provider_id=name[:500])
             outcome.reached += 1
     if outcome.transient:
         raise TransientDeliveryError(
-            f"{len(outcome.transient)} push target(s) to retry: {outcome.transient[0].reason}"
+            f"{len(outcome.transient)} push target(s) to retry: {outcome.transient[0]}"
         )
     if outcome.reached == 0 and outcome.permanent:
-        raise PermanentDeliveryError(f"no push target reachable: {outcome.permanent[0].reason}")
+        raise PermanentDeliveryError(f"no push target reachable: {outcome.permanent[0]}")
     logger.info("push_delivered", user_id=str(user_id), reached=outcome.reached)
     return outcome.reached

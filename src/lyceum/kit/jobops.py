@@ -304,18 +304,45 @@ async def record_failures(
 ) -> Any:
     """Worker middleware: write the exception of a failed attempt to `job_failures`,
     then let procrastinate retry or fail the job as it would. An aborted or cancelled
-    job is no failure; a failure to record never hides the job's own error."""
+    job is no failure; a failure to record never hides the job's own error.
+
+    Once written down, the failed attempt's finished frames let go of their local
+    variables: procrastinate keeps the exception in a local of the frame that caught
+    it, a cycle through the traceback which would otherwise hold every session, row
+    and connection the task had until the garbage collector's next full pass. The
+    traceback itself (files, lines, code) stays whole for the logs."""
     try:
         return await call_next()
     except JobAborted:
         raise
     except Exception as error:
-        try:
-            async with resources(context).database.engine.begin() as connection:
-                await record_failure(connection, context, error)
-        except Exception:
-            logger.exception("job_failure_not_recorded", job_id=getattr(context.job, "id", None))
+        # Written down in a frame of its own: this one stays in the traceback.
+        await _write_down(context, error)
+        let_go_of_locals(error)
         raise
+
+
+async def _write_down(context: JobContext, error: BaseException) -> None:
+    try:
+        async with resources(context).database.engine.begin() as connection:
+            await record_failure(connection, context, error)
+    except Exception:
+        logger.exception("job_failure_not_recorded", job_id=getattr(context.job, "id", None))
+
+
+def let_go_of_locals(error: BaseException) -> None:
+    """Clear the local variables of the finished frames in `error`'s traceback and in
+    those of the exceptions it was raised from or during (a frame still running, this
+    one among them, is left as it is)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending += [current.__cause__, current.__context__]
 
 
 def attempt_outcome(context: JobContext, error: BaseException | None) -> str:
