@@ -77,7 +77,9 @@ async def enable_mfa(client: httpx.AsyncClient, who: Account, clock: FrozenClock
     secret = (await client.post("/api/v1/auth/mfa/setup", headers=who.headers)).json()["secret"]
     totp = pyotp.TOTP(secret)
     enabled = await client.post(
-        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=who.headers
+        "/api/v1/auth/mfa/enable",
+        json={"code": totp.at(clock.now()), "password": who.password},
+        headers=who.headers,
     )
     assert enabled.status_code == 200, enabled.text
     return totp

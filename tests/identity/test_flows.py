@@ -228,10 +228,25 @@ async def test_mfa_with_totp_codes_and_single_use_recovery_codes(
     assert setup.json()["qr_png_base64"].startswith("iVBORw0KGgo")  # PNG magic, base64
     totp = pyotp.TOTP(secret)
 
-    bad = await client.post("/api/v1/auth/mfa/enable", json={"code": "000000"}, headers=me.headers)
+    bad = await client.post(
+        "/api/v1/auth/mfa/enable", json={"code": "000000", "password": PASSWORD}, headers=me.headers
+    )
     assert bad.status_code == 403
+    assert bad.json()["errors"][0]["field"] == "body.code"
+    # The password is asked again: an access token alone does not turn MFA on (someone
+    # else's authenticator would lock the owner out).
+    for body, field in (
+        ({"code": totp.at(clock.now())}, "body.password"),
+        ({"code": totp.at(clock.now()), "password": "not the password"}, "body.password"),
+    ):
+        refused = await client.post("/api/v1/auth/mfa/enable", json=body, headers=me.headers)
+        assert refused.status_code in (403, 422), refused.text
+        assert refused.json()["errors"][0]["field"] == field
+    assert (await client.get("/api/v1/users/me", headers=me.headers)).json()["mfa_enabled"] is False
     enabled = await client.post(
-        "/api/v1/auth/mfa/enable", json={"code": totp.at(clock.now())}, headers=me.headers
+        "/api/v1/auth/mfa/enable",
+        json={"code": totp.at(clock.now()), "password": PASSWORD},
+        headers=me.headers,
     )
     assert enabled.status_code == 200
     codes = enabled.json()["recovery_codes"]

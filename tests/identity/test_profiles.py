@@ -315,7 +315,7 @@ ME_ENDPOINTS = [
     ("GET", "/api/v1/auth/sessions", None),
     ("POST", "/api/v1/auth/verify-email/resend", None),
     ("POST", "/api/v1/auth/mfa/setup", None),
-    ("POST", "/api/v1/auth/mfa/enable", {"code": "123456"}),
+    ("POST", "/api/v1/auth/mfa/enable", {"code": "123456", "password": PASSWORD}),
     ("POST", "/api/v1/auth/mfa/disable", {"password": PASSWORD, "code": "123456"}),
     (
         "POST",

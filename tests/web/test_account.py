@@ -186,10 +186,18 @@ def test_mfa_enable_then_sign_in_with_a_code(context: Any, web: WebServer) -> No
     page.get_by_label("The 6-digit code the app shows").fill(
         "000000" if totp.now() != "000000" else "111111"
     )
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_role("alert")).to_be_visible()  # a wrong code: the same secret again
     expect(page.locator("#mfa-secret")).to_have_text(secret)
+    # The password is asked again: a wrong one turns nothing on.
     page.get_by_label("The 6-digit code the app shows").fill(totp.now())
+    page.get_by_label("Password").fill("not my password")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("alert")).to_contain_text("password is incorrect")
+    expect(page.locator("#mfa-secret")).to_have_text(secret)
+    page.get_by_label("The 6-digit code the app shows").fill(totp.now())
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Turn on").click()
     expect(page.locator(".codes li")).to_have_count(10)
     recovery_code = page.locator(".codes li").first.inner_text().strip()

@@ -237,11 +237,18 @@ async def mfa_setup(user: CurrentUser, service: Identity) -> schemas.MfaSetup:
     return await service.mfa_setup(user)
 
 
-@auth.post("/mfa/enable", summary="Turn MFA on with a first code; returns 10 recovery codes")
+@auth.post(
+    "/mfa/enable",
+    summary="Turn MFA on with a first code; returns 10 recovery codes",
+    responses=HASHING_RESPONSES,
+    description="Asks for the password again (403 `invalid-credentials` otherwise): with "
+    f"an access token alone, someone else could lock the owner out. {REAUTH_LIMIT}",
+)
 async def mfa_enable(
-    body: schemas.MfaCodeRequest, user: CurrentUser, service: Identity
+    body: schemas.MfaEnableRequest, user: CurrentUser, service: Identity
 ) -> schemas.RecoveryCodes:
-    return schemas.RecoveryCodes(recovery_codes=await service.mfa_enable(user, body.code))
+    codes = await service.mfa_enable(user, body.code, body.password)
+    return schemas.RecoveryCodes(recovery_codes=codes)
 
 
 @auth.post(

@@ -187,6 +187,11 @@ class MfaCodeRequest(Strict):
     code: Code
 
 
+class MfaEnableRequest(Strict):
+    code: Code
+    password: Password = Field(description="The account's password, asked again.")
+
+
 class MfaDisableRequest(Strict):
     password: Password
     code: Code

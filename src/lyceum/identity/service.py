@@ -557,11 +557,14 @@ class IdentityService:
             qr_png_base64=base64.b64encode(buffer.getvalue()).decode(),
         )
 
-    async def mfa_enable(self, user: User, code: str) -> list[str]:
+    async def mfa_enable(self, user: User, code: str, password: str) -> list[str]:
+        """Asks for the password again: with an access token alone, someone else could
+        turn MFA on with their own authenticator and lock the owner out."""
         if user.mfa_enabled_at is not None:
             raise Conflict("MFA is already enabled.")
         if user.mfa_secret_sealed is None:
             raise Conflict("Call /auth/mfa/setup first.")
+        await self._password_again(user, password, "body.password", "The password is incorrect.")
         await self.limiter.check(MFA_ATTEMPTS, "mfa-code", str(user.id))
         if not self._check_totp(user, code):
             raise Forbidden("The code is not valid.", field="body.code", slug="invalid-mfa-code")

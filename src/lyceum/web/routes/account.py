@@ -341,12 +341,15 @@ async def mfa_setup(page: SignedInForm) -> Response:
 async def mfa_enable(
     page: SignedInForm,
     code: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
     secret: Annotated[str, Form(max_length=200)] = "",
     otpauth_uri: Annotated[str, Form(max_length=2000)] = "",
     qr_png_base64: Annotated[str, Form(max_length=200_000)] = "",
 ) -> Response:
     try:
-        answer = await page.api.post("auth/mfa/enable", json={"code": code.strip()})
+        answer = await page.api.post(
+            "auth/mfa/enable", json={"code": code.strip(), "password": password}
+        )
     except ApiProblem as problem:
         # The secret set up stays pending at the API: show the same one again.
         setup = {"secret": secret, "otpauth_uri": otpauth_uri, "qr_png_base64": qr_png_base64}
