@@ -37,6 +37,10 @@ class FieldError:
     message: str
 
 
+# What a form shown again with an API problem may answer with (400 for any other).
+FORM_STATUSES = frozenset({400, 401, 403, 409, 422, 429, 503})
+
+
 @dataclass
 class ApiProblem(Exception):
     """A 4xx/5xx answer of the API: its problem+json document, ready to show in a form
@@ -52,6 +56,19 @@ class ApiProblem(Exception):
 
     def __str__(self) -> str:
         return f"{self.status} {self.title}: {self.detail}"
+
+    @property
+    def form_status(self) -> int:
+        """The status of a form shown again with this problem: the API's own when it
+        says something about the request (its input, the credentials, a conflict, a
+        limit met, a server too busy to take it now), 400 otherwise."""
+        return self.status if self.status in FORM_STATUSES else 400
+
+    @property
+    def wait_headers(self) -> dict[str, str]:
+        """The API's Retry-After, to pass on to the browser (empty when there is none)."""
+        value = self.headers.get("retry-after")
+        return {"Retry-After": value} if value is not None else {}
 
     def for_field(self, name: str) -> str | None:
         for error in self.errors:

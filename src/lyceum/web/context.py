@@ -39,7 +39,7 @@ from lyceum.kit.db import Session, commit
 from lyceum.kit.runtime import Runtime
 from lyceum.models.identity import User
 from lyceum.web import i18n
-from lyceum.web.api import Api
+from lyceum.web.api import Api, ApiProblem
 from lyceum.web.markdown import render_markdown
 from lyceum.web.pagecache import TICKET, ShownUser, Ticket
 from lyceum.web.session import (
@@ -256,6 +256,12 @@ class Page:
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> Response:
+        """`template` as an HTML answer. A page that shows an API problem (`problem`)
+        passes on its Retry-After (a limit met, a server too busy): a client told to
+        wait by the API is told so by the page too."""
+        problem = context.get("problem")
+        if isinstance(problem, ApiProblem):
+            headers = {**problem.wait_headers, **(headers or {})}
         env = environment(self.locale)
         html = env.get_template(template).render(
             page=self,

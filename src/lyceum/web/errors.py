@@ -84,8 +84,7 @@ async def _api_problem(request: Request, exc: Exception) -> Response:
         return _to_login(request, path if request.method == "GET" else "/")
     status = exc.status if 400 <= exc.status < 600 else 500
     response = error_page(request, status, exc.title, exc.detail)
-    if "retry-after" in exc.headers:
-        response.headers["Retry-After"] = exc.headers["retry-after"]
+    response.headers.update(exc.wait_headers)
     return response
 
 

@@ -46,16 +46,6 @@ def time_zones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-def _retry_headers(problem: ApiProblem) -> dict[str, str] | None:
-    if "retry-after" in problem.headers:
-        return {"Retry-After": problem.headers["retry-after"]}
-    return None
-
-
-def _form_status(problem: ApiProblem) -> int:
-    return problem.status if problem.status in (400, 401, 403, 409, 422, 429) else 400
-
-
 # Sign up -----------------------------------------------------------------------------
 
 
@@ -86,8 +76,7 @@ async def signup(
     except ApiProblem as problem:
         return page.render(
             "account/signup.html",
-            status=_form_status(problem),
-            headers=_retry_headers(problem),
+            status=problem.form_status,
             full_name=full_name,
             email=email,
             next=safe_next(next),
@@ -116,7 +105,7 @@ async def verify_email(
     except ApiProblem as problem:
         return page.render(
             "account/verify_email.html",
-            status=_form_status(problem),
+            status=problem.form_status,
             token=token,
             problem=problem,
             verified=False,
@@ -129,7 +118,7 @@ async def resend_verification(page: SignedInForm) -> Response:
     try:
         await page.api.post("auth/verify-email/resend")
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=_form_status(problem))
+        return await _account(page, problem=problem, status=problem.form_status)
     return await _account(page, notice=page.gettext("A new confirmation link is on its way."))
 
 
@@ -150,8 +139,7 @@ async def forgot_password(
     except ApiProblem as problem:
         return page.render(
             "account/forgot_password.html",
-            status=_form_status(problem),
-            headers=_retry_headers(problem),
+            status=problem.form_status,
             email=email,
             problem=problem,
             sent=False,
@@ -179,7 +167,7 @@ async def reset_password(
     except ApiProblem as problem:
         return page.render(
             "account/reset_password.html",
-            status=_form_status(problem),
+            status=problem.form_status,
             token=token,
             problem=problem,
             done=False,
@@ -238,7 +226,7 @@ async def update_profile(
     try:
         await page.api.patch("users/me", json=changes)
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=_form_status(problem), form=changes)
+        return await _account(page, problem=problem, status=problem.form_status, form=changes)
     return page.redirect("/account?saved=1")
 
 
@@ -257,7 +245,7 @@ async def upload_avatar(
     try:
         await page.api.put("users/me/avatar", files={"file": (name, data, kind)})
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=_form_status(problem))
+        return await _account(page, problem=problem, status=problem.form_status)
     return page.redirect("/account?saved=1")
 
 
@@ -326,7 +314,7 @@ async def change_password(
         )
     except ApiProblem as problem:
         return await _security(
-            page, problem=problem, status=_form_status(problem), section="password"
+            page, problem=problem, status=problem.form_status, section="password"
         )
     return page.redirect("/account/security?done=password")
 
@@ -355,7 +343,7 @@ async def mfa_enable(
         setup = {"secret": secret, "otpauth_uri": otpauth_uri, "qr_png_base64": qr_png_base64}
         return page.render(
             "account/mfa_setup.html",
-            status=_form_status(problem),
+            status=problem.form_status,
             setup=setup,
             problem=problem,
             tab="security",
@@ -372,7 +360,7 @@ async def mfa_disable(
     try:
         await page.api.post("auth/mfa/disable", json={"password": password, "code": code.strip()})
     except ApiProblem as problem:
-        return await _security(page, problem=problem, status=_form_status(problem), section="mfa")
+        return await _security(page, problem=problem, status=problem.form_status, section="mfa")
     return page.redirect("/account/security?done=mfa-off")
 
 
@@ -459,7 +447,7 @@ async def save_notification_preferences(page: SignedInForm) -> Response:
     try:
         await page.api.patch("me/notification-preferences", json=body)
     except ApiProblem as problem:
-        return await _notifications(page, problem=problem, status=_form_status(problem))
+        return await _notifications(page, problem=problem, status=problem.form_status)
     return page.redirect("/account/notifications?saved=1")
 
 
@@ -485,7 +473,7 @@ async def delete_account(
         me = await page.api.get("users/me")
         return page.render(
             "account/delete.html",
-            status=_form_status(problem),
+            status=problem.form_status,
             me=me,
             problem=problem,
             tab="profile",
@@ -568,7 +556,7 @@ async def buy(
             raise
         return page.render(
             "account/buy_problem.html",
-            status=_form_status(problem),
+            status=problem.form_status,
             course_id=course_id,
             problem=problem,
             tab="orders",

@@ -352,17 +352,12 @@ async def ask_tutor(
         _response, chunks = await context.__aenter__()
     except ApiProblem as problem:
         detail = problem.for_field("content") or _tutor_problem(page, problem)
-        headers = (
-            {"Retry-After": problem.headers["retry-after"]}
-            if "retry-after" in (problem.headers)
-            else {}
-        )
         return page.finish(
             Response(
                 _sse("problem", {"status": problem.status, "detail": detail}),
                 status_code=problem.status,
                 media_type="text/event-stream",
-                headers=headers,
+                headers=problem.wait_headers,
             )
         )
 

@@ -44,16 +44,12 @@ async def login(
     try:
         answer = await page.api.post("auth/login", json={"email": email, "password": password})
     except ApiProblem as problem:
-        status = problem.status if problem.status in (401, 422, 429, 503) else 400
         return page.render(
             "public/login.html",
-            status=status,
+            status=problem.form_status,
             next=safe_next(next),
             email=email,
             problem=problem,
-            headers={"Retry-After": problem.headers["retry-after"]}
-            if "retry-after" in problem.headers
-            else None,
         )
     await end_previous_session(page)
     if answer.get("mfa_required"):
@@ -84,7 +80,7 @@ async def login_mfa(
             )
         return page.render(
             "public/login_mfa.html",
-            status=problem.status if problem.status in (401, 422, 429) else 400,
+            status=problem.form_status,
             next=safe_next(next),
             mfa_token=mfa_token,
             problem=problem,
