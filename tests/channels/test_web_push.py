@@ -149,12 +149,13 @@ async def test_the_development_vapid_key_is_generated_once(live: Live) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [
-        ("p256dh", "short", "at least 80"),
-        # The right length and alphabet, but no point on P-256: every send would fail.
+        ("p256dh", "short", "should match pattern"),
+        # The right shape, but no point on P-256: every send would fail.
         ("p256dh", "B" + "A" * 86, "must be a point on the P-256 curve"),
-        ("p256dh", "A" * 87, "must be an uncompressed P-256 point"),
-        ("p256dh", "B" * 80 + "!" * 7, "pattern"),
-        ("auth", "A" * 30, "must be a 16-byte secret"),
+        ("p256dh", "A" * 87, "should match pattern"),  # not an uncompressed point
+        ("p256dh", "BQ" + "A" * 85, "should match pattern"),  # first byte 0x05
+        ("p256dh", "BA" + "A" * 84 + "!", "should match pattern"),
+        ("auth", "A" * 30, "should match pattern"),  # not 16 bytes
     ],
 )
 async def test_a_subscription_body_that_is_not_a_browser_subscription_is_422(

@@ -7,9 +7,10 @@ import uuid
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from lyceum.kit.validation import JsonInt, RequestModel
-from lyceum.kit.webpush import check_auth, check_p256dh
+from lyceum.kit.webpush import check_p256dh
 
 
 class PhoneIn(RequestModel):
@@ -42,20 +43,31 @@ class VapidKeyOut(BaseModel):
     )
 
 
+# A rule no JSON schema states: the browser's public key, of the right shape, being a
+# point on the curve (schema-valid keys that are not one are refused with this type).
+CURVE_POINT_RULE = "not_a_curve_point"
+
+
+def _on_the_curve(value: str) -> str:
+    try:
+        return check_p256dh(value)
+    except ValueError as error:
+        raise PydanticCustomError(CURVE_POINT_RULE, "{reason}", {"reason": str(error)}) from None
+
+
 class PushKeysIn(RequestModel):
-    p256dh: Annotated[str, AfterValidator(check_p256dh)] = Field(
-        min_length=80,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9_\-=]+$",
+    # 65 bytes in base64url are 87 characters (88 padded); the first byte, 0x04 (an
+    # uncompressed point), makes them start with B and a letter from A to P.
+    p256dh: Annotated[str, AfterValidator(_on_the_curve)] = Field(
+        pattern=r"^B[A-P][A-Za-z0-9_\-]{85}=?$",
         description="The browser's public key: base64url of an uncompressed P-256 point "
-        "(65 bytes). A value that is not one is refused (422), not stored to fail at "
-        "every send.",
+        "(65 bytes, 87 characters). A key that is no point on the curve is refused (422, "
+        f"error type `{CURVE_POINT_RULE}`), not stored to fail at every send.",
     )
-    auth: Annotated[str, AfterValidator(check_auth)] = Field(
-        min_length=16,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_\-=]+$",
-        description="The subscription's authentication secret: base64url of 16 bytes.",
+    auth: str = Field(
+        pattern=r"^[A-Za-z0-9_\-]{22}(==)?$",
+        description="The subscription's authentication secret: base64url of 16 bytes "
+        "(22 characters).",
     )
 
 
