@@ -118,6 +118,8 @@ async def test_failed_job_is_retried_with_exponential_backoff(runtime: Runtime) 
         ).scalar_one()
     # exponential_wait=2 -> the first retry waits 2**1 = 2 s.
     assert dt.timedelta(seconds=1) <= scheduled - before <= dt.timedelta(seconds=4)
+    # Not left to fail again in whichever later test runs this queue.
+    assert await job_app.job_manager.cancel_job_by_id_async(job_id)
 
 
 def test_default_retry_strategy_backs_off_exponentially() -> None:
