@@ -230,12 +230,12 @@ WORKER_CODE = "import tests.support.jobs; from lyceum.cli import cli; cli()"
 
 
 def start_worker(
-    database_url: str, data_dir: Path, log: Path, grace: int
+    database_url: str, data_dir: Path, log: Path, grace: int, **settings: str
 ) -> subprocess.Popen[bytes]:
-    """The real `lyceum worker` (the test task registered first) on the paced queue."""
+    """The real `lyceum worker` (the test tasks registered first) on the paced queue."""
     env = {
         **os.environ,
-        **serve_env(database_url, data_dir, SHUTDOWN_GRACE_SECONDS=str(grace)),
+        **serve_env(database_url, data_dir, SHUTDOWN_GRACE_SECONDS=str(grace), **settings),
     }
     with log.open("ab") as out:
         return subprocess.Popen(

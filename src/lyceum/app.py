@@ -34,6 +34,7 @@ from lyceum.kit import tracing
 from lyceum.kit.accesslog import access_log
 from lyceum.kit.ai.embedding import embedder_loader, get_embedder, use_serving_threads
 from lyceum.kit.errors import PROBLEM_RESPONSES, install_error_handlers
+from lyceum.kit.errortracking import init_sentry
 from lyceum.kit.gcpolicy import GcPolicy
 from lyceum.kit.jobs import BULK_QUEUES, USER_FACING_QUEUES, run_worker
 from lyceum.kit.logging import configure_logging
@@ -193,19 +194,6 @@ class LyceumAPI(DocumentedAPI):
         return RequestContextMiddleware(inner, hsts=self.hsts)
 
 
-def _init_sentry(settings: Settings) -> None:
-    if settings.sentry_dsn is None:
-        return
-    import sentry_sdk
-
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn.get_secret_value(),
-        environment=settings.environment.value,
-        release=f"lyceum@{__version__}",
-        traces_sample_rate=0.0,
-    )
-
-
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them (a job worker cancelled stops fetching
     and gives its running jobs their grace period)."""
@@ -225,7 +213,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings = settings or get_settings()
     payment_registry.check(settings)
     configure_logging(settings.log_level, settings.effective_log_format)
-    _init_sentry(settings)
+    init_sentry(settings, role="api")
     tracing.configure(settings, role="api")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     @asynccontextmanager

@@ -199,6 +199,7 @@ def worker(
 ) -> None:
     """Run a standalone job worker (several may run on several machines)."""
     from lyceum.kit import tracing
+    from lyceum.kit.errortracking import init_sentry
     from lyceum.kit.jobs import queue_names, run_worker
     from lyceum.kit.runtime import Runtime, UnmigratedDatabase
 
@@ -229,6 +230,7 @@ def worker(
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, request_stop)
         tracing.configure(settings, role="worker")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
+        init_sentry(settings, role="worker")  # on when SENTRY_DSN is set
         try:
             runtime = await Runtime.start(settings, migrate=False, job_pool_size=slots + 2)
         except UnmigratedDatabase:

@@ -114,3 +114,11 @@ async def paced(context: JobContext, token: str, conninfo: str, seconds: list[fl
             "INSERT INTO test_job_runs (token, attempt, state) VALUES (%s, %s, 'finished')",
             (token, attempt),
         )
+
+
+@job_app.task(name="tests.fails_twice", queue=PACED_QUEUE, retry=RetryStrategy(max_attempts=1))
+async def fails_twice(token: str) -> None:
+    """Fails every time: retried once at once, then failed for good (on a Lyceum queue,
+    so that the real `lyceum worker` takes it)."""
+    seen_by_the_error_tracker = f"local of {token}"
+    raise RuntimeError(f"failure for {token} ({len(seen_by_the_error_tracker)})")

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from lyceum.kit.errortracking import report_job_failure
 from lyceum.kit.jobs import JobContext, Queue, resources
 from lyceum.kit.metrics import JOB_DURATION, JOB_RUNS
 
@@ -304,7 +305,8 @@ async def record_failures(
 ) -> Any:
     """Worker middleware: write the exception of a failed attempt to `job_failures`,
     then let procrastinate retry or fail the job as it would. An aborted or cancelled
-    job is no failure; a failure to record never hides the job's own error.
+    job is no failure; a failure to record never hides the job's own error. A job that
+    fails for good (no retry follows) is reported to Sentry when SENTRY_DSN is set.
 
     Once written down, the failed attempt's finished frames let go of their local
     variables: procrastinate keeps the exception in a local of the frame that caught
@@ -318,6 +320,8 @@ async def record_failures(
     except Exception as error:
         # Written down in a frame of its own: this one stays in the traceback.
         await _write_down(context, error)
+        if attempt_outcome(context, error) == "failed":  # no retry follows
+            report_job_failure(context, error)
         let_go_of_locals(error)
         raise
 

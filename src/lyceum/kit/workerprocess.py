@@ -128,12 +128,14 @@ def main() -> None:
 
 async def _work(settings: Settings, database_url: str, queues: list[str]) -> None:
     from lyceum.kit import tracing
+    from lyceum.kit.errortracking import init_sentry
     from lyceum.kit.jobs import run_worker
     from lyceum.kit.logging import configure_logging
     from lyceum.kit.runtime import Runtime
 
     configure_logging(settings.log_level, settings.effective_log_format)
     tracing.configure(settings, role="worker")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    init_sentry(settings, role="worker")  # on when SENTRY_DSN is set
     runtime = await Runtime.start(settings, database_url=database_url, migrate=False)
     worker = asyncio.create_task(
         run_worker(
