@@ -252,16 +252,18 @@ class Page:
         self,
         template: str,
         *,
-        status: int = 200,
+        status: int | None = None,
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> Response:
-        """`template` as an HTML answer. A page that shows an API problem (`problem`)
-        passes on its Retry-After (a limit met, a server too busy): a client told to
-        wait by the API is told so by the page too."""
+        """`template` as an HTML answer, 200 unless `status` says otherwise. A form shown
+        again with an API problem (`problem`) answers with the problem's form status
+        and passes on its Retry-After (a limit met, a server too busy): a client told
+        to wait by the API is told so by the page too."""
         problem = context.get("problem")
         if isinstance(problem, ApiProblem):
             headers = {**problem.wait_headers, **(headers or {})}
+            status = problem.form_status if status is None else status
         env = environment(self.locale)
         html = env.get_template(template).render(
             page=self,
@@ -273,7 +275,9 @@ class Page:
             path=self.request.url.path,
             **context,
         )
-        response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+        response = HTMLResponse(
+            html, status_code=200 if status is None else status, headers=dict(headers or {})
+        )
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["Cache-Control"] = "no-store"
         response.headers["Vary"] = "Cookie, Accept-Language, HX-Request"

@@ -76,7 +76,6 @@ async def signup(
     except ApiProblem as problem:
         return page.render(
             "account/signup.html",
-            status=problem.form_status,
             full_name=full_name,
             email=email,
             next=safe_next(next),
@@ -105,7 +104,6 @@ async def verify_email(
     except ApiProblem as problem:
         return page.render(
             "account/verify_email.html",
-            status=problem.form_status,
             token=token,
             problem=problem,
             verified=False,
@@ -118,7 +116,7 @@ async def resend_verification(page: SignedInForm) -> Response:
     try:
         await page.api.post("auth/verify-email/resend")
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=problem.form_status)
+        return await _account(page, problem=problem)
     return await _account(page, notice=page.gettext("A new confirmation link is on its way."))
 
 
@@ -139,7 +137,6 @@ async def forgot_password(
     except ApiProblem as problem:
         return page.render(
             "account/forgot_password.html",
-            status=problem.form_status,
             email=email,
             problem=problem,
             sent=False,
@@ -167,7 +164,6 @@ async def reset_password(
     except ApiProblem as problem:
         return page.render(
             "account/reset_password.html",
-            status=problem.form_status,
             token=token,
             problem=problem,
             done=False,
@@ -185,7 +181,7 @@ async def _account(
     *,
     problem: ApiProblem | None = None,
     notice: str | None = None,
-    status: int = 200,
+    status: int | None = None,
     form: dict[str, Any] | None = None,
 ) -> Response:
     me = await page.api.get("users/me")
@@ -226,7 +222,7 @@ async def update_profile(
     try:
         await page.api.patch("users/me", json=changes)
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=problem.form_status, form=changes)
+        return await _account(page, problem=problem, form=changes)
     return page.redirect("/account?saved=1")
 
 
@@ -245,7 +241,7 @@ async def upload_avatar(
     try:
         await page.api.put("users/me/avatar", files={"file": (name, data, kind)})
     except ApiProblem as problem:
-        return await _account(page, problem=problem, status=problem.form_status)
+        return await _account(page, problem=problem)
     return page.redirect("/account?saved=1")
 
 
@@ -273,7 +269,7 @@ async def _security(
     *,
     problem: ApiProblem | None = None,
     notice: str | None = None,
-    status: int = 200,
+    status: int | None = None,
     section: str | None = None,
 ) -> Response:
     me = await page.api.get("users/me")
@@ -313,9 +309,7 @@ async def change_password(
             json={"current_password": current_password, "new_password": new_password},
         )
     except ApiProblem as problem:
-        return await _security(
-            page, problem=problem, status=problem.form_status, section="password"
-        )
+        return await _security(page, problem=problem, section="password")
     return page.redirect("/account/security?done=password")
 
 
@@ -343,7 +337,6 @@ async def mfa_enable(
         setup = {"secret": secret, "otpauth_uri": otpauth_uri, "qr_png_base64": qr_png_base64}
         return page.render(
             "account/mfa_setup.html",
-            status=problem.form_status,
             setup=setup,
             problem=problem,
             tab="security",
@@ -360,7 +353,7 @@ async def mfa_disable(
     try:
         await page.api.post("auth/mfa/disable", json={"password": password, "code": code.strip()})
     except ApiProblem as problem:
-        return await _security(page, problem=problem, status=problem.form_status, section="mfa")
+        return await _security(page, problem=problem, section="mfa")
     return page.redirect("/account/security?done=mfa-off")
 
 
@@ -398,7 +391,7 @@ async def _notifications(
     *,
     problem: ApiProblem | None = None,
     notice: str | None = None,
-    status: int = 200,
+    status: int | None = None,
 ) -> Response:
     preferences = await page.api.get("me/notification-preferences")
     return page.render(
@@ -447,7 +440,7 @@ async def save_notification_preferences(page: SignedInForm) -> Response:
     try:
         await page.api.patch("me/notification-preferences", json=body)
     except ApiProblem as problem:
-        return await _notifications(page, problem=problem, status=problem.form_status)
+        return await _notifications(page, problem=problem)
     return page.redirect("/account/notifications?saved=1")
 
 
@@ -473,7 +466,6 @@ async def delete_account(
         me = await page.api.get("users/me")
         return page.render(
             "account/delete.html",
-            status=problem.form_status,
             me=me,
             problem=problem,
             tab="profile",
@@ -556,7 +548,6 @@ async def buy(
             raise
         return page.render(
             "account/buy_problem.html",
-            status=problem.form_status,
             course_id=course_id,
             problem=problem,
             tab="orders",

@@ -436,6 +436,7 @@ async def admin_revenue(
             total[key] += int(row[key])
     return page.render(
         "admin/revenue.html",
+        status=200,  # the report, empty, with a note on the period refused
         revenue=revenue,
         refunds=refunds,
         totals=totals,

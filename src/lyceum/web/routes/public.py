@@ -46,7 +46,6 @@ async def login(
     except ApiProblem as problem:
         return page.render(
             "public/login.html",
-            status=problem.form_status,
             next=safe_next(next),
             email=email,
             problem=problem,
@@ -80,7 +79,6 @@ async def login_mfa(
             )
         return page.render(
             "public/login_mfa.html",
-            status=problem.form_status,
             next=safe_next(next),
             mfa_token=mfa_token,
             problem=problem,
@@ -161,8 +159,11 @@ async def catalog(
         except ApiProblem:
             suggestions = []
     template = "public/_catalog_results.html" if page.htmx else "public/catalog.html"
+    # The results with a note on a filter refused (422), not a form refused: 200, which
+    # htmx swaps in.
     return page.render(
         template,
+        status=200,
         results=results,
         filters=filters,
         page_number=page_number,
